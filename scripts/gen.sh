@@ -22,7 +22,7 @@ mapfile -t FILES < <(cd proto && find ampmesh -name '*.proto' | LC_ALL=C sort)
 python -m grpc_tools.protoc --descriptor_set_in="$IMAGE" --grpc_python_out="$OUT" "${FILES[@]}"
 # protoc writes a _pb2_grpc.py for every file; keep only those that define a service.
 for f in $(find "$OUT/ampmesh" -name '*_pb2_grpc.py'); do
-  grep -q "class .*Servicer(object)" "$f" || rm -f "$f"
+  grep -q "^class .*Servicer\b" "$f" || rm -f "$f"
 done
 
 # 3. the descriptor set Envoy's grpc_json_transcoder loads (imports included, no source

@@ -1,0 +1,48 @@
+# Every target installs what it needs first, so each works alone on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install gen check-gen lint breaking test up clean
+
+install: $(STAMP)
+
+# Reinstall when the pins change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Regenerate gen/ (messages, .pyi, gRPC stubs, Envoy descriptor set) from proto/.
+gen: install
+	VENV=$(VENV) scripts/gen.sh
+
+# Fail when the committed gen/ differs from what proto/ generates.
+check-gen: gen
+	@git add -N gen >/dev/null 2>&1 || true
+	@git diff --quiet --exit-code -- gen || { \
+	  echo "gen/ is out of date with proto/: run 'make gen' and commit gen/"; \
+	  git --no-pager diff --stat -- gen; exit 1; }
+
+lint: install
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code --path proto/ampmesh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Contracts must not break against the previous commit of main (skipped when there is none).
+breaking: install
+	scripts/breaking.sh
+
+test: install
+	$(BIN)/pytest -q
+
+# Brings up every service of the mesh on local defaults (Ctrl-C stops them all).
+up: install
+	$(BIN)/python -m services.launcher up
+
+clean:
+	rm -rf $(VENV) .ampmesh

@@ -1,0 +1,37 @@
+from ampmesh.events.v1 import envelope_pb2 as _envelope_pb2
+from ampmesh.events.v1 import operation_events_pb2 as _operation_events_pb2
+from ampmesh.workflows.v1 import object_target_pb2 as _object_target_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ScheduledReadInput(_message.Message):
+    __slots__ = ("meta", "target", "schedule_id", "page_size")
+    META_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    meta: _envelope_pb2.EventMeta
+    target: _object_target_pb2.ObjectTarget
+    schedule_id: str
+    page_size: int
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., schedule_id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ScheduledReadOutput(_message.Message):
+    __slots__ = ("operation_id", "status", "cursor", "no_new_data", "schedule_paused", "error")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    NO_NEW_DATA_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_PAUSED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    status: _operation_events_pb2.OperationStatus
+    cursor: _object_target_pb2.ReadCursor
+    no_new_data: bool
+    schedule_paused: bool
+    error: str
+    def __init__(self, operation_id: _Optional[str] = ..., status: _Optional[_Union[_operation_events_pb2.OperationStatus, str]] = ..., cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., no_new_data: _Optional[bool] = ..., schedule_paused: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
