@@ -1,0 +1,218 @@
+"""Errors clients may see: google.rpc.Status with details, never Python exception text.
+
+Left alone, grpc answers a handler's exception with UNKNOWN "Unexpected <class 'KeyError'>:
+<the exception text>", which can carry SQL, tokens or customer data. ErrorInterceptor turns
+every unexpected exception into INTERNAL "internal error (request id …)" and logs the
+traceback here, where the request id finds it.
+
+Handlers report expected failures with the helpers below, which attach google.rpc error
+details (AIP-193): BadRequest field violations, ErrorInfo, ResourceInfo. Envoy's transcoder
+turns these into the REST error body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+# googleapis-common-protos ships no type information; pyproject may later say so globally.
+from google.rpc import (  # type: ignore[import-untyped, unused-ignore]
+    error_details_pb2,
+    status_pb2,
+)
+from grpc_status import rpc_status
+
+from services.runtime._handlers import RpcInfo, method_name, wrap_handler
+from services.runtime.logs import get_logger
+from services.runtime.request_id import current_request_id
+
+# ErrorInfo.domain (AIP-193): names the system that produced the error.
+ERROR_DOMAIN = "ampmesh"
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+_log = get_logger("ampmesh.errors")
+
+
+def internal_error_message() -> str:
+    return f"internal error (request id {current_request_id() or 'none'})"
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Unexpected exceptions -> INTERNAL without their text; the traceback goes to the log."""
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        return wrap_handler(handler, method_name(details), self._around)
+
+    @asynccontextmanager
+    async def _around(self, rpc: RpcInfo, context: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise  # the handler chose its status
+        except NotImplementedError:
+            # Generated servicer base classes set UNIMPLEMENTED and raise this for every
+            # method a service has not overridden: keep the code, replace the text.
+            if context.code() == grpc.StatusCode.UNIMPLEMENTED:
+                await context.abort(
+                    grpc.StatusCode.UNIMPLEMENTED, f"{rpc.method} is not implemented"
+                )
+            _log.exception("unhandled exception", method=rpc.method)
+            await context.abort(grpc.StatusCode.INTERNAL, internal_error_message())
+        except Exception:
+            _log.exception("unhandled exception", method=rpc.method)
+            await context.abort(grpc.StatusCode.INTERNAL, internal_error_message())
+
+
+# --- building statuses -----------------------------------------------------------------
+
+
+def error_info(
+    reason: str, *, domain: str = ERROR_DOMAIN, metadata: Mapping[str, str] | None = None
+) -> error_details_pb2.ErrorInfo:
+    """reason: UPPER_SNAKE_CASE, stable, for programs (e.g. "CONNECTION_REVOKED")."""
+    return error_details_pb2.ErrorInfo(reason=reason, domain=domain, metadata=dict(metadata or {}))
+
+
+def bad_request(
+    violations: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> error_details_pb2.BadRequest:
+    """Field violations as (field path, description): ("installation.group_ref", "required")."""
+    items = violations.items() if isinstance(violations, Mapping) else violations
+    return error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in items
+        ]
+    )
+
+
+def resource_info(
+    resource_type: str, resource_name: str, *, owner: str = "", description: str = ""
+) -> error_details_pb2.ResourceInfo:
+    return error_details_pb2.ResourceInfo(
+        resource_type=resource_type,
+        resource_name=resource_name,
+        owner=owner,
+        description=description,
+    )
+
+
+def rich_status(code: grpc.StatusCode, message: str, *details: Message) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        any_detail = any_pb2.Any()
+        any_detail.Pack(detail)
+        packed.append(any_detail)
+    return status_pb2.Status(code=code.value[0], message=message, details=packed)
+
+
+# --- aborting from handlers --------------------------------------------------------------
+
+
+async def abort_with_details(
+    context: Any, code: grpc.StatusCode, message: str, *details: Message
+) -> NoReturn:
+    """End the RPC with code and message, and google.rpc error details for programs."""
+    status = rpc_status.to_status(rich_status(code, message, *details))
+    # Keep trailers already set (the x-request-id echo): abort replaces them wholesale.
+    kept = tuple((k, v) for k, v in (context.trailing_metadata() or ()) if k != STATUS_DETAILS_KEY)
+    await context.abort(
+        status.code, status.details, trailing_metadata=kept + status.trailing_metadata
+    )
+    raise AssertionError("unreachable: abort raises")  # for type checkers
+
+
+async def abort_invalid_argument(
+    context: Any,
+    message: str,
+    violations: Mapping[str, str] | Iterable[tuple[str, str]],
+    *,
+    reason: str | None = None,
+) -> NoReturn:
+    details: list[Message] = [bad_request(violations)]
+    if reason:
+        details.append(error_info(reason))
+    await abort_with_details(context, grpc.StatusCode.INVALID_ARGUMENT, message, *details)
+
+
+async def abort_not_found(
+    context: Any, resource_type: str, resource_name: str, message: str | None = None
+) -> NoReturn:
+    await abort_with_details(
+        context,
+        grpc.StatusCode.NOT_FOUND,
+        message or f"{resource_type} {resource_name!r} not found",
+        resource_info(resource_type, resource_name),
+    )
+
+
+async def abort_with_reason(
+    context: Any,
+    code: grpc.StatusCode,
+    message: str,
+    reason: str,
+    metadata: Mapping[str, str] | None = None,
+) -> NoReturn:
+    await abort_with_details(context, code, message, error_info(reason, metadata=metadata))
+
+
+# --- reading statuses on the client ------------------------------------------------------
+
+
+def status_from_error(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status a server attached to a failed call, or None."""
+    for key, value in error.trailing_metadata() or ():
+        if key == STATUS_DETAILS_KEY:
+            status = status_pb2.Status.FromString(value)
+            return status if status.code == error.code().value[0] else None
+    return None
+
+
+def unpack_details(status: status_pb2.Status) -> list[Message]:
+    """The detail messages of a status, for the error_details types we know."""
+    known: tuple[type[Message], ...] = (
+        error_details_pb2.BadRequest,
+        error_details_pb2.ErrorInfo,
+        error_details_pb2.ResourceInfo,
+        error_details_pb2.RetryInfo,
+        error_details_pb2.PreconditionFailure,
+        error_details_pb2.QuotaFailure,
+        error_details_pb2.DebugInfo,
+        error_details_pb2.Help,
+        error_details_pb2.LocalizedMessage,
+        error_details_pb2.RequestInfo,
+    )
+    out: list[Message] = []
+    for any_detail in status.details:
+        for cls in known:
+            if any_detail.Is(cls.DESCRIPTOR):
+                message = cls()
+                any_detail.Unpack(message)
+                out.append(message)
+                break
+    return out
+
+
+__all__ = [
+    "ERROR_DOMAIN",
+    "ErrorInterceptor",
+    "abort_invalid_argument",
+    "abort_not_found",
+    "abort_with_details",
+    "abort_with_reason",
+    "bad_request",
+    "error_info",
+    "internal_error_message",
+    "resource_info",
+    "rich_status",
+    "status_from_error",
+    "unpack_details",
+]

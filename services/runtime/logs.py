@@ -1,0 +1,58 @@
+"""Structured logging: one JSON object per line on stderr, through structlog.
+
+Log lines made with the stdlib `logging` module (grpc, asyncio, libraries) go through the
+same renderer, so a service's output is uniformly machine-readable. Context bound with
+structlog.contextvars (the request id, by the interceptors) is merged into every line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+
+def configure_logging(level: str = "info", fmt: str = "json", *, cache: bool = True) -> None:
+    """Configure structlog and stdlib logging for a service process (call once, at start)."""
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer()
+        exc: list[Any] = []  # the console renderer prints tracebacks itself
+    else:
+        renderer = structlog.processors.JSONRenderer()
+        exc = [structlog.processors.dict_tracebacks]
+
+    structlog.configure(
+        processors=[*shared, structlog.processors.StackInfoRenderer(), *exc, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=cache,
+    )
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, *exc],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger; `name` shows up as the "component" field.
+
+    Initial values (not .bind()) keep the logger lazy: it is assembled on first use, after
+    configure_logging() ran, even when created at import time.
+    """
+    return structlog.get_logger(component=name)

@@ -1,0 +1,281 @@
+"""The asyncio gRPC server every service runs: mTLS, health, interceptors, graceful stop.
+
+    async with MeshServer(credentials=creds, services=[...], policy=...) as server:
+        ...  # server.port is bound (port 0 picks a free one)
+
+serve(settings, services) runs one until SIGTERM or SIGINT. Shutdown is graceful: health
+turns NOT_SERVING first (so Envoy and other balancers stop sending), optionally waits
+`drain_delay`, then server.stop(grace) refuses new RPCs and lets in-flight ones finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2_grpc as _health_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.runtime.config import ServiceSettings
+from services.runtime.errors import ErrorInterceptor
+from services.runtime.identity import AccessPolicy
+from services.runtime.interceptors import (
+    AuthorizationInterceptor,
+    RequestIdInterceptor,
+    RpcMetrics,
+    TelemetryInterceptor,
+)
+from services.runtime.logs import get_logger
+from services.runtime.metrics_http import MetricsHttpServer, start_metrics_http
+from services.runtime.tls import ServiceCredentials, ensure_service_credentials, server_credentials
+
+_log = get_logger("ampmesh.server")
+
+
+class BindError(RuntimeError):
+    """The gRPC port could not be bound."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """One gRPC service to serve: its full name (for health and reflection) and how to add
+    it to a server."""
+
+    name: str
+    register: Callable[[Any], None]
+
+    @classmethod
+    def from_servicer(
+        cls,
+        service: ServiceDescriptor | str,
+        add_to_server: Callable[[Any, Any], None],
+        servicer: object,
+    ) -> Service:
+        """A generated servicer: Service.from_servicer(
+        token_pb2.DESCRIPTOR.services_by_name["TokenService"],
+        token_pb2_grpc.add_TokenServiceServicer_to_server, TokenServicer(...))"""
+        name = service.full_name if isinstance(service, ServiceDescriptor) else service
+        return cls(name, lambda server: add_to_server(servicer, server))
+
+    @classmethod
+    def from_handler(cls, name: str, handler: Any) -> Service:
+        """A grpc.GenericRpcHandler serving the service called name."""
+        return cls(name, lambda server: server.add_generic_rpc_handlers((handler,)))
+
+
+def default_interceptors(
+    policy: AccessPolicy, metrics: RpcMetrics | None = None
+) -> list[grpc.aio.ServerInterceptor]:
+    """The interceptors every service runs, outermost first (see interceptors.py)."""
+    return [
+        RequestIdInterceptor(),
+        TelemetryInterceptor(metrics),
+        AuthorizationInterceptor(policy),
+        ErrorInterceptor(),
+    ]
+
+
+class MeshServer:
+    """A started-on-demand grpc.aio server with our defaults; an async context manager."""
+
+    def __init__(
+        self,
+        *,
+        credentials: ServiceCredentials,
+        services: Sequence[Service],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        policy: AccessPolicy | None = None,
+        reflection: bool = False,
+        grace_period: float = 10.0,
+        drain_delay: float = 0.0,
+        metrics: RpcMetrics | None = None,
+        extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        max_concurrent_rpcs: int | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        names = [s.name for s in services]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"services registered twice: {', '.join(duplicates)}")
+        self.credentials = credentials
+        self.services = list(services)
+        self.host = host
+        self.requested_port = port
+        self.policy = policy or AccessPolicy.any_peer()
+        self.reflection = reflection
+        self.grace_period = grace_period
+        self.drain_delay = drain_delay
+        self._metrics = metrics
+        self._extra_interceptors = list(extra_interceptors)
+        self._max_concurrent_rpcs = max_concurrent_rpcs
+        self._options = list(options)
+        self._server: Any = None
+        self._health = health.aio.HealthServicer()
+        self._port = 0
+        self._shutdown_started = False
+        self._stopped = asyncio.Event()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ServiceSettings,
+        *,
+        credentials: ServiceCredentials,
+        services: Sequence[Service],
+        policy: AccessPolicy | None = None,
+        **kwargs: Any,
+    ) -> MeshServer:
+        return cls(
+            credentials=credentials,
+            services=services,
+            host=settings.listen_host,
+            port=settings.listen_port,
+            policy=policy,
+            reflection=settings.reflection,
+            grace_period=settings.grace_period,
+            drain_delay=settings.drain_delay,
+            max_concurrent_rpcs=settings.max_concurrent_rpcs,
+            **kwargs,
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound port (meaningful once started)."""
+        return self._port
+
+    @property
+    def health(self) -> Any:
+        """The grpc_health.v1.health.aio.HealthServicer; its calls are coroutines."""
+        return self._health
+
+    async def start(self) -> int:
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        self._server = grpc.aio.server(
+            interceptors=[
+                *default_interceptors(self.policy, self._metrics),
+                *self._extra_interceptors,
+            ],
+            # grpcio turns SO_REUSEPORT on by default: a second server on a busy port would
+            # start "fine" and silently steal traffic. One process per port, unless chosen.
+            options=[("grpc.so_reuseport", 0), *self._options],
+            maximum_concurrent_rpcs=self._max_concurrent_rpcs,
+        )
+        for service in self.services:
+            service.register(self._server)
+        _health_grpc.add_HealthServicer_to_server(self._health, self._server)
+        if self.reflection:
+            # Reflection lets anyone who can connect list every method: internal ports only.
+            names = [s.name for s in self.services]
+            reflection.enable_server_reflection(
+                (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+            )
+
+        address = (
+            f"[{self.host}]:{self.requested_port}"
+            if ":" in self.host
+            else (f"{self.host}:{self.requested_port}")
+        )
+        # grpcio 1.85 raises RuntimeError on a bind failure; older ones returned 0. Either
+        # way the caller gets one BindError naming the address.
+        try:
+            port = self._server.add_secure_port(address, server_credentials(self.credentials))
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            self._server = None
+            raise BindError(f"cannot listen on {address}: address in use or not permitted")
+        self._port = port
+
+        for service in self.services:
+            await self._health.set(service.name, health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._server.start()
+        return port
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, wait drain_delay, then stop(grace): in-flight RPCs finish,
+        new ones are refused. Safe to call more than once."""
+        if self._server is None:
+            return
+        if self._shutdown_started:
+            await self._stopped.wait()
+            return
+        self._shutdown_started = True
+        grace = self.grace_period if grace is None else grace
+        _log.info("shutting down", grace_period=grace, drain_delay=self.drain_delay)
+        await self._health.enter_graceful_shutdown()
+        if self.drain_delay > 0:
+            await asyncio.sleep(self.drain_delay)
+        await self._server.stop(grace)
+        self._stopped.set()
+        _log.info("stopped")
+
+    async def wait_for_termination(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> MeshServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+
+async def serve(
+    settings: ServiceSettings,
+    services: Sequence[Service],
+    *,
+    policy: AccessPolicy | None = None,
+    credentials: ServiceCredentials | None = None,
+    metrics: RpcMetrics | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a MeshServer for settings until SIGTERM/SIGINT (or `stop` is set), then drain."""
+    if credentials is None:
+        credentials = ensure_service_credentials(
+            settings.cert_dir, settings.identity, create=settings.create_certs
+        )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    metrics_http: MetricsHttpServer | None = None
+    try:
+        server = MeshServer.from_settings(
+            settings, credentials=credentials, services=services, policy=policy, metrics=metrics
+        )
+        async with server:
+            if settings.metrics_port is not None:
+                metrics_http = start_metrics_http(settings.metrics_port, settings.metrics_host)
+            _log.info(
+                "serving",
+                service=settings.service_name,
+                identity=settings.identity,
+                host=settings.listen_host,
+                port=server.port,
+                metrics_port=metrics_http.port if metrics_http else None,
+                services=[s.name for s in services],
+                reflection=settings.reflection,
+            )
+            await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if metrics_http is not None:
+            metrics_http.close()

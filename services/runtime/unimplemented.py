@@ -1,0 +1,76 @@
+"""Placeholder services: every method answers UNIMPLEMENTED with a message saying why.
+
+A contract can be served before its implementation exists: clients, Envoy's transcoder and
+health checks see the real service name and methods, and a call tells the caller which
+piece of work builds it ("/ampmesh.write.v1.WriteService/CreateRecord is not built yet:
+the Write API is built by issue 7") instead of grpc's "Method not found!".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from services.runtime.server import Service
+
+
+def unimplemented_message(method: str, reason: str) -> str:
+    return f"{method} is not built yet: {reason}"
+
+
+def unimplemented_handler(service: ServiceDescriptor, reason: str) -> Any:
+    """A grpc.GenericRpcHandler for service whose every method aborts UNIMPLEMENTED."""
+    handlers = {m.name: _method_handler(service, m, reason) for m in service.methods}
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def unimplemented_service(service: ServiceDescriptor, reason: str) -> Service:
+    """unimplemented_handler as a Service the server can register (and report healthy)."""
+    handler = unimplemented_handler(service, reason)
+    return Service.from_handler(service.full_name, handler)
+
+
+def with_fallback(
+    services: Iterable[ServiceDescriptor],
+    implemented: Iterable[Service],
+    reasons: str | Mapping[str, str],
+) -> list[Service]:
+    """The implemented services, plus an UNIMPLEMENTED placeholder for every other one.
+
+    reasons: one message for all placeholders, or one per full service name (a name
+    missing from the mapping gets "not scheduled").
+    """
+    real = list(implemented)
+    done = {s.name for s in real}
+    result = list(real)
+    for descriptor in services:
+        if descriptor.full_name in done:
+            continue
+        reason = (
+            reasons
+            if isinstance(reasons, str)
+            else reasons.get(descriptor.full_name, "not scheduled")
+        )
+        result.append(unimplemented_service(descriptor, reason))
+    return result
+
+
+def _method_handler(service: ServiceDescriptor, method: MethodDescriptor, reason: str) -> Any:
+    full = f"/{service.full_name}/{method.name}"
+    message = unimplemented_message(full, reason)
+
+    async def abort(request: Any, context: Any) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+    # No deserializers: requests stay bytes, which is all a placeholder needs; the handler
+    # kind follows the method's so that streaming clients get a clean status too.
+    if method.client_streaming and method.server_streaming:
+        return grpc.stream_stream_rpc_method_handler(abort)
+    if method.client_streaming:
+        return grpc.stream_unary_rpc_method_handler(abort)
+    if method.server_streaming:
+        return grpc.unary_stream_rpc_method_handler(abort)
+    return grpc.unary_unary_rpc_method_handler(abort)
