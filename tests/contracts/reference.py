@@ -89,8 +89,14 @@ def operations() -> list[Operation]:
                 if method in item:
                     spec = item[method]
                     found.append(
-                        Operation(host, method.upper(), prefix + route,
-                                  spec.get("operationId", ""), path, spec)
+                        Operation(
+                            host,
+                            method.upper(),
+                            prefix + route,
+                            spec.get("operationId", ""),
+                            path,
+                            spec,
+                        )
                     )
     return found
 
@@ -114,9 +120,7 @@ class SchemaResolver:
         return schema, base
 
 
-def example_instance(
-    schema: dict[str, Any], base: Path, branch: int = 0, depth: int = 0
-) -> Any:
+def example_instance(schema: dict[str, Any], base: Path, branch: int = 0, depth: int = 0) -> Any:
     """A JSON value holding every property the schema names, nested ones included.
 
     Where the schema offers alternatives (oneOf/anyOf) the `branch`-th is taken, so

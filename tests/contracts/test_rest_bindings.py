@@ -16,7 +16,12 @@ from typing import Any
 
 from google.protobuf import descriptor, json_format
 
-from tests.contracts.bindings import Binding, bindings, message_class, public_methods_without_binding
+from tests.contracts.bindings import (
+    Binding,
+    bindings,
+    message_class,
+    public_methods_without_binding,
+)
 from tests.contracts.reference import REPO, Operation, SchemaResolver, example_instance, operations
 
 # Bindings on a reference host that the reference's OpenAPI documents do not describe,
@@ -87,9 +92,10 @@ def _variables(path: str) -> list[str]:
     return [v.split("=")[0] for v in re.findall(r"\{([^}]*)\}", path)]
 
 
-def _field_json_name(message: descriptor.Descriptor, dotted: str) -> str:
+def _field_json_name(message: descriptor.Descriptor | None, dotted: str) -> str:
     field = None
     for part in dotted.split("."):
+        assert message is not None, f"{dotted} goes through a scalar"
         field = message.fields_by_name[part]
         message = field.message_type
     assert field is not None
@@ -156,8 +162,7 @@ def _one_per_oneof(value: Any, message: descriptor.Descriptor, branch: int) -> A
             value_field = target.fields_by_name["value"]
             if value_field.message_type is not None and isinstance(item, dict):
                 value[key] = {
-                    k: _one_per_oneof(v, value_field.message_type, branch)
-                    for k, v in item.items()
+                    k: _one_per_oneof(v, value_field.message_type, branch) for k, v in item.items()
                 }
         elif isinstance(item, list):
             value[key] = [_one_per_oneof(v, target, branch) for v in item]
@@ -166,9 +171,7 @@ def _one_per_oneof(value: Any, message: descriptor.Descriptor, branch: int) -> A
     return value
 
 
-def _parse_into(
-    value: Any, message: descriptor.Descriptor, field_path: str, branch: int
-) -> None:
+def _parse_into(value: Any, message: descriptor.Descriptor, field_path: str, branch: int) -> None:
     """Parse `value` into `message`, or into its field `field_path` when one is named."""
     if field_path and field_path != "*":
         field = message.fields_by_name[field_path]
@@ -180,7 +183,7 @@ def _parse_into(
 def _check_parses(
     label: str, schema: dict[str, Any], op: Operation, target: descriptor.Descriptor, field: str
 ) -> list[str]:
-    problems = []
+    problems: list[str] = []
     if target.full_name == "google.api.HttpBody":
         return problems
     for branch in range(3):
@@ -212,7 +215,10 @@ def test_reference_requests_and_responses_parse_into_our_messages() -> None:
                 if schema is not None:
                     checked += 1
                     problems += _check_parses(
-                        f"{code} response", schema, op, binding.rpc.output_type,
+                        f"{code} response",
+                        schema,
+                        op,
+                        binding.rpc.output_type,
                         binding.response_body,
                     )
     print(f"\n{checked} reference request/response schemas checked, {len(problems)} problems")

@@ -1,0 +1,87 @@
+"""The api service's route groups and the contracts each serves.
+
+As in the reference deployment, one api binary serves every public surface; each route
+group can be switched off (AMPMESH_ENABLE_<GROUP>_ROUTES=false) so that the groups can run
+as separate deployments behind the edge.
+"""
+
+from __future__ import annotations
+
+from ampmesh.platform.v1 import (
+    api_keys_pb2,
+    connections_pb2,
+    destinations_pb2,
+    installations_pb2,
+    integrations_pb2,
+    jwt_keys_pb2,
+    object_metadata_pb2,
+    operations_pb2,
+    orgs_pb2,
+    projects_pb2,
+    provider_apps_pb2,
+    providers_pb2,
+)
+from ampmesh.proxy.v1 import proxy_pb2
+from ampmesh.read.v1 import read_pb2
+from ampmesh.search.v1 import search_pb2
+from ampmesh.write.v1 import write_pb2
+from google.protobuf.descriptor import ServiceDescriptor
+
+_PLATFORM_MODULES = (
+    orgs_pb2,
+    projects_pb2,
+    api_keys_pb2,
+    jwt_keys_pb2,
+    provider_apps_pb2,
+    providers_pb2,
+    integrations_pb2,
+    installations_pb2,
+    connections_pb2,
+    destinations_pb2,
+    operations_pb2,
+    object_metadata_pb2,
+)
+
+
+def _services(*modules: object) -> tuple[ServiceDescriptor, ...]:
+    return tuple(
+        service
+        for module in modules
+        for service in module.DESCRIPTOR.services_by_name.values()  # type: ignore[attr-defined]
+    )
+
+
+ROUTE_GROUPS: dict[str, tuple[ServiceDescriptor, ...]] = {
+    "platform": _services(*_PLATFORM_MODULES),
+    "read": _services(read_pb2),
+    "write": _services(write_pb2),
+    "search": _services(search_pb2),
+    "proxy": _services(proxy_pb2),
+}
+
+_CONTROL_PLANE = "the control plane is built by issue #4"
+_CONNECTIONS = "connections and OAuth are built by issue #5"
+# Why each public service answers UNIMPLEMENTED for now, and which issue builds it.
+NOT_BUILT_YET: dict[str, str] = {
+    "ampmesh.platform.v1.OrgService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.ProjectService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.ApiKeyService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.JwtKeyService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.ProviderAppService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.ProviderService": "the providers catalog is built by issue #4",
+    "ampmesh.platform.v1.IntegrationService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.InstallationService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.DestinationService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.TopicService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.NotificationEventTopicRouteService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.TopicDestinationRouteService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.OperationService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.ConnectionService": _CONNECTIONS,
+    "ampmesh.platform.v1.ObjectMetadataService": (
+        "object metadata needs the connectors of issue #6 and has no issue of its own yet"
+    ),
+    "ampmesh.read.v1.ReadService": "reads are built by issue #6",
+    "ampmesh.write.v1.WriteService": "the Write API has no issue filed yet",
+    "ampmesh.search.v1.SearchService": "the Search API has no issue filed yet",
+    "ampmesh.proxy.v1.ProxyService": "the proxy has no issue filed yet",
+}

@@ -1,0 +1,1 @@
+"""builder-mcp: MCP tools for builders (catalog, manifests, installations, operations)."""

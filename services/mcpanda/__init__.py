@@ -1,0 +1,1 @@
+"""mcpanda: MCP tools for integration testing: drive every public RPC of ampmesh."""

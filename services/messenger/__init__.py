@@ -1,0 +1,1 @@
+"""The messenger service (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""The metrics service (see ARCHITECTURE.md)."""

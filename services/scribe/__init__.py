@@ -1,0 +1,1 @@
+"""The scribe service (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""The token-manager service (see ARCHITECTURE.md)."""
