@@ -2,7 +2,7 @@
 # Regenerates everything in gen/ from proto/: messages, .pyi typing, gRPC stubs, and the
 # descriptor set Envoy's transcoder loads. Deterministic, so CI reruns it and fails on drift.
 #
-#   scripts/gen.sh            regenerate ./gen
+#   scripts/gen.sh            regenerate ./gen (gen/envoy/ holds what Envoy loads)
 #   scripts/gen.sh /tmp/x     generate into /tmp/x/gen instead (a dry run; gen/ untouched)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,9 @@ done
 # 3. the descriptor set Envoy's grpc_json_transcoder loads (imports included, no source
 #    info: comments must not change what Envoy loads).
 buf build --path proto/ampmesh --as-file-descriptor-set --exclude-source-info -o "$OUT/ampmesh.binpb"
+# 4. Envoy's copy: response_body cleared (Envoy 1.40 refuses it), and the list of the
+#    responses the edge unwraps instead (see scripts/envoy_descriptor.py).
+python scripts/envoy_descriptor.py "$OUT/ampmesh.binpb" "$OUT/envoy"
 
 # Packages, so that type checkers and importers see plain packages.
 find "$OUT/ampmesh" -type d -exec touch {}/__init__.py \;

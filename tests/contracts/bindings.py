@@ -1,4 +1,7 @@
-"""The REST bindings our contracts declare, read from the descriptor set Envoy loads."""
+"""The REST bindings our contracts declare, read from the contracts' descriptor set.
+
+Envoy loads a copy derived from it (gen/envoy/, see scripts/envoy_descriptor.py).
+"""
 
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ def _patterns(rule: http_pb2.HttpRule) -> list[tuple[str, str, str, str]]:
 
 @cache
 def bindings() -> tuple[Binding, ...]:
-    """Every google.api.http binding of every public service in gen/ampmesh.binpb."""
+    """Every google.api.http binding of every public service in the descriptor set."""
     import_generated()
     files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
     pool = descriptor_pool.Default()

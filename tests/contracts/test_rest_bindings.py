@@ -1,7 +1,7 @@
 """Our REST surface against the reference platform's OpenAPI documents.
 
-The bindings come from gen/ampmesh.binpb, the descriptor set Envoy's transcoder loads,
-so what is checked here is what REST clients get. Each reference operation must be
+The bindings come from gen/ampmesh.binpb, the descriptor set Envoy's copy is derived from
+(test_envoy_loads_contracts.py shows Envoy accepts that copy). Each reference operation must be
 bound (or listed in ARCHITECTURE.md with the reason it is not), path and query
 parameters must carry the reference's names, and JSON built from every property of
 the reference's request and response schemas must parse into our messages, so a client
