@@ -19,6 +19,8 @@ from ampmesh.read.v1 import read_pb2, read_pb2_grpc
 from ampmesh.scribe.v1 import scribe_pb2, scribe_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2, token_manager_pb2_grpc
 from ampmesh.write.v1 import write_pb2, write_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from mcp import Client
 
 from services.launcher.mesh import Mesh, check_health, running_mesh, stop
@@ -124,8 +126,6 @@ async def test_internal_services_serve_their_contracts_to_allowed_callers_only(
 
 
 async def _health_call(address: str, credentials: grpc.ChannelCredentials, name: str) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     options = [("grpc.ssl_target_name_override", name)]
     async with grpc.aio.secure_channel(address, credentials, options=options) as ch:
         await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -194,3 +194,13 @@ async def test_stopping_drains_every_process_cleanly(tmp_path: Path) -> None:
     async with running_mesh(tmp_path) as own:
         codes = await stop(own)
     assert codes == {s.spec.name: 0 for s in own.services}
+
+
+async def test_internal_ports_offer_reflection_of_the_contracts_they_serve(mesh: Mesh) -> None:
+    async with channel(mesh, "scribe", caller="api") as ch:
+        stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        async for reply in stub.ServerReflectionInfo(iter([request]), timeout=5):
+            names = {s.name for s in reply.list_services_response.service}
+            break
+    assert "ampmesh.scribe.v1.ScribeService" in names
