@@ -1,9 +1,10 @@
 """Errors clients may see: google.rpc.Status with details, never Python exception text.
 
 Left alone, grpc answers a handler's exception with UNKNOWN "Unexpected <class 'KeyError'>:
-<the exception text>", which can carry SQL, tokens or customer data. ErrorInterceptor turns
-every unexpected exception into INTERNAL "internal error (request id …)" and logs the
-traceback here, where the request id finds it.
+<the exception text>", which can carry SQL, tokens or customer data. The runtime's
+interceptor (interceptors.py) turns every unexpected exception into INTERNAL "internal error
+(request id …)" with abort_unexpected() and logs the traceback here, where the request id
+finds it.
 
 Handlers report expected failures with the helpers below, which attach google.rpc error
 details (AIP-193): BadRequest field violations, ErrorInfo, ResourceInfo. Envoy's transcoder
@@ -12,8 +13,7 @@ turns these into the REST error body.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 import grpc
@@ -27,7 +27,6 @@ from google.rpc import (  # type: ignore[import-untyped, unused-ignore]
 )
 from grpc_status import rpc_status
 
-from services.runtime._handlers import RpcInfo, method_name, wrap_handler
 from services.runtime.logs import get_logger
 from services.runtime.request_id import current_request_id
 
@@ -43,33 +42,19 @@ def internal_error_message() -> str:
     return f"internal error (request id {current_request_id() or 'none'})"
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Unexpected exceptions -> INTERNAL without their text; the traceback goes to the log."""
+async def abort_unexpected(context: Any, method: str, error: Exception) -> NoReturn:
+    """End an RPC whose handler raised `error` (not an abort): INTERNAL without its text.
 
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        return wrap_handler(handler, method_name(details), self._around)
-
-    @asynccontextmanager
-    async def _around(self, rpc: RpcInfo, context: Any) -> AsyncIterator[None]:
-        try:
-            yield
-        except grpc.aio.AbortError:
-            raise  # the handler chose its status
-        except NotImplementedError:
-            # Generated servicer base classes set UNIMPLEMENTED and raise this for every
-            # method a service has not overridden: keep the code, replace the text.
-            if context.code() == grpc.StatusCode.UNIMPLEMENTED:
-                await context.abort(
-                    grpc.StatusCode.UNIMPLEMENTED, f"{rpc.method} is not implemented"
-                )
-            _log.exception("unhandled exception", method=rpc.method)
-            await context.abort(grpc.StatusCode.INTERNAL, internal_error_message())
-        except Exception:
-            _log.exception("unhandled exception", method=rpc.method)
-            await context.abort(grpc.StatusCode.INTERNAL, internal_error_message())
+    Call it from the `except` block that caught error: the traceback logged here is the one
+    being handled. Generated servicer base classes set UNIMPLEMENTED and raise
+    NotImplementedError for every method a service has not overridden: that keeps its code,
+    with a message of ours instead of theirs.
+    """
+    if isinstance(error, NotImplementedError) and context.code() == grpc.StatusCode.UNIMPLEMENTED:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+    _log.exception("unhandled exception", method=method)
+    await context.abort(grpc.StatusCode.INTERNAL, internal_error_message())
+    raise AssertionError("unreachable: abort raises")  # for type checkers
 
 
 # --- building statuses -----------------------------------------------------------------
@@ -203,9 +188,9 @@ def unpack_details(status: status_pb2.Status) -> list[Message]:
 
 __all__ = [
     "ERROR_DOMAIN",
-    "ErrorInterceptor",
     "abort_invalid_argument",
     "abort_not_found",
+    "abort_unexpected",
     "abort_with_details",
     "abort_with_reason",
     "bad_request",

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from grpc_health.v1 import health as _health
@@ -27,7 +28,14 @@ _caller: ContextVar[str | None] = ContextVar("ampmesh_caller_identity", default=
 
 def identity_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> str | None:
     """The mesh identity in a peer's certificate SANs, or None when there is none."""
-    for raw in auth_context.get(SAN_PROPERTY, ()):
+    return _identity_from_sans(tuple(auth_context.get(SAN_PROPERTY, ())))
+
+
+# Asked on every RPC, about the few certificates our CA issued: remember the answers. The
+# key is the SAN list itself, so a certificate naming someone else is never mistaken.
+@lru_cache(maxsize=1024)
+def _identity_from_sans(sans: tuple[bytes, ...]) -> str | None:
+    for raw in sans:
         name = raw.decode("ascii", "replace")
         if name in LOCAL_DNS_NAMES or _is_ip(name):
             continue
@@ -39,11 +47,16 @@ def identity_from_auth_context(auth_context: Mapping[str, Iterable[bytes]]) -> s
 
 def caller_identity(context: Any) -> str | None:
     """The identity of the peer of this RPC (a grpc.aio.ServicerContext), or None."""
+    # Asked on every RPC. When the transport identifies peers by their SANs (any
+    # certificate with one), those are the peer identities, in the same order: reading them
+    # alone is ten times cheaper than building the whole auth context.
+    if context.peer_identity_key() == SAN_PROPERTY:
+        return _identity_from_sans(tuple(context.peer_identities() or ()))
     return identity_from_auth_context(context.auth_context())
 
 
 def current_caller() -> str | None:
-    """The caller's identity as set by AuthorizationInterceptor for the running RPC."""
+    """The caller's identity, set by the runtime's interceptor for the running RPC."""
     return _caller.get()
 
 

@@ -1,20 +1,26 @@
-"""Server interceptors every ampmesh service runs, outermost first:
+"""The server interceptor every ampmesh service runs: MeshInterceptor, which for each RPC
 
-    RequestIdInterceptor      x-request-id from the caller or new; contextvar; echoed back
-    TelemetryInterceptor      one JSON access-log line and Prometheus metrics per RPC
-    AuthorizationInterceptor  caller identity from its certificate; AccessPolicy check
-    errors.ErrorInterceptor   unexpected exceptions -> INTERNAL without their text
+    request id       x-request-id from the caller or new; contextvar; echoed back
+    authorization    caller identity from its certificate; AccessPolicy check
+    errors           unexpected exceptions -> INTERNAL without their text (errors.py)
+    telemetry        one JSON access-log line and Prometheus metrics per RPC
 
-server.default_interceptors() builds this list. Each wraps the handler (see _handlers.py)
-for all four RPC kinds, so streaming RPCs are timed, logged and authorized too.
+in that order on the way in, and the reverse on the way out. It is one interceptor, not
+four, because each grpc.aio interceptor layer costs an extra await of the continuation, a
+rebuilt handler and a wrapper coroutine per RPC: layered, they halved the throughput of a
+trivial RPC (bench/runtime_overhead.py). The handler wrapping is built once per method and
+reused; per RPC there is one wrapper coroutine with plain try/except/finally.
+
+server.default_interceptors() installs it. It wraps all four RPC kinds (see _handlers.py),
+so streaming RPCs are timed, logged and authorized too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -23,7 +29,8 @@ import structlog
 from grpc_health.v1 import health as _health
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-from services.runtime._handlers import RpcInfo, method_name, wrap_handler
+from services.runtime._handlers import RpcInfo, method_name, rewrap, rpc_kind
+from services.runtime.errors import abort_unexpected
 from services.runtime.identity import (
     AccessPolicy,
     caller_identity,
@@ -55,50 +62,25 @@ _SERVER_FAULTS = frozenset(
 # one label value per made-up name would let any caller grow our metrics without bound.
 UNKNOWN_METHOD = "unknown"
 
+# Wrapped handlers kept per method name. Only methods a registered handler answers are
+# kept (unknown ones are never cached), so this is the server's method count in practice;
+# the bound only matters for a generic handler that answers any name it is given.
+MAX_CACHED_METHODS = 4096
+
+_bind_log_context = structlog.contextvars.bind_contextvars
+_reset_log_context = structlog.contextvars.reset_contextvars
+_perf_counter = time.perf_counter
+_AbortError = grpc.aio.AbortError
+_CancelledError = asyncio.CancelledError
+_OK = grpc.StatusCode.OK
+_UNKNOWN = grpc.StatusCode.UNKNOWN
+
 
 def metadata_value(metadata: Iterable[tuple[str, Any]] | None, key: str) -> Any:
     for k, v in metadata or ():
         if k == key:
             return v
     return None
-
-
-class RequestIdInterceptor(grpc.aio.ServerInterceptor):
-    """Give every RPC a request id, visible to the handler and sent back to the caller.
-
-    The id goes back in the *trailing* metadata, set before the handler runs: grpc.aio
-    keeps it when the handler later calls context.abort(code, message) without trailers of
-    its own (verified on 1.85.1), which is when a caller most needs the id. Not in the
-    initial metadata: response headers commit a call, and a committed call is never
-    retried (gRFC A6), so sending them early would switch off every retry policy.
-    A handler that aborts with trailers of its own should use errors.abort_with_details,
-    which keeps the id.
-    """
-
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        return wrap_handler(handler, method_name(details), self._around)
-
-    @asynccontextmanager
-    async def _around(self, rpc: RpcInfo, context: Any) -> AsyncIterator[None]:
-        request_id = accept_request_id(
-            metadata_value(context.invocation_metadata(), REQUEST_ID_HEADER)
-        )
-        token = set_request_id(request_id)
-        echo = (REQUEST_ID_HEADER, request_id)
-        context.set_trailing_metadata((echo,))
-        try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id):
-                yield
-            # The handler may have replaced the trailers (on success; after an abort they
-            # are fixed): put the id back.
-            trailers = tuple(context.trailing_metadata() or ())
-            if echo not in trailers:
-                context.set_trailing_metadata((*trailers, echo))
-        finally:
-            reset_request_id(token)
 
 
 class RpcMetrics:
@@ -124,6 +106,35 @@ class RpcMetrics:
         self.handled.labels(rpc.service, rpc.name, rpc.kind, code.name).inc()
         self.handling_seconds.labels(rpc.service, rpc.name, rpc.kind).observe(seconds)
 
+    def for_method(self, rpc: RpcInfo) -> MethodMetrics:
+        """The metrics of one method, with its labelled children looked up once."""
+        return MethodMetrics(self, rpc)
+
+
+class MethodMetrics:
+    """RpcMetrics.observe for one method, without a .labels() lookup per RPC."""
+
+    __slots__ = ("_handled", "_metrics", "_rpc", "_seconds")
+
+    def __init__(self, metrics: RpcMetrics, rpc: RpcInfo) -> None:
+        self._metrics = metrics
+        self._rpc = rpc
+        self._handled: dict[grpc.StatusCode, Any] = {}
+        self._seconds: Any = None  # created on the first observation, as .labels() would
+
+    def observe(self, code: grpc.StatusCode, seconds: float) -> None:
+        handled = self._handled.get(code)
+        if handled is None:
+            rpc = self._rpc
+            handled = self._handled[code] = self._metrics.handled.labels(
+                rpc.service, rpc.name, rpc.kind, code.name
+            )
+        handled.inc()
+        if self._seconds is None:
+            rpc = self._rpc
+            self._seconds = self._metrics.handling_seconds.labels(rpc.service, rpc.name, rpc.kind)
+        self._seconds.observe(seconds)
+
 
 @lru_cache(maxsize=1)
 def default_metrics() -> RpcMetrics:
@@ -131,63 +142,222 @@ def default_metrics() -> RpcMetrics:
     return RpcMetrics()
 
 
-class TelemetryInterceptor(grpc.aio.ServerInterceptor):
-    """Access log and metrics per RPC: method, status code, duration, peer, request id.
+class MeshInterceptor(grpc.aio.ServerInterceptor):
+    """Request id, authorization, error mapping, access log and metrics for every RPC.
 
-    Never the request or response bodies: they can carry credentials and customer data.
-    It also answers methods this server does not have, so that they are logged and
-    counted (UNIMPLEMENTED) instead of being refused below every interceptor.
+    Request id: the id goes back in the *trailing* metadata, set before the handler runs:
+    grpc.aio keeps it when the handler later calls context.abort(code, message) without
+    trailers of its own (verified on 1.85.1), which is when a caller most needs the id.
+    Not in the initial metadata: response headers commit a call, and a committed call is
+    never retried (gRFC A6), so sending them early would switch off every retry policy.
+    A handler that aborts with trailers of its own should use errors.abort_with_details,
+    which keeps the id.
+
+    Authorization: the identity is read from the peer certificate in the ServicerContext,
+    which only the wrapped handler can see; the check runs before the handler does (and,
+    for client streams, before any request is read). Callers the AccessPolicy refuses get
+    PERMISSION_DENIED (UNAUTHENTICATED without a mesh identity), naming them.
+
+    Telemetry: method, status code, duration, peer, request id; never the request or
+    response bodies, which can carry credentials and customer data. Methods this server
+    does not have are answered here (UNIMPLEMENTED), so that they are logged and counted
+    under one "unknown" label instead of being refused below every interceptor.
     """
 
-    def __init__(self, metrics: RpcMetrics | None = None) -> None:
+    def __init__(self, policy: AccessPolicy, metrics: RpcMetrics | None = None) -> None:
+        self.policy = policy
         self._metrics = metrics or default_metrics()
+        # method -> (the handler grpc gave us, our wrapping of it). grpc.aio hands over the
+        # same handler object for a method on every call; if it ever does not, rewrap.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+        self._unknown = _Route(RpcInfo(_UNKNOWN_RPC, "bidi_stream"), self._metrics, None)
 
     async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        method = method_name(details)
         handler = await continuation(details)
+        method = method_name(details)
         if handler is None:
-            return wrap_handler(_unknown_method_handler(method), _UNKNOWN_RPC, self._around)
-        return wrap_handler(handler, method, self._around)
+            return rewrap(_unknown_method_handler(method), self._unknown.wrap)
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        route = _Route(RpcInfo(method, rpc_kind(handler)), self._metrics, self.policy)
+        wrapped = rewrap(handler, route.wrap)
+        if cached is not None or len(self._wrapped) < MAX_CACHED_METHODS:
+            self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
-    @asynccontextmanager
-    async def _around(self, rpc: RpcInfo, context: Any) -> AsyncIterator[None]:
-        start = time.perf_counter()
-        code: grpc.StatusCode | None = None
+
+class _Call:
+    """What one RPC carries from its start to its end."""
+
+    __slots__ = ("caller_token", "echo", "identity", "log_tokens", "request_id_token", "start")
+
+    def __init__(
+        self,
+        start: float,
+        echo: tuple[str, str],
+        request_id_token: object,
+        log_tokens: Any,
+        identity: str | None,
+        caller_token: object,
+    ) -> None:
+        self.start = start
+        self.echo = echo
+        self.request_id_token = request_id_token
+        self.log_tokens = log_tokens
+        self.identity = identity
+        self.caller_token = caller_token
+
+
+class _Route:
+    """Everything per method that does not change between RPCs, and the per-RPC steps.
+
+    policy None: no authorization (the unknown-method answer, which any caller may get).
+    """
+
+    __slots__ = ("_health", "_metrics", "info", "policy")
+
+    def __init__(self, info: RpcInfo, metrics: RpcMetrics, policy: AccessPolicy | None) -> None:
+        self.info = info
+        self.policy = policy
+        self._metrics = metrics.for_method(info)
+        self._health = info.service == _health.SERVICE_NAME
+
+    def wrap(self, behaviour: Any, response_streaming: bool) -> Any:
+        """The behaviour grpc.aio runs instead of `behaviour`, for this method's RPCs."""
+        # grpc.aio awaits a handler only when it is a coroutine function, and tells a
+        # streaming handler that writes with `await context.write(...)` from a generator
+        # by iscoroutinefunction: the wrapper is `async def` of the same shape.
+        if response_streaming and not inspect.iscoroutinefunction(behaviour):
+            return self._wrap_generator(behaviour)
+        return self._wrap_coroutine(behaviour)
+
+    def _wrap_coroutine(self, behaviour: Any) -> Any:
+        enter, refusal, leave, method = self.enter, self.refusal, self.leave, self.info.method
+        awaits = inspect.iscoroutinefunction(behaviour)
+
+        async def run(request: Any, context: Any) -> Any:
+            call = enter(context)
+            code = None
+            try:
+                refused = refusal(call)
+                if refused is not None:
+                    await context.abort(*refused)
+                try:
+                    if awaits:
+                        result = await behaviour(request, context)
+                    else:
+                        result = behaviour(request, context)
+                        if inspect.isawaitable(result):
+                            result = await result
+                except _AbortError:
+                    raise  # the handler chose its status
+                except Exception as error:
+                    await abort_unexpected(context, method, error)
+                _echo_request_id(call, context)
+                return result
+            except _AbortError:
+                code = context.code() or _UNKNOWN
+                raise
+            except BaseException as error:
+                code = _failure_code(error, context)
+                raise
+            finally:
+                leave(call, context, code)
+
+        return run
+
+    def _wrap_generator(self, behaviour: Any) -> Any:
+        enter, refusal, leave, method = self.enter, self.refusal, self.leave, self.info.method
+
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            call = enter(context)
+            code = None
+            try:
+                refused = refusal(call)
+                if refused is not None:
+                    await context.abort(*refused)
+                try:
+                    responses = behaviour(request, context)
+                    if hasattr(responses, "__aiter__"):
+                        async for response in responses:
+                            yield response
+                    else:
+                        for response in responses:
+                            yield response
+                except _AbortError:
+                    raise
+                except Exception as error:
+                    await abort_unexpected(context, method, error)
+                _echo_request_id(call, context)
+            except _AbortError:
+                code = context.code() or _UNKNOWN
+                raise
+            except BaseException as error:
+                code = _failure_code(error, context)
+                raise
+            finally:
+                leave(call, context, code)
+
+        return stream
+
+    def enter(self, context: Any) -> _Call:
+        """Start an RPC: its request id (contextvar, log context, trailers) and caller."""
+        start = _perf_counter()
+        request_id = accept_request_id(
+            metadata_value(context.invocation_metadata(), REQUEST_ID_HEADER)
+        )
+        echo = (REQUEST_ID_HEADER, request_id)
+        context.set_trailing_metadata((echo,))
+        request_id_token = set_request_id(request_id)
+        log_tokens = _bind_log_context(request_id=request_id)
+        identity = caller_identity(context)
+        return _Call(
+            start, echo, request_id_token, log_tokens, identity, set_current_caller(identity)
+        )
+
+    def refusal(self, call: _Call) -> tuple[grpc.StatusCode, str] | None:
+        """The status to abort with when the policy does not let the caller call this
+        method: PERMISSION_DENIED naming the caller (UNAUTHENTICATED without one)."""
+        if self.policy is None:
+            return None
+        identity = call.identity
+        denial = self.policy.denial(identity, self.info.method)
+        if denial is None:
+            return None
+        if identity is None:
+            return grpc.StatusCode.UNAUTHENTICATED, denial
+        return grpc.StatusCode.PERMISSION_DENIED, denial
+
+    def leave(self, call: _Call, context: Any, code: grpc.StatusCode | None) -> None:
+        """End an RPC: metrics and the access-log line, then unset what enter() set."""
         try:
-            yield
-        except grpc.aio.AbortError:
-            code = context.code() or grpc.StatusCode.UNKNOWN
-            raise
-        except asyncio.CancelledError:
-            remaining = context.time_remaining()
-            expired = remaining is not None and remaining <= 0
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-            raise
-        except BaseException:
-            code = grpc.StatusCode.UNKNOWN  # only if ErrorInterceptor is not installed
-            raise
-        finally:
-            seconds = time.perf_counter() - start
+            seconds = _perf_counter() - call.start
             if code is None:
-                code = context.code() or grpc.StatusCode.OK
-            self._metrics.observe(rpc, code, seconds)
-            self._log(rpc, code, seconds, context)
+                code = context.code() or _OK
+            self._metrics.observe(code, seconds)
+            self._log(code, seconds, call.identity, context)
+        finally:
+            reset_current_caller(call.caller_token)
+            _reset_log_context(**call.log_tokens)
+            reset_request_id(call.request_id_token)
 
-    @staticmethod
-    def _log(rpc: RpcInfo, code: grpc.StatusCode, seconds: float, context: Any) -> None:
+    def _log(
+        self, code: grpc.StatusCode, seconds: float, identity: str | None, context: Any
+    ) -> None:
         fields: dict[str, Any] = {
-            "method": rpc.method,
-            "grpc_type": rpc.kind,
+            "method": self.info.method,
+            "grpc_type": self.info.kind,
             "code": code.name,
             "duration_ms": round(seconds * 1000, 3),
-            "peer": caller_identity(context),
+            "peer": identity,
         }
-        if code is not grpc.StatusCode.OK:
+        if code is not _OK:
             details = context.details()
             if details:
                 # The message the client saw (never exception text: see errors.py).
                 fields["message"] = str(details)[:300]
-        if rpc.service == _health.SERVICE_NAME:
+        if self._health:
             _log.debug("rpc", **fields)  # probed every few seconds by load balancers
         elif code in _SERVER_FAULTS:
             _log.error("rpc", **fields)
@@ -195,39 +365,20 @@ class TelemetryInterceptor(grpc.aio.ServerInterceptor):
             _log.info("rpc", **fields)
 
 
-class AuthorizationInterceptor(grpc.aio.ServerInterceptor):
-    """Reject callers the AccessPolicy does not allow; expose the caller to handlers.
+def _echo_request_id(call: _Call, context: Any) -> None:
+    # The handler may have replaced the trailers (on success; after an abort they are
+    # fixed): put the id back.
+    trailers = context.trailing_metadata()
+    if not trailers or call.echo not in trailers:
+        context.set_trailing_metadata((*(trailers or ()), call.echo))
 
-    The identity is read from the peer certificate in the ServicerContext, which only the
-    wrapped handler can see; the check runs before the handler does (and, for client
-    streams, before any request is read).
-    """
 
-    def __init__(self, policy: AccessPolicy) -> None:
-        self.policy = policy
-
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        return wrap_handler(handler, method_name(details), self._around)
-
-    @asynccontextmanager
-    async def _around(self, rpc: RpcInfo, context: Any) -> AsyncIterator[None]:
-        identity = caller_identity(context)
-        denial = self.policy.denial(identity, rpc.method)
-        if denial is not None:
-            code = (
-                grpc.StatusCode.UNAUTHENTICATED
-                if identity is None
-                else grpc.StatusCode.PERMISSION_DENIED
-            )
-            await context.abort(code, denial)
-        token = set_current_caller(identity)
-        try:
-            yield
-        finally:
-            reset_current_caller(token)
+def _failure_code(error: BaseException, context: Any) -> grpc.StatusCode:
+    if isinstance(error, _CancelledError):
+        remaining = context.time_remaining()
+        expired = remaining is not None and remaining <= 0
+        return grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+    return _UNKNOWN  # not an Exception (those become INTERNAL): GeneratorExit, SystemExit…
 
 
 _UNKNOWN_RPC = f"/{UNKNOWN_METHOD}/{UNKNOWN_METHOD}"

@@ -7,8 +7,8 @@ It ties together the access log line, any log line the handler writes, the "inte
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -26,7 +26,12 @@ def current_request_id() -> str | None:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID, as 32 hex digits."""
+    # uuid.uuid4().hex without building a UUID object: this runs for most RPCs.
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def accept_request_id(candidate: str | bytes | None) -> str:

@@ -24,14 +24,8 @@ from grpc_health.v1 import health_pb2_grpc as _health_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.runtime.config import ServiceSettings
-from services.runtime.errors import ErrorInterceptor
 from services.runtime.identity import AccessPolicy
-from services.runtime.interceptors import (
-    AuthorizationInterceptor,
-    RequestIdInterceptor,
-    RpcMetrics,
-    TelemetryInterceptor,
-)
+from services.runtime.interceptors import MeshInterceptor, RpcMetrics
 from services.runtime.logs import get_logger
 from services.runtime.metrics_http import MetricsHttpServer, start_metrics_http
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials, server_credentials
@@ -74,12 +68,7 @@ def default_interceptors(
     policy: AccessPolicy, metrics: RpcMetrics | None = None
 ) -> list[grpc.aio.ServerInterceptor]:
     """The interceptors every service runs, outermost first (see interceptors.py)."""
-    return [
-        RequestIdInterceptor(),
-        TelemetryInterceptor(metrics),
-        AuthorizationInterceptor(policy),
-        ErrorInterceptor(),
-    ]
+    return [MeshInterceptor(policy, metrics)]
 
 
 class MeshServer:
