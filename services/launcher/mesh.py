@@ -168,6 +168,10 @@ async def _announcements(running: RunningService, within: float) -> None:
                 event = entry.get("event")
                 if event == "serving" and "serving" in wanted:
                     running.address = f"{entry['host']}:{entry['port']}"
+                    if entry.get("metrics_port"):
+                        running.extra[f"{running.spec.name}-metrics"] = (
+                            f"http://{entry['host']}:{entry['metrics_port']}/metrics"
+                        )
                     del wanted["serving"]
                 elif event in wanted:
                     running.extra[wanted.pop(event)] = entry.get("url", "")
@@ -194,6 +198,7 @@ async def _start(
             "AMPMESH_HOME": str(home),
             "AMPMESH_CERT_DIR": str(home / "certs"),
             "AMPMESH_LISTEN_PORT": "0",
+            "AMPMESH_METRICS_PORT": "0",  # Prometheus exposition, on 127.0.0.1
             "AMPMESH_LOG_FORMAT": "json",
             # Internal ports only: the edge never routes reflection to the outside.
             "AMPMESH_REFLECTION": "true",

@@ -7,6 +7,8 @@ process over mTLS with generated stubs, as the rest of the mesh will.
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -73,6 +75,21 @@ async def test_every_process_is_up_and_healthy(mesh: Mesh) -> None:
     described = mesh.describe()
     assert all(p["healthy"] for p in described["processes"])
     assert described["endpoints"]["builder-mcp-http"].endswith("/mcp")
+
+
+async def test_each_process_exposes_its_rpc_metrics_for_prometheus(mesh: Mesh) -> None:
+    async with channel(mesh, "scribe", caller="api") as ch:
+        scribe = scribe_pb2_grpc.ScribeServiceStub(ch)
+        await unimplemented(scribe.GetIngestionStatus, scribe_pb2.GetIngestionStatusRequest())
+    url = mesh.service("scribe").extra["scribe-metrics"]
+    assert url.startswith("http://127.0.0.1:")
+    body = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(url, timeout=5).read()  # noqa: S310 (checked above)
+    )
+    assert (
+        b'grpc_server_handled_total{grpc_code="UNIMPLEMENTED",grpc_method="GetIngestionStatus",'
+        b'grpc_service="ampmesh.scribe.v1.ScribeService",grpc_type="unary"} 1.0'
+    ) in body
 
 
 async def test_api_serves_every_public_contract_naming_the_issue_that_builds_it(
