@@ -87,7 +87,9 @@ def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> 
         stub = getattr(module, f"{service.name}Stub")(channel)
         try:
             message = json_format.ParseDict(
-                request, _message_class(descriptor)(), ignore_unknown_fields=False
+                request,
+                message_factory.GetMessageClass(descriptor.input_type)(),
+                ignore_unknown_fields=False,
             )
         except json_format.ParseError as error:
             raise ToolError(f"bad request for {method}: {error}") from None
@@ -98,7 +100,3 @@ def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> 
         return RpcResult(response=json_format.MessageToDict(response))
 
     return server
-
-
-def _message_class(method: MethodDescriptor) -> Any:
-    return message_factory.GetMessageClass(method.input_type)

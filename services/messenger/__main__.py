@@ -1,22 +1,19 @@
-"""`python -m services.messenger`: the messenger service."""
+"""`python -m services.messenger`: the messenger service (its contract, not built yet)."""
 
 from __future__ import annotations
 
 from ampmesh.messenger.v1 import messenger_pb2
 
-from services.runtime.entrypoint import run_service
-from services.runtime.unimplemented import unimplemented_service
-
-SERVICE = messenger_pb2.DESCRIPTOR.services_by_name["MessengerService"]
-# The mesh identities allowed to call this service; any other certificate is refused.
-CALLERS = ("api", "mcpanda", "builder-mcp")
+from services.runtime.unimplemented import run_unbuilt_service
 
 
 def main() -> None:
-    run_service(
+    run_unbuilt_service(
         name="messenger",
-        services=[unimplemented_service(SERVICE, "webhook delivery is built by issue #6")],
-        allowed_callers=CALLERS,
+        service=messenger_pb2.DESCRIPTOR.services_by_name["MessengerService"],
+        reason="webhook delivery is built by issue #6",
+        # The mesh identities allowed to call it; any other certificate is refused.
+        allowed_callers=("api", "mcpanda", "builder-mcp"),
     )
 
 

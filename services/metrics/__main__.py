@@ -1,22 +1,19 @@
-"""`python -m services.metrics`: the metrics service."""
+"""`python -m services.metrics`: the metrics service (its contract, not built yet)."""
 
 from __future__ import annotations
 
 from ampmesh.metrics.v1 import metrics_pb2
 
-from services.runtime.entrypoint import run_service
-from services.runtime.unimplemented import unimplemented_service
-
-SERVICE = metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"]
-# The mesh identities allowed to call this service; any other certificate is refused.
-CALLERS = ("api", "mcpanda", "builder-mcp")
+from services.runtime.unimplemented import run_unbuilt_service
 
 
 def main() -> None:
-    run_service(
+    run_unbuilt_service(
         name="metrics",
-        services=[unimplemented_service(SERVICE, "application metrics have no issue filed yet")],
-        allowed_callers=CALLERS,
+        service=metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"],
+        reason="application metrics have no issue filed yet",
+        # The mesh identities allowed to call it; any other certificate is refused.
+        allowed_callers=("api", "mcpanda", "builder-mcp"),
     )
 
 

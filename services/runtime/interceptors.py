@@ -21,6 +21,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -187,26 +188,16 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
+@dataclass(slots=True)
 class _Call:
     """What one RPC carries from its start to its end."""
 
-    __slots__ = ("caller_token", "echo", "identity", "log_tokens", "request_id_token", "start")
-
-    def __init__(
-        self,
-        start: float,
-        echo: tuple[str, str],
-        request_id_token: object,
-        log_tokens: Any,
-        identity: str | None,
-        caller_token: object,
-    ) -> None:
-        self.start = start
-        self.echo = echo
-        self.request_id_token = request_id_token
-        self.log_tokens = log_tokens
-        self.identity = identity
-        self.caller_token = caller_token
+    start: float
+    echo: tuple[str, str]
+    request_id_token: object
+    log_tokens: Any
+    identity: str | None
+    caller_token: object
 
 
 class _Route:

@@ -9,11 +9,12 @@ the Write API is built by issue 7") instead of grpc's "Method not found!".
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
+from services.runtime.entrypoint import run_service
 from services.runtime.server import Service
 
 
@@ -74,3 +75,14 @@ def _method_handler(service: ServiceDescriptor, method: MethodDescriptor, reason
     if method.server_streaming:
         return grpc.unary_stream_rpc_method_handler(abort)
     return grpc.unary_unary_rpc_method_handler(abort)
+
+
+def run_unbuilt_service(
+    *, name: str, service: ServiceDescriptor, reason: str, allowed_callers: Iterable[str]
+) -> NoReturn:
+    """Run a service whose contract is served before its implementation exists."""
+    run_service(
+        name=name,
+        services=[unimplemented_service(service, reason)],
+        allowed_callers=allowed_callers,
+    )

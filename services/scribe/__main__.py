@@ -1,22 +1,19 @@
-"""`python -m services.scribe`: the scribe service."""
+"""`python -m services.scribe`: the scribe service (its contract, not built yet)."""
 
 from __future__ import annotations
 
 from ampmesh.scribe.v1 import scribe_pb2
 
-from services.runtime.entrypoint import run_service
-from services.runtime.unimplemented import unimplemented_service
-
-SERVICE = scribe_pb2.DESCRIPTOR.services_by_name["ScribeService"]
-# The mesh identities allowed to call this service; any other certificate is refused.
-CALLERS = ("api", "mcpanda")
+from services.runtime.unimplemented import run_unbuilt_service
 
 
 def main() -> None:
-    run_service(
+    run_unbuilt_service(
         name="scribe",
-        services=[unimplemented_service(SERVICE, "event persistence is built by issue #6")],
-        allowed_callers=CALLERS,
+        service=scribe_pb2.DESCRIPTOR.services_by_name["ScribeService"],
+        reason="event persistence is built by issue #6",
+        # The mesh identities allowed to call it; any other certificate is refused.
+        allowed_callers=("api", "mcpanda"),
     )
 
 

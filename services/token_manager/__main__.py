@@ -1,22 +1,19 @@
-"""`python -m services.token_manager`: the token-manager service."""
+"""`python -m services.token_manager`: the token-manager service (its contract, not built yet)."""
 
 from __future__ import annotations
 
 from ampmesh.token.v1 import token_manager_pb2
 
-from services.runtime.entrypoint import run_service
-from services.runtime.unimplemented import unimplemented_service
-
-SERVICE = token_manager_pb2.DESCRIPTOR.services_by_name["TokenManagerService"]
-# The mesh identities allowed to call this service; any other certificate is refused.
-CALLERS = ("api", "temporal")
+from services.runtime.unimplemented import run_unbuilt_service
 
 
 def main() -> None:
-    run_service(
+    run_unbuilt_service(
         name="token-manager",
-        services=[unimplemented_service(SERVICE, "credentials and refresh are built by issue #5")],
-        allowed_callers=CALLERS,
+        service=token_manager_pb2.DESCRIPTOR.services_by_name["TokenManagerService"],
+        reason="credentials and refresh are built by issue #5",
+        # The mesh identities allowed to call it; any other certificate is refused.
+        allowed_callers=("api", "temporal"),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from google.protobuf import descriptor
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO.parent / "shared" / "reference" / "ampersand" / "openapi"
@@ -189,3 +190,37 @@ def example_instance(schema: dict[str, Any], base: Path, branch: int = 0, depth:
             return "https://example.com/x"
         return "text"
     return {}
+
+
+def one_per_oneof(value: Any, message: descriptor.Descriptor, branch: int) -> Any:
+    """Keep one member of each oneof that `value` sets (the `branch`-th), recursively.
+
+    The reference often lists alternatives (apiKey, basicAuth, …) as sibling properties
+    and says in prose that one is allowed; our contracts make them a oneof. The
+    synthesized instance sets every property, so it is cut down to one alternative.
+    """
+    if not isinstance(value, dict) or message.full_name.startswith("google.protobuf."):
+        return value
+    by_json = {f.json_name: f for f in message.fields}
+    value = dict(value)
+    for oneof in message.oneofs:
+        present = [f.json_name for f in oneof.fields if f.json_name in value]
+        for index, name in enumerate(present):
+            if index != branch % len(present):
+                del value[name]
+    for key, item in value.items():
+        field = by_json.get(key)
+        if field is None or field.message_type is None:
+            continue
+        target = field.message_type
+        if target.GetOptions().map_entry:
+            value_field = target.fields_by_name["value"]
+            if value_field.message_type is not None and isinstance(item, dict):
+                value[key] = {
+                    k: one_per_oneof(v, value_field.message_type, branch) for k, v in item.items()
+                }
+        elif isinstance(item, list):
+            value[key] = [one_per_oneof(v, target, branch) for v in item]
+        else:
+            value[key] = one_per_oneof(item, target, branch)
+    return value

@@ -13,8 +13,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from tests.contracts.reference import example_instance, load, reference_dir
-from tests.contracts.test_rest_bindings import _one_per_oneof
+from tests.contracts.reference import example_instance, load, one_per_oneof, reference_dir
 
 CASES = [
     ("manifest/manifest.yaml", "Manifest", manifest_pb2.Manifest),
@@ -54,5 +53,5 @@ def test_reference_schema_parses_into_our_message(
     spec = load(path)["components"]["schemas"][schema]
     descriptor: Descriptor = message.DESCRIPTOR  # type: ignore[assignment]
     for branch in range(3):
-        instance = _one_per_oneof(example_instance(spec, path, branch=branch), descriptor, branch)
+        instance = one_per_oneof(example_instance(spec, path, branch=branch), descriptor, branch)
         json_format.ParseDict(instance, message(), ignore_unknown_fields=False)

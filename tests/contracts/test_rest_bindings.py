@@ -22,7 +22,14 @@ from tests.contracts.bindings import (
     message_class,
     public_methods_without_binding,
 )
-from tests.contracts.reference import REPO, Operation, SchemaResolver, example_instance, operations
+from tests.contracts.reference import (
+    REPO,
+    Operation,
+    SchemaResolver,
+    example_instance,
+    one_per_oneof,
+    operations,
+)
 
 # Bindings on a reference host that the reference's OpenAPI documents do not describe,
 # with the reason they exist.
@@ -137,46 +144,12 @@ def _json_schema(spec: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _one_per_oneof(value: Any, message: descriptor.Descriptor, branch: int) -> Any:
-    """Keep one member of each oneof that `value` sets (the `branch`-th), recursively.
-
-    The reference often lists alternatives (apiKey, basicAuth, …) as sibling properties
-    and says in prose that one is allowed; our contracts make them a oneof. The
-    synthesized instance sets every property, so it is cut down to one alternative.
-    """
-    if not isinstance(value, dict) or message.full_name.startswith("google.protobuf."):
-        return value
-    by_json = {f.json_name: f for f in message.fields}
-    value = dict(value)
-    for oneof in message.oneofs:
-        present = [f.json_name for f in oneof.fields if f.json_name in value]
-        for index, name in enumerate(present):
-            if index != branch % len(present):
-                del value[name]
-    for key, item in value.items():
-        field = by_json.get(key)
-        if field is None or field.message_type is None:
-            continue
-        target = field.message_type
-        if target.GetOptions().map_entry:
-            value_field = target.fields_by_name["value"]
-            if value_field.message_type is not None and isinstance(item, dict):
-                value[key] = {
-                    k: _one_per_oneof(v, value_field.message_type, branch) for k, v in item.items()
-                }
-        elif isinstance(item, list):
-            value[key] = [_one_per_oneof(v, target, branch) for v in item]
-        else:
-            value[key] = _one_per_oneof(item, target, branch)
-    return value
-
-
 def _parse_into(value: Any, message: descriptor.Descriptor, field_path: str, branch: int) -> None:
     """Parse `value` into `message`, or into its field `field_path` when one is named."""
     if field_path and field_path != "*":
         field = message.fields_by_name[field_path]
         value = {field.json_name: value}
-    value = _one_per_oneof(value, message, branch)
+    value = one_per_oneof(value, message, branch)
     json_format.ParseDict(value, message_class(message)(), ignore_unknown_fields=False)
 
 
