@@ -21,5 +21,7 @@ TOPIC_CONNECTIONS: Topic
 TOPIC_NOTIFICATIONS: Topic
 PUBSUB_TOPIC_ID_FIELD_NUMBER: _ClassVar[int]
 pubsub_topic_id: _descriptor.FieldDescriptor
+PUBSUB_SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
+pubsub_subscribers: _descriptor.FieldDescriptor
 TOPIC_FIELD_NUMBER: _ClassVar[int]
 topic: _descriptor.FieldDescriptor

@@ -61,6 +61,22 @@ REFRESH_REASON_MANUAL: RefreshReason
 REFRESH_REASON_KEEP_ALIVE: RefreshReason
 REFRESH_REASON_TOKEN_REJECTED: RefreshReason
 
+class DescribeShardRequest(_message.Message):
+    __slots__ = ("connection_id",)
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    connection_id: str
+    def __init__(self, connection_id: _Optional[str] = ...) -> None: ...
+
+class DescribeShardResponse(_message.Message):
+    __slots__ = ("shard", "connection_id", "caller")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    shard: str
+    connection_id: str
+    caller: str
+    def __init__(self, shard: _Optional[str] = ..., connection_id: _Optional[str] = ..., caller: _Optional[str] = ...) -> None: ...
+
 class ConnectionContext(_message.Message):
     __slots__ = ("project_id", "connection_id", "provider", "provider_app_id", "provider_workspace_ref", "provider_metadata", "group_ref", "group_name", "consumer_ref", "consumer_name")
     class ProviderMetadataEntry(_message.Message):

@@ -66,6 +66,11 @@ class TokenManagerServiceStub:
                 request_serializer=ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DeleteCredentialsRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.DescribeShard = channel.unary_unary(
+                '/ampmesh.token.v1.TokenManagerService/DescribeShard',
+                request_serializer=ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DescribeShardRequest.SerializeToString,
+                response_deserializer=ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DescribeShardResponse.FromString,
+                _registered_method=True)
 
 
 class TokenManagerServiceServicer:
@@ -123,6 +128,16 @@ class TokenManagerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DescribeShard(self, request, context):
+        """Reports which shard answered a request for a connection id and which caller it saw
+        (after Envoy, the identity Envoy forwarded). It touches no credentials: operators use
+        it to see where a connection is served, the failover tests use it to watch a
+        connection move, and benchmarks use it as the no-op baseline of the token path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenManagerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +170,11 @@ def add_TokenManagerServiceServicer_to_server(servicer, server):
                     servicer.DeleteCredentials,
                     request_deserializer=ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DeleteCredentialsRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DescribeShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.DescribeShard,
+                    request_deserializer=ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DescribeShardRequest.FromString,
+                    response_serializer=ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DescribeShardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -320,6 +340,33 @@ class TokenManagerService:
             '/ampmesh.token.v1.TokenManagerService/DeleteCredentials',
             ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DeleteCredentialsRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DescribeShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ampmesh.token.v1.TokenManagerService/DescribeShard',
+            ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DescribeShardRequest.SerializeToString,
+            ampmesh_dot_token_dot_v1_dot_token__manager__pb2.DescribeShardResponse.FromString,
             options,
             channel_credentials,
             insecure,
