@@ -4,6 +4,12 @@ mTLS already proves the caller holds a certificate from the mesh CA; the identit
 DNS name in that certificate's SAN that is not one of the local names every leaf carries
 (tls.LOCAL_DNS_NAMES, tls.LOCAL_IPS). The AccessPolicy then decides, per service, which
 identities may call it (the token-manager, for instance, answers only "api" and "temporal").
+
+Behind Envoy the peer certificate is Envoy's. Envoy then forwards the certificate of its
+own client in the x-forwarded-client-cert header (XFCC, set with SANITIZE_SET, so a client
+cannot supply its own), and the caller is the identity named there. The header is believed
+only when the peer itself is a trusted forwarder ("envoy"): anyone else sending it is just
+themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from services.runtime.tls import LOCAL_DNS_NAMES
 SAN_PROPERTY = "x509_subject_alternative_name"
 REFLECTION_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
 REFLECTION_SERVICE_V1 = "grpc.reflection.v1.ServerReflection"
+
+XFCC_HEADER = "x-forwarded-client-cert"
+# Peers whose XFCC header names the real caller.
+TRUSTED_FORWARDERS = frozenset({"envoy"})
 
 _caller: ContextVar[str | None] = ContextVar("ampmesh_caller_identity", default=None)
 
@@ -53,6 +63,29 @@ def caller_identity(context: Any) -> str | None:
     if context.peer_identity_key() == SAN_PROPERTY:
         return _identity_from_sans(tuple(context.peer_identities() or ()))
     return identity_from_auth_context(context.auth_context())
+
+
+def forwarded_identity(xfcc: str | None) -> str | None:
+    """The mesh identity in the last element of an XFCC header (the one the trusted
+    forwarder wrote), from its DNS= entries; None when there is none."""
+    if not xfcc:
+        return None
+    # Elements are comma-separated, key=value pairs semicolon-separated; values may be
+    # quoted. Our certificates' DNS names never contain ',', ';', '=' or quotes.
+    element = xfcc.rsplit(",", 1)[-1]
+    names = [
+        value.strip().strip('"').encode("ascii", "replace")
+        for key, _, value in (pair.partition("=") for pair in element.split(";"))
+        if key.strip().lower() == "dns"
+    ]
+    return _identity_from_sans(tuple(names))
+
+
+def resolve_caller(peer: str | None, xfcc: str | None) -> str | None:
+    """The caller of an RPC: the peer, or whom the peer forwards for if it is trusted to."""
+    if peer in TRUSTED_FORWARDERS:
+        return forwarded_identity(xfcc) or peer
+    return peer
 
 
 def current_caller() -> str | None:

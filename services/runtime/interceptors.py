@@ -33,9 +33,12 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from services.runtime._handlers import RpcInfo, method_name, rewrap, rpc_kind
 from services.runtime.errors import abort_unexpected
 from services.runtime.identity import (
+    TRUSTED_FORWARDERS,
+    XFCC_HEADER,
     AccessPolicy,
     caller_identity,
     reset_current_caller,
+    resolve_caller,
     set_current_caller,
 )
 from services.runtime.logs import get_logger
@@ -157,7 +160,8 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
     Authorization: the identity is read from the peer certificate in the ServicerContext,
     which only the wrapped handler can see; the check runs before the handler does (and,
     for client streams, before any request is read). Callers the AccessPolicy refuses get
-    PERMISSION_DENIED (UNAUTHENTICATED without a mesh identity), naming them.
+    PERMISSION_DENIED (UNAUTHENTICATED without a mesh identity), naming them. When the peer
+    is Envoy, the caller is the identity Envoy forwards in XFCC (identity.resolve_caller).
 
     Telemetry: method, status code, duration, peer, request id; never the request or
     response bodies, which can carry credentials and customer data. Methods this server
@@ -295,14 +299,15 @@ class _Route:
     def enter(self, context: Any) -> _Call:
         """Start an RPC: its request id (contextvar, log context, trailers) and caller."""
         start = _perf_counter()
-        request_id = accept_request_id(
-            metadata_value(context.invocation_metadata(), REQUEST_ID_HEADER)
-        )
+        metadata = context.invocation_metadata()
+        request_id = accept_request_id(metadata_value(metadata, REQUEST_ID_HEADER))
         echo = (REQUEST_ID_HEADER, request_id)
         context.set_trailing_metadata((echo,))
         request_id_token = set_request_id(request_id)
         log_tokens = _bind_log_context(request_id=request_id)
         identity = caller_identity(context)
+        if identity in TRUSTED_FORWARDERS:
+            identity = resolve_caller(identity, metadata_value(metadata, XFCC_HEADER))
         return _Call(
             start, echo, request_id_token, log_tokens, identity, set_current_caller(identity)
         )

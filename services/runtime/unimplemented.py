@@ -8,7 +8,7 @@ the Write API is built by issue 7") instead of grpc's "Method not found!".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 import grpc
@@ -57,6 +57,34 @@ def with_fallback(
         )
         result.append(unimplemented_service(descriptor, reason))
     return result
+
+
+def partially_built(
+    service: ServiceDescriptor,
+    add_to_server: Callable[[Any, Any], None],
+    servicer: Any,
+    reason: str,
+) -> Service:
+    """A generated servicer that implements some of its service's methods; the others
+    answer UNIMPLEMENTED with reason, instead of the generated base class's "Method not
+    implemented!" exception (which the runtime would report as an INTERNAL failure)."""
+    base = next(
+        (c for c in type(servicer).__mro__ if c.__name__ == f"{service.name}Servicer"), None
+    )
+    if base is None:
+        raise TypeError(f"{type(servicer).__name__} is not a {service.name}Servicer")
+    for method in service.methods:
+        if getattr(type(servicer), method.name) is getattr(base, method.name):
+            message = unimplemented_message(f"/{service.full_name}/{method.name}", reason)
+            setattr(servicer, method.name, _aborting(message))
+    return Service.from_servicer(service, add_to_server, servicer)
+
+
+def _aborting(message: str) -> Callable[[Any, Any], Any]:
+    async def abort(request: Any, context: Any) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+    return abort
 
 
 def _method_handler(service: ServiceDescriptor, method: MethodDescriptor, reason: str) -> Any:

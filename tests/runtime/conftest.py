@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from services.runtime.interceptors import RpcMetrics
-from services.runtime.tls import ServiceCredentials, ensure_service_credentials
+from services.runtime.tls import ServiceCredentials
 
 SERVER_IDENTITY = "token-manager"
-
-
-@pytest.fixture(scope="session")
-def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("certs")
-
-
-@pytest.fixture(scope="session")
-def creds_for(cert_dir: Path) -> Callable[[str], ServiceCredentials]:
-    """Credentials for an identity, issued by the session's CA."""
-    return lambda identity: ensure_service_credentials(cert_dir, identity)
 
 
 @pytest.fixture(scope="session")

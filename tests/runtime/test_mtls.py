@@ -122,3 +122,31 @@ async def test_client_refuses_a_server_with_another_identity(
             await whoami(channel)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert probe.calls["Whoami"] == 0
+
+
+async def whoami_with(channel: grpc.aio.Channel, xfcc: str) -> dict[str, str | None]:
+    call = channel.unary_unary(method("Whoami"))
+    reply = await call(b"", timeout=5, metadata=(("x-forwarded-client-cert", xfcc),))
+    return json.loads(reply)  # type: ignore[no-any-return, unused-ignore]
+
+
+async def test_envoy_forwards_its_clients_identity_and_nobody_else_can(
+    server_creds: ServiceCredentials, creds_for: CredsFor
+) -> None:
+    # As a token-manager shard behind Envoy: only api may call, and api arrives via Envoy.
+    policy = AccessPolicy.allow_only("api")
+    xfcc = 'Hash=ab12;DNS=api;DNS=localhost;URI="spiffe://x"'
+    async with serving(server_creds, [Probe().service()], policy=policy) as server:
+        async with dial(server, creds_for("envoy")) as via_envoy:
+            assert (await whoami_with(via_envoy, xfcc))["identity"] == "api"
+            # Envoy without a forwarded certificate is only itself, which is not allowed.
+            with pytest.raises(grpc.aio.AioRpcError) as bare:
+                await whoami(via_envoy)
+            assert bare.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "'envoy'" in (bare.value.details() or "")
+        # Anyone else claiming to forward for api is refused as themselves.
+        async with dial(server, creds_for("messenger")) as impostor:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await whoami_with(impostor, xfcc)
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "'messenger'" in (refused.value.details() or "")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from services.runtime.identity import AccessPolicy, identity_from_auth_context
+from services.runtime.identity import (
+    AccessPolicy,
+    forwarded_identity,
+    identity_from_auth_context,
+    resolve_caller,
+)
 
 TOKENS = "/ampmesh.token.v1.TokenService/GetToken"
 ADMIN = "/ampmesh.token.v1.TokenAdmin/Rotate"
@@ -33,3 +38,19 @@ def test_policy_per_service_overrides_and_open_health() -> None:
     assert AccessPolicy.allow_only().denial("api", TOKENS) == (
         f"identity 'api' may not call {TOKENS} (allowed: nobody)"
     )
+
+
+def test_forwarded_identity_reads_the_last_xfcc_element_dns_names() -> None:
+    assert forwarded_identity("Hash=1;DNS=localhost;DNS=api") == "api"
+    assert forwarded_identity('By=spiffe://a;Hash=1;DNS="temporal"') == "temporal"
+    # Two hops: the element the trusted forwarder appended (the last) counts.
+    assert forwarded_identity("Hash=1;DNS=messenger,Hash=2;DNS=api") == "api"
+    assert forwarded_identity("Hash=1;URI=spiffe://x") is None
+    assert forwarded_identity("") is None and forwarded_identity(None) is None
+
+
+def test_only_trusted_forwarders_speak_for_someone_else() -> None:
+    assert resolve_caller("envoy", "Hash=1;DNS=api") == "api"
+    assert resolve_caller("envoy", None) == "envoy"
+    assert resolve_caller("messenger", "Hash=1;DNS=api") == "messenger"
+    assert resolve_caller(None, "Hash=1;DNS=api") is None
