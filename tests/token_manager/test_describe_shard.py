@@ -23,7 +23,9 @@ CredsFor = Callable[[str], ServiceCredentials]
 
 @pytest.fixture
 async def shard(creds_for: CredsFor) -> AsyncIterator[MeshServer]:
-    settings = TokenManagerSettings(service_name="token-manager", shard_name="token-manager-7")
+    settings = TokenManagerSettings.model_validate(
+        {"service_name": "token-manager", "shard_name": "token-manager-7"}
+    )
     async with (
         open_services(settings) as services,
         serving(
