@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from pydantic import Field
 
+from services.api.catalog import load_catalog, provider_catalog_service
 from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
 from services.runtime.config import ServiceSettings
 from services.runtime.entrypoint import run_service
@@ -28,14 +29,21 @@ class ApiSettings(ServiceSettings):
 
 
 def build_services(settings: ApiSettings) -> list[Service]:
-    """The public services of every enabled route group (placeholders until built)."""
+    """The public services of every enabled route group (placeholders until built).
+
+    The providers catalog is read here, at start: a data file our contract cannot hold
+    stops the service with CatalogError rather than serving a partial catalog.
+    """
     enabled = [
         service
         for group, services in ROUTE_GROUPS.items()
         if getattr(settings, f"enable_{group}_routes")
         for service in services
     ]
-    return with_fallback(enabled, implemented=[], reasons=NOT_BUILT_YET)
+    implemented: list[Service] = []
+    if settings.enable_platform_routes:
+        implemented.append(provider_catalog_service(load_catalog()))
+    return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET)
 
 
 @asynccontextmanager

@@ -68,7 +68,6 @@ NOT_BUILT_YET: dict[str, str] = {
     "ampmesh.platform.v1.ApiKeyService": _CONTROL_PLANE,
     "ampmesh.platform.v1.JwtKeyService": _CONTROL_PLANE,
     "ampmesh.platform.v1.ProviderAppService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.ProviderService": "the providers catalog is built by issue #4",
     "ampmesh.platform.v1.IntegrationService": _CONTROL_PLANE,
     "ampmesh.platform.v1.InstallationService": _CONTROL_PLANE,
     "ampmesh.platform.v1.DestinationService": _CONTROL_PLANE,
