@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import importlib
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -44,6 +45,12 @@ ServiceFactory = Callable[[Any], AbstractAsyncContextManager[Sequence[Service]]]
 
 EXIT_OK, EXIT_STARTUP_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
+
+class StartupError(RuntimeError):
+    """A service factory cannot open what it needs (a database, Temporal…): the process
+    exits 1 with this one-line message instead of a traceback. Never put secrets in it."""
+
+
 _log = get_logger("ampmesh.entrypoint")
 
 
@@ -55,7 +62,13 @@ def run_service(
     settings_cls: type[ServiceSettings] = ServiceSettings,
 ) -> NoReturn:
     """Run one service until SIGTERM; never returns (exits the process)."""
-    sys.exit(run_service_until_stopped(name, services, allowed_callers, settings_cls))
+    code = run_service_until_stopped(name, services, allowed_callers, settings_cls)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: a process that used a Temporal client can abort while the interpreter
+    # finalizes (temporalio sdk-python #300), turning a clean exit into SIGABRT. Everything
+    # worth keeping is flushed and the server has drained by now.
+    os._exit(code)
 
 
 def run_service_until_stopped(
@@ -78,7 +91,7 @@ def run_service_until_stopped(
             settings.cert_dir, settings.identity, create=settings.create_certs
         )
         asyncio.run(_serve(settings, services, policy, credentials))
-    except (CertificateError, BindError) as exc:
+    except (CertificateError, BindError, StartupError) as exc:
         _log.error("cannot start", service=name, error=str(exc))
         return EXIT_STARTUP_FAILED
     return EXIT_OK
