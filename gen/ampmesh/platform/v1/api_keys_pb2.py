@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ampmesh.edge.v1 import options_pb2 as ampmesh_dot_edge_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ampmesh/platform/v1/api_keys.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\"\xa1\x01\n\x06\x41piKey\x12\x16\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x03key\x12\x1a\n\x05label\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05label\x12\x16\n\x06scopes\x18\x03 \x03(\tR\x06scopes\x12#\n\nproject_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12\x1b\n\x06\x61\x63tive\x18\x05 \x01(\x08H\x00R\x06\x61\x63tive\x88\x01\x01\x42\t\n\x07_active\"o\n\x12ListApiKeysRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06\x61\x63tive\x18\x02 \x01(\x08H\x00R\x06\x61\x63tive\x88\x01\x01\x42\t\n\x07_active\"M\n\x13ListApiKeysResponse\x12\x36\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x1b.ampmesh.platform.v1.ApiKeyR\x07\x61piKeys\"\x84\x01\n\x13\x43reateApiKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12:\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x1b.ampmesh.platform.v1.ApiKeyB\x04\xe2\x41\x01\x02R\x06\x61piKey\"d\n\x10GetApiKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1d\n\x07\x61pi_key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06\x61piKey\"\xc3\x01\n\x13UpdateApiKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x16\n\x03key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x03key\x12%\n\x0bupdate_mask\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12:\n\x07\x61pi_key\x18\x04 \x01(\x0b\x32\x1b.ampmesh.platform.v1.ApiKeyB\x04\xe2\x41\x01\x02R\x06\x61piKey\"g\n\x13\x44\x65leteApiKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1d\n\x07\x61pi_key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06\x61piKey2\xfb\x05\n\rApiKeyService\x12\x9e\x01\n\x0bListApiKeys\x12\'.ampmesh.platform.v1.ListApiKeysRequest\x1a(.ampmesh.platform.v1.ListApiKeysResponse\"<\x82\xd3\xe4\x93\x02\x36\x12*/v1/projects/{project_id_or_name}/api-keysb\x08\x61pi_keys\x12\x92\x01\n\x0c\x43reateApiKey\x12(.ampmesh.platform.v1.CreateApiKeyRequest\x1a\x1b.ampmesh.platform.v1.ApiKey\";\x82\xd3\xe4\x93\x02\x35\"*/v1/projects/{project_id_or_name}/api-keys:\x07\x61pi_key\x12\x8d\x01\n\tGetApiKey\x12%.ampmesh.platform.v1.GetApiKeyRequest\x1a\x1b.ampmesh.platform.v1.ApiKey\"<\x82\xd3\xe4\x93\x02\x36\x12\x34/v1/projects/{project_id_or_name}/api-keys/{api_key}\x12\x92\x01\n\x0cUpdateApiKey\x12(.ampmesh.platform.v1.UpdateApiKeyRequest\x1a\x1b.ampmesh.platform.v1.ApiKey\";\x82\xd3\xe4\x93\x02\x35\x32\x30/v1/projects/{project_id_or_name}/api-keys/{key}:\x01*\x12\x8e\x01\n\x0c\x44\x65leteApiKey\x12(.ampmesh.platform.v1.DeleteApiKeyRequest\x1a\x16.google.protobuf.Empty\"<\x82\xd3\xe4\x93\x02\x36*4/v1/projects/{project_id_or_name}/api-keys/{api_key}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ampmesh/platform/v1/api_keys.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1d\x61mpmesh/edge/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\"\xa1\x01\n\x06\x41piKey\x12\x16\n\x03key\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x03key\x12\x1a\n\x05label\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05label\x12\x16\n\x06scopes\x18\x03 \x03(\tR\x06scopes\x12#\n\nproject_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12\x1b\n\x06\x61\x63tive\x18\x05 \x01(\x08H\x00R\x06\x61\x63tive\x88\x01\x01\x42\t\n\x07_active\"o\n\x12ListApiKeysRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06\x61\x63tive\x18\x02 \x01(\x08H\x00R\x06\x61\x63tive\x88\x01\x01\x42\t\n\x07_active\"M\n\x13ListApiKeysResponse\x12\x36\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x1b.ampmesh.platform.v1.ApiKeyR\x07\x61piKeys\"\x84\x01\n\x13\x43reateApiKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12:\n\x07\x61pi_key\x18\x02 \x01(\x0b\x32\x1b.ampmesh.platform.v1.ApiKeyB\x04\xe2\x41\x01\x02R\x06\x61piKey\"d\n\x10GetApiKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1d\n\x07\x61pi_key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06\x61piKey\"\xc3\x01\n\x13UpdateApiKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x16\n\x03key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x03key\x12%\n\x0bupdate_mask\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12:\n\x07\x61pi_key\x18\x04 \x01(\x0b\x32\x1b.ampmesh.platform.v1.ApiKeyB\x04\xe2\x41\x01\x02R\x06\x61piKey\"g\n\x13\x44\x65leteApiKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1d\n\x07\x61pi_key\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x06\x61piKey2\x89\x06\n\rApiKeyService\x12\x9e\x01\n\x0bListApiKeys\x12\'.ampmesh.platform.v1.ListApiKeysRequest\x1a(.ampmesh.platform.v1.ListApiKeysResponse\"<\x82\xd3\xe4\x93\x02\x36\x12*/v1/projects/{project_id_or_name}/api-keysb\x08\x61pi_keys\x12\x99\x01\n\x0c\x43reateApiKey\x12(.ampmesh.platform.v1.CreateApiKeyRequest\x1a\x1b.ampmesh.platform.v1.ApiKey\"B\xe2\xc7\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x35\"*/v1/projects/{project_id_or_name}/api-keys:\x07\x61pi_key\x12\x8d\x01\n\tGetApiKey\x12%.ampmesh.platform.v1.GetApiKeyRequest\x1a\x1b.ampmesh.platform.v1.ApiKey\"<\x82\xd3\xe4\x93\x02\x36\x12\x34/v1/projects/{project_id_or_name}/api-keys/{api_key}\x12\x92\x01\n\x0cUpdateApiKey\x12(.ampmesh.platform.v1.UpdateApiKeyRequest\x1a\x1b.ampmesh.platform.v1.ApiKey\";\x82\xd3\xe4\x93\x02\x35\x32\x30/v1/projects/{project_id_or_name}/api-keys/{key}:\x01*\x12\x95\x01\n\x0c\x44\x65leteApiKey\x12(.ampmesh.platform.v1.DeleteApiKeyRequest\x1a\x16.google.protobuf.Empty\"C\xe2\xc7\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x36*4/v1/projects/{project_id_or_name}/api-keys/{api_key}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -65,27 +66,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._loaded_options = None
   _globals['_APIKEYSERVICE'].methods_by_name['ListApiKeys']._serialized_options = b'\202\323\344\223\0026\022*/v1/projects/{project_id_or_name}/api-keysb\010api_keys'
   _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._loaded_options = None
-  _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\202\323\344\223\0025\"*/v1/projects/{project_id_or_name}/api-keys:\007api_key'
+  _globals['_APIKEYSERVICE'].methods_by_name['CreateApiKey']._serialized_options = b'\342\307\030\003\010\311\001\202\323\344\223\0025\"*/v1/projects/{project_id_or_name}/api-keys:\007api_key'
   _globals['_APIKEYSERVICE'].methods_by_name['GetApiKey']._loaded_options = None
   _globals['_APIKEYSERVICE'].methods_by_name['GetApiKey']._serialized_options = b'\202\323\344\223\0026\0224/v1/projects/{project_id_or_name}/api-keys/{api_key}'
   _globals['_APIKEYSERVICE'].methods_by_name['UpdateApiKey']._loaded_options = None
   _globals['_APIKEYSERVICE'].methods_by_name['UpdateApiKey']._serialized_options = b'\202\323\344\223\002520/v1/projects/{project_id_or_name}/api-keys/{key}:\001*'
   _globals['_APIKEYSERVICE'].methods_by_name['DeleteApiKey']._loaded_options = None
-  _globals['_APIKEYSERVICE'].methods_by_name['DeleteApiKey']._serialized_options = b'\202\323\344\223\0026*4/v1/projects/{project_id_or_name}/api-keys/{api_key}'
-  _globals['_APIKEY']._serialized_start=152
-  _globals['_APIKEY']._serialized_end=313
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=315
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=426
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=428
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=505
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=508
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=640
-  _globals['_GETAPIKEYREQUEST']._serialized_start=642
-  _globals['_GETAPIKEYREQUEST']._serialized_end=742
-  _globals['_UPDATEAPIKEYREQUEST']._serialized_start=745
-  _globals['_UPDATEAPIKEYREQUEST']._serialized_end=940
-  _globals['_DELETEAPIKEYREQUEST']._serialized_start=942
-  _globals['_DELETEAPIKEYREQUEST']._serialized_end=1045
-  _globals['_APIKEYSERVICE']._serialized_start=1048
-  _globals['_APIKEYSERVICE']._serialized_end=1811
+  _globals['_APIKEYSERVICE'].methods_by_name['DeleteApiKey']._serialized_options = b'\342\307\030\003\010\314\001\202\323\344\223\0026*4/v1/projects/{project_id_or_name}/api-keys/{api_key}'
+  _globals['_APIKEY']._serialized_start=183
+  _globals['_APIKEY']._serialized_end=344
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=346
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=457
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=459
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=536
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=539
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=671
+  _globals['_GETAPIKEYREQUEST']._serialized_start=673
+  _globals['_GETAPIKEYREQUEST']._serialized_end=773
+  _globals['_UPDATEAPIKEYREQUEST']._serialized_start=776
+  _globals['_UPDATEAPIKEYREQUEST']._serialized_end=971
+  _globals['_DELETEAPIKEYREQUEST']._serialized_start=973
+  _globals['_DELETEAPIKEYREQUEST']._serialized_end=1076
+  _globals['_APIKEYSERVICE']._serialized_start=1079
+  _globals['_APIKEYSERVICE']._serialized_end=1856
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from ampmesh.edge.v1 import options_pb2 as _options_pb2
 from ampmesh.manifest.v1 import config_pb2 as _config_pb2
 from ampmesh.platform.v1 import connections_pb2 as _connections_pb2
 from google.api import annotations_pb2 as _annotations_pb2

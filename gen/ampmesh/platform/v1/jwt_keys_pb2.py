@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ampmesh.edge.v1 import options_pb2 as ampmesh_dot_edge_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ampmesh/platform/v1/jwt_keys.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x02\n\x06JWTKey\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12#\n\nproject_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12\"\n\talgorithm\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\talgorithm\x12*\n\x0epublic_key_pem\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x0cpublicKeyPem\x12\x16\n\x06\x61\x63tive\x18\x06 \x01(\x08R\x06\x61\x63tive\x12\x41\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x1d\n\x04name\x18\t \x01(\tB\x04\xe2\x41\x01\x04H\x00R\x04name\x88\x01\x01\x42\x07\n\x05_name\"\xd6\x01\n\x13\x43reateJwtKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1a\n\x05label\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05label\x12\"\n\talgorithm\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\talgorithm\x12*\n\x0epublic_key_pem\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x0cpublicKeyPem\x12\x17\n\x04name\x18\x05 \x01(\tH\x00R\x04name\x88\x01\x01\x42\x07\n\x05_name\"(\n\x14\x43reateJwtKeyResponse\x12\x10\n\x03kid\x18\x01 \x01(\tR\x03kid\"o\n\x12ListJwtKeysRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06\x61\x63tive\x18\x02 \x01(\x08H\x00R\x06\x61\x63tive\x88\x01\x01\x42\t\n\x07_active\"M\n\x13ListJwtKeysResponse\x12\x36\n\x08jwt_keys\x18\x01 \x03(\x0b\x32\x1b.ampmesh.platform.v1.JWTKeyR\x07jwtKeys\"b\n\x10GetJwtKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId\"\xc8\x01\n\x13UpdateJwtKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId\x12%\n\x0bupdate_mask\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12:\n\x07jwt_key\x18\x04 \x01(\x0b\x32\x1b.ampmesh.platform.v1.JWTKeyB\x04\xe2\x41\x01\x02R\x06jwtKey\"e\n\x13\x44\x65leteJwtKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId2\x84\x06\n\rJwtKeyService\x12\x9a\x01\n\x0c\x43reateJwtKey\x12(.ampmesh.platform.v1.CreateJwtKeyRequest\x1a).ampmesh.platform.v1.CreateJwtKeyResponse\"5\x82\xd3\xe4\x93\x02/\"*/v1/projects/{project_id_or_name}/jwt-keys:\x01*\x12\x9e\x01\n\x0bListJwtKeys\x12\'.ampmesh.platform.v1.ListJwtKeysRequest\x1a(.ampmesh.platform.v1.ListJwtKeysResponse\"<\x82\xd3\xe4\x93\x02\x36\x12*/v1/projects/{project_id_or_name}/jwt-keysb\x08jwt_keys\x12\x8c\x01\n\tGetJwtKey\x12%.ampmesh.platform.v1.GetJwtKeyRequest\x1a\x1b.ampmesh.platform.v1.JWTKey\";\x82\xd3\xe4\x93\x02\x35\x12\x33/v1/projects/{project_id_or_name}/jwt-keys/{key_id}\x12\x95\x01\n\x0cUpdateJwtKey\x12(.ampmesh.platform.v1.UpdateJwtKeyRequest\x1a\x1b.ampmesh.platform.v1.JWTKey\">\x82\xd3\xe4\x93\x02\x38\x32\x33/v1/projects/{project_id_or_name}/jwt-keys/{key_id}:\x01*\x12\x8d\x01\n\x0c\x44\x65leteJwtKey\x12(.ampmesh.platform.v1.DeleteJwtKeyRequest\x1a\x16.google.protobuf.Empty\";\x82\xd3\xe4\x93\x02\x35*3/v1/projects/{project_id_or_name}/jwt-keys/{key_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ampmesh/platform/v1/jwt_keys.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1d\x61mpmesh/edge/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xef\x02\n\x06JWTKey\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12#\n\nproject_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12\x14\n\x05label\x18\x03 \x01(\tR\x05label\x12\"\n\talgorithm\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03R\talgorithm\x12*\n\x0epublic_key_pem\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03R\x0cpublicKeyPem\x12\x16\n\x06\x61\x63tive\x18\x06 \x01(\x08R\x06\x61\x63tive\x12\x41\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12\x1d\n\x04name\x18\t \x01(\tB\x04\xe2\x41\x01\x04H\x00R\x04name\x88\x01\x01\x42\x07\n\x05_name\"\xd6\x01\n\x13\x43reateJwtKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1a\n\x05label\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05label\x12\"\n\talgorithm\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\talgorithm\x12*\n\x0epublic_key_pem\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x0cpublicKeyPem\x12\x17\n\x04name\x18\x05 \x01(\tH\x00R\x04name\x88\x01\x01\x42\x07\n\x05_name\"(\n\x14\x43reateJwtKeyResponse\x12\x10\n\x03kid\x18\x01 \x01(\tR\x03kid\"o\n\x12ListJwtKeysRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06\x61\x63tive\x18\x02 \x01(\x08H\x00R\x06\x61\x63tive\x88\x01\x01\x42\t\n\x07_active\"M\n\x13ListJwtKeysResponse\x12\x36\n\x08jwt_keys\x18\x01 \x03(\x0b\x32\x1b.ampmesh.platform.v1.JWTKeyR\x07jwtKeys\"b\n\x10GetJwtKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId\"\xc8\x01\n\x13UpdateJwtKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId\x12%\n\x0bupdate_mask\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12:\n\x07jwt_key\x18\x04 \x01(\x0b\x32\x1b.ampmesh.platform.v1.JWTKeyB\x04\xe2\x41\x01\x02R\x06jwtKey\"e\n\x13\x44\x65leteJwtKeyRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x1b\n\x06key_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05keyId2\x92\x06\n\rJwtKeyService\x12\xa1\x01\n\x0c\x43reateJwtKey\x12(.ampmesh.platform.v1.CreateJwtKeyRequest\x1a).ampmesh.platform.v1.CreateJwtKeyResponse\"<\xe2\xc7\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02/\"*/v1/projects/{project_id_or_name}/jwt-keys:\x01*\x12\x9e\x01\n\x0bListJwtKeys\x12\'.ampmesh.platform.v1.ListJwtKeysRequest\x1a(.ampmesh.platform.v1.ListJwtKeysResponse\"<\x82\xd3\xe4\x93\x02\x36\x12*/v1/projects/{project_id_or_name}/jwt-keysb\x08jwt_keys\x12\x8c\x01\n\tGetJwtKey\x12%.ampmesh.platform.v1.GetJwtKeyRequest\x1a\x1b.ampmesh.platform.v1.JWTKey\";\x82\xd3\xe4\x93\x02\x35\x12\x33/v1/projects/{project_id_or_name}/jwt-keys/{key_id}\x12\x95\x01\n\x0cUpdateJwtKey\x12(.ampmesh.platform.v1.UpdateJwtKeyRequest\x1a\x1b.ampmesh.platform.v1.JWTKey\">\x82\xd3\xe4\x93\x02\x38\x32\x33/v1/projects/{project_id_or_name}/jwt-keys/{key_id}:\x01*\x12\x94\x01\n\x0c\x44\x65leteJwtKey\x12(.ampmesh.platform.v1.DeleteJwtKeyRequest\x1a\x16.google.protobuf.Empty\"B\xe2\xc7\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x35*3/v1/projects/{project_id_or_name}/jwt-keys/{key_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -76,7 +77,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEJWTKEYREQUEST'].fields_by_name['key_id']._loaded_options = None
   _globals['_DELETEJWTKEYREQUEST'].fields_by_name['key_id']._serialized_options = b'\342A\001\002'
   _globals['_JWTKEYSERVICE'].methods_by_name['CreateJwtKey']._loaded_options = None
-  _globals['_JWTKEYSERVICE'].methods_by_name['CreateJwtKey']._serialized_options = b'\202\323\344\223\002/\"*/v1/projects/{project_id_or_name}/jwt-keys:\001*'
+  _globals['_JWTKEYSERVICE'].methods_by_name['CreateJwtKey']._serialized_options = b'\342\307\030\003\010\311\001\202\323\344\223\002/\"*/v1/projects/{project_id_or_name}/jwt-keys:\001*'
   _globals['_JWTKEYSERVICE'].methods_by_name['ListJwtKeys']._loaded_options = None
   _globals['_JWTKEYSERVICE'].methods_by_name['ListJwtKeys']._serialized_options = b'\202\323\344\223\0026\022*/v1/projects/{project_id_or_name}/jwt-keysb\010jwt_keys'
   _globals['_JWTKEYSERVICE'].methods_by_name['GetJwtKey']._loaded_options = None
@@ -84,23 +85,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JWTKEYSERVICE'].methods_by_name['UpdateJwtKey']._loaded_options = None
   _globals['_JWTKEYSERVICE'].methods_by_name['UpdateJwtKey']._serialized_options = b'\202\323\344\223\002823/v1/projects/{project_id_or_name}/jwt-keys/{key_id}:\001*'
   _globals['_JWTKEYSERVICE'].methods_by_name['DeleteJwtKey']._loaded_options = None
-  _globals['_JWTKEYSERVICE'].methods_by_name['DeleteJwtKey']._serialized_options = b'\202\323\344\223\0025*3/v1/projects/{project_id_or_name}/jwt-keys/{key_id}'
-  _globals['_JWTKEY']._serialized_start=185
-  _globals['_JWTKEY']._serialized_end=552
-  _globals['_CREATEJWTKEYREQUEST']._serialized_start=555
-  _globals['_CREATEJWTKEYREQUEST']._serialized_end=769
-  _globals['_CREATEJWTKEYRESPONSE']._serialized_start=771
-  _globals['_CREATEJWTKEYRESPONSE']._serialized_end=811
-  _globals['_LISTJWTKEYSREQUEST']._serialized_start=813
-  _globals['_LISTJWTKEYSREQUEST']._serialized_end=924
-  _globals['_LISTJWTKEYSRESPONSE']._serialized_start=926
-  _globals['_LISTJWTKEYSRESPONSE']._serialized_end=1003
-  _globals['_GETJWTKEYREQUEST']._serialized_start=1005
-  _globals['_GETJWTKEYREQUEST']._serialized_end=1103
-  _globals['_UPDATEJWTKEYREQUEST']._serialized_start=1106
-  _globals['_UPDATEJWTKEYREQUEST']._serialized_end=1306
-  _globals['_DELETEJWTKEYREQUEST']._serialized_start=1308
-  _globals['_DELETEJWTKEYREQUEST']._serialized_end=1409
-  _globals['_JWTKEYSERVICE']._serialized_start=1412
-  _globals['_JWTKEYSERVICE']._serialized_end=2184
+  _globals['_JWTKEYSERVICE'].methods_by_name['DeleteJwtKey']._serialized_options = b'\342\307\030\003\010\314\001\202\323\344\223\0025*3/v1/projects/{project_id_or_name}/jwt-keys/{key_id}'
+  _globals['_JWTKEY']._serialized_start=216
+  _globals['_JWTKEY']._serialized_end=583
+  _globals['_CREATEJWTKEYREQUEST']._serialized_start=586
+  _globals['_CREATEJWTKEYREQUEST']._serialized_end=800
+  _globals['_CREATEJWTKEYRESPONSE']._serialized_start=802
+  _globals['_CREATEJWTKEYRESPONSE']._serialized_end=842
+  _globals['_LISTJWTKEYSREQUEST']._serialized_start=844
+  _globals['_LISTJWTKEYSREQUEST']._serialized_end=955
+  _globals['_LISTJWTKEYSRESPONSE']._serialized_start=957
+  _globals['_LISTJWTKEYSRESPONSE']._serialized_end=1034
+  _globals['_GETJWTKEYREQUEST']._serialized_start=1036
+  _globals['_GETJWTKEYREQUEST']._serialized_end=1134
+  _globals['_UPDATEJWTKEYREQUEST']._serialized_start=1137
+  _globals['_UPDATEJWTKEYREQUEST']._serialized_end=1337
+  _globals['_DELETEJWTKEYREQUEST']._serialized_start=1339
+  _globals['_DELETEJWTKEYREQUEST']._serialized_end=1440
+  _globals['_JWTKEYSERVICE']._serialized_start=1443
+  _globals['_JWTKEYSERVICE']._serialized_end=2229
 # @@protoc_insertion_point(module_scope)

@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ampmesh.edge.v1 import options_pb2 as ampmesh_dot_edge_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61mpmesh/platform/v1/orgs.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n\x03Org\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x1a\n\x05label\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05label\x12,\n\x0f\x64\x65\x66\x61ult_team_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\rdefaultTeamId\x12\x41\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\"D\n\x10\x43reateOrgRequest\x12\x30\n\x03org\x18\x01 \x01(\x0b\x32\x18.ampmesh.platform.v1.OrgB\x04\xe2\x41\x01\x02R\x03org\",\n\rGetOrgRequest\x12\x1b\n\x06org_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05orgId\"\x88\x01\n\x10UpdateOrgRequest\x12\x1b\n\x06org_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05orgId\x12%\n\x0bupdate_mask\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12\x30\n\x03org\x18\x03 \x01(\x0b\x32\x18.ampmesh.platform.v1.OrgB\x04\xe2\x41\x01\x02R\x03org2\xc0\x02\n\nOrgService\x12\x63\n\tCreateOrg\x12%.ampmesh.platform.v1.CreateOrgRequest\x1a\x18.ampmesh.platform.v1.Org\"\x15\x82\xd3\xe4\x93\x02\x0f\"\x08/v1/orgs:\x03org\x12\x61\n\x06GetOrg\x12\".ampmesh.platform.v1.GetOrgRequest\x1a\x18.ampmesh.platform.v1.Org\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/orgs/{org_id}\x12j\n\tUpdateOrg\x12%.ampmesh.platform.v1.UpdateOrgRequest\x1a\x18.ampmesh.platform.v1.Org\"\x1c\x82\xd3\xe4\x93\x02\x16\x32\x11/v1/orgs/{org_id}:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61mpmesh/platform/v1/orgs.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1d\x61mpmesh/edge/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n\x03Org\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x1a\n\x05label\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x05label\x12,\n\x0f\x64\x65\x66\x61ult_team_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03R\rdefaultTeamId\x12\x41\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\"D\n\x10\x43reateOrgRequest\x12\x30\n\x03org\x18\x01 \x01(\x0b\x32\x18.ampmesh.platform.v1.OrgB\x04\xe2\x41\x01\x02R\x03org\",\n\rGetOrgRequest\x12\x1b\n\x06org_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05orgId\"\x88\x01\n\x10UpdateOrgRequest\x12\x1b\n\x06org_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x05orgId\x12%\n\x0bupdate_mask\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12\x30\n\x03org\x18\x03 \x01(\x0b\x32\x18.ampmesh.platform.v1.OrgB\x04\xe2\x41\x01\x02R\x03org2\xc7\x02\n\nOrgService\x12j\n\tCreateOrg\x12%.ampmesh.platform.v1.CreateOrgRequest\x1a\x18.ampmesh.platform.v1.Org\"\x1c\xe2\xc7\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x0f\"\x08/v1/orgs:\x03org\x12\x61\n\x06GetOrg\x12\".ampmesh.platform.v1.GetOrgRequest\x1a\x18.ampmesh.platform.v1.Org\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/orgs/{org_id}\x12j\n\tUpdateOrg\x12%.ampmesh.platform.v1.UpdateOrgRequest\x1a\x18.ampmesh.platform.v1.Org\"\x1c\x82\xd3\xe4\x93\x02\x16\x32\x11/v1/orgs/{org_id}:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,19 +56,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEORGREQUEST'].fields_by_name['org']._loaded_options = None
   _globals['_UPDATEORGREQUEST'].fields_by_name['org']._serialized_options = b'\342A\001\002'
   _globals['_ORGSERVICE'].methods_by_name['CreateOrg']._loaded_options = None
-  _globals['_ORGSERVICE'].methods_by_name['CreateOrg']._serialized_options = b'\202\323\344\223\002\017\"\010/v1/orgs:\003org'
+  _globals['_ORGSERVICE'].methods_by_name['CreateOrg']._serialized_options = b'\342\307\030\003\010\311\001\202\323\344\223\002\017\"\010/v1/orgs:\003org'
   _globals['_ORGSERVICE'].methods_by_name['GetOrg']._loaded_options = None
   _globals['_ORGSERVICE'].methods_by_name['GetOrg']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/orgs/{org_id}'
   _globals['_ORGSERVICE'].methods_by_name['UpdateOrg']._loaded_options = None
   _globals['_ORGSERVICE'].methods_by_name['UpdateOrg']._serialized_options = b'\202\323\344\223\002\0262\021/v1/orgs/{org_id}:\001*'
-  _globals['_ORG']._serialized_start=152
-  _globals['_ORG']._serialized_end=387
-  _globals['_CREATEORGREQUEST']._serialized_start=389
-  _globals['_CREATEORGREQUEST']._serialized_end=457
-  _globals['_GETORGREQUEST']._serialized_start=459
-  _globals['_GETORGREQUEST']._serialized_end=503
-  _globals['_UPDATEORGREQUEST']._serialized_start=506
-  _globals['_UPDATEORGREQUEST']._serialized_end=642
-  _globals['_ORGSERVICE']._serialized_start=645
-  _globals['_ORGSERVICE']._serialized_end=965
+  _globals['_ORG']._serialized_start=183
+  _globals['_ORG']._serialized_end=418
+  _globals['_CREATEORGREQUEST']._serialized_start=420
+  _globals['_CREATEORGREQUEST']._serialized_end=488
+  _globals['_GETORGREQUEST']._serialized_start=490
+  _globals['_GETORGREQUEST']._serialized_end=534
+  _globals['_UPDATEORGREQUEST']._serialized_start=537
+  _globals['_UPDATEORGREQUEST']._serialized_end=673
+  _globals['_ORGSERVICE']._serialized_start=676
+  _globals['_ORGSERVICE']._serialized_end=1003
 # @@protoc_insertion_point(module_scope)

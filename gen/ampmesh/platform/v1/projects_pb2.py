@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ampmesh.edge.v1 import options_pb2 as ampmesh_dot_edge_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ampmesh/platform/v1/projects.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n\x07Project\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x18\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12\x1f\n\x08\x61pp_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x07\x61ppName\x12\x1b\n\x06org_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x05orgId\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12R\n\x0c\x65ntitlements\x18\x07 \x01(\x0b\x32(.ampmesh.platform.v1.ProjectEntitlementsB\x04\xe2\x41\x01\x03R\x0c\x65ntitlements\"\xd1\x01\n\x13ProjectEntitlements\x12Z\n\x10\x62randing_removal\x18\x01 \x01(\x0b\x32/.ampmesh.platform.v1.BrandingRemovalEntitlementR\x0f\x62randingRemoval\x12^\n\x12log_retention_days\x18\x02 \x01(\x0b\x32\x30.ampmesh.platform.v1.LogRetentionDaysEntitlementR\x10logRetentionDays\"2\n\x1a\x42randingRemovalEntitlement\x12\x14\n\x05value\x18\x01 \x01(\x08R\x05value\"3\n\x1bLogRetentionDaysEntitlement\x12\x14\n\x05value\x18\x01 \x01(\x05R\x05value\"\x15\n\x13ListProjectsRequest\"P\n\x14ListProjectsResponse\x12\x38\n\x08projects\x18\x01 \x03(\x0b\x32\x1c.ampmesh.platform.v1.ProjectR\x08projects\"T\n\x14\x43reateProjectRequest\x12<\n\x07project\x18\x01 \x01(\x0b\x32\x1c.ampmesh.platform.v1.ProjectB\x04\xe2\x41\x01\x02R\x07project\"\x97\x01\n\x11GetProjectRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x36\n\x14include_entitlements\x18\x02 \x01(\x08H\x00R\x13includeEntitlements\x88\x01\x01\x42\x17\n\x15_include_entitlements\"\xae\x01\n\x14UpdateProjectRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12%\n\x0bupdate_mask\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12<\n\x07project\x18\x03 \x01(\x0b\x32\x1c.ampmesh.platform.v1.ProjectB\x04\xe2\x41\x01\x02R\x07project2\x97\x04\n\x0eProjectService\x12\x83\x01\n\x0cListProjects\x12(.ampmesh.platform.v1.ListProjectsRequest\x1a).ampmesh.platform.v1.ListProjectsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x0c/v1/projectsb\x08projects\x12w\n\rCreateProject\x12).ampmesh.platform.v1.CreateProjectRequest\x1a\x1c.ampmesh.platform.v1.Project\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/projects:\x07project\x12}\n\nGetProject\x12&.ampmesh.platform.v1.GetProjectRequest\x1a\x1c.ampmesh.platform.v1.Project\")\x82\xd3\xe4\x93\x02#\x12!/v1/projects/{project_id_or_name}\x12\x86\x01\n\rUpdateProject\x12).ampmesh.platform.v1.UpdateProjectRequest\x1a\x1c.ampmesh.platform.v1.Project\",\x82\xd3\xe4\x93\x02&2!/v1/projects/{project_id_or_name}:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"ampmesh/platform/v1/projects.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1d\x61mpmesh/edge/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n\x07Project\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12\x18\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\x04name\x12\x1f\n\x08\x61pp_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x07\x61ppName\x12\x1b\n\x06org_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x05orgId\x12\x41\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTime\x12R\n\x0c\x65ntitlements\x18\x07 \x01(\x0b\x32(.ampmesh.platform.v1.ProjectEntitlementsB\x04\xe2\x41\x01\x03R\x0c\x65ntitlements\"\xd1\x01\n\x13ProjectEntitlements\x12Z\n\x10\x62randing_removal\x18\x01 \x01(\x0b\x32/.ampmesh.platform.v1.BrandingRemovalEntitlementR\x0f\x62randingRemoval\x12^\n\x12log_retention_days\x18\x02 \x01(\x0b\x32\x30.ampmesh.platform.v1.LogRetentionDaysEntitlementR\x10logRetentionDays\"2\n\x1a\x42randingRemovalEntitlement\x12\x14\n\x05value\x18\x01 \x01(\x08R\x05value\"3\n\x1bLogRetentionDaysEntitlement\x12\x14\n\x05value\x18\x01 \x01(\x05R\x05value\"\x15\n\x13ListProjectsRequest\"P\n\x14ListProjectsResponse\x12\x38\n\x08projects\x18\x01 \x03(\x0b\x32\x1c.ampmesh.platform.v1.ProjectR\x08projects\"T\n\x14\x43reateProjectRequest\x12<\n\x07project\x18\x01 \x01(\x0b\x32\x1c.ampmesh.platform.v1.ProjectB\x04\xe2\x41\x01\x02R\x07project\"\x97\x01\n\x11GetProjectRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12\x36\n\x14include_entitlements\x18\x02 \x01(\x08H\x00R\x13includeEntitlements\x88\x01\x01\x42\x17\n\x15_include_entitlements\"\xae\x01\n\x14UpdateProjectRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12%\n\x0bupdate_mask\x18\x02 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12<\n\x07project\x18\x03 \x01(\x0b\x32\x1c.ampmesh.platform.v1.ProjectB\x04\xe2\x41\x01\x02R\x07project2\x9e\x04\n\x0eProjectService\x12\x83\x01\n\x0cListProjects\x12(.ampmesh.platform.v1.ListProjectsRequest\x1a).ampmesh.platform.v1.ListProjectsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x0c/v1/projectsb\x08projects\x12~\n\rCreateProject\x12).ampmesh.platform.v1.CreateProjectRequest\x1a\x1c.ampmesh.platform.v1.Project\"$\xe2\xc7\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/projects:\x07project\x12}\n\nGetProject\x12&.ampmesh.platform.v1.GetProjectRequest\x1a\x1c.ampmesh.platform.v1.Project\")\x82\xd3\xe4\x93\x02#\x12!/v1/projects/{project_id_or_name}\x12\x86\x01\n\rUpdateProject\x12).ampmesh.platform.v1.UpdateProjectRequest\x1a\x1c.ampmesh.platform.v1.Project\",\x82\xd3\xe4\x93\x02&2!/v1/projects/{project_id_or_name}:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,29 +62,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROJECTSERVICE'].methods_by_name['ListProjects']._loaded_options = None
   _globals['_PROJECTSERVICE'].methods_by_name['ListProjects']._serialized_options = b'\202\323\344\223\002\030\022\014/v1/projectsb\010projects'
   _globals['_PROJECTSERVICE'].methods_by_name['CreateProject']._loaded_options = None
-  _globals['_PROJECTSERVICE'].methods_by_name['CreateProject']._serialized_options = b'\202\323\344\223\002\027\"\014/v1/projects:\007project'
+  _globals['_PROJECTSERVICE'].methods_by_name['CreateProject']._serialized_options = b'\342\307\030\003\010\311\001\202\323\344\223\002\027\"\014/v1/projects:\007project'
   _globals['_PROJECTSERVICE'].methods_by_name['GetProject']._loaded_options = None
   _globals['_PROJECTSERVICE'].methods_by_name['GetProject']._serialized_options = b'\202\323\344\223\002#\022!/v1/projects/{project_id_or_name}'
   _globals['_PROJECTSERVICE'].methods_by_name['UpdateProject']._loaded_options = None
   _globals['_PROJECTSERVICE'].methods_by_name['UpdateProject']._serialized_options = b'\202\323\344\223\002&2!/v1/projects/{project_id_or_name}:\001*'
-  _globals['_PROJECT']._serialized_start=156
-  _globals['_PROJECT']._serialized_end=493
-  _globals['_PROJECTENTITLEMENTS']._serialized_start=496
-  _globals['_PROJECTENTITLEMENTS']._serialized_end=705
-  _globals['_BRANDINGREMOVALENTITLEMENT']._serialized_start=707
-  _globals['_BRANDINGREMOVALENTITLEMENT']._serialized_end=757
-  _globals['_LOGRETENTIONDAYSENTITLEMENT']._serialized_start=759
-  _globals['_LOGRETENTIONDAYSENTITLEMENT']._serialized_end=810
-  _globals['_LISTPROJECTSREQUEST']._serialized_start=812
-  _globals['_LISTPROJECTSREQUEST']._serialized_end=833
-  _globals['_LISTPROJECTSRESPONSE']._serialized_start=835
-  _globals['_LISTPROJECTSRESPONSE']._serialized_end=915
-  _globals['_CREATEPROJECTREQUEST']._serialized_start=917
-  _globals['_CREATEPROJECTREQUEST']._serialized_end=1001
-  _globals['_GETPROJECTREQUEST']._serialized_start=1004
-  _globals['_GETPROJECTREQUEST']._serialized_end=1155
-  _globals['_UPDATEPROJECTREQUEST']._serialized_start=1158
-  _globals['_UPDATEPROJECTREQUEST']._serialized_end=1332
-  _globals['_PROJECTSERVICE']._serialized_start=1335
-  _globals['_PROJECTSERVICE']._serialized_end=1870
+  _globals['_PROJECT']._serialized_start=187
+  _globals['_PROJECT']._serialized_end=524
+  _globals['_PROJECTENTITLEMENTS']._serialized_start=527
+  _globals['_PROJECTENTITLEMENTS']._serialized_end=736
+  _globals['_BRANDINGREMOVALENTITLEMENT']._serialized_start=738
+  _globals['_BRANDINGREMOVALENTITLEMENT']._serialized_end=788
+  _globals['_LOGRETENTIONDAYSENTITLEMENT']._serialized_start=790
+  _globals['_LOGRETENTIONDAYSENTITLEMENT']._serialized_end=841
+  _globals['_LISTPROJECTSREQUEST']._serialized_start=843
+  _globals['_LISTPROJECTSREQUEST']._serialized_end=864
+  _globals['_LISTPROJECTSRESPONSE']._serialized_start=866
+  _globals['_LISTPROJECTSRESPONSE']._serialized_end=946
+  _globals['_CREATEPROJECTREQUEST']._serialized_start=948
+  _globals['_CREATEPROJECTREQUEST']._serialized_end=1032
+  _globals['_GETPROJECTREQUEST']._serialized_start=1035
+  _globals['_GETPROJECTREQUEST']._serialized_end=1186
+  _globals['_UPDATEPROJECTREQUEST']._serialized_start=1189
+  _globals['_UPDATEPROJECTREQUEST']._serialized_end=1363
+  _globals['_PROJECTSERVICE']._serialized_start=1366
+  _globals['_PROJECTSERVICE']._serialized_end=1908
 # @@protoc_insertion_point(module_scope)

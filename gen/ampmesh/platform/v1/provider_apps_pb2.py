@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ampmesh.edge.v1 import options_pb2 as ampmesh_dot_edge_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
@@ -29,7 +30,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'ampmesh/platform/v1/provider_apps.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x03\n\x0bProviderApp\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12#\n\nproject_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12&\n\x0c\x65xternal_ref\x18\x03 \x01(\tH\x00R\x0b\x65xternalRef\x88\x01\x01\x12 \n\x08provider\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x08provider\x12!\n\tclient_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02R\x08\x63lientId\x12.\n\rclient_secret\x18\x06 \x01(\tB\x04\xe2\x41\x01\x04H\x01R\x0c\x63lientSecret\x88\x01\x01\x12\x16\n\x06scopes\x18\x07 \x03(\tR\x06scopes\x12\x44\n\x08metadata\x18\x08 \x01(\x0b\x32(.ampmesh.platform.v1.ProviderAppMetadataR\x08metadata\x12\x41\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTimeB\x0f\n\r_external_refB\x10\n\x0e_client_secret\"\x8a\x03\n\x13ProviderAppMetadata\x12i\n\x11\x61uth_query_params\x18\x01 \x03(\x0b\x32=.ampmesh.platform.v1.ProviderAppMetadata.AuthQueryParamsEntryR\x0f\x61uthQueryParams\x12\x65\n\x0fprovider_params\x18\x02 \x03(\x0b\x32<.ampmesh.platform.v1.ProviderAppMetadata.ProviderParamsEntryR\x0eproviderParams\x1a^\n\x14\x41uthQueryParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x30\n\x05value\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.ListValueR\x05value:\x02\x38\x01\x1a\x41\n\x13ProviderParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"L\n\x17ListProviderAppsRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\"a\n\x18ListProviderAppsResponse\x12\x45\n\rprovider_apps\x18\x01 \x03(\x0b\x32 .ampmesh.platform.v1.ProviderAppR\x0cproviderApps\"\x98\x01\n\x18\x43reateProviderAppRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12I\n\x0cprovider_app\x18\x02 \x01(\x0b\x32 .ampmesh.platform.v1.ProviderAppB\x04\xe2\x41\x01\x02R\x0bproviderApp\"\xed\x01\n\x18UpdateProviderAppRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12,\n\x0fprovider_app_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rproviderAppId\x12%\n\x0bupdate_mask\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12I\n\x0cprovider_app\x18\x04 \x01(\x0b\x32 .ampmesh.platform.v1.ProviderAppB\x04\xe2\x41\x01\x02R\x0bproviderApp\"{\n\x18\x44\x65leteProviderAppRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12,\n\x0fprovider_app_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rproviderAppId2\xd9\x05\n\x12ProviderAppService\x12\xb7\x01\n\x10ListProviderApps\x12,.ampmesh.platform.v1.ListProviderAppsRequest\x1a-.ampmesh.platform.v1.ListProviderAppsResponse\"F\x82\xd3\xe4\x93\x02@\x12//v1/projects/{project_id_or_name}/provider-appsb\rprovider_apps\x12\xab\x01\n\x11\x43reateProviderApp\x12-.ampmesh.platform.v1.CreateProviderAppRequest\x1a .ampmesh.platform.v1.ProviderApp\"E\x82\xd3\xe4\x93\x02?\"//v1/projects/{project_id_or_name}/provider-apps:\x0cprovider_app\x12\xb2\x01\n\x11UpdateProviderApp\x12-.ampmesh.platform.v1.UpdateProviderAppRequest\x1a .ampmesh.platform.v1.ProviderApp\"L\x82\xd3\xe4\x93\x02\x46\x32\x41/v1/projects/{project_id_or_name}/provider-apps/{provider_app_id}:\x01*\x12\xa5\x01\n\x11\x44\x65leteProviderApp\x12-.ampmesh.platform.v1.DeleteProviderAppRequest\x1a\x16.google.protobuf.Empty\"I\x82\xd3\xe4\x93\x02\x43*A/v1/projects/{project_id_or_name}/provider-apps/{provider_app_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'ampmesh/platform/v1/provider_apps.proto\x12\x13\x61mpmesh.platform.v1\x1a\x1d\x61mpmesh/edge/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x03\n\x0bProviderApp\x12\x14\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03R\x02id\x12#\n\nproject_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03R\tprojectId\x12&\n\x0c\x65xternal_ref\x18\x03 \x01(\tH\x00R\x0b\x65xternalRef\x88\x01\x01\x12 \n\x08provider\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x08provider\x12!\n\tclient_id\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02R\x08\x63lientId\x12.\n\rclient_secret\x18\x06 \x01(\tB\x04\xe2\x41\x01\x04H\x01R\x0c\x63lientSecret\x88\x01\x01\x12\x16\n\x06scopes\x18\x07 \x03(\tR\x06scopes\x12\x44\n\x08metadata\x18\x08 \x01(\x0b\x32(.ampmesh.platform.v1.ProviderAppMetadataR\x08metadata\x12\x41\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\ncreateTime\x12\x41\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03R\nupdateTimeB\x0f\n\r_external_refB\x10\n\x0e_client_secret\"\x8a\x03\n\x13ProviderAppMetadata\x12i\n\x11\x61uth_query_params\x18\x01 \x03(\x0b\x32=.ampmesh.platform.v1.ProviderAppMetadata.AuthQueryParamsEntryR\x0f\x61uthQueryParams\x12\x65\n\x0fprovider_params\x18\x02 \x03(\x0b\x32<.ampmesh.platform.v1.ProviderAppMetadata.ProviderParamsEntryR\x0eproviderParams\x1a^\n\x14\x41uthQueryParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x30\n\x05value\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.ListValueR\x05value:\x02\x38\x01\x1a\x41\n\x13ProviderParamsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"L\n\x17ListProviderAppsRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\"a\n\x18ListProviderAppsResponse\x12\x45\n\rprovider_apps\x18\x01 \x03(\x0b\x32 .ampmesh.platform.v1.ProviderAppR\x0cproviderApps\"\x98\x01\n\x18\x43reateProviderAppRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12I\n\x0cprovider_app\x18\x02 \x01(\x0b\x32 .ampmesh.platform.v1.ProviderAppB\x04\xe2\x41\x01\x02R\x0bproviderApp\"\xed\x01\n\x18UpdateProviderAppRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12,\n\x0fprovider_app_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rproviderAppId\x12%\n\x0bupdate_mask\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02R\nupdateMask\x12I\n\x0cprovider_app\x18\x04 \x01(\x0b\x32 .ampmesh.platform.v1.ProviderAppB\x04\xe2\x41\x01\x02R\x0bproviderApp\"{\n\x18\x44\x65leteProviderAppRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12,\n\x0fprovider_app_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rproviderAppId2\xe0\x05\n\x12ProviderAppService\x12\xb7\x01\n\x10ListProviderApps\x12,.ampmesh.platform.v1.ListProviderAppsRequest\x1a-.ampmesh.platform.v1.ListProviderAppsResponse\"F\x82\xd3\xe4\x93\x02@\x12//v1/projects/{project_id_or_name}/provider-appsb\rprovider_apps\x12\xab\x01\n\x11\x43reateProviderApp\x12-.ampmesh.platform.v1.CreateProviderAppRequest\x1a .ampmesh.platform.v1.ProviderApp\"E\x82\xd3\xe4\x93\x02?\"//v1/projects/{project_id_or_name}/provider-apps:\x0cprovider_app\x12\xb2\x01\n\x11UpdateProviderApp\x12-.ampmesh.platform.v1.UpdateProviderAppRequest\x1a .ampmesh.platform.v1.ProviderApp\"L\x82\xd3\xe4\x93\x02\x46\x32\x41/v1/projects/{project_id_or_name}/provider-apps/{provider_app_id}:\x01*\x12\xac\x01\n\x11\x44\x65leteProviderApp\x12-.ampmesh.platform.v1.DeleteProviderAppRequest\x1a\x16.google.protobuf.Empty\"P\xe2\xc7\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02\x43*A/v1/projects/{project_id_or_name}/provider-apps/{provider_app_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -79,25 +80,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROVIDERAPPSERVICE'].methods_by_name['UpdateProviderApp']._loaded_options = None
   _globals['_PROVIDERAPPSERVICE'].methods_by_name['UpdateProviderApp']._serialized_options = b'\202\323\344\223\002F2A/v1/projects/{project_id_or_name}/provider-apps/{provider_app_id}:\001*'
   _globals['_PROVIDERAPPSERVICE'].methods_by_name['DeleteProviderApp']._loaded_options = None
-  _globals['_PROVIDERAPPSERVICE'].methods_by_name['DeleteProviderApp']._serialized_options = b'\202\323\344\223\002C*A/v1/projects/{project_id_or_name}/provider-apps/{provider_app_id}'
-  _globals['_PROVIDERAPP']._serialized_start=220
-  _globals['_PROVIDERAPP']._serialized_end=712
-  _globals['_PROVIDERAPPMETADATA']._serialized_start=715
-  _globals['_PROVIDERAPPMETADATA']._serialized_end=1109
-  _globals['_PROVIDERAPPMETADATA_AUTHQUERYPARAMSENTRY']._serialized_start=948
-  _globals['_PROVIDERAPPMETADATA_AUTHQUERYPARAMSENTRY']._serialized_end=1042
-  _globals['_PROVIDERAPPMETADATA_PROVIDERPARAMSENTRY']._serialized_start=1044
-  _globals['_PROVIDERAPPMETADATA_PROVIDERPARAMSENTRY']._serialized_end=1109
-  _globals['_LISTPROVIDERAPPSREQUEST']._serialized_start=1111
-  _globals['_LISTPROVIDERAPPSREQUEST']._serialized_end=1187
-  _globals['_LISTPROVIDERAPPSRESPONSE']._serialized_start=1189
-  _globals['_LISTPROVIDERAPPSRESPONSE']._serialized_end=1286
-  _globals['_CREATEPROVIDERAPPREQUEST']._serialized_start=1289
-  _globals['_CREATEPROVIDERAPPREQUEST']._serialized_end=1441
-  _globals['_UPDATEPROVIDERAPPREQUEST']._serialized_start=1444
-  _globals['_UPDATEPROVIDERAPPREQUEST']._serialized_end=1681
-  _globals['_DELETEPROVIDERAPPREQUEST']._serialized_start=1683
-  _globals['_DELETEPROVIDERAPPREQUEST']._serialized_end=1806
-  _globals['_PROVIDERAPPSERVICE']._serialized_start=1809
-  _globals['_PROVIDERAPPSERVICE']._serialized_end=2538
+  _globals['_PROVIDERAPPSERVICE'].methods_by_name['DeleteProviderApp']._serialized_options = b'\342\307\030\003\010\314\001\202\323\344\223\002C*A/v1/projects/{project_id_or_name}/provider-apps/{provider_app_id}'
+  _globals['_PROVIDERAPP']._serialized_start=251
+  _globals['_PROVIDERAPP']._serialized_end=743
+  _globals['_PROVIDERAPPMETADATA']._serialized_start=746
+  _globals['_PROVIDERAPPMETADATA']._serialized_end=1140
+  _globals['_PROVIDERAPPMETADATA_AUTHQUERYPARAMSENTRY']._serialized_start=979
+  _globals['_PROVIDERAPPMETADATA_AUTHQUERYPARAMSENTRY']._serialized_end=1073
+  _globals['_PROVIDERAPPMETADATA_PROVIDERPARAMSENTRY']._serialized_start=1075
+  _globals['_PROVIDERAPPMETADATA_PROVIDERPARAMSENTRY']._serialized_end=1140
+  _globals['_LISTPROVIDERAPPSREQUEST']._serialized_start=1142
+  _globals['_LISTPROVIDERAPPSREQUEST']._serialized_end=1218
+  _globals['_LISTPROVIDERAPPSRESPONSE']._serialized_start=1220
+  _globals['_LISTPROVIDERAPPSRESPONSE']._serialized_end=1317
+  _globals['_CREATEPROVIDERAPPREQUEST']._serialized_start=1320
+  _globals['_CREATEPROVIDERAPPREQUEST']._serialized_end=1472
+  _globals['_UPDATEPROVIDERAPPREQUEST']._serialized_start=1475
+  _globals['_UPDATEPROVIDERAPPREQUEST']._serialized_end=1712
+  _globals['_DELETEPROVIDERAPPREQUEST']._serialized_start=1714
+  _globals['_DELETEPROVIDERAPPREQUEST']._serialized_end=1837
+  _globals['_PROVIDERAPPSERVICE']._serialized_start=1840
+  _globals['_PROVIDERAPPSERVICE']._serialized_end=2576
 # @@protoc_insertion_point(module_scope)

@@ -22,13 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ampmesh.edge.v1 import options_pb2 as ampmesh_dot_edge_dot_v1_dot_options__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61mpmesh/read/v1/read.proto\x12\x0f\x61mpmesh.read.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x12TriggerReadRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12+\n\x0eintegration_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rintegrationId\x12%\n\x0bobject_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\nobjectName\x12!\n\tgroup_ref\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x08groupRef\x12\x18\n\x04mode\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02R\x04mode\x12\x43\n\x0fsince_timestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0esinceTimestamp\x12\x43\n\x0funtil_timestamp\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0euntilTimestamp\"8\n\x13TriggerReadResponse\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\"\xd0\x01\n\x11PauseReadsRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12+\n\x0eintegration_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rintegrationId\x12-\n\x0finstallation_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x0einstallationId\x12\x18\n\x07objects\x18\x04 \x03(\tR\x07objects\x12\x12\n\x04note\x18\x05 \x01(\tR\x04note\"\xd2\x01\n\x13UnpauseReadsRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12+\n\x0eintegration_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rintegrationId\x12-\n\x0finstallation_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x0einstallationId\x12\x18\n\x07objects\x18\x04 \x03(\tR\x07objects\x12\x12\n\x04note\x18\x05 \x01(\tR\x04note\"\xdd\x01\n\x15\x44\x65liverResultsRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12+\n\x0eintegration_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rintegrationId\x12%\n\x0bobject_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\nobjectName\x12!\n\tgroup_ref\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x08groupRef\x12\x1a\n\x05pages\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x02R\x05pages2\x91\x06\n\x0bReadService\x12\xba\x01\n\x0bTriggerRead\x12#.ampmesh.read.v1.TriggerReadRequest\x1a$.ampmesh.read.v1.TriggerReadResponse\"`\x82\xd3\xe4\x93\x02Z\"U/v1/projects/{project_id_or_name}/integrations/{integration_id}/objects/{object_name}:\x01*\x12\xba\x01\n\nPauseReads\x12\".ampmesh.read.v1.PauseReadsRequest\x1a\x16.google.protobuf.Empty\"p\x82\xd3\xe4\x93\x02j\"e/v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/{installation_id}:pause:\x01*\x12\xc0\x01\n\x0cUnpauseReads\x12$.ampmesh.read.v1.UnpauseReadsRequest\x1a\x16.google.protobuf.Empty\"r\x82\xd3\xe4\x93\x02l\"g/v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/{installation_id}:unpause:\x01*\x12\xc4\x01\n\x0e\x44\x65liverResults\x12&.ampmesh.read.v1.DeliverResultsRequest\x1a\x16.google.protobuf.Empty\"r\x88\x02\x01\x82\xd3\xe4\x93\x02i\"d/v1/projects/{project_id_or_name}/integrations/{integration_id}/objects/{object_name}:deliverResults:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61mpmesh/read/v1/read.proto\x12\x0f\x61mpmesh.read.v1\x1a\x1d\x61mpmesh/edge/v1/options.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n\x12TriggerReadRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12+\n\x0eintegration_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rintegrationId\x12%\n\x0bobject_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\nobjectName\x12!\n\tgroup_ref\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x08groupRef\x12\x18\n\x04mode\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02R\x04mode\x12\x43\n\x0fsince_timestamp\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0esinceTimestamp\x12\x43\n\x0funtil_timestamp\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0euntilTimestamp\"8\n\x13TriggerReadResponse\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\"\xd0\x01\n\x11PauseReadsRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12+\n\x0eintegration_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rintegrationId\x12-\n\x0finstallation_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x0einstallationId\x12\x18\n\x07objects\x18\x04 \x03(\tR\x07objects\x12\x12\n\x04note\x18\x05 \x01(\tR\x04note\"\xd2\x01\n\x13UnpauseReadsRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12+\n\x0eintegration_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rintegrationId\x12-\n\x0finstallation_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\x0einstallationId\x12\x18\n\x07objects\x18\x04 \x03(\tR\x07objects\x12\x12\n\x04note\x18\x05 \x01(\tR\x04note\"\xdd\x01\n\x15\x44\x65liverResultsRequest\x12\x31\n\x12project_id_or_name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\x0fprojectIdOrName\x12+\n\x0eintegration_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\rintegrationId\x12%\n\x0bobject_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\nobjectName\x12!\n\tgroup_ref\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x08groupRef\x12\x1a\n\x05pages\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x02R\x05pages2\xad\x06\n\x0bReadService\x12\xc1\x01\n\x0bTriggerRead\x12#.ampmesh.read.v1.TriggerReadRequest\x1a$.ampmesh.read.v1.TriggerReadResponse\"g\xe2\xc7\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02Z\"U/v1/projects/{project_id_or_name}/integrations/{integration_id}/objects/{object_name}:\x01*\x12\xc1\x01\n\nPauseReads\x12\".ampmesh.read.v1.PauseReadsRequest\x1a\x16.google.protobuf.Empty\"w\xe2\xc7\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02j\"e/v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/{installation_id}:pause:\x01*\x12\xc7\x01\n\x0cUnpauseReads\x12$.ampmesh.read.v1.UnpauseReadsRequest\x1a\x16.google.protobuf.Empty\"y\xe2\xc7\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02l\"g/v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/{installation_id}:unpause:\x01*\x12\xcb\x01\n\x0e\x44\x65liverResults\x12&.ampmesh.read.v1.DeliverResultsRequest\x1a\x16.google.protobuf.Empty\"y\x88\x02\x01\xe2\xc7\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02i\"d/v1/projects/{project_id_or_name}/integrations/{integration_id}/objects/{object_name}:deliverResults:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,23 +69,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELIVERRESULTSREQUEST'].fields_by_name['pages']._loaded_options = None
   _globals['_DELIVERRESULTSREQUEST'].fields_by_name['pages']._serialized_options = b'\342A\001\002'
   _globals['_READSERVICE'].methods_by_name['TriggerRead']._loaded_options = None
-  _globals['_READSERVICE'].methods_by_name['TriggerRead']._serialized_options = b'\202\323\344\223\002Z\"U/v1/projects/{project_id_or_name}/integrations/{integration_id}/objects/{object_name}:\001*'
+  _globals['_READSERVICE'].methods_by_name['TriggerRead']._serialized_options = b'\342\307\030\003\010\311\001\202\323\344\223\002Z\"U/v1/projects/{project_id_or_name}/integrations/{integration_id}/objects/{object_name}:\001*'
   _globals['_READSERVICE'].methods_by_name['PauseReads']._loaded_options = None
-  _globals['_READSERVICE'].methods_by_name['PauseReads']._serialized_options = b'\202\323\344\223\002j\"e/v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/{installation_id}:pause:\001*'
+  _globals['_READSERVICE'].methods_by_name['PauseReads']._serialized_options = b'\342\307\030\003\010\314\001\202\323\344\223\002j\"e/v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/{installation_id}:pause:\001*'
   _globals['_READSERVICE'].methods_by_name['UnpauseReads']._loaded_options = None
-  _globals['_READSERVICE'].methods_by_name['UnpauseReads']._serialized_options = b'\202\323\344\223\002l\"g/v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/{installation_id}:unpause:\001*'
+  _globals['_READSERVICE'].methods_by_name['UnpauseReads']._serialized_options = b'\342\307\030\003\010\314\001\202\323\344\223\002l\"g/v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/{installation_id}:unpause:\001*'
   _globals['_READSERVICE'].methods_by_name['DeliverResults']._loaded_options = None
-  _globals['_READSERVICE'].methods_by_name['DeliverResults']._serialized_options = b'\210\002\001\202\323\344\223\002i\"d/v1/projects/{project_id_or_name}/integrations/{integration_id}/objects/{object_name}:deliverResults:\001*'
-  _globals['_TRIGGERREADREQUEST']._serialized_start=173
-  _globals['_TRIGGERREADREQUEST']._serialized_end=527
-  _globals['_TRIGGERREADRESPONSE']._serialized_start=529
-  _globals['_TRIGGERREADRESPONSE']._serialized_end=585
-  _globals['_PAUSEREADSREQUEST']._serialized_start=588
-  _globals['_PAUSEREADSREQUEST']._serialized_end=796
-  _globals['_UNPAUSEREADSREQUEST']._serialized_start=799
-  _globals['_UNPAUSEREADSREQUEST']._serialized_end=1009
-  _globals['_DELIVERRESULTSREQUEST']._serialized_start=1012
-  _globals['_DELIVERRESULTSREQUEST']._serialized_end=1233
-  _globals['_READSERVICE']._serialized_start=1236
-  _globals['_READSERVICE']._serialized_end=2021
+  _globals['_READSERVICE'].methods_by_name['DeliverResults']._serialized_options = b'\210\002\001\342\307\030\003\010\314\001\202\323\344\223\002i\"d/v1/projects/{project_id_or_name}/integrations/{integration_id}/objects/{object_name}:deliverResults:\001*'
+  _globals['_TRIGGERREADREQUEST']._serialized_start=204
+  _globals['_TRIGGERREADREQUEST']._serialized_end=558
+  _globals['_TRIGGERREADRESPONSE']._serialized_start=560
+  _globals['_TRIGGERREADRESPONSE']._serialized_end=616
+  _globals['_PAUSEREADSREQUEST']._serialized_start=619
+  _globals['_PAUSEREADSREQUEST']._serialized_end=827
+  _globals['_UNPAUSEREADSREQUEST']._serialized_start=830
+  _globals['_UNPAUSEREADSREQUEST']._serialized_end=1040
+  _globals['_DELIVERRESULTSREQUEST']._serialized_start=1043
+  _globals['_DELIVERRESULTSREQUEST']._serialized_end=1264
+  _globals['_READSERVICE']._serialized_start=1267
+  _globals['_READSERVICE']._serialized_end=2080
 # @@protoc_insertion_point(module_scope)

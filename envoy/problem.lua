@@ -1,0 +1,340 @@
+-- The response path of every public REST listener (this filter is first in the chain, so
+-- it runs last on responses; it has no envoy_on_request, so requests never wait for it).
+--
+-- Errors become RFC 9457 application/problem+json {type, title, status, detail, requestId,
+-- issues?}. Envoy's own replies arrive here already as problem+json (local_reply_config);
+-- this only adds `issues` to the transcoder's 400s it recognises. Upstream gRPC errors
+-- arrive as the transcoder's google.rpc.Status JSON and are rewritten here, because they
+-- are not local replies (notes/problem-json.md).
+--
+-- Successes lose the gRPC headers, and routes with metadata under envoy.filters.http.lua
+-- (from gen/envoy/routes.json) get the reference's REST shape: `unwrap` replaces the body
+-- by the JSON value of that member (lists the reference returns as a bare array),
+-- `successStatus` sets the status (201, or 204 without a body).
+--
+-- Lua in Envoy has no JSON library: below is a small decoder (enough for google.rpc.Status
+-- and for locating a member), and a string quoter for what we emit. Unwrapping copies the
+-- member's bytes exactly as the transcoder printed them, so key order, numbers and
+-- escapes survive untouched; the decoder only finds where the value ends.
+
+local byte, char, find, sub, format = string.byte, string.char, string.find, string.sub, string.format
+local concat, floor = table.concat, math.floor
+
+local TITLES = {
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict",
+  [412] = "Precondition Failed", [413] = "Content Too Large", [415] = "Unsupported Media Type",
+  [422] = "Unprocessable Content", [429] = "Too Many Requests", [499] = "Client Closed Request",
+  [500] = "Internal Server Error", [501] = "Not Implemented", [502] = "Bad Gateway",
+  [503] = "Service Unavailable", [504] = "Gateway Timeout",
+}
+
+-- JSON decoding --------------------------------------------------------------------------
+
+local NULL = setmetatable({}, { __tostring = function() return "null" end })
+local SIMPLE_ESCAPES = {
+  ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t",
+}
+
+local function skip_space(s, i)
+  local _, last = find(s, "^[ \t\r\n]*", i)
+  return last + 1
+end
+
+local function utf8_char(cp)
+  if cp < 0x80 then
+    return char(cp)
+  elseif cp < 0x800 then
+    return char(0xC0 + floor(cp / 0x40), 0x80 + cp % 0x40)
+  elseif cp < 0x10000 then
+    return char(0xE0 + floor(cp / 0x1000), 0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+  end
+  return char(0xF0 + floor(cp / 0x40000), 0x80 + floor(cp / 0x1000) % 0x40,
+    0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+end
+
+-- s:sub(i, i) is the opening quote; returns the string and the index after the closing one.
+local function decode_string(s, i)
+  local parts, j = {}, i + 1
+  while true do
+    local k = find(s, '["\\%z\1-\31]', j)
+    if not k then error("unterminated string") end
+    parts[#parts + 1] = sub(s, j, k - 1)
+    local c = sub(s, k, k)
+    if c == '"' then return concat(parts), k + 1 end
+    if c ~= "\\" then error("control character in a string") end
+    local e = sub(s, k + 1, k + 1)
+    if e == "u" then
+      local hex = sub(s, k + 2, k + 5)
+      if not find(hex, "^%x%x%x%x$") then error("bad \\u escape") end
+      local cp = tonumber(hex, 16)
+      j = k + 6
+      if cp >= 0xD800 and cp <= 0xDBFF then
+        local low = sub(s, j, j + 5)
+        if find(low, "^\\u[dD][c-fC-F]%x%x$") then
+          cp = 0x10000 + (cp - 0xD800) * 0x400 + (tonumber(sub(low, 3), 16) - 0xDC00)
+          j = j + 6
+        else
+          cp = 0xFFFD -- a lone high surrogate
+        end
+      elseif cp >= 0xDC00 and cp <= 0xDFFF then
+        cp = 0xFFFD -- a lone low surrogate
+      end
+      parts[#parts + 1] = utf8_char(cp)
+    else
+      local plain = SIMPLE_ESCAPES[e]
+      if not plain then error("bad escape") end
+      parts[#parts + 1] = plain
+      j = k + 2
+    end
+  end
+end
+
+local decode_value
+
+local function decode_object(s, i)
+  local object = {}
+  i = skip_space(s, i + 1)
+  if sub(s, i, i) == "}" then return object, i + 1 end
+  while true do
+    if sub(s, i, i) ~= '"' then error("expected a member name") end
+    local key
+    key, i = decode_string(s, i)
+    i = skip_space(s, i)
+    if sub(s, i, i) ~= ":" then error("expected ':'") end
+    object[key], i = decode_value(s, skip_space(s, i + 1))
+    i = skip_space(s, i)
+    local c = sub(s, i, i)
+    if c == "}" then return object, i + 1 end
+    if c ~= "," then error("expected ',' or '}'") end
+    i = skip_space(s, i + 1)
+  end
+end
+
+local function decode_array(s, i)
+  local array = {}
+  i = skip_space(s, i + 1)
+  if sub(s, i, i) == "]" then return array, i + 1 end
+  while true do
+    array[#array + 1], i = decode_value(s, i)
+    i = skip_space(s, i)
+    local c = sub(s, i, i)
+    if c == "]" then return array, i + 1 end
+    if c ~= "," then error("expected ',' or ']'") end
+    i = skip_space(s, i + 1)
+  end
+end
+
+local LITERALS = { t = { "true", true }, f = { "false", false }, n = { "null", NULL } }
+
+-- The value starting at s:sub(i, i) (no leading space) and the index just after it.
+decode_value = function(s, i)
+  local c = sub(s, i, i)
+  if c == "{" then return decode_object(s, i) end
+  if c == "[" then return decode_array(s, i) end
+  if c == '"' then return decode_string(s, i) end
+  local literal = LITERALS[c]
+  if literal then
+    local word = literal[1]
+    if sub(s, i, i + #word - 1) ~= word then error("bad literal") end
+    return literal[2], i + #word
+  end
+  local _, last = find(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", i)
+  if not last then error("unexpected character") end
+  local number = tonumber(sub(s, i, last))
+  if not number then error("bad number") end
+  return number, last + 1
+end
+
+local function decode(s)
+  local value, i = decode_value(s, skip_space(s, 1))
+  if skip_space(s, i) <= #s then error("trailing characters") end
+  return value
+end
+
+-- The exact text of member `name` of the JSON object s, or nil when s has no such member.
+local function member_text(s, name)
+  local i = skip_space(s, 1)
+  if sub(s, i, i) ~= "{" then error("not a JSON object") end
+  i = skip_space(s, i + 1)
+  if sub(s, i, i) == "}" then return nil end
+  while true do
+    if sub(s, i, i) ~= '"' then error("expected a member name") end
+    local key
+    key, i = decode_string(s, i)
+    i = skip_space(s, i)
+    if sub(s, i, i) ~= ":" then error("expected ':'") end
+    local start = skip_space(s, i + 1)
+    local _, after = decode_value(s, start)
+    if key == name then return sub(s, start, after - 1) end
+    i = skip_space(s, after)
+    local c = sub(s, i, i)
+    if c == "}" then return nil end
+    if c ~= "," then error("expected ',' or '}'") end
+    i = skip_space(s, i + 1)
+  end
+end
+
+-- JSON encoding of what we emit -------------------------------------------------------
+
+local QUOTED = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
+local function quote(text)
+  local escaped = string.gsub(text, '[%z\1-\31"\\\127]', function(c)
+    return QUOTED[c] or format("\\u%04x", byte(c))
+  end)
+  return '"' .. escaped .. '"'
+end
+
+local function problem(status, detail, request_id, issues)
+  local title = TITLES[status] or "Error"
+  if detail == nil or detail == "" then detail = title end
+  local out = {
+    '{"type":"about:blank","title":', quote(title), ',"status":', format("%d", status),
+    ',"detail":', quote(detail), ',"requestId":', request_id and quote(request_id) or "null",
+  }
+  if issues and #issues > 0 then
+    local items = {}
+    for n, issue in ipairs(issues) do
+      items[n] = '{"in":' .. quote(issue["in"]) .. ',"name":' .. quote(issue.name) ..
+        ',"detail":' .. quote(issue.detail) .. "}"
+    end
+    out[#out + 1] = ',"issues":[' .. concat(items, ",") .. "]"
+  end
+  out[#out + 1] = "}"
+  return concat(out)
+end
+
+-- Turning errors into problems ------------------------------------------------------------
+
+local LOCATIONS = { path = true, query = true, body = true, header = true }
+
+-- google.rpc.BadRequest violations name `<in>.<name>` (path.project_id, body.size); other
+-- field paths are taken to be in the body.
+local function issues_of(status)
+  local issues = {}
+  if type(status.details) ~= "table" then return issues end
+  for _, detail in ipairs(status.details) do
+    if type(detail) == "table" and detail["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+        and type(detail.fieldViolations) == "table" then
+      for _, violation in ipairs(detail.fieldViolations) do
+        local field = type(violation.field) == "string" and violation.field or ""
+        local where, name = string.match(field, "^(%a+)%.(.+)$")
+        if not (where and LOCATIONS[where]) then where, name = "body", field end
+        local description = violation.description
+        issues[#issues + 1] = {
+          ["in"] = where, name = name,
+          detail = type(description) == "string" and description or "invalid value",
+        }
+      end
+    end
+  end
+  return issues
+end
+
+-- The transcoder's 400s say which input was wrong only in their text (not an API: the
+-- edge tests pin these texts, so an Envoy upgrade that changes them fails there).
+local function local_issues(detail)
+  local field = string.match(detail, '^Could not find field "([^"]+)" in the type')
+  if field then
+    return { { ["in"] = "query", name = field, detail = "unknown query parameter" } }
+  end
+  local path, why = string.match(detail, "^([%w_%.%[%]]+): (invalid value.*)$")
+  if path then return { { ["in"] = "body", name = path, detail = why } } end
+  return nil
+end
+
+local function percent_decode(text)
+  return (string.gsub(text, "%%(%x%x)", function(hex) return char(tonumber(hex, 16)) end))
+end
+
+local function error_body(status, content_type, raw, request_id, grpc_message)
+  if find(content_type, "application/problem+json", 1, true) then
+    if status ~= 400 then return nil end -- Envoy's own reply, already complete
+    local reply = decode(raw)
+    local issues = type(reply.detail) == "string" and local_issues(reply.detail)
+    if not issues then return nil end
+    -- Some replies are made before the response carries x-request-id: keep Envoy's.
+    if type(reply.requestId) == "string" then request_id = reply.requestId end
+    return problem(status, reply.detail, request_id, issues)
+  end
+  if find(content_type, "application/json", 1, true) and raw ~= "" then
+    local ok, st = pcall(decode, raw)
+    if ok and type(st) == "table" and type(st.message) == "string" then
+      return problem(status, st.message, request_id, issues_of(st))
+    end
+  end
+  -- The transcoder could not read the status (e.g. a detail type missing from its
+  -- descriptor set): grpc-message is what is left. Never quote a binary body.
+  local detail = grpc_message and percent_decode(grpc_message)
+  if not detail and find(content_type, "^text/") then detail = raw end
+  return problem(status, detail, request_id)
+end
+
+local function on_error(handle, status, content_type)
+  local headers = handle:headers()
+  local request_id = headers:get("x-request-id")
+  local grpc_message = headers:get("grpc-message")
+  local body = handle:body(true)
+  local raw = body:length() > 0 and body:getBytes(0, body:length()) or ""
+  local ok, out = pcall(error_body, status, content_type, raw, request_id, grpc_message)
+  if not ok then
+    handle:logWarn("problem+json: could not rewrite an error body: " .. tostring(out))
+    out = problem(status, nil, request_id)
+  end
+  if out == nil then return end
+  body:setBytes(out)
+  headers = handle:headers() -- the wrapper taken before body() is stale after it
+  headers:replace("content-type", "application/problem+json")
+  headers:remove("grpc-status")
+  headers:remove("grpc-message")
+  headers:remove("grpc-status-details-bin")
+end
+
+-- Shaping successes -------------------------------------------------------------------------
+
+local function on_success(handle, status)
+  local metadata = handle:metadata()
+  local unwrap = metadata:get("unwrap")
+  local success = metadata:get("successStatus")
+  if status == 200 and (unwrap or success) then
+    local body = handle:body(true)
+    local raw = body:length() > 0 and body:getBytes(0, body:length()) or ""
+    if success == 204 then
+      body:setBytes("")
+    elseif unwrap then
+      local ok, text = pcall(member_text, raw, unwrap)
+      if ok then
+        -- A repeated field left out of the JSON is an empty list.
+        body:setBytes(text or "[]")
+      else
+        handle:logWarn("unwrap: the response is not a JSON object: " .. tostring(text))
+      end
+    end
+  end
+  local headers = handle:headers()
+  if success and status == 200 then
+    headers:replace(":status", format("%d", success))
+    if success == 204 then
+      headers:remove("content-type")
+      headers:remove("content-length") -- a 204 has no body to measure (RFC 9110 8.6)
+    end
+  end
+  headers:remove("grpc-status")
+  headers:remove("grpc-message")
+  headers:remove("grpc-accept-encoding")
+end
+
+function envoy_on_response(handle)
+  local headers = handle:headers()
+  local status = tonumber(headers:get(":status")) or 0
+  local content_type = headers:get("content-type") or ""
+  if status < 400 then
+    -- Native gRPC (an error is a 200 with grpc-status): not ours to touch.
+    if find(content_type, "application/grpc", 1, true) == 1 then return end
+    on_success(handle, status)
+  else
+    on_error(handle, status, content_type)
+  end
+end

@@ -1,0 +1,500 @@
+"""The Envoy edge: its configuration, rendered from envoy/*.tmpl, and its process.
+
+The edge is the mesh's front door (ARCHITECTURE.md, boundaries A and B):
+
+- one REST listener per public surface (api, read, write, search, proxy), each with its
+  own grpc_json_transcoder limited to that surface's services, problem+json errors
+  (local_reply_config plus envoy/problem.lua), and the REST shapes the contracts declare
+  but the transcoder does not do (gen/envoy/routes.json: bare-array bodies, 201/204,
+  tolerated query parameters), plus `?apiKey=` on read and write (envoy/api_key.lua);
+- a gRPC listener for native clients of the public services;
+- an internal mTLS listener in front of the token-manager shards, ring-hashed on
+  x-ampmesh-connection-id, forwarding the caller's identity in x-forwarded-client-cert;
+- the admin interface, on 127.0.0.1.
+
+    edge = Edge(home, PortBook(home), home / "certs")
+    edge.endpoints()                      # known before it starts: ports are booked
+    edge.render("127.0.0.1:50051", {"token-manager-0": "127.0.0.1:50061", ...})
+    await edge.start()                    # ready, and every cluster has a healthy host
+    ...
+    await edge.stop()
+
+The templates' placeholders are filled with JSON values, and the fragments are assembled
+into one document, written as <home>/envoy/edge.yaml beside copies of the Lua scripts
+and the descriptor set it loads, so a running edge never changes under a rebuild.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import re
+import shutil
+import signal
+import string
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ruamel.yaml import YAML
+
+from services.api.routes import ROUTE_GROUPS
+from services.launcher.ports import HOST, PortBook
+from services.runtime.tls import ensure_service_credentials
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATES = REPO / "envoy"
+GEN_ENVOY = REPO / "gen" / "envoy"
+ENVOY = Path(sys.executable).parent / "envoy"
+
+SURFACES = ("api", "read", "write", "search", "proxy")
+# The api service's route group each public REST surface serves (services/api/routes.py).
+GROUP_OF_SURFACE = {
+    "api": "platform",
+    "read": "read",
+    "write": "write",
+    "search": "search",
+    "proxy": "proxy",
+}
+# The reference accepts `?apiKey=` on these hosts.
+API_KEY_SURFACES = frozenset({"read", "write"})
+# The reference's write responses leave default values out; every other surface prints them.
+COMPACT_SURFACES = frozenset({"write"})
+
+# Listener name -> the PortBook name of its port. Prefixed, because the PortBook is the
+# home's and the services book their gRPC ports under their own names ("api", ...).
+PORT_NAMES = {
+    **{surface: f"edge-{surface}" for surface in SURFACES},
+    "grpc": "edge-grpc",
+    "token-manager": "edge-token-manager",
+    "envoy-admin": "envoy-admin",
+}
+
+LUA_FILTER = "envoy.filters.http.lua"
+TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
+TIMEOUT = "15s"
+
+
+class EdgeError(RuntimeError):
+    """The edge could not be configured or started; the message says why (and quotes its log)."""
+
+
+@dataclass(frozen=True)
+class RouteFacts:
+    """What the edge does for one transcoded method (one entry of gen/envoy/routes.json)."""
+
+    path: str  # the transcoded gRPC path, /pkg.Service/Method
+    rest: tuple[str, ...]  # its REST bindings, "VERB /template"
+    unwrap: str = ""  # JSON member whose value is the whole REST body
+    success_status: int = 200
+    ignore_unknown_query_parameters: bool = False
+
+    @property
+    def service(self) -> str:
+        return self.path.strip("/").split("/", 1)[0]
+
+    @property
+    def lua_metadata(self) -> dict[str, Any]:
+        """What problem.lua reads from the route (see envoy/problem.lua)."""
+        metadata: dict[str, Any] = {}
+        if self.unwrap:
+            metadata["unwrap"] = self.unwrap
+        if self.success_status != 200:
+            metadata["successStatus"] = self.success_status
+        return metadata
+
+
+def load_route_facts(path: Path = GEN_ENVOY / "routes.json") -> list[RouteFacts]:
+    """The per-method facts scripts/envoy_descriptor.py derived from the contracts."""
+    entries: dict[str, dict[str, Any]] = json.loads(path.read_text())
+    return [
+        RouteFacts(
+            path=method,
+            rest=tuple(facts.get("rest", ())),
+            unwrap=facts.get("unwrap", ""),
+            success_status=int(facts.get("successStatus", 200)),
+            ignore_unknown_query_parameters=bool(facts.get("ignoreUnknownQueryParameters")),
+        )
+        for method, facts in sorted(entries.items())
+    ]
+
+
+def template_regex(template: str) -> str:
+    """A RE2 regex matching the URL paths of a google.api.http path template.
+
+    `{var}` and `{var=*}` match one segment, `{var=**}` any number; other variable
+    patterns do not occur in our contracts and are refused rather than guessed.
+    """
+    parts: list[str] = []
+    position = 0
+    for variable in re.finditer(r"\{([^}=]+)(?:=([^}]*))?\}", template):
+        parts.append(re.escape(template[position : variable.start()]))
+        pattern = variable.group(2) or "*"
+        if pattern == "*":
+            parts.append("[^/]+")
+        elif pattern == "**":
+            parts.append(".+")
+        else:
+            raise EdgeError(f"path template {template!r}: cannot route variable pattern {pattern}")
+        position = variable.end()
+    parts.append(re.escape(template[position:]))
+    return "".join(parts)
+
+
+def surface_services(surface: str) -> list[str]:
+    """Full names of the public services a REST surface transcodes."""
+    return sorted(service.full_name for service in ROUTE_GROUPS[GROUP_OF_SURFACE[surface]])
+
+
+def public_services() -> list[str]:
+    return sorted(s.full_name for services in ROUTE_GROUPS.values() for s in services)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, separator, port = address.rpartition(":")
+    if not separator or not host or not port.isdigit():
+        raise EdgeError(f"upstream address {address!r} is not host:port")
+    return host, int(port)
+
+
+def _fill(template: str, **values: Any) -> Any:
+    """Parse envoy/<template> with each $placeholder replaced by the JSON of its value."""
+    text = (TEMPLATES / template).read_text()
+    try:
+        filled = string.Template(text).substitute(
+            {key: json.dumps(value) for key, value in values.items()}
+        )
+    except KeyError as missing:
+        raise EdgeError(f"envoy/{template} needs a value for {missing}") from None
+    return YAML(typ="safe", pure=True).load(filled)
+
+
+def _api_route() -> dict[str, Any]:
+    return {
+        "cluster": "api",
+        "timeout": TIMEOUT,
+        # A gRPC client's deadline (grpc-timeout) applies, up to the route's timeout.
+        "max_stream_duration": {"grpc_timeout_header_max": TIMEOUT},
+    }
+
+
+def _rest_routes(
+    services: list[str], facts: list[RouteFacts], transcoder: dict[str, Any]
+) -> list[dict[str, Any]]:
+    mine = [f for f in facts if f.service in services]
+    routes: list[dict[str, Any]] = []
+    # Matched on the REST request, before transcoding: the transcoder reads its per-route
+    # configuration from the route of the path it is given.
+    for fact in mine:
+        if not fact.ignore_unknown_query_parameters:
+            continue
+        tolerant = copy.deepcopy(transcoder)
+        tolerant["ignore_unknown_query_parameters"] = True
+        tolerant["request_validation_options"]["reject_unknown_query_parameters"] = False
+        for binding in fact.rest:
+            verb, template = binding.split(" ", 1)
+            routes.append(
+                {
+                    "match": {
+                        "safe_regex": {"regex": template_regex(template)},
+                        "headers": [{"name": ":method", "string_match": {"exact": verb}}],
+                    },
+                    "route": _api_route(),
+                    "typed_per_filter_config": {TRANSCODER_FILTER: tolerant},
+                }
+            )
+    # Matched on the transcoded path: the REST shape problem.lua gives the response.
+    for fact in mine:
+        if fact.lua_metadata:
+            routes.append(
+                {
+                    "match": {"path": fact.path},
+                    "route": _api_route(),
+                    "metadata": {"filter_metadata": {LUA_FILTER: fact.lua_metadata}},
+                }
+            )
+    routes.extend({"match": {"prefix": f"/{s}/"}, "route": _api_route()} for s in services)
+    return routes
+
+
+def render_config(
+    *,
+    ports: Mapping[str, int],
+    api_address: str,
+    token_manager_shards: Mapping[str, str],
+    cert_dir: Path,
+    descriptor: Path,
+    problem_lua: Path,
+    api_key_lua: Path,
+    route_facts: list[RouteFacts],
+) -> dict[str, Any]:
+    """The whole Envoy configuration, as a document (pure: reads only the templates).
+
+    ports: the port of each listener, keyed as in PORT_NAMES.
+    """
+    if not token_manager_shards:
+        raise EdgeError("the edge needs at least one token-manager shard")
+    certs = {
+        "envoy_cert": str(cert_dir / "envoy.pem"),
+        "envoy_key": str(cert_dir / "envoy.key"),
+        "ca_cert": str(cert_dir / "ca.pem"),
+    }
+    api_host, api_port = split_address(api_address)
+    shards = {
+        name: split_address(address) for name, address in sorted(token_manager_shards.items())
+    }
+    endpoints = [
+        {
+            "endpoint": {
+                "hostname": name,
+                "address": {"socket_address": {"address": host, "port_value": port}},
+            }
+        }
+        for name, (host, port) in shards.items()
+    ]
+    config = _fill(
+        "edge.yaml.tmpl",
+        admin_port=ports["envoy-admin"],
+        api_host=api_host,
+        api_port=api_port,
+        token_manager_endpoints=endpoints,
+        **certs,
+    )
+    listeners: list[Any] = config["static_resources"]["listeners"]
+    for surface in SURFACES:
+        services = surface_services(surface)
+        listener = _fill(
+            "rest_listener.yaml.tmpl",
+            name=surface,
+            port=ports[surface],
+            routes=[],
+            problem_lua=str(problem_lua),
+            descriptor=str(descriptor),
+            services=services,
+            always_print_primitive_fields=surface not in COMPACT_SURFACES,
+        )
+        manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        filters = manager["http_filters"]
+        transcoder = next(f for f in filters if f["name"] == TRANSCODER_FILTER)["typed_config"]
+        manager["route_config"]["virtual_hosts"][0]["routes"] = _rest_routes(
+            services, route_facts, transcoder
+        )
+        if surface in API_KEY_SURFACES:
+            filters.insert(1, _lua_filter("envoy.filters.http.lua.api_key", api_key_lua))
+        listeners.append(listener)
+    grpc_routes = [
+        {"match": {"prefix": f"/{s}/"}, "route": _api_route()} for s in public_services()
+    ]
+    listeners.append(_fill("grpc_listener.yaml.tmpl", port=ports["grpc"], routes=grpc_routes))
+    listeners.append(
+        _fill("token_manager_listener.yaml.tmpl", port=ports["token-manager"], **certs)
+    )
+    return dict(config)
+
+
+def _lua_filter(name: str, source: Path) -> dict[str, Any]:
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"filename": str(source)},
+        },
+    }
+
+
+def write_config(config: Mapping[str, Any], path: Path) -> Path:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096  # long type URLs stay on their line
+    # Keep the templates' order (ruamel declares the attribute as None only).
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        out.write("# Rendered by services/launcher/edge.py from envoy/*.tmpl: edit those.\n")
+        yaml.dump(dict(config), out)
+    return path
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _get(url: str, timeout: float) -> tuple[int, bytes]:
+    """GET a URL of the admin interface (127.0.0.1 only)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http://127.0.0.1 we built)
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), b""
+    except (OSError, ValueError):
+        return 0, b""
+
+
+def unhealthy_clusters(clusters: Mapping[str, Any]) -> list[str]:
+    """Names of the clusters with no healthy host, from admin /clusters?format=json."""
+    missing = []
+    for cluster in clusters.get("cluster_statuses", []):
+        if cluster.get("added_via_api"):
+            continue
+        hosts = cluster.get("host_statuses", [])
+        if not any(_host_healthy(host) for host in hosts):
+            missing.append(str(cluster.get("name")))
+    return missing
+
+
+def _host_healthy(host: Mapping[str, Any]) -> bool:
+    health = host.get("health_status", {})
+    flags = {k for k, v in health.items() if v is True}
+    return health.get("eds_health_status") == "HEALTHY" and not flags
+
+
+class Edge:
+    """The Envoy edge of one home: configuration, process, endpoints."""
+
+    name = "envoy"
+
+    def __init__(self, home: Path, ports: PortBook, cert_dir: Path) -> None:
+        self.home = home
+        self.cert_dir = cert_dir
+        self.directory = home / "envoy"
+        self.config_path = self.directory / "edge.yaml"
+        self.log_path = home / "logs" / "envoy.log"
+        self.ports = {name: ports.get(booked) for name, booked in PORT_NAMES.items()}
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        if self._process is None or self._process.returncode is not None:
+            return None
+        return self._process.pid
+
+    def endpoints(self) -> dict[str, str]:
+        urls = {surface: f"http://{HOST}:{self.ports[surface]}" for surface in SURFACES}
+        return {
+            **urls,
+            "grpc": f"{HOST}:{self.ports['grpc']}",
+            "token-manager": f"{HOST}:{self.ports['token-manager']}",
+            "envoy-admin": f"http://{HOST}:{self.ports['envoy-admin']}",
+        }
+
+    def render(self, api_address: str, token_manager_shards: Mapping[str, str]) -> Path:
+        """Write <home>/envoy/edge.yaml (and what it loads beside it); return its path."""
+        ensure_service_credentials(self.cert_dir, self.name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        copies = {}
+        for source in (
+            TEMPLATES / "problem.lua",
+            TEMPLATES / "api_key.lua",
+            GEN_ENVOY / "ampmesh.binpb",
+        ):
+            if not source.exists():
+                raise EdgeError(f"{source} is missing: run `make gen` (or restore envoy/)")
+            copies[source.name] = Path(shutil.copyfile(source, self.directory / source.name))
+        config = render_config(
+            ports=self.ports,
+            api_address=api_address,
+            token_manager_shards=token_manager_shards,
+            cert_dir=self.cert_dir,
+            descriptor=copies["ampmesh.binpb"],
+            problem_lua=copies["problem.lua"],
+            api_key_lua=copies["api_key.lua"],
+            route_facts=load_route_facts(),
+        )
+        return write_config(config, self.config_path)
+
+    async def start(self, within: float = 30.0, *, require_healthy: bool = True) -> None:
+        """Start Envoy; return once it is ready and every cluster has a healthy host.
+
+        require_healthy=False returns as soon as Envoy is ready, for an edge whose
+        upstreams are down on purpose (tests of what clients then see).
+        """
+        if not self.config_path.exists():
+            raise EdgeError(f"{self.config_path} does not exist: render() the edge first")
+        if self.pid is not None:
+            raise EdgeError(f"the edge is already running (pid {self.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self._process = await self._spawn(log)
+        admin = self.endpoints()["envoy-admin"]
+        deadline = time.monotonic() + within
+        waiting_for = "the admin interface to report ready"
+        while True:
+            if self._process.returncode is not None:
+                raise EdgeError(
+                    f"envoy exited with code {self._process.returncode} during start; "
+                    f"its log ({self.log_path}) ends with:\n{_tail(self.log_path)}"
+                )
+            if await probe({"envoy-admin": admin}):
+                if not require_healthy:
+                    return
+                missing = await self._unhealthy_clusters(admin)
+                if not missing:
+                    return
+                waiting_for = f"a healthy host in cluster(s) {', '.join(missing)}"
+            if time.monotonic() > deadline:
+                await self.stop(grace=2.0)
+                raise EdgeError(
+                    f"envoy was not ready within {within:.0f}s (waiting for {waiting_for}); "
+                    f"its log ({self.log_path}) ends with:\n{_tail(self.log_path)}"
+                )
+            await asyncio.sleep(0.1)
+
+    async def _spawn(self, log: IO[bytes]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            str(ENVOY),
+            "-c",
+            str(self.config_path),
+            # No hot restart (a restart is stop + start), so no shared memory: two Envoys
+            # (a test session beside a dev mesh) cannot clash on a base id, and none is
+            # left behind in /dev/shm, as one per --base-id is.
+            "--disable-hot-restart",
+            "--concurrency",
+            "2",
+            "--log-level",
+            "info",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+
+    @staticmethod
+    async def _unhealthy_clusters(admin: str) -> list[str]:
+        status, body = await asyncio.to_thread(_get, f"{admin}/clusters?format=json", 2.0)
+        if status != 200:
+            return ["(admin /clusters did not answer)"]
+        return unhealthy_clusters(json.loads(body))
+
+    async def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM Envoy, kill it after `grace` seconds; its exit code (None if killed)."""
+        process = self._process
+        if process is None:
+            return None
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return None
+
+
+async def probe(endpoints: Mapping[str, str], timeout: float = 2.0) -> bool:  # noqa: ASYNC109 (per HTTP request)
+    """Whether the edge's admin interface reports it ready (/ready answers LIVE)."""
+    admin = endpoints.get("envoy-admin")
+    if not admin:
+        return False
+    status, body = await asyncio.to_thread(_get, f"{admin}/ready", timeout)
+    return status == 200 and body.strip() == b"LIVE"
