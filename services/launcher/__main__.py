@@ -1,9 +1,17 @@
-"""`ampmesh` (or `python -m services.launcher`): run the mesh on this machine.
+"""`ampmesh` (or `python -m services.launcher`): run the whole mesh on this machine.
 
-    ampmesh up     start every service, wait until each is healthy, print where they
-                   listen, and run until Ctrl-C (or SIGTERM), then stop them all.
+    ampmesh up [--json] [--shards N] [--detach]
+        start PostgreSQL, Redis, Temporal, the Pub/Sub emulator, every service and the
+        Envoy edge, each gated on its health check; print where everything listens; run
+        until Ctrl-C or `ampmesh down`, then stop it all in reverse order. --detach
+        returns once the mesh is up and leaves it running in the background.
+    ampmesh status [--json]
+        each process, its health now, its endpoint, how long `up` took and the mesh's
+        resident memory.
+    ampmesh down
+        stop the mesh started from this home.
 
-State (certificates, logs, mesh.json) lives in $AMPMESH_HOME, default ./.ampmesh.
+State (data, certificates, logs, chosen ports) lives in $AMPMESH_HOME, default ./.ampmesh.
 """
 
 from __future__ import annotations
@@ -13,38 +21,196 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from services.launcher.mesh import MeshError, running_mesh
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from services.launcher.infra import InfraError
+from services.launcher.mesh import MeshOptions, running_mesh
+from services.launcher.processes import MeshError, tail
+from services.launcher.state import (
+    LAUNCHER_FILE,
+    STATE_FILE,
+    forget_launcher,
+    read_json,
+    record_launcher,
+    running_launcher,
+    status,
+    stop_recorded,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_NOT_RUNNING = 0, 1, 3
 
 
-async def _up(home: Path, as_json: bool) -> int:
+def home_dir() -> Path:
+    return Path(os.environ.get("AMPMESH_HOME", ".ampmesh")).resolve()
+
+
+class StepDisplay:
+    """Progress of `up`: a live spinner per step on a terminal, plain lines elsewhere."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(finished_text="[green]✓"),
+            TextColumn("{task.description:<16}"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> StepDisplay:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def __call__(self, name: str, state: str, detail: str) -> None:
+        if not self.live:
+            self.console.print(f"{name}: {state}{' ' + detail if detail else ''}", highlight=False)
+            return
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=1, detail=state)
+        task = self.tasks[name]
+        if state == "ready":
+            self.progress.update(task, completed=1, detail=detail)
+        elif state == "failed":
+            self.progress.update(task, detail="[red]failed")
+            self.progress.stop_task(task)
+        else:
+            self.progress.update(task, detail=state)
+
+
+async def _up(home: Path, options: MeshOptions, as_json: bool) -> int:
+    err = Console(stderr=True)
+    launcher = running_launcher(home)
+    if launcher is not None:
+        err.print(f"ampmesh is already running from {home} (pid {launcher.pid}): `ampmesh down`")
+        return EXIT_FAILED
+    if (home / STATE_FILE).exists():
+        err.print(await stop_recorded(home))  # a launcher that died left its processes
+    home.mkdir(parents=True, exist_ok=True)
+    record_launcher(home)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def on_signal() -> None:
+        # During start, cancel it (everything started so far is stopped); once up, stop.
+        if stopping.is_set() or not up:
+            main.cancel()
+        stopping.set()
+
+    up = False
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
     try:
-        async with running_mesh(home) as mesh:
-            described = mesh.describe()
-            if as_json:
-                print(json.dumps(described), flush=True)
-            else:
-                print(f"ampmesh is up in {mesh.started_in:.1f}s (home {mesh.home})")
-                for process in described["processes"]:
-                    address = described["endpoints"][process["name"]]
-                    state = "healthy" if process["healthy"] else "UNHEALTHY"
-                    print(f"  {process['name']:<16} pid {process['pid']:<8} {address:<22} {state}")
-                for name, url in described["endpoints"].items():
-                    if name.endswith("-http"):
-                        print(f"  {name:<16} {url}")
-                print("Ctrl-C stops the mesh.", flush=True)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-            print("stopping…", flush=True)
-    except MeshError as error:
-        print(f"ampmesh up failed: {error}", file=sys.stderr)
-        return 1
-    return 0
+        with StepDisplay(err) as display:
+            async with running_mesh(home, options, progress=display) as mesh:
+                up = True
+                described = mesh.describe()
+                if as_json:
+                    print(json.dumps(described), flush=True)
+                else:
+                    _print_summary(described, err)
+                await stopping.wait()
+                err.print("stopping…")
+    except (MeshError, InfraError) as error:
+        err.print(f"[red]ampmesh up failed:[/red] {error}", highlight=False)
+        return EXIT_FAILED
+    except asyncio.CancelledError:
+        err.print("stopped before the mesh was up")
+        return EXIT_FAILED
+    finally:
+        forget_launcher(home)
+    return EXIT_OK
+
+
+def _print_summary(described: dict[str, Any], console: Console) -> None:
+    endpoints = described["endpoints"]
+    console.print(f"ampmesh is up in {described['upSeconds']:.1f}s (home {described['home']})")
+    for name in ("api", "read", "write", "search", "proxy", "grpc"):
+        if name in endpoints:
+            console.print(f"  {name:<8} {endpoints[name]}", highlight=False)
+    console.print("`ampmesh status` for every process; Ctrl-C or `ampmesh down` stops the mesh.")
+
+
+def _detach(home: Path, shards: int) -> int:
+    """Run `ampmesh up` in the background; return once it is up (or has failed)."""
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "logs" / "launcher.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "services.launcher", "up", "--json", "--shards", str(shards)]
+    with log_path.open("ab") as log:
+        child = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env={**os.environ, "AMPMESH_HOME": str(home)},
+        )
+    while True:
+        code = child.poll()
+        if code is not None:
+            print(f"ampmesh up failed (exit {code}); {log_path} ends with:\n{tail(log_path)}")
+            return EXIT_FAILED
+        described = read_json(home / STATE_FILE)
+        launcher = read_json(home / LAUNCHER_FILE) or {}
+        if described is not None and described.get("launcherPid") == child.pid == launcher.get(
+            "pid"
+        ):
+            print(
+                f"ampmesh is up in {described['upSeconds']:.1f}s (launcher pid {child.pid}, "
+                f"log {log_path}); `ampmesh down` stops it"
+            )
+            return EXIT_OK
+        time.sleep(0.2)
+
+
+async def _status(home: Path, as_json: bool) -> int:
+    described = await status(home)
+    if described is None:
+        if as_json:
+            print(json.dumps({"home": str(home), "processes": [], "endpoints": {}}))
+        else:
+            print(f"ampmesh is not running from {home}")
+        return EXIT_NOT_RUNNING
+    if as_json:
+        print(json.dumps(described))
+        return EXIT_OK
+    console = Console()
+    endpoints = described["endpoints"]
+    table = Table(title=f"ampmesh ({described['home']})")
+    for column in ("process", "pid", "health", "endpoint"):
+        table.add_column(column)
+    for process in described["processes"]:
+        name = process["name"]
+        key = {"api": "api-service", "envoy": "envoy-admin"}.get(name, name)
+        endpoint = endpoints.get(key, "")
+        health = "[green]healthy" if process["healthy"] else "[red]unhealthy"
+        table.add_row(name, str(process["pid"]), health, endpoint)
+    console.print(table)
+    for name in ("api", "read", "write", "search", "proxy", "grpc"):
+        if name in endpoints:
+            console.print(f"{name:<8} {endpoints[name]}", highlight=False)
+    memory = described["memoryBytes"] / 2**20
+    console.print(f"up in {described['upSeconds']:.1f}s; resident memory {memory:.0f} MiB")
+    healthy = all(p["healthy"] for p in described["processes"])
+    return EXIT_OK if healthy else EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,9 +218,33 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the whole mesh and run until Ctrl-C")
     up.add_argument("--json", action="store_true", help="print the endpoints as one JSON object")
+    up.add_argument(
+        "--shards",
+        type=int,
+        default=int(os.environ.get("AMPMESH_TOKEN_MANAGER_SHARDS", "2")),
+        help="token-manager shards (default 2, or $AMPMESH_TOKEN_MANAGER_SHARDS)",
+    )
+    up.add_argument("--detach", action="store_true", help="return once up; run in background")
+    state = commands.add_parser("status", help="what runs, its health and endpoints")
+    state.add_argument("--json", action="store_true", help="one JSON object")
+    commands.add_parser("down", help="stop the mesh started from this home")
     args = parser.parse_args(argv)
-    home = Path(os.environ.get("AMPMESH_HOME", ".ampmesh"))
-    sys.exit(asyncio.run(_up(home, args.json)))
+    home = home_dir()
+    if args.command == "up" and args.shards < 1:
+        parser.error("--shards must be at least 1")
+    if args.command == "up" and args.detach:
+        code = _detach(home, args.shards)
+    elif args.command == "up":
+        code = asyncio.run(_up(home, MeshOptions(token_manager_shards=args.shards), args.json))
+    elif args.command == "status":
+        code = asyncio.run(_status(home, args.json))
+    else:
+        print(asyncio.run(stop_recorded(home)))
+        code = EXIT_OK
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Temporal's client can crash the interpreter at exit (sdk-python #300).
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,21 @@
-"""Starting and stopping the mesh's service processes on one machine.
+"""The whole local mesh: infrastructure, our services, the Envoy edge, in order.
 
-Each service runs as its own process (`python -m services.<module>`), exactly as it would
-in its own deployment, with its settings in AMPMESH_* variables. Processes listen on port
-0 and announce the port they bound in their JSON "serving" log line, so nothing races for
-ports; the launcher reads that line from the process's log file, then confirms health
-over mTLS like any other mesh client would.
+`running_mesh(home)` brings everything up, each step gated on a real health check:
 
-All state lives under one home directory: certs/ (the private CA and one certificate per
-identity), logs/<service>.log, and mesh.json (what is running where).
+  1. prerequisites (one clear line naming what to install when something is missing);
+  2. the private CA and a certificate per identity (made once, kept in <home>/certs);
+  3. infrastructure, concurrently (they do not depend on each other): PostgreSQL with
+     the schema migrated, Redis, the Temporal dev server, the Pub/Sub emulator with the
+     topology the contracts declare;
+  4. our services (token-manager shards, scribe, messenger, metrics, temporal workers,
+     api), concurrently, each on its PortBook port;
+  5. the Envoy edge in front of api and the token-manager shards;
+  6. the MCP servers, which drive the api.
+
+All state lives under one home directory: certs/, logs/<process>.log, one folder per
+infrastructure component, envoy/, ports.json (ports kept across runs) and mesh.json (what
+runs where, written once everything is healthy and removed on a clean stop; `ampmesh
+status` and `ampmesh down` read it). Leaving the context stops everything in reverse.
 """
 
 from __future__ import annotations
@@ -16,92 +24,69 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+import psutil
 
-from services.runtime.channels import mesh_channel
+from services.launcher.edge import Edge
+from services.launcher.infra import Component, check_prerequisites, default_components
+from services.launcher.ports import PortBook
+from services.launcher.processes import (
+    LAUNCHER_IDENTITY,
+    MeshError,
+    RunningService,
+    ServiceSpec,
+    default_services,
+    grpc_healthy,
+    start_service,
+    stop_service,
+    wait_announced,
+)
+from services.launcher.state import STATE_FILE
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
 
-# The identity the launcher uses for its own health checks.
-LAUNCHER_IDENTITY = "launcher"
+__all__ = ["Mesh", "MeshError", "MeshOptions", "Step", "running_mesh"]
+
+# Every identity that holds a certificate in the local mesh.
+IDENTITIES = (
+    LAUNCHER_IDENTITY,
+    "envoy",
+    "api",
+    "token-manager",
+    "scribe",
+    "messenger",
+    "metrics",
+    "temporal",
+    "builder-mcp",
+    "mcpanda",
+)
+
+# A progress report: (step name, state, detail). States: "starting", "ready", "failed".
+Step = Callable[[str, str, str], None]
+
+
+def _quiet(name: str, state: str, detail: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
-    """One service process: its mesh name (= certificate identity) and Python module."""
-
-    name: str
-    module: str
-    env: dict[str, str] = field(default_factory=dict)
-    # Log events that announce a port, and the endpoint name each is recorded under.
-    endpoints: dict[str, str] = field(default_factory=dict)
-    # Environment variables set to another service's address: that service starts first.
-    needs: dict[str, str] = field(default_factory=dict)
-
-
-def default_services(token_manager_shards: int = 2) -> list[ServiceSpec]:
-    """Every service of the mesh, in start order."""
-    shards = [
-        ServiceSpec(
-            f"token-manager-{i}",
-            "services.token_manager",
-            env={"AMPMESH_IDENTITY": "token-manager"},
-        )
-        for i in range(token_manager_shards)
-    ]
-    mcp = {"AMPMESH_MCP_PORT": "0"}
-    api = {"AMPMESH_API_ADDRESS": "api"}
-    return [
-        *shards,
-        ServiceSpec("scribe", "services.scribe"),
-        ServiceSpec("messenger", "services.messenger"),
-        ServiceSpec("metrics", "services.metrics"),
-        ServiceSpec("temporal", "services.temporal"),
-        ServiceSpec("api", "services.api"),
-        ServiceSpec(
-            "builder-mcp",
-            "services.builder_mcp",
-            env=mcp,
-            needs=api,
-            endpoints={"mcp serving": "builder-mcp-http"},
-        ),
-        ServiceSpec(
-            "mcpanda",
-            "services.mcpanda",
-            env=mcp,
-            needs=api,
-            endpoints={"mcp serving": "mcpanda-http"},
-        ),
-    ]
-
-
-@dataclass
-class RunningService:
-    spec: ServiceSpec
-    process: asyncio.subprocess.Process
-    log_path: Path
-    identity: str
-    log_offset: int = 0  # where this run's lines start in a log kept across runs
-    address: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
-    healthy: bool = False
-
-
-class MeshError(RuntimeError):
-    """A service could not start; the message names it and quotes its log."""
+class MeshOptions:
+    token_manager_shards: int = 2
+    start_within: float = 90.0
+    stop_grace: float = 15.0
 
 
 @dataclass
 class Mesh:
     home: Path
-    services: list[RunningService]
+    options: MeshOptions
+    components: list[Component] = field(default_factory=list)
+    services: list[RunningService] = field(default_factory=list)
+    edge: Edge | None = None
     started_in: float = 0.0
 
     @property
@@ -113,163 +98,205 @@ class Mesh:
         return ensure_service_credentials(self.cert_dir, identity)
 
     def service(self, name: str) -> RunningService:
-        return next(s for s in self.services if s.spec.name == name)
+        return next(s for s in self.services if s.name == name)
+
+    async def restart(self, name: str) -> RunningService:
+        """Start a service again (same port, same settings) after it stopped or was killed,
+        and wait until it is healthy."""
+        old = self.service(name)
+        if old.process.returncode is None:
+            await stop_service(old, self.options.stop_grace)
+        running = await start_service(old.spec, self.home, old.port, old.env)
+        self.services[self.services.index(old)] = running
+        await wait_announced(running, self.options.start_within)
+        launcher = self.credentials(LAUNCHER_IDENTITY)
+        running.healthy = await grpc_healthy(running.address, running.identity, launcher)
+        return running
+
+    def endpoints(self) -> dict[str, str]:
+        endpoints: dict[str, str] = {}
+        if self.edge is not None:
+            endpoints.update(self.edge.endpoints())
+        for component in self.components:
+            endpoints[component.name] = component.endpoint
+        for running in self.services:
+            # "api" is the REST base URL through the edge; the process is "api-service".
+            key = "api-service" if running.name == "api" else running.name
+            endpoints[key] = running.address
+            endpoints.update(running.extra)
+        endpoints["certs"] = str(self.cert_dir)
+        return endpoints
+
+    def tls_server_names(self) -> dict[str, str]:
+        """The name each internal gRPC endpoint's certificate must be checked against,
+        where it differs from the endpoint's name."""
+        names = {
+            ("api-service" if s.name == "api" else s.name): s.identity
+            for s in self.services
+            if s.identity != s.name
+        }
+        names["api-service"] = "api"
+        if self.edge is not None:
+            names["token-manager"] = "envoy"
+        return names
 
     def describe(self) -> dict[str, Any]:
-        endpoints: dict[str, str] = {s.spec.name: s.address for s in self.services}
-        for s in self.services:
-            endpoints.update(s.extra)
-        endpoints["certs"] = str(self.cert_dir)
+        """What `ampmesh status --json` prints (and mesh.json holds)."""
+        processes: list[dict[str, Any]] = []
+        for component in self.components:
+            processes.append(_process(component.name, component.pid, "infrastructure"))
+        for running in self.services:
+            processes.append(_process(running.name, running.process.pid, "service"))
+            processes[-1]["identity"] = running.identity
+        if self.edge is not None:
+            processes.append(_process(self.edge.name, self.edge.pid, "edge"))
+        for entry in processes:
+            entry["healthy"] = True  # described only once every step's health check passed
         return {
-            "processes": [
-                {
-                    "name": s.spec.name,
-                    "pid": s.process.pid,
-                    "healthy": s.healthy,
-                    "identity": s.identity,
-                }
-                for s in self.services
-            ],
-            "endpoints": endpoints,
+            "home": str(self.home),
+            "launcherPid": os.getpid(),
+            "processes": processes,
+            "endpoints": self.endpoints(),
+            "tlsServerName": self.tls_server_names(),
             "upSeconds": round(self.started_in, 2),
         }
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-async def _announcements(running: RunningService, within: float) -> None:
-    """Wait for the service's "serving" line (and its other endpoint lines) in its log."""
-    wanted = {"serving": "", **running.spec.endpoints}
-    deadline = time.monotonic() + within
-    position = running.log_offset
-    while wanted:
-        if running.process.returncode is not None:
-            raise MeshError(
-                f"{running.spec.name} exited with code {running.process.returncode} during "
-                f"start; its log ({running.log_path}) ends with:\n{_tail(running.log_path)}"
-            )
-        if time.monotonic() > deadline:
-            raise MeshError(
-                f"{running.spec.name} did not start within {within:.0f}s; "
-                f"its log ends with:\n{_tail(running.log_path)}"
-            )
-        with running.log_path.open() as log:
-            log.seek(position)
-            for line in log:
-                position += len(line.encode())
-                if not line.startswith("{"):
-                    continue
-                entry = json.loads(line)
-                event = entry.get("event")
-                if event == "serving" and "serving" in wanted:
-                    running.address = f"{entry['host']}:{entry['port']}"
-                    if entry.get("metrics_port"):
-                        running.extra[f"{running.spec.name}-metrics"] = (
-                            f"http://{entry['host']}:{entry['metrics_port']}/metrics"
-                        )
-                    del wanted["serving"]
-                elif event in wanted:
-                    running.extra[wanted.pop(event)] = entry.get("url", "")
-        await asyncio.sleep(0.05)
-
-
-async def check_health(mesh: Mesh, running: RunningService, deadline: float = 5.0) -> bool:
-    """Ask the service's gRPC health service, over mTLS, whether it is SERVING."""
-    credentials = mesh.credentials(LAUNCHER_IDENTITY)
-    async with mesh_channel(
-        running.address, credentials, server_identity=running.identity, retry=None
-    ) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        response = await stub.Check(health_pb2.HealthCheckRequest(), timeout=deadline)
-    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-async def _start(
-    spec: ServiceSpec, home: Path, log: IO[bytes], addresses: dict[str, str]
-) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPMESH_")}
-    env.update(
-        {
-            "AMPMESH_HOME": str(home),
-            "AMPMESH_CERT_DIR": str(home / "certs"),
-            "AMPMESH_LISTEN_PORT": "0",
-            "AMPMESH_METRICS_PORT": "0",  # Prometheus exposition, on 127.0.0.1
-            "AMPMESH_LOG_FORMAT": "json",
-            # Internal ports only: the edge never routes reflection to the outside.
-            "AMPMESH_REFLECTION": "true",
-            **spec.env,
-            **{variable: addresses[service] for variable, service in spec.needs.items()},
-        }
-    )
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        spec.module,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-
-
-async def stop(mesh: Mesh, grace: float = 15.0) -> dict[str, int | None]:
-    """SIGTERM every process (they drain), kill what is still running after `grace`."""
-    for running in reversed(mesh.services):
-        if running.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                running.process.send_signal(signal.SIGTERM)
-    codes: dict[str, int | None] = {}
-    for running in mesh.services:
-        try:
-            codes[running.spec.name] = await asyncio.wait_for(running.process.wait(), grace)
-        except TimeoutError:
-            running.process.kill()
-            await running.process.wait()
-            codes[running.spec.name] = None  # did not stop by itself
-    (mesh.home / "mesh.json").unlink(missing_ok=True)
-    return codes
+def _process(name: str, pid: int | None, kind: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "pid": pid, "kind": kind}
+    if pid is not None:
+        with contextlib.suppress(psutil.Error):
+            # With the pid, tells `down` a process apart from a later one reusing the pid.
+            entry["createTime"] = psutil.Process(pid).create_time()
+    return entry
 
 
 @contextlib.asynccontextmanager
 async def running_mesh(
-    home: Path, services: Sequence[ServiceSpec] | None = None, start_within: float = 60.0
+    home: Path, options: MeshOptions | None = None, progress: Step | None = None
 ) -> AsyncIterator[Mesh]:
-    """Start every service, wait until each is healthy, stop them all on exit."""
+    """Start the whole mesh, each step health-gated; stop it all on exit."""
+    options = options or MeshOptions()
+    report = progress or _quiet
     started = time.monotonic()
     home = home.resolve()
     (home / "logs").mkdir(parents=True, exist_ok=True)
-    # The CA is made once, here, before services race to make it.
-    ensure_service_credentials(home / "certs", LAUNCHER_IDENTITY)
-    mesh = Mesh(home, [])
-    announced: dict[str, asyncio.Task[None]] = {}
+    mesh = Mesh(home, options)
     try:
-        for spec in services if services is not None else default_services():
-            needed = [mesh.service(name) for name in spec.needs.values()]
-            await asyncio.gather(*(announced[s.spec.name] for s in needed))
-            log_path = home / "logs" / f"{spec.name}.log"
-            with log_path.open("ab") as log:
-                offset = log.tell()
-                addresses = {s.spec.name: s.address for s in needed}
-                process = await _start(spec, home, log, addresses)
-            identity = spec.env.get("AMPMESH_IDENTITY", spec.name)
-            running = RunningService(spec, process, log_path, identity, offset)
-            mesh.services.append(running)
-            announced[spec.name] = asyncio.create_task(_announcements(running, start_within))
-        await asyncio.gather(*announced.values())
-        for running in mesh.services:
-            running.healthy = await check_health(mesh, running)
-            if not running.healthy:
-                raise MeshError(f"{running.spec.name} reports NOT_SERVING")
+        report("prerequisites", "starting", "")
+        check_prerequisites()
+        report("prerequisites", "ready", "")
+        report("certificates", "starting", str(home / "certs"))
+        for identity in IDENTITIES:
+            ensure_service_credentials(home / "certs", identity)
+        report("certificates", "ready", str(home / "certs"))
+
+        ports = PortBook(home)
+        mesh.components = default_components(home, ports)
+        await _all(_start_component(c, options.start_within, report) for c in mesh.components)
+
+        infra_env: dict[str, str] = {}
+        for component in mesh.components:
+            infra_env.update(component.service_env())
+        mesh.edge = Edge(home, ports, home / "certs")
+        edge_endpoints = mesh.edge.endpoints()
+        # api and temporal reach the token-manager shards through the edge's ring hash.
+        infra_env["AMPMESH_TOKEN_MANAGER_ADDRESS"] = edge_endpoints["token-manager"]
+        infra_env["AMPMESH_TOKEN_MANAGER_SERVER_NAME"] = "envoy"  # noqa: S105 (a TLS name)
+        specs = default_services(options.token_manager_shards)
+        await _start_services(
+            mesh, [s for s in specs if not s.after_edge], ports, infra_env, report
+        )
+
+        report("envoy", "starting", "")
+        shards = {s.name: s.address for s in mesh.services if s.identity == "token-manager"}
+        mesh.edge.render(api_address=mesh.service("api").address, token_manager_shards=shards)
+        await mesh.edge.start(within=options.start_within)
+        report("envoy", "ready", edge_endpoints["api"])
+
+        infra_env["AMPMESH_API_ADDRESS"] = mesh.service("api").address
+        infra_env["AMPMESH_API_IDENTITY"] = "api"
+        await _start_services(mesh, [s for s in specs if s.after_edge], ports, infra_env, report)
+
         mesh.started_in = time.monotonic() - started
-        (home / "mesh.json").write_text(json.dumps(mesh.describe(), indent=2))
+        (home / STATE_FILE).write_text(json.dumps(mesh.describe(), indent=2))
         yield mesh
     finally:
-        for task in announced.values():
-            task.cancel()
-        await stop(mesh)
+        await stop(mesh, report)
+
+
+async def _start_component(component: Component, within: float, report: Step) -> None:
+    report(component.name, "starting", "")
+    try:
+        await component.start(within=within)
+    except Exception:
+        report(component.name, "failed", "")
+        raise
+    report(component.name, "ready", component.endpoint)
+
+
+async def _start_services(
+    mesh: Mesh,
+    specs: Sequence[ServiceSpec],
+    ports: PortBook,
+    env: dict[str, str],
+    report: Step,
+) -> None:
+    credentials = mesh.credentials(LAUNCHER_IDENTITY)
+    started: list[RunningService] = []
+    for spec in specs:
+        report(spec.name, "starting", "")
+        running = await start_service(spec, mesh.home, ports.get(spec.name), env)
+        mesh.services.append(running)
+        started.append(running)
+
+    async def ready(running: RunningService) -> None:
+        try:
+            await wait_announced(running, mesh.options.start_within)
+            running.healthy = await grpc_healthy(running.address, running.identity, credentials)
+            if not running.healthy:
+                raise MeshError(f"{running.name} does not report SERVING on {running.address}")
+        except Exception:
+            report(running.name, "failed", "")
+            raise
+        report(running.name, "ready", running.address)
+
+    await _all(ready(r) for r in started)
+
+
+async def _all(steps: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run steps concurrently; the first failure cancels the rest and is raised alone
+    (the user gets one clear message, not an exception group)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for step in steps:
+                group.create_task(step)
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+
+
+async def stop(mesh: Mesh, report: Step = _quiet) -> dict[str, int | None]:
+    """Stop everything in reverse start order; the exit codes (None = had to be killed)."""
+    grace = mesh.options.stop_grace
+    codes: dict[str, int | None] = {}
+    (mesh.home / STATE_FILE).unlink(missing_ok=True)
+    late = [s for s in mesh.services if s.spec.after_edge]
+    early = [s for s in mesh.services if not s.spec.after_edge]
+    codes.update(await _stop_services(late, grace))
+    if mesh.edge is not None and mesh.edge.pid is not None:
+        codes[mesh.edge.name] = await mesh.edge.stop(grace)
+    codes.update(await _stop_services(early, grace))
+    stopping = [c for c in reversed(mesh.components) if c.pid is not None]
+    results = await asyncio.gather(*(c.stop(grace) for c in stopping))
+    codes.update({c.name: code for c, code in zip(stopping, results, strict=True)})
+    for name in codes:
+        report(name, "stopped", "")
+    return codes
+
+
+async def _stop_services(services: list[RunningService], grace: float) -> dict[str, int | None]:
+    results = await asyncio.gather(*(stop_service(s, grace) for s in services))
+    return {s.name: code for s, code in zip(services, results, strict=True)}

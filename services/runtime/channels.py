@@ -194,3 +194,28 @@ def _duration(seconds: float) -> str:
     # Service config durations are JSON-mapped google.protobuf.Duration: "0.1s", "5s".
     text = f"{seconds:.9f}".rstrip("0").rstrip(".")
     return f"{text}s"
+
+
+def token_manager_channel(
+    target: str,
+    credentials: ServiceCredentials,
+    *,
+    server_identity: str = "envoy",
+    **kwargs: Any,
+) -> grpc.aio.Channel:
+    """A channel to the token-manager shards through the edge's ring hash.
+
+    Every call carries x-ampmesh-connection-id = the request's connection_id, which is what
+    Envoy hashes on to pick the shard; call sites never set it themselves. target is the
+    edge's internal listener, whose certificate names "envoy".
+    """
+    return mesh_channel(
+        target,
+        credentials,
+        server_identity=server_identity,
+        services=("ampmesh.token.v1.TokenManagerService",),
+        metadata=header_from_request(
+            CONNECTION_ID_HEADER, lambda request: getattr(request, "connection_id", None)
+        ),
+        **kwargs,
+    )

@@ -1,0 +1,168 @@
+"""The event bus's topics and subscriptions, as the contract declares them.
+
+`proto/ampmesh/events/v1/topics.proto` names, on each `Topic` value, its Pub/Sub topic id
+(`pubsub_topic_id`) and the services that consume it (`pubsub_subscribers`). From those:
+
+- the topic `<topic id>`;
+- per subscriber, the subscription `<topic id>.<service>`: unordered, ack deadline 30 s,
+  redelivery backed off exponentially (10 s to 600 s), and after 5 delivery attempts the
+  message goes to the dead-letter topic `<topic id>.<service>.dead-letter`;
+- on each dead-letter topic a subscription of the same name, so dead letters are kept
+  for inspection (nothing consumes it).
+
+`topology(project)` computes that (pure); `ensure_topology(host, project)` creates it on
+a Pub/Sub emulator, leaving whatever already exists as it is (AlreadyExists is fine).
+`emulator_publisher(host)` / `emulator_subscriber(host)` are admin (GAPIC) clients bound
+to an emulator over an insecure channel, without touching PUBSUB_EMULATOR_HOST (which
+would redirect every client in the process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, cast
+
+import grpc
+from ampmesh.events.v1 import topics_pb2
+from google.api_core.exceptions import AlreadyExists
+from google.protobuf import duration_pb2
+from google.pubsub_v1 import PublisherClient, SubscriberClient
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+from google.pubsub_v1.types import DeadLetterPolicy, RetryPolicy
+from google.pubsub_v1.types import Subscription as SubscriptionRequest
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor_pb2 import EnumValueOptions
+    from google.protobuf.internal.containers import RepeatedScalarFieldContainer
+    from google.protobuf.internal.extension_dict import _ExtensionFieldDescriptor
+
+# The generated .pyi types extensions as plain FieldDescriptors; say what they hold.
+_TOPIC_ID = cast("_ExtensionFieldDescriptor[EnumValueOptions, str]", topics_pb2.pubsub_topic_id)
+_SUBSCRIBERS = cast(
+    "_ExtensionFieldDescriptor[EnumValueOptions, RepeatedScalarFieldContainer[str]]",
+    topics_pb2.pubsub_subscribers,
+)
+
+DEAD_LETTER_SUFFIX = ".dead-letter"
+# Admin calls against a local emulator: one attempt each, failing fast, rather than the
+# client's default retries (which outlive the call's timeout while the emulator is down).
+_ADMIN_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str  # the subscription id, e.g. "ampmesh-read-results.messenger"
+    topic: str  # the topic id it reads
+    dead_letter_topic: str | None = None  # None: dead letters' own subscriptions
+    ack_deadline_seconds: int = 30
+    max_delivery_attempts: int = 5
+    minimum_backoff: timedelta = timedelta(seconds=10)
+    maximum_backoff: timedelta = timedelta(seconds=600)
+
+
+@dataclass(frozen=True)
+class Topology:
+    project: str
+    topics: tuple[str, ...]  # topic ids, dead-letter topics included
+    subscriptions: tuple[Subscription, ...]
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self.project}/topics/{topic}"
+
+    def subscription_path(self, subscription: str) -> str:
+        return f"projects/{self.project}/subscriptions/{subscription}"
+
+    def subscription(self, name: str) -> Subscription:
+        return next(s for s in self.subscriptions if s.name == name)
+
+
+def topic_id(topic: int) -> str:
+    """The Pub/Sub topic id the contract gives a Topic value ("" for TOPIC_UNSPECIFIED)."""
+    value = topics_pb2.Topic.DESCRIPTOR.values_by_number[topic]
+    return value.GetOptions().Extensions[_TOPIC_ID]
+
+
+def topology(project: str) -> Topology:
+    """Every topic and subscription the contract declares, for one project."""
+    topics: list[str] = []
+    dead_letter_topics: list[str] = []
+    subscriptions: list[Subscription] = []
+    dead_letter_subscriptions: list[Subscription] = []
+    for value in topics_pb2.Topic.DESCRIPTOR.values:
+        options = value.GetOptions()
+        topic = options.Extensions[_TOPIC_ID]
+        if not topic:
+            continue
+        topics.append(topic)
+        for service in options.Extensions[_SUBSCRIBERS]:
+            name = f"{topic}.{service}"
+            dead_letter = name + DEAD_LETTER_SUFFIX
+            subscriptions.append(Subscription(name, topic, dead_letter))
+            dead_letter_topics.append(dead_letter)
+            dead_letter_subscriptions.append(Subscription(dead_letter, dead_letter))
+    return Topology(
+        project,
+        tuple(topics + dead_letter_topics),
+        tuple(subscriptions + dead_letter_subscriptions),
+    )
+
+
+def emulator_publisher(host: str) -> PublisherClient:
+    """A Publisher admin client for the emulator at host ("127.0.0.1:8085")."""
+    return PublisherClient(transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host)))
+
+
+def emulator_subscriber(host: str) -> SubscriberClient:
+    """A Subscriber admin client for the emulator at host."""
+    return SubscriberClient(transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(host)))
+
+
+def _duration(value: timedelta) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromTimedelta(value)
+    return duration
+
+
+def _request(layout: Topology, subscription: Subscription) -> SubscriptionRequest:
+    request = SubscriptionRequest(
+        name=layout.subscription_path(subscription.name),
+        topic=layout.topic_path(subscription.topic),
+        ack_deadline_seconds=subscription.ack_deadline_seconds,
+        enable_message_ordering=False,
+    )
+    if subscription.dead_letter_topic is not None:
+        request.dead_letter_policy = DeadLetterPolicy(
+            dead_letter_topic=layout.topic_path(subscription.dead_letter_topic),
+            max_delivery_attempts=subscription.max_delivery_attempts,
+        )
+        request.retry_policy = RetryPolicy(
+            minimum_backoff=_duration(subscription.minimum_backoff),
+            maximum_backoff=_duration(subscription.maximum_backoff),
+        )
+    return request
+
+
+def apply_topology(host: str, layout: Topology) -> Topology:
+    """Create every topic, then every subscription, that does not exist yet (blocking)."""
+    with emulator_publisher(host) as publisher:
+        for topic in layout.topics:
+            with contextlib.suppress(AlreadyExists):
+                publisher.create_topic(
+                    name=layout.topic_path(topic), retry=None, timeout=_ADMIN_TIMEOUT
+                )
+    with emulator_subscriber(host) as subscriber:
+        for subscription in layout.subscriptions:
+            with contextlib.suppress(AlreadyExists):
+                subscriber.create_subscription(
+                    request=_request(layout, subscription), retry=None, timeout=_ADMIN_TIMEOUT
+                )
+    return layout
+
+
+async def ensure_topology(emulator_host: str, project: str) -> Topology:
+    """Create the contract's topology on the emulator; the admin calls run on a thread."""
+    return await asyncio.to_thread(apply_topology, emulator_host, topology(project))
