@@ -1,12 +1,17 @@
-"""Fixtures every test folder shares: a session CA for in-process servers."""
+"""Fixtures every test folder shares: a session CA for in-process servers, and the whole
+mesh (`stack`) for end-to-end tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from services.launcher.mesh import Mesh, running_mesh
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
 
 
@@ -19,3 +24,31 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def creds_for(cert_dir: Path) -> Callable[[str], ServiceCredentials]:
     """Credentials for an identity, issued by the session's CA."""
     return lambda identity: ensure_service_credentials(cert_dir, identity)
+
+
+@dataclass
+class Stack:
+    """The whole mesh, as `ampmesh up` runs it, for the test session."""
+
+    mesh: Mesh
+    endpoints: dict[str, str]
+
+    @property
+    def home(self) -> Path:
+        return self.mesh.home
+
+    def credentials(self, identity: str) -> ServiceCredentials:
+        return self.mesh.credentials(identity)
+
+
+@pytest.fixture(scope="session")
+async def stack() -> AsyncIterator[Stack]:
+    """Brings up PostgreSQL, Redis, Temporal, the Pub/Sub emulator, every service and the
+    Envoy edge once per session, on free ports in a temporary home; tears it all down."""
+    # Not under pytest's tmp_path: that is private to root (0700), and PostgreSQL runs as
+    # an unprivileged user when the tests run as root.
+    home = Path(tempfile.mkdtemp(prefix="ampmesh-test-"))
+    home.chmod(0o755)
+    async with running_mesh(home) as mesh:
+        yield Stack(mesh, mesh.endpoints())
+    shutil.rmtree(home, ignore_errors=True)

@@ -1,15 +1,15 @@
 """The whole mesh as real processes: each starts, reports healthy, serves its contract.
 
-The launcher brings up every service exactly as `ampmesh up` does (one process each, two
-token-manager shards, certificates from one private CA). The tests then talk to each
-process over mTLS with generated stubs, as the rest of the mesh will.
+The session's `stack` is what `ampmesh up` runs (infrastructure, one process per service,
+two token-manager shards, the Envoy edge, certificates from one private CA). The tests
+talk to each service process directly over mTLS with generated stubs, as the rest of the
+mesh does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -25,21 +25,22 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from mcp import Client
 
-from services.launcher.mesh import Mesh, check_health, running_mesh, stop
+from services.launcher.mesh import Mesh
+from services.launcher.processes import grpc_healthy
 from services.runtime.channels import mesh_channel
 from services.runtime.tls import (
     ServiceCredentials,
     channel_credentials,
     ensure_service_credentials,
 )
+from tests.conftest import Stack
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mesh]:
-    async with running_mesh(tmp_path_factory.mktemp("ampmesh-home")) as running:
-        yield running
+@pytest.fixture
+def mesh(stack: Stack) -> Mesh:
+    return stack.mesh
 
 
 def channel(mesh: Mesh, name: str, caller: str) -> grpc.aio.Channel:
@@ -57,23 +58,27 @@ async def unimplemented(call: object, request: object) -> str:
 
 
 async def test_every_process_is_up_and_healthy(mesh: Mesh) -> None:
-    names = [s.spec.name for s in mesh.services]
-    assert names == [
+    described = mesh.describe()
+    assert [p["name"] for p in described["processes"]] == [
+        "postgres",
+        "redis",
+        "temporal",
+        "pubsub",
         "token-manager-0",
         "token-manager-1",
         "scribe",
         "messenger",
         "metrics",
-        "temporal",
+        "temporal-worker",
         "api",
         "builder-mcp",
         "mcpanda",
+        "envoy",
     ]
     for running in mesh.services:
         assert running.process.returncode is None
-        assert await check_health(mesh, running), running.spec.name
-    described = mesh.describe()
-    assert all(p["healthy"] for p in described["processes"])
+        launcher = mesh.credentials("launcher")
+        assert await grpc_healthy(running.address, running.identity, launcher), running.name
     assert described["endpoints"]["builder-mcp-http"].endswith("/mcp")
 
 
@@ -157,11 +162,14 @@ async def test_every_port_refuses_clients_without_a_certificate_of_our_ca(
     foreign = channel_credentials(
         ServiceCredentials("api", ca_pem, stranger.cert_pem, stranger.key_pem)
     )
-    for running in mesh.services:
+    # Every service's own port, and the edge's internal (token-manager) listener.
+    ports = [(s.name, s.address, s.identity) for s in mesh.services]
+    ports.append(("edge token-manager", mesh.endpoints()["token-manager"], "envoy"))
+    for name, address, identity in ports:
         for credentials in (no_certificate, foreign):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await _health_call(running.address, credentials, running.identity)
-            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, running.spec.name
+                await _health_call(address, credentials, identity)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, name
 
 
 async def test_builder_mcp_tools_work_locally_and_reach_the_api_over_mtls(mesh: Mesh) -> None:
@@ -181,10 +189,12 @@ async def test_builder_mcp_tools_work_locally_and_reach_the_api_over_mtls(mesh: 
             "unknown field 'provder'; did you mean 'provider'?"
         ]
 
-        # The api answers through the generated stub: the tool reports its message.
+        # The tool reaches the api through the generated stub, over mTLS.
         providers = await client.call_tool("list_providers", {})
-        assert providers.is_error
-        assert "providers catalog is built by issue #4" in str(providers.content)
+        assert not providers.is_error, providers.content
+        assert providers.structured_content is not None
+        catalog = providers.structured_content["result"]["providers"]
+        assert catalog["salesforce"]["authType"] == "oauth2"
 
 
 async def test_mcpanda_drives_any_public_rpc(mesh: Mesh) -> None:
@@ -205,12 +215,6 @@ async def test_mcpanda_drives_any_public_rpc(mesh: Mesh) -> None:
         assert "GetProject is not built yet: the control plane is built by issue #4" in str(
             called.content
         )
-
-
-async def test_stopping_drains_every_process_cleanly(tmp_path: Path) -> None:
-    async with running_mesh(tmp_path) as own:
-        codes = await stop(own)
-    assert codes == {s.spec.name: 0 for s in own.services}
 
 
 async def test_internal_ports_offer_reflection_of_the_contracts_they_serve(mesh: Mesh) -> None:
