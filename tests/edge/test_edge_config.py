@@ -203,11 +203,10 @@ def test_the_token_manager_listener_requires_mesh_certificates_and_hashes(
     (route,) = routes_of(config, "token-manager")
     assert route["match"] == {"prefix": "/ampmesh.token.v1.TokenManagerService/"}
     assert route["route"]["hash_policy"][0]["header"]["header_name"] == "x-ampmesh-connection-id"
-    assert set(route["route"]["retry_policy"]["retry_on"].split(",")) >= {
-        "reset",
-        "connect-failure",
-        "unavailable",
-    }
+    # Only a dead or draining shard is retried on the next: a live shard's UNAVAILABLE
+    # (PROVIDER_UNAVAILABLE, RATE_LIMITED) would be repeated against the same provider.
+    retry_on = set(route["route"]["retry_policy"]["retry_on"].split(","))
+    assert retry_on == {"reset", "connect-failure", "refused-stream"}
 
     shards = cluster(config, "token_manager")
     assert shards["lb_policy"] == "RING_HASH"
@@ -269,6 +268,20 @@ def test_rendering_refuses_what_envoy_could_not_serve(tmp_path: Path) -> None:
         edge.render("127.0.0.1", SHARDS)
     with pytest.raises(EdgeError, match="variable pattern"):
         template_regex("/v1/{name=projects/*}")
+
+
+async def test_the_edge_is_not_ready_while_a_cluster_has_no_healthy_host(
+    tmp_path: Path,
+) -> None:
+    edge = Edge(tmp_path, PortBook(tmp_path), tmp_path / "certs")
+    nothing_there = f"127.0.0.1:{free_port()}"
+    edge.render(nothing_there, {"token-manager-0": nothing_there})
+    try:
+        with pytest.raises(EdgeError, match="healthy host in cluster"):
+            await edge.start(within=3)
+    finally:
+        await edge.stop()
+    assert edge.pid is None  # a failed start leaves no Envoy behind
 
 
 def test_path_templates_become_anchored_regexes() -> None:
