@@ -37,6 +37,17 @@ class Stack:
     def home(self) -> Path:
         return self.mesh.home
 
+    @property
+    def admin_api_key(self) -> str:
+        """The org admin key `ampmesh up` made: it may create projects and their keys."""
+        assert self.mesh.admin is not None
+        return self.mesh.admin.api_key
+
+    @property
+    def org_id(self) -> str:
+        assert self.mesh.admin is not None
+        return self.mesh.admin.org_id
+
     def credentials(self, identity: str) -> ServiceCredentials:
         return self.mesh.credentials(identity)
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from pydantic import Field
+import asyncpg
+from pydantic import Field, SecretStr
 
+from services.api.auth import Authenticator
 from services.api.catalog import load_catalog, provider_catalog_service
+from services.api.context import ApiContext, ApiPolicy, open_pool
+from services.api.platform import BUILDERS
 from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
 from services.runtime.config import ServiceSettings
-from services.runtime.entrypoint import run_service
+from services.runtime.entrypoint import StartupError, run_service
+from services.runtime.secretbox import SecretBox, SecretBoxError
 from services.runtime.server import Service
 from services.runtime.unimplemented import with_fallback
 
@@ -19,20 +24,34 @@ CALLERS = ("envoy", "builder-mcp", "mcpanda")
 
 
 class ApiSettings(ServiceSettings):
-    """The api service's settings: which route groups this deployment serves."""
+    """The api service's settings: which route groups this deployment serves, and what
+    the platform group needs (its database and the keyring sealing secrets at rest)."""
 
     enable_platform_routes: bool = Field(True, description="serve the platform API")
     enable_read_routes: bool = Field(True, description="serve the Read API")
     enable_write_routes: bool = Field(True, description="serve the Write API")
     enable_search_routes: bool = Field(True, description="serve the Search API")
     enable_proxy_routes: bool = Field(True, description="serve the proxy")
+    database_url: SecretStr = Field(
+        SecretStr(""), description="PostgreSQL URL (postgresql://user:password@host:port/db)"
+    )
+    secret_keys: SecretStr = Field(
+        SecretStr(""), description="keyring sealing secrets at rest: id:base64key[,…]"
+    )
+    allow_loopback_webhooks: bool = Field(
+        False, description="let webhook destinations use http:// on loopback (local mesh)"
+    )
+    refuse_private_destinations: bool = Field(
+        True, description="refuse destinations that resolve to private addresses"
+    )
 
 
-def build_services(settings: ApiSettings) -> list[Service]:
+def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list[Service]:
     """The public services of every enabled route group (placeholders until built).
 
     The providers catalog is read here, at start: a data file our contract cannot hold
-    stops the service with CatalogError rather than serving a partial catalog.
+    stops the service with CatalogError rather than serving a partial catalog. The
+    platform services that keep state are built only with a context (a database).
     """
     enabled = [
         service
@@ -42,13 +61,42 @@ def build_services(settings: ApiSettings) -> list[Service]:
     ]
     implemented: list[Service] = []
     if settings.enable_platform_routes:
-        implemented.append(provider_catalog_service(load_catalog()))
+        implemented.append(provider_catalog_service(ctx.catalog if ctx else load_catalog()))
+        if ctx is not None:
+            names = {s.full_name for s in enabled}
+            implemented += [build(ctx) for name, build in BUILDERS.items() if name in names]
     return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET)
 
 
 @asynccontextmanager
 async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
-    yield build_services(settings)
+    if not settings.enable_platform_routes:
+        yield build_services(settings)
+        return
+    database_url = settings.database_url.get_secret_value()
+    if not database_url:
+        raise StartupError("AMPMESH_DATABASE_URL is required to serve the platform routes")
+    try:
+        secrets = SecretBox.from_spec(settings.secret_keys.get_secret_value())
+    except SecretBoxError as error:
+        raise StartupError(f"AMPMESH_SECRET_KEYS: {error}") from None
+    async with AsyncExitStack() as resources:
+        try:
+            pool = await resources.enter_async_context(open_pool(database_url))
+        except (OSError, asyncpg.PostgresError) as error:
+            # asyncpg's messages name host, port and user, never the password.
+            raise StartupError(f"cannot reach PostgreSQL: {error}") from None
+        ctx = ApiContext(
+            pool=pool,
+            secrets=secrets,
+            catalog=load_catalog(),
+            auth=Authenticator(pool),
+            policy=ApiPolicy(
+                allow_loopback_webhooks=settings.allow_loopback_webhooks,
+                refuse_private_destinations=settings.refuse_private_destinations,
+            ),
+        )
+        yield build_services(settings, ctx)
 
 
 def main() -> None:

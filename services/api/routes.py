@@ -64,7 +64,6 @@ _CONNECTIONS = "connections and OAuth are built by issue #5"
 # Why each public service answers UNIMPLEMENTED for now, and which issue builds it.
 NOT_BUILT_YET: dict[str, str] = {
     "ampmesh.platform.v1.OrgService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.ProjectService": _CONTROL_PLANE,
     "ampmesh.platform.v1.ApiKeyService": _CONTROL_PLANE,
     "ampmesh.platform.v1.JwtKeyService": _CONTROL_PLANE,
     "ampmesh.platform.v1.ProviderAppService": _CONTROL_PLANE,

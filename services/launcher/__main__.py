@@ -26,13 +26,15 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from services.api.bootstrap import rotate_admin_key
 from services.launcher.infra import InfraError
-from services.launcher.mesh import MeshOptions, running_mesh
+from services.launcher.mesh import ADMIN_KEY_FILE, MeshOptions, running_mesh, write_private
 from services.launcher.processes import MeshError, tail
 from services.launcher.state import (
     LAUNCHER_FILE,
@@ -145,6 +147,8 @@ def _print_summary(described: dict[str, Any], console: Console) -> None:
     for name in ("api", "read", "write", "search", "proxy", "grpc"):
         if name in endpoints:
             console.print(f"  {name:<8} {endpoints[name]}", highlight=False)
+    console.print(f"  org      {described['orgId']}", highlight=False)
+    console.print(f"  admin API key (X-Api-Key) {described['adminApiKey']}", highlight=False)
     console.print("`ampmesh status` for every process; Ctrl-C or `ampmesh down` stops the mesh.")
 
 
@@ -213,6 +217,24 @@ async def _status(home: Path, as_json: bool) -> int:
     return EXIT_OK if healthy else EXIT_FAILED
 
 
+async def _rotate_admin_key(home: Path) -> int:
+    described = read_json(home / STATE_FILE)
+    password_file = home / "postgres" / "password"
+    if described is None or not password_file.exists():
+        print(f"ampmesh is not running from {home}: `ampmesh up` first")
+        return EXIT_NOT_RUNNING
+    # The endpoint carries no password; the home's password file does.
+    password = password_file.read_text().strip()
+    database_url = described["endpoints"]["postgres"].replace(
+        "ampmesh@", f"ampmesh:{quote(password, safe='')}@", 1
+    )
+    admin = await rotate_admin_key(database_url, home / ADMIN_KEY_FILE)
+    described["adminApiKey"], described["orgId"] = admin.api_key, admin.org_id
+    write_private(home / STATE_FILE, json.dumps(described, indent=2))
+    print(f"new admin API key for org {admin.org_id}: {admin.api_key} (the old one is revoked)")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="ampmesh", description="Run ampmesh locally.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     state = commands.add_parser("status", help="what runs, its health and endpoints")
     state.add_argument("--json", action="store_true", help="one JSON object")
     commands.add_parser("down", help="stop the mesh started from this home")
+    admin = commands.add_parser("admin-key", help="the org admin API key")
+    admin.add_argument("action", choices=["rotate"], help="replace it; the old one stops working")
     args = parser.parse_args(argv)
     home = home_dir()
     if args.command == "up" and args.shards < 1:
@@ -238,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
         code = asyncio.run(_up(home, MeshOptions(token_manager_shards=args.shards), args.json))
     elif args.command == "status":
         code = asyncio.run(_status(home, args.json))
+    elif args.command == "admin-key":
+        code = asyncio.run(_rotate_admin_key(home))
     else:
         print(asyncio.run(stop_recorded(home)))
         code = EXIT_OK

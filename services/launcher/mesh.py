@@ -32,6 +32,7 @@ from typing import Any
 
 import psutil
 
+from services.api.bootstrap import AdminCredential, ensure_admin
 from services.launcher.edge import Edge
 from services.launcher.infra import Component, check_prerequisites, default_components
 from services.launcher.ports import PortBook
@@ -47,6 +48,7 @@ from services.launcher.processes import (
     wait_announced,
 )
 from services.launcher.state import STATE_FILE
+from services.runtime.secretbox import SecretBox
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
 
 __all__ = ["Mesh", "MeshError", "MeshOptions", "Step", "running_mesh"]
@@ -64,6 +66,9 @@ IDENTITIES = (
     "builder-mcp",
     "mcpanda",
 )
+
+ADMIN_KEY_FILE = "admin-api-key"
+KEYRING_FILE = Path("secrets") / "keyring"
 
 # A progress report: (step name, state, detail). States: "starting", "ready", "failed".
 Step = Callable[[str, str, str], None]
@@ -87,6 +92,7 @@ class Mesh:
     components: list[Component] = field(default_factory=list)
     services: list[RunningService] = field(default_factory=list)
     edge: Edge | None = None
+    admin: AdminCredential | None = None
     started_in: float = 0.0
 
     @property
@@ -159,6 +165,8 @@ class Mesh:
             "endpoints": self.endpoints(),
             "tlsServerName": self.tls_server_names(),
             "upSeconds": round(self.started_in, 2),
+            "orgId": self.admin.org_id if self.admin else None,
+            "adminApiKey": self.admin.api_key if self.admin else None,
         }
 
 
@@ -198,6 +206,13 @@ async def running_mesh(
         infra_env: dict[str, str] = {}
         for component in mesh.components:
             infra_env.update(component.service_env())
+        report("admin key", "starting", "")
+        mesh.admin = await ensure_admin(infra_env["AMPMESH_DATABASE_URL"], home / ADMIN_KEY_FILE)
+        report("admin key", "ready", f"org {mesh.admin.org_id}")
+        infra_env["AMPMESH_SECRET_KEYS"] = ensure_keyring(home)
+        # The local mesh delivers to webhooks on this machine (tests, a builder's laptop).
+        infra_env["AMPMESH_ALLOW_LOOPBACK_WEBHOOKS"] = "true"
+        infra_env["AMPMESH_REFUSE_PRIVATE_DESTINATIONS"] = "false"
         mesh.edge = Edge(home, ports, home / "certs")
         edge_endpoints = mesh.edge.endpoints()
         # api and temporal reach the token-manager shards through the edge's ring hash.
@@ -219,10 +234,28 @@ async def running_mesh(
         await _start_services(mesh, [s for s in specs if s.after_edge], ports, infra_env, report)
 
         mesh.started_in = time.monotonic() - started
-        (home / STATE_FILE).write_text(json.dumps(mesh.describe(), indent=2))
+        write_private(home / STATE_FILE, json.dumps(mesh.describe(), indent=2))
         yield mesh
     finally:
         await stop(mesh, report)
+
+
+def ensure_keyring(home: Path) -> str:
+    """The keyring sealing secrets at rest (AMPMESH_SECRET_KEYS), made once per home."""
+    path = home / KEYRING_FILE
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(SecretBox.new_spec() + "\n")
+    return path.read_text().strip()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (mesh.json holds the admin API key)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 async def _start_component(component: Component, within: float, report: Step) -> None:

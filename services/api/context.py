@@ -1,0 +1,48 @@
+"""What every platform servicer of the api shares: the database pool, the secret box, the
+catalog, the authenticator, and the deployment's settings.
+
+Servicers take an ApiContext and nothing else, so a test can build one against the real
+database of the session's stack (see tests/api) and call a servicer in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+from ampmesh.platform.v1 import providers_pb2
+
+from services.api.auth import Authenticator
+from services.runtime.secretbox import SecretBox
+
+
+@dataclass(frozen=True)
+class ApiPolicy:
+    """Deployment choices the control plane enforces."""
+
+    # Webhook destinations may use http:// on loopback (on for the local mesh, off in
+    # production settings, where destinations resolving to private addresses are refused).
+    allow_loopback_webhooks: bool = False
+    refuse_private_destinations: bool = True
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    pool: asyncpg.Pool
+    secrets: SecretBox
+    catalog: Mapping[str, providers_pb2.ProviderInfo]
+    auth: Authenticator
+    policy: ApiPolicy
+
+
+@asynccontextmanager
+async def open_pool(
+    database_url: str, *, min_size: int = 1, max_size: int = 10
+) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size)
+    try:
+        yield pool
+    finally:
+        await pool.close()
