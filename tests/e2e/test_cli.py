@@ -73,6 +73,19 @@ async def test_up_status_down_and_up_again_keeps_the_data(home: Path) -> None:
     assert catalog.status_code == 200
     assert catalog.headers["content-type"].startswith("application/json")
 
+    # The first credential: an org admin key, shown by status, rotatable.
+    admin = described["adminApiKey"]
+    assert described["orgId"] and admin.startswith("amp_")
+    assert (home / "mesh.json").stat().st_mode & 0o077 == 0  # it holds the key
+    projects = f"{endpoints['api']}/v1/projects"
+    assert httpx.get(projects, headers={"X-Api-Key": admin}, timeout=10).status_code == 200
+    rotated = ampmesh(home, "admin-key", "rotate")
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    new_admin = status(home)["adminApiKey"]
+    assert new_admin != admin and new_admin in rotated.stdout
+    assert httpx.get(projects, headers={"X-Api-Key": admin}, timeout=10).status_code == 401
+    assert httpx.get(projects, headers={"X-Api-Key": new_admin}, timeout=10).status_code == 200
+
     database_url = (home / "postgres" / "password").read_text().strip()
     dsn = endpoints["postgres"].replace("ampmesh@", f"ampmesh:{database_url}@")
     connection = await asyncpg.connect(dsn)
@@ -87,6 +100,7 @@ async def test_up_status_down_and_up_again_keeps_the_data(home: Path) -> None:
     assert ampmesh(home, "status").returncode == 3  # not running
 
     again = up(home)
+    assert again["adminApiKey"] == new_admin  # the same credential after a restart
     dsn = again["endpoints"]["postgres"].replace("ampmesh@", f"ampmesh:{database_url}@")
     connection = await asyncpg.connect(dsn)
     assert await connection.fetchval("SELECT v FROM kept") == "still here"
