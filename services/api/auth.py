@@ -1,4 +1,4 @@
-"""Who is calling the public API, and which project they may touch.
+"""Who is calling the public API, which project they may touch, and what they may do there.
 
 Every platform RPC (but the providers catalog) starts with
 
@@ -14,6 +14,25 @@ project A cannot learn that project B exists.
 API keys are `amp_<12 hex>_<43 url-safe chars>`. The first part (`amp_<12 hex>`) is the
 key's public prefix: lists show it, and paths accept it as the key's id. The database keeps
 only a SHA-256 of the whole key.
+
+Scopes. A principal holds one or both of:
+
+- `full`: everything in its project (an org admin key: in every project of its org, and
+  creating projects). This is a builder's credential, used from the builder's servers.
+- `frontend`: only what a browser embedding the connect UI needs: reading the project
+  (its appName), connections and the OAuth connect flow, and installations of a group.
+  Everything that configures the project is builder-only and refused with
+  PERMISSION_DENIED (403): changing projects, API keys, JWT keys, provider apps,
+  destinations, topics, routes, integration deploys. Servicers mark those RPCs with
+  `await ctx.auth.require_builder(context, principal)`, right after `project(...)`.
+
+Customer JWTs (issued by the builder for one end user, signed RS256 with a private key whose
+public half the project registered; header `kid` = that key's id) always authenticate as
+`frontend`, and carry `groupRef` and `consumerRef`: such a principal may touch only its own
+group. Servicers that take a group call `await ctx.auth.require_group(context, principal,
+group_ref)` (NOT_FOUND for another group) and list with `principal.group_ref` as a filter.
+A frontend API key (no group in it) may touch every group of its project, as in the
+reference, where the connect UI names the group itself.
 """
 
 from __future__ import annotations
@@ -21,23 +40,36 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
 import asyncpg
 import grpc
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from services.runtime.errors import abort_not_found, abort_with_details, error_info
 
 API_KEY_HEADER = "x-api-key"
 AUTHORIZATION_HEADER = "authorization"
 KEY_PREFIX = "amp_"
-# Scopes a key can hold. "full": everything in its project; an org admin key (no project)
-# may also create projects and their keys.
+# amp_ + 12 hex: the public part of a key, its id in paths and lists.
+PREFIX_LENGTH = len(KEY_PREFIX) + 12
 FULL_SCOPE = "full"
+FRONTEND_SCOPE = "frontend"
+KNOWN_SCOPES = (FULL_SCOPE, FRONTEND_SCOPE)
 DOMAIN = "api.ampmesh"
+
+JWT_ALGORITHM = "RS256"
+# The reference's limit: a customer token lives at most ten minutes (exp - iat).
+MAX_JWT_LIFETIME_SECONDS = 600
+# Clock skew tolerated between the builder's servers and ours, for exp and iat.
+JWT_LEEWAY_SECONDS = 30
+GROUP_REF_CLAIM = "groupRef"
+CONSUMER_REF_CLAIM = "consumerRef"
 
 
 @dataclass(frozen=True)
@@ -57,6 +89,11 @@ class Principal:
     @property
     def is_org_admin(self) -> bool:
         return self.project_id is None
+
+    @property
+    def is_builder(self) -> bool:
+        """May configure the project (holds `full`), as opposed to a frontend caller."""
+        return FULL_SCOPE in self.scopes
 
 
 @dataclass(frozen=True)
@@ -86,6 +123,13 @@ def key_digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+def grants(held: Iterable[str], wanted: Iterable[str]) -> bool:
+    """Whether a holder of `held` scopes may hand out `wanted` ones: `full` covers every
+    scope; otherwise only scopes it holds itself."""
+    held = set(held)
+    return FULL_SCOPE in held or set(wanted) <= held
+
+
 def metadata_values(context: Any, name: str) -> list[str]:
     return [str(v) for k, v in (context.invocation_metadata() or ()) if k == name]
 
@@ -108,6 +152,87 @@ async def abort_forbidden(context: Any, message: str) -> NoReturn:
     await abort_with_details(
         context, grpc.StatusCode.PERMISSION_DENIED, message, error_info("FORBIDDEN")
     )
+
+
+class TokenRejected(Exception):
+    """A customer JWT that is not accepted; the message says why, never quoting the token."""
+
+
+@dataclass(frozen=True)
+class CustomerClaims:
+    group_ref: str
+    consumer_ref: str
+
+
+def token_key_id(token: str) -> str:
+    """The `kid` header of a JWT, read before its signature is checked (it picks the key)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise TokenRejected("the bearer token is not a well-formed JWT") from None
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenRejected(
+            "the bearer JWT has no kid header: set it to the id of the project's JWT key "
+            "that signed it"
+        )
+    return kid
+
+
+def verify_customer_jwt(token: str, public_key: RSAPublicKey | str) -> CustomerClaims:
+    """The claims of a customer JWT signed RS256 by public_key's private half, or
+    TokenRejected naming what is wrong.
+
+    Only RS256 is allowed, so neither `alg: none` nor HS256 keyed with the public key's
+    text can pass. `exp` and `iat` are required and at most ten minutes apart.
+    """
+    key = load_pem_public_key(public_key.encode()) if isinstance(public_key, str) else public_key
+    if not isinstance(key, RSAPublicKey):
+        raise TokenRejected("the JWT key registered under this kid is not an RSA key")
+    try:
+        claims: Mapping[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "iat"]},
+            leeway=JWT_LEEWAY_SECONDS,
+        )
+    except jwt.InvalidAlgorithmError:
+        raise TokenRejected(f"the bearer JWT must be signed with {JWT_ALGORITHM}") from None
+    except jwt.InvalidSignatureError:
+        raise TokenRejected(
+            "the bearer JWT's signature does not verify with the key named by its kid"
+        ) from None
+    except jwt.ExpiredSignatureError:
+        raise TokenRejected("the bearer JWT has expired (exp): issue a new one") from None
+    except jwt.MissingRequiredClaimError as missing:
+        raise TokenRejected(f"the bearer JWT lacks the {missing.claim} claim") from None
+    except jwt.ImmatureSignatureError:
+        raise TokenRejected(
+            "the bearer JWT is not valid yet (iat or nbf is in the future)"
+        ) from None
+    except jwt.InvalidAudienceError:
+        raise TokenRejected("the bearer JWT names an audience (aud); leave it out") from None
+    except (jwt.InvalidIssuedAtError, jwt.DecodeError):
+        raise TokenRejected(
+            "the bearer JWT is malformed: exp, iat and nbf must be numbers (seconds since "
+            "the epoch)"
+        ) from None
+    except jwt.InvalidTokenError:
+        raise TokenRejected("the bearer JWT is not valid") from None
+    # PyJWT has checked that both convert to integers (it accepts "123" as well as 123).
+    if int(claims["exp"]) - int(claims["iat"]) > MAX_JWT_LIFETIME_SECONDS:
+        raise TokenRejected(
+            f"the bearer JWT lives too long: exp - iat must be at most "
+            f"{MAX_JWT_LIFETIME_SECONDS} seconds"
+        )
+    refs: dict[str, str] = {}
+    for claim in (GROUP_REF_CLAIM, CONSUMER_REF_CLAIM):
+        value = claims.get(claim)
+        if not isinstance(value, str) or not value.strip():
+            raise TokenRejected(f"the bearer JWT lacks the {claim} claim (a non-empty string)")
+        refs[claim] = value
+    return CustomerClaims(refs[GROUP_REF_CLAIM], refs[CONSUMER_REF_CLAIM])
 
 
 class Authenticator:
@@ -145,7 +270,37 @@ class Authenticator:
         )
 
     async def _jwt(self, context: Any, token: str) -> Principal:
-        await abort_unauthenticated(context, "bearer JWTs are not accepted yet (issue #4)")
+        try:
+            kid = token_key_id(token)
+        except TokenRejected as rejected:
+            await abort_unauthenticated(context, str(rejected))
+        row = None
+        if is_uuid(kid):
+            row = await self.pool.fetchrow(
+                "SELECT k.project_id, k.public_key_pem, k.active, p.org_id FROM jwt_keys k "
+                "JOIN projects p ON p.id = k.project_id WHERE k.id = $1",
+                uuid.UUID(kid),
+            )
+        if row is None:
+            await abort_unauthenticated(
+                context, "the bearer JWT's kid names no JWT key registered with ampmesh"
+            )
+        if not row["active"]:
+            await abort_unauthenticated(
+                context, "the bearer JWT's kid names a JWT key that is not active"
+            )
+        try:
+            claims = verify_customer_jwt(token, row["public_key_pem"])
+        except TokenRejected as rejected:
+            await abort_unauthenticated(context, str(rejected))
+        return Principal(
+            org_id=str(row["org_id"]),
+            project_id=str(row["project_id"]),
+            scopes=frozenset({FRONTEND_SCOPE}),
+            via=f"jwt:{kid}",
+            group_ref=claims.group_ref,
+            consumer_ref=claims.consumer_ref,
+        )
 
     async def project(
         self, context: Any, principal: Principal, project_id_or_name: str
@@ -193,3 +348,39 @@ class Authenticator:
         await abort_forbidden(
             context, f"this call needs one of the scopes {sorted(wanted)} ({principal.via})"
         )
+
+    @staticmethod
+    async def require_builder(context: Any, principal: Principal) -> None:
+        """PERMISSION_DENIED unless the principal may configure its project (the `full`
+        scope): frontend keys and customer JWTs may not. Call it after `project(...)`, so
+        a caller of another project still gets NOT_FOUND."""
+        if principal.is_builder:
+            return
+        await abort_forbidden(
+            context,
+            f"this call needs an API key with the {FULL_SCOPE!r} scope; {principal.via} "
+            f"holds only {', '.join(sorted(principal.scopes)) or 'no scopes'}",
+        )
+
+    @staticmethod
+    def sees_group(principal: Principal, group_ref: str | None) -> bool:
+        """Whether the principal may see a resource of group_ref (None: of no group): a
+        customer JWT only its own group's, every other principal all of its project's."""
+        return principal.group_ref is None or principal.group_ref == group_ref
+
+    @staticmethod
+    async def require_group(
+        context: Any,
+        principal: Principal,
+        group_ref: str,
+        *,
+        kind: str = "group",
+        name: str | None = None,
+    ) -> None:
+        """NOT_FOUND unless the principal may touch group_ref: a customer JWT only its own
+        group, every other principal every group of its project. kind and name say what
+        was not found (e.g. kind="installation", name=<its id>); the group by default."""
+        if Authenticator.sees_group(principal, group_ref):
+            return
+        shown = group_ref if name is None else name
+        await abort_not_found(context, kind, shown, f"{kind} {shown!r} not found")

@@ -75,6 +75,7 @@ class Projects(projects_pb2_grpc.ProjectServiceServicer):
         self, request: projects_pb2.CreateProjectRequest, context: grpc.aio.ServicerContext
     ) -> projects_pb2.Project:
         principal = await self.ctx.auth.authenticate(context)
+        await self.ctx.auth.require_builder(context, principal)
         await self._require_org_admin(context, principal)
         project = request.project
         problems = _problems(project, ("name", "appName"), "body.")
@@ -108,6 +109,7 @@ class Projects(projects_pb2_grpc.ProjectServiceServicer):
     ) -> projects_pb2.Project:
         principal = await self.ctx.auth.authenticate(context)
         current = await self.ctx.auth.project(context, principal, request.project_id_or_name)
+        await self.ctx.auth.require_builder(context, principal)
         fields = await check_update_mask(context, request.update_mask, UPDATABLE)
         problems = _problems(request.project, fields, "body.project.")
         if problems:
