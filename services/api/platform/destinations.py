@@ -1,0 +1,524 @@
+"""Destinations: where a project's notifications and read results are delivered.
+
+Only webhooks are delivered to today; the reference's other types are refused as "not
+supported yet" rather than stored and silently never delivered to. A webhook's URL must be
+https (http only to loopback hosts, where the deployment allows it) and, in production
+settings, must not resolve to a private, loopback, link-local or reserved address, so a
+builder cannot point ampmesh's deliveries at the deployment's own network.
+
+Every webhook destination gets a signing key on create, in the Standard Webhooks format
+(`whsec_` + base64 of 32 random bytes). It is stored sealed and shown only by
+GetDestination with includeSecrets=true, which can also rotate it.
+
+What messenger reads (issue #6): `destinations.metadata` is the DestinationMetadata
+message in its JSON mapping (`{"url": ..., "headers": {...}}`); `destinations.secrets_sealed`
+opens with `open_secrets` to `{"webhookSigningKey": "whsec_..."}`. It should re-check the
+URL with `webhook_url_problem` before each delivery: DNS can change after create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import json
+import re
+import secrets
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import grpc
+from ampmesh.platform.v1 import destinations_pb2, destinations_pb2_grpc
+from google.protobuf import empty_pb2, json_format
+
+from services.api.auth import ProjectRow, is_uuid
+from services.api.context import ApiContext, ApiPolicy
+from services.api.platform.common import (
+    abort_conflict,
+    abort_invalid,
+    abort_missing,
+    check_update_mask,
+    timestamp,
+)
+from services.runtime.secretbox import Sealed, SecretBox
+from services.runtime.server import Service
+from services.runtime.unimplemented import partially_built
+
+WEBHOOK = "webhook"
+# The reference's other destination types: valid names, not delivered to yet.
+NOT_SUPPORTED_YET = (
+    "kinesis",
+    "s3",
+    "slack",
+    "clickhouse",
+    "snowflake",
+    "bigquery",
+    "redshift",
+    "sqs",
+    "pubsub",
+    "rabbitmq",
+    "azureservicebus",
+)
+# The reference: letters, numbers and dashes. A name that parses as a UUID is refused too,
+# since paths take a destination's id or its name.
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+NAME_RULE = "must be 1-64 letters, digits or dashes, starting with a letter or digit"
+# DestinationMetadata keys (JSON names) that apply to webhooks.
+WEBHOOK_METADATA = ("url", "headers")
+UPDATABLE = ("name", "metadata", "metadata.url", "metadata.headers")
+
+# Headers a delivery's sender owns: hop-by-hop ones, those describing the body it sends,
+# and the Standard Webhooks signature, which a receiver must be able to trust.
+SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "connection",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "expect",
+        "host",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        *SIGNATURE_HEADERS,
+    }
+)
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CR/LF would inject
+MAX_HEADERS = 32
+MAX_HEADER_VALUE = 4096
+MAX_URL = 2048
+
+RESOLVE_TIMEOUT_SECONDS = 3.0
+SIGNING_KEY_PREFIX = "whsec_"
+
+Resolver = Callable[[str], Awaitable[list[str]]]
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# --- rules ------------------------------------------------------------------------------
+
+
+def name_problem(name: str) -> str | None:
+    if not NAME.match(name):
+        return NAME_RULE
+    if is_uuid(name):
+        return "must not be a UUID: paths take a destination's id or its name"
+    return None
+
+
+def type_problem(kind: str) -> str | None:
+    if kind == WEBHOOK:
+        return None
+    if not kind:
+        return f"is required ({WEBHOOK})"
+    if kind in NOT_SUPPORTED_YET:
+        return f"destinations of type {kind!r} are not supported yet: use {WEBHOOK!r}"
+    known = ", ".join((WEBHOOK, *NOT_SUPPORTED_YET))
+    return f"{kind!r} is not a destination type (one of {known})"
+
+
+async def resolve_host(host: str) -> list[str]:
+    """The addresses host resolves to (the system resolver, off the event loop)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def _is_loopback_name(host: str) -> bool:
+    # RFC 6761: localhost and its subdomains are always loopback.
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def _as_ip(text: str) -> IpAddress | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # An IPv4-mapped IPv6 address (::ffff:10.0.0.1) reaches the IPv4 host it holds.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_kind(address: IpAddress) -> str | None:
+    """Why a destination must not reach address ("a private address", …), or None when
+    it is a public unicast address."""
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        return "a reserved address"
+    if address.is_private or not address.is_global:
+        return "a private address"
+    return None
+
+
+async def webhook_url_problem(
+    url: str, policy: ApiPolicy, resolve: Resolver = resolve_host
+) -> str | None:
+    """Why url cannot be a webhook destination under policy, or None when it can.
+
+    https:// only; http:// only to a loopback host (127.0.0.0/8, ::1, localhost) when
+    policy.allow_loopback_webhooks. With policy.refuse_private_destinations, the host must
+    resolve (within RESOLVE_TIMEOUT_SECONDS) to public addresses only; loopback ones pass
+    when loopback webhooks are allowed.
+    """
+    if not url:
+        return "is required: an absolute https:// URL"
+    if len(url) > MAX_URL:
+        return f"must be at most {MAX_URL} characters"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (urlsplit checks the port only when asked)
+    except ValueError:
+        return "is not a valid URL"
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in ("https", "http") or not host:
+        return "must be an absolute https:// URL"
+    literal = _as_ip(host)
+    loopback = _is_loopback_name(host) or (literal is not None and literal.is_loopback)
+    if scheme == "http":
+        if not policy.allow_loopback_webhooks:
+            return "must use https://"
+        if not loopback:
+            return (
+                "must use https://; http:// is allowed only to loopback hosts (127.0.0.1, "
+                "::1, localhost) in this deployment"
+            )
+    if not policy.refuse_private_destinations:
+        return None
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+                resolved = await resolve(host)
+        except TimeoutError:
+            return f"host {host!r} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g} s"
+        except (OSError, UnicodeError):
+            return f"host {host!r} does not resolve"
+        addresses = [a for a in (_as_ip(text.split("%")[0]) for text in resolved) if a]
+        if not addresses:
+            return f"host {host!r} does not resolve"
+    for address in addresses:
+        if address.is_loopback and policy.allow_loopback_webhooks:
+            continue
+        kind = address_kind(address)
+        if kind is not None:
+            return (
+                f"host {host!r} resolves to {address}, {kind}: destinations must be "
+                "reachable on the public internet"
+            )
+    return None
+
+
+def webhook_header_problems(headers: Mapping[str, str], at: str) -> dict[str, str]:
+    """Problems with a webhook's extra headers, each named `at.<header name>`."""
+    if len(headers) > MAX_HEADERS:
+        return {at: f"at most {MAX_HEADERS} headers"}
+    problems: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in headers.items():
+        lower = name.lower()
+        where = f"{at}.{name}"
+        if not HEADER_NAME.match(name):
+            problems[where] = "is not a valid HTTP header name"
+        elif lower in SIGNATURE_HEADERS:
+            problems[where] = "is set by ampmesh: it carries the delivery's signature"
+        elif lower in FORBIDDEN_HEADERS or lower.startswith("proxy-"):
+            problems[where] = "is set by ampmesh's HTTP client and cannot be overridden"
+        elif lower in seen:
+            problems[where] = "is given twice (header names are case-insensitive)"
+        elif HEADER_VALUE_FORBIDDEN.search(value):
+            problems[where] = "value must not contain line breaks or control characters"
+        elif len(value) > MAX_HEADER_VALUE:
+            problems[where] = f"value must be at most {MAX_HEADER_VALUE} characters"
+        seen.add(lower)
+    return problems
+
+
+async def webhook_metadata_problems(
+    metadata: destinations_pb2.DestinationMetadata,
+    fields: tuple[str, ...],
+    at: str,
+    policy: ApiPolicy,
+) -> dict[str, str]:
+    """Problems with the given metadata keys (JSON names) of a webhook, named `at.<key>`."""
+    problems: dict[str, str] = {}
+    for descriptor, _ in metadata.ListFields():
+        if descriptor.json_name not in WEBHOOK_METADATA and descriptor.json_name in fields:
+            problems[f"{at}.{descriptor.json_name}"] = "does not apply to webhook destinations"
+    if "url" in fields:
+        why = await webhook_url_problem(metadata.url, policy)
+        if why:
+            problems[f"{at}.url"] = why
+    if "headers" in fields:
+        problems.update(webhook_header_problems(metadata.headers, f"{at}.headers"))
+    return problems
+
+
+# --- secrets ----------------------------------------------------------------------------
+
+
+def new_signing_key() -> str:
+    return SIGNING_KEY_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _associated(destination_id: str) -> bytes:
+    return f"destinations:{destination_id}:secrets".encode()
+
+
+def seal_secrets(box: SecretBox, destination_id: str, values: Mapping[str, str]) -> Sealed:
+    return box.seal(json.dumps(dict(values)).encode(), _associated(destination_id))
+
+
+def open_secrets(box: SecretBox, destination_id: str, key_id: str, data: bytes) -> dict[str, str]:
+    """A destination's secrets ({"webhookSigningKey": ...}) from its row's sealed columns."""
+    opened: dict[str, str] = json.loads(box.open(Sealed(key_id, data), _associated(destination_id)))
+    return opened
+
+
+# --- the service ------------------------------------------------------------------------
+
+
+def _metadata(row: asyncpg.Record) -> destinations_pb2.DestinationMetadata:
+    return json_format.ParseDict(
+        json.loads(row["metadata"]),
+        destinations_pb2.DestinationMetadata(),
+        ignore_unknown_fields=True,
+    )
+
+
+def _metadata_json(metadata: destinations_pb2.DestinationMetadata) -> str:
+    return json.dumps(json_format.MessageToDict(metadata))
+
+
+def to_message(row: asyncpg.Record) -> destinations_pb2.Destination:
+    destination = destinations_pb2.Destination(
+        id=str(row["id"]),
+        name=row["name"],
+        type=row["type"],
+        metadata=_metadata(row),
+        create_time=timestamp(row["created_at"]),
+    )
+    if row["updated_at"] is not None:
+        destination.update_time.CopyFrom(timestamp(row["updated_at"]))
+    return destination
+
+
+def _with_secrets(
+    row: asyncpg.Record, signing_key: str | None
+) -> destinations_pb2.DestinationWithSecrets:
+    plain = to_message(row)
+    revealed = destinations_pb2.DestinationWithSecrets(
+        id=plain.id,
+        name=plain.name,
+        type=plain.type,
+        metadata=plain.metadata,
+        create_time=plain.create_time,
+    )
+    if plain.HasField("update_time"):
+        revealed.update_time.CopyFrom(plain.update_time)
+    if signing_key is not None:
+        revealed.secrets.webhook_signing_key = signing_key
+    return revealed
+
+
+def _match(id_or_name: str) -> tuple[uuid.UUID | None, str | None]:
+    """Parameters $2 and $3 of `(id = $2 OR name = $3)` for a destination's id or name
+    (names never parse as UUIDs)."""
+    if is_uuid(id_or_name):
+        return uuid.UUID(id_or_name), None
+    return None, id_or_name
+
+
+class Destinations(destinations_pb2_grpc.DestinationServiceServicer):
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    async def _project(self, context: Any, project_id_or_name: str) -> ProjectRow:
+        principal = await self.ctx.auth.authenticate(context)
+        project = await self.ctx.auth.project(context, principal, project_id_or_name)
+        await self.ctx.auth.require_builder(context, principal)
+        return project
+
+    async def _find(self, context: Any, project: ProjectRow, id_or_name: str) -> asyncpg.Record:
+        row = await self.ctx.pool.fetchrow(
+            "SELECT * FROM destinations WHERE project_id = $1 AND (id = $2 OR name = $3)",
+            uuid.UUID(project.id),
+            *_match(id_or_name),
+        )
+        if row is None:
+            await abort_missing(context, "destination", id_or_name)
+        return row
+
+    async def CreateDestination(
+        self, request: destinations_pb2.CreateDestinationRequest, context: grpc.aio.ServicerContext
+    ) -> destinations_pb2.Destination:
+        project = await self._project(context, request.project_id_or_name)
+        destination = request.destination
+        problems: dict[str, str] = {}
+        if why := name_problem(destination.name):
+            problems["body.name"] = why
+        if why := type_problem(destination.type):
+            problems["body.type"] = why
+        else:
+            problems.update(
+                await webhook_metadata_problems(
+                    destination.metadata,
+                    tuple(f.json_name for f in destination.metadata.DESCRIPTOR.fields),
+                    "body.metadata",
+                    self.ctx.policy,
+                )
+            )
+            for descriptor, _ in destination.secrets.ListFields():
+                problems[f"body.secrets.{descriptor.json_name}"] = (
+                    "does not apply to webhook destinations (ampmesh generates their signing key)"
+                )
+        if problems:
+            await abort_invalid(context, problems)
+        destination_id = str(uuid.uuid4())
+        sealed = seal_secrets(
+            self.ctx.secrets, destination_id, {"webhookSigningKey": new_signing_key()}
+        )
+        try:
+            row = await self.ctx.pool.fetchrow(
+                "INSERT INTO destinations (id, project_id, name, type, metadata, "
+                "secrets_sealed, secrets_key_id) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) "
+                "RETURNING *",
+                uuid.UUID(destination_id),
+                uuid.UUID(project.id),
+                destination.name,
+                destination.type,
+                _metadata_json(destination.metadata),
+                sealed.data,
+                sealed.key_id,
+            )
+        except asyncpg.UniqueViolationError:
+            await abort_conflict(context, f"a destination named {destination.name!r} exists")
+        return to_message(row)
+
+    async def ListDestinations(
+        self, request: destinations_pb2.ListDestinationsRequest, context: grpc.aio.ServicerContext
+    ) -> destinations_pb2.ListDestinationsResponse:
+        project = await self._project(context, request.project_id_or_name)
+        rows = await self.ctx.pool.fetch(
+            "SELECT * FROM destinations WHERE project_id = $1 ORDER BY created_at, id",
+            uuid.UUID(project.id),
+        )
+        return destinations_pb2.ListDestinationsResponse(destinations=[to_message(r) for r in rows])
+
+    async def GetDestination(
+        self, request: destinations_pb2.GetDestinationRequest, context: grpc.aio.ServicerContext
+    ) -> destinations_pb2.DestinationWithSecrets:
+        project = await self._project(context, request.project_id_or_name)
+        if request.rotate and not request.include_secrets:
+            # Rotating without seeing the new key would leave the receivers unable to
+            # verify anything until another call reveals it.
+            await abort_invalid(
+                context, {"query.rotate": "needs includeSecrets=true, to receive the new key"}
+            )
+        row = await self._find(context, project, request.destination_id_or_name)
+        if not request.include_secrets:
+            return _with_secrets(row, None)
+        if request.rotate:
+            signing_key = new_signing_key()
+            sealed = seal_secrets(
+                self.ctx.secrets, str(row["id"]), {"webhookSigningKey": signing_key}
+            )
+            row = await self.ctx.pool.fetchrow(
+                "UPDATE destinations SET secrets_sealed = $3, secrets_key_id = $4, "
+                "updated_at = now() WHERE project_id = $1 AND id = $2 RETURNING *",
+                uuid.UUID(project.id),
+                row["id"],
+                sealed.data,
+                sealed.key_id,
+            )
+            if row is None:  # deleted meanwhile
+                await abort_missing(context, "destination", request.destination_id_or_name)
+            return _with_secrets(row, signing_key)
+        stored = open_secrets(
+            self.ctx.secrets, str(row["id"]), row["secrets_key_id"], row["secrets_sealed"]
+        )
+        return _with_secrets(row, stored.get("webhookSigningKey", ""))
+
+    async def UpdateDestination(
+        self, request: destinations_pb2.UpdateDestinationRequest, context: grpc.aio.ServicerContext
+    ) -> destinations_pb2.Destination:
+        project = await self._project(context, request.project_id_or_name)
+        fields = await check_update_mask(context, request.update_mask, UPDATABLE)
+        current = await self._find(context, project, request.destination_id_or_name)
+        given = request.destination
+        problems: dict[str, str] = {}
+        name = current["name"]
+        if "name" in fields:
+            name = given.name
+            if why := name_problem(name):
+                problems["body.destination.name"] = why
+        metadata = _metadata(current)
+        if "metadata" in fields:
+            # The whole metadata replaced: checked as on create.
+            metadata.CopyFrom(given.metadata)
+            keys = tuple(f.json_name for f in metadata.DESCRIPTOR.fields)
+        else:
+            keys = tuple(p.removeprefix("metadata.") for p in fields if p.startswith("metadata."))
+            if "url" in keys:
+                metadata.url = given.metadata.url
+            if "headers" in keys:
+                metadata.ClearField("headers")
+                metadata.headers.update(given.metadata.headers)
+        problems.update(
+            await webhook_metadata_problems(
+                metadata, keys, "body.destination.metadata", self.ctx.policy
+            )
+        )
+        if problems:
+            await abort_invalid(context, problems)
+        try:
+            row = await self.ctx.pool.fetchrow(
+                "UPDATE destinations SET name = $3, metadata = $4::jsonb, updated_at = now() "
+                "WHERE project_id = $1 AND id = $2 RETURNING *",
+                uuid.UUID(project.id),
+                current["id"],
+                name,
+                _metadata_json(metadata),
+            )
+        except asyncpg.UniqueViolationError:
+            await abort_conflict(context, f"a destination named {name!r} exists")
+        if row is None:  # deleted meanwhile
+            await abort_missing(context, "destination", request.destination_id_or_name)
+        return to_message(row)
+
+    async def DeleteDestination(
+        self, request: destinations_pb2.DeleteDestinationRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        project = await self._project(context, request.project_id_or_name)
+        deleted = await self.ctx.pool.fetchval(
+            "DELETE FROM destinations WHERE project_id = $1 AND (id = $2 OR name = $3) "
+            "RETURNING id",
+            uuid.UUID(project.id),
+            *_match(request.destination_id_or_name),
+        )
+        if deleted is None:
+            await abort_missing(context, "destination", request.destination_id_or_name)
+        return empty_pb2.Empty()
+
+
+def service(ctx: ApiContext) -> Service:
+    return partially_built(
+        destinations_pb2.DESCRIPTOR.services_by_name["DestinationService"],
+        destinations_pb2_grpc.add_DestinationServiceServicer_to_server,
+        Destinations(ctx),
+        "",
+    )

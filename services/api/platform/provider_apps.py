@@ -1,0 +1,249 @@
+"""Provider apps: a builder's own OAuth client at a SaaS provider, used whenever one of
+the builder's customers connects that provider.
+
+The provider must be in the catalog and authenticate with OAuth2 (an app is an OAuth
+client). The client secret is write-only: sealed at rest (bound to the app's row) and never
+returned; `open_client_secret` gives it back to the code that runs OAuth flows (issue #5).
+`provider_apps.metadata` holds ProviderAppMetadata in its JSON mapping.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import asyncpg
+import grpc
+from ampmesh.platform.v1 import provider_apps_pb2, provider_apps_pb2_grpc, providers_pb2
+from google.protobuf import empty_pb2, json_format
+
+from services.api.auth import ProjectRow, is_uuid
+from services.api.context import ApiContext
+from services.api.platform.common import (
+    abort_invalid,
+    abort_missing,
+    check_update_mask,
+    timestamp,
+)
+from services.runtime.secretbox import Sealed, SecretBox
+from services.runtime.server import Service
+from services.runtime.unimplemented import partially_built
+
+OAUTH2 = "oauth2"
+UPDATABLE = ("externalRef", "clientId", "clientSecret", "provider", "scopes", "metadata")
+
+
+def _associated(app_id: str) -> bytes:
+    return f"provider_apps:{app_id}:client_secret".encode()
+
+
+def seal_client_secret(box: SecretBox, app_id: str, secret: str) -> Sealed:
+    return box.seal(secret.encode(), _associated(app_id))
+
+
+def open_client_secret(box: SecretBox, app_id: str, key_id: str, data: bytes) -> str:
+    """A provider app's client secret, from its row's client_secret_* columns."""
+    return box.open(Sealed(key_id, data), _associated(app_id)).decode()
+
+
+def provider_problem(
+    provider: str, catalog: Mapping[str, providers_pb2.ProviderInfo]
+) -> str | None:
+    """Why provider cannot hold a provider app, or None."""
+    if not provider:
+        return "is required: a provider name from GET /v1/providers"
+    info = catalog.get(provider)
+    if info is None:
+        by_lower = {name.lower(): name for name in catalog}
+        close = difflib.get_close_matches(provider.lower(), list(by_lower), n=1, cutoff=0.75)
+        hint = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+        return f"{provider!r} is not a provider of the catalog{hint}"
+    if info.auth_type != OAUTH2:
+        return (
+            f"{provider!r} authenticates with {info.auth_type}, not OAuth2: provider apps "
+            "hold OAuth clients"
+        )
+    return None
+
+
+def _scope_problems(scopes: Iterable[str], at: str) -> dict[str, str]:
+    return {
+        f"{at}[{index}]": "must be a non-empty scope without spaces"
+        for index, scope in enumerate(scopes)
+        if not scope or any(c.isspace() for c in scope)
+    }
+
+
+def metadata_problems(metadata: provider_apps_pb2.ProviderAppMetadata, at: str) -> dict[str, str]:
+    # The contract types each authQueryParams value as a list of anything; the reference
+    # as a list of strings.
+    problems: dict[str, str] = {}
+    for name, values in metadata.auth_query_params.items():
+        if not all(v.WhichOneof("kind") == "string_value" for v in values.values):
+            problems[f"{at}.authQueryParams.{name}"] = "must be a list of strings"
+    return problems
+
+
+def _problems(
+    app: provider_apps_pb2.ProviderApp,
+    fields: Iterable[str],
+    at: str,
+    catalog: Mapping[str, providers_pb2.ProviderInfo],
+) -> dict[str, str]:
+    """Problems with the given fields (JSON names) of app, named `at` + field."""
+    problems: dict[str, str] = {}
+    if "provider" in fields and (why := provider_problem(app.provider, catalog)):
+        problems[f"{at}provider"] = why
+    if "clientId" in fields and not app.client_id.strip():
+        problems[f"{at}clientId"] = "is required: the OAuth client id the provider issued"
+    if "clientSecret" in fields and not app.client_secret:
+        problems[f"{at}clientSecret"] = "is required: the OAuth client secret the provider issued"
+    if "scopes" in fields:
+        problems.update(_scope_problems(app.scopes, f"{at}scopes"))
+    if "metadata" in fields:
+        problems.update(metadata_problems(app.metadata, f"{at}metadata"))
+    return problems
+
+
+def to_message(row: asyncpg.Record) -> provider_apps_pb2.ProviderApp:
+    app = provider_apps_pb2.ProviderApp(
+        id=str(row["id"]),
+        project_id=str(row["project_id"]),
+        provider=row["provider"],
+        client_id=row["client_id"],
+        scopes=row["scopes"],
+        create_time=timestamp(row["created_at"]),
+    )
+    if row["external_ref"]:
+        app.external_ref = row["external_ref"]
+    metadata = json.loads(row["metadata"])
+    if metadata:
+        json_format.ParseDict(metadata, app.metadata, ignore_unknown_fields=True)
+    if row["updated_at"] is not None:
+        app.update_time.CopyFrom(timestamp(row["updated_at"]))
+    return app
+
+
+def _metadata_json(metadata: provider_apps_pb2.ProviderAppMetadata) -> str:
+    return json.dumps(json_format.MessageToDict(metadata))
+
+
+class ProviderApps(provider_apps_pb2_grpc.ProviderAppServiceServicer):
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    async def _project(self, context: Any, project_id_or_name: str) -> ProjectRow:
+        principal = await self.ctx.auth.authenticate(context)
+        project = await self.ctx.auth.project(context, principal, project_id_or_name)
+        await self.ctx.auth.require_builder(context, principal)
+        return project
+
+    async def ListProviderApps(
+        self, request: provider_apps_pb2.ListProviderAppsRequest, context: grpc.aio.ServicerContext
+    ) -> provider_apps_pb2.ListProviderAppsResponse:
+        project = await self._project(context, request.project_id_or_name)
+        rows = await self.ctx.pool.fetch(
+            "SELECT * FROM provider_apps WHERE project_id = $1 ORDER BY created_at, id",
+            uuid.UUID(project.id),
+        )
+        return provider_apps_pb2.ListProviderAppsResponse(
+            provider_apps=[to_message(r) for r in rows]
+        )
+
+    async def CreateProviderApp(
+        self, request: provider_apps_pb2.CreateProviderAppRequest, context: grpc.aio.ServicerContext
+    ) -> provider_apps_pb2.ProviderApp:
+        project = await self._project(context, request.project_id_or_name)
+        app = request.provider_app
+        problems = _problems(app, UPDATABLE, "body.", self.ctx.catalog)
+        if problems:
+            await abort_invalid(context, problems)
+        app_id = str(uuid.uuid4())
+        sealed = seal_client_secret(self.ctx.secrets, app_id, app.client_secret)
+        row = await self.ctx.pool.fetchrow(
+            "INSERT INTO provider_apps (id, project_id, provider, client_id, "
+            "client_secret_sealed, client_secret_key_id, scopes, external_ref, metadata) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING *",
+            uuid.UUID(app_id),
+            uuid.UUID(project.id),
+            app.provider,
+            app.client_id.strip(),
+            sealed.data,
+            sealed.key_id,
+            list(app.scopes),
+            app.external_ref,
+            _metadata_json(app.metadata),
+        )
+        return to_message(row)
+
+    async def UpdateProviderApp(
+        self, request: provider_apps_pb2.UpdateProviderAppRequest, context: grpc.aio.ServicerContext
+    ) -> provider_apps_pb2.ProviderApp:
+        project = await self._project(context, request.project_id_or_name)
+        fields = await check_update_mask(context, request.update_mask, UPDATABLE)
+        current = await self._find(context, project, request.provider_app_id)
+        app = request.provider_app
+        problems = _problems(app, fields, "body.providerApp.", self.ctx.catalog)
+        if problems:
+            await abort_invalid(context, problems)
+        sealed = (
+            seal_client_secret(self.ctx.secrets, str(current["id"]), app.client_secret)
+            if "clientSecret" in fields
+            else Sealed(current["client_secret_key_id"], current["client_secret_sealed"])
+        )
+        row = await self.ctx.pool.fetchrow(
+            "UPDATE provider_apps SET provider = $3, client_id = $4, client_secret_sealed = $5, "
+            "client_secret_key_id = $6, scopes = $7, external_ref = $8, metadata = $9::jsonb, "
+            "updated_at = now() WHERE project_id = $1 AND id = $2 RETURNING *",
+            uuid.UUID(project.id),
+            current["id"],
+            app.provider if "provider" in fields else current["provider"],
+            app.client_id.strip() if "clientId" in fields else current["client_id"],
+            sealed.data,
+            sealed.key_id,
+            list(app.scopes) if "scopes" in fields else current["scopes"],
+            app.external_ref if "externalRef" in fields else current["external_ref"],
+            _metadata_json(app.metadata) if "metadata" in fields else current["metadata"],
+        )
+        if row is None:  # deleted meanwhile
+            await abort_missing(context, "provider app", request.provider_app_id)
+        return to_message(row)
+
+    async def DeleteProviderApp(
+        self, request: provider_apps_pb2.DeleteProviderAppRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        project = await self._project(context, request.project_id_or_name)
+        deleted = None
+        if is_uuid(request.provider_app_id):
+            deleted = await self.ctx.pool.fetchval(
+                "DELETE FROM provider_apps WHERE project_id = $1 AND id = $2 RETURNING id",
+                uuid.UUID(project.id),
+                uuid.UUID(request.provider_app_id),
+            )
+        if deleted is None:
+            await abort_missing(context, "provider app", request.provider_app_id)
+        return empty_pb2.Empty()
+
+    async def _find(self, context: Any, project: ProjectRow, app_id: str) -> asyncpg.Record:
+        row = None
+        if is_uuid(app_id):
+            row = await self.ctx.pool.fetchrow(
+                "SELECT * FROM provider_apps WHERE project_id = $1 AND id = $2",
+                uuid.UUID(project.id),
+                uuid.UUID(app_id),
+            )
+        if row is None:
+            await abort_missing(context, "provider app", app_id)
+        return row
+
+
+def service(ctx: ApiContext) -> Service:
+    return partially_built(
+        provider_apps_pb2.DESCRIPTOR.services_by_name["ProviderAppService"],
+        provider_apps_pb2_grpc.add_ProviderAppServiceServicer_to_server,
+        ProviderApps(ctx),
+        "",
+    )
