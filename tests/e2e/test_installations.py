@@ -1,0 +1,643 @@
+"""Installations through the edge: create with a config checked against the integration's
+latest revision, list (per integration, per project, by group), get, PATCH with the
+reference's update masks (each config change a new config row), JSON Patch of one
+object's config, delete. Customer JWTs reach only their own group. Every refused call is
+problem+json and changes nothing."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.e2e
+
+MANIFEST = textwrap.dedent(
+    """\
+    specVersion: 1.0.0
+    integrations:
+      - name: crm-sync
+        provider: hubspot
+        proxy:
+          enabled: true
+        read:
+          objects:
+            - objectName: companies
+              destination: crmWebhook
+              schedule: "*/30 * * * *"
+            - objectName: contacts
+              destination: crmWebhook
+        write:
+          objects:
+            - objectName: companies
+            - objectName: deals
+        subscribe:
+          objects:
+            - objectName: companies
+              destination: crmWebhook
+              inheritFieldsAndMapping: true
+              createEvent:
+                enabled: always
+      - name: accounts
+        provider: salesforce
+        read:
+          objects:
+            - objectName: account
+              destination: crmWebhook
+    """
+)
+
+COMPANIES = {"objectName": "companies", "destination": "crmWebhook", "schedule": "0 * * * *"}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["detail"]
+    return body
+
+
+def issue_names(body: dict[str, Any]) -> set[str]:
+    return {i["name"] for i in body.get("issues", [])}
+
+
+@dataclass
+class Project:
+    id: str
+    name: str
+    http: httpx.AsyncClient
+    database_url: str
+    crm: dict[str, Any]
+    accounts: dict[str, Any]
+
+    def installations(self, integration: dict[str, Any] | None = None) -> str:
+        return (
+            f"/v1/projects/{self.name}/integrations/{(integration or self.crm)['id']}/installations"
+        )
+
+    async def create(self, group: str, content: dict[str, Any], **extra: Any) -> httpx.Response:
+        body = {"groupRef": group, "config": {"content": content}, **extra}
+        return await self.http.post(self.installations(), json=body)
+
+    async def state(self) -> tuple[Any, ...]:
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            installations = await connection.fetch(
+                "SELECT id, group_ref, connection_id, created_by, updated_at FROM installations "
+                "WHERE project_id = $1 ORDER BY id",
+                uuid.UUID(self.id),
+            )
+            configs = await connection.fetch(
+                "SELECT c.id, c.revision_id, c.created_by, c.content::text FROM configs c "
+                "JOIN installations i ON i.id = c.installation_id WHERE i.project_id = $1 "
+                "ORDER BY c.id",
+                uuid.UUID(self.id),
+            )
+        finally:
+            await connection.close()
+        return [tuple(r) for r in installations], [tuple(c) for c in configs]
+
+
+@pytest.fixture(scope="module")
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=20
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def project(stack: Stack, http: httpx.AsyncClient) -> Project:
+    name = unique("inst")
+    created = await http.post("/v1/projects", json={"name": name, "appName": "Installations"})
+    assert created.status_code == 201, created.text
+    project_id = created.json()["id"]
+    postgres = next(c for c in stack.mesh.components if c.name == "postgres")
+    database_url: str = postgres.database_url  # type: ignore[attr-defined]
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "INSERT INTO destinations (project_id, name, type, metadata) "
+            "VALUES ($1, 'crmWebhook', 'webhook', '{\"url\": \"https://example.com/hook\"}')",
+            uuid.UUID(project_id),
+        )
+    finally:
+        await connection.close()
+    deployed = await http.put(
+        f"/v1/projects/{name}/integrations:batch", json={"sourceYaml": MANIFEST}
+    )
+    assert deployed.status_code == 200, deployed.text
+    crm, accounts = deployed.json()
+    return Project(project_id, name, http, database_url, crm, accounts)
+
+
+async def test_installation_lifecycle(project: Project) -> None:
+    created = await project.create("acme", {"read": {"objects": {"companies": COMPANIES}}})
+    assert created.status_code == 201, created.text
+    installation = created.json()
+    assert installation["integrationId"] == project.crm["id"]
+    assert installation["projectId"] == project.id
+    assert installation["group"]["groupRef"] == "acme"
+    assert installation["healthStatus"] == "healthy"
+    assert installation["createdBy"] == "api:create-installation"
+    config = installation["config"]
+    assert config["revisionId"] == project.crm["latestRevision"]["id"]
+    assert config["createdBy"] == "api:create-installation"
+    assert config["content"]["provider"] == "hubspot"  # filled in from the integration
+    assert config["content"]["read"]["objects"]["companies"]["schedule"] == "0 * * * *"
+
+    url = f"{project.installations()}/{installation['id']}"
+    got = await project.http.get(url)
+    assert got.status_code == 200 and got.json() == installation
+
+    other = await project.create("globex", {"read": {"objects": {"companies": COMPANIES}}})
+    assert other.status_code == 201, other.text
+    on_accounts = await project.http.post(
+        project.installations(project.accounts),
+        json={"groupRef": "acme", "config": {"content": {}}},
+    )
+    assert on_accounts.status_code == 201, on_accounts.text
+
+    listed = await project.http.get(project.installations())
+    assert [i["group"]["groupRef"] for i in listed.json()] == ["acme", "globex"]
+    only_acme = await project.http.get(project.installations(), params={"groupRef": "acme"})
+    assert [i["id"] for i in only_acme.json()] == [installation["id"]]
+    per_project = await project.http.get(f"/v1/projects/{project.name}/installations")
+    assert len(per_project.json()) == 3
+    acme_everywhere = await project.http.get(
+        f"/v1/projects/{project.id}/installations", params={"groupRef": "acme"}
+    )
+    assert {i["integrationId"] for i in acme_everywhere.json()} == {
+        project.crm["id"],
+        project.accounts["id"],
+    }
+
+    before = await project.state()
+    again = await project.create("acme", {})
+    assert "acme" in problem(again, 409)["detail"]
+    assert await project.state() == before
+
+    deleted = await project.http.delete(url)
+    assert deleted.status_code == 204, deleted.text
+    problem(await project.http.get(url), 404)
+    problem(await project.http.delete(url), 404)
+    left = await project.http.get(project.installations())
+    assert [i["group"]["groupRef"] for i in left.json()] == ["globex"]
+
+
+@pytest.mark.parametrize(
+    ("body", "issue"),
+    [
+        ({"config": {"content": {}}}, "groupRef"),
+        ({"groupRef": "acme"}, "config.content"),
+        (
+            {"groupRef": "acme", "connectionId": str(uuid.uuid4()), "config": {"content": {}}},
+            "connectionId",
+        ),
+        (
+            {"groupRef": "acme", "config": {"content": {"provider": "salesforce"}}},
+            "config.content.provider",
+        ),
+        (
+            {
+                "groupRef": "acme",
+                "config": {"content": {"read": {"objects": {"deals": {"objectName": "deals"}}}}},
+            },
+            "config.content.read.objects.deals",
+        ),
+        (
+            {
+                "groupRef": "acme",
+                "config": {
+                    "content": {"read": {"objects": {"companies": {"objectName": "contacts"}}}}
+                },
+            },
+            "config.content.read.objects.companies.objectName",
+        ),
+        (
+            {
+                "groupRef": "acme",
+                "config": {
+                    "content": {
+                        "read": {"objects": {"companies": {**COMPANIES, "schedule": "* * * * *"}}}
+                    }
+                },
+            },
+            "config.content.read.objects.companies.schedule",
+        ),
+        (
+            {
+                "groupRef": "acme",
+                "config": {
+                    "content": {
+                        "read": {"objects": {"companies": {**COMPANIES, "destination": "ledger"}}}
+                    }
+                },
+            },
+            "config.content.read.objects.companies.destination",
+        ),
+        (
+            {
+                "groupRef": "acme",
+                "config": {
+                    "content": {
+                        "read": {
+                            "objects": {
+                                "companies": {
+                                    **COMPANIES,
+                                    "backfill": {"defaultPeriod": {"days": -1}},
+                                }
+                            }
+                        }
+                    }
+                },
+            },
+            "config.content.read.objects.companies.backfill.defaultPeriod.days",
+        ),
+        (
+            {
+                "groupRef": "acme",
+                "config": {
+                    "content": {"write": {"objects": {"tickets": {"objectName": "tickets"}}}}
+                },
+            },
+            "config.content.write.objects.tickets",
+        ),
+        (
+            {
+                "groupRef": "acme",
+                "config": {
+                    "content": {
+                        "subscribe": {
+                            "objects": {
+                                "companies": {
+                                    "objectName": "companies",
+                                    "inheritFieldsAndMappings": True,
+                                }
+                            }
+                        }
+                    }
+                },
+            },
+            "config.content.subscribe.objects.companies.destination",
+        ),
+        (
+            {
+                "groupRef": "acme",
+                "config": {
+                    "content": {
+                        "read": {
+                            "objects": {
+                                "companies": {
+                                    **COMPANIES,
+                                    "selectedValueMappings": {"stage": {"won": 3}},
+                                }
+                            }
+                        }
+                    }
+                },
+            },
+            "config.content.read.objects.companies.selectedValueMappings.stage",
+        ),
+    ],
+)
+async def test_bad_creates_are_refused_and_change_nothing(
+    project: Project, body: dict[str, Any], issue: str
+) -> None:
+    before = await project.state()
+    refused = await project.http.post(project.installations(), json=body)
+    assert issue in issue_names(problem(refused, 400))
+    assert await project.state() == before
+
+
+async def test_proxy_needs_the_integration_to_allow_it(project: Project) -> None:
+    before = await project.state()
+    refused = await project.http.post(
+        project.installations(project.accounts),
+        json={"groupRef": "acme", "config": {"content": {"proxy": {"enabled": True}}}},
+    )
+    assert "config.content.proxy.enabled" in issue_names(problem(refused, 400))
+    assert await project.state() == before
+
+
+async def test_wrong_json_types_and_unknown_integrations(project: Project) -> None:
+    before = await project.state()
+    problem(await project.http.post(project.installations(), json={"groupRef": 7}), 400)
+    problem(
+        await project.http.post(
+            project.installations(), json={"groupRef": "a", "config": {"content": []}}
+        ),
+        400,
+    )
+    missing = await project.http.post(
+        f"/v1/projects/{project.name}/integrations/{uuid.uuid4()}/installations",
+        json={"groupRef": "acme", "config": {"content": {}}},
+    )
+    problem(missing, 404)
+    assert await project.state() == before
+
+
+async def test_update_masks(project: Project) -> None:
+    created = await project.create("acme", {"read": {"objects": {"companies": COMPANIES}}})
+    url = f"{project.installations()}/{created.json()['id']}"
+    first_config = created.json()["config"]
+
+    async def patch(masks: list[str], installation: dict[str, Any]) -> httpx.Response:
+        return await project.http.patch(
+            url, json={"updateMask": masks, "installation": installation}
+        )
+
+    contacts = {"objectName": "contacts", "destination": "crmWebhook"}
+    read = await patch(
+        ["config.content.read.objects.contacts"],
+        {"config": {"content": {"read": {"objects": {"contacts": contacts}}}}},
+    )
+    assert read.status_code == 200, read.text
+    config = read.json()["config"]
+    assert config["id"] != first_config["id"]
+    assert config["createdBy"] == "api:update-installation"
+    assert set(config["content"]["read"]["objects"]) == {"companies", "contacts"}
+
+    by = await patch(["config.createdBy"], {"config": {"createdBy": "builder:bob"}})
+    assert by.json()["config"]["createdBy"] == "builder:bob"
+    assert by.json()["config"]["content"] == config["content"]
+
+    writes = await patch(
+        ["config.content.write.objects"],
+        {
+            "config": {
+                "content": {
+                    "write": {
+                        "objects": {
+                            "companies": {
+                                "objectName": "companies",
+                                "deletionSettings": {"enabled": True},
+                            },
+                            "deals": {"objectName": "deals"},
+                        }
+                    }
+                }
+            }
+        },
+    )
+    assert writes.status_code == 200, writes.text
+    assert set(writes.json()["config"]["content"]["write"]["objects"]) == {"companies", "deals"}
+    one_write = await patch(
+        ["config.content.write.objects.deals"],
+        {
+            "config": {
+                "content": {
+                    "write": {
+                        "objects": {
+                            "deals": {
+                                "objectName": "deals",
+                                "selectedFieldSettings": {
+                                    "amount": {
+                                        "default": {"integerValue": 5},
+                                        "writeOnUpdate": "ifEmpty",
+                                    }
+                                },
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    assert one_write.status_code == 200, one_write.text
+    objects = one_write.json()["config"]["content"]["write"]["objects"]
+    assert objects["deals"]["selectedFieldSettings"]["amount"]["writeOnUpdate"] == "ifEmpty"
+    assert objects["companies"]["deletionSettings"] == {"enabled": True}
+
+    subscribe = await patch(
+        ["config.content.subscribe.objects.companies"],
+        {
+            "config": {
+                "content": {
+                    "subscribe": {
+                        "objects": {
+                            "companies": {
+                                "objectName": "companies",
+                                "destination": "crmWebhook",
+                                "inheritFieldsAndMappings": True,
+                                "createEvent": {"enabled": "always"},
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+    assert subscribe.status_code == 200, subscribe.text
+    proxy = await patch(
+        ["config.content.proxy.enabled", "connectionId"],
+        {"connectionId": "", "config": {"content": {"proxy": {"enabled": True}}}},
+    )
+    assert proxy.status_code == 200, proxy.text
+    final = proxy.json()
+    assert final["config"]["content"]["proxy"] == {"enabled": True}
+    assert final["config"]["content"]["subscribe"]["objects"]["companies"]["createEvent"] == {
+        "enabled": "always"
+    }
+
+    # Every change was saved as a new config row.
+    _, configs = await project.state()
+    assert len(configs) == 7
+
+    before = await project.state()
+    refusals: list[tuple[list[str], dict[str, Any], str]] = [
+        ([], {}, "updateMask"),
+        (["groupRef"], {}, "updateMask"),
+        (["config.content.read.objects"], {}, "updateMask"),
+        (
+            ["config.content.read.objects.contacts"],
+            {"config": {}},
+            "installation.config.content.read.objects.contacts",
+        ),
+        (
+            ["config.content.read.objects.deals"],
+            {"config": {"content": {"read": {"objects": {"deals": {"objectName": "deals"}}}}}},
+            "installation.config.content.read.objects.deals",
+        ),
+        (["connectionId"], {"connectionId": str(uuid.uuid4())}, "installation.connectionId"),
+        (
+            ["config.content.proxy.enabled"],
+            {"config": {}},
+            "installation.config.content.proxy.enabled",
+        ),
+        (
+            ["config.content.read.objects.contacts"],
+            {
+                "config": {
+                    "content": {
+                        "read": {"objects": {"contacts": {**contacts, "schedule": "*/2 * * * *"}}}
+                    }
+                }
+            },
+            "installation.config.content.read.objects.contacts.schedule",
+        ),
+    ]
+    for masks, installation, issue in refusals:
+        refused = await patch(masks, installation)
+        assert issue in issue_names(problem(refused, 400)), (masks, refused.text)
+    assert await project.state() == before
+
+
+async def test_configs_follow_the_latest_revision(project: Project) -> None:
+    created = await project.create("acme", {"read": {"objects": {"companies": COMPANIES}}})
+    url = f"{project.installations()}/{created.json()['id']}"
+    redeployed = await project.http.put(
+        f"/v1/projects/{project.name}/integrations:batch",
+        json={"sourceYaml": MANIFEST.replace('"*/30 * * * *"', '"*/20 * * * *"')},
+    )
+    assert redeployed.status_code == 200, redeployed.text
+    latest = redeployed.json()[0]["latestRevision"]["id"]
+    assert latest != created.json()["config"]["revisionId"]
+    patched = await project.http.patch(
+        url,
+        json={"updateMask": ["config.createdBy"], "installation": {"config": {"createdBy": "x"}}},
+    )
+    assert patched.json()["config"]["revisionId"] == latest
+
+
+async def test_json_patch_of_one_objects_config(project: Project) -> None:
+    created = await project.create("acme", {"read": {"objects": {"companies": COMPANIES}}})
+    installation_id = created.json()["id"]
+    integration = f"/v1/projects/{project.name}/integrations/{project.crm['id']}"
+    url = f"{integration}/objects/companies/config-content"
+
+    patched = await project.http.patch(
+        url,
+        json={
+            "groupRef": "acme",
+            "action": "read",
+            "changes": [
+                {"op": "add", "path": "/selectedFields", "value": {}},
+                {"op": "add", "path": "/selectedFields/phone", "value": True},
+                {"op": "replace", "path": "/schedule", "value": "*/15 * * * *"},
+            ],
+        },
+    )
+    assert patched.status_code == 200, patched.text
+    companies = patched.json()["config"]["content"]["read"]["objects"]["companies"]
+    assert companies["selectedFields"] == {"phone": True}
+    assert companies["schedule"] == "*/15 * * * *"
+
+    removed = await project.http.patch(
+        url,
+        json={
+            "installationId": installation_id,
+            "action": "read",
+            "changes": [{"op": "remove", "path": "/selectedFields/phone"}],
+        },
+    )
+    assert removed.status_code == 200, removed.text
+    assert (
+        removed.json()["config"]["content"]["read"]["objects"]["companies"].get(
+            "selectedFields", {}
+        )
+        == {}
+    )
+
+    before = await project.state()
+    for body in [
+        {"groupRef": "acme", "action": "read", "changes": [{"op": "remove", "path": "/nope"}]},
+        {"groupRef": "acme", "action": "read", "changes": [{"op": "move", "path": "/a"}]},
+        {"groupRef": "acme", "action": "delete", "changes": [{"op": "add", "path": "/a"}]},
+        {"action": "read", "changes": [{"op": "add", "path": "/schedule", "value": "0 * * * *"}]},
+        {
+            "groupRef": "acme",
+            "action": "read",
+            "changes": [{"op": "replace", "path": "/schedule", "value": "* * * * *"}],
+        },
+        {
+            "groupRef": "acme",
+            "action": "read",
+            "changes": [{"op": "add", "path": "/noSuchField", "value": 1}],
+        },
+    ]:
+        problem(await project.http.patch(url, json=body), 400)
+    problem(
+        await project.http.patch(
+            url,
+            json={
+                "groupRef": "nobody",
+                "action": "read",
+                "changes": [{"op": "add", "path": "/schedule", "value": "0 * * * *"}],
+            },
+        ),
+        404,
+    )
+    assert await project.state() == before
+
+
+async def test_customer_jwts_reach_only_their_own_group(project: Project, stack: Stack) -> None:
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    registered = await project.http.post(
+        f"/v1/projects/{project.id}/jwt-keys",
+        json={"label": "ui", "algorithm": "RS256", "publicKeyPem": public_pem},
+    )
+    assert registered.status_code == 201, registered.text
+    now = int(time.time())
+    token = jwt.encode(
+        {"groupRef": "acme", "consumerRef": "alice", "iat": now, "exp": now + 300},
+        private_key,
+        algorithm="RS256",
+        headers={"kid": registered.json()["kid"]},
+    )
+    globex = await project.create("globex", {"read": {"objects": {"companies": COMPANIES}}})
+    assert globex.status_code == 201
+    async with httpx.AsyncClient(
+        base_url=stack.endpoints["api"],
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=20,
+    ) as customer:
+        mine = await customer.post(
+            project.installations(),
+            json={"groupRef": "acme", "config": {"content": {}}},
+        )
+        assert mine.status_code == 201, mine.text
+        assert mine.json()["config"]["createdBy"] == "consumer:alice"
+        before = await project.state()
+        theirs = await customer.post(
+            project.installations(),
+            json={"groupRef": "initech", "config": {"content": {}}},
+        )
+        problem(theirs, 404)
+        listed = await customer.get(project.installations())
+        assert [i["group"]["groupRef"] for i in listed.json()] == ["acme"]
+        everywhere = await customer.get(f"/v1/projects/{project.id}/installations")
+        assert [i["group"]["groupRef"] for i in everywhere.json()] == ["acme"]
+        problem(await customer.get(project.installations(), params={"groupRef": "globex"}), 404)
+        globex_url = f"{project.installations()}/{globex.json()['id']}"
+        problem(await customer.get(globex_url), 404)
+        problem(await customer.delete(globex_url), 404)
+        problem(
+            await customer.put(
+                f"/v1/projects/{project.id}/integrations:batch", json={"sourceYaml": MANIFEST}
+            ),
+            403,
+        )
+        assert await project.state() == before
