@@ -64,16 +64,6 @@ _CONNECTIONS = "connections and OAuth are built by issue #5"
 # Why each public service answers UNIMPLEMENTED for now, and which issue builds it.
 NOT_BUILT_YET: dict[str, str] = {
     "ampmesh.platform.v1.OrgService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.ApiKeyService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.JwtKeyService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.ProviderAppService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.IntegrationService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.InstallationService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.DestinationService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.TopicService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.NotificationEventTopicRouteService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.TopicDestinationRouteService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.OperationService": _CONTROL_PLANE,
     "ampmesh.platform.v1.ConnectionService": _CONNECTIONS,
     "ampmesh.platform.v1.ObjectMetadataService": (
         "object metadata needs the connectors of issue #6 and has no issue of its own yet"

@@ -231,6 +231,9 @@ async def running_mesh(
 
         infra_env["AMPMESH_API_ADDRESS"] = mesh.service("api").address
         infra_env["AMPMESH_API_IDENTITY"] = "api"
+        # Locally the builder is whoever runs the mesh: the MCP servers act with the org
+        # admin key (a deployment gives builder-mcp a project key instead).
+        infra_env["AMPMESH_API_KEY"] = mesh.admin.api_key
         await _start_services(mesh, [s for s in specs if s.after_edge], ports, infra_env, report)
 
         mesh.started_in = time.monotonic() - started

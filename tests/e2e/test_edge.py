@@ -22,8 +22,8 @@ import pytest
 from ampmesh.messenger.v1 import messenger_pb2
 from ampmesh.metrics.v1 import metrics_pb2
 from ampmesh.platform.v1 import (
-    projects_pb2,
-    projects_pb2_grpc,
+    connections_pb2,
+    connections_pb2_grpc,
     providers_pb2,
     providers_pb2_grpc,
 )
@@ -77,10 +77,10 @@ def not_built(method: str) -> str:
 async def test_an_unbuilt_rpc_is_a_501_problem_with_the_services_message(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    response = await http.get(f"{stack.endpoints['api']}/v1/projects")
+    response = await http.get(f"{stack.endpoints['api']}/v1/projects/demo/connections")
     problem = assert_problem(response, 501)
     assert problem["title"] == "Not Implemented"
-    assert problem["detail"] == not_built("/ampmesh.platform.v1.ProjectService/ListProjects")
+    assert problem["detail"] == not_built("/ampmesh.platform.v1.ConnectionService/ListConnections")
     assert "issues" not in problem
 
 
@@ -226,12 +226,14 @@ async def test_an_upstream_that_is_down_is_a_503_with_a_fixed_detail(
 async def test_native_grpc_reaches_the_api_with_its_own_status(stack: Stack) -> None:
     async with grpc.aio.insecure_channel(stack.endpoints["grpc"]) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as failed:
-            await projects_pb2_grpc.ProjectServiceStub(channel).ListProjects(
-                projects_pb2.ListProjectsRequest(), timeout=10
+            await connections_pb2_grpc.ConnectionServiceStub(channel).ListConnections(
+                connections_pb2.ListConnectionsRequest(project_id_or_name="demo"), timeout=10
             )
     assert failed.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # The api's own message, not a problem+json document.
-    assert failed.value.details() == not_built("/ampmesh.platform.v1.ProjectService/ListProjects")
+    assert failed.value.details() == not_built(
+        "/ampmesh.platform.v1.ConnectionService/ListConnections"
+    )
 
 
 def _internal_methods() -> list[str]:

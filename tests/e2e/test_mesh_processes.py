@@ -16,7 +16,7 @@ import grpc
 import pytest
 from ampmesh.messenger.v1 import messenger_pb2, messenger_pb2_grpc
 from ampmesh.metrics.v1 import metrics_pb2, metrics_pb2_grpc
-from ampmesh.platform.v1 import projects_pb2, projects_pb2_grpc
+from ampmesh.platform.v1 import connections_pb2, connections_pb2_grpc
 from ampmesh.read.v1 import read_pb2, read_pb2_grpc
 from ampmesh.scribe.v1 import scribe_pb2, scribe_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2, token_manager_pb2_grpc
@@ -101,11 +101,13 @@ async def test_api_serves_every_public_contract_naming_the_issue_that_builds_it(
     mesh: Mesh,
 ) -> None:
     async with channel(mesh, "api", caller="envoy") as ch:
-        projects = projects_pb2_grpc.ProjectServiceStub(ch)
-        message = await unimplemented(projects.ListProjects, projects_pb2.ListProjectsRequest())
+        connections = connections_pb2_grpc.ConnectionServiceStub(ch)
+        message = await unimplemented(
+            connections.ListConnections, connections_pb2.ListConnectionsRequest()
+        )
         assert message == (
-            "/ampmesh.platform.v1.ProjectService/ListProjects is not built yet: "
-            "the control plane is built by issue #4"
+            "/ampmesh.platform.v1.ConnectionService/ListConnections is not built yet: "
+            "connections and OAuth are built by issue #5"
         )
         reads = read_pb2_grpc.ReadServiceStub(ch)
         assert "issue #6" in await unimplemented(reads.TriggerRead, read_pb2.TriggerReadRequest())
@@ -207,14 +209,19 @@ async def test_mcpanda_drives_any_public_rpc(mesh: Mesh) -> None:
         called = await client.call_tool(
             "call_rpc",
             {
-                "method": "ampmesh.platform.v1.ProjectService/GetProject",
+                "method": "ampmesh.platform.v1.ConnectionService/GetConnection",
                 "request": {"projectIdOrName": "demo"},
             },
         )
         assert called.is_error
-        assert "GetProject is not built yet: the control plane is built by issue #4" in str(
+        assert "GetConnection is not built yet: connections and OAuth are built by issue #5" in str(
             called.content
         )
+        # Locally it acts with the org admin key: authenticated RPCs answer.
+        projects = await client.call_tool(
+            "call_rpc", {"method": "ampmesh.platform.v1.ProjectService/ListProjects", "request": {}}
+        )
+        assert not projects.is_error, projects.content
 
 
 async def test_internal_ports_offer_reflection_of_the_contracts_they_serve(mesh: Mesh) -> None:

@@ -11,11 +11,31 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.api.context import ApiContext
-from services.api.platform import projects
+from services.api.platform import (
+    api_keys,
+    destinations,
+    installations,
+    integrations,
+    jwt_keys,
+    operations,
+    projects,
+    provider_apps,
+    topics,
+)
 from services.runtime.server import Service
 
 PlatformBuilder = Callable[[ApiContext], Service]
 
 BUILDERS: dict[str, PlatformBuilder] = {
     "ampmesh.platform.v1.ProjectService": projects.service,
+    "ampmesh.platform.v1.ApiKeyService": api_keys.service,
+    "ampmesh.platform.v1.JwtKeyService": jwt_keys.service,
+    "ampmesh.platform.v1.OperationService": operations.service,
+    "ampmesh.platform.v1.ProviderAppService": provider_apps.service,
+    "ampmesh.platform.v1.DestinationService": destinations.service,
+    "ampmesh.platform.v1.TopicService": topics.topic_service,
+    "ampmesh.platform.v1.NotificationEventTopicRouteService": topics.event_topic_route_service,
+    "ampmesh.platform.v1.TopicDestinationRouteService": topics.topic_destination_route_service,
+    "ampmesh.platform.v1.IntegrationService": integrations.service,
+    "ampmesh.platform.v1.InstallationService": installations.service,
 }

@@ -131,7 +131,9 @@ UPGRADE = [
     CREATE TABLE configs (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
         installation_id uuid NOT NULL REFERENCES installations (id) ON DELETE CASCADE,
-        revision_id uuid NOT NULL REFERENCES revisions (id),
+        -- CASCADE: revisions go only with their integration, whose installations (and
+        -- so these configs) go too; NO ACTION would be checked before that cascade ran.
+        revision_id uuid NOT NULL REFERENCES revisions (id) ON DELETE CASCADE,
         created_by text NOT NULL DEFAULT '',
         -- ConfigContent, in the reference's JSON shape.
         content jsonb NOT NULL,
@@ -184,7 +186,9 @@ UPGRADE = [
         updated_at timestamptz
     )
     """,
-    "CREATE INDEX operations_installation ON operations (installation_id, created_at DESC, id)",
+    # Newest first, ties broken by id: the order of the paginated list and its keyset.
+    "CREATE INDEX operations_installation ON operations "
+    "(installation_id, created_at DESC, id DESC)",
     """
     CREATE TABLE operation_logs (
         id bigserial PRIMARY KEY,
@@ -196,9 +200,31 @@ UPGRADE = [
     )
     """,
     "CREATE INDEX operation_logs_operation ON operation_logs (operation_id, logged_at, id)",
+    # Where each backfill (one object of one installation, one operation) stands, as scribe
+    # last recorded it; GetBackfillProgress answers the newest backfill of the object.
+    """
+    CREATE TABLE backfill_progress (
+        operation_id uuid NOT NULL REFERENCES operations (id) ON DELETE CASCADE,
+        object_name text NOT NULL,
+        project_id uuid NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+        installation_id uuid NOT NULL,
+        -- The highest progress sequence applied: older, redelivered events change nothing.
+        sequence bigint NOT NULL DEFAULT 0,
+        records_processed bigint NOT NULL DEFAULT 0,
+        -- Only some providers (Salesforce, HubSpot) estimate the total.
+        records_estimated_total bigint,
+        done boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz,
+        PRIMARY KEY (operation_id, object_name)
+    )
+    """,
+    "CREATE INDEX backfill_progress_object ON backfill_progress "
+    "(installation_id, object_name, created_at DESC)",
 ]
 
 DOWNGRADE = [
+    "DROP TABLE backfill_progress",
     "DROP TABLE operation_logs",
     "DROP TABLE operations",
     "DROP TABLE topic_destination_routes",
