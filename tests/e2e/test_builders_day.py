@@ -1,0 +1,139 @@
+"""A builder's first day, through the edge with REST only, as their tools would do it:
+the org admin key makes a project and a project key; with that key the builder registers
+an OAuth app, creates a webhook destination, deploys an amp.yaml with two integrations,
+looks at what it made, installs one for a customer, changes the installation, and looks
+at its operations."""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.e2e
+
+AMP_YAML = textwrap.dedent(
+    """\
+    specVersion: 1.0.0
+    integrations:
+      - name: hubspot-companies
+        provider: hubspot
+        read:
+          objects:
+            - objectName: companies
+              destination: orders-hook
+              schedule: "*/30 * * * *"
+              backfill:
+                defaultPeriod:
+                  days: 30
+            - objectName: contacts
+              destination: orders-hook
+              schedule: "0 * * * *"
+      - name: salesforce-accounts
+        provider: salesforce
+        read:
+          objects:
+            - objectName: account
+              destination: orders-hook
+              schedule: "0 */6 * * *"
+    """
+)
+
+
+async def test_a_builders_day(stack: Stack) -> None:
+    api = stack.endpoints["api"]
+    project_name = f"day-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(
+        base_url=api, headers={"X-Api-Key": stack.admin_api_key}, timeout=20
+    ) as admin:
+        created = await admin.post("/v1/projects", json={"name": project_name, "appName": "Acme"})
+        assert created.status_code == 201, created.text
+        assert created.json()["orgId"] == stack.org_id
+        key = await admin.post(
+            f"/v1/projects/{project_name}/api-keys", json={"label": "ci", "scopes": ["full"]}
+        )
+        assert key.status_code == 201, key.text
+        secret = key.json()["key"]
+
+    base = f"/v1/projects/{project_name}"
+    async with httpx.AsyncClient(
+        base_url=api, headers={"X-Api-Key": secret}, timeout=20
+    ) as builder:
+        app = await builder.post(
+            f"{base}/provider-apps",
+            json={"provider": "hubspot", "clientId": "acme-client", "clientSecret": "s3cr3t"},
+        )
+        assert app.status_code == 200, app.text
+        assert "clientSecret" not in app.json()
+
+        hook = await builder.post(
+            f"{base}/destinations",
+            json={
+                "name": "orders-hook",
+                "type": "webhook",
+                "metadata": {"url": "http://127.0.0.1:9/hooks/orders"},
+            },
+        )
+        assert hook.status_code == 201, hook.text
+
+        deployed = await builder.put(f"{base}/integrations:batch", json={"sourceYaml": AMP_YAML})
+        assert deployed.status_code == 200, deployed.text
+        assert {i["name"] for i in deployed.json()} == {
+            "hubspot-companies",
+            "salesforce-accounts",
+        }
+
+        listed = (await builder.get(f"{base}/integrations")).json()
+        assert len(listed) == 2
+        by_name = {i["name"]: i for i in listed}
+        hubspot = by_name["hubspot-companies"]
+        assert hubspot["provider"] == "hubspot"
+        assert (await builder.get(f"{base}/integrations/hubspot-companies")).json() == hubspot
+        assert (await builder.get(f"{base}/integrations/{hubspot['id']}")).json() == hubspot
+        objects = hubspot["latestRevision"]["content"]["read"]["objects"]
+        assert [o["objectName"] for o in objects] == ["companies", "contacts"]
+
+        installations = f"{base}/integrations/{hubspot['id']}/installations"
+        companies = {
+            "objectName": "companies",
+            "destination": "orders-hook",
+            "schedule": "0 * * * *",
+        }
+        installed = await builder.post(
+            installations,
+            json={
+                "groupRef": "customer-42",
+                "config": {"content": {"read": {"objects": {"companies": companies}}}},
+            },
+        )
+        assert installed.status_code == 201, installed.text
+        installation = installed.json()
+        assert installation["group"]["groupRef"] == "customer-42"
+
+        contacts = {"objectName": "contacts", "destination": "orders-hook"}
+        changed = await builder.patch(
+            f"{installations}/{installation['id']}",
+            json={
+                "updateMask": ["config.content.read.objects.contacts"],
+                "installation": {
+                    "config": {"content": {"read": {"objects": {"contacts": contacts}}}}
+                },
+            },
+        )
+        assert changed.status_code == 200, changed.text
+        read_objects = changed.json()["config"]["content"]["read"]["objects"]
+        assert set(read_objects) == {"companies", "contacts"}
+        assert (await builder.get(f"{installations}/{installation['id']}")).json() == changed.json()
+
+        operations = await builder.get(f"{installations}/{installation['id']}/operations")
+        assert operations.status_code == 200, operations.text
+        # Nothing has run yet (reads are issue #6): an empty, finished page.
+        assert operations.json()["results"] == []
+        assert operations.json()["pagination"]["done"] is True
+
+        # The project key sees only its own project.
+        assert [p["name"] for p in (await builder.get("/v1/projects")).json()] == [project_name]
