@@ -235,13 +235,23 @@ end
 
 -- The transcoder's 400s say which input was wrong only in their text (not an API: the
 -- edge tests pin these texts, so an Envoy upgrade that changes them fails there).
-local function local_issues(detail)
+-- The transcoder names a body field by its proto path from the request message
+-- (`project.app_name`); the client wrote JSON names relative to the body it sent. Drop the
+-- field the body is bound to (route metadata `bodyField`) and camel-case what is left.
+local function json_path(path, body_field)
+  if body_field and sub(path, 1, #body_field + 1) == body_field .. "." then
+    path = sub(path, #body_field + 2)
+  end
+  return (string.gsub(path, "_(%l)", string.upper))
+end
+
+local function local_issues(detail, body_field)
   local field = string.match(detail, '^Could not find field "([^"]+)" in the type')
   if field then
     return { { ["in"] = "query", name = field, detail = "unknown query parameter" } }
   end
   local path, why = string.match(detail, "^([%w_%.%[%]]+): (invalid value.*)$")
-  if path then return { { ["in"] = "body", name = path, detail = why } } end
+  if path then return { { ["in"] = "body", name = json_path(path, body_field), detail = why } } end
   return nil
 end
 
@@ -249,11 +259,11 @@ local function percent_decode(text)
   return (string.gsub(text, "%%(%x%x)", function(hex) return char(tonumber(hex, 16)) end))
 end
 
-local function error_body(status, content_type, raw, request_id, grpc_message)
+local function error_body(status, content_type, raw, request_id, grpc_message, body_field)
   if find(content_type, "application/problem+json", 1, true) then
     if status ~= 400 then return nil end -- Envoy's own reply, already complete
     local reply = decode(raw)
-    local issues = type(reply.detail) == "string" and local_issues(reply.detail)
+    local issues = type(reply.detail) == "string" and local_issues(reply.detail, body_field)
     if not issues then return nil end
     -- Some replies are made before the response carries x-request-id: keep Envoy's.
     if type(reply.requestId) == "string" then request_id = reply.requestId end
@@ -278,7 +288,9 @@ local function on_error(handle, status, content_type)
   local grpc_message = headers:get("grpc-message")
   local body = handle:body(true)
   local raw = body:length() > 0 and body:getBytes(0, body:length()) or ""
-  local ok, out = pcall(error_body, status, content_type, raw, request_id, grpc_message)
+  local body_field = handle:metadata():get("bodyField")
+  local ok, out =
+    pcall(error_body, status, content_type, raw, request_id, grpc_message, body_field)
   if not ok then
     handle:logWarn("problem+json: could not rewrite an error body: " .. tostring(out))
     out = problem(status, nil, request_id)

@@ -20,6 +20,8 @@ routes.json maps each transcoded gRPC path that needs the edge's help to its fac
     }
     ... "successStatus": 201          # HTTP status of a success (204: no body)
     ... "ignoreUnknownQueryParameters": true
+    ... "bodyField": "project"        # the request field the REST body is bound to, so the
+                                      # edge can name a body error as the client wrote it
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ def derive(files: descriptor_pb2.FileDescriptorSet) -> dict[str, dict[str, Any]]
                 path = f"/{file.package}.{service.name}/{method.name}"
                 unwrap = _json_name(messages[method.output_type], field) if field else ""
                 facts = _edge_facts(path, method, unwrap)
+                if rule.body not in ("", "*"):
+                    facts["bodyField"] = rule.body
                 if facts:
                     routes[path] = {"rest": rest, **facts}
     return routes

@@ -95,6 +95,7 @@ class RouteFacts:
     unwrap: str = ""  # JSON member whose value is the whole REST body
     success_status: int = 200
     ignore_unknown_query_parameters: bool = False
+    body_field: str = ""  # the request field the REST body is bound to ("" for * or none)
 
     @property
     def service(self) -> str:
@@ -108,6 +109,8 @@ class RouteFacts:
             metadata["unwrap"] = self.unwrap
         if self.success_status != 200:
             metadata["successStatus"] = self.success_status
+        if self.body_field:
+            metadata["bodyField"] = self.body_field
         return metadata
 
 
@@ -121,6 +124,7 @@ def load_route_facts(path: Path = GEN_ENVOY / "routes.json") -> list[RouteFacts]
             unwrap=facts.get("unwrap", ""),
             success_status=int(facts.get("successStatus", 200)),
             ignore_unknown_query_parameters=bool(facts.get("ignoreUnknownQueryParameters")),
+            body_field=facts.get("bodyField", ""),
         )
         for method, facts in sorted(entries.items())
     ]

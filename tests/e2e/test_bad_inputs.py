@@ -561,14 +561,6 @@ async def test_another_projects_key_finds_nothing_of_a(world: World) -> None:
     assert by_name["detail"] == f"project {world.a_name!r} not found"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the edge names a wrong JSON type by the proto path the body is bound to "
-        "(body.project.name, body.destination.metadata.url) where the client sent, and the "
-        "services name, the field of the body itself (body.name, body.metadata.url)"
-    ),
-)
 @pytest.mark.parametrize(
     ("case", "issue"),
     [

@@ -148,7 +148,10 @@ def test_routes_carry_the_rest_shape_problem_lua_applies(
     expected = {fact.path: fact.lua_metadata for fact in load_route_facts() if fact.lua_metadata}
     assert on_routes == expected
     assert on_routes["/ampmesh.platform.v1.ProjectService/ListProjects"] == {"unwrap": "projects"}
-    assert on_routes["/ampmesh.platform.v1.ProjectService/CreateProject"] == {"successStatus": 201}
+    assert on_routes["/ampmesh.platform.v1.ProjectService/CreateProject"] == {
+        "successStatus": 201,
+        "bodyField": "project",  # body errors are named relative to it
+    }
     assert on_routes["/ampmesh.read.v1.ReadService/PauseReads"] == {"successStatus": 204}
 
 
@@ -655,7 +658,8 @@ def test_local_replies_gain_issues_only_where_envoy_says_which_input(lua: httpx.
     assert body["issues"] == [
         {
             "in": "body",
-            "name": "project.org_id",
+            # camel-cased as the client wrote it; this canned route binds no body field
+            "name": "project.orgId",
             "detail": "invalid value true for type TYPE_STRING",
         }
     ]
