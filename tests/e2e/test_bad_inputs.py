@@ -344,7 +344,7 @@ CASES: dict[str, Bad] = {
         "PUT",
         "{a}/integrations:batch",
         413,
-        "exceeds the configured limit",
+        "larger than this API accepts (1 MiB)",
         raw=json.dumps({"sourceYaml": MANIFEST + "#" * EDGE_BODY_LIMIT}).encode(),
     ),
     "wrong JSON type: project name a number": Bad(
