@@ -1,9 +1,13 @@
 """Who is calling the public API, which project they may touch, and what they may do there.
 
-Every platform RPC (but the providers catalog) starts with
+Every platform RPC (but the providers catalog) starts with one of
 
-    principal = await ctx.auth.authenticate(context)
-    project = await ctx.auth.project(context, principal, request.project_id_or_name)
+    project = await ctx.auth.builder_project(context, request.project_id_or_name)
+    principal, project = await ctx.auth.caller(context, request.project_id_or_name)
+
+the first for calls only builders may make, the second for calls open to frontend
+principals too. Both `authenticate` the caller, then resolve the `project` it names, so
+nothing is read before the caller is known.
 
 `authenticate` accepts an API key (`X-Api-Key`, or `?apiKey=` on the read and write hosts,
 which the edge turns into that header) or a bearer JWT signed by one of the project's
@@ -23,8 +27,9 @@ Scopes. A principal holds one or both of:
   (its appName), connections and the OAuth connect flow, and installations of a group.
   Everything that configures the project is builder-only and refused with
   PERMISSION_DENIED (403): changing projects, API keys, JWT keys, provider apps,
-  destinations, topics, routes, integration deploys. Servicers mark those RPCs with
-  `await ctx.auth.require_builder(context, principal)`, right after `project(...)`.
+  destinations, topics, routes, integration deploys. Those RPCs start with
+  `builder_project` (or `builder_caller`), which calls `require_builder` right after
+  `project(...)`.
 
 Customer JWTs (issued by the builder for one end user, signed RS256 with a private key whose
 public half the project registered; header `kid` = that key's id) always authenticate as
@@ -332,6 +337,25 @@ class Authenticator:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
+
+    async def caller(self, context: Any, project_id_or_name: str) -> tuple[Principal, ProjectRow]:
+        """The caller and the project it names, for calls open to frontend principals."""
+        principal = await self.authenticate(context)
+        return principal, await self.project(context, principal, project_id_or_name)
+
+    async def builder_caller(
+        self, context: Any, project_id_or_name: str
+    ) -> tuple[Principal, ProjectRow]:
+        """As `caller`, for calls only builders may make: PERMISSION_DENIED for frontend
+        principals, after NOT_FOUND for a project they may not see."""
+        principal, project = await self.caller(context, project_id_or_name)
+        await self.require_builder(context, principal)
+        return principal, project
+
+    async def builder_project(self, context: Any, project_id_or_name: str) -> ProjectRow:
+        """The project of a call only builders may make (see `builder_caller`)."""
+        _, project = await self.builder_caller(context, project_id_or_name)
+        return project
 
     @staticmethod
     def may_see(principal: Principal, org_id: str, project_id: str) -> bool:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -29,44 +27,19 @@ from services.api.auth import (
 )
 from services.api.platform.api_keys import _prefix_of
 from services.api.platform.jwt_keys import KeyRefused, normalized_public_key
+from tests.e2e.control_plane import b64url, customer_claims, new_rsa_key, sign_jwt, spki_pem
 
 KID = "0b6f7f2e-3c57-4b39-9a51-0c0a8a6c1d2e"
 
 
 @pytest.fixture(scope="module")
 def private_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return new_rsa_key()
 
 
 @pytest.fixture(scope="module")
 def public_pem(private_key: rsa.RSAPrivateKey) -> str:
-    return (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
-def claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    base: dict[str, Any] = {
-        "sub": "user-1",
-        "groupRef": "acme",
-        "consumerRef": "alice",
-        "iat": now,
-        "exp": now + 300,
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def sign(key: rsa.RSAPrivateKey, payload: dict[str, Any], kid: str | None = KID) -> str:
-    headers = {"kid": kid} if kid is not None else {}
-    return jwt.encode(payload, key, algorithm="RS256", headers=headers)
-
-
-def b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return spki_pem(private_key.public_key())
 
 
 def rejected(token: str, public_pem: str) -> str:
@@ -80,14 +53,14 @@ def rejected(token: str, public_pem: str) -> str:
 def test_a_valid_token_yields_its_group_and_consumer(
     private_key: rsa.RSAPrivateKey, public_pem: str
 ) -> None:
-    token = sign(private_key, claims())
+    token = sign_jwt(private_key, customer_claims(), KID)
     assert token_key_id(token) == KID
     assert verify_customer_jwt(token, public_pem) == CustomerClaims("acme", "alice")
 
 
 def test_tokens_without_a_kid_or_not_jwts_are_refused(private_key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(TokenRejected, match="kid"):
-        token_key_id(sign(private_key, claims(), kid=None))
+        token_key_id(sign_jwt(private_key, customer_claims(), None))
     with pytest.raises(TokenRejected, match="well-formed"):
         token_key_id("not-a-jwt")
 
@@ -111,22 +84,23 @@ def test_tokens_without_a_kid_or_not_jwts_are_refused(private_key: rsa.RSAPrivat
 def test_each_bad_claim_is_named(
     private_key: rsa.RSAPrivateKey, public_pem: str, overrides: dict[str, Any], why: str
 ) -> None:
-    assert why in rejected(sign(private_key, claims(**overrides)), public_pem)
+    assert why in rejected(sign_jwt(private_key, customer_claims(**overrides), KID), public_pem)
 
 
 def test_a_signature_by_another_key_is_refused(public_pem: str) -> None:
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    assert "signature" in rejected(sign(other, claims()), public_pem)
+    other = new_rsa_key()
+    assert "signature" in rejected(sign_jwt(other, customer_claims(), KID), public_pem)
 
 
 def test_alg_none_and_hs256_keyed_with_the_public_key_are_refused(
     private_key: rsa.RSAPrivateKey, public_pem: str
 ) -> None:
-    unsigned = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': KID})}.{b64(claims())}."
+    claims = b64url(customer_claims())
+    unsigned = f"{b64url({'alg': 'none', 'typ': 'JWT', 'kid': KID})}.{claims}."
     assert "RS256" in rejected(unsigned, public_pem)
     # The classic confusion: HMAC with the public key's text as the secret. PyJWT refuses to
     # sign with a PEM as an HMAC key, so the token is built by hand.
-    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': KID})}.{b64(claims())}"
+    signing_input = f"{b64url({'alg': 'HS256', 'typ': 'JWT', 'kid': KID})}.{claims}"
     mac = hmac.new(public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
     forged = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
     assert "RS256" in rejected(forged, public_pem)
@@ -168,12 +142,11 @@ def test_public_keys_must_be_rsa_pem_of_2048_bits_or_more(public_pem: str) -> No
     )
     assert normalized_public_key(pkcs1) == public_pem  # stored in one form
 
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()  # noqa: S505 (it must be refused)
-    ec_key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    small = spki_pem(new_rsa_key(1024).public_key())
+    elliptic = spki_pem(ec.generate_private_key(ec.SECP256R1()).public_key())
     for refused, why in (
-        (small.public_bytes(serialization.Encoding.PEM, spki).decode(), "1024-bit"),
-        (ec_key.public_bytes(serialization.Encoding.PEM, spki).decode(), "must be an RSA"),
+        (small, "1024-bit"),
+        (elliptic, "must be an RSA"),
         ("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n", "not a PEM"),
     ):
         with pytest.raises(KeyRefused, match=why):

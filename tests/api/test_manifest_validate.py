@@ -17,6 +17,7 @@ from services.api.manifest import (
     validate_integration,
     validate_manifest,
 )
+from tests.e2e.control_plane import line_of
 
 CATALOG = load_catalog()
 DESTINATIONS = {"crmWebhook", "accountWebhook", "schemaWatch"}
@@ -92,12 +93,6 @@ def _one(text: str, destinations: set[str] = DESTINATIONS) -> ManifestIssue:
     return issues[0]
 
 
-def _line(text: str, needle: str, nth: int = 1) -> int:
-    """The 1-based line of the nth line of text containing needle."""
-    found = [n for n, line in enumerate(text.splitlines(), 1) if needle in line]
-    return found[nth - 1]
-
-
 def test_a_reference_style_manifest_is_valid() -> None:
     assert _issues(GOOD) == []
 
@@ -106,14 +101,14 @@ def test_unknown_provider_names_integration_path_line_and_a_suggestion() -> None
     bad = GOOD.replace("provider: hubspot", "provider: hubspt")
     issues = _issues(bad)
     assert [str(i) for i in issues] == [
-        f"integration 'crm-sync': integrations[0].provider (line {_line(bad, 'hubspt')}): "
+        f"integration 'crm-sync': integrations[0].provider (line {line_of(bad, 'hubspt')}): "
         "unknown provider 'hubspt'; did you mean 'hubspot'?"
     ]
     (issue,) = issues
     assert issue.integration == "crm-sync"
     assert issue.detail == (
         "unknown provider 'hubspt'; did you mean 'hubspot'? "
-        f"(line {_line(bad, 'hubspt')}, integration 'crm-sync')"
+        f"(line {line_of(bad, 'hubspt')}, integration 'crm-sync')"
     )
 
 
@@ -121,7 +116,7 @@ def test_module_must_be_one_of_the_providers_modules() -> None:
     bad = GOOD.replace("module: crm", "module: marketing")
     issue = _one(bad)
     assert issue.path == "integrations[0].module"
-    assert issue.line == _line(bad, "module: marketing")
+    assert issue.line == line_of(bad, "module: marketing")
     assert "provider 'hubspot' has no module 'marketing'" in issue.message
     assert "known modules: crm" in issue.message
     # A provider without modules takes none.
@@ -138,11 +133,11 @@ def test_module_may_be_left_out_for_the_default() -> None:
 def test_integration_names_follow_the_rule_and_are_unique() -> None:
     bad = GOOD.replace("name: crm-sync", "name: CRM Sync")
     issue = _one(bad)
-    assert (issue.path, issue.line) == ("integrations[0].name", _line(bad, "CRM Sync"))
+    assert (issue.path, issue.line) == ("integrations[0].name", line_of(bad, "CRM Sync"))
     assert "lowercase letters" in issue.message
     twice = GOOD.replace("name: accounts", "name: crm-sync")
     issue = _one(twice)
-    assert (issue.path, issue.line) == ("integrations[1].name", _line(twice, "crm-sync", 2))
+    assert (issue.path, issue.line) == ("integrations[1].name", line_of(twice, "crm-sync", 2))
     assert "declared twice" in issue.message
 
 
@@ -156,7 +151,7 @@ def test_unknown_destination_is_named_with_its_line() -> None:
     issue = _one(bad)
     assert issue.integration == "accounts"
     assert issue.path == "integrations[1].read.objects[0].destination"
-    assert issue.line == _line(bad, "acountWebhook")
+    assert issue.line == line_of(bad, "acountWebhook")
     assert issue.message == (
         "the project has no destination named 'acountWebhook'; did you mean "
         "'accountWebhook'?; create it first"
@@ -178,7 +173,7 @@ def test_a_missing_destination_is_reported_at_the_line_of_its_object() -> None:
     bad = GOOD.replace("          destination: accountWebhook\n", "")
     issue = _one(bad)
     assert issue.path == "integrations[1].read.objects[0].destination"
-    assert issue.line == _line(bad, "- objectName: account")
+    assert issue.line == line_of(bad, "- objectName: account")
     assert issue.message.startswith("is required")
 
 
@@ -200,7 +195,7 @@ def test_bad_schedules(schedule: str, why: str) -> None:
     bad = GOOD.replace('"*/30 * * * *"', f'"{schedule}"')
     issue = _one(bad)
     assert issue.path == "integrations[0].read.objects[0].schedule"
-    assert issue.line == _line(bad, "schedule: ")
+    assert issue.line == line_of(bad, "schedule: ")
     assert why in issue.message
 
 
@@ -232,7 +227,7 @@ def test_bad_backfill_periods(period: str, path: str, why: str) -> None:
     bad = GOOD.replace("defaultPeriod:\n              days: 90", f"defaultPeriod: {period}")
     issue = _one(bad)
     assert issue.path == f"integrations[0].read.objects[0].backfill.defaultPeriod{path}"
-    assert issue.line == _line(bad, "defaultPeriod")
+    assert issue.line == line_of(bad, "defaultPeriod")
     assert why in issue.message
 
 
@@ -243,14 +238,14 @@ def test_backfill_needs_a_default_period_and_zero_days_is_valid() -> None:
     )
     issue = _one(bad)
     assert issue.path == "integrations[0].read.objects[0].backfill"
-    assert issue.line == _line(bad, "backfill: {}")
+    assert issue.line == line_of(bad, "backfill: {}")
 
 
 def test_object_names_are_required_well_formed_and_unique() -> None:
     twice = GOOD.replace("objectName: contacts", "objectName: companies")
     issue = _one(twice)
     assert issue.path == "integrations[0].read.objects[1].objectName"
-    assert issue.line == _line(twice, "objectName: companies", 2)
+    assert issue.line == line_of(twice, "objectName: companies", 2)
     assert "listed twice in read" in issue.message
     spaced = GOOD.replace("objectName: contacts", 'objectName: " contacts"')
     assert _one(spaced).path == "integrations[0].read.objects[1].objectName"
@@ -278,7 +273,7 @@ def test_field_entries() -> None:
         bad = GOOD.replace(old, new)
         issue = _one(bad)
         assert issue.path == f"integrations[0].read.objects[0].{path}", str(issue)
-        assert issue.line == _line(bad, new.splitlines()[-1].strip())
+        assert issue.line == line_of(bad, new.splitlines()[-1].strip())
         assert why in issue.message
 
 
@@ -388,7 +383,7 @@ def test_watch_schema_needs_all_objects() -> None:
     bad = GOOD.replace("      allObjects:\n        fieldCreated:\n          enabled: always\n", "")
     issue = _one(bad)
     assert issue.path == "integrations[0].watchSchema.allObjects"
-    assert issue.line == _line(bad, "watchSchema:")
+    assert issue.line == line_of(bad, "watchSchema:")
 
 
 def test_snake_case_keys_keep_their_lines() -> None:
@@ -397,7 +392,7 @@ def test_snake_case_keys_keep_their_lines() -> None:
     )
     issue = _one(bad)
     assert issue.path == "integrations[1].read.objects[0].destination"
-    assert issue.line == _line(bad, "nowhere")
+    assert issue.line == line_of(bad, "nowhere")
 
 
 def test_every_problem_is_reported_at_once() -> None:

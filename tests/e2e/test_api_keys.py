@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,16 @@ import pytest
 from ampmesh.platform.v1 import api_keys_pb2, api_keys_pb2_grpc
 
 from tests.conftest import Stack
+from tests.e2e.control_plane import (
+    as_key,
+    create_api_key,
+    create_project,
+    database_url,
+    issue_names,
+    listed,
+    problem,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -31,46 +40,10 @@ class Project:
     key: str  # a full-scope key of the project
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
-
-
-def issue_names(body: dict[str, Any]) -> set[str]:
-    return {f"{i['in']}.{i['name']}" for i in body.get("issues", [])}
-
-
-@pytest.fixture(scope="module")
-async def admin(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=10
-    ) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def anonymous(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.endpoints["api"], timeout=10) as client:
-        yield client
-
-
 async def new_project(admin: httpx.AsyncClient) -> Project:
-    name = unique("keys")
-    created = await admin.post("/v1/projects", json={"name": name, "appName": "Keys"})
-    assert created.status_code == 201, created.text
-    project_id = created.json()["id"]
-    key = await admin.post(
-        f"/v1/projects/{project_id}/api-keys", json={"label": "builder", "scopes": ["full"]}
-    )
-    assert key.status_code == 201, key.text
-    return Project(project_id, name, key.json()["key"])
+    project = await create_project(admin, "keys", "Keys")
+    key = await create_api_key(admin, project["id"], ["full"], label="builder")
+    return Project(project["id"], project["name"], key)
 
 
 @pytest.fixture(scope="module")
@@ -83,21 +56,8 @@ async def project_b(admin: httpx.AsyncClient) -> Project:
     return await new_project(admin)
 
 
-def as_key(key: str) -> dict[str, str]:
-    return {"X-Api-Key": key}
-
-
 async def keys_of(admin: httpx.AsyncClient, project: Project) -> list[dict[str, Any]]:
-    listed = await admin.get(f"/v1/projects/{project.id}/api-keys")
-    assert listed.status_code == 200, listed.text
-    keys: list[dict[str, Any]] = listed.json()
-    return keys
-
-
-def database_url(stack: Stack) -> str:
-    postgres = next(c for c in stack.mesh.components if c.name == "postgres")
-    url: str = postgres.database_url  # type: ignore[attr-defined]
-    return url
+    return await listed(admin, f"/v1/projects/{project.id}/api-keys")
 
 
 async def test_the_secret_is_shown_once_and_stored_only_as_a_digest(
@@ -115,9 +75,9 @@ async def test_the_secret_is_shown_once_and_stored_only_as_a_digest(
     assert body["label"] == "ci" and body["scopes"] == ["full"]
     assert body["projectId"] == project_a.id and body["active"] is True
 
-    listed = await admin.get(base)
-    assert secret not in listed.text
-    mine = [k for k in listed.json() if k["key"] == prefix]
+    keys = await admin.get(base)
+    assert secret not in keys.text
+    mine = [k for k in keys.json() if k["key"] == prefix]
     assert mine == [{**body, "key": prefix}]
     for path in (prefix, secret):  # a path names the key by its prefix or by all of it
         got = await admin.get(f"{base}/{path}")
@@ -288,8 +248,8 @@ async def test_a_key_cannot_reach_or_detect_another_project(
         404,
     )
     # The project list shows only A.
-    listed = (await anonymous.get("/v1/projects", headers=as_a)).json()
-    assert [p["id"] for p in listed] == [project_a.id]
+    projects = (await anonymous.get("/v1/projects", headers=as_a)).json()
+    assert [p["id"] for p in projects] == [project_a.id]
 
     assert (await admin.get(f"/v1/projects/{project_b.id}")).json() == b_project_before
     assert await keys_of(admin, project_b) == b_keys_before

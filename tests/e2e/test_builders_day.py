@@ -7,12 +7,12 @@ at its operations."""
 from __future__ import annotations
 
 import textwrap
-import uuid
 
 import httpx
 import pytest
 
 from tests.conftest import Stack
+from tests.e2e.control_plane import as_key, client, create_api_key, create_project
 
 pytestmark = pytest.mark.e2e
 
@@ -44,25 +44,14 @@ AMP_YAML = textwrap.dedent(
 )
 
 
-async def test_a_builders_day(stack: Stack) -> None:
-    api = stack.endpoints["api"]
-    project_name = f"day-{uuid.uuid4().hex[:10]}"
-    async with httpx.AsyncClient(
-        base_url=api, headers={"X-Api-Key": stack.admin_api_key}, timeout=20
-    ) as admin:
-        created = await admin.post("/v1/projects", json={"name": project_name, "appName": "Acme"})
-        assert created.status_code == 201, created.text
-        assert created.json()["orgId"] == stack.org_id
-        key = await admin.post(
-            f"/v1/projects/{project_name}/api-keys", json={"label": "ci", "scopes": ["full"]}
-        )
-        assert key.status_code == 201, key.text
-        secret = key.json()["key"]
+async def test_a_builders_day(stack: Stack, admin: httpx.AsyncClient) -> None:
+    created = await create_project(admin, "day", "Acme")
+    assert created["orgId"] == stack.org_id
+    project_name = created["name"]
+    secret = await create_api_key(admin, project_name, ["full"], label="ci")
 
     base = f"/v1/projects/{project_name}"
-    async with httpx.AsyncClient(
-        base_url=api, headers={"X-Api-Key": secret}, timeout=20
-    ) as builder:
+    async with client(stack, headers=as_key(secret)) as builder:
         app = await builder.post(
             f"{base}/provider-apps",
             json={"provider": "hubspot", "clientId": "acme-client", "clientSecret": "s3cr3t"},

@@ -4,7 +4,6 @@ includeSecrets (and rotated on request), the URL and header rules of the local m
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator
@@ -14,22 +13,18 @@ import httpx
 import pytest
 
 from tests.conftest import Stack
+from tests.e2e.control_plane import (
+    HOOK,
+    admin_client,
+    create_project,
+    database_dump,
+    issue_names,
+    listed,
+    problem,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
-
-HOOK = "http://127.0.0.1:9/ampmesh-hook"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
 
 
 def set_metadata(destination: dict[str, Any]) -> dict[str, Any]:
@@ -38,54 +33,16 @@ def set_metadata(destination: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in destination["metadata"].items() if v not in ("", {}, [], None)}
 
 
-def issue_names(body: dict[str, Any]) -> set[str]:
-    return {f"{i['in']}.{i['name']}" for i in body.get("issues", [])}
-
-
-async def database_dump(stack: Stack) -> str:
-    """Everything PostgreSQL holds, as pg_dump writes it (data only)."""
-    postgres: Any = next(c for c in stack.mesh.components if c.name == "postgres")
-    process = await asyncio.create_subprocess_exec(
-        str(postgres.binaries.bin_dir / "pg_dump"),
-        "--data-only",
-        "--dbname",
-        postgres.database_url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
-
-
 @pytest.fixture(scope="module")
-async def project(stack: Stack) -> str:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=10
-    ) as client:
-        created = await client.post(
-            "/v1/projects", json={"name": unique("dest"), "appName": "Destinations"}
-        )
-    assert created.status_code == 201, created.text
-    name: str = created.json()["name"]
+async def project(admin: httpx.AsyncClient) -> str:
+    name: str = (await create_project(admin, "dest", "Destinations"))["name"]
     return name
 
 
 @pytest.fixture
 async def api(stack: Stack, project: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=f"{stack.endpoints['api']}/v1/projects/{project}",
-        headers={"X-Api-Key": stack.admin_api_key},
-        timeout=10,
-    ) as client:
-        yield client
-
-
-async def listed(api: httpx.AsyncClient) -> list[dict[str, Any]]:
-    response = await api.get("/destinations")
-    assert response.status_code == 200, response.text
-    body: list[dict[str, Any]] = response.json()
-    return body
+    async with admin_client(stack, f"/v1/projects/{project}") as http:
+        yield http
 
 
 async def create(api: httpx.AsyncClient, **metadata: Any) -> dict[str, Any]:
@@ -114,7 +71,7 @@ async def test_webhook_lifecycle(stack: Stack, api: httpx.AsyncClient) -> None:
     assert destination["metadata"]["url"] == HOOK
     assert destination["metadata"]["headers"] == {"Authorization": "Bearer 1234"}
     assert "secrets" not in destination and destination["createTime"]
-    assert destination in await listed(api)
+    assert destination in await listed(api, "/destinations")
     by_name = await api.get(f"/destinations/{name}")
     by_id = await api.get(f"/destinations/{destination['id']}")
     assert by_name.status_code == by_id.status_code == 200
@@ -152,7 +109,7 @@ async def test_webhook_lifecycle(stack: Stack, api: httpx.AsyncClient) -> None:
     assert deleted.content == b""
     problem(await api.get(f"/destinations/{destination['id']}"), 404)
     problem(await api.delete(f"/destinations/{destination['id']}"), 404)
-    assert destination["id"] not in {d["id"] for d in await listed(api)}
+    assert destination["id"] not in {d["id"] for d in await listed(api, "/destinations")}
 
 
 async def test_the_signing_key_is_shown_only_with_include_secrets_and_rotates(
@@ -199,7 +156,7 @@ async def test_http_is_refused_except_to_loopback(api: httpx.AsyncClient) -> Non
         json={"name": unique("local"), "type": "webhook", "metadata": {"url": HOOK}},
     )
     assert accepted.status_code == 201, accepted.text
-    before = await listed(api)
+    before = await listed(api, "/destinations")
     for url in (
         "http://hooks.example.com/amp",
         "ftp://hooks.example.com/amp",
@@ -212,7 +169,7 @@ async def test_http_is_refused_except_to_loopback(api: httpx.AsyncClient) -> Non
         )
         body = problem(refused, 400)
         assert issue_names(body) == {"body.metadata.url"}, (url, body)
-    assert await listed(api) == before
+    assert await listed(api, "/destinations") == before
 
     # The same rules on update; the destination keeps its URL.
     destination = accepted.json()
@@ -229,7 +186,7 @@ async def test_http_is_refused_except_to_loopback(api: httpx.AsyncClient) -> Non
 
 async def test_refusals_name_the_field_and_change_nothing(api: httpx.AsyncClient) -> None:
     existing = await create(api)
-    before = await listed(api)
+    before = await listed(api, "/destinations")
     cases: list[tuple[dict[str, Any], int, set[str]]] = [
         (
             {"name": existing["name"], "type": "webhook", "metadata": {"url": HOOK}},
@@ -290,7 +247,7 @@ async def test_refusals_name_the_field_and_change_nothing(api: httpx.AsyncClient
     assert "'kinesis'" in kinesis["detail"] and "not supported yet" in kinesis["detail"]
 
     second = await create(api)
-    before = await listed(api)
+    before = await listed(api, "/destinations")
     renamed = await api.patch(
         f"/destinations/{second['id']}",
         json={"updateMask": ["name"], "destination": {"name": existing["name"]}},
@@ -309,27 +266,22 @@ async def test_refusals_name_the_field_and_change_nothing(api: httpx.AsyncClient
         ),
         404,
     )
-    assert await listed(api) == before
+    assert await listed(api, "/destinations") == before
 
 
 async def test_another_projects_destinations_cannot_be_reached(
-    stack: Stack, api: httpx.AsyncClient
+    admin: httpx.AsyncClient, api: httpx.AsyncClient
 ) -> None:
     mine = await create(api)
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=10
-    ) as client:
-        other = (
-            await client.post("/v1/projects", json={"name": unique("other"), "appName": "Other"})
-        ).json()["name"]
-        elsewhere = f"/v1/projects/{other}/destinations"
-        for path in (mine["id"], mine["name"]):
-            problem(await client.get(f"{elsewhere}/{path}"), 404)
-            problem(await client.delete(f"{elsewhere}/{path}"), 404)
-        assert (await client.get(elsewhere)).json() == []
-        # The same name is free in another project.
-        again = await client.post(
-            elsewhere, json={"name": mine["name"], "type": "webhook", "metadata": {"url": HOOK}}
-        )
-        assert again.status_code == 201, again.text
-    assert mine in await listed(api)
+    other = (await create_project(admin, "other", "Other"))["name"]
+    elsewhere = f"/v1/projects/{other}/destinations"
+    for path in (mine["id"], mine["name"]):
+        problem(await admin.get(f"{elsewhere}/{path}"), 404)
+        problem(await admin.delete(f"{elsewhere}/{path}"), 404)
+    assert (await admin.get(elsewhere)).json() == []
+    # The same name is free in another project.
+    again = await admin.post(
+        elsewhere, json={"name": mine["name"], "type": "webhook", "metadata": {"url": HOOK}}
+    )
+    assert again.status_code == 201, again.text
+    assert mine in await listed(api, "/destinations")

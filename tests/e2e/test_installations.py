@@ -7,20 +7,29 @@ problem+json and changes nothing."""
 from __future__ import annotations
 
 import textwrap
-import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import Stack
+from tests.e2e.control_plane import (
+    bearer,
+    client,
+    create_project,
+    customer_claims,
+    database_url,
+    insert_webhook_destinations,
+    issue_names,
+    new_rsa_key,
+    problem,
+    register_jwt_key,
+    sign_jwt,
+    spki_pem,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -62,22 +71,6 @@ MANIFEST = textwrap.dedent(
 COMPANIES = {"objectName": "companies", "destination": "crmWebhook", "schedule": "0 * * * *"}
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
-
-
-def issue_names(body: dict[str, Any]) -> set[str]:
-    return {i["name"] for i in body.get("issues", [])}
-
-
 @dataclass
 class Project:
     id: str
@@ -115,37 +108,16 @@ class Project:
         return [tuple(r) for r in installations], [tuple(c) for c in configs]
 
 
-@pytest.fixture(scope="module")
-async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=20
-    ) as client:
-        yield client
-
-
 @pytest.fixture
-async def project(stack: Stack, http: httpx.AsyncClient) -> Project:
-    name = unique("inst")
-    created = await http.post("/v1/projects", json={"name": name, "appName": "Installations"})
-    assert created.status_code == 201, created.text
-    project_id = created.json()["id"]
-    postgres = next(c for c in stack.mesh.components if c.name == "postgres")
-    database_url: str = postgres.database_url  # type: ignore[attr-defined]
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute(
-            "INSERT INTO destinations (project_id, name, type, metadata) "
-            "VALUES ($1, 'crmWebhook', 'webhook', '{\"url\": \"https://example.com/hook\"}')",
-            uuid.UUID(project_id),
-        )
-    finally:
-        await connection.close()
-    deployed = await http.put(
-        f"/v1/projects/{name}/integrations:batch", json={"sourceYaml": MANIFEST}
+async def project(stack: Stack, admin: httpx.AsyncClient) -> Project:
+    created = await create_project(admin, "inst", "Installations")
+    await insert_webhook_destinations(stack, created["id"], "crmWebhook")
+    deployed = await admin.put(
+        f"/v1/projects/{created['name']}/integrations:batch", json={"sourceYaml": MANIFEST}
     )
     assert deployed.status_code == 200, deployed.text
     crm, accounts = deployed.json()
-    return Project(project_id, name, http, database_url, crm, accounts)
+    return Project(created["id"], created["name"], admin, database_url(stack), crm, accounts)
 
 
 async def test_installation_lifecycle(project: Project) -> None:
@@ -323,7 +295,7 @@ async def test_bad_creates_are_refused_and_change_nothing(
 ) -> None:
     before = await project.state()
     refused = await project.http.post(project.installations(), json=body)
-    assert issue in issue_names(problem(refused, 400))
+    assert f"body.{issue}" in issue_names(problem(refused, 400))
     assert await project.state() == before
 
 
@@ -333,7 +305,7 @@ async def test_proxy_needs_the_integration_to_allow_it(project: Project) -> None
         project.installations(project.accounts),
         json={"groupRef": "acme", "config": {"content": {"proxy": {"enabled": True}}}},
     )
-    assert "config.content.proxy.enabled" in issue_names(problem(refused, 400))
+    assert "body.config.content.proxy.enabled" in issue_names(problem(refused, 400))
     assert await project.state() == before
 
 
@@ -496,7 +468,7 @@ async def test_update_masks(project: Project) -> None:
     ]
     for masks, installation, issue in refusals:
         refused = await patch(masks, installation)
-        assert issue in issue_names(problem(refused, 400)), (masks, refused.text)
+        assert f"body.{issue}" in issue_names(problem(refused, 400)), (masks, refused.text)
     assert await project.state() == before
 
 
@@ -589,31 +561,14 @@ async def test_json_patch_of_one_objects_config(project: Project) -> None:
 
 
 async def test_customer_jwts_reach_only_their_own_group(project: Project, stack: Stack) -> None:
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
+    private_key = new_rsa_key()
+    kid = await register_jwt_key(
+        project.http, project.id, spki_pem(private_key.public_key()), label="ui"
     )
-    registered = await project.http.post(
-        f"/v1/projects/{project.id}/jwt-keys",
-        json={"label": "ui", "algorithm": "RS256", "publicKeyPem": public_pem},
-    )
-    assert registered.status_code == 201, registered.text
-    now = int(time.time())
-    token = jwt.encode(
-        {"groupRef": "acme", "consumerRef": "alice", "iat": now, "exp": now + 300},
-        private_key,
-        algorithm="RS256",
-        headers={"kid": registered.json()["kid"]},
-    )
+    token = sign_jwt(private_key, customer_claims(groupRef="acme", consumerRef="alice"), kid)
     globex = await project.create("globex", {"read": {"objects": {"companies": COMPANIES}}})
     assert globex.status_code == 201
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"],
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=20,
-    ) as customer:
+    async with client(stack, headers=bearer(token)) as customer:
         mine = await customer.post(
             project.installations(),
             json={"groupRef": "acme", "config": {"content": {}}},

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import textwrap
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,16 @@ from ampmesh.platform.v1 import integrations_pb2, integrations_pb2_grpc
 
 from services.runtime.errors import status_from_error, unpack_details
 from tests.conftest import Stack
+from tests.e2e.control_plane import (
+    as_key,
+    client,
+    create_api_key,
+    create_project,
+    database_url,
+    insert_webhook_destinations,
+    line_of,
+    problem,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -62,23 +71,6 @@ MANIFEST = textwrap.dedent(
 )
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def line_of(text: str, needle: str, nth: int = 1) -> int:
-    """The 1-based line of the nth line of text containing needle."""
-    return [n for n, line in enumerate(text.splitlines(), 1) if needle in line][nth - 1]
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
-
-
 @dataclass
 class Project:
     id: str
@@ -115,39 +107,15 @@ class Project:
         return listed.json(), [tuple(r) for r in revisions], [tuple(c) for c in configs]
 
 
-async def new_project(stack: Stack, http: httpx.AsyncClient) -> Project:
-    name = unique("integ")
-    created = await http.post("/v1/projects", json={"name": name, "appName": "Integrations"})
-    assert created.status_code == 201, created.text
-    postgres = next(c for c in stack.mesh.components if c.name == "postgres")
-    database_url: str = postgres.database_url  # type: ignore[attr-defined]
-    project = Project(created.json()["id"], name, http, database_url)
-    # Destinations are another service's; rows are all a manifest's check needs.
-    connection = await asyncpg.connect(database_url)
-    try:
-        for destination in ("crmWebhook", "accountWebhook"):
-            await connection.execute(
-                "INSERT INTO destinations (project_id, name, type, metadata) "
-                "VALUES ($1, $2, 'webhook', '{\"url\": \"https://example.com/hook\"}')",
-                uuid.UUID(project.id),
-                destination,
-            )
-    finally:
-        await connection.close()
-    return project
-
-
-@pytest.fixture(scope="module")
-async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=20
-    ) as client:
-        yield client
+async def new_project(stack: Stack, admin: httpx.AsyncClient) -> Project:
+    created = await create_project(admin, "integ", "Integrations")
+    await insert_webhook_destinations(stack, created["id"], "crmWebhook", "accountWebhook")
+    return Project(created["id"], created["name"], admin, database_url(stack))
 
 
 @pytest.fixture
-async def project(stack: Stack, http: httpx.AsyncClient) -> Project:
-    return await new_project(stack, http)
+async def project(stack: Stack, admin: httpx.AsyncClient) -> Project:
+    return await new_project(stack, admin)
 
 
 async def test_deploy_two_integrations_then_list_and_get_by_id_and_name(project: Project) -> None:
@@ -460,13 +428,8 @@ async def test_delete_integration_removes_its_installations(project: Project) ->
 
 async def test_frontend_keys_may_read_but_not_deploy(project: Project, stack: Stack) -> None:
     await project.deploy(MANIFEST)
-    made = await project.http.post(
-        f"/v1/projects/{project.id}/api-keys", json={"label": "ui", "scopes": ["frontend"]}
-    )
-    assert made.status_code in (200, 201), made.text
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": made.json()["key"]}, timeout=20
-    ) as frontend:
+    key = await create_api_key(project.http, project.id, ["frontend"], label="ui")
+    async with client(stack, headers=as_key(key)) as frontend:
         before = await project.state()
         refused = await frontend.put(f"{project.base}:batch", json={"sourceYaml": MANIFEST})
         problem(refused, 403)
@@ -477,17 +440,12 @@ async def test_frontend_keys_may_read_but_not_deploy(project: Project, stack: St
 
 
 async def test_other_projects_cannot_see_the_integrations(
-    project: Project, stack: Stack, http: httpx.AsyncClient
+    project: Project, stack: Stack, admin: httpx.AsyncClient
 ) -> None:
     await project.deploy(MANIFEST)
-    other = await new_project(stack, http)
-    made = await http.post(
-        f"/v1/projects/{other.id}/api-keys", json={"label": "other", "scopes": ["full"]}
-    )
-    assert made.status_code in (200, 201), made.text
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": made.json()["key"]}, timeout=20
-    ) as intruder:
+    other = await new_project(stack, admin)
+    key = await create_api_key(admin, other.id, ["full"], label="other")
+    async with client(stack, headers=as_key(key)) as intruder:
         problem(await intruder.get(project.base), 404)
         problem(await intruder.get(f"{project.base}/crm-sync"), 404)
         problem(await intruder.put(f"{project.base}:batch", json={"sourceYaml": MANIFEST}), 404)

@@ -5,55 +5,34 @@ nothing."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import httpx
-import jwt
 import pytest
 from ampmesh.platform.v1 import projects_pb2, projects_pb2_grpc
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.conftest import Stack
+from tests.e2e.control_plane import (
+    b64url,
+    bearer,
+    create_project,
+    customer_claims,
+    issue_names,
+    listed,
+    new_rsa_key,
+    problem,
+    register_jwt_key,
+    sign_jwt,
+    spki_pem,
+)
 
 pytestmark = pytest.mark.e2e
-
-SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
-
-
-def issue_names(body: dict[str, Any]) -> set[str]:
-    return {f"{i['in']}.{i['name']}" for i in body.get("issues", [])}
-
-
-def pem(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.PEM, SPKI).decode()
-
-
-def b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -66,54 +45,14 @@ class Signer:
     private_key: rsa.RSAPrivateKey
 
     def token(self, *, kid: str | None = None, **overrides: Any) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "sub": "alice@acme.example",
-            "groupRef": "acme",
-            "consumerRef": "alice",
-            "iat": now,
-            "exp": now + 300,
-        }
-        claims.update(overrides)
-        claims = {k: v for k, v in claims.items() if v is not None}
-        return jwt.encode(
-            claims, self.private_key, algorithm="RS256", headers={"kid": kid or self.kid}
-        )
-
-
-@pytest.fixture(scope="module")
-async def admin(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=10
-    ) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def anonymous(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.endpoints["api"], timeout=10) as client:
-        yield client
-
-
-async def register(admin: httpx.AsyncClient, project: str, public_pem: str, label: str) -> str:
-    created = await admin.post(
-        f"/v1/projects/{project}/jwt-keys",
-        json={"label": label, "algorithm": "RS256", "publicKeyPem": public_pem},
-    )
-    assert created.status_code == 201, created.text
-    assert list(created.json()) == ["kid"]
-    kid: str = created.json()["kid"]
-    return kid
+        return sign_jwt(self.private_key, customer_claims(**overrides), kid or self.kid)
 
 
 async def new_signer(admin: httpx.AsyncClient) -> Signer:
-    name = unique("jwt")
-    created = await admin.post("/v1/projects", json={"name": name, "appName": "JWT"})
-    assert created.status_code == 201, created.text
-    project_id = created.json()["id"]
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    kid = await register(admin, project_id, pem(private_key.public_key()), "signer")
-    return Signer(project_id, name, kid, private_key)
+    project = await create_project(admin, "jwt", "JWT")
+    private_key = new_rsa_key()
+    kid = await register_jwt_key(admin, project["id"], spki_pem(private_key.public_key()))
+    return Signer(project["id"], project["name"], kid, private_key)
 
 
 @pytest.fixture(scope="module")
@@ -127,22 +66,19 @@ async def signer_b(admin: httpx.AsyncClient) -> Signer:
 
 
 async def jwt_keys_of(admin: httpx.AsyncClient, project_id: str) -> list[dict[str, Any]]:
-    listed = await admin.get(f"/v1/projects/{project_id}/jwt-keys")
-    assert listed.status_code == 200, listed.text
-    keys: list[dict[str, Any]] = listed.json()
-    return keys
+    return await listed(admin, f"/v1/projects/{project_id}/jwt-keys")
 
 
 async def test_jwt_key_lifecycle(admin: httpx.AsyncClient, signer_a: Signer) -> None:
     base = f"/v1/projects/{signer_a.project_name}/jwt-keys"
-    public_pem = pem(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key())
-    kid = await register(admin, signer_a.project_id, public_pem, "rotation-2")
+    pem = spki_pem(new_rsa_key().public_key())
+    kid = await register_jwt_key(admin, signer_a.project_id, pem, "rotation-2")
     got = await admin.get(f"{base}/{kid}")
     assert got.status_code == 200, got.text
     key = got.json()
     assert key["id"] == kid and key["projectId"] == signer_a.project_id
     assert key["label"] == "rotation-2" and key["algorithm"] == "RSA"
-    assert key["publicKeyPem"] == public_pem and key["active"] is True
+    assert key["publicKeyPem"] == pem and key["active"] is True
     assert key["createTime"] and key["updateTime"]
     assert key in await jwt_keys_of(admin, signer_a.project_id)
 
@@ -178,9 +114,9 @@ async def test_jwt_key_lifecycle(admin: httpx.AsyncClient, signer_a: Signer) -> 
 async def test_registering_refuses_what_is_not_an_rsa_key_of_2048_bits(
     admin: httpx.AsyncClient, signer_a: Signer
 ) -> None:
-    good = pem(rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key())
-    small = pem(rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key())  # noqa: S505
-    elliptic = pem(ec.generate_private_key(ec.SECP256R1()).public_key())
+    good = spki_pem(new_rsa_key().public_key())
+    small = spki_pem(new_rsa_key(1024).public_key())
+    elliptic = spki_pem(ec.generate_private_key(ec.SECP256R1()).public_key())
     before = await jwt_keys_of(admin, signer_a.project_id)
     for body, field, words in (
         ({"label": "x", "algorithm": "RS256", "publicKeyPem": "nope"}, "publicKeyPem", "PEM"),
@@ -205,8 +141,8 @@ async def test_a_valid_token_reaches_only_its_project_as_a_frontend_caller(
     own = await anonymous.get(f"/v1/projects/{signer_a.project_name}", headers=token)
     assert own.status_code == 200, own.text
     assert own.json()["id"] == signer_a.project_id
-    listed = await anonymous.get("/v1/projects", headers=token)
-    assert [p["id"] for p in listed.json()] == [signer_a.project_id]
+    projects = await anonymous.get("/v1/projects", headers=token)
+    assert [p["id"] for p in projects.json()] == [signer_a.project_id]
 
     theirs = problem(await anonymous.get(f"/v1/projects/{signer_b.project_id}", headers=token), 404)
     assert theirs["detail"] == f"project {signer_b.project_id!r} not found"
@@ -232,7 +168,7 @@ async def test_every_bad_token_is_a_401_naming_the_problem_and_changes_nothing(
     admin: httpx.AsyncClient, anonymous: httpx.AsyncClient, signer_a: Signer, signer_b: Signer
 ) -> None:
     now = int(time.time())
-    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger = new_rsa_key()
     forged = Signer(signer_a.project_id, signer_a.project_name, signer_a.kid, stranger)
     # Signed by B's private key but naming A's key, and the reverse.
     b_signs_as_a = Signer(
@@ -243,12 +179,12 @@ async def test_every_bad_token_is_a_401_naming_the_problem_and_changes_nothing(
     )
     none_header = {"alg": "none", "typ": "JWT", "kid": signer_a.kid}
     claims = {"groupRef": "acme", "consumerRef": "alice", "iat": now, "exp": now + 60}
-    unsigned = f"{b64(none_header)}.{b64(claims)}."
+    unsigned = f"{b64url(none_header)}.{b64url(claims)}."
 
     # A key registered then deactivated, and one registered then deleted.
-    inactive_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    inactive_kid = await register(
-        admin, signer_a.project_id, pem(inactive_key.public_key()), "inactive"
+    inactive_key = new_rsa_key()
+    inactive_kid = await register_jwt_key(
+        admin, signer_a.project_id, spki_pem(inactive_key.public_key()), "inactive"
     )
     off = await admin.patch(
         f"/v1/projects/{signer_a.project_id}/jwt-keys/{inactive_kid}",
@@ -256,9 +192,9 @@ async def test_every_bad_token_is_a_401_naming_the_problem_and_changes_nothing(
     )
     assert off.status_code == 200, off.text
     inactive = Signer(signer_a.project_id, signer_a.project_name, inactive_kid, inactive_key)
-    deleted_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    deleted_kid = await register(
-        admin, signer_a.project_id, pem(deleted_key.public_key()), "deleted"
+    deleted_key = new_rsa_key()
+    deleted_kid = await register_jwt_key(
+        admin, signer_a.project_id, spki_pem(deleted_key.public_key()), "deleted"
     )
     assert (
         await admin.delete(f"/v1/projects/{signer_a.project_id}/jwt-keys/{deleted_kid}")
@@ -271,7 +207,7 @@ async def test_every_bad_token_is_a_401_naming_the_problem_and_changes_nothing(
         "another project's private key": (b_signs_as_a.token(), "signature"),
         "the other way round": (a_signs_as_b.token(), "signature"),
         "alg none": (unsigned, "RS256"),
-        "lifetime over 10 minutes": (signer_a.token(exp=now + 601), "exp - iat"),
+        "lifetime over 10 minutes": (signer_a.token(iat=now, exp=now + 601), "exp - iat"),
         "unknown kid": (signer_a.token(kid=str(uuid.uuid4())), "no JWT key"),
         "kid not a uuid": (signer_a.token(kid="my-key"), "no JWT key"),
         "inactive key": (inactive.token(), "not active"),

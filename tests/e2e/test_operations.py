@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,16 +19,26 @@ from typing import Any
 import asyncpg
 import grpc
 import httpx
-import jwt
 import pytest
 from ampmesh.platform.v1 import operations_pb2, operations_pb2_grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf import json_format
 
-from services.api.auth import new_api_key
 from tests.conftest import Stack
 from tests.e2e.conformance import assert_conforms
+from tests.e2e.control_plane import (
+    bearer,
+    client,
+    create_api_key,
+    create_project,
+    customer_claims,
+    database_url,
+    new_rsa_key,
+    problem,
+    register_jwt_key,
+    sign_jwt,
+    spki_pem,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,18 +53,6 @@ BACKFILL = (
     "/objects/{objectName}/backfill-progress"
 )
 EPOCH = datetime(2025, 2, 13, 10, 0, tzinfo=UTC)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
 
 
 @dataclass(frozen=True)
@@ -81,25 +78,12 @@ class Installation:
 
 @pytest.fixture(scope="module")
 async def db(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
-    postgres = next(c for c in stack.mesh.components if c.name == "postgres")
-    pool = await asyncpg.create_pool(postgres.database_url, min_size=1, max_size=2)  # type: ignore[attr-defined]
-    yield pool
-    await pool.close()
+    async with asyncpg.create_pool(database_url(stack), min_size=1, max_size=2) as pool:
+        yield pool
 
 
-@pytest.fixture(scope="module")
-async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=10
-    ) as client:
-        yield client
-
-
-async def new_project(api: httpx.AsyncClient) -> dict[str, Any]:
-    created = await api.post("/v1/projects", json={"name": unique("ops"), "appName": "Ops"})
-    assert created.status_code == 201, created.text
-    project: dict[str, Any] = created.json()
-    return project
+async def new_project(admin: httpx.AsyncClient) -> dict[str, Any]:
+    return await create_project(admin, "ops", "Ops")
 
 
 async def new_installation(
@@ -154,24 +138,10 @@ async def new_operation(
     return str(row)
 
 
-async def project_key(db: asyncpg.Pool, project: dict[str, Any]) -> str:
-    """A `full` API key of project, stored as the API keys RPCs store one."""
-    key = new_api_key()
-    await db.execute(
-        "INSERT INTO api_keys (org_id, project_id, prefix, secret_sha256, label, scopes) "
-        "VALUES ($1, $2, $3, $4, 'ops test', '{full}')",
-        uuid.UUID(project["orgId"]),
-        uuid.UUID(project["id"]),
-        key.prefix,
-        key.digest,
-    )
-    return key.secret
-
-
 async def test_operations_come_newest_first_a_page_at_a_time(
-    api: httpx.AsyncClient, db: asyncpg.Pool
+    admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    installation = await new_installation(db, await new_project(api))
+    installation = await new_installation(db, await new_project(admin))
     # Two operations share a start time: the list breaks the tie by id, so paging neither
     # skips nor repeats one of them.
     starts = [EPOCH, EPOCH + timedelta(seconds=1), EPOCH + timedelta(seconds=1)]
@@ -182,7 +152,7 @@ async def test_operations_come_newest_first_a_page_at_a_time(
     pages: list[dict[str, Any]] = []
     params: dict[str, Any] = {"pageSize": 2}
     while True:
-        response = await api.get(installation.operations_path(), params=params)
+        response = await admin.get(installation.operations_path(), params=params)
         assert response.status_code == 200, response.text
         assert_conforms(response, "GET", LIST)
         pages.append(response.json())
@@ -207,15 +177,15 @@ async def test_operations_come_newest_first_a_page_at_a_time(
     assert first["metadata"] == {"objects": ["contact"], "successfulRecordIds": []}
 
     # The project's name works in the path as well as its id.
-    by_name = await api.get(installation.operations_path(installation.project_name))
+    by_name = await admin.get(installation.operations_path(installation.project_name))
     assert [op["id"] for op in by_name.json()["results"]] == expected
 
 
 async def test_an_installation_without_operations_lists_an_empty_last_page(
-    api: httpx.AsyncClient, db: asyncpg.Pool
+    admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    installation = await new_installation(db, await new_project(api))
-    response = await api.get(installation.operations_path())
+    installation = await new_installation(db, await new_project(admin))
+    response = await admin.get(installation.operations_path())
     assert response.status_code == 200, response.text
     assert response.json()["results"] == []
     assert response.json()["pagination"]["done"] is True
@@ -223,9 +193,9 @@ async def test_an_installation_without_operations_lists_an_empty_last_page(
 
 
 async def test_page_size_defaults_to_200_and_is_capped_at_1000(
-    api: httpx.AsyncClient, db: asyncpg.Pool
+    admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    installation = await new_installation(db, await new_project(api))
+    installation = await new_installation(db, await new_project(admin))
     await db.execute(
         "INSERT INTO operations (project_id, integration_id, installation_id, config_id, "
         "action_type, status, created_at) "
@@ -237,13 +207,13 @@ async def test_page_size_defaults_to_200_and_is_capped_at_1000(
         uuid.UUID(installation.id),
         EPOCH,
     )
-    default = (await api.get(installation.operations_path())).json()
+    default = (await admin.get(installation.operations_path())).json()
     assert len(default["results"]) == 200 and default["pagination"]["done"] is False
 
-    capped = (await api.get(installation.operations_path(), params={"pageSize": 5000})).json()
+    capped = (await admin.get(installation.operations_path(), params={"pageSize": 5000})).json()
     assert len(capped["results"]) == 1000 and capped["pagination"]["done"] is False
     rest = (
-        await api.get(
+        await admin.get(
             installation.operations_path(),
             params={"pageSize": 1000, "pageToken": capped["pagination"]["nextPageToken"]},
         )
@@ -254,26 +224,26 @@ async def test_page_size_defaults_to_200_and_is_capped_at_1000(
 
     for bad in (0, -1):
         refused = problem(
-            await api.get(installation.operations_path(), params={"pageSize": bad}), 400
+            await admin.get(installation.operations_path(), params={"pageSize": bad}), 400
         )
         assert [(i["in"], i["name"]) for i in refused["issues"]] == [("query", "pageSize")]
         assert "1000" in refused["issues"][0]["detail"]
-    problem(await api.get(installation.operations_path(), params={"pageSize": "ten"}), 400)
+    problem(await admin.get(installation.operations_path(), params={"pageSize": "ten"}), 400)
 
 
 async def test_page_tokens_of_another_list_or_forged_ones_are_refused(
-    api: httpx.AsyncClient, db: asyncpg.Pool
+    admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    project = await new_project(api)
+    project = await new_project(admin)
     mine = await new_installation(db, project, "acme")
     other = await new_installation(db, project, "globex")
     for index in range(3):
         await new_operation(db, mine, EPOCH + timedelta(seconds=index))
         await new_operation(db, other, EPOCH + timedelta(seconds=index))
-    other_token = (await api.get(other.operations_path(), params={"pageSize": 1})).json()[
+    other_token = (await admin.get(other.operations_path(), params={"pageSize": 1})).json()[
         "pagination"
     ]["nextPageToken"]
-    own_token = (await api.get(mine.operations_path(), params={"pageSize": 1})).json()[
+    own_token = (await admin.get(mine.operations_path(), params={"pageSize": 1})).json()[
         "pagination"
     ]["nextPageToken"]
     padded = own_token + "=" * (-len(own_token) % 4)
@@ -281,16 +251,16 @@ async def test_page_tokens_of_another_list_or_forged_ones_are_refused(
     wrong_version = base64.urlsafe_b64encode(json.dumps([99, *fields[1:]]).encode()).decode()
 
     for token in (other_token, "not-a-token", "%%%", wrong_version, own_token[:-6]):
-        refused = problem(await api.get(mine.operations_path(), params={"pageToken": token}), 400)
+        refused = problem(await admin.get(mine.operations_path(), params={"pageToken": token}), 400)
         assert [(i["in"], i["name"]) for i in refused["issues"]] == [("query", "pageToken")]
         assert "nextPageToken" in refused["issues"][0]["detail"]
     # The token of this list still works after the refusals.
-    page = await api.get(mine.operations_path(), params={"pageToken": own_token})
+    page = await admin.get(mine.operations_path(), params={"pageToken": own_token})
     assert page.status_code == 200 and len(page.json()["results"]) == 2
 
 
-async def test_get_operation_shows_its_metadata(api: httpx.AsyncClient, db: asyncpg.Pool) -> None:
-    installation = await new_installation(db, await new_project(api))
+async def test_get_operation_shows_its_metadata(admin: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    installation = await new_installation(db, await new_project(admin))
     operation_id = uuid.uuid4()
     metadata = {
         "objects": ["contact"],
@@ -313,7 +283,9 @@ async def test_get_operation_shows_its_metadata(api: httpx.AsyncClient, db: asyn
         metadata=metadata,
         operation_id=operation_id,
     )
-    response = await api.get(f"/v1/projects/{installation.project_name}/operations/{operation_id}")
+    response = await admin.get(
+        f"/v1/projects/{installation.project_name}/operations/{operation_id}"
+    )
     assert response.status_code == 200, response.text
     assert_conforms(response, "GET", GET)
     operation = response.json()
@@ -332,15 +304,15 @@ async def test_get_operation_shows_its_metadata(api: httpx.AsyncClient, db: asyn
 
     for missing in (str(uuid.uuid4()), "not-an-id"):
         gone = problem(
-            await api.get(f"/v1/projects/{installation.project_id}/operations/{missing}"), 404
+            await admin.get(f"/v1/projects/{installation.project_id}/operations/{missing}"), 404
         )
         assert missing in gone["detail"]
 
 
 async def test_logs_come_oldest_first_as_a_bare_array(
-    api: httpx.AsyncClient, db: asyncpg.Pool
+    admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    installation = await new_installation(db, await new_project(api))
+    installation = await new_installation(db, await new_project(admin))
     operation = await new_operation(db, installation, EPOCH)
     quiet = await new_operation(db, installation, EPOCH + timedelta(seconds=1))
     entries = [  # written out of order, as concurrent activities may
@@ -363,7 +335,7 @@ async def test_logs_come_oldest_first_as_a_bare_array(
             json.dumps(message),
         )
     path = f"/v1/projects/{installation.project_id}/operations/{operation}/logs"
-    response = await api.get(path)
+    response = await admin.get(path)
     assert response.status_code == 200, response.text
     assert_conforms(response, "GET", LOGS)
     logs = response.json()
@@ -379,19 +351,19 @@ async def test_logs_come_oldest_first_as_a_bare_array(
     # Every entry names its operation, whether or not its writer did.
     assert {log["message"]["operation_id"] for log in logs} == {operation}
 
-    none = await api.get(f"/v1/projects/{installation.project_id}/operations/{quiet}/logs")
+    none = await admin.get(f"/v1/projects/{installation.project_id}/operations/{quiet}/logs")
     assert none.status_code == 200 and none.json() == []
     problem(
-        await api.get(f"/v1/projects/{installation.project_id}/operations/{uuid.uuid4()}/logs"),
+        await admin.get(f"/v1/projects/{installation.project_id}/operations/{uuid.uuid4()}/logs"),
         404,
     )
 
 
 async def test_backfill_progress_is_the_newest_backfills_or_404(
-    api: httpx.AsyncClient, db: asyncpg.Pool
+    admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    installation = await new_installation(db, await new_project(api))
-    missing = problem(await api.get(installation.backfill_path("contact")), 404)
+    installation = await new_installation(db, await new_project(admin))
+    missing = problem(await admin.get(installation.backfill_path("contact")), 404)
     assert "contact" in missing["detail"]
 
     async def backfill(
@@ -414,7 +386,7 @@ async def test_backfill_progress_is_the_newest_backfills_or_404(
         return operation
 
     first = await backfill(EPOCH, 0, None)
-    response = await api.get(installation.backfill_path("contact"))
+    response = await admin.get(installation.backfill_path("contact"))
     assert response.status_code == 200, response.text
     assert_conforms(response, "GET", BACKFILL)
     assert response.json() == {
@@ -428,17 +400,17 @@ async def test_backfill_progress_is_the_newest_backfills_or_404(
 
     second = await backfill(EPOCH + timedelta(hours=1), 1250, 5000)
     await backfill(EPOCH + timedelta(hours=2), 7, None, object_name="account")
-    latest = (await api.get(installation.backfill_path("contact"))).json()
+    latest = (await admin.get(installation.backfill_path("contact"))).json()
     assert latest["operationId"] == second
     assert (latest["recordsProcessed"], latest["recordsEstimatedTotal"]) == (1250, 5000)
     assert latest["updateTime"] == "2025-02-13T11:05:00Z"
-    problem(await api.get(installation.backfill_path("lead")), 404)
+    problem(await admin.get(installation.backfill_path("lead")), 404)
 
 
 async def test_nothing_of_a_project_is_visible_to_another_projects_key(
-    stack: Stack, api: httpx.AsyncClient, db: asyncpg.Pool
+    stack: Stack, admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    project_a, project_b = await new_project(api), await new_project(api)
+    project_a, project_b = await new_project(admin), await new_project(admin)
     installation = await new_installation(db, project_a)
     operation = await new_operation(db, installation, EPOCH)
     await db.execute(
@@ -449,7 +421,8 @@ async def test_nothing_of_a_project_is_visible_to_another_projects_key(
         uuid.UUID(installation.id),
     )
     other_integration = await new_installation(db, project_a)
-    key_a, key_b = await project_key(db, project_a), await project_key(db, project_b)
+    key_a = await create_api_key(admin, project_a["id"], ["full"])
+    key_b = await create_api_key(admin, project_b["id"], ["full"])
 
     def paths(project: str, integration: str = installation.integration_id) -> list[str]:
         return [
@@ -461,7 +434,7 @@ async def test_nothing_of_a_project_is_visible_to_another_projects_key(
             f"/v1/projects/{project}/operations/{operation}/logs",
         ]
 
-    async with httpx.AsyncClient(base_url=stack.endpoints["api"], timeout=10) as http:
+    async with client(stack) as http:
         for path in paths(project_a["id"]):
             allowed = await http.get(path, headers={"X-Api-Key": key_a})
             assert allowed.status_code == 200, (path, allowed.text)
@@ -479,36 +452,20 @@ async def test_nothing_of_a_project_is_visible_to_another_projects_key(
 
 
 async def test_a_customer_jwt_sees_only_its_own_groups_operations(
-    stack: Stack, api: httpx.AsyncClient, db: asyncpg.Pool
+    stack: Stack, admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    project = await new_project(api)
+    project = await new_project(admin)
     own, other = (
         await new_installation(db, project, "acme"),
         await new_installation(db, project, "globex"),
     )
     own_operation = await new_operation(db, own, EPOCH)
     other_operation = await new_operation(db, other, EPOCH)
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    kid = await db.fetchval(
-        "INSERT INTO jwt_keys (project_id, label, algorithm, public_key_pem) "
-        "VALUES ($1, 'ops test', 'RS256', $2) RETURNING id",
-        uuid.UUID(project["id"]),
-        public.decode(),
-    )
-    now = int(time.time())
-    token = jwt.encode(
-        {"sub": "u1", "groupRef": "acme", "consumerRef": "u1", "iat": now, "exp": now + 300},
-        private,
-        algorithm="RS256",
-        headers={"kid": str(kid)},
-    )
+    private = new_rsa_key()
+    kid = await register_jwt_key(admin, project["id"], spki_pem(private.public_key()))
+    token = sign_jwt(private, customer_claims(groupRef="acme"), kid)
     base = f"/v1/projects/{project['id']}"
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"Authorization": f"Bearer {token}"}, timeout=10
-    ) as customer:
+    async with client(stack, headers=bearer(token)) as customer:
         listed = await customer.get(own.operations_path())
         assert listed.status_code == 200, listed.text
         assert [op["id"] for op in listed.json()["results"]] == [own_operation]
@@ -520,11 +477,13 @@ async def test_a_customer_jwt_sees_only_its_own_groups_operations(
 
 
 async def test_grpc_clients_read_the_same_operations(
-    stack: Stack, api: httpx.AsyncClient, db: asyncpg.Pool
+    stack: Stack, admin: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    installation = await new_installation(db, await new_project(api))
+    installation = await new_installation(db, await new_project(admin))
     operation = await new_operation(db, installation, EPOCH, action_type="write")
-    rest = (await api.get(f"/v1/projects/{installation.project_id}/operations/{operation}")).json()
+    rest = (
+        await admin.get(f"/v1/projects/{installation.project_id}/operations/{operation}")
+    ).json()
     metadata = (("x-api-key", stack.admin_api_key),)
     async with grpc.aio.insecure_channel(stack.endpoints["grpc"]) as channel:
         stub = operations_pb2_grpc.OperationServiceStub(channel)

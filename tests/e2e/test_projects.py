@@ -3,57 +3,32 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from typing import Any
-
 import grpc
 import httpx
 import pytest
 from ampmesh.platform.v1 import projects_pb2, projects_pb2_grpc
 
 from tests.conftest import Stack
+from tests.e2e.control_plane import problem, unique
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"],
-        headers={"X-Api-Key": stack.admin_api_key},
-        timeout=10,
-    ) as client:
-        yield client
-
-
-def unique(prefix: str = "proj") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
-
-
 async def test_create_get_by_id_and_name_list_and_update(
-    stack: Stack, api: httpx.AsyncClient
+    stack: Stack, admin: httpx.AsyncClient
 ) -> None:
-    name = unique()
-    created = await api.post("/v1/projects", json={"name": name, "appName": "Acme Sync"})
+    name = unique("proj")
+    created = await admin.post("/v1/projects", json={"name": name, "appName": "Acme Sync"})
     assert created.status_code == 201, created.text
     project = created.json()
     assert project["name"] == name and project["appName"] == "Acme Sync"
     assert project["orgId"] == stack.org_id
-    assert (await api.get(f"/v1/projects/{project['id']}")).json() == project
-    assert (await api.get(f"/v1/projects/{name.upper()}")).json() == project  # names: any case
-    listed = (await api.get("/v1/projects")).json()
+    assert (await admin.get(f"/v1/projects/{project['id']}")).json() == project
+    assert (await admin.get(f"/v1/projects/{name.upper()}")).json() == project  # names: any case
+    listed = (await admin.get("/v1/projects")).json()
     assert project in listed  # the reference answers a bare array
 
-    updated = await api.patch(
+    updated = await admin.patch(
         f"/v1/projects/{name}",
         json={"updateMask": ["appName"], "project": {"appName": "Acme Sync 2", "name": "x"}},
     )
@@ -63,9 +38,9 @@ async def test_create_get_by_id_and_name_list_and_update(
     assert "updateTime" in updated.json()
 
 
-async def test_grpc_clients_reach_the_same_projects(stack: Stack, api: httpx.AsyncClient) -> None:
-    name = unique()
-    await api.post("/v1/projects", json={"name": name, "appName": "Both ways"})
+async def test_grpc_clients_reach_the_same_projects(stack: Stack, admin: httpx.AsyncClient) -> None:
+    name = unique("proj")
+    await admin.post("/v1/projects", json={"name": name, "appName": "Both ways"})
     async with grpc.aio.insecure_channel(stack.endpoints["grpc"]) as channel:
         stub = projects_pb2_grpc.ProjectServiceStub(channel)
         got = await stub.GetProject(
@@ -80,43 +55,42 @@ async def test_grpc_clients_reach_the_same_projects(stack: Stack, api: httpx.Asy
 
 
 async def test_bad_requests_are_refused_and_change_nothing(
-    stack: Stack, api: httpx.AsyncClient
+    admin: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    name = unique()
-    await api.post("/v1/projects", json={"name": name, "appName": "Original"})
-    before = (await api.get("/v1/projects")).json()
+    name = unique("proj")
+    await admin.post("/v1/projects", json={"name": name, "appName": "Original"})
+    before = (await admin.get("/v1/projects")).json()
 
     duplicate = problem(
-        await api.post("/v1/projects", json={"name": name.upper(), "appName": "x"}), 409
+        await admin.post("/v1/projects", json={"name": name.upper(), "appName": "x"}), 409
     )
     assert name.upper() in duplicate["detail"]
     invalid = problem(
-        await api.post("/v1/projects", json={"name": "no spaces!", "appName": ""}), 400
+        await admin.post("/v1/projects", json={"name": "no spaces!", "appName": ""}), 400
     )
     assert {(i["in"], i["name"]) for i in invalid["issues"]} == {
         ("body", "name"),
         ("body", "appName"),
     }
-    wrong_type = problem(await api.post("/v1/projects", json={"name": 5, "appName": []}), 400)
+    wrong_type = problem(await admin.post("/v1/projects", json={"name": 5, "appName": []}), 400)
     assert wrong_type["detail"]
     mask = problem(
-        await api.patch(
+        await admin.patch(
             f"/v1/projects/{name}", json={"updateMask": ["orgId"], "project": {"orgId": "x"}}
         ),
         400,
     )
     assert mask["issues"][0]["name"] == "updateMask"
-    missing = problem(await api.get(f"/v1/projects/{unique('nope')}"), 404)
+    missing = problem(await admin.get(f"/v1/projects/{unique('nope')}"), 404)
     assert "not found" in missing["detail"]
 
-    async with httpx.AsyncClient(base_url=stack.endpoints["api"], timeout=10) as anonymous:
-        problem(await anonymous.get("/v1/projects"), 401)
-        problem(
-            await anonymous.post(
-                "/v1/projects",
-                json={"name": unique(), "appName": "x"},
-                headers={"X-Api-Key": "amp_000000000000_forged"},
-            ),
-            401,
-        )
-    assert (await api.get("/v1/projects")).json() == before
+    problem(await anonymous.get("/v1/projects"), 401)
+    problem(
+        await anonymous.post(
+            "/v1/projects",
+            json={"name": unique("proj"), "appName": "x"},
+            headers={"X-Api-Key": "amp_000000000000_forged"},
+        ),
+        401,
+    )
+    assert (await admin.get("/v1/projects")).json() == before

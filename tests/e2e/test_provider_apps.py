@@ -14,39 +14,28 @@ import pytest
 from ampmesh.platform.v1 import provider_apps_pb2, provider_apps_pb2_grpc
 
 from tests.conftest import Stack
-from tests.e2e.test_destinations import database_dump, issue_names, problem, unique
+from tests.e2e.control_plane import (
+    admin_client,
+    create_project,
+    database_dump,
+    issue_names,
+    listed,
+    problem,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-async def project(stack: Stack) -> str:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=10
-    ) as client:
-        created = await client.post(
-            "/v1/projects", json={"name": unique("apps"), "appName": "Provider apps"}
-        )
-    assert created.status_code == 201, created.text
-    name: str = created.json()["name"]
+async def project(admin: httpx.AsyncClient) -> str:
+    name: str = (await create_project(admin, "apps", "Provider apps"))["name"]
     return name
 
 
 @pytest.fixture
 async def api(stack: Stack, project: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=f"{stack.endpoints['api']}/v1/projects/{project}",
-        headers={"X-Api-Key": stack.admin_api_key},
-        timeout=10,
-    ) as client:
-        yield client
-
-
-async def listed(api: httpx.AsyncClient) -> list[dict[str, Any]]:
-    response = await api.get("/provider-apps")
-    assert response.status_code == 200, response.text
-    body: list[dict[str, Any]] = response.json()
-    return body
+    async with admin_client(stack, f"/v1/projects/{project}") as http:
+        yield http
 
 
 def secret() -> str:
@@ -80,7 +69,7 @@ async def test_lifecycle_with_a_write_only_client_secret(
     assert app["metadata"]["providerParams"] == {"packageInstallURL": "https://example.com/install"}
     assert app["id"] and app["projectId"] and app["createTime"]
     assert "clientSecret" not in app
-    assert app in await listed(api)
+    assert app in await listed(api, "/provider-apps")
 
     second_secret = secret()
     updated = await api.patch(
@@ -111,7 +100,7 @@ async def test_lifecycle_with_a_write_only_client_secret(
 
     deleted = await api.delete(f"/provider-apps/{app['id']}")
     assert deleted.status_code == 204, deleted.text
-    assert app["id"] not in {a["id"] for a in await listed(api)}
+    assert app["id"] not in {a["id"] for a in await listed(api, "/provider-apps")}
     problem(await api.delete(f"/provider-apps/{app['id']}"), 404)
     problem(
         await api.patch(
@@ -123,7 +112,7 @@ async def test_lifecycle_with_a_write_only_client_secret(
 
 
 async def test_providers_must_be_oauth2_providers_of_the_catalog(api: httpx.AsyncClient) -> None:
-    before = await listed(api)
+    before = await listed(api, "/provider-apps")
     typo = problem(
         await api.post(
             "/provider-apps",
@@ -142,7 +131,7 @@ async def test_providers_must_be_oauth2_providers_of_the_catalog(api: httpx.Asyn
     )
     assert issue_names(api_key_only) == {"body.provider"}
     assert "OAuth2" in api_key_only["detail"]
-    assert await listed(api) == before
+    assert await listed(api, "/provider-apps") == before
 
 
 async def test_refusals_name_the_field_and_change_nothing(api: httpx.AsyncClient) -> None:
@@ -152,7 +141,7 @@ async def test_refusals_name_the_field_and_change_nothing(api: httpx.AsyncClient
             json={"provider": "salesforce", "clientId": "keep-me", "clientSecret": secret()},
         )
     ).json()
-    before = await listed(api)
+    before = await listed(api, "/provider-apps")
     cases: list[tuple[dict[str, Any], set[str]]] = [
         ({"provider": "salesforce", "clientId": "id"}, {"body.clientSecret"}),
         ({"provider": "salesforce", "clientSecret": "s"}, {"body.clientId"}),
@@ -187,11 +176,11 @@ async def test_refusals_name_the_field_and_change_nothing(api: httpx.AsyncClient
         refused = problem(await api.patch(f"/provider-apps/{app['id']}", json=update), 400)
         assert issue_names(refused) == names, (update, refused)
     problem(await api.delete("/provider-apps/not-an-id"), 404)
-    assert await listed(api) == before
+    assert await listed(api, "/provider-apps") == before
 
 
 async def test_another_projects_apps_cannot_be_reached(
-    stack: Stack, api: httpx.AsyncClient
+    admin: httpx.AsyncClient, api: httpx.AsyncClient
 ) -> None:
     mine = (
         await api.post(
@@ -199,22 +188,17 @@ async def test_another_projects_apps_cannot_be_reached(
             json={"provider": "salesforce", "clientId": "mine", "clientSecret": secret()},
         )
     ).json()
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=10
-    ) as client:
-        other = (
-            await client.post("/v1/projects", json={"name": unique("other"), "appName": "Other"})
-        ).json()["name"]
-        elsewhere = f"/v1/projects/{other}/provider-apps/{mine['id']}"
-        problem(
-            await client.patch(
-                elsewhere, json={"updateMask": ["clientId"], "providerApp": {"clientId": "x"}}
-            ),
-            404,
-        )
-        problem(await client.delete(elsewhere), 404)
-        assert (await client.get(f"/v1/projects/{other}/provider-apps")).json() == []
-    assert mine in await listed(api)
+    other = (await create_project(admin, "other", "Other"))["name"]
+    elsewhere = f"/v1/projects/{other}/provider-apps/{mine['id']}"
+    problem(
+        await admin.patch(
+            elsewhere, json={"updateMask": ["clientId"], "providerApp": {"clientId": "x"}}
+        ),
+        404,
+    )
+    problem(await admin.delete(elsewhere), 404)
+    assert (await admin.get(f"/v1/projects/{other}/provider-apps")).json() == []
+    assert mine in await listed(api, "/provider-apps")
 
 
 async def test_grpc_clients_reach_the_same_apps(stack: Stack, project: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,13 +24,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import Stack
 from tests.contracts.bindings import bindings
 from tests.contracts.reference import operations
 from tests.e2e import conformance
+from tests.e2e.control_plane import admin_client, database_url, new_rsa_key, spki_pem
 
 pytestmark = pytest.mark.e2e
 
@@ -159,15 +158,6 @@ integrations:
 """
 
 
-def public_key_pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
 def _id(body: Any) -> Any:
     return body["id"]
 
@@ -269,7 +259,11 @@ async def update_api_key(w: World) -> httpx.Response:
 async def create_jwt_key(w: World) -> httpx.Response:
     return await w.http.post(
         f"{w.project}/jwt-keys",
-        json={"label": "conformance", "algorithm": "RS256", "publicKeyPem": public_key_pem()},
+        json={
+            "label": "conformance",
+            "algorithm": "RS256",
+            "publicKeyPem": spki_pem(new_rsa_key().public_key()),
+        },
     )
 
 
@@ -879,11 +873,9 @@ async def walk(world: World) -> list[Outcome]:
 
 
 @pytest.fixture
-async def db(stack: Stack) -> Any:
-    postgres = next(c for c in stack.mesh.components if c.name == "postgres")
-    pool = await asyncpg.create_pool(postgres.database_url, min_size=1, max_size=2)  # type: ignore[attr-defined]
-    yield pool
-    await pool.close()
+async def db(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(database_url(stack), min_size=1, max_size=2) as pool:
+        yield pool
 
 
 def test_every_bound_platform_operation_has_a_step() -> None:
@@ -900,9 +892,7 @@ def test_every_bound_platform_operation_has_a_step() -> None:
 async def test_every_built_platform_operation_answers_as_the_reference_documents(
     stack: Stack, db: asyncpg.Pool
 ) -> None:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=20
-    ) as http:
+    async with admin_client(stack) as http:
         outcomes = await walk(World(stack, http, db, uuid.uuid4().hex[:10]))
 
     built = [o for o in outcomes if o.built]

@@ -14,7 +14,16 @@ import pytest
 from ampmesh.platform.v1 import destinations_pb2, destinations_pb2_grpc
 
 from tests.conftest import Stack
-from tests.e2e.test_destinations import HOOK, issue_names, problem, unique
+from tests.e2e.control_plane import (
+    HOOK,
+    admin_client,
+    create_api_key,
+    create_project,
+    issue_names,
+    listed,
+    problem,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -22,42 +31,24 @@ EVENT_ROUTES = "/notification-event-topic-routes"
 DESTINATION_ROUTES = "/topic-destination-routes"
 
 
-async def new_project(stack: Stack) -> str:
-    async with httpx.AsyncClient(
-        base_url=stack.endpoints["api"], headers={"X-Api-Key": stack.admin_api_key}, timeout=10
-    ) as client:
-        created = await client.post(
-            "/v1/projects", json={"name": unique("topics"), "appName": "Topics"}
-        )
-    assert created.status_code == 201, created.text
-    name: str = created.json()["name"]
+async def new_project(admin: httpx.AsyncClient) -> str:
+    name: str = (await create_project(admin, "topics", "Topics"))["name"]
     return name
 
 
 @pytest.fixture(scope="module")
-async def project(stack: Stack) -> str:
-    return await new_project(stack)
+async def project(admin: httpx.AsyncClient) -> str:
+    return await new_project(admin)
 
 
 def client_for(stack: Stack, project: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=f"{stack.endpoints['api']}/v1/projects/{project}",
-        headers={"X-Api-Key": stack.admin_api_key},
-        timeout=10,
-    )
+    return admin_client(stack, f"/v1/projects/{project}")
 
 
 @pytest.fixture
 async def api(stack: Stack, project: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(stack, project) as client:
-        yield client
-
-
-async def get_list(api: httpx.AsyncClient, path: str, **query: str) -> list[dict[str, Any]]:
-    response = await api.get(path, params=query)
-    assert response.status_code == 200, response.text
-    body: list[dict[str, Any]] = response.json()
-    return body
+    async with client_for(stack, project) as http:
+        yield http
 
 
 async def created(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +72,7 @@ async def test_topic_lifecycle(api: httpx.AsyncClient) -> None:
     name = unique("system-alerts")
     topic = await created(api, "/topics", {"name": name})
     assert topic["name"] == name and topic["id"] and topic["projectId"] and topic["createTime"]
-    assert topic in await get_list(api, "/topics")
+    assert topic in await listed(api, "/topics")
 
     renamed = await api.patch(f"/topics/{topic['id']}", json={"name": f"{name}-2"})
     assert renamed.status_code == 200, renamed.text
@@ -90,7 +81,7 @@ async def test_topic_lifecycle(api: httpx.AsyncClient) -> None:
 
     deleted = await api.delete(f"/topics/{topic['id']}")
     assert deleted.status_code == 204, deleted.text
-    assert topic["id"] not in {t["id"] for t in await get_list(api, "/topics")}
+    assert topic["id"] not in {t["id"] for t in await listed(api, "/topics")}
     problem(await api.delete(f"/topics/{topic['id']}"), 404)
     problem(await api.patch(f"/topics/{topic['id']}", json={"name": unique("x")}), 404)
 
@@ -98,7 +89,7 @@ async def test_topic_lifecycle(api: httpx.AsyncClient) -> None:
 async def test_topic_refusals_change_nothing(api: httpx.AsyncClient) -> None:
     taken = await new_topic(api)
     other = await new_topic(api)
-    before = await get_list(api, "/topics")
+    before = await listed(api, "/topics")
     problem(await api.post("/topics", json={"name": taken["name"]}), 409)
     for bad in ("", "has space", "under_score", "dots.too", "x" * 65):
         refused = problem(await api.post("/topics", json={"name": bad}), 400)
@@ -107,7 +98,7 @@ async def test_topic_refusals_change_nothing(api: httpx.AsyncClient) -> None:
     refused = problem(await api.patch(f"/topics/{other['id']}", json={"name": "no way"}), 400)
     assert issue_names(refused) == {"body.name"}
     problem(await api.delete("/topics/not-an-id"), 404)
-    assert await get_list(api, "/topics") == before
+    assert await listed(api, "/topics") == before
 
 
 async def test_event_routes(api: httpx.AsyncClient) -> None:
@@ -121,18 +112,14 @@ async def test_event_routes(api: httpx.AsyncClient) -> None:
         api, EVENT_ROUTES, {"eventType": "connection.error", "topicId": other["id"]}
     )
 
-    assert [r["id"] for r in await get_list(api, EVENT_ROUTES, topicId=topic["id"])] == [
-        route["id"]
-    ]
-    assert [r["id"] for r in await get_list(api, EVENT_ROUTES, eventType="connection.error")] == [
+    assert [r["id"] for r in await listed(api, EVENT_ROUTES, topicId=topic["id"])] == [route["id"]]
+    assert [r["id"] for r in await listed(api, EVENT_ROUTES, eventType="connection.error")] == [
         second["id"]
     ]
-    assert (
-        await get_list(api, EVENT_ROUTES, topicId=topic["id"], eventType="connection.error") == []
-    )
-    assert {route["id"], second["id"]} <= {r["id"] for r in await get_list(api, EVENT_ROUTES)}
+    assert await listed(api, EVENT_ROUTES, topicId=topic["id"], eventType="connection.error") == []
+    assert {route["id"], second["id"]} <= {r["id"] for r in await listed(api, EVENT_ROUTES)}
 
-    before = await get_list(api, EVENT_ROUTES)
+    before = await listed(api, EVENT_ROUTES)
     problem(
         await api.post(
             EVENT_ROUTES, json={"eventType": "read.backfill.done", "topicId": topic["id"]}
@@ -158,16 +145,16 @@ async def test_event_routes(api: httpx.AsyncClient) -> None:
     ]:
         refused = problem(await api.get(EVENT_ROUTES, params=query), 400)
         assert issue_names(refused) == names
-    assert await get_list(api, EVENT_ROUTES) == before
+    assert await listed(api, EVENT_ROUTES) == before
 
     deleted = await api.delete(f"{EVENT_ROUTES}/{route['id']}")
     assert deleted.status_code == 204, deleted.text
     problem(await api.delete(f"{EVENT_ROUTES}/{route['id']}"), 404)
-    assert route["id"] not in {r["id"] for r in await get_list(api, EVENT_ROUTES)}
+    assert route["id"] not in {r["id"] for r in await listed(api, EVENT_ROUTES)}
 
     # Deleting a topic deletes its routes.
     assert (await api.delete(f"/topics/{other['id']}")).status_code == 204
-    assert await get_list(api, EVENT_ROUTES, topicId=other["id"]) == []
+    assert await listed(api, EVENT_ROUTES, topicId=other["id"]) == []
 
 
 async def test_destination_routes(api: httpx.AsyncClient) -> None:
@@ -192,21 +179,19 @@ async def test_destination_routes(api: httpx.AsyncClient) -> None:
     def ids(routes: list[dict[str, Any]]) -> set[str]:
         return {r["id"] for r in routes}
 
-    assert ids(await get_list(api, DESTINATION_ROUTES, topicId=topic["id"])) == {
+    assert ids(await listed(api, DESTINATION_ROUTES, topicId=topic["id"])) == {
         route["id"],
         second["id"],
     }
-    assert ids(await get_list(api, DESTINATION_ROUTES, destinationId=destination["id"])) == {
+    assert ids(await listed(api, DESTINATION_ROUTES, destinationId=destination["id"])) == {
         route["id"],
         third["id"],
     }
     assert ids(
-        await get_list(
-            api, DESTINATION_ROUTES, topicId=topic["id"], destinationId=destination["id"]
-        )
+        await listed(api, DESTINATION_ROUTES, topicId=topic["id"], destinationId=destination["id"])
     ) == {route["id"]}
 
-    before = await get_list(api, DESTINATION_ROUTES)
+    before = await listed(api, DESTINATION_ROUTES)
     problem(
         await api.post(
             DESTINATION_ROUTES, json={"topicId": topic["id"], "destinationId": destination["id"]}
@@ -224,23 +209,23 @@ async def test_destination_routes(api: httpx.AsyncClient) -> None:
         assert issue_names(refused) == names, (body, refused)
     refused = problem(await api.get(DESTINATION_ROUTES, params={"destinationId": "x"}), 400)
     assert issue_names(refused) == {"query.destinationId"}
-    assert await get_list(api, DESTINATION_ROUTES) == before
+    assert await listed(api, DESTINATION_ROUTES) == before
 
     assert (await api.delete(f"{DESTINATION_ROUTES}/{route['id']}")).status_code == 204
     problem(await api.delete(f"{DESTINATION_ROUTES}/{route['id']}"), 404)
     # Deleting a destination deletes its routes.
     assert (await api.delete(f"/destinations/{other_destination['id']}")).status_code == 204
-    assert ids(await get_list(api, DESTINATION_ROUTES, topicId=topic["id"])) == set()
+    assert ids(await listed(api, DESTINATION_ROUTES, topicId=topic["id"])) == set()
 
 
 async def test_routes_reach_only_their_projects_topics_and_destinations(
-    stack: Stack, api: httpx.AsyncClient
+    stack: Stack, admin: httpx.AsyncClient, api: httpx.AsyncClient
 ) -> None:
     topic, destination = await new_topic(api), await new_destination(api)
     event_route = await created(
         api, EVENT_ROUTES, {"eventType": "installation.created", "topicId": topic["id"]}
     )
-    other = await new_project(stack)
+    other = await new_project(admin)
     async with client_for(stack, other) as elsewhere:
         theirs = await new_topic(elsewhere)
         refused = problem(
@@ -261,10 +246,10 @@ async def test_routes_reach_only_their_projects_topics_and_destinations(
         problem(await elsewhere.delete(f"{EVENT_ROUTES}/{event_route['id']}"), 404)
         problem(await elsewhere.delete(f"/topics/{topic['id']}"), 404)
         problem(await elsewhere.patch(f"/topics/{topic['id']}", json={"name": unique("x")}), 404)
-        assert await get_list(elsewhere, EVENT_ROUTES) == []
-        assert [t["id"] for t in await get_list(elsewhere, "/topics")] == [theirs["id"]]
-    assert event_route in await get_list(api, EVENT_ROUTES)
-    assert topic in await get_list(api, "/topics")
+        assert await listed(elsewhere, EVENT_ROUTES) == []
+        assert [t["id"] for t in await listed(elsewhere, "/topics")] == [theirs["id"]]
+    assert event_route in await listed(api, EVENT_ROUTES)
+    assert topic in await listed(api, "/topics")
 
 
 async def test_grpc_clients_reach_the_same_topics(stack: Stack, project: str) -> None:
@@ -295,20 +280,12 @@ async def test_grpc_clients_reach_the_same_topics(stack: Stack, project: str) ->
     assert topic in listed.topics
 
 
-async def project_key(stack: Stack, project: str, scopes: list[str]) -> str:
-    async with client_for(stack, project) as admin:
-        response = await admin.post("/api-keys", json={"label": "test", "scopes": scopes})
-    assert response.status_code == 201, response.text
-    key: str = response.json()["key"]
-    return key
-
-
 async def test_only_builder_keys_of_the_project_configure_notifications(
-    stack: Stack, project: str, api: httpx.AsyncClient
+    stack: Stack, project: str, admin: httpx.AsyncClient, api: httpx.AsyncClient
 ) -> None:
     topic, destination = await new_topic(api), await new_destination(api)
-    frontend = await project_key(stack, project, ["frontend"])
-    stranger = await project_key(stack, await new_project(stack), ["full"])
+    frontend = await create_api_key(admin, project, ["frontend"])
+    stranger = await create_api_key(admin, await new_project(admin), ["full"])
     paths = [
         ("GET", "/topics", None),
         ("POST", "/topics", {"name": unique("t")}),
@@ -337,6 +314,6 @@ async def test_only_builder_keys_of_the_project_configure_notifications(
             for key, status in ((frontend, 403), (stranger, 404)):
                 response = await client.request(method, path, json=body, headers={"X-Api-Key": key})
                 problem(response, status)
-    assert topic in await get_list(api, "/topics")
-    assert destination in await get_list(api, "/destinations")
-    assert await get_list(api, DESTINATION_ROUTES, topicId=topic["id"]) == []
+    assert topic in await listed(api, "/topics")
+    assert destination in await listed(api, "/destinations")
+    assert await listed(api, DESTINATION_ROUTES, topicId=topic["id"]) == []

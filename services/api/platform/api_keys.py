@@ -86,14 +86,6 @@ class ApiKeys(api_keys_pb2_grpc.ApiKeyServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
-    async def _builder_project(
-        self, context: Any, project_id_or_name: str
-    ) -> tuple[Principal, ProjectRow]:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, project_id_or_name)
-        await self.ctx.auth.require_builder(context, principal)
-        return principal, project
-
     async def _find(self, context: Any, project: ProjectRow, key: str) -> asyncpg.Record:
         """The key of project named by its prefix or its whole self; NOT_FOUND otherwise
         (a whole key whose secret part is wrong names no key)."""
@@ -121,7 +113,7 @@ class ApiKeys(api_keys_pb2_grpc.ApiKeyServiceServicer):
     async def ListApiKeys(
         self, request: api_keys_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> api_keys_pb2.ListApiKeysResponse:
-        _, project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         only_active = request.HasField("active") and request.active
         rows = await self.ctx.pool.fetch(
             "SELECT * FROM api_keys WHERE project_id = $1 AND (active OR NOT $2) "
@@ -134,7 +126,7 @@ class ApiKeys(api_keys_pb2_grpc.ApiKeyServiceServicer):
     async def CreateApiKey(
         self, request: api_keys_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> api_keys_pb2.ApiKey:
-        principal, project = await self._builder_project(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.builder_caller(context, request.project_id_or_name)
         wanted = request.api_key
         # No scopes asked: a builder's key, as the reference's keys are by default.
         scopes = _distinct(wanted.scopes) or [FULL_SCOPE]
@@ -166,13 +158,13 @@ class ApiKeys(api_keys_pb2_grpc.ApiKeyServiceServicer):
     async def GetApiKey(
         self, request: api_keys_pb2.GetApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> api_keys_pb2.ApiKey:
-        _, project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         return to_message(await self._find(context, project, request.api_key))
 
     async def UpdateApiKey(
         self, request: api_keys_pb2.UpdateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> api_keys_pb2.ApiKey:
-        principal, project = await self._builder_project(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.builder_caller(context, request.project_id_or_name)
         current = await self._find(context, project, request.key)
         fields = await check_update_mask(context, request.update_mask, UPDATABLE)
         wanted = request.api_key
@@ -211,7 +203,7 @@ class ApiKeys(api_keys_pb2_grpc.ApiKeyServiceServicer):
     async def DeleteApiKey(
         self, request: api_keys_pb2.DeleteApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        _, project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         current = await self._find(context, project, request.api_key)
         await self.ctx.pool.execute("DELETE FROM api_keys WHERE id = $1", current["id"])
         return empty_pb2.Empty()

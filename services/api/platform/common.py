@@ -1,5 +1,5 @@
 """Helpers every platform servicer uses: errors in the reference's shapes, field masks,
-timestamps.
+timestamps, and rows of the caller's project named by their id.
 
 Errors: field violations name where the problem is as `<in>.<jsonName>` — `path.x`,
 `query.x`, `body.x.y`, `header.x` — which the edge turns into problem+json `issues[]`
@@ -9,13 +9,16 @@ UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404, ALREADY_EXISTS 409.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, Protocol, TypeVar, get_args
 
+import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.api.auth import ProjectRow
 from services.runtime.errors import (
     abort_invalid_argument,
     abort_not_found,
@@ -28,6 +31,23 @@ def timestamp(moment: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+class _Timed(Protocol):
+    create_time: Timestamp
+    update_time: Timestamp
+
+
+_M = TypeVar("_M", bound=_Timed)
+
+
+def with_times(message: _M, created_at: datetime, updated_at: datetime | None) -> _M:
+    """message with its row's create_time, and update_time once the row has changed (the
+    reference leaves updateTime out until then)."""
+    message.create_time.CopyFrom(timestamp(created_at))
+    if updated_at is not None:
+        message.update_time.CopyFrom(timestamp(updated_at))
+    return message
 
 
 async def abort_invalid(
@@ -73,3 +93,92 @@ async def check_update_mask(
             },
         )
     return paths
+
+
+# --- rows of the caller's project, named in paths by their id ---------------------------
+
+# The tables whose rows belong to one project (`project_id`) and have a UUID `id`. A
+# Literal, so that the table a statement below names always comes from this list, never
+# from a request (hence the noqa: S608).
+ProjectTable = Literal[
+    "destinations",
+    "jwt_keys",
+    "notification_event_topic_routes",
+    "provider_apps",
+    "topic_destination_routes",
+    "topics",
+]
+_SELECT_ONE = {
+    table: f"SELECT * FROM {table} WHERE project_id = $1 AND id = $2"  # noqa: S608
+    for table in get_args(ProjectTable)
+}
+_SELECT_ALL = {
+    table: f"SELECT * FROM {table} WHERE project_id = $1 ORDER BY created_at, id"  # noqa: S608
+    for table in get_args(ProjectTable)
+}
+_DELETE_ONE = {
+    table: f"DELETE FROM {table} WHERE project_id = $1 AND id = $2 RETURNING id"  # noqa: S608
+    for table in get_args(ProjectTable)
+}
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    """text as a UUID; None when it is not one (an id in a path that names nothing)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+async def fetch_in_project(
+    conn: asyncpg.Pool | asyncpg.Connection, table: ProjectTable, project: ProjectRow, row_id: str
+) -> asyncpg.Record | None:
+    """The row of table with id row_id in project, or None (also when row_id is no id)."""
+    parsed = _as_uuid(row_id)
+    if parsed is None:
+        return None
+    row: asyncpg.Record | None = await conn.fetchrow(
+        _SELECT_ONE[table], uuid.UUID(project.id), parsed
+    )
+    return row
+
+
+async def find_in_project(
+    context: Any,
+    conn: asyncpg.Pool | asyncpg.Connection,
+    table: ProjectTable,
+    project: ProjectRow,
+    row_id: str,
+    kind: str,
+) -> asyncpg.Record:
+    """The row of table with id row_id in project; NOT_FOUND naming kind otherwise."""
+    row = await fetch_in_project(conn, table, project, row_id)
+    if row is None:
+        await abort_missing(context, kind, row_id)
+    return row
+
+
+async def list_in_project(
+    conn: asyncpg.Pool | asyncpg.Connection, table: ProjectTable, project: ProjectRow
+) -> list[asyncpg.Record]:
+    """Every row of table in project, oldest first."""
+    rows: list[asyncpg.Record] = await conn.fetch(_SELECT_ALL[table], uuid.UUID(project.id))
+    return rows
+
+
+async def delete_in_project(
+    context: Any,
+    conn: asyncpg.Pool | asyncpg.Connection,
+    table: ProjectTable,
+    project: ProjectRow,
+    row_id: str,
+    kind: str,
+) -> None:
+    """Deletes the row of table with id row_id in project; NOT_FOUND naming kind when there
+    is none."""
+    parsed = _as_uuid(row_id)
+    deleted = None
+    if parsed is not None:
+        deleted = await conn.fetchval(_DELETE_ONE[table], uuid.UUID(project.id), parsed)
+    if deleted is None:
+        await abort_missing(context, kind, row_id)

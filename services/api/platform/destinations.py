@@ -42,7 +42,8 @@ from services.api.platform.common import (
     abort_invalid,
     abort_missing,
     check_update_mask,
-    timestamp,
+    list_in_project,
+    with_times,
 )
 from services.runtime.secretbox import Sealed, SecretBox
 from services.runtime.server import Service
@@ -305,16 +306,13 @@ def _metadata_json(metadata: destinations_pb2.DestinationMetadata) -> str:
 
 
 def to_message(row: asyncpg.Record) -> destinations_pb2.Destination:
-    destination = destinations_pb2.Destination(
-        id=str(row["id"]),
-        name=row["name"],
-        type=row["type"],
-        metadata=_metadata(row),
-        create_time=timestamp(row["created_at"]),
+    return with_times(
+        destinations_pb2.Destination(
+            id=str(row["id"]), name=row["name"], type=row["type"], metadata=_metadata(row)
+        ),
+        row["created_at"],
+        row["updated_at"],
     )
-    if row["updated_at"] is not None:
-        destination.update_time.CopyFrom(timestamp(row["updated_at"]))
-    return destination
 
 
 def _with_secrets(
@@ -347,12 +345,6 @@ class Destinations(destinations_pb2_grpc.DestinationServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
-    async def _project(self, context: Any, project_id_or_name: str) -> ProjectRow:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, project_id_or_name)
-        await self.ctx.auth.require_builder(context, principal)
-        return project
-
     async def _find(self, context: Any, project: ProjectRow, id_or_name: str) -> asyncpg.Record:
         row = await self.ctx.pool.fetchrow(
             "SELECT * FROM destinations WHERE project_id = $1 AND (id = $2 OR name = $3)",
@@ -366,7 +358,7 @@ class Destinations(destinations_pb2_grpc.DestinationServiceServicer):
     async def CreateDestination(
         self, request: destinations_pb2.CreateDestinationRequest, context: grpc.aio.ServicerContext
     ) -> destinations_pb2.Destination:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         destination = request.destination
         problems: dict[str, str] = {}
         if why := name_problem(destination.name):
@@ -412,17 +404,14 @@ class Destinations(destinations_pb2_grpc.DestinationServiceServicer):
     async def ListDestinations(
         self, request: destinations_pb2.ListDestinationsRequest, context: grpc.aio.ServicerContext
     ) -> destinations_pb2.ListDestinationsResponse:
-        project = await self._project(context, request.project_id_or_name)
-        rows = await self.ctx.pool.fetch(
-            "SELECT * FROM destinations WHERE project_id = $1 ORDER BY created_at, id",
-            uuid.UUID(project.id),
-        )
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
+        rows = await list_in_project(self.ctx.pool, "destinations", project)
         return destinations_pb2.ListDestinationsResponse(destinations=[to_message(r) for r in rows])
 
     async def GetDestination(
         self, request: destinations_pb2.GetDestinationRequest, context: grpc.aio.ServicerContext
     ) -> destinations_pb2.DestinationWithSecrets:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         if request.rotate and not request.include_secrets:
             # Rotating without seeing the new key would leave the receivers unable to
             # verify anything until another call reveals it.
@@ -456,7 +445,7 @@ class Destinations(destinations_pb2_grpc.DestinationServiceServicer):
     async def UpdateDestination(
         self, request: destinations_pb2.UpdateDestinationRequest, context: grpc.aio.ServicerContext
     ) -> destinations_pb2.Destination:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         fields = await check_update_mask(context, request.update_mask, UPDATABLE)
         current = await self._find(context, project, request.destination_id_or_name)
         given = request.destination
@@ -503,7 +492,7 @@ class Destinations(destinations_pb2_grpc.DestinationServiceServicer):
     async def DeleteDestination(
         self, request: destinations_pb2.DeleteDestinationRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         deleted = await self.ctx.pool.fetchval(
             "DELETE FROM destinations WHERE project_id = $1 AND (id = $2 OR name = $3) "
             "RETURNING id",

@@ -49,7 +49,13 @@ from services.api.manifest import (
     suggestion,
 )
 from services.api.platform import integrations
-from services.api.platform.common import abort_conflict, abort_invalid, abort_missing, timestamp
+from services.api.platform.common import (
+    abort_conflict,
+    abort_invalid,
+    abort_missing,
+    timestamp,
+    with_times,
+)
 from services.runtime.errors import abort_not_found
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
@@ -106,9 +112,9 @@ def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
             create_time=timestamp(row["created_at"]),
         ),
         health_status=row["health_status"],
-        create_time=timestamp(row["created_at"]),
         created_by=row["created_by"],
     )
+    with_times(installation, row["created_at"], row["updated_at"])
     # Left out until an operation has run (the reference allows only its three values).
     if row["last_operation_status"]:
         installation.last_operation_status = row["last_operation_status"]
@@ -118,8 +124,6 @@ def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
                 id=str(row["connection_id"]), project_id=str(row["project_id"])
             )
         )
-    if row["updated_at"] is not None:
-        installation.update_time.CopyFrom(timestamp(row["updated_at"]))
     if row["config_id"] is not None:
         installation.config.CopyFrom(
             config_pb2.Config(
@@ -398,11 +402,6 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
-    async def _caller(self, context: Any, project_id_or_name: str) -> tuple[Principal, ProjectRow]:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, project_id_or_name)
-        return principal, project
-
     async def _integration(
         self, context: Any, project: ProjectRow, integration_id: str
     ) -> asyncpg.Record:
@@ -451,7 +450,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         request: installations_pb2.ListInstallationsRequest,
         context: grpc.aio.ServicerContext,
     ) -> installations_pb2.ListInstallationsResponse:
-        principal, project = await self._caller(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         integration = await self._integration(context, project, request.integration_id)
         group = await self._group_filter(
             context, principal, request.group_ref if request.HasField("group_ref") else None
@@ -471,7 +470,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         request: installations_pb2.ListInstallationsForProjectRequest,
         context: grpc.aio.ServicerContext,
     ) -> installations_pb2.ListInstallationsForProjectResponse:
-        principal, project = await self._caller(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         group = await self._group_filter(
             context, principal, request.group_ref if request.HasField("group_ref") else None
         )
@@ -488,7 +487,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
     async def GetInstallation(
         self, request: installations_pb2.GetInstallationRequest, context: grpc.aio.ServicerContext
     ) -> installations_pb2.Installation:
-        principal, project = await self._caller(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         integration = await self._integration(context, project, request.integration_id)
         row = await self._installation(
             context, self.ctx.pool, principal, integration, request.installation_id
@@ -502,7 +501,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         request: installations_pb2.CreateInstallationRequest,
         context: grpc.aio.ServicerContext,
     ) -> installations_pb2.Installation:
-        principal, project = await self._caller(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         integration = await self._integration(context, project, request.integration_id)
         given = request.installation
         problems: dict[str, str] = {}
@@ -557,7 +556,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         request: installations_pb2.UpdateInstallationRequest,
         context: grpc.aio.ServicerContext,
     ) -> installations_pb2.Installation:
-        principal, project = await self._caller(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         integration = await self._integration(context, project, request.integration_id)
         masks = await self._check_masks(context, request.update.update_mask)
         patch = request.update.installation
@@ -635,7 +634,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         request: installations_pb2.DeleteInstallationRequest,
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
-        principal, project = await self._caller(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         integration = await self._integration(context, project, request.integration_id)
         row = await self._installation(
             context, self.ctx.pool, principal, integration, request.installation_id
@@ -650,7 +649,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         request: installations_pb2.PatchObjectConfigContentRequest,
         context: grpc.aio.ServicerContext,
     ) -> installations_pb2.Installation:
-        principal, project = await self._caller(context, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         integration = await self._integration(context, project, request.integration_id)
         problems: dict[str, str] = {}
         if bool(request.group_ref) == bool(request.installation_id):

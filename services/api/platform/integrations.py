@@ -37,7 +37,7 @@ from ampmesh.manifest.v1 import config_pb2, manifest_pb2
 from ampmesh.platform.v1 import integrations_pb2, integrations_pb2_grpc
 from google.protobuf import empty_pb2, json_format
 
-from services.api.auth import Principal, ProjectRow, is_uuid
+from services.api.auth import ProjectRow, is_uuid
 from services.api.context import ApiContext
 from services.api.manifest import (
     SUPPORTED_SPEC_VERSIONS,
@@ -48,7 +48,13 @@ from services.api.manifest import (
     validate_integration,
     validate_manifest,
 )
-from services.api.platform.common import abort_conflict, abort_invalid, abort_missing, timestamp
+from services.api.platform.common import (
+    abort_conflict,
+    abort_invalid,
+    abort_missing,
+    timestamp,
+    with_times,
+)
 from services.runtime.errors import abort_invalid_argument
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
@@ -85,15 +91,16 @@ def revision_message(
 
 
 def to_message(row: asyncpg.Record) -> integrations_pb2.Integration:
-    integration = integrations_pb2.Integration(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        name=row["name"],
-        provider=row["provider"],
-        create_time=timestamp(row["created_at"]),
+    integration = with_times(
+        integrations_pb2.Integration(
+            id=str(row["id"]),
+            project_id=str(row["project_id"]),
+            name=row["name"],
+            provider=row["provider"],
+        ),
+        row["created_at"],
+        row["updated_at"],
     )
-    if row["updated_at"] is not None:
-        integration.update_time.CopyFrom(timestamp(row["updated_at"]))
     if row["revision_id"] is not None:
         integration.latest_revision.CopyFrom(
             revision_message(
@@ -170,16 +177,6 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
-    async def _project(self, context: Any, project_id_or_name: str) -> ProjectRow:
-        principal = await self.ctx.auth.authenticate(context)
-        return await self.ctx.auth.project(context, principal, project_id_or_name)
-
-    async def _builder_project(self, context: Any, project_id_or_name: str) -> ProjectRow:
-        principal: Principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, project_id_or_name)
-        await self.ctx.auth.require_builder(context, principal)
-        return project
-
     async def _existing(self, context: Any, project: ProjectRow, id_or_name: str) -> asyncpg.Record:
         row = await find(self.ctx.pool, project.id, id_or_name)
         if row is None:
@@ -191,7 +188,7 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     async def ListIntegrations(
         self, request: integrations_pb2.ListIntegrationsRequest, context: grpc.aio.ServicerContext
     ) -> integrations_pb2.ListIntegrationsResponse:
-        project = await self._project(context, request.project_id_or_name)
+        _, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         rows = await self.ctx.pool.fetch(
             f"{_SELECT} WHERE g.project_id = $1 ORDER BY g.created_at, g.id",
             uuid.UUID(project.id),
@@ -201,7 +198,7 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     async def GetIntegration(
         self, request: integrations_pb2.GetIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> integrations_pb2.Integration:
-        project = await self._project(context, request.project_id_or_name)
+        _, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         return to_message(await self._existing(context, project, request.integration_id_or_name))
 
     # --- changing --------------------------------------------------------------------
@@ -209,7 +206,7 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     async def DeleteIntegration(
         self, request: integrations_pb2.DeleteIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         row = await self._existing(context, project, request.integration_id_or_name)
         # Installations, their configs and the revisions go with it (ON DELETE CASCADE).
         await self.ctx.pool.execute("DELETE FROM integrations WHERE id = $1", row["id"])
@@ -218,7 +215,7 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     async def CreateIntegration(
         self, request: integrations_pb2.CreateIntegrationRequest, context: grpc.aio.ServicerContext
     ) -> integrations_pb2.Integration:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         given = request.integration
         revision = given.latest_revision
         content = manifest_pb2.Integration()
@@ -274,7 +271,7 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
         request: integrations_pb2.BatchUpsertIntegrationsRequest,
         context: grpc.aio.ServicerContext,
     ) -> integrations_pb2.BatchUpsertIntegrationsResponse:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         parsed = await self._parse_source(context, request.source)
         destinations = await destination_names(self.ctx.pool, project.id)
         issues = validate_manifest(parsed.manifest, self.ctx.catalog, destinations, parsed.lines)
@@ -292,7 +289,7 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     async def CreateRevision(
         self, request: integrations_pb2.CreateRevisionRequest, context: grpc.aio.ServicerContext
     ) -> integrations_pb2.Revision:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         current = await self._existing(context, project, request.integration_id)
         parsed = await self._parse_source(context, request.source)
         targets = [

@@ -24,12 +24,13 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from google.protobuf import empty_pb2
 
-from services.api.auth import ProjectRow, is_uuid
+from services.api.auth import ProjectRow
 from services.api.context import ApiContext
 from services.api.platform.common import (
     abort_invalid,
     abort_missing,
     check_update_mask,
+    find_in_project,
     timestamp,
 )
 from services.runtime.server import Service
@@ -95,28 +96,13 @@ class JwtKeys(jwt_keys_pb2_grpc.JwtKeyServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
-    async def _builder_project(self, context: Any, project_id_or_name: str) -> ProjectRow:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, project_id_or_name)
-        await self.ctx.auth.require_builder(context, principal)
-        return project
-
     async def _find(self, context: Any, project: ProjectRow, key_id: str) -> asyncpg.Record:
-        row = None
-        if is_uuid(key_id):
-            row = await self.ctx.pool.fetchrow(
-                "SELECT * FROM jwt_keys WHERE project_id = $1 AND id = $2",
-                uuid.UUID(project.id),
-                uuid.UUID(key_id),
-            )
-        if row is None:
-            await abort_missing(context, KIND, key_id)
-        return row
+        return await find_in_project(context, self.ctx.pool, "jwt_keys", project, key_id, KIND)
 
     async def CreateJwtKey(
         self, request: jwt_keys_pb2.CreateJwtKeyRequest, context: grpc.aio.ServicerContext
     ) -> jwt_keys_pb2.CreateJwtKeyResponse:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         label = request.label or (request.name if request.HasField("name") else "")
         problems: dict[str, str] = {}
         if why := _label_problem(label):
@@ -149,7 +135,7 @@ class JwtKeys(jwt_keys_pb2_grpc.JwtKeyServiceServicer):
     async def ListJwtKeys(
         self, request: jwt_keys_pb2.ListJwtKeysRequest, context: grpc.aio.ServicerContext
     ) -> jwt_keys_pb2.ListJwtKeysResponse:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         only_active = request.HasField("active") and request.active
         rows = await self.ctx.pool.fetch(
             "SELECT * FROM jwt_keys WHERE project_id = $1 AND (active OR NOT $2) "
@@ -162,13 +148,13 @@ class JwtKeys(jwt_keys_pb2_grpc.JwtKeyServiceServicer):
     async def GetJwtKey(
         self, request: jwt_keys_pb2.GetJwtKeyRequest, context: grpc.aio.ServicerContext
     ) -> jwt_keys_pb2.JWTKey:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         return to_message(await self._find(context, project, request.key_id))
 
     async def UpdateJwtKey(
         self, request: jwt_keys_pb2.UpdateJwtKeyRequest, context: grpc.aio.ServicerContext
     ) -> jwt_keys_pb2.JWTKey:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         current = await self._find(context, project, request.key_id)
         fields = await check_update_mask(context, request.update_mask, UPDATABLE)
         wanted = request.jwt_key
@@ -195,7 +181,7 @@ class JwtKeys(jwt_keys_pb2_grpc.JwtKeyServiceServicer):
     async def DeleteJwtKey(
         self, request: jwt_keys_pb2.DeleteJwtKeyRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        project = await self._builder_project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         current = await self._find(context, project, request.key_id)
         await self.ctx.pool.execute("DELETE FROM jwt_keys WHERE id = $1", current["id"])
         return empty_pb2.Empty()

@@ -31,7 +31,7 @@ import grpc
 from ampmesh.platform.v1 import operations_pb2, operations_pb2_grpc
 from google.protobuf import json_format
 
-from services.api.auth import Principal, ProjectRow, is_uuid
+from services.api.auth import Authenticator, Principal, ProjectRow, is_uuid
 from services.api.context import ApiContext
 from services.api.platform.common import abort_invalid, abort_missing, timestamp
 from services.runtime.server import Service
@@ -152,10 +152,6 @@ def to_backfill_progress(row: asyncpg.Record) -> operations_pb2.BackfillProgress
     return progress
 
 
-def _may_see_group(principal: Principal, group_ref: str | None) -> bool:
-    return principal.group_ref is None or principal.group_ref == group_ref
-
-
 class Operations(operations_pb2_grpc.OperationServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
@@ -163,8 +159,7 @@ class Operations(operations_pb2_grpc.OperationServiceServicer):
     async def ListOperations(
         self, request: operations_pb2.ListOperationsRequest, context: grpc.aio.ServicerContext
     ) -> operations_pb2.ListOperationsResponse:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         installation = await self._installation(
             context, principal, project, request.integration_id, request.installation_id
         )
@@ -208,8 +203,7 @@ class Operations(operations_pb2_grpc.OperationServiceServicer):
         request: operations_pb2.GetBackfillProgressRequest,
         context: grpc.aio.ServicerContext,
     ) -> operations_pb2.BackfillProgress:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         installation = await self._installation(
             context, principal, project, request.integration_id, request.installation_id
         )
@@ -229,8 +223,7 @@ class Operations(operations_pb2_grpc.OperationServiceServicer):
     async def GetOperation(
         self, request: operations_pb2.GetOperationRequest, context: grpc.aio.ServicerContext
     ) -> operations_pb2.Operation:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         return to_operation(
             await self._operation(context, principal, project, request.operation_id)
         )
@@ -240,8 +233,7 @@ class Operations(operations_pb2_grpc.OperationServiceServicer):
         request: operations_pb2.ListOperationLogsRequest,
         context: grpc.aio.ServicerContext,
     ) -> operations_pb2.ListOperationLogsResponse:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, request.project_id_or_name)
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         operation = await self._operation(context, principal, project, request.operation_id)
         rows = await self.ctx.pool.fetch(
             "SELECT * FROM operation_logs WHERE project_id = $1 AND operation_id = $2 "
@@ -270,7 +262,7 @@ class Operations(operations_pb2_grpc.OperationServiceServicer):
                 uuid.UUID(integration_id),
                 uuid.UUID(project.id),
             )
-        if row is None or not _may_see_group(principal, row["group_ref"]):
+        if row is None or not Authenticator.sees_group(principal, row["group_ref"]):
             await abort_missing(context, "installation", installation_id)
         installation: uuid.UUID = row["id"]
         return installation
@@ -287,7 +279,7 @@ class Operations(operations_pb2_grpc.OperationServiceServicer):
                 uuid.UUID(operation_id),
                 uuid.UUID(project.id),
             )
-        if row is None or not _may_see_group(principal, row["group_ref"]):
+        if row is None or not Authenticator.sees_group(principal, row["group_ref"]):
             await abort_missing(context, "operation", operation_id)
         return row
 

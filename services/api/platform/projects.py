@@ -20,7 +20,7 @@ from services.api.platform.common import (
     abort_conflict,
     abort_invalid,
     check_update_mask,
-    timestamp,
+    with_times,
 )
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
@@ -32,16 +32,13 @@ UPDATABLE = ("name", "appName")
 
 def to_message(row: ProjectRow | asyncpg.Record) -> projects_pb2.Project:
     get: Any = row.__getitem__ if isinstance(row, asyncpg.Record) else row.__getattribute__
-    project = projects_pb2.Project(
-        id=str(get("id")),
-        name=get("name"),
-        app_name=get("app_name"),
-        org_id=str(get("org_id")),
-        create_time=timestamp(get("created_at")),
+    return with_times(
+        projects_pb2.Project(
+            id=str(get("id")), name=get("name"), app_name=get("app_name"), org_id=str(get("org_id"))
+        ),
+        get("created_at"),
+        get("updated_at"),
     )
-    if get("updated_at") is not None:
-        project.update_time.CopyFrom(timestamp(get("updated_at")))
-    return project
 
 
 def _problems(project: projects_pb2.Project, fields: tuple[str, ...], at: str) -> dict[str, str]:
@@ -99,17 +96,13 @@ class Projects(projects_pb2_grpc.ProjectServiceServicer):
     async def GetProject(
         self, request: projects_pb2.GetProjectRequest, context: grpc.aio.ServicerContext
     ) -> projects_pb2.Project:
-        principal = await self.ctx.auth.authenticate(context)
-        return to_message(
-            await self.ctx.auth.project(context, principal, request.project_id_or_name)
-        )
+        _, project = await self.ctx.auth.caller(context, request.project_id_or_name)
+        return to_message(project)
 
     async def UpdateProject(
         self, request: projects_pb2.UpdateProjectRequest, context: grpc.aio.ServicerContext
     ) -> projects_pb2.Project:
-        principal = await self.ctx.auth.authenticate(context)
-        current = await self.ctx.auth.project(context, principal, request.project_id_or_name)
-        await self.ctx.auth.require_builder(context, principal)
+        current = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         fields = await check_update_mask(context, request.update_mask, UPDATABLE)
         problems = _problems(request.project, fields, "body.project.")
         if problems:

@@ -13,26 +13,28 @@ import difflib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import asyncpg
 import grpc
 from ampmesh.platform.v1 import provider_apps_pb2, provider_apps_pb2_grpc, providers_pb2
 from google.protobuf import empty_pb2, json_format
 
-from services.api.auth import ProjectRow, is_uuid
 from services.api.context import ApiContext
 from services.api.platform.common import (
     abort_invalid,
     abort_missing,
     check_update_mask,
-    timestamp,
+    delete_in_project,
+    find_in_project,
+    list_in_project,
+    with_times,
 )
 from services.runtime.secretbox import Sealed, SecretBox
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
 OAUTH2 = "oauth2"
+KIND = "provider app"
 UPDATABLE = ("externalRef", "clientId", "clientSecret", "provider", "scopes", "metadata")
 
 
@@ -109,21 +111,22 @@ def _problems(
 
 
 def to_message(row: asyncpg.Record) -> provider_apps_pb2.ProviderApp:
-    app = provider_apps_pb2.ProviderApp(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        provider=row["provider"],
-        client_id=row["client_id"],
-        scopes=row["scopes"],
-        create_time=timestamp(row["created_at"]),
+    app = with_times(
+        provider_apps_pb2.ProviderApp(
+            id=str(row["id"]),
+            project_id=str(row["project_id"]),
+            provider=row["provider"],
+            client_id=row["client_id"],
+            scopes=row["scopes"],
+        ),
+        row["created_at"],
+        row["updated_at"],
     )
     if row["external_ref"]:
         app.external_ref = row["external_ref"]
     metadata = json.loads(row["metadata"])
     if metadata:
         json_format.ParseDict(metadata, app.metadata, ignore_unknown_fields=True)
-    if row["updated_at"] is not None:
-        app.update_time.CopyFrom(timestamp(row["updated_at"]))
     return app
 
 
@@ -135,20 +138,11 @@ class ProviderApps(provider_apps_pb2_grpc.ProviderAppServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
-    async def _project(self, context: Any, project_id_or_name: str) -> ProjectRow:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, project_id_or_name)
-        await self.ctx.auth.require_builder(context, principal)
-        return project
-
     async def ListProviderApps(
         self, request: provider_apps_pb2.ListProviderAppsRequest, context: grpc.aio.ServicerContext
     ) -> provider_apps_pb2.ListProviderAppsResponse:
-        project = await self._project(context, request.project_id_or_name)
-        rows = await self.ctx.pool.fetch(
-            "SELECT * FROM provider_apps WHERE project_id = $1 ORDER BY created_at, id",
-            uuid.UUID(project.id),
-        )
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
+        rows = await list_in_project(self.ctx.pool, "provider_apps", project)
         return provider_apps_pb2.ListProviderAppsResponse(
             provider_apps=[to_message(r) for r in rows]
         )
@@ -156,7 +150,7 @@ class ProviderApps(provider_apps_pb2_grpc.ProviderAppServiceServicer):
     async def CreateProviderApp(
         self, request: provider_apps_pb2.CreateProviderAppRequest, context: grpc.aio.ServicerContext
     ) -> provider_apps_pb2.ProviderApp:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         app = request.provider_app
         problems = _problems(app, UPDATABLE, "body.", self.ctx.catalog)
         if problems:
@@ -182,9 +176,11 @@ class ProviderApps(provider_apps_pb2_grpc.ProviderAppServiceServicer):
     async def UpdateProviderApp(
         self, request: provider_apps_pb2.UpdateProviderAppRequest, context: grpc.aio.ServicerContext
     ) -> provider_apps_pb2.ProviderApp:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         fields = await check_update_mask(context, request.update_mask, UPDATABLE)
-        current = await self._find(context, project, request.provider_app_id)
+        current = await find_in_project(
+            context, self.ctx.pool, "provider_apps", project, request.provider_app_id, KIND
+        )
         app = request.provider_app
         problems = _problems(app, fields, "body.providerApp.", self.ctx.catalog)
         if problems:
@@ -209,35 +205,17 @@ class ProviderApps(provider_apps_pb2_grpc.ProviderAppServiceServicer):
             _metadata_json(app.metadata) if "metadata" in fields else current["metadata"],
         )
         if row is None:  # deleted meanwhile
-            await abort_missing(context, "provider app", request.provider_app_id)
+            await abort_missing(context, KIND, request.provider_app_id)
         return to_message(row)
 
     async def DeleteProviderApp(
         self, request: provider_apps_pb2.DeleteProviderAppRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        project = await self._project(context, request.project_id_or_name)
-        deleted = None
-        if is_uuid(request.provider_app_id):
-            deleted = await self.ctx.pool.fetchval(
-                "DELETE FROM provider_apps WHERE project_id = $1 AND id = $2 RETURNING id",
-                uuid.UUID(project.id),
-                uuid.UUID(request.provider_app_id),
-            )
-        if deleted is None:
-            await abort_missing(context, "provider app", request.provider_app_id)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
+        await delete_in_project(
+            context, self.ctx.pool, "provider_apps", project, request.provider_app_id, KIND
+        )
         return empty_pb2.Empty()
-
-    async def _find(self, context: Any, project: ProjectRow, app_id: str) -> asyncpg.Record:
-        row = None
-        if is_uuid(app_id):
-            row = await self.ctx.pool.fetchrow(
-                "SELECT * FROM provider_apps WHERE project_id = $1 AND id = $2",
-                uuid.UUID(project.id),
-                uuid.UUID(app_id),
-            )
-        if row is None:
-            await abort_missing(context, "provider app", app_id)
-        return row
 
 
 def service(ctx: ApiContext) -> Service:

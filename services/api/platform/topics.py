@@ -21,10 +21,15 @@ from google.protobuf import empty_pb2
 from services.api.auth import ProjectRow, is_uuid
 from services.api.context import ApiContext
 from services.api.platform.common import (
+    ProjectTable,
     abort_conflict,
     abort_invalid,
     abort_missing,
+    delete_in_project,
+    fetch_in_project,
+    list_in_project,
     timestamp,
+    with_times,
 )
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
@@ -51,15 +56,13 @@ def event_type_problem(event_type: str) -> str | None:
 
 
 def topic_to_message(row: asyncpg.Record) -> destinations_pb2.Topic:
-    topic = destinations_pb2.Topic(
-        id=str(row["id"]),
-        name=row["name"],
-        project_id=str(row["project_id"]),
-        create_time=timestamp(row["created_at"]),
+    return with_times(
+        destinations_pb2.Topic(
+            id=str(row["id"]), name=row["name"], project_id=str(row["project_id"])
+        ),
+        row["created_at"],
+        row["updated_at"],
     )
-    if row["updated_at"] is not None:
-        topic.update_time.CopyFrom(timestamp(row["updated_at"]))
-    return topic
 
 
 def event_route_to_message(row: asyncpg.Record) -> destinations_pb2.NotificationEventTopicRoute:
@@ -82,57 +85,20 @@ def destination_route_to_message(row: asyncpg.Record) -> destinations_pb2.TopicD
     )
 
 
-# One statement per table rather than a formatted one: table names never come from input.
-_EXISTS = {
-    "topics": "SELECT true FROM topics WHERE project_id = $1 AND id = $2",
-    "destinations": "SELECT true FROM destinations WHERE project_id = $1 AND id = $2",
-}
-_DELETE = {
-    "topics": "DELETE FROM topics WHERE project_id = $1 AND id = $2 RETURNING id",
-    "notification_event_topic_routes": (
-        "DELETE FROM notification_event_topic_routes WHERE project_id = $1 AND id = $2 RETURNING id"
-    ),
-    "topic_destination_routes": (
-        "DELETE FROM topic_destination_routes WHERE project_id = $1 AND id = $2 RETURNING id"
-    ),
-}
-
-
 class _ProjectScoped:
     """What the three servicers share: the caller's project, and rows of it by id."""
 
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
-    async def _project(self, context: Any, project_id_or_name: str) -> ProjectRow:
-        principal = await self.ctx.auth.authenticate(context)
-        project = await self.ctx.auth.project(context, principal, project_id_or_name)
-        await self.ctx.auth.require_builder(context, principal)
-        return project
-
-    async def _owns(self, project: ProjectRow, table: str, row_id: str) -> bool:
+    async def _owns(self, project: ProjectRow, table: ProjectTable, row_id: str) -> bool:
         """Whether table holds row_id in project."""
-        if not is_uuid(row_id):
-            return False
-        found = await self.ctx.pool.fetchval(
-            _EXISTS[table],
-            uuid.UUID(project.id),
-            uuid.UUID(row_id),
-        )
-        return bool(found)
+        return await fetch_in_project(self.ctx.pool, table, project, row_id) is not None
 
     async def _delete(
-        self, context: Any, project: ProjectRow, table: str, kind: str, row_id: str
+        self, context: Any, project: ProjectRow, table: ProjectTable, kind: str, row_id: str
     ) -> empty_pb2.Empty:
-        deleted = None
-        if is_uuid(row_id):
-            deleted = await self.ctx.pool.fetchval(
-                _DELETE[table],
-                uuid.UUID(project.id),
-                uuid.UUID(row_id),
-            )
-        if deleted is None:
-            await abort_missing(context, kind, row_id)
+        await delete_in_project(context, self.ctx.pool, table, project, row_id, kind)
         return empty_pb2.Empty()
 
 
@@ -140,7 +106,7 @@ class Topics(_ProjectScoped, destinations_pb2_grpc.TopicServiceServicer):
     async def CreateTopic(
         self, request: destinations_pb2.CreateTopicRequest, context: grpc.aio.ServicerContext
     ) -> destinations_pb2.Topic:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         name = request.topic.name
         if not TOPIC_NAME.match(name):
             await abort_invalid(context, {"body.name": TOPIC_NAME_RULE})
@@ -157,17 +123,14 @@ class Topics(_ProjectScoped, destinations_pb2_grpc.TopicServiceServicer):
     async def ListTopics(
         self, request: destinations_pb2.ListTopicsRequest, context: grpc.aio.ServicerContext
     ) -> destinations_pb2.ListTopicsResponse:
-        project = await self._project(context, request.project_id_or_name)
-        rows = await self.ctx.pool.fetch(
-            "SELECT * FROM topics WHERE project_id = $1 ORDER BY created_at, id",
-            uuid.UUID(project.id),
-        )
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
+        rows = await list_in_project(self.ctx.pool, "topics", project)
         return destinations_pb2.ListTopicsResponse(topics=[topic_to_message(r) for r in rows])
 
     async def UpdateTopic(
         self, request: destinations_pb2.UpdateTopicRequest, context: grpc.aio.ServicerContext
     ) -> destinations_pb2.Topic:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         if not await self._owns(project, "topics", request.topic_id):
             await abort_missing(context, "topic", request.topic_id)
         name = request.topic.name
@@ -190,7 +153,7 @@ class Topics(_ProjectScoped, destinations_pb2_grpc.TopicServiceServicer):
     async def DeleteTopic(
         self, request: destinations_pb2.DeleteTopicRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         return await self._delete(context, project, "topics", "topic", request.topic_id)
 
 
@@ -202,7 +165,7 @@ class EventTopicRoutes(
         request: destinations_pb2.CreateNotificationEventTopicRouteRequest,
         context: grpc.aio.ServicerContext,
     ) -> destinations_pb2.NotificationEventTopicRoute:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         route = request.notification_event_topic_route
         problems: dict[str, str] = {}
         if why := event_type_problem(route.event_type):
@@ -234,7 +197,7 @@ class EventTopicRoutes(
         request: destinations_pb2.ListNotificationEventTopicRoutesRequest,
         context: grpc.aio.ServicerContext,
     ) -> destinations_pb2.ListNotificationEventTopicRoutesResponse:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         problems: dict[str, str] = {}
         topic_id = _id_filter(request, "topic_id", "query.topicId", problems)
         event_type = request.event_type if request.HasField("event_type") else None
@@ -259,7 +222,7 @@ class EventTopicRoutes(
         request: destinations_pb2.DeleteNotificationEventTopicRouteRequest,
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         return await self._delete(
             context, project, "notification_event_topic_routes", "route", request.route_id
         )
@@ -273,7 +236,7 @@ class TopicDestinationRoutes(
         request: destinations_pb2.CreateTopicDestinationRouteRequest,
         context: grpc.aio.ServicerContext,
     ) -> destinations_pb2.TopicDestinationRoute:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         route = request.topic_destination_route
         problems = await self._route_problems(project, route)
         if problems:
@@ -310,7 +273,7 @@ class TopicDestinationRoutes(
         request: destinations_pb2.ListTopicDestinationRoutesRequest,
         context: grpc.aio.ServicerContext,
     ) -> destinations_pb2.ListTopicDestinationRoutesResponse:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         problems: dict[str, str] = {}
         topic_id = _id_filter(request, "topic_id", "query.topicId", problems)
         destination_id = _id_filter(request, "destination_id", "query.destinationId", problems)
@@ -333,7 +296,7 @@ class TopicDestinationRoutes(
         request: destinations_pb2.DeleteTopicDestinationRouteRequest,
         context: grpc.aio.ServicerContext,
     ) -> empty_pb2.Empty:
-        project = await self._project(context, request.project_id_or_name)
+        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         return await self._delete(
             context, project, "topic_destination_routes", "route", request.route_id
         )

@@ -1,0 +1,195 @@
+"""What the control plane's tests share: unique names, problem+json checks, REST clients of
+the edge, projects and keys made with the org admin key, the stack's database, and customer
+JWTs signed as a builder's servers sign them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.conftest import Stack
+
+# A webhook URL the local mesh accepts (loopback http) and nothing listens on.
+HOOK = "http://127.0.0.1:9/ampmesh-hook"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def line_of(text: str, needle: str, nth: int = 1) -> int:
+    """The 1-based line of the nth line of text containing needle."""
+    return [n for n, line in enumerate(text.splitlines(), 1) if needle in line][nth - 1]
+
+
+# --- REST through the edge -------------------------------------------------------------
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The problem+json body of a refusal with status."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["detail"]
+    return body
+
+
+def issue_names(body: dict[str, Any]) -> set[str]:
+    """A problem's issues as `<in>.<name>`, e.g. `body.name`."""
+    return {f"{i['in']}.{i['name']}" for i in body.get("issues", [])}
+
+
+def as_key(key: str) -> dict[str, str]:
+    return {"X-Api-Key": key}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def client(
+    stack: Stack, path: str = "", headers: Mapping[str, str] | None = None
+) -> httpx.AsyncClient:
+    """A REST client of the edge's api host, rooted at path (e.g. /v1/projects/x)."""
+    return httpx.AsyncClient(
+        base_url=f"{stack.endpoints['api']}{path}", headers=dict(headers or {}), timeout=20
+    )
+
+
+def admin_client(stack: Stack, path: str = "") -> httpx.AsyncClient:
+    """As client, with the org admin key `ampmesh up` made."""
+    return client(stack, path, as_key(stack.admin_api_key))
+
+
+async def listed(http: httpx.AsyncClient, path: str, **query: str) -> list[dict[str, Any]]:
+    """What GET path answers (a bare array, as the reference's lists are)."""
+    response = await http.get(path, params=query)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()
+    return items
+
+
+async def create_project(admin: httpx.AsyncClient, prefix: str, app_name: str) -> dict[str, Any]:
+    """A new project named prefix-<random>, made with admin (a client at the API's root)."""
+    created = await admin.post("/v1/projects", json={"name": unique(prefix), "appName": app_name})
+    assert created.status_code == 201, created.text
+    project: dict[str, Any] = created.json()
+    return project
+
+
+async def create_api_key(
+    admin: httpx.AsyncClient, project: str, scopes: list[str], label: str = "test"
+) -> str:
+    """The secret of a new API key of project (its id or name) holding scopes."""
+    created = await admin.post(
+        f"/v1/projects/{project}/api-keys", json={"label": label, "scopes": scopes}
+    )
+    assert created.status_code == 201, created.text
+    key: str = created.json()["key"]
+    return key
+
+
+# --- the stack's PostgreSQL ------------------------------------------------------------
+
+
+def database_url(stack: Stack) -> str:
+    postgres = next(c for c in stack.mesh.components if c.name == "postgres")
+    url: str = postgres.database_url  # type: ignore[attr-defined]
+    return url
+
+
+async def database_dump(stack: Stack) -> str:
+    """Everything PostgreSQL holds, as pg_dump writes it (data only)."""
+    postgres: Any = next(c for c in stack.mesh.components if c.name == "postgres")
+    process = await asyncio.create_subprocess_exec(
+        str(postgres.binaries.bin_dir / "pg_dump"),
+        "--data-only",
+        "--dbname",
+        postgres.database_url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def insert_webhook_destinations(stack: Stack, project_id: str, *names: str) -> None:
+    """Webhook destination rows of the project: all a manifest's or a config's check needs
+    of them (destinations are another service's, tested in test_destinations.py)."""
+    connection = await asyncpg.connect(database_url(stack))
+    try:
+        for name in names:
+            await connection.execute(
+                "INSERT INTO destinations (project_id, name, type, metadata) "
+                "VALUES ($1, $2, 'webhook', '{\"url\": \"https://example.com/hook\"}')",
+                uuid.UUID(project_id),
+                name,
+            )
+    finally:
+        await connection.close()
+
+
+# --- customer JWTs ---------------------------------------------------------------------
+
+
+def new_rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def spki_pem(key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> str:
+    """key as a SubjectPublicKeyInfo PEM, the form JWT keys are registered in."""
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def b64url(data: dict[str, Any]) -> str:
+    """data as one part of a JWT (unpadded base64url of its JSON), to build tokens by hand."""
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def customer_claims(**overrides: Any) -> dict[str, Any]:
+    """A customer JWT's claims: group acme, consumer alice, valid for five minutes from now.
+    overrides replace claims; None leaves one out."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": "alice@acme.example",
+        "groupRef": "acme",
+        "consumerRef": "alice",
+        "iat": now,
+        "exp": now + 300,
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def sign_jwt(private_key: rsa.RSAPrivateKey, claims: dict[str, Any], kid: str | None) -> str:
+    """claims signed RS256 with private_key, the header naming kid (no kid when None)."""
+    headers = {"kid": kid} if kid is not None else {}
+    return jwt.encode(claims, private_key, algorithm="RS256", headers=headers)
+
+
+async def register_jwt_key(
+    admin: httpx.AsyncClient, project: str, pem: str, label: str = "signer"
+) -> str:
+    """The kid of a JWT key registered with project (its id or name): pem, RS256."""
+    created = await admin.post(
+        f"/v1/projects/{project}/jwt-keys",
+        json={"label": label, "algorithm": "RS256", "publicKeyPem": pem},
+    )
+    assert created.status_code == 201, created.text
+    assert list(created.json()) == ["kid"]
+    kid: str = created.json()["kid"]
+    return kid
