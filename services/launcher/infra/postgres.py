@@ -317,6 +317,11 @@ class Postgres(Component):
             "--no-locale",
         ]
         code = await _run(initdb, self.log_path, cwd=self.state_dir, **self.spawn_options())
+        if code < 0:
+            # Killed by a signal: seen once (SIGSEGV) while other meshes were starting on the
+            # same two cores. initdb removes what it made when it fails, so a second try
+            # starts clean; a real fault fails again and is reported below.
+            code = await _run(initdb, self.log_path, cwd=self.state_dir, **self.spawn_options())
         if code != 0:
             raise InfraError(
                 f"initdb failed with code {code}; its log ({self.log_path}) ends with:\n"
