@@ -10,6 +10,7 @@ import os
 import pwd
 import re
 import secrets
+import shutil
 import signal
 import stat
 from collections.abc import Sequence
@@ -319,8 +320,10 @@ class Postgres(Component):
         code = await _run(initdb, self.log_path, cwd=self.state_dir, **self.spawn_options())
         if code < 0:
             # Killed by a signal: seen once (SIGSEGV) while other meshes were starting on the
-            # same two cores. initdb removes what it made when it fails, so a second try
-            # starts clean; a real fault fails again and is reported below.
+            # same two cores. A killed initdb cannot clean up, and the directory was empty
+            # before it (checked above), so empty it and try once more; a real fault fails
+            # again and is reported below.
+            _empty(self.data_dir)
             code = await _run(initdb, self.log_path, cwd=self.state_dir, **self.spawn_options())
         if code != 0:
             raise InfraError(
@@ -388,3 +391,12 @@ async def probe(endpoint: str, home: Path, within: float) -> bool:
         return False
     await connection.close()
     return True
+
+
+def _empty(directory: Path) -> None:
+    """Remove what is inside directory, keeping the directory (and its owner)."""
+    for entry in directory.iterdir() if directory.exists() else ():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
