@@ -10,6 +10,7 @@ URLs; a remembered port that another program has taken since is replaced by a fr
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 from pathlib import Path
 
@@ -28,10 +29,34 @@ def port_is_free(port: int, host: str = HOST) -> bool:
     return True
 
 
+# Where booked ports are drawn from: below the kernel's ephemeral range.
+LOWEST_BOOKED_PORT = 10000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port(host: str = HOST) -> int:
-    """A port nothing listens on right now (the kernel's choice for port 0)."""
+    """A port nothing listens on right now, from below the kernel's ephemeral range.
+
+    A booked port is bound only later (Envoy starts after our services), and meanwhile
+    every process binding port 0 (metrics, MCP, outgoing connections) takes its port from
+    the ephemeral range: a booked port from that range could be taken first (seen once,
+    with several meshes starting together). Below it, only other bookings compete.
+    """
+    ceiling = _first_ephemeral_port()
+    if ceiling - LOWEST_BOOKED_PORT > 1000:
+        for _ in range(100):
+            port = LOWEST_BOOKED_PORT + secrets.randbelow(ceiling - LOWEST_BOOKED_PORT)
+            if port_is_free(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
+        probe.bind((host, 0))  # the kernel's choice, as a last resort
         return int(probe.getsockname()[1])
 
 

@@ -36,3 +36,12 @@ def test_a_port_left_in_time_wait_by_a_stopped_server_is_kept(tmp_path: Path) ->
         accepted.close()  # the server closes first: its side lingers in TIME_WAIT
         client.close()
     assert PortBook(tmp_path).get("api") == port
+
+
+def test_booked_ports_stay_out_of_the_kernels_ephemeral_range(tmp_path: Path) -> None:
+    # Processes binding port 0 meanwhile draw from the ephemeral range; bookings do not.
+    first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    book = PortBook(tmp_path)
+    ports = [book.get(f"p{i}") for i in range(20)]
+    assert all(10000 <= port < first_ephemeral for port in ports)
+    assert len(set(ports)) == 20
