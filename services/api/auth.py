@@ -110,6 +110,17 @@ class ProjectRow:
     created_at: datetime
     updated_at: datetime | None = field(default=None)
 
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> ProjectRow:
+        return cls(
+            id=str(row["id"]),
+            org_id=str(row["org_id"]),
+            name=row["name"],
+            app_name=row["app_name"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
 
 @dataclass(frozen=True)
 class NewApiKey:
@@ -329,14 +340,7 @@ class Authenticator:
                 project_id_or_name,
                 f"project {project_id_or_name!r} not found",
             )
-        return ProjectRow(
-            id=str(row["id"]),
-            org_id=str(row["org_id"]),
-            name=row["name"],
-            app_name=row["app_name"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        return ProjectRow.from_record(row)
 
     async def caller(self, context: Any, project_id_or_name: str) -> tuple[Principal, ProjectRow]:
         """The caller and the project it names, for calls open to frontend principals."""

@@ -30,14 +30,13 @@ NAME_RULE = "must be 1-63 letters, digits or dashes, starting with a letter or d
 UPDATABLE = ("name", "appName")
 
 
-def to_message(row: ProjectRow | asyncpg.Record) -> projects_pb2.Project:
-    get: Any = row.__getitem__ if isinstance(row, asyncpg.Record) else row.__getattribute__
+def to_message(project: ProjectRow) -> projects_pb2.Project:
     return with_times(
         projects_pb2.Project(
-            id=str(get("id")), name=get("name"), app_name=get("app_name"), org_id=str(get("org_id"))
+            id=project.id, name=project.name, app_name=project.app_name, org_id=project.org_id
         ),
-        get("created_at"),
-        get("updated_at"),
+        project.created_at,
+        project.updated_at,
     )
 
 
@@ -66,7 +65,9 @@ class Projects(projects_pb2_grpc.ProjectServiceServicer):
             uuid.UUID(principal.org_id),
             uuid.UUID(principal.project_id) if principal.project_id else None,
         )
-        return projects_pb2.ListProjectsResponse(projects=[to_message(r) for r in rows])
+        return projects_pb2.ListProjectsResponse(
+            projects=[to_message(ProjectRow.from_record(r)) for r in rows]
+        )
 
     async def CreateProject(
         self, request: projects_pb2.CreateProjectRequest, context: grpc.aio.ServicerContext
@@ -91,7 +92,7 @@ class Projects(projects_pb2_grpc.ProjectServiceServicer):
             )
         except asyncpg.UniqueViolationError:
             await abort_conflict(context, f"a project named {project.name!r} already exists")
-        return to_message(row)
+        return to_message(ProjectRow.from_record(row))
 
     async def GetProject(
         self, request: projects_pb2.GetProjectRequest, context: grpc.aio.ServicerContext
@@ -119,7 +120,7 @@ class Projects(projects_pb2_grpc.ProjectServiceServicer):
             )
         except asyncpg.UniqueViolationError:
             await abort_conflict(context, f"a project named {name!r} already exists")
-        return to_message(row)
+        return to_message(ProjectRow.from_record(row))
 
     @staticmethod
     async def _require_org_admin(context: Any, principal: Principal) -> None:
