@@ -416,12 +416,8 @@ class Edge:
         )
         return write_config(config, self.config_path)
 
-    async def start(self, within: float = 30.0, *, require_healthy: bool = True) -> None:
-        """Start Envoy; return once it is ready and every cluster has a healthy host.
-
-        require_healthy=False returns as soon as Envoy is ready, for an edge whose
-        upstreams are down on purpose (tests of what clients then see).
-        """
+    async def start(self, within: float = 30.0) -> None:
+        """Start Envoy; return once it is ready and every cluster has a healthy host."""
         if not self.config_path.exists():
             raise EdgeError(f"{self.config_path} does not exist: render() the edge first")
         if self.pid is not None:
@@ -439,8 +435,6 @@ class Edge:
                     f"its log ({self.log_path}) ends with:\n{_tail(self.log_path)}"
                 )
             if await probe({"envoy-admin": admin}):
-                if not require_healthy:
-                    return
                 missing = await self._unhealthy_clusters(admin)
                 if not missing:
                     return
