@@ -87,8 +87,16 @@ async def test_jwt_key_lifecycle(admin: httpx.AsyncClient, signer_a: Signer) -> 
         f"{base}/{kid}", json={"updateMask": ["name"], "jwtKey": {"name": "old"}}
     )
     assert renamed.status_code == 200 and renamed.json()["label"] == "old", renamed.text
-    off = await admin.patch(
+    # Naming active in the mask without a value is refused, not read as false.
+    unchanged = (await admin.get(f"{base}/{kid}")).json()
+    vague = await admin.patch(
         f"{base}/{kid}", json={"updateMask": ["active", "label"], "jwtKey": {"label": "off"}}
+    )
+    assert problem(vague, 400)["issues"][0]["name"] == "jwtKey.active"
+    assert (await admin.get(f"{base}/{kid}")).json() == unchanged
+    off = await admin.patch(
+        f"{base}/{kid}",
+        json={"updateMask": ["active", "label"], "jwtKey": {"label": "off", "active": False}},
     )
     assert off.json()["active"] is False and off.json()["label"] == "off", off.text
     active = await admin.get(base, params={"active": "true"})

@@ -166,6 +166,10 @@ class JwtKeys(jwt_keys_pb2_grpc.JwtKeyServiceServicer):
             if why := _label_problem(label):
                 await abort_invalid(context, {f"body.jwtKey.{field}": why})
         if "active" in fields:
+            if not wanted.HasField("active"):
+                await abort_invalid(
+                    context, {"body.jwtKey.active": "is required when updateMask names it"}
+                )
             active = wanted.active
         row = await self.ctx.pool.fetchrow(
             "UPDATE jwt_keys SET label = $2, active = $3, updated_at = now() "
