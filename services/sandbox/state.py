@@ -1,0 +1,462 @@
+"""The sandbox's in-memory state: seeded records, faults, counters and issued tokens.
+
+Every face of the process (the provider HTTP APIs and the gRPC control API) shares one
+SandboxState in one event loop, so no locking is needed: nothing here awaits.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import random
+import secrets
+import string
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+
+class Provider(enum.IntEnum):
+    """Mirrors ampmesh.sandbox.v1.Provider (same numbers)."""
+
+    UNSPECIFIED = 0
+    HUBSPOT = 1
+    SALESFORCE = 2
+
+
+class FaultKind(enum.IntEnum):
+    """Mirrors ampmesh.sandbox.v1.FaultKind."""
+
+    UNSPECIFIED = 0
+    RATE_LIMIT = 1
+    SERVER_ERROR = 2
+    SLOW_RESPONSE = 3
+    EXPIRED_TOKEN = 4
+    REVOKED_TOKEN = 5
+
+
+class Endpoint(enum.IntEnum):
+    """Mirrors ampmesh.sandbox.v1.FaultEndpoint."""
+
+    UNSPECIFIED = 0
+    TOKEN = 1
+    REVOKE = 2
+    RECORDS = 3
+
+
+CATALOG_NAMES = {Provider.HUBSPOT: "hubspot", Provider.SALESFORCE: "salesforce"}
+
+# ---------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass
+class Record:
+    """One seeded record: its id, field values and times, whatever the provider's shape."""
+
+    id: str
+    fields: dict[str, str]
+    created: datetime
+    modified: datetime
+
+
+_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia"]
+_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"]
+_WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne"]
+_INDUSTRIES = ["Technology", "Retail", "Finance", "Healthcare", "Energy", "Media"]
+_CITIES = ["Paris", "Lisbon", "Oslo", "Austin", "Kyoto", "Nairobi", "Lima"]
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+
+
+def _fields(provider: Provider, object_name: str, rng: random.Random) -> dict[str, str]:
+    first, last, company = rng.choice(_FIRST), rng.choice(_LAST), rng.choice(_WORDS)
+    number = rng.randrange(1000, 9999)
+    if provider is Provider.HUBSPOT:
+        if object_name == "contacts":
+            return {
+                "firstname": first,
+                "lastname": last,
+                "email": f"{first}.{last}{number}@example.com".lower(),
+                "company": company,
+                "phone": f"+1-555-{number}",
+            }
+        if object_name == "companies":
+            return {
+                "name": f"{company} {number}",
+                "domain": f"{company}{number}.example.com".lower(),
+                "industry": rng.choice(_INDUSTRIES),
+                "city": rng.choice(_CITIES),
+            }
+        return {"name": f"{company} {last} {number}", "amount": str(rng.randrange(100, 99999))}
+    if object_name == "Account":
+        return {
+            "Name": f"{company} {number}",
+            "Industry": rng.choice(_INDUSTRIES),
+            "Phone": f"+1-555-{number}",
+            "BillingCity": rng.choice(_CITIES),
+            "AnnualRevenue": str(rng.randrange(10_000, 9_999_999)),
+        }
+    if object_name == "Contact":
+        return {
+            "FirstName": first,
+            "LastName": last,
+            "Email": f"{first}.{last}{number}@example.com".lower(),
+            "Phone": f"+1-555-{number}",
+        }
+    return {"Name": f"{company} {last} {number}"}
+
+
+def _new_id(provider: Provider, object_name: str, rng: random.Random) -> str:
+    if provider is Provider.HUBSPOT:
+        return str(rng.randrange(10**9, 10**10))
+    # Salesforce ids: a 3-character key prefix naming the object, then 15 characters.
+    prefix = {"Account": "001", "Contact": "003", "Opportunity": "006"}.get(object_name, "a0X")
+    return prefix + "".join(rng.choice(_BASE62) for _ in range(15))
+
+
+class RecordStore:
+    """Records per (provider, object), in creation order."""
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[Provider, str], list[Record]] = defaultdict(list)
+
+    def records(self, provider: Provider, object_name: str) -> list[Record]:
+        return self._objects.get((provider, object_name), [])
+
+    def clear(self) -> None:
+        self._objects.clear()
+
+    def seed(
+        self,
+        provider: Provider,
+        object_name: str,
+        count: int,
+        seed: int,
+        modified_from: datetime,
+        modified_until: datetime,
+        *,
+        replace: bool,
+    ) -> list[Record]:
+        """Create count records; the same arguments (and prior records) give the same ones."""
+        if replace:
+            self._objects.pop((provider, object_name), None)
+        existing = self._objects[(provider, object_name)]
+        taken = {record.id for record in existing}
+        # Keyed by everything that should change the outcome, so adding to an object
+        # does not repeat the ids already there.
+        rng = random.Random(f"{provider.name}/{object_name}/{seed}/{len(existing)}")  # noqa: S311 (test data)
+        span = modified_until - modified_from
+        created: list[Record] = []
+        for index in range(count):
+            record_id = _new_id(provider, object_name, rng)
+            while record_id in taken:
+                record_id = _new_id(provider, object_name, rng)
+            taken.add(record_id)
+            modified = modified_until if count == 1 else modified_from + span * index / (count - 1)
+            modified = modified.replace(microsecond=modified.microsecond // 1000 * 1000)
+            age = timedelta(seconds=rng.randrange(0, 30 * 86400))
+            values = _fields(provider, object_name, rng)
+            created.append(Record(record_id, values, modified - age, modified))
+        existing.extend(created)
+        return created
+
+    def touch(
+        self,
+        provider: Provider,
+        object_name: str,
+        ids: list[str],
+        count: int,
+        seed: int,
+        when: datetime,
+    ) -> list[Record]:
+        """Give some records new values and a new modification time."""
+        records = self.records(provider, object_name)
+        rng = random.Random(f"touch/{provider.name}/{object_name}/{seed}")  # noqa: S311
+        if ids:
+            by_id = {record.id: record for record in records}
+            missing = [record_id for record_id in ids if record_id not in by_id]
+            if missing:
+                raise KeyError(", ".join(missing))
+            chosen = [by_id[record_id] for record_id in ids]
+        else:
+            chosen = rng.sample(records, min(count, len(records)))
+        when = when.replace(microsecond=when.microsecond // 1000 * 1000)
+        for record in chosen:
+            record.fields = _fields(provider, object_name, rng)
+            record.modified = when
+        return chosen
+
+
+# ---------------------------------------------------------------------------------------
+# Faults
+
+
+@dataclass
+class Fault:
+    """An injected fault, with the limits and counters of ampmesh.sandbox.v1.Fault."""
+
+    id: str
+    kind: FaultKind
+    endpoint: Endpoint = Endpoint.UNSPECIFIED
+    provider: Provider = Provider.UNSPECIFIED
+    object_name: str = ""
+    grant_type: str = ""
+    client_id: str = ""
+    skip: int = 0
+    count: int = 0
+    duration: float | None = None
+    http_status: int = 503
+    retry_after: float = 1.0
+    delay: float = 0.0
+    fired: int = 0
+    matched: int = 0
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def expires(self) -> datetime | None:
+        if self.duration is None:
+            return None
+        return self.created + timedelta(seconds=self.duration)
+
+    def retired(self, now: datetime) -> bool:
+        if self.count and self.fired >= self.count:
+            return True
+        expires = self.expires
+        return expires is not None and now >= expires
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a fault can match a request on."""
+
+    endpoint: Endpoint
+    provider: Provider
+    object_name: str = ""
+    grant_type: str = ""
+    client_id: str = ""
+
+
+class FaultBook:
+    """The active faults, oldest first."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._ids = itertools.count(1)
+        self.fired_total = 0
+
+    def add(self, fault: Fault) -> Fault:
+        fault.id = f"fault-{next(self._ids)}"
+        self._faults.append(fault)
+        return fault
+
+    def active(self) -> list[Fault]:
+        self._retire()
+        return list(self._faults)
+
+    def clear(self, ids: list[str] | None = None) -> int:
+        before = len(self._faults)
+        if ids:
+            wanted = set(ids)
+            self._faults = [fault for fault in self._faults if fault.id not in wanted]
+        else:
+            self._faults = []
+        return before - len(self._faults)
+
+    def fire(self, request: RequestInfo) -> list[Fault]:
+        """The faults this request meets, counting it against every matching one."""
+        self._retire()
+        firing = []
+        for fault in self._faults:
+            if not _matches(fault, request):
+                continue
+            fault.matched += 1
+            if fault.matched <= fault.skip:
+                continue
+            fault.fired += 1
+            self.fired_total += 1
+            firing.append(fault)
+        self._retire()
+        return firing
+
+    def _retire(self) -> None:
+        now = datetime.now(UTC)
+        self._faults = [fault for fault in self._faults if not fault.retired(now)]
+
+
+def _matches(fault: Fault, request: RequestInfo) -> bool:
+    if fault.endpoint is not Endpoint.UNSPECIFIED and fault.endpoint is not request.endpoint:
+        return False
+    if fault.provider is not Provider.UNSPECIFIED and fault.provider is not request.provider:
+        return False
+    if fault.object_name and fault.object_name != request.object_name:
+        return False
+    if fault.grant_type and fault.grant_type != request.grant_type:
+        return False
+    if fault.client_id and fault.client_id != request.client_id:
+        return False
+    # Token faults only make sense where tokens are presented or refreshed.
+    if fault.kind is FaultKind.EXPIRED_TOKEN:
+        return request.endpoint is Endpoint.RECORDS
+    if fault.kind is FaultKind.REVOKED_TOKEN:
+        return request.endpoint is Endpoint.RECORDS or (
+            request.endpoint is Endpoint.TOKEN and request.grant_type == "refresh_token"
+        )
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# Counters
+
+
+@dataclass
+class ProviderCounters:
+    token_by_grant: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    token_by_status: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    api_by_status: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+@dataclass
+class Counters:
+    """Request counters since start_time."""
+
+    providers: dict[Provider, ProviderCounters] = field(
+        default_factory=lambda: {p: ProviderCounters() for p in CATALOG_NAMES}
+    )
+    token_latency: list[float] = field(default_factory=list)
+    api_latency: list[float] = field(default_factory=list)
+    faults_fired_at_start: int = 0
+    start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def count_token(self, provider: Provider, grant_type: str, status: int, took: float) -> None:
+        counters = self.providers[provider]
+        counters.token_by_grant[grant_type or "unknown"] += 1
+        counters.token_by_status[status] += 1
+        self.token_latency.append(took)
+
+    def count_api(self, provider: Provider, status: int, took: float) -> None:
+        self.providers[provider].api_by_status[status] += 1
+        self.api_latency.append(took)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (0 for no samples)."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+# ---------------------------------------------------------------------------------------
+# Tokens
+
+
+@dataclass
+class Token:
+    """An issued access token and its refresh token (Authlib's TokenMixin)."""
+
+    provider: Provider
+    client_id: str
+    username: str | None
+    scope: str
+    access_token: str
+    refresh_token: str | None
+    expires_in: int
+    issued_at: float
+    grant_id: str
+    access_revoked: bool = False
+    refresh_revoked: bool = False
+    forced_expired: bool = False
+
+    # Authlib TokenMixin
+    def check_client(self, client: object) -> bool:
+        return getattr(client, "client_id", None) == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_in
+
+    def is_expired(self) -> bool:
+        return self.forced_expired or time.time() >= self.issued_at + self.expires_in
+
+    def is_revoked(self) -> bool:
+        return self.refresh_revoked
+
+    def get_user(self) -> str | None:
+        return self.username
+
+    def get_client(self) -> object:
+        raise NotImplementedError("the sandbox looks clients up by client_id")
+
+
+@dataclass
+class AuthorizationCode:
+    """An issued authorization code (Authlib's AuthorizationCodeMixin, plus PKCE)."""
+
+    code: str
+    provider: Provider
+    client_id: str
+    username: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    issued_at: float
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> None:
+        return None
+
+    def get_auth_time(self) -> int:
+        return int(self.issued_at)
+
+
+class TokenStore:
+    """Issued codes and tokens, found by their strings."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, AuthorizationCode] = {}
+        self.by_access: dict[str, Token] = {}
+        self.by_refresh: dict[str, Token] = {}
+
+    def clear(self) -> None:
+        self.codes.clear()
+        self.by_access.clear()
+        self.by_refresh.clear()
+
+    def add(self, token: Token) -> None:
+        self.by_access[token.access_token] = token
+        if token.refresh_token:
+            self.by_refresh[token.refresh_token] = token
+
+    def revoke_grant(self, grant_id: str) -> None:
+        """Revoke every token issued under one grant (its refreshes included)."""
+        for token in self.by_access.values():
+            if token.grant_id == grant_id:
+                token.access_revoked = True
+                token.refresh_revoked = True
+
+    @staticmethod
+    def new_grant_id() -> str:
+        return secrets.token_hex(8)
+
+
+class SandboxState:
+    """Everything the sandbox holds."""
+
+    def __init__(self) -> None:
+        self.records = RecordStore()
+        self.faults = FaultBook()
+        self.counters = Counters()
+        self.tokens = TokenStore()
+
+    def reset_counters(self) -> None:
+        self.counters = Counters(faults_fired_at_start=self.faults.fired_total)
