@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
+from ampmesh.platform.v1 import providers_pb2
 from pydantic import Field, SecretStr
 
 from services.api.auth import Authenticator
 from services.api.catalog import load_catalog, provider_catalog_service
+from services.api.catalog.sandbox import point_at_sandbox
 from services.api.context import ApiContext, ApiPolicy, open_pool
 from services.api.platform import BUILDERS
 from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
@@ -44,6 +46,9 @@ class ApiSettings(ServiceSettings):
     refuse_private_destinations: bool = Field(
         True, description="refuse destinations that resolve to private addresses"
     )
+    sandbox_url: str = Field(
+        "", description="provider sandbox URL: hubspot and salesforce point at it when set"
+    )
 
 
 def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list[Service]:
@@ -61,11 +66,16 @@ def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list
     ]
     implemented: list[Service] = []
     if settings.enable_platform_routes:
-        implemented.append(provider_catalog_service(ctx.catalog if ctx else load_catalog()))
+        implemented.append(provider_catalog_service(ctx.catalog if ctx else catalog_for(settings)))
         if ctx is not None:
             names = {s.full_name for s in enabled}
             implemented += [build(ctx) for name, build in BUILDERS.items() if name in names]
     return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET)
+
+
+def catalog_for(settings: ApiSettings) -> dict[str, providers_pb2.ProviderInfo]:
+    catalog = load_catalog()
+    return point_at_sandbox(catalog, settings.sandbox_url) if settings.sandbox_url else catalog
 
 
 @asynccontextmanager
@@ -89,7 +99,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
         ctx = ApiContext(
             pool=pool,
             secrets=secrets,
-            catalog=load_catalog(),
+            catalog=catalog_for(settings),
             auth=Authenticator(pool),
             policy=ApiPolicy(
                 allow_loopback_webhooks=settings.allow_loopback_webhooks,

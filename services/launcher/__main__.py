@@ -152,12 +152,14 @@ def _print_summary(described: dict[str, Any], console: Console) -> None:
     console.print("`ampmesh status` for every process; Ctrl-C or `ampmesh down` stops the mesh.")
 
 
-def _detach(home: Path, shards: int) -> int:
+def _detach(home: Path, shards: int, sandbox: bool) -> int:
     """Run `ampmesh up` in the background; return once it is up (or has failed)."""
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "logs" / "launcher.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "services.launcher", "up", "--json", "--shards", str(shards)]
+    if sandbox:
+        command.append("--sandbox")
     with log_path.open("ab") as log:
         child = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             command,
@@ -247,6 +249,11 @@ def main(argv: list[str] | None = None) -> None:
         help="token-manager shards (default 2, or $AMPMESH_TOKEN_MANAGER_SHARDS)",
     )
     up.add_argument("--detach", action="store_true", help="return once up; run in background")
+    up.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="also start the provider sandbox; hubspot and salesforce then point at it",
+    )
     state = commands.add_parser("status", help="what runs, its health and endpoints")
     state.add_argument("--json", action="store_true", help="one JSON object")
     commands.add_parser("down", help="stop the mesh started from this home")
@@ -257,9 +264,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "up" and args.shards < 1:
         parser.error("--shards must be at least 1")
     if args.command == "up" and args.detach:
-        code = _detach(home, args.shards)
+        code = _detach(home, args.shards, args.sandbox)
     elif args.command == "up":
-        code = asyncio.run(_up(home, MeshOptions(token_manager_shards=args.shards), args.json))
+        options = MeshOptions(token_manager_shards=args.shards, sandbox=args.sandbox)
+        code = asyncio.run(_up(home, options, args.json))
     elif args.command == "status":
         code = asyncio.run(_status(home, args.json))
     elif args.command == "admin-key":

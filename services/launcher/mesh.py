@@ -81,6 +81,8 @@ def _quiet(name: str, state: str, detail: str) -> None:
 @dataclass(frozen=True)
 class MeshOptions:
     token_manager_shards: int = 2
+    # Start the provider sandbox and point the catalog's hubspot and salesforce at it.
+    sandbox: bool = False
     start_within: float = 90.0
     stop_grace: float = 15.0
 
@@ -218,7 +220,11 @@ async def running_mesh(
         # api and temporal reach the token-manager shards through the edge's ring hash.
         infra_env["AMPMESH_TOKEN_MANAGER_ADDRESS"] = edge_endpoints["token-manager"]
         infra_env["AMPMESH_TOKEN_MANAGER_SERVER_NAME"] = "envoy"  # noqa: S105 (a TLS name)
-        specs = default_services(options.token_manager_shards)
+        specs = default_services(options.token_manager_shards, sandbox=options.sandbox)
+        if options.sandbox:
+            sandbox_port = ports.get("sandbox-http")
+            infra_env["AMPMESH_SANDBOX_HTTP_PORT"] = str(sandbox_port)
+            infra_env["AMPMESH_SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
         await _start_services(
             mesh, [s for s in specs if not s.after_edge], ports, infra_env, report
         )

@@ -52,8 +52,8 @@ class ServiceSpec:
         return self.identity or self.name
 
 
-def default_services(token_manager_shards: int = 2) -> list[ServiceSpec]:
-    """Every service of the mesh, in start order."""
+def default_services(token_manager_shards: int = 2, *, sandbox: bool = False) -> list[ServiceSpec]:
+    """Every service of the mesh, in start order (the provider sandbox when asked)."""
     shards = [
         ServiceSpec(
             f"token-manager-{i}",
@@ -64,7 +64,12 @@ def default_services(token_manager_shards: int = 2) -> list[ServiceSpec]:
         for i in range(token_manager_shards)
     ]
     mcp = {"AMPMESH_MCP_PORT": "0"}
+    # Its HTTP port is booked (AMPMESH_SANDBOX_HTTP_PORT): the api's catalog names it.
+    providers = [
+        ServiceSpec("sandbox", "services.sandbox", endpoints={"sandbox serving": "sandbox-http"})
+    ]
     return [
+        *(providers if sandbox else []),
         *shards,
         ServiceSpec("scribe", "services.scribe"),
         ServiceSpec("messenger", "services.messenger"),

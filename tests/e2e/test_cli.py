@@ -48,7 +48,7 @@ def home() -> Iterator[Path]:
 
 
 def up(home: Path) -> dict[str, Any]:
-    started = ampmesh(home, "up", "--detach", "--shards", "1")
+    started = ampmesh(home, "up", "--detach", "--shards", "1", "--sandbox")
     assert started.returncode == 0, started.stdout + started.stderr
     return status(home)
 
@@ -72,6 +72,13 @@ async def test_up_status_down_and_up_again_keeps_the_data(home: Path) -> None:
     catalog = httpx.get(f"{endpoints['api']}/v1/providers", timeout=10)
     assert catalog.status_code == 200
     assert catalog.headers["content-type"].startswith("application/json")
+
+    # --sandbox: the provider sandbox runs, and hubspot and salesforce point at it.
+    assert "sandbox" in names
+    sandbox = endpoints["sandbox-http"]
+    assert catalog.json()["hubspot"]["oauth2Opts"]["tokenURL"].startswith(sandbox)
+    assert catalog.json()["salesforce"]["baseURL"] == f"{sandbox}/salesforce"
+    assert catalog.json()["zendeskSupport"]["baseURL"].startswith("https://")
 
     # The first credential: an org admin key, shown by status, rotatable.
     admin = described["adminApiKey"]
