@@ -196,6 +196,17 @@ def _duration(seconds: float) -> str:
     return f"{text}s"
 
 
+def connection_id_of(request: Any) -> str | None:
+    """The connection a token-manager request is about: `connection_id`, or the
+    `connection.connection_id` of requests that carry a whole connection context."""
+    direct = getattr(request, "connection_id", None)
+    if direct:
+        return str(direct)
+    context = getattr(request, "connection", None)
+    nested = getattr(context, "connection_id", None)
+    return str(nested) if nested else None
+
+
 def token_manager_channel(
     target: str,
     credentials: ServiceCredentials,
@@ -214,8 +225,6 @@ def token_manager_channel(
         credentials,
         server_identity=server_identity,
         services=("ampmesh.token.v1.TokenManagerService",),
-        metadata=header_from_request(
-            CONNECTION_ID_HEADER, lambda request: getattr(request, "connection_id", None)
-        ),
+        metadata=header_from_request(CONNECTION_ID_HEADER, connection_id_of),
         **kwargs,
     )

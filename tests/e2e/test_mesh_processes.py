@@ -124,7 +124,7 @@ async def test_internal_services_serve_their_contracts_to_allowed_callers_only(
         async with channel(mesh, shard, caller="api") as ch:
             tokens = token_manager_pb2_grpc.TokenManagerServiceStub(ch)
             assert "issue #5" in await unimplemented(
-                tokens.GetToken, token_manager_pb2.GetTokenRequest()
+                tokens.RevokeCredentials, token_manager_pb2.RevokeCredentialsRequest()
             )
         async with channel(mesh, shard, caller="messenger") as ch:
             tokens = token_manager_pb2_grpc.TokenManagerServiceStub(ch)

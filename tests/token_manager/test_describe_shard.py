@@ -1,9 +1,9 @@
-"""A token-manager shard in-process over mTLS: DescribeShard, the hash-header rule, the
-callers it admits, and the methods issue #5 has not built yet."""
+"""A token-manager shard in-process over mTLS (conftest's `shard`): DescribeShard, the
+hash-header rule, the callers it admits, and the methods issue #5 has not built yet."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -12,27 +12,11 @@ from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 
 from services.runtime.channels import CONNECTION_ID_HEADER
 from services.runtime.errors import status_from_error, unpack_details
-from services.runtime.identity import AccessPolicy
 from services.runtime.server import MeshServer
 from services.runtime.tls import ServiceCredentials
-from services.token_manager.__main__ import CALLERS, TokenManagerSettings, open_services
-from tests.runtime.probe import dial, serving
+from tests.runtime.probe import dial
 
 CredsFor = Callable[[str], ServiceCredentials]
-
-
-@pytest.fixture
-async def shard(creds_for: CredsFor) -> AsyncIterator[MeshServer]:
-    settings = TokenManagerSettings.model_validate(
-        {"service_name": "token-manager", "shard_name": "token-manager-7"}
-    )
-    async with (
-        open_services(settings) as services,
-        serving(
-            creds_for("token-manager"), list(services), policy=AccessPolicy.allow_only(*CALLERS)
-        ) as server,
-    ):
-        yield server
 
 
 def hashed(connection_id: str) -> tuple[tuple[str, str], ...]:
@@ -87,9 +71,11 @@ async def test_unbuilt_methods_say_which_issue_builds_them(
     async with dial(shard, creds_for("api")) as channel:
         stub = tm_grpc.TokenManagerServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as unbuilt:
-            await stub.GetToken(tm.GetTokenRequest(connection_id="c"), metadata=hashed("c"))
+            await stub.RevokeCredentials(
+                tm.RevokeCredentialsRequest(connection_id="c"), metadata=hashed("c")
+            )
     assert unbuilt.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert unbuilt.value.details() == (
-        "/ampmesh.token.v1.TokenManagerService/GetToken is not built yet: "
-        "credentials and refresh are built by issue #5"
+        "/ampmesh.token.v1.TokenManagerService/RevokeCredentials is not built yet: "
+        "refresh, revocation and the OAuth code exchange arrive with the rest of issue #5"
     )
