@@ -124,3 +124,14 @@ def test_service_config_shape() -> None:
         RetryPolicy(max_attempts=1)
     with pytest.raises(ValueError, match="NOT_A_CODE"):
         RetryPolicy(retryable_status_codes=("NOT_A_CODE",))
+
+
+def test_the_token_manager_hash_header_comes_from_the_request_wherever_it_holds_the_id() -> None:
+    from ampmesh.token.v1 import token_manager_pb2 as tm
+
+    from services.runtime.channels import connection_id_of
+
+    assert connection_id_of(tm.GetTokenRequest(connection_id="c1")) == "c1"
+    nested = tm.StoreCredentialsRequest(connection=tm.ConnectionContext(connection_id="c2"))
+    assert connection_id_of(nested) == "c2"
+    assert connection_id_of(tm.DescribeShardRequest()) is None
