@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
-import asyncpg
 from ampmesh.platform.v1 import providers_pb2
 from pydantic import Field, SecretStr
 
 from services.api.auth import Authenticator
 from services.api.catalog import load_catalog, provider_catalog_service
 from services.api.catalog.sandbox import point_at_sandbox
-from services.api.context import ApiContext, ApiPolicy, open_pool
+from services.api.context import ApiContext, ApiPolicy
 from services.api.platform import BUILDERS
 from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
 from services.runtime.config import ServiceSettings
-from services.runtime.entrypoint import StartupError, run_service
-from services.runtime.secretbox import SecretBox, SecretBoxError
+from services.runtime.database import open_pool
+from services.runtime.entrypoint import run_service
+from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
 from services.runtime.unimplemented import with_fallback
 
@@ -83,19 +83,10 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
     if not settings.enable_platform_routes:
         yield build_services(settings)
         return
-    database_url = settings.database_url.get_secret_value()
-    if not database_url:
-        raise StartupError("AMPMESH_DATABASE_URL is required to serve the platform routes")
-    try:
-        secrets = SecretBox.from_spec(settings.secret_keys.get_secret_value())
-    except SecretBoxError as error:
-        raise StartupError(f"AMPMESH_SECRET_KEYS: {error}") from None
-    async with AsyncExitStack() as resources:
-        try:
-            pool = await resources.enter_async_context(open_pool(database_url))
-        except (OSError, asyncpg.PostgresError) as error:
-            # asyncpg's messages name host, port and user, never the password.
-            raise StartupError(f"cannot reach PostgreSQL: {error}") from None
+    secrets = keyring_from_settings(settings.secret_keys.get_secret_value())
+    async with open_pool(
+        settings.database_url.get_secret_value(), needed_for="serve the platform routes"
+    ) as pool:
         ctx = ApiContext(
             pool=pool,
             secrets=secrets,

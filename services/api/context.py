@@ -7,8 +7,7 @@ database of the session's stack (see tests/api) and call a servicer in-process.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import asyncpg
@@ -35,14 +34,3 @@ class ApiContext:
     catalog: Mapping[str, providers_pb2.ProviderInfo]
     auth: Authenticator
     policy: ApiPolicy
-
-
-@asynccontextmanager
-async def open_pool(
-    database_url: str, *, min_size: int = 1, max_size: int = 10
-) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size)
-    try:
-        yield pool
-    finally:
-        await pool.close()

@@ -10,14 +10,19 @@ the configuration is built here.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.runtime.entrypoint import StartupError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -67,3 +72,21 @@ async def migrate(database_url: str) -> str:
             return await connection.run_sync(_upgrade)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def open_pool(
+    database_url: str, *, needed_for: str, min_size: int = 1, max_size: int = 10
+) -> AsyncIterator[asyncpg.Pool]:
+    """A service's asyncpg pool, or a one-line StartupError naming what is missing or
+    unreachable (never the password: asyncpg's messages name host, port and user)."""
+    if not database_url:
+        raise StartupError(f"AMPMESH_DATABASE_URL is required to {needed_for}")
+    try:
+        pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise StartupError(f"cannot reach PostgreSQL: {error}") from None
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from services.runtime.entrypoint import StartupError
+
 _NONCE_BYTES = 12
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -86,3 +88,11 @@ class SecretBox:
                 f"a value sealed with key {sealed.key_id!r} does not open (tampered, or "
                 "bound to another place)"
             ) from None
+
+
+def keyring_from_settings(spec: str) -> SecretBox:
+    """The service's keyring from AMPMESH_SECRET_KEYS, or a one-line StartupError."""
+    try:
+        return SecretBox.from_spec(spec)
+    except SecretBoxError as error:
+        raise StartupError(f"AMPMESH_SECRET_KEYS: {error}") from None

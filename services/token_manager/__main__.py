@@ -14,7 +14,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
-import asyncpg
 import grpc
 import redis.asyncio
 import redis.exceptions
@@ -26,6 +25,7 @@ from pydantic import Field, SecretStr
 from services.api.catalog import load_catalog
 from services.runtime.channels import CONNECTION_ID_HEADER
 from services.runtime.config import ServiceSettings
+from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.errors import (
     abort_invalid_argument,
@@ -36,7 +36,7 @@ from services.runtime.errors import (
 from services.runtime.identity import current_caller
 from services.runtime.interceptors import metadata_value
 from services.runtime.logs import get_logger
-from services.runtime.secretbox import SecretBox, SecretBoxError
+from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 from services.token_manager import credentials as creds
@@ -275,23 +275,14 @@ async def abort_refresh_not_built(
 async def open_store(settings: TokenManagerSettings) -> AsyncIterator[CredentialStore]:
     """The pool, the Redis client and the SecretBox, checked reachable; StartupError with
     one line when one is not."""
-    database_url = settings.database_url.get_secret_value()
     redis_url = settings.redis_url.get_secret_value()
-    if not database_url:
-        raise StartupError("AMPMESH_DATABASE_URL is required to store credentials")
     if not redis_url:
         raise StartupError("AMPMESH_REDIS_URL is required to cache credentials")
-    try:
-        box = SecretBox.from_spec(settings.secret_keys.get_secret_value())
-    except SecretBoxError as error:
-        raise StartupError(f"AMPMESH_SECRET_KEYS: {error}") from None
+    box = keyring_from_settings(settings.secret_keys.get_secret_value())
     async with AsyncExitStack() as resources:
-        try:
-            pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
-        except (OSError, asyncpg.PostgresError) as error:
-            # asyncpg's messages name host, port and user, never the password.
-            raise StartupError(f"cannot reach PostgreSQL: {error}") from None
-        resources.push_async_callback(pool.close)
+        pool = await resources.enter_async_context(
+            open_pool(settings.database_url.get_secret_value(), needed_for="store credentials")
+        )
         client = redis.asyncio.Redis.from_url(redis_url)
         resources.push_async_callback(client.aclose)
         try:
