@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from ampmesh.platform.v1 import providers_pb2
+from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
 
 from services.api.auth import Authenticator
@@ -14,11 +15,13 @@ from services.api.catalog.sandbox import point_at_sandbox
 from services.api.context import ApiContext, ApiPolicy
 from services.api.platform import BUILDERS
 from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
+from services.runtime.channels import token_manager_channel
 from services.runtime.config import ServiceSettings
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import run_service
 from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
+from services.runtime.tls import ensure_service_credentials
 from services.runtime.unimplemented import with_fallback
 
 # Who may call the api service directly: the edge, and the MCP servers that drive it.
@@ -48,6 +51,12 @@ class ApiSettings(ServiceSettings):
     )
     sandbox_url: str = Field(
         "", description="provider sandbox URL: hubspot and salesforce point at it when set"
+    )
+    token_manager_address: str = Field(
+        "", description="host:port of the token-manager shards (the edge's internal listener)"
+    )
+    token_manager_server_name: str = Field(
+        "envoy", description="identity the token-manager address's certificate must name"
     )
 
 
@@ -84,9 +93,12 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
         yield build_services(settings)
         return
     secrets = keyring_from_settings(settings.secret_keys.get_secret_value())
-    async with open_pool(
-        settings.database_url.get_secret_value(), needed_for="serve the platform routes"
-    ) as pool:
+    async with AsyncExitStack() as resources:
+        pool = await resources.enter_async_context(
+            open_pool(
+                settings.database_url.get_secret_value(), needed_for="serve the platform routes"
+            )
+        )
         ctx = ApiContext(
             pool=pool,
             secrets=secrets,
@@ -96,8 +108,28 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
                 allow_loopback_webhooks=settings.allow_loopback_webhooks,
                 refuse_private_destinations=settings.refuse_private_destinations,
             ),
+            tokens=await _token_manager(settings, resources),
         )
         yield build_services(settings, ctx)
+
+
+async def _token_manager(
+    settings: ApiSettings, resources: AsyncExitStack
+) -> token_manager_pb2_grpc.TokenManagerServiceStub | None:
+    """A stub for the token-manager shards, called with the api's own certificate (the
+    shards accept only the api and temporal identities); None without an address."""
+    if not settings.token_manager_address:
+        return None
+    credentials = ensure_service_credentials(
+        settings.cert_dir, settings.identity, create=settings.create_certs
+    )
+    channel = token_manager_channel(
+        settings.token_manager_address,
+        credentials,
+        server_identity=settings.token_manager_server_name,
+    )
+    resources.push_async_callback(channel.close)
+    return token_manager_pb2_grpc.TokenManagerServiceStub(channel)
 
 
 def main() -> None:

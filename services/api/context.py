@@ -1,5 +1,5 @@
 """What every platform servicer of the api shares: the database pool, the secret box, the
-catalog, the authenticator, and the deployment's settings.
+catalog, the authenticator, the deployment's settings, and the token-manager.
 
 Servicers take an ApiContext and nothing else, so a test can build one against the real
 database of the session's stack (see tests/api) and call a servicer in-process.
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from ampmesh.platform.v1 import providers_pb2
+from ampmesh.token.v1 import token_manager_pb2_grpc
 
 from services.api.auth import Authenticator
 from services.runtime.secretbox import SecretBox
@@ -34,3 +35,6 @@ class ApiContext:
     catalog: Mapping[str, providers_pb2.ProviderInfo]
     auth: Authenticator
     policy: ApiPolicy
+    # The token-manager shards (through the edge), which hold connections' credentials;
+    # None when the deployment gives no address, and connections then answer UNAVAILABLE.
+    tokens: token_manager_pb2_grpc.TokenManagerServiceStub | None = None

@@ -60,11 +60,9 @@ ROUTE_GROUPS: dict[str, tuple[ServiceDescriptor, ...]] = {
 }
 
 _CONTROL_PLANE = "the control plane is built by issue #4"
-_CONNECTIONS = "connections and OAuth are built by issue #5"
 # Why each public service answers UNIMPLEMENTED for now, and which issue builds it.
 NOT_BUILT_YET: dict[str, str] = {
     "ampmesh.platform.v1.OrgService": _CONTROL_PLANE,
-    "ampmesh.platform.v1.ConnectionService": _CONNECTIONS,
     "ampmesh.platform.v1.ObjectMetadataService": (
         "object metadata needs the connectors of issue #6 and has no issue of its own yet"
     ),

@@ -103,11 +103,11 @@ async def test_api_serves_every_public_contract_naming_the_issue_that_builds_it(
     async with channel(mesh, "api", caller="envoy") as ch:
         connections = connections_pb2_grpc.ConnectionServiceStub(ch)
         message = await unimplemented(
-            connections.ListConnections, connections_pb2.ListConnectionsRequest()
+            connections.UpdateConnection, connections_pb2.UpdateConnectionRequest()
         )
         assert message == (
-            "/ampmesh.platform.v1.ConnectionService/ListConnections is not built yet: "
-            "connections and OAuth are built by issue #5"
+            "/ampmesh.platform.v1.ConnectionService/UpdateConnection is not built yet: "
+            "OAuth connect, callback and credential rotation are built by the rest of issue #5"
         )
         reads = read_pb2_grpc.ReadServiceStub(ch)
         assert "issue #6" in await unimplemented(reads.TriggerRead, read_pb2.TriggerReadRequest())
@@ -209,12 +209,12 @@ async def test_mcpanda_drives_any_public_rpc(mesh: Mesh) -> None:
         called = await client.call_tool(
             "call_rpc",
             {
-                "method": "ampmesh.platform.v1.ConnectionService/GetConnection",
+                "method": "ampmesh.platform.v1.ConnectionService/UpdateConnection",
                 "request": {"projectIdOrName": "demo"},
             },
         )
         assert called.is_error
-        assert "GetConnection is not built yet: connections and OAuth are built by issue #5" in str(
+        assert "UpdateConnection is not built yet: OAuth connect, callback and credential" in str(
             called.content
         )
         # Locally it acts with the org admin key: authenticated RPCs answer.

@@ -550,9 +550,9 @@ async def create_installation(w: World) -> httpx.Response:
                 }
             }
         }
+    # No connectionId yet: connections exist now, but installations still accept only an
+    # empty one until they are tied to connections (the rest of issue #5), see KNOWN_GAPS.
     body: dict[str, Any] = {"groupRef": w.group_ref, "config": {"content": content}}
-    if "connection" in w.made:
-        body["connectionId"] = w.made["connection"]
     return await w.http.post(f"{w.integration}/installations", json=body)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from services.api.context import ApiContext
 from services.api.platform import (
     api_keys,
+    connections,
     destinations,
     installations,
     integrations,
@@ -38,4 +39,5 @@ BUILDERS: dict[str, PlatformBuilder] = {
     "ampmesh.platform.v1.TopicDestinationRouteService": topics.topic_destination_route_service,
     "ampmesh.platform.v1.IntegrationService": integrations.service,
     "ampmesh.platform.v1.InstallationService": installations.service,
+    "ampmesh.platform.v1.ConnectionService": connections.service,
 }
