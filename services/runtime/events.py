@@ -1,0 +1,502 @@
+"""The event bus's publishing side: Envelopes built one way, sent through a transactional
+outbox so a committed change never loses its event.
+
+A publisher writes its event into `event_outbox` in the same transaction as the change the
+event reports (`EventBus.stage`), commits, and wakes the relay (`kick`). The relay of each
+process claims pending rows of its own source with `FOR UPDATE SKIP LOCKED` (the shards of
+one service relay side by side without publishing a row twice in the normal case),
+publishes them, marks them published and commits. A process that dies after its commit
+leaves a pending row: whichever process of that source relays next publishes it. Pub/Sub
+failures are counted in `attempts` and retried with bounded exponential backoff; the relay
+never stops the service. Delivery is at least once (a crash between publish and mark
+republishes), so consumers deduplicate on `meta.idempotency_key`.
+
+    async with EventBus.open(source="token-manager", pool=pool, emulator_host=h,
+                             project=p) as bus:
+        async with pool.acquire() as connection, connection.transaction():
+            ...  # the change
+            await bus.stage(connection, new_envelope(project_id=..., idempotency_key=...,
+                                                     source="token-manager",
+                                                     connection_error=ConnectionError(...)))
+        bus.kick()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
+
+import asyncpg
+import grpc
+from ampmesh.events.v1 import notifications_pb2, topics_pb2
+from ampmesh.events.v1.envelope_pb2 import Envelope
+from google.api_core import exceptions as google_exceptions
+from google.api_core import retry as google_retry
+from google.cloud import pubsub_v1
+from google.protobuf.message import Message
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from pydantic import Field
+
+from services.runtime.config import ServiceSettings
+from services.runtime.entrypoint import StartupError
+from services.runtime.logs import get_logger
+from services.runtime.pubsub_topology import topic_id
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor import FieldDescriptor
+    from google.protobuf.descriptor_pb2 import FieldOptions
+    from google.protobuf.internal.extension_dict import _ExtensionFieldDescriptor
+
+__all__ = [
+    "EventBus",
+    "PubSubSettings",
+    "PublishError",
+    "attributes_of",
+    "new_envelope",
+    "open_event_bus",
+    "payload_names",
+    "payload_of",
+    "publisher_client",
+    "topic_id_of",
+]
+
+_log = get_logger("ampmesh.events")
+
+# The generated .pyi types extensions as plain FieldDescriptors; say what this one holds.
+_TOPIC = cast("_ExtensionFieldDescriptor[FieldOptions, int]", topics_pb2.topic)
+_PAYLOAD = "payload"  # the Envelope oneof
+
+# Relay backoff after a failed publish: attempts 1, 2, 3… wait 1, 2, 4… seconds, at most
+# a minute, so an outage is retried without hammering Pub/Sub or PostgreSQL.
+_BACKOFF_BASE = 1.0
+_BACKOFF_CAP = 60.0
+# How long one publish may take, Pub/Sub client retries included.
+_PUBLISH_TIMEOUT = 30.0
+# How long leaving (EventBus.open's exit) may spend publishing what is still pending.
+_DRAIN_TIMEOUT = 5.0
+# publish(): attempts of its own before it leaves the row to the relay.
+_PUBLISH_ATTEMPTS = 3
+
+
+# --- envelopes -------------------------------------------------------------------------
+
+
+def _payload_fields() -> dict[str, FieldDescriptor]:
+    oneof = Envelope.DESCRIPTOR.oneofs_by_name[_PAYLOAD]
+    return {field.name: cast("FieldDescriptor", field) for field in oneof.fields}
+
+
+_PAYLOAD_FIELDS = _payload_fields()
+
+
+def _topic_of_field(field: FieldDescriptor) -> str:
+    topic = topic_id(field.GetOptions().Extensions[_TOPIC])
+    if not topic:
+        raise ValueError(f"Envelope.{field.name} declares no (topic) option in topics.proto")
+    return topic
+
+
+_TOPICS = {name: _topic_of_field(field) for name, field in _PAYLOAD_FIELDS.items()}
+
+
+def payload_of(envelope: Envelope) -> tuple[str, Message]:
+    """The payload field that is set and its message; ValueError when none is."""
+    name = envelope.WhichOneof(_PAYLOAD)
+    if name is None:
+        raise ValueError("the envelope has no payload")
+    return name, cast(Message, getattr(envelope, name))
+
+
+def topic_id_of(envelope: Envelope) -> str:
+    """The Pub/Sub topic id the contract gives the envelope's payload."""
+    name, _ = payload_of(envelope)
+    return _TOPICS[name]
+
+
+def _notification_type(notification: notifications_pb2.Notification) -> str:
+    """The reference type of a notification (`connection.created`…), filled in when unset.
+
+    Every typed notification holds `notification_type`, always its reference type, and
+    the oneof field names are those types with dots as underscores
+    (`read_backfill_done` is `read.backfill.done`).
+    """
+    name = notification.WhichOneof(_PAYLOAD)
+    if name is None:
+        raise ValueError("the notification has no payload")
+    typed = getattr(notification, name)
+    if not typed.notification_type:
+        typed.notification_type = name.replace("_", ".")
+    return str(typed.notification_type)
+
+
+def new_envelope(
+    *,
+    project_id: str,
+    idempotency_key: str,
+    source: str,
+    request_id: str = "",
+    **payload: Message,
+) -> Envelope:
+    """An Envelope with its meta filled (new id, type, time now, source) and one payload,
+    passed as the keyword named like its Envelope field (`connection_error=…`)."""
+    if len(payload) != 1:
+        raise TypeError(f"pass exactly one payload keyword, got {sorted(payload) or 'none'}")
+    ((name, message),) = payload.items()
+    field = _PAYLOAD_FIELDS.get(name)
+    if field is None:
+        raise TypeError(f"{name!r} is not an Envelope payload; one of {sorted(_PAYLOAD_FIELDS)}")
+    expected = field.message_type
+    if expected is None or message.DESCRIPTOR is not expected:
+        wanted = expected.full_name if expected is not None else "message"
+        raise TypeError(f"{name} takes a {wanted}, not {message.DESCRIPTOR.full_name}")
+    if not project_id or not idempotency_key:
+        raise ValueError("project_id and idempotency_key are required on every event")
+    envelope = Envelope()
+    getattr(envelope, name).CopyFrom(message)
+    meta = envelope.meta
+    meta.id = str(uuid.uuid4())
+    if name == "notification":
+        meta.type = _notification_type(envelope.notification)
+    else:
+        meta.type = message.DESCRIPTOR.full_name
+    meta.time.FromDatetime(datetime.now(UTC))
+    meta.project_id = project_id
+    meta.idempotency_key = idempotency_key
+    meta.request_id = request_id
+    meta.source = source
+    return envelope
+
+
+def attributes_of(envelope: Envelope) -> dict[str, str]:
+    """The Pub/Sub attributes topics.proto asks publishers to copy from meta."""
+    meta = envelope.meta
+    return {"event_id": meta.id, "event_type": meta.type, "project_id": meta.project_id}
+
+
+# --- settings --------------------------------------------------------------------------
+
+
+class PubSubSettings(ServiceSettings):
+    """Settings of a service that publishes or consumes events: subclass it."""
+
+    pubsub_emulator_host: str = Field(
+        "", description="host:port of a Pub/Sub emulator; unset = Cloud Pub/Sub"
+    )
+    pubsub_project: str = Field("", description="the Pub/Sub (Google Cloud) project id")
+
+
+def open_event_bus(
+    settings: PubSubSettings, pool: asyncpg.Pool, *, source: str = ""
+) -> contextlib.AbstractAsyncContextManager[EventBus]:
+    """EventBus.open from a service's settings (source defaults to its service name)."""
+    if not settings.pubsub_project:
+        raise StartupError(
+            f"{settings.env_var('pubsub_project')} is required to publish events "
+            "(the Pub/Sub project id)"
+        )
+    return EventBus.open(
+        source=source or settings.service_name,
+        pool=pool,
+        emulator_host=settings.pubsub_emulator_host,
+        project=settings.pubsub_project,
+    )
+
+
+def publisher_client(emulator_host: str) -> pubsub_v1.PublisherClient:
+    """The batching publisher: bound to the emulator over an insecure channel when a host
+    is given (PUBSUB_EMULATOR_HOST would redirect every client of the process), else Cloud
+    Pub/Sub with the deployment's default credentials."""
+    if emulator_host:
+        channel = grpc.insecure_channel(emulator_host)
+        return pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+    try:
+        return pubsub_v1.PublisherClient()
+    except google_exceptions.GoogleAPIError as error:
+        raise StartupError(
+            f"cannot make a Cloud Pub/Sub publisher ({type(error).__name__}); "
+            "provide Google credentials or set AMPMESH_PUBSUB_EMULATOR_HOST"
+        ) from None
+
+
+# --- the bus ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    topic: str
+    envelope: bytes
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Batch:
+    published: int
+    failed: int
+    full: bool  # as many rows as a batch holds: more may be waiting
+
+
+class PublishError(RuntimeError):
+    """An event could not be published now; it stays in the outbox for the relay."""
+
+
+class EventBus:
+    """Stages events in the outbox and relays them to Pub/Sub (one per process)."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        pool: asyncpg.Pool,
+        publisher: pubsub_v1.PublisherClient,
+        project: str,
+        relay_interval: float = 1.0,
+        batch_size: int = 100,
+    ) -> None:
+        if not source:
+            raise ValueError("an event bus needs its source (the publishing service)")
+        self.source = source
+        self.pool = pool
+        self.publisher = publisher
+        self.project = project
+        self.relay_interval = relay_interval
+        self.batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        # Row id -> monotonic time before which this process does not retry it, so a row
+        # that keeps failing neither blocks the rows behind it nor is retried in a loop.
+        self._not_before: dict[int, float] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        *,
+        source: str,
+        pool: asyncpg.Pool,
+        emulator_host: str,
+        project: str,
+        relay_interval: float = 1.0,
+        batch_size: int = 100,
+    ) -> AsyncIterator[EventBus]:
+        """A bus with its relay running; on exit the relay publishes what it can (for a
+        few seconds at most) and stops; what is left waits for the next relay."""
+        bus = cls(
+            source=source,
+            pool=pool,
+            publisher=publisher_client(emulator_host),
+            project=project,
+            relay_interval=relay_interval,
+            batch_size=batch_size,
+        )
+        relay = asyncio.create_task(bus.run_relay(), name=f"event relay ({source})")
+        try:
+            yield bus
+        finally:
+            await bus._stop_relay(relay)
+            # stop() flushes the client's batches and joins its threads: blocking.
+            await asyncio.to_thread(bus.publisher.stop)
+
+    async def stage(self, connection: asyncpg.Connection, envelope: Envelope) -> int:
+        """Write the event into the outbox within the caller's open transaction; returns
+        its row id. Nothing is published before that transaction commits."""
+        if not connection.is_in_transaction():
+            # Outside a transaction the event could be published for a change that is then
+            # rolled back (or the change committed without it): refuse the mistake.
+            raise RuntimeError("stage() needs the transaction that makes the change")
+        topic = topic_id_of(envelope)
+        row_id: int = await connection.fetchval(
+            "INSERT INTO event_outbox (source, topic, envelope) VALUES ($1, $2, $3) RETURNING id",
+            self.source,
+            topic,
+            envelope.SerializeToString(),
+        )
+        return row_id
+
+    def kick(self) -> None:
+        """Wake the relay now (call after the staging transaction committed)."""
+        self._wake.set()
+
+    async def publish(self, envelope: Envelope) -> None:
+        """Stage the event in a transaction of its own and publish it before returning;
+        PublishError after a few attempts (the row stays for the relay)."""
+        async with self.pool.acquire() as connection:
+            async with connection.transaction():
+                row_id = await self.stage(connection, envelope)
+            for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
+                # Wait for the row's lock rather than skip it: if the relay holds it, it is
+                # being published, and published_at says so once the relay commits.
+                async with connection.transaction():
+                    row = await connection.fetchrow(
+                        "SELECT id, topic, envelope, attempts, published_at FROM event_outbox"
+                        " WHERE id = $1 FOR UPDATE",
+                        row_id,
+                    )
+                    if row is None or row["published_at"] is not None:
+                        return
+                    failed = await self._publish_rows(connection, [_row(row)])
+                if not failed:
+                    return
+                if attempt < _PUBLISH_ATTEMPTS:
+                    await asyncio.sleep(_backoff(attempt))
+        self.kick()
+        raise PublishError(
+            f"event {envelope.meta.id} ({envelope.meta.type}) is not published yet; "
+            "it stays in the outbox and the relay retries it"
+        )
+
+    # --- the relay ---
+
+    async def _stop_relay(self, relay: asyncio.Task[None]) -> None:
+        """Let the relay finish its batch (cancelling it mid-batch would roll back the
+        marks of rows already published, and they would go out twice), then publish what
+        is pending; a few seconds at most, then whatever is left waits for a relay."""
+        deadline = asyncio.get_running_loop().time() + _DRAIN_TIMEOUT
+        self._stop.set()
+        self._wake.set()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await asyncio.shield(relay)
+                await self.relay_pending()
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            _log.warning("events left for the next relay", error=type(error).__name__)
+        finally:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+
+    async def run_relay(self) -> None:
+        """Relay pending rows until the bus closes: at once when kicked, else every
+        relay_interval seconds; backs off while publishing fails."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                outcome = await self._relay_batch()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                # PostgreSQL unreachable or restarting: the rows wait, the service lives.
+                _log.warning("event relay cannot read the outbox", error=type(error).__name__)
+                failed, full = 1, False
+            except Exception:
+                _log.exception("event relay failed; retrying")
+                failed, full = 1, False
+            else:
+                failed, full = outcome.failed, outcome.full
+            if failed:
+                failures += 1
+                # Kicks do not shorten a backoff; closing the bus does.
+                await _wait(self._stop, _backoff(failures))
+                continue
+            failures = 0
+            if full:  # more may be waiting: relay again without sleeping
+                continue
+            await _wait(self._wake, self.relay_interval)
+            self._wake.clear()
+
+    async def relay_pending(self) -> int:
+        """Publish pending rows until none is left that may be tried now; returns how many
+        were published."""
+        published = 0
+        while True:
+            outcome = await self._relay_batch()
+            published += outcome.published
+            if outcome.failed or not outcome.full:
+                return published
+
+    async def _relay_batch(self) -> _Batch:
+        """Claim, publish and mark one batch of rows that may be tried now."""
+        now = time.monotonic()
+        waiting = [row_id for row_id, when in self._not_before.items() if when > now]
+        async with self.pool.acquire() as connection, connection.transaction():
+            records = await connection.fetch(
+                "SELECT id, topic, envelope, attempts FROM event_outbox"
+                " WHERE source = $1 AND published_at IS NULL AND NOT (id = ANY($2::bigint[]))"
+                " ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                self.source,
+                waiting,
+                self.batch_size,
+            )
+            rows = [_row(record) for record in records]
+            failed = await self._publish_rows(connection, rows) if rows else set()
+        return _Batch(len(rows) - len(failed), len(failed), len(rows) == self.batch_size)
+
+    async def _publish_rows(self, connection: asyncpg.Connection, rows: list[_Row]) -> set[int]:
+        """Publish rows (locked by the caller's transaction) concurrently, mark those that
+        went out and count an attempt on the others; returns the failed ids."""
+        outcomes = await asyncio.gather(*(self._send(row) for row in rows))
+        failed = {row.id for row, sent in zip(rows, outcomes, strict=True) if not sent}
+        sent = [row.id for row in rows if row.id not in failed]
+        if sent:
+            await connection.execute(
+                "UPDATE event_outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                sent,
+            )
+            for row_id in sent:
+                self._not_before.pop(row_id, None)
+        if failed:
+            await connection.execute(
+                "UPDATE event_outbox SET attempts = attempts + 1 WHERE id = ANY($1::bigint[])",
+                list(failed),
+            )
+            now = time.monotonic()
+            for row in rows:
+                if row.id in failed:
+                    self._not_before[row.id] = now + _backoff(row.attempts + 1)
+        return failed
+
+    async def _send(self, row: _Row) -> bool:
+        """Publish one row; False (and a log line) when it did not go out."""
+        try:
+            envelope = Envelope.FromString(row.envelope)
+            future = self.publisher.publish(
+                f"projects/{self.project}/topics/{row.topic}",
+                row.envelope,
+                retry=google_retry.Retry(
+                    predicate=google_retry.if_transient_error,
+                    initial=0.1,
+                    maximum=5.0,
+                    timeout=_PUBLISH_TIMEOUT,
+                ),
+                timeout=_PUBLISH_TIMEOUT,
+                **attributes_of(envelope),
+            )
+            await asyncio.wrap_future(future)
+        except Exception as error:
+            # Never the envelope or the error text: either may quote event contents.
+            _log.warning(
+                "event not published",
+                outbox_id=row.id,
+                topic=row.topic,
+                attempts=row.attempts + 1,
+                error=type(error).__name__,
+            )
+            return False
+        return True
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Until event is set, or seconds passed."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+def _row(record: asyncpg.Record) -> _Row:
+    return _Row(record["id"], record["topic"], bytes(record["envelope"]), record["attempts"])
+
+
+def _backoff(attempts: int) -> float:
+    return float(min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** max(0, attempts - 1)))
+
+
+def payload_names(*fields: str) -> frozenset[str]:
+    """Envelope payload field names, checked against the contract (a typo fails at import)."""
+    unknown = set(fields) - set(_PAYLOAD_FIELDS)
+    if unknown:
+        raise ValueError(f"not Envelope payloads: {sorted(unknown)}")
+    return frozenset(fields)
