@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.launcher.mesh import Mesh, running_mesh
+from services.launcher.mesh import Mesh, MeshOptions, running_mesh
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
 
 
@@ -55,11 +55,13 @@ class Stack:
 @pytest.fixture(scope="session")
 async def stack() -> AsyncIterator[Stack]:
     """Brings up PostgreSQL, Redis, Temporal, the Pub/Sub emulator, every service and the
-    Envoy edge once per session, on free ports in a temporary home; tears it all down."""
+    Envoy edge (and the provider sandbox) once per session, on free ports in a temporary home; tears it all down."""
     # Not under pytest's tmp_path: that is private to root (0700), and PostgreSQL runs as
     # an unprivileged user when the tests run as root.
     home = Path(tempfile.mkdtemp(prefix="ampmesh-test-"))
     home.chmod(0o755)
-    async with running_mesh(home) as mesh:
+    # With the provider sandbox: the catalog's hubspot and salesforce point at it, so
+    # connecting and refreshing run the real client code against a real OAuth server.
+    async with running_mesh(home, MeshOptions(sandbox=True)) as mesh:
         yield Stack(mesh, mesh.endpoints())
     shutil.rmtree(home, ignore_errors=True)

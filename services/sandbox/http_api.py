@@ -3,6 +3,7 @@
     /hubspot/oauth/authorize            GET   auto-approves the test user, 302 with a code
     /hubspot/oauth/v1/token             POST  token endpoint (form-encoded)
     /hubspot/oauth/v1/revoke            POST  RFC 7009 revocation
+    /hubspot/oauth/v1/refresh-tokens/T  DELETE HubSpot's documented revocation
     /hubspot/crm/v3/objects/{object}    GET   limit, after, properties
     /salesforce/services/oauth2/authorize|token|revoke      the same, Salesforce paths
     /salesforce/services/data/v59.0/query?q=SOQL            query
@@ -108,6 +109,12 @@ class SandboxHttp:
                 Route(paths["revoke"], self._bind(self.revoke, provider), methods=["POST"]),
             ]
         routes += [
+            # HubSpot's own way to revoke (its documented API), beside the RFC 7009 one.
+            Route(
+                "/hubspot/oauth/v1/refresh-tokens/{token}",
+                self.hubspot_delete_refresh_token,
+                methods=["DELETE"],
+            ),
             Route("/hubspot/crm/v3/objects/{object_name}", self.hubspot_list, methods=["GET"]),
             Route(f"/salesforce{SALESFORCE_API}/query", self.salesforce_query, methods=["GET"]),
             Route(
@@ -163,6 +170,21 @@ class SandboxHttp:
             provider, grant_type, response.status_code, time.monotonic() - started
         )
         return response
+
+    async def hubspot_delete_refresh_token(self, request: Request) -> Response:
+        """DELETE /oauth/v1/refresh-tokens/{token}: revokes the grant, 204; unknown, 404."""
+        info = RequestInfo(Endpoint.REVOKE, Provider.HUBSPOT)
+        response = await self._apply_faults(info, _oauth_error)
+        if response is not None:
+            return response
+        token = self.state.tokens.by_refresh.get(request.path_params["token"])
+        if token is None or token.provider is not Provider.HUBSPOT:
+            return JSONResponse(
+                _provider_error(Provider.HUBSPOT, 404, "NOT_FOUND", "refresh token not found"),
+                status_code=404,
+            )
+        self.state.tokens.revoke_grant(token.grant_id)
+        return Response(status_code=204)
 
     async def revoke(self, request: Request, provider: Provider) -> Response:
         oauth = await _oauth_request(request)

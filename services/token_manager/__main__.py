@@ -1,30 +1,36 @@
 """`python -m services.token_manager`: one token-manager shard.
 
-Built: DescribeShard (which shard serves a connection, as the edge's hashing decides), and
-credential storage: StoreCredentials, GetToken (memory, then Redis, then PostgreSQL) and
-DeleteCredentials. Refreshing, revocation and the OAuth code exchange arrive with the rest
-of issue #5: their RPCs answer UNIMPLEMENTED, and a GetToken that would need a refresh
-answers FAILED_PRECONDITION with reason REFRESH_NOT_BUILT.
+It holds every connection's credentials (sealed in PostgreSQL, cached sealed in Redis and
+opened in the shard's memory: store.py), exchanges OAuth authorization codes, hands out
+usable tokens, refreshes them ahead of expiry once per connection across all shards
+(refresh.py), revokes them at providers that can (provider.py), and announces every change
+on the event bus through a transactional outbox (announce.py, services.runtime.events).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
+import asyncpg
 import grpc
 import redis.asyncio
 import redis.exceptions
+from ampmesh.events.v1 import connection_events_pb2 as ce
+from ampmesh.events.v1.envelope_pb2 import Envelope
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2, token_manager_pb2_grpc
-from google.protobuf import empty_pb2
+from google.protobuf import duration_pb2, empty_pb2
+from google.rpc import error_details_pb2
 from pydantic import Field, SecretStr
 
 from services.api.catalog import load_catalog
+from services.api.catalog.sandbox import point_at_sandbox
 from services.runtime.channels import CONNECTION_ID_HEADER
-from services.runtime.config import ServiceSettings
+from services.runtime.client_secrets import open_client_secret
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.errors import (
@@ -33,19 +39,42 @@ from services.runtime.errors import (
     error_info,
     resource_info,
 )
+from services.runtime.events import EventBus, PubSubSettings, open_event_bus
 from services.runtime.identity import current_caller
 from services.runtime.interceptors import metadata_value
 from services.runtime.logs import get_logger
-from services.runtime.secretbox import keyring_from_settings
+from services.runtime.request_id import current_request_id as _current_request_id
+from services.runtime.secretbox import SecretBox, keyring_from_settings
 from services.runtime.server import Service
-from services.runtime.unimplemented import partially_built
+from services.token_manager import announce
 from services.token_manager import credentials as creds
+from services.token_manager.provider import (
+    ClientApp,
+    ProviderClient,
+    ProviderRefused,
+    ProviderUnavailable,
+    RetryPolicy,
+    app_of,
+    token_url,
+    with_grant,
+)
+from services.token_manager.refresh import (
+    AppLookup,
+    BadCredentials,
+    Outcome,
+    Refresher,
+    Unavailable,
+    Want,
+    want_for,
+)
 from services.token_manager.store import (
     AlreadyExists,
     CredentialStore,
     MemoryCache,
     NotFound,
     Opened,
+    Row,
+    Stage,
 )
 
 tm = token_manager_pb2
@@ -53,15 +82,23 @@ tm = token_manager_pb2
 # The mesh identities allowed to call it (through Envoy, which forwards theirs); any
 # other certificate is refused.
 CALLERS = ("api", "temporal")
-NOT_BUILT = "refresh, revocation and the OAuth code exchange arrive with the rest of issue #5"
-# ErrorInfo.domain of this service's errors (the contract's).
+# ErrorInfo.domain and reasons of this service's errors (the contract's).
 DOMAIN = "token.ampmesh"
-REFRESH_NOT_BUILT = "REFRESH_NOT_BUILT"
+BAD_CREDENTIALS = "BAD_CREDENTIALS"
+PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
+RATE_LIMITED = "RATE_LIMITED"
+NOT_REFRESHABLE = "NOT_REFRESHABLE"
+SOURCE = announce.SOURCE
+
+
+def current_request_id() -> str:
+    return _current_request_id() or ""
+
 
 _log = get_logger("ampmesh.token_manager")
 
 
-class TokenManagerSettings(ServiceSettings):
+class TokenManagerSettings(PubSubSettings):
     shard_name: str = Field(
         "", description="this shard's name, e.g. token-manager-0 (default: the service name)"
     )
@@ -86,6 +123,18 @@ class TokenManagerSettings(ServiceSettings):
     refresh_margin_seconds: int = Field(
         300, ge=0, description="a token expiring within this margin is refreshed first"
     )
+    refresh_lock_seconds: float = Field(
+        30.0, gt=0, description="longest wait for another shard's refresh of a connection"
+    )
+    provider_timeout_seconds: float = Field(
+        10.0, gt=0, description="timeout of one call to a provider's token endpoint"
+    )
+    provider_attempts: int = Field(
+        3, ge=1, description="attempts at a token endpoint answering 5xx, 429 or timing out"
+    )
+    sandbox_url: str = Field(
+        "", description="the provider sandbox: hubspot and salesforce point at it (local mesh)"
+    )
 
 
 class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
@@ -95,11 +144,30 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
         store: CredentialStore,
         catalog: Mapping[str, providers_pb2.ProviderInfo],
         refresh_margin: timedelta,
+        provider: ProviderClient,
+        apps: AppLookup,
+        bus: EventBus,
     ) -> None:
         self.shard = shard
         self.store = store
         self.catalog = catalog
         self.refresh_margin = refresh_margin
+        self.provider = provider
+        self.apps = apps
+        self.bus = bus
+        self.refresher = Refresher(
+            store, provider, catalog, apps, self._stage, after_commit=bus.kick
+        )
+
+    async def _stage(self, connection: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            await self.bus.stage(connection, envelope)
+
+    def _stager(self, announce_row: Callable[[Row], list[Envelope]]) -> Stage:
+        async def stage(connection: asyncpg.Connection, row: Row) -> None:
+            await self._stage(connection, announce_row(row))
+
+        return stage
 
     async def StoreCredentials(
         self, request: tm.StoreCredentialsRequest, context: grpc.aio.ServicerContext
@@ -111,13 +179,27 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
             )
         connection_id = request.connection.connection_id
         await require_hash_header(connection_id, context)
-        if request.obtain_token:
-            await abort_refresh_not_built(context, connection_id, "obtaining a first token")
+        credentials = request.credentials
+        if request.obtain_token and credentials.WhichOneof("kind") in (
+            "oauth2_client_credentials",
+            "oauth2_password",
+        ):
+            credentials = await self._first_token(request.connection, credentials, context)
+        request_id = current_request_id()
         try:
             if request.replace:
-                opened = await self.store.replace(request.connection, request.credentials)
+                fields = list(request.updated_fields)
+                opened = await self.store.replace(
+                    request.connection,
+                    credentials,
+                    self._stager(lambda row: announce.updated(row, fields, request_id)),
+                )
             else:
-                opened = await self.store.create(request.connection, request.credentials)
+                opened = await self.store.create(
+                    request.connection,
+                    credentials,
+                    self._stager(lambda row: announce.created(row, request_id)),
+                )
         except AlreadyExists:
             await abort_with_details(
                 context,
@@ -127,6 +209,7 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
             )
         except NotFound:
             await abort_no_credentials(context, connection_id)
+        self.bus.kick()
         _log.info(
             "credentials stored",
             connection_id=connection_id,
@@ -135,14 +218,116 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
         )
         return stored_credentials(opened)
 
+    async def _first_token(
+        self,
+        connection: tm.ConnectionContext,
+        credentials: tm.Credentials,
+        context: grpc.aio.ServicerContext,
+    ) -> tm.Credentials:
+        """Client-credentials and password connections fetch a token before they are
+        stored, so credentials the provider refuses are refused at connect time."""
+        provider = self.catalog[connection.provider]
+        if not provider.oauth2_opts.token_url:
+            await abort_invalid_argument(
+                context,
+                f"{connection.provider} has no OAuth token endpoint in the catalog",
+                {"body.connection.provider": "has no OAuth token endpoint"},
+            )
+        url = token_url(provider, connection)
+        app = app_of(credentials, None)
+        assert app is not None
+        try:
+            if credentials.WhichOneof("kind") == "oauth2_client_credentials":
+                cc = credentials.oauth2_client_credentials
+                grant = await self.provider.client_credentials(
+                    url,
+                    app,
+                    list(cc.scopes),
+                    list(cc.audience) or list(provider.oauth2_opts.audience),
+                )
+            else:
+                pw = credentials.oauth2_password
+                grant = await self.provider.password(
+                    url, app, pw.username, pw.password, list(pw.scopes)
+                )
+        except ProviderRefused as error:
+            await abort_bad_credentials(context, connection.connection_id, str(error))
+        except ProviderUnavailable as error:
+            await abort_unavailable(
+                context, connection.connection_id, str(error), error.retry_after, error.rate_limited
+            )
+        return with_grant(credentials, grant)
+
+    async def ExchangeAuthorizationCode(
+        self, request: tm.ExchangeAuthorizationCodeRequest, context: grpc.aio.ServicerContext
+    ) -> tm.ExchangeAuthorizationCodeResponse:
+        violations = creds.exchange_violations(request, self.catalog)
+        if violations:
+            await abort_invalid_argument(
+                context, "the code exchange request is incomplete or malformed", violations
+            )
+        connection = request.connection
+        await require_hash_header(connection.connection_id, context)
+        app = await self.apps(connection.provider_app_id, connection.project_id)
+        if app is None:
+            await abort_invalid_argument(
+                context,
+                f"provider app {connection.provider_app_id!r} does not exist in the project",
+                {"body.connection.provider_app_id": "is not a provider app of the project"},
+            )
+        try:
+            grant = await self.provider.exchange_code(
+                token_url(self.catalog[connection.provider], connection),
+                app,
+                code=request.code,
+                redirect_uri=request.redirect_uri,
+                code_verifier=request.code_verifier,
+                requested_scopes=list(request.requested_scopes),
+            )
+        except ProviderRefused as error:
+            await abort_bad_credentials(context, connection.connection_id, str(error))
+        except ProviderUnavailable as error:
+            await abort_unavailable(
+                context, connection.connection_id, str(error), error.retry_after, error.rate_limited
+            )
+        credentials = tm.Credentials(
+            oauth2_authorization_code=tm.OAuth2AuthorizationCodeCredentials(
+                access_token=grant.access_token,
+                refresh_token=grant.refresh_token,
+                scopes=grant.scopes,
+                token_type=grant.token_type,
+                pkce=bool(request.code_verifier),
+            )
+        )
+        request_id = current_request_id()
+        opened = await self.store.create(
+            connection,
+            credentials,
+            self._stager(
+                lambda row: (
+                    announce.created(row, request_id)
+                    if row.version == 1
+                    else announce.updated(row, ["oauth2AuthorizationCode"], request_id)
+                )
+            ),
+            replace_existing=True,
+        )
+        self.bus.kick()
+        _log.info(
+            "authorization code exchanged",
+            connection_id=connection.connection_id,
+            provider=connection.provider,
+            version=opened.row.version,
+        )
+        response = tm.ExchangeAuthorizationCodeResponse(credentials=stored_credentials(opened))
+        response.token_response_metadata.update(grant.metadata)
+        return response
+
     async def GetToken(
         self, request: tm.GetTokenRequest, context: grpc.aio.ServicerContext
     ) -> tm.GetTokenResponse:
         await require_hash_header(request.connection_id, context)
-        if not request.project_id:
-            await abort_invalid_argument(
-                context, "project_id is required", {"body.project_id": "is required"}
-            )
+        await require_project(request.project_id, context)
         if request.include_credentials and current_caller() != "api":
             await abort_with_details(
                 context,
@@ -150,54 +335,180 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
                 "only the api identity may ask for the credentials themselves",
                 error_info("CREDENTIALS_NOT_ALLOWED", domain=DOMAIN),
             )
-        try:
-            opened = await self.store.get(request.connection_id, request.project_id)
-        except NotFound:
-            await abort_no_credentials(context, request.connection_id)
-        if self._needs_refresh(opened, request):
-            await abort_refresh_not_built(context, request.connection_id, "refreshing the token")
+        opened = await self._opened(request.connection_id, request.project_id, context)
+        refreshed = False
+        mode = request.refresh or tm.REFRESH_MODE_AHEAD_OF_EXPIRY
+        if mode != tm.REFRESH_MODE_NEVER and is_oauth(opened):
+            want = want_for(
+                mode,
+                margin=self.refresh_margin,
+                min_validity=request.min_validity.ToTimedelta(),
+                trigger=ce.REFRESH_TRIGGER_FORCED
+                if mode == tm.REFRESH_MODE_FORCE
+                else ce.REFRESH_TRIGGER_AHEAD_OF_EXPIRY,
+                request_id=current_request_id(),
+            )
+            if not want.satisfied_by(opened.row.last_refreshed_at, opened.credentials):
+                outcome = await self._refresh(request.connection_id, want, context)
+                opened, refreshed = outcome.opened, outcome.refreshed
         response = tm.GetTokenResponse(
             token=creds.access_token(
                 request.connection_id, opened.credentials, self.catalog.get(opened.row.provider)
             ),
             source=opened.source,
+            refreshed=refreshed,
             stored=stored_credentials(opened),
         )
         if request.include_credentials:
             response.credentials.CopyFrom(opened.credentials)
         return response
 
+    async def RefreshToken(
+        self, request: tm.RefreshTokenRequest, context: grpc.aio.ServicerContext
+    ) -> tm.RefreshTokenResponse:
+        await require_hash_header(request.connection_id, context)
+        await require_project(request.project_id, context)
+        opened = await self._opened(request.connection_id, request.project_id, context)
+        if not is_oauth(opened):
+            await abort_with_details(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"connection {request.connection_id!r} does not use OAuth: nothing to refresh",
+                error_info(NOT_REFRESHABLE, domain=DOMAIN),
+            )
+        if request.HasField("skip_if_refreshed_within"):
+            window = request.skip_if_refreshed_within.ToTimedelta()
+            last = opened.row.last_refreshed_at or opened.row.created_at
+            if last > datetime.now(UTC) - window:
+                return tm.RefreshTokenResponse(
+                    token=creds.access_token(
+                        request.connection_id,
+                        opened.credentials,
+                        self.catalog.get(opened.row.provider),
+                    ),
+                    refreshed=False,
+                    stored=stored_credentials(opened),
+                )
+        trigger = (
+            ce.REFRESH_TRIGGER_KEEP_ALIVE
+            if request.reason == tm.REFRESH_REASON_KEEP_ALIVE
+            else ce.REFRESH_TRIGGER_FORCED
+        )
+        want = want_for(
+            tm.REFRESH_MODE_FORCE,
+            margin=self.refresh_margin,
+            min_validity=timedelta(),
+            trigger=trigger,
+            request_id=current_request_id(),
+        )
+        outcome = await self._refresh(request.connection_id, want, context)
+        return tm.RefreshTokenResponse(
+            token=creds.access_token(
+                request.connection_id,
+                outcome.opened.credentials,
+                self.catalog.get(outcome.opened.row.provider),
+            ),
+            refreshed=outcome.refreshed,
+            stored=stored_credentials(outcome.opened),
+        )
+
+    async def RevokeCredentials(
+        self, request: tm.RevokeCredentialsRequest, context: grpc.aio.ServicerContext
+    ) -> tm.RevokeCredentialsResponse:
+        await require_hash_header(request.connection_id, context)
+        await require_project(request.project_id, context)
+        opened = await self._opened(request.connection_id, request.project_id, context)
+        revoked, detail = await self._revoke_at_provider(opened)
+        marked = await self.refresher.mark_revoked(
+            request.connection_id, revoked, detail, current_request_id()
+        )
+        return tm.RevokeCredentialsResponse(
+            revoked_at_provider=revoked, detail=detail, stored=stored_credentials(marked)
+        )
+
     async def DeleteCredentials(
         self, request: tm.DeleteCredentialsRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
         await require_hash_header(request.connection_id, context)
-        if not request.project_id:
-            await abort_invalid_argument(
-                context, "project_id is required", {"body.project_id": "is required"}
-            )
+        await require_project(request.project_id, context)
+        revoked = False
+        if request.revoke_at_provider:
+            with contextlib.suppress(NotFound):
+                opened = await self.store.get(request.connection_id, request.project_id)
+                revoked, detail = await self._revoke_at_provider(opened)
+                if not revoked:
+                    _log.info(
+                        "not revoked at the provider",
+                        connection_id=request.connection_id,
+                        detail=detail,
+                    )
+        request_id = current_request_id()
         try:
-            await self.store.delete(request.connection_id, request.project_id)
+            await self.store.delete(
+                request.connection_id,
+                request.project_id,
+                self._stager(lambda row: announce.deleted(row, revoked, request_id)),
+            )
         except NotFound:
             await abort_no_credentials(context, request.connection_id)
-        _log.info("credentials deleted", connection_id=request.connection_id)
+        self.bus.kick()
+        _log.info("credentials deleted", connection_id=request.connection_id, revoked=revoked)
         return empty_pb2.Empty()
 
-    def _needs_refresh(self, opened: Opened, request: tm.GetTokenRequest) -> bool:
-        """Whether the request's refresh mode asks for a refresh of these credentials."""
-        mode = request.refresh or tm.REFRESH_MODE_AHEAD_OF_EXPIRY
-        if mode == tm.REFRESH_MODE_NEVER or opened.credentials.WhichOneof("kind") not in (
-            creds.OAUTH_KINDS
-        ):
-            return False
-        if mode == tm.REFRESH_MODE_FORCE or creds.access_token_of(opened.credentials) is None:
-            return True
-        expiry = creds.access_token_expiry(opened.credentials)
-        if expiry is None:
-            return False
-        margin = timedelta()
-        if mode == tm.REFRESH_MODE_AHEAD_OF_EXPIRY:
-            margin = max(self.refresh_margin, request.min_validity.ToTimedelta())
-        return expiry <= datetime.now(UTC) + margin
+    async def _revoke_at_provider(self, opened: Opened) -> tuple[bool, str]:
+        """Revokes the refresh token (or else the access token) where the provider can;
+        never raises: a failed revocation is reported, not fatal."""
+        credentials = opened.credentials
+        refresh = creds.refresh_token_of(credentials)
+        access = creds.access_token_of(credentials)
+        token = (refresh.token if refresh is not None else "") or (
+            access.token if access is not None else ""
+        )
+        provider = self.catalog.get(opened.row.provider)
+        if not token or provider is None or not provider.oauth2_opts.token_url:
+            return False, "the connection holds no OAuth token to revoke"
+        context = announce.context_of(opened.row)
+        app = app_of(
+            credentials,
+            await self.apps(context.provider_app_id, opened.row.project_id)
+            if context.provider_app_id
+            else None,
+        )
+        if app is None:
+            return False, "the connection's provider app is gone, so it cannot revoke"
+        return await self.provider.revoke(
+            opened.row.provider, token_url(provider, context), app, token
+        )
+
+    async def _opened(
+        self, connection_id: str, project_id: str, context: grpc.aio.ServicerContext
+    ) -> Opened:
+        try:
+            return await self.store.get(connection_id, project_id)
+        except NotFound:
+            await abort_no_credentials(context, connection_id)
+
+    async def _refresh(
+        self, connection_id: str, want: Want, context: grpc.aio.ServicerContext
+    ) -> Outcome:
+        try:
+            return await self.refresher.refresh(connection_id, want)
+        except NotFound:
+            await abort_no_credentials(context, connection_id)
+        except BadCredentials as error:
+            await abort_bad_credentials(context, connection_id, str(error))
+        except Unavailable as error:
+            await abort_unavailable(
+                context, connection_id, str(error), error.retry_after, error.rate_limited
+            )
+        except asyncpg.exceptions.LockNotAvailableError:
+            await abort_unavailable(
+                context,
+                connection_id,
+                "another refresh of this connection is taking long; try again shortly",
+                1.0,
+                False,
+            )
 
     async def DescribeShard(
         self, request: token_manager_pb2.DescribeShardRequest, context: grpc.aio.ServicerContext
@@ -205,6 +516,17 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
         await require_hash_header(request.connection_id, context)
         return token_manager_pb2.DescribeShardResponse(
             shard=self.shard, connection_id=request.connection_id, caller=current_caller() or ""
+        )
+
+
+def is_oauth(opened: Opened) -> bool:
+    return opened.credentials.WhichOneof("kind") in creds.OAUTH_KINDS
+
+
+async def require_project(project_id: str, context: grpc.aio.ServicerContext) -> None:
+    if not project_id:
+        await abort_invalid_argument(
+            context, "project_id is required", {"body.project_id": "is required"}
         )
 
 
@@ -259,15 +581,36 @@ async def abort_no_credentials(context: grpc.aio.ServicerContext, connection_id:
     )
 
 
-async def abort_refresh_not_built(
-    context: grpc.aio.ServicerContext, connection_id: str, what: str
+async def abort_bad_credentials(
+    context: grpc.aio.ServicerContext, connection_id: str, message: str
 ) -> NoReturn:
     await abort_with_details(
         context,
         grpc.StatusCode.FAILED_PRECONDITION,
-        f"{what} needs the provider, and refresh arrives with the rest of issue #5; "
-        "ask with refresh mode NEVER to get the stored token",
-        error_info(REFRESH_NOT_BUILT, domain=DOMAIN, metadata={"connection_id": connection_id}),
+        message,
+        error_info(BAD_CREDENTIALS, domain=DOMAIN, metadata={"connection_id": connection_id}),
+    )
+
+
+async def abort_unavailable(
+    context: grpc.aio.ServicerContext,
+    connection_id: str,
+    message: str,
+    retry_after: float | None,
+    rate_limited: bool,
+) -> NoReturn:
+    delay = duration_pb2.Duration()
+    delay.FromTimedelta(timedelta(seconds=retry_after if retry_after is not None else 5.0))
+    await abort_with_details(
+        context,
+        grpc.StatusCode.UNAVAILABLE,
+        message,
+        error_info(
+            RATE_LIMITED if rate_limited else PROVIDER_UNAVAILABLE,
+            domain=DOMAIN,
+            metadata={"connection_id": connection_id},
+        ),
+        error_details_pb2.RetryInfo(retry_delay=delay),
     )
 
 
@@ -295,23 +638,62 @@ async def open_store(settings: TokenManagerSettings) -> AsyncIterator[Credential
             box,
             memory=MemoryCache(settings.memory_cache_entries, settings.memory_cache_seconds),
             redis_ttl_seconds=settings.redis_cache_seconds,
+            lock_timeout_seconds=settings.refresh_lock_seconds,
         )
+
+
+def provider_apps(pool: asyncpg.Pool, box: SecretBox) -> AppLookup:
+    """Reads a builder's provider app at each use, so a rotated client secret applies at
+    once. (The api owns provider_apps; the token-manager only reads the client's id and
+    secret, sealed as services.runtime.client_secrets says.)"""
+
+    async def lookup(app_id: str, project_id: str) -> ClientApp | None:
+        try:
+            row = await pool.fetchrow(
+                "SELECT id, client_id, client_secret_sealed, client_secret_key_id "
+                "FROM provider_apps WHERE id = $1::uuid AND project_id = $2::uuid",
+                app_id,
+                project_id,
+            )
+        except (asyncpg.DataError, ValueError):
+            return None  # not a UUID: no such app
+        if row is None:
+            return None
+        secret = open_client_secret(
+            box, str(row["id"]), row["client_secret_key_id"], bytes(row["client_secret_sealed"])
+        )
+        return ClientApp(row["client_id"], secret)
+
+    return lookup
 
 
 @asynccontextmanager
 async def open_services(settings: TokenManagerSettings) -> AsyncIterator[list[Service]]:
-    async with open_store(settings) as store:
+    catalog = load_catalog()
+    if settings.sandbox_url:
+        catalog = point_at_sandbox(catalog, settings.sandbox_url)
+    async with (
+        open_store(settings) as store,
+        open_event_bus(settings, store.pool, source=SOURCE) as bus,
+    ):
+        provider = ProviderClient(
+            RetryPolicy(
+                attempts=settings.provider_attempts, timeout=settings.provider_timeout_seconds
+            )
+        )
         yield [
-            partially_built(
+            Service.from_servicer(
                 token_manager_pb2.DESCRIPTOR.services_by_name["TokenManagerService"],
                 token_manager_pb2_grpc.add_TokenManagerServiceServicer_to_server,
                 TokenManager(
                     settings.shard_name or settings.service_name,
                     store,
-                    load_catalog(),
+                    catalog,
                     timedelta(seconds=settings.refresh_margin_seconds),
+                    provider,
+                    provider_apps(store.pool, store.box),
+                    bus,
                 ),
-                NOT_BUILT,
             )
         ]
 

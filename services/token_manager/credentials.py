@@ -71,6 +71,30 @@ def store_violations(
     return violations
 
 
+def exchange_violations(
+    request: tm.ExchangeAuthorizationCodeRequest,
+    catalog: Mapping[str, providers_pb2.ProviderInfo],
+) -> dict[str, str]:
+    """Field path → what is wrong, for every problem of an ExchangeAuthorizationCode."""
+    violations: dict[str, str] = {}
+    connection = request.connection
+    for name in ("connection_id", "project_id", "provider", "provider_app_id"):
+        if not getattr(connection, name):
+            violations[f"body.connection.{name}"] = "is required"
+    if connection.project_id and not _is_uuid(connection.project_id):
+        violations["body.connection.project_id"] = "must be a project id (a UUID)"
+    provider = catalog.get(connection.provider) if connection.provider else None
+    if connection.provider and provider is None:
+        violations["body.connection.provider"] = "is not a provider of the catalog"
+    elif provider is not None and not provider.oauth2_opts.token_url:
+        violations["body.connection.provider"] = "has no OAuth token endpoint in the catalog"
+    if not request.code:
+        violations["body.code"] = "is required"
+    if not request.redirect_uri:
+        violations["body.redirect_uri"] = "is required"
+    return violations
+
+
 def auth_scheme(credentials: tm.Credentials) -> events.AuthScheme:
     kind = credentials.WhichOneof("kind")
     if kind == "oauth2_authorization_code":
@@ -187,7 +211,7 @@ def _custom_attachments(
     values = json_format.MessageToDict(custom.values)
 
     def render(template: str) -> str:
-        return _TEMPLATE_VARIABLE.sub(lambda m: _text(values.get(m.group(1), "")), template)
+        return render_template(template, values)
 
     opts = provider.custom_opts
     return [
@@ -197,6 +221,12 @@ def _custom_attachments(
         tm.Attachment(location=QUERY, name=q.name, value=render(q.value_template))
         for q in opts.query_params
     ]
+
+
+def render_template(template: str, values: Mapping[str, object]) -> str:
+    """A catalog template (Go text/template syntax, substitutions only) with its variables
+    replaced; an unknown variable renders empty, as Go's templates do for a missing key."""
+    return _TEMPLATE_VARIABLE.sub(lambda m: _text(values.get(m.group(1), "")), template)
 
 
 def _join(prefix: str, value: str) -> str:

@@ -15,11 +15,14 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from ampmesh.events.v1 import connection_events_pb2 as events_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from google.protobuf import json_format
 from redis.asyncio import Redis
@@ -63,6 +66,8 @@ class Row:
     version: int
     created_at: datetime
     updated_at: datetime
+    last_refreshed_at: datetime | None = None
+    retried_refresh_failures: int = 0
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Row:
@@ -78,13 +83,15 @@ class Row:
             version=record["version"],
             created_at=record["created_at"],
             updated_at=record["updated_at"],
+            last_refreshed_at=record["last_refreshed_at"],
+            retried_refresh_failures=record["retried_refresh_failures"],
         )
 
     def to_redis(self) -> str:
         fields: dict[str, Any] = {
             k: v for k, v in self.__dict__.items() if k not in ("sealed",) and v is not None
         }
-        for name in ("access_token_expires_at", "created_at", "updated_at"):
+        for name in ("access_token_expires_at", "created_at", "updated_at", "last_refreshed_at"):
             if name in fields:
                 fields[name] = fields[name].isoformat()
         fields["key_id"] = self.sealed.key_id
@@ -95,6 +102,7 @@ class Row:
     def from_redis(cls, value: str | bytes) -> Row:
         fields = json.loads(value)
         expires = fields.get("access_token_expires_at")
+        refreshed = fields.get("last_refreshed_at")
         return cls(
             connection_id=fields["connection_id"],
             project_id=fields["project_id"],
@@ -107,6 +115,8 @@ class Row:
             version=fields["version"],
             created_at=datetime.fromisoformat(fields["created_at"]),
             updated_at=datetime.fromisoformat(fields["updated_at"]),
+            last_refreshed_at=datetime.fromisoformat(refreshed) if refreshed else None,
+            retried_refresh_failures=fields.get("retried_refresh_failures", 0),
         )
 
 
@@ -153,6 +163,15 @@ class MemoryCache:
         return len(self._entries)
 
 
+# Called inside the transaction that writes a row, with that row: stages the events that
+# announce the change (services.runtime.events), so they commit or roll back with it.
+Stage = Callable[[asyncpg.Connection, Row], Awaitable[None]]
+
+
+async def _no_stage(_connection: asyncpg.Connection, _row: Row) -> None:
+    return None
+
+
 class CredentialStore:
     def __init__(
         self,
@@ -162,12 +181,14 @@ class CredentialStore:
         *,
         memory: MemoryCache,
         redis_ttl_seconds: int,
+        lock_timeout_seconds: float = 30.0,
     ) -> None:
         self.pool = pool
         self.redis = redis
         self.box = box
         self.memory = memory
         self.redis_ttl_seconds = redis_ttl_seconds
+        self.lock_timeout_seconds = lock_timeout_seconds
         # Writes and cache fills of one connection take turns on this shard (the edge sends
         # a connection's calls here), so a fill that read PostgreSQL before a replace or
         # delete cannot put the old credentials back in Redis after it.
@@ -187,40 +208,65 @@ class CredentialStore:
             self.box.open(row.sealed, associated_data(row.connection_id))
         )
 
-    async def create(self, context: tm.ConnectionContext, credentials: tm.Credentials) -> Opened:
+    async def create(
+        self,
+        context: tm.ConnectionContext,
+        credentials: tm.Credentials,
+        stage: Stage = _no_stage,
+        *,
+        replace_existing: bool = False,
+    ) -> Opened:
+        """Stores a new connection's credentials; with replace_existing, replaces those of
+        a connection of the same project instead of refusing (the OAuth flows' upsert)."""
         async with self._lock(context.connection_id):
-            return await self._create(context, credentials)
+            sealed = self.seal(context.connection_id, credentials)
+            async with self.pool.acquire() as connection, connection.transaction():
+                record = await connection.fetchrow(
+                    "INSERT INTO connection_credentials (connection_id, project_id, provider, "
+                    "auth_scheme, connection, credentials_sealed, credentials_key_id, "
+                    "access_token_expires_at, last_refreshed_at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) "
+                    "ON CONFLICT (connection_id) DO NOTHING RETURNING *",
+                    context.connection_id,
+                    uuid.UUID(context.project_id),
+                    context.provider,
+                    creds.auth_scheme(credentials),
+                    _context_json(context),
+                    sealed.data,
+                    sealed.key_id,
+                    creds.access_token_expiry(credentials),
+                )
+                if record is None:
+                    if not replace_existing:
+                        raise AlreadyExists(context.connection_id)
+                    record = await self._update(connection, context, credentials, sealed)
+                row = Row.from_record(record)
+                await stage(connection, row)
+            return await self._cached(row, credentials)
 
-    async def replace(self, context: tm.ConnectionContext, credentials: tm.Credentials) -> Opened:
+    async def replace(
+        self, context: tm.ConnectionContext, credentials: tm.Credentials, stage: Stage = _no_stage
+    ) -> Opened:
+        """Rotates a connection's credentials; the connection is `created` again."""
         async with self._lock(context.connection_id):
-            return await self._replace(context, credentials)
+            sealed = self.seal(context.connection_id, credentials)
+            async with self.pool.acquire() as connection, connection.transaction():
+                row = Row.from_record(await self._update(connection, context, credentials, sealed))
+                await stage(connection, row)
+            return await self._cached(row, credentials)
 
-    async def _create(self, context: tm.ConnectionContext, credentials: tm.Credentials) -> Opened:
-        sealed = self.seal(context.connection_id, credentials)
-        record = await self.pool.fetchrow(
-            "INSERT INTO connection_credentials (connection_id, project_id, provider, "
-            "auth_scheme, connection, credentials_sealed, credentials_key_id, "
-            "access_token_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-            "ON CONFLICT (connection_id) DO NOTHING RETURNING *",
-            context.connection_id,
-            uuid.UUID(context.project_id),
-            context.provider,
-            creds.auth_scheme(credentials),
-            _context_json(context),
-            sealed.data,
-            sealed.key_id,
-            creds.access_token_expiry(credentials),
-        )
-        if record is None:
-            raise AlreadyExists(context.connection_id)
-        return await self._cached(Row.from_record(record), credentials)
-
-    async def _replace(self, context: tm.ConnectionContext, credentials: tm.Credentials) -> Opened:
-        sealed = self.seal(context.connection_id, credentials)
-        record = await self.pool.fetchrow(
+    async def _update(
+        self,
+        connection: asyncpg.Connection,
+        context: tm.ConnectionContext,
+        credentials: tm.Credentials,
+        sealed: Sealed,
+    ) -> asyncpg.Record:
+        record = await connection.fetchrow(
             "UPDATE connection_credentials SET provider = $3, auth_scheme = $4, "
             "connection = $5, credentials_sealed = $6, credentials_key_id = $7, "
-            "access_token_expires_at = $8, version = version + 1, updated_at = now() "
+            "access_token_expires_at = $8, status = $9, retried_refresh_failures = 0, "
+            "last_refreshed_at = now(), version = version + 1, updated_at = now() "
             "WHERE connection_id = $1 AND project_id = $2 RETURNING *",
             context.connection_id,
             uuid.UUID(context.project_id),
@@ -230,10 +276,11 @@ class CredentialStore:
             sealed.data,
             sealed.key_id,
             creds.access_token_expiry(credentials),
+            events_pb2.CONNECTION_STATUS_CREATED,
         )
         if record is None:
             raise NotFound(context.connection_id)
-        return await self._cached(Row.from_record(record), credentials)
+        return record
 
     async def get(self, connection_id: str, project_id: str) -> Opened:
         """The connection's credentials from the fastest tier holding them; NotFound when
@@ -248,22 +295,49 @@ class CredentialStore:
             raise NotFound(connection_id)
         return opened
 
-    async def delete(self, connection_id: str, project_id: str) -> None:
+    async def delete(self, connection_id: str, project_id: str, stage: Stage = _no_stage) -> Row:
         if not _is_uuid(project_id):
             raise NotFound(connection_id)
         async with self._lock(connection_id):
-            await self._delete(connection_id, project_id)
+            async with self.pool.acquire() as connection, connection.transaction():
+                record = await connection.fetchrow(
+                    "DELETE FROM connection_credentials "
+                    "WHERE connection_id = $1 AND project_id = $2 RETURNING *",
+                    connection_id,
+                    uuid.UUID(project_id),
+                )
+                if record is None:
+                    raise NotFound(connection_id)
+                row = Row.from_record(record)
+                await stage(connection, row)
+            await self.evict(connection_id)
+            return row
 
-    async def _delete(self, connection_id: str, project_id: str) -> None:
-        deleted = await self.pool.fetchval(
-            "DELETE FROM connection_credentials WHERE connection_id = $1 AND project_id = $2 "
-            "RETURNING connection_id",
-            connection_id,
-            uuid.UUID(project_id),
-        )
-        if deleted is None:
-            raise NotFound(connection_id)
-        await self.evict(connection_id)
+    @asynccontextmanager
+    async def locked(self, connection_id: str) -> AsyncIterator[Locked]:
+        """The connection's row, locked FOR UPDATE in an open transaction, opened afresh
+        from PostgreSQL: the one place a refresh decides and writes.
+
+        The lock lives in PostgreSQL, not in a shard, so it holds whichever shard the
+        edge sends the connection to meanwhile, and it is released the moment its holder
+        commits, rolls back or dies (its database session ends with it)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                f"SET LOCAL lock_timeout = '{int(self.lock_timeout_seconds * 1000)}ms'"
+            )
+            record = await connection.fetchrow(
+                "SELECT * FROM connection_credentials WHERE connection_id = $1 FOR UPDATE",
+                connection_id,
+            )
+            if record is None:
+                raise NotFound(connection_id)
+            row = Row.from_record(record)
+            yield Locked(self, connection, row, self.open(row))
+
+    async def cache(self, row: Row, credentials: tm.Credentials) -> Opened:
+        """After a commit that changed a row: every tier serves the new credentials."""
+        async with self._lock(row.connection_id):
+            return await self._cached(row, credentials)
 
     async def evict(self, connection_id: str) -> None:
         self.memory.evict(connection_id)
@@ -299,6 +373,49 @@ class CredentialStore:
         await self.redis.set(redis_key(connection_id), row.to_redis(), ex=self.redis_ttl_seconds)
         self.memory.put(replace(opened, source=tm.TOKEN_SOURCE_MEMORY))
         return opened
+
+
+@dataclass
+class Locked:
+    """A connection's row under its lock, and the writes a refresh makes before commit."""
+
+    store: CredentialStore
+    connection: asyncpg.Connection
+    row: Row
+    credentials: tm.Credentials
+
+    async def write(
+        self,
+        credentials: tm.Credentials,
+        *,
+        status: int,
+        refreshed: bool,
+        retried_failures: int,
+    ) -> Row:
+        """Writes new credentials and bookkeeping; the row's version moves on, so every
+        event announcing this write has a key of its own."""
+        sealed = self.store.seal(self.row.connection_id, credentials)
+        record = await self.connection.fetchrow(
+            "UPDATE connection_credentials SET credentials_sealed = $2, "
+            "credentials_key_id = $3, access_token_expires_at = $4, status = $5, "
+            "retried_refresh_failures = $6, "
+            # The time of the write, not of the transaction's start: a forced refresh
+            # asked for after the lock was taken is still satisfied by this one.
+            "last_refreshed_at = CASE WHEN $7 THEN clock_timestamp() "
+            "ELSE last_refreshed_at END, "
+            "version = version + 1, updated_at = now() "
+            "WHERE connection_id = $1 RETURNING *",
+            self.row.connection_id,
+            sealed.data,
+            sealed.key_id,
+            creds.access_token_expiry(credentials),
+            status,
+            retried_failures,
+            refreshed,
+        )
+        self.row = Row.from_record(record)
+        self.credentials = credentials
+        return self.row
 
 
 def _context_json(context: tm.ConnectionContext) -> str:

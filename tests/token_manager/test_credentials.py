@@ -35,7 +35,13 @@ from services.token_manager.store import redis_key
 from tests.conftest import Stack
 from tests.e2e.control_plane import database_dump
 from tests.runtime.probe import dial, serving
-from tests.token_manager.conftest import NEW_KEYS, OLD_KEYS, component, shard_settings
+from tests.token_manager.conftest import (
+    NEW_KEYS,
+    OLD_KEYS,
+    component,
+    database_url,
+    shard_settings,
+)
 
 CredsFor = Callable[[str], ServiceCredentials]
 Stub = tm_grpc.TokenManagerServiceStub
@@ -245,33 +251,35 @@ async def test_incomplete_requests_name_every_bad_field(stub: Stub) -> None:
     assert violations(unhashed.value) == [f"header.{CONNECTION_ID_HEADER}"]
 
 
-async def test_expiring_tokens_need_the_refresh_that_is_not_built_yet(stub: Stub) -> None:
+async def test_a_token_nothing_can_renew_turns_the_connection_bad(stub: Stub) -> None:
+    # Imported tokens without a provider app: expired, nothing can refresh them. (Real
+    # refreshes against the provider sandbox: tests/e2e/test_token_refresh.py.)
     expired, fresh = new_connection("hubspot"), new_connection("hubspot")
     await store(stub, expired, oauth("old-access", "refresh-1", timedelta(minutes=-1)))
     await store(stub, fresh, oauth("new-access", "refresh-2", timedelta(hours=1)))
 
+    as_stored = await get(stub, expired.connection_id, refresh=tm.REFRESH_MODE_NEVER)
+    assert (as_stored.token.token, as_stored.refreshed) == ("old-access", False)
     for mode in (tm.REFRESH_MODE_UNSPECIFIED, tm.REFRESH_MODE_IF_EXPIRED):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await get(stub, expired.connection_id, refresh=mode)
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert reason(refused.value) == "REFRESH_NOT_BUILT"
-        assert "issue #5" in (refused.value.details() or "")
-    as_stored = await get(stub, expired.connection_id, refresh=tm.REFRESH_MODE_NEVER)
-    assert as_stored.token.token == "old-access"
-    assert not as_stored.refreshed
+        assert reason(refused.value) == "BAD_CREDENTIALS"
+        assert "reconnect" in (refused.value.details() or "")
+    after = await get(stub, expired.connection_id, refresh=tm.REFRESH_MODE_NEVER)
+    assert after.stored.status == events.CONNECTION_STATUS_BAD_CREDENTIALS
 
+    # A valid token is served as stored, with the catalog's attachment.
     valid = await get(stub, fresh.connection_id)
     assert [(a.name, a.value) for a in valid.token.attachments] == [
         ("Authorization", "Bearer new-access")
     ]
     assert valid.stored.has_refresh_token and list(valid.token.scopes) == ["crm.read"]
-    # Asked to stay valid longer than the token lives, or forced: a refresh would be needed.
+    assert valid.stored.status == events.CONNECTION_STATUS_CREATED
+    # Asked to stay valid longer than the token lives: a refresh is needed, and fails.
     with pytest.raises(grpc.aio.AioRpcError) as too_short:
         await get(stub, fresh.connection_id, min_validity={"seconds": 7200})
-    assert reason(too_short.value) == "REFRESH_NOT_BUILT"
-    with pytest.raises(grpc.aio.AioRpcError) as forced:
-        await get(stub, fresh.connection_id, refresh=tm.REFRESH_MODE_FORCE)
-    assert reason(forced.value) == "REFRESH_NOT_BUILT"
+    assert reason(too_short.value) == "BAD_CREDENTIALS"
 
 
 async def test_only_the_api_may_read_the_credentials_themselves(
@@ -302,7 +310,7 @@ async def test_nothing_secret_is_stored_in_plaintext(stack: Stack, stub: Stub) -
     await store(stub, key_connection, api_key(key))
     assert (await get(stub, key_connection.connection_id)).token.token == key
 
-    dump = await database_dump(stack)
+    dump = await database_dump(stack, database_url(stack))
     assert oauth_connection.connection_id in dump  # the rows are there…
     cache = redis.asyncio.Redis.from_url(
         component(stack, "redis").service_env()["AMPMESH_REDIS_URL"]
@@ -322,11 +330,11 @@ async def test_reseal_moves_every_row_to_the_new_key_and_they_still_open(
 ) -> None:
     connection, key = new_connection(), secrets.token_hex(16)
     await store(stub, connection, api_key(key))  # sealed with "old"
-    database_url = component(stack, "postgres").database_url
+    url = database_url(stack)
     redis_url = component(stack, "redis").service_env()["AMPMESH_REDIS_URL"]
     env = {
         **os.environ,
-        "AMPMESH_DATABASE_URL": database_url,
+        "AMPMESH_DATABASE_URL": url,
         "AMPMESH_REDIS_URL": redis_url,
         "AMPMESH_SECRET_KEYS": NEW_KEYS,
     }
@@ -342,7 +350,7 @@ async def test_reseal_moves_every_row_to_the_new_key_and_they_still_open(
     assert process.returncode == 0, err.decode()
     assert "with key 'new'" in out.decode()
 
-    db = await asyncpg.connect(database_url)
+    db = await asyncpg.connect(url)
     try:
         key_ids = {
             r["credentials_key_id"]
@@ -355,7 +363,7 @@ async def test_reseal_moves_every_row_to_the_new_key_and_they_still_open(
         await db.close()
     assert key_ids == {"new"}
     # A second pass has nothing left to do.
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
     try:
         assert await reseal(pool, SecretBox.from_spec(NEW_KEYS)) == 0
     finally:

@@ -63,19 +63,3 @@ async def test_other_identities_are_refused(shard: MeshServer, creds_for: CredsF
                 tm.DescribeShardRequest(connection_id="c"), metadata=hashed("c")
             )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-
-
-async def test_unbuilt_methods_say_which_issue_builds_them(
-    shard: MeshServer, creds_for: CredsFor
-) -> None:
-    async with dial(shard, creds_for("api")) as channel:
-        stub = tm_grpc.TokenManagerServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as unbuilt:
-            await stub.RevokeCredentials(
-                tm.RevokeCredentialsRequest(connection_id="c"), metadata=hashed("c")
-            )
-    assert unbuilt.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert unbuilt.value.details() == (
-        "/ampmesh.token.v1.TokenManagerService/RevokeCredentials is not built yet: "
-        "refresh, revocation and the OAuth code exchange arrive with the rest of issue #5"
-    )

@@ -3,7 +3,8 @@ the builder's customers connects that provider.
 
 The provider must be in the catalog and authenticate with OAuth2 (an app is an OAuth
 client). The client secret is write-only: sealed at rest (bound to the app's row) and never
-returned; `open_client_secret` gives it back to the code that runs OAuth flows (issue #5).
+returned (services.runtime.client_secrets: the token-manager opens it to exchange codes
+and refresh tokens).
 `provider_apps.metadata` holds ProviderAppMetadata in its JSON mapping.
 """
 
@@ -29,26 +30,14 @@ from services.api.platform.common import (
     list_in_project,
     with_times,
 )
-from services.runtime.secretbox import Sealed, SecretBox
+from services.runtime.client_secrets import seal_client_secret
+from services.runtime.secretbox import Sealed
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
 OAUTH2 = "oauth2"
 KIND = "provider app"
 UPDATABLE = ("externalRef", "clientId", "clientSecret", "provider", "scopes", "metadata")
-
-
-def _associated(app_id: str) -> bytes:
-    return f"provider_apps:{app_id}:client_secret".encode()
-
-
-def seal_client_secret(box: SecretBox, app_id: str, secret: str) -> Sealed:
-    return box.seal(secret.encode(), _associated(app_id))
-
-
-def open_client_secret(box: SecretBox, app_id: str, key_id: str, data: bytes) -> str:
-    """A provider app's client secret, from its row's client_secret_* columns."""
-    return box.open(Sealed(key_id, data), _associated(app_id)).decode()
 
 
 def provider_problem(
