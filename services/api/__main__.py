@@ -52,6 +52,12 @@ class ApiSettings(ServiceSettings):
     sandbox_url: str = Field(
         "", description="provider sandbox URL: hubspot and salesforce point at it when set"
     )
+    oauth_callback_url: str = Field(
+        "", description="the OAuth redirect URI: the api host's URL + /callbacks/v1/oauth"
+    )
+    oauth_state_seconds: int = Field(
+        600, ge=60, le=3600, description="seconds an OAuth authorization URL stays usable"
+    )
     token_manager_address: str = Field(
         "", description="host:port of the token-manager shards (the edge's internal listener)"
     )
@@ -107,6 +113,8 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
             policy=ApiPolicy(
                 allow_loopback_webhooks=settings.allow_loopback_webhooks,
                 refuse_private_destinations=settings.refuse_private_destinations,
+                oauth_callback_url=settings.oauth_callback_url,
+                oauth_state_seconds=settings.oauth_state_seconds,
             ),
             tokens=await _token_manager(settings, resources),
         )

@@ -26,6 +26,11 @@ class ApiPolicy:
     # production settings, where destinations resolving to private addresses are refused).
     allow_loopback_webhooks: bool = False
     refuse_private_destinations: bool = True
+    # Where providers send the browser back after authorization (the api host's
+    # /callbacks/v1/oauth as the outside world reaches it); empty: OAuth connect refuses.
+    oauth_callback_url: str = ""
+    # How long an authorization URL handed out by oauth-connect stays usable.
+    oauth_state_seconds: int = 600
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ async def running_mesh(
         # api and temporal reach the token-manager shards through the edge's ring hash.
         infra_env["AMPMESH_TOKEN_MANAGER_ADDRESS"] = edge_endpoints["token-manager"]
         infra_env["AMPMESH_TOKEN_MANAGER_SERVER_NAME"] = "envoy"  # noqa: S105 (a TLS name)
+        infra_env["AMPMESH_OAUTH_CALLBACK_URL"] = f"{edge_endpoints['api']}/callbacks/v1/oauth"
         specs = default_services(options.token_manager_shards, sandbox=options.sandbox)
         if options.sandbox:
             sandbox_port = ports.get("sandbox-http")

@@ -140,10 +140,14 @@ def validation_errors(response: httpx.Response, operation: Operation) -> list[st
         media = next(iter(content))
     if "schema" not in content[media]:
         return errors
-    try:
-        body = response.json()
-    except ValueError:
-        return [*errors, f"the body is not JSON: {response.text[:80]!r}"]
+    body: Any
+    if media.startswith("text/"):  # e.g. oauth-connect's URL: the schema is a string
+        body = response.text
+    else:
+        try:
+            body = response.json()
+        except ValueError:
+            return [*errors, f"the body is not JSON: {response.text[:80]!r}"]
     route = _route(operation, document)
     where = ("paths", route, operation.method.lower(), "responses", status_key, "content", media)
     pointer = "/".join(_escape(part) for part in (*where, "schema"))

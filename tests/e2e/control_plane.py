@@ -109,14 +109,15 @@ def database_url(stack: Stack) -> str:
     return url
 
 
-async def database_dump(stack: Stack) -> str:
-    """Everything PostgreSQL holds, as pg_dump writes it (data only)."""
+async def database_dump(stack: Stack, url: str | None = None) -> str:
+    """Everything a database of the stack's PostgreSQL holds (the mesh's unless url names
+    another), as pg_dump writes it (data only)."""
     postgres: Any = next(c for c in stack.mesh.components if c.name == "postgres")
     process = await asyncio.create_subprocess_exec(
         str(postgres.binaries.bin_dir / "pg_dump"),
         "--data-only",
         "--dbname",
-        postgres.database_url,
+        url or postgres.database_url,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -193,3 +194,53 @@ async def register_jwt_key(
     assert list(created.json()) == ["kid"]
     kid: str = created.json()["kid"]
     return kid
+
+
+# --- provider apps and connections -----------------------------------------------------
+
+# The provider sandbox's OAuth client (README "The provider sandbox").
+SANDBOX_CLIENT_ID = "sandbox-client"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"
+
+
+async def create_provider_app(
+    http: httpx.AsyncClient, project: str, provider: str, scopes: list[str] | None = None
+) -> dict[str, Any]:
+    """A provider app of project (its id or name) with the sandbox's OAuth client; http is
+    a client at the API's root."""
+    created = await http.post(
+        f"/v1/projects/{project}/provider-apps",
+        json={
+            "provider": provider,
+            "clientId": SANDBOX_CLIENT_ID,
+            "clientSecret": SANDBOX_CLIENT_SECRET,
+            "scopes": scopes or [],
+        },
+    )
+    assert created.status_code == 200, created.text
+    app: dict[str, Any] = created.json()
+    return app
+
+
+async def connect_group(
+    http: httpx.AsyncClient,
+    project: str,
+    provider: str,
+    group: str,
+    consumer: str = "user-1",
+) -> dict[str, Any]:
+    """A connection of group to an OAuth provider (hubspot, salesforce, ...) made by
+    importing tokens (connections:generate), for tests that need one to exist rather than
+    an OAuth flow; http is a client at the API's root."""
+    created = await http.post(
+        f"/v1/projects/{project}/connections:generate",
+        json={
+            "provider": provider,
+            "groupRef": group,
+            "consumerRef": consumer,
+            "oauth2AuthorizationCode": {"accessToken": {"token": f"imported-{uuid.uuid4().hex}"}},
+        },
+    )
+    assert created.status_code == 201, created.text
+    connection: dict[str, Any] = created.json()
+    return connection

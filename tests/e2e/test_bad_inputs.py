@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import Stack
+from tests.e2e.control_plane import connect_group
 
 pytestmark = pytest.mark.e2e
 
@@ -204,6 +205,8 @@ async def world(stack: Stack) -> AsyncIterator[World]:
         await as_a("POST", "/destinations", hook)
         topic = await as_a("POST", "/topics", {"name": "alerts"})
         (integration,) = await as_a("PUT", "/integrations:batch", {"sourceYaml": MANIFEST}, 200)
+        # The customer connects HubSpot before the installation that uses the connection.
+        await connect_group(admin, a["name"], "hubspot", "acme")
         companies = {"objectName": "companies", "destination": DESTINATION}
         await as_a(
             "POST",

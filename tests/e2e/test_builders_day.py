@@ -1,8 +1,8 @@
 """A builder's first day, through the edge with REST only, as their tools would do it:
 the org admin key makes a project and a project key; with that key the builder registers
 an OAuth app, creates a webhook destination, deploys an amp.yaml with two integrations,
-looks at what it made, installs one for a customer, changes the installation, and looks
-at its operations."""
+looks at what it made, connects a customer and installs one for them, changes the
+installation, and looks at its operations."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import httpx
 import pytest
 
 from tests.conftest import Stack
-from tests.e2e.control_plane import as_key, client, create_api_key, create_project
+from tests.e2e.control_plane import (
+    as_key,
+    client,
+    connect_group,
+    create_api_key,
+    create_project,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -86,6 +92,8 @@ async def test_a_builders_day(stack: Stack, admin: httpx.AsyncClient) -> None:
         objects = hubspot["latestRevision"]["content"]["read"]["objects"]
         assert [o["objectName"] for o in objects] == ["companies", "contacts"]
 
+        # The customer connects their HubSpot account before anything is installed for them.
+        await connect_group(builder, project_name, "hubspot", "customer-42")
         installations = f"{base}/integrations/{hubspot['id']}/installations"
         companies = {
             "objectName": "companies",

@@ -114,7 +114,12 @@ async def test_an_api_key_connection_keeps_its_key_in_the_token_manager_only(
     problem(await api.get(f"/connections/{connection_id}"), 404)
     problem(await api.get(f"/connections/{connection_id}", params={"includeCreds": "true"}), 404)
     problem(await api.delete(f"/connections/{connection_id}"), 404)
-    assert connection_id not in await database_dump(stack)
+    # The connection and its credentials are gone; only its history (scribe's
+    # connection_events, which never hold a secret) still names it.
+    dump = await database_dump(stack)
+    assert key not in dump
+    kept = [line for line in dump.splitlines() if connection_id in line]
+    assert kept and all("ampmesh.events.v1.Connection" in line for line in kept), kept
     assert await listed(api, "/connections") == []
 
 
@@ -163,11 +168,11 @@ async def test_an_oauth_import_returns_tokens_only_when_asked(api: httpx.AsyncCl
         assert "refreshToken" not in tokens["oauth2AuthorizationCode"]
         both = (await api.get(path, params={"includeRefreshToken": "true"})).json()
         assert both["oauth2AuthorizationCode"]["refreshToken"]["token"] == refresh
-        # Refreshing needs the provider, which the rest of issue #5 brings.
+        # Imported tokens the provider never issued: a forced refresh is refused, as a
+        # problem that shows no token.
         refused = await api.get(path, params={"refresh": "force"})
-        body = problem(refused, 501)
-        assert "refresh is built by the rest of issue #5" in body["detail"]
-        assert access not in refused.text
+        problem(refused, 400)
+        assert access not in refused.text and refresh not in refused.text
         bad_mode = problem(await api.get(path, params={"refresh": "always"}), 400)
         assert issue_names(bad_mode) == {"query.refresh"}
     finally:
@@ -246,3 +251,63 @@ async def test_another_projects_key_sees_nothing(
         assert still.status_code == 200, still.text
     finally:
         assert (await api.delete(f"/connections/{created['id']}")).status_code == 204
+
+
+async def test_patch_rotates_an_api_key_and_refuses_what_does_not_fit(
+    api: httpx.AsyncClient,
+) -> None:
+    created = await generate(api, api_key_connection(secret_key(), group="rotation"))
+    path = f"/connections/{created['id']}"
+    try:
+        new_key = secret_key()
+        rotated = await api.patch(
+            path, json={"updateMask": ["apiKey"], "connection": {"apiKey": new_key}}
+        )
+        assert rotated.status_code == 200, rotated.text
+        assert new_key not in rotated.text
+        assert rotated.json()["status"] == "created" and rotated.json()["updateTime"]
+        shown = (await api.get(path, params={"includeCreds": "true"})).json()
+        assert shown["apiKey"] == new_key
+
+        moved = await api.patch(
+            path,
+            json={
+                "updateMask": ["providerWorkspaceRef"],
+                "connection": {"providerWorkspaceRef": "acme-eu"},
+            },
+        )
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["providerWorkspaceRef"] == "acme-eu"
+
+        before = (await api.get(path, params={"includeCreds": "true"})).json()
+        refusals: list[tuple[dict[str, Any], str]] = [
+            (
+                {"updateMask": ["basicAuth"], "connection": {"basicAuth": {"username": "u"}}},
+                "body.connection.basicAuth",
+            ),
+            ({"updateMask": ["provider"], "connection": {"provider": "x"}}, "body.updateMask"),
+            ({"updateMask": [], "connection": {"apiKey": "k"}}, "body.updateMask"),
+            ({"updateMask": ["apiKey"], "connection": {}}, "body.connection.apiKey"),
+            ({"updateMask": ["apiKey"], "connection": {"apiKey": " "}}, "body.connection.apiKey"),
+            (
+                {"updateMask": ["providerWorkspaceRef"], "connection": {}},
+                "body.connection.providerWorkspaceRef",
+            ),
+            (
+                {"updateMask": ["providerMetadata"], "connection": {}},
+                "body.connection.providerMetadata",
+            ),
+        ]
+        for body, issue in refusals:
+            refused = problem(await api.patch(path, json=body), 400)
+            assert issue in issue_names(refused), (body, refused)
+        problem(
+            await api.patch(
+                f"/connections/{uuid.uuid4()}",
+                json={"updateMask": ["apiKey"], "connection": {"apiKey": "k"}},
+            ),
+            404,
+        )
+        assert (await api.get(path, params={"includeCreds": "true"})).json() == before
+    finally:
+        assert (await api.delete(path)).status_code == 204

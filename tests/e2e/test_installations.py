@@ -1,8 +1,9 @@
 """Installations through the edge: create with a config checked against the integration's
 latest revision, list (per integration, per project, by group), get, PATCH with the
 reference's update masks (each config change a new config row), JSON Patch of one
-object's config, delete. Customer JWTs reach only their own group. Every refused call is
-problem+json and changes nothing."""
+object's config, delete. Every installation uses a connection of its group to the
+integration's provider, named or the group's only one. Customer JWTs reach only their own
+group. Every refused call is problem+json and changes nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.conftest import Stack
 from tests.e2e.control_plane import (
     bearer,
     client,
+    connect_group,
     create_project,
     customer_claims,
     database_url,
@@ -79,6 +81,8 @@ class Project:
     database_url: str
     crm: dict[str, Any]
     accounts: dict[str, Any]
+    # (group, provider) -> the id of the group's connection to the provider.
+    connections: dict[tuple[str, str], str]
 
     def installations(self, integration: dict[str, Any] | None = None) -> str:
         return (
@@ -117,7 +121,13 @@ async def project(stack: Stack, admin: httpx.AsyncClient) -> Project:
     )
     assert deployed.status_code == 200, deployed.text
     crm, accounts = deployed.json()
-    return Project(created["id"], created["name"], admin, database_url(stack), crm, accounts)
+    connections = {
+        (group, provider): (await connect_group(admin, created["name"], provider, group))["id"]
+        for group, provider in (("acme", "hubspot"), ("acme", "salesforce"), ("globex", "hubspot"))
+    }
+    return Project(
+        created["id"], created["name"], admin, database_url(stack), crm, accounts, connections
+    )
 
 
 async def test_installation_lifecycle(project: Project) -> None:
@@ -134,6 +144,12 @@ async def test_installation_lifecycle(project: Project) -> None:
     assert config["createdBy"] == "api:create-installation"
     assert config["content"]["provider"] == "hubspot"  # filled in from the integration
     assert config["content"]["read"]["objects"]["companies"]["schedule"] == "0 * * * *"
+    # The group's only hubspot connection, shown as the connections API shows it.
+    connection = installation["connection"]
+    assert connection["id"] == project.connections["acme", "hubspot"]
+    assert connection["provider"] == "hubspot" and connection["group"]["groupRef"] == "acme"
+    assert connection["authScheme"] == "oauth2/authorizationCode"
+    assert "oauth2AuthorizationCode" not in connection
 
     url = f"{project.installations()}/{installation['id']}"
     got = await project.http.get(url)
@@ -146,6 +162,7 @@ async def test_installation_lifecycle(project: Project) -> None:
         json={"groupRef": "acme", "config": {"content": {}}},
     )
     assert on_accounts.status_code == 201, on_accounts.text
+    assert on_accounts.json()["connection"]["id"] == project.connections["acme", "salesforce"]
 
     listed = await project.http.get(project.installations())
     assert [i["group"]["groupRef"] for i in listed.json()] == ["acme", "globex"]
@@ -418,12 +435,14 @@ async def test_update_masks(project: Project) -> None:
         },
     )
     assert subscribe.status_code == 200, subscribe.text
+    second = await connect_group(project.http, project.name, "hubspot", "acme", "user-2")
     proxy = await patch(
         ["config.content.proxy.enabled", "connectionId"],
-        {"connectionId": "", "config": {"content": {"proxy": {"enabled": True}}}},
+        {"connectionId": second["id"], "config": {"content": {"proxy": {"enabled": True}}}},
     )
     assert proxy.status_code == 200, proxy.text
     final = proxy.json()
+    assert final["connection"]["id"] == second["id"]
     assert final["config"]["content"]["proxy"] == {"enabled": True}
     assert final["config"]["content"]["subscribe"]["objects"]["companies"]["createEvent"] == {
         "enabled": "always"
@@ -449,6 +468,17 @@ async def test_update_masks(project: Project) -> None:
             "installation.config.content.read.objects.deals",
         ),
         (["connectionId"], {"connectionId": str(uuid.uuid4())}, "installation.connectionId"),
+        (["connectionId"], {"connectionId": ""}, "installation.connectionId"),
+        (
+            ["connectionId"],
+            {"connectionId": project.connections["globex", "hubspot"]},
+            "installation.connectionId",
+        ),
+        (
+            ["connectionId"],
+            {"connectionId": project.connections["acme", "salesforce"]},
+            "installation.connectionId",
+        ),
         (
             ["config.content.proxy.enabled"],
             {"config": {}},
@@ -470,6 +500,35 @@ async def test_update_masks(project: Project) -> None:
         refused = await patch(masks, installation)
         assert f"body.{issue}" in issue_names(problem(refused, 400)), (masks, refused.text)
     assert await project.state() == before
+
+
+async def test_the_connection_must_be_the_groups_to_the_integrations_provider(
+    project: Project,
+) -> None:
+    content = {"read": {"objects": {"companies": COMPANIES}}}
+    before = await project.state()
+    refusals: list[tuple[str, str | None, str]] = [
+        ("acme", project.connections["globex", "hubspot"], "names no connection of group"),
+        ("acme", project.connections["acme", "salesforce"], "needs a hubspot connection"),
+        ("acme", "not-an-id", "names no connection of group"),
+        ("initech", None, "has no hubspot connection"),
+    ]
+    for group, connection_id, why in refusals:
+        extra = {"connectionId": connection_id} if connection_id else {}
+        refused = problem(await project.create(group, content, **extra), 400)
+        assert issue_names(refused) == {"body.connectionId"}, refused
+        assert why in refused["detail"], refused
+    assert await project.state() == before
+
+    # Two hubspot connections: the installation must say which.
+    second = await connect_group(project.http, project.name, "hubspot", "acme", "user-2")
+    ambiguous = problem(await project.create("acme", content), 400)
+    assert "name one" in ambiguous["detail"]
+    named = await project.create("acme", content, connectionId=second["id"])
+    assert named.status_code == 201, named.text
+    assert named.json()["connection"]["id"] == second["id"]
+    stored = await project.state()
+    assert [row[2] for row in stored[0]] == [uuid.UUID(second["id"])]
 
 
 async def test_configs_follow_the_latest_revision(project: Project) -> None:

@@ -21,6 +21,7 @@ from tests.conftest import Stack
 from tests.e2e.control_plane import (
     as_key,
     client,
+    connect_group,
     create_api_key,
     create_project,
     database_url,
@@ -317,6 +318,9 @@ async def test_all_or_nothing_across_integrations(project: Project) -> None:
 
 
 async def _install(project: Project, integration: str, group: str, objects: list[str]) -> str:
+    # An installation uses a connection of its group to the integration's provider.
+    provider = (await project.http.get(f"{project.base}/{integration}")).json()["provider"]
+    await connect_group(project.http, project.name, provider, group)
     created = await project.http.post(
         f"{project.base}/{integration}/installations",
         json={

@@ -3,8 +3,11 @@
 The `connections` table says whose a connection is (group, consumer, provider, workspace)
 and how it authenticates; the credential itself lives only in the token-manager, which
 seals it at rest. This module builds generate (import credentials the caller already
-holds), list, get (optionally with the credentials) and delete. The OAuth flows, custom
-auth, credential rotation and token refresh arrive with the rest of issue #5.
+holds), the OAuth authorization-code flow (oauth-connect and oauth-update hand out an
+authorization URL, the callback exchanges the code through the token-manager and records
+the connection; the flow's own logic is in oauth_flow.py), list, get (optionally with the
+credentials, after a refresh), update (rotate credentials, change workspace or metadata)
+and delete (revoking at the provider where it can). Custom multi-step auth is not built.
 
 A connection's row and its credentials share the connection's id, which is also what the
 edge hashes on to pick the token-manager shard (services/runtime/channels.py).
@@ -12,6 +15,7 @@ edge hashes on to pick the token-manager shard (services/runtime/channels.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Mapping
@@ -22,21 +26,42 @@ import grpc
 from ampmesh.platform.v1 import connections_pb2, connections_pb2_grpc, providers_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc
+from google.api import httpbody_pb2
 from google.protobuf import empty_pb2, json_format
+from google.rpc import error_details_pb2
 
-from services.api.auth import Principal, ProjectRow
+from services.api.auth import Principal, ProjectRow, abort_forbidden
 from services.api.context import ApiContext
-from services.api.platform.common import abort_invalid, abort_missing, timestamp, with_times
+from services.api.platform import oauth_flow
+from services.api.platform.common import (
+    abort_invalid,
+    abort_missing,
+    check_update_mask,
+    fetch_in_project,
+    timestamp,
+    with_times,
+)
+from services.api.platform.oauth_flow import PendingFlow
 from services.api.platform.provider_apps import provider_problem
-from services.runtime.errors import abort_with_details, error_info
+from services.runtime.errors import (
+    abort_with_details,
+    error_info,
+    status_from_error,
+    unpack_details,
+)
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
 KIND = "connection"
-NOT_BUILT = "OAuth connect, callback and credential rotation are built by the rest of issue #5"
-REFRESH_NOT_BUILT = "refresh is built by the rest of issue #5"
+APP_KIND = "provider app"
+NOT_BUILT = (
+    "no provider of the catalog needs a multi-step custom auth flow (none sets "
+    "customOpts.multiStep): connect custom-auth providers with connections:generate"
+)
 METADATA_SOURCES = ("input", "token", "provider")
+HTML = "text/html; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
 
 # ConnectionInput credential field -> (its JSON name, the token-manager Credentials kind).
 _CREDENTIAL_FIELDS: Mapping[str, tuple[str, str]] = {
@@ -60,6 +85,21 @@ _BY_GRANT_TYPE: Mapping[str, tuple[str, str]] = {
     "authorizationCode": ("oauth2_authorization_code", "oauth2/authorizationCode"),
     "authorizationCodePKCE": ("oauth2_authorization_code", "oauth2/authorizationCodePKCE"),
 }
+
+# UpdateConnection's mask paths: the two that describe the connection, and the credential
+# paths, each with the ConnectionInput field carrying it and the auth scheme it rotates.
+_DESCRIPTIVE_PATHS = ("providerWorkspaceRef", "providerMetadata")
+_CREDENTIAL_PATHS: Mapping[str, tuple[str, str]] = {
+    "apiKey": ("api_key", "apiKey"),
+    "basicAuth": ("basic_auth", "basic"),
+    "oauth2ClientCredentials": ("oauth2_client_credentials", "oauth2/clientCredentials"),
+    "oauth2PasswordCredentials": ("oauth2_password_credentials", "oauth2/password"),
+}
+UPDATABLE = (*_DESCRIPTIVE_PATHS, *_CREDENTIAL_PATHS)
+# Schemes whose token the token-manager fetches itself: a rotation checks the new
+# credentials at the provider at once.
+_FETCHED_TOKEN_SCHEMES = ("oauth2/clientCredentials", "oauth2/password")
+_AUTHORIZATION_CODE_SCHEMES = ("oauth2/authorizationCode", "oauth2/authorizationCodePKCE")
 
 _REFRESH_MODES: Mapping[str, tm.RefreshMode] = {
     "force": tm.REFRESH_MODE_FORCE,
@@ -115,6 +155,18 @@ def credential_problems(connection: connections_pb2.ConnectionInput) -> dict[str
     return {}
 
 
+def metadata_problems(
+    metadata: Mapping[str, connections_pb2.ProviderMetadataInfo], at: str
+) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for name, value in metadata.items():
+        if not value.value:
+            problems[f"{at}.{name}.value"] = "is required"
+        if value.source not in METADATA_SOURCES:
+            problems[f"{at}.{name}.source"] = f"must be one of {', '.join(METADATA_SOURCES)}"
+    return problems
+
+
 def generate_problems(
     connection: connections_pb2.ConnectionInput,
     catalog: Mapping[str, providers_pb2.ProviderInfo],
@@ -124,13 +176,7 @@ def generate_problems(
         problems["body.groupRef"] = "is required: your identifier of the customer organisation"
     if not connection.consumer_ref.strip():
         problems["body.consumerRef"] = "is required: your identifier of the end user"
-    for name, value in connection.provider_metadata.items():
-        if not value.value:
-            problems[f"body.providerMetadata.{name}.value"] = "is required"
-        if value.source not in METADATA_SOURCES:
-            problems[f"body.providerMetadata.{name}.source"] = (
-                f"must be one of {', '.join(METADATA_SOURCES)}"
-            )
+    problems.update(metadata_problems(connection.provider_metadata, "body.providerMetadata"))
     # Any catalog provider may be named here; provider_problem's OAuth2-only rule is for
     # provider apps, so only its "not in the catalog" answer applies.
     info = catalog.get(connection.provider)
@@ -216,7 +262,7 @@ def _metadata_json(metadata: Mapping[str, connections_pb2.ProviderMetadataInfo])
     return json.dumps({name: json_format.MessageToDict(info) for name, info in metadata.items()})
 
 
-def to_message(row: asyncpg.Record) -> connections_pb2.Connection:
+def to_message(row: Mapping[str, Any]) -> connections_pb2.Connection:
     project_id = str(row["project_id"])
     created = timestamp(row["created_at"])
     connection = with_times(
@@ -302,6 +348,91 @@ async def abort_token_manager(context: Any, error: grpc.aio.AioRpcError, doing: 
     )
 
 
+def token_manager_reason(error: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason the token-manager gave (BAD_CREDENTIALS, ...), or ""."""
+    status = status_from_error(error)
+    for detail in unpack_details(status) if status is not None else ():
+        if isinstance(detail, error_details_pb2.ErrorInfo):
+            return detail.reason
+    return ""
+
+
+_PROVIDER_REASONS = ("PROVIDER_UNAVAILABLE", "RATE_LIMITED")
+
+
+async def abort_token_error(context: Any, error: grpc.aio.AioRpcError, doing: str) -> NoReturn:
+    """A token-manager failure the caller can act on, passed on with the token-manager's
+    message (its contract keeps secrets out of it): refused credentials are
+    FAILED_PRECONDITION (a person must reconnect or rotate them), an unreachable or
+    rate-limiting provider UNAVAILABLE; anything else as abort_token_manager."""
+    code, reason = error.code(), token_manager_reason(error)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        message = error.details() or f"the token-manager could not {doing}"
+        if reason == "BAD_CREDENTIALS":
+            message = (
+                f"the provider refused the connection's credentials ({message}); reconnect "
+                "it (oauth-update) or rotate them (PATCH)"
+            )
+        await abort_with_details(
+            context,
+            grpc.StatusCode.FAILED_PRECONDITION,
+            message,
+            error_info(reason or "FAILED_PRECONDITION"),
+        )
+    if code == grpc.StatusCode.UNAVAILABLE and reason in _PROVIDER_REASONS:
+        await abort_with_details(
+            context,
+            grpc.StatusCode.UNAVAILABLE,
+            f"the provider could not be reached to {doing}; try again later",
+            error_info(reason),
+        )
+    await abort_token_manager(context, error, doing)
+
+
+def exchange_failure(error: grpc.aio.AioRpcError) -> str:
+    """Why an authorization code could not be exchanged, in one line for the page."""
+    code, reason = error.code(), token_manager_reason(error)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return "the provider refused the authorization code; start connecting again"
+    if code == grpc.StatusCode.UNAVAILABLE and reason in _PROVIDER_REASONS:
+        return "the provider could not be reached to finish connecting; try again shortly"
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return "ampmesh could not reach its token service; try again shortly"
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return "this deployment cannot exchange authorization codes yet"
+    _log.error("authorization code exchange failed", code=code.name, reason=reason)
+    return "the connection could not be stored; try again"
+
+
+def page(*, connection_id: str | None = None, error: str | None = None) -> httpbody_pb2.HttpBody:
+    return httpbody_pb2.HttpBody(
+        content_type=HTML, data=oauth_flow.result_page(connection_id=connection_id, error=error)
+    )
+
+
+def _connection_context(
+    project_id: str,
+    connection_id: str,
+    row: Mapping[str, Any],
+    workspace: str | None,
+    metadata: Mapping[str, Any],
+) -> tm.ConnectionContext:
+    """What the token-manager records with a connection's credentials; row holds the
+    provider, the app and the group and consumer (a connections or oauth_states row)."""
+    return tm.ConnectionContext(
+        project_id=project_id,
+        connection_id=connection_id,
+        provider=row["provider"],
+        provider_app_id=str(row["provider_app_id"] or ""),
+        provider_workspace_ref=workspace or "",
+        provider_metadata={name: str(info.get("value", "")) for name, info in metadata.items()},
+        group_ref=row["group_ref"],
+        group_name=row["group_name"],
+        consumer_ref=row["consumer_ref"],
+        consumer_name=row["consumer_name"],
+    )
+
+
 class Connections(connections_pb2_grpc.ConnectionServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
@@ -371,10 +502,24 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
         auth_scheme = expected[1]
         connection_id = str(uuid.uuid4())
         group_ref, consumer_ref = given.group_ref.strip(), given.consumer_ref.strip()
+        # Imported authorization-code tokens are refreshed with the project's (default,
+        # i.e. first) provider app for the provider, as if it had made them; without one
+        # they are used as they are until they expire.
+        app_id = (
+            await self.ctx.pool.fetchval(
+                "SELECT id FROM provider_apps WHERE project_id = $1 AND provider = $2 "
+                "ORDER BY created_at, id LIMIT 1",
+                uuid.UUID(project.id),
+                given.provider,
+            )
+            if auth_scheme.startswith("oauth2/authorizationCode")
+            else None
+        )
         row = await self.ctx.pool.fetchrow(
             "INSERT INTO connections (id, project_id, provider, group_ref, group_name, "
             "consumer_ref, consumer_name, provider_workspace_ref, provider_metadata, "
-            "auth_scheme) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) RETURNING *",
+            "auth_scheme, provider_app_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11) RETURNING *",
             uuid.UUID(connection_id),
             uuid.UUID(project.id),
             given.provider,
@@ -385,12 +530,14 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
             given.provider_workspace_ref.strip() or None,
             _metadata_json(given.provider_metadata),
             auth_scheme,
+            app_id,
         )
         store = tm.StoreCredentialsRequest(
             connection=tm.ConnectionContext(
                 project_id=project.id,
                 connection_id=connection_id,
                 provider=given.provider,
+                provider_app_id=str(app_id or ""),
                 provider_workspace_ref=row["provider_workspace_ref"] or "",
                 provider_metadata={k: v.value for k, v in given.provider_metadata.items()},
                 group_ref=row["group_ref"],
@@ -399,6 +546,9 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
                 consumer_name=row["consumer_name"],
             ),
             credentials=to_credentials(given, auth_scheme),
+            # Client-credentials and password grants fetch a first token now, so
+            # credentials the provider refuses are refused at connect time.
+            obtain_token=auth_scheme in _FETCHED_TOKEN_SCHEMES,
         )
         try:
             await tokens.StoreCredentials(store)
@@ -438,14 +588,7 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:  # deleted meanwhile
                 await abort_missing(context, KIND, request.connection_id)
-            if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                await abort_with_details(
-                    context,
-                    grpc.StatusCode.UNIMPLEMENTED,
-                    f"{REFRESH_NOT_BUILT}; leave refresh out to get the stored credentials",
-                    error_info("REFRESH_NOT_BUILT"),
-                )
-            await abort_token_manager(context, error, "read the connection's credentials")
+            await abort_token_error(context, error, "refresh the connection's token")
         if include_creds:
             add_credentials(
                 connection, answer.credentials, refresh_token=request.include_refresh_token
@@ -460,7 +603,9 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
         tokens = await self._tokens(context)
         try:
             await tokens.DeleteCredentials(
-                tm.DeleteCredentialsRequest(connection_id=str(row["id"]), project_id=project.id)
+                tm.DeleteCredentialsRequest(
+                    connection_id=str(row["id"]), project_id=project.id, revoke_at_provider=True
+                )
             )
         except grpc.aio.AioRpcError as error:
             # Credentials already gone (an earlier delete stopped half-way): finish it.
@@ -472,6 +617,405 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
             row["id"],
         )
         return empty_pb2.Empty()
+
+    async def UpdateConnection(
+        self, request: connections_pb2.UpdateConnectionRequest, context: grpc.aio.ServicerContext
+    ) -> connections_pb2.Connection:
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
+        paths = await check_update_mask(context, request.update_mask, UPDATABLE)
+        row = await self._find(context, principal, project, request.connection_id)
+        given = request.connection
+        problems = self._update_problems(row["auth_scheme"], paths, given)
+        if problems:
+            await abort_invalid(context, problems)
+        workspace = row["provider_workspace_ref"]
+        if "providerWorkspaceRef" in paths:
+            workspace = given.provider_workspace_ref.strip()
+        metadata_json: str = row["provider_metadata"]
+        if "providerMetadata" in paths:
+            metadata_json = _metadata_json(given.provider_metadata)
+        rotated = [p for p in paths if p in _CREDENTIAL_PATHS]
+        if not rotated:
+            # The workspace and metadata the token-manager recorded stay as they were: it
+            # reads them only for templated token URLs, and updating them would mean
+            # storing the credentials again, which the api cannot read back to do so.
+            updated = await self.ctx.pool.fetchrow(
+                "UPDATE connections SET provider_workspace_ref = $3, "
+                "provider_metadata = $4::jsonb, updated_at = now() "
+                "WHERE project_id = $1 AND id = $2 RETURNING *",
+                uuid.UUID(project.id),
+                row["id"],
+                workspace,
+                metadata_json,
+            )
+            if updated is None:
+                await abort_missing(context, KIND, request.connection_id)
+            return to_message(updated)
+        tokens = await self._tokens(context)
+        store = tm.StoreCredentialsRequest(
+            connection=_connection_context(
+                project.id, str(row["id"]), row, workspace, json.loads(metadata_json)
+            ),
+            credentials=to_credentials(given, row["auth_scheme"]),
+            replace=True,
+            obtain_token=row["auth_scheme"] in _FETCHED_TOKEN_SCHEMES,
+            updated_fields=paths,
+        )
+        try:
+            await tokens.StoreCredentials(store)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                await abort_missing(context, KIND, request.connection_id)
+            await abort_token_error(context, error, "check the new credentials")
+        updated = await self.ctx.pool.fetchrow(
+            "UPDATE connections SET provider_workspace_ref = $3, provider_metadata = $4::jsonb, "
+            "status = 'created', status_time = now(), updated_at = now() "
+            "WHERE project_id = $1 AND id = $2 RETURNING *",
+            uuid.UUID(project.id),
+            row["id"],
+            workspace,
+            metadata_json,
+        )
+        if updated is None:
+            await abort_missing(context, KIND, request.connection_id)
+        return to_message(updated)
+
+    @staticmethod
+    def _update_problems(
+        auth_scheme: str, paths: tuple[str, ...], given: connections_pb2.ConnectionInput
+    ) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        at = "body.connection."
+        rotated = [p for p in paths if p in _CREDENTIAL_PATHS]
+        if len(rotated) > 1:
+            problems["body.updateMask"] = (
+                f"names {', '.join(rotated)}: a connection has one credential, name one path"
+            )
+        for path in rotated:
+            field, scheme = _CREDENTIAL_PATHS[path]
+            if auth_scheme != scheme:
+                problems[f"{at}{path}"] = (
+                    f"the connection authenticates with {auth_scheme}, not {scheme}"
+                    + (
+                        ": reconnect it with oauth-update instead"
+                        if auth_scheme in _AUTHORIZATION_CODE_SCHEMES
+                        else ""
+                    )
+                )
+            elif given.WhichOneof("credentials") != field:
+                problems[f"{at}{path}"] = "is required by the update mask"
+            else:
+                problems.update(
+                    {
+                        at + name.removeprefix("body."): why
+                        for name, why in credential_problems(given).items()
+                    }
+                )
+        if "providerWorkspaceRef" in paths and not given.provider_workspace_ref.strip():
+            problems[f"{at}providerWorkspaceRef"] = "is required by the update mask"
+        if "providerMetadata" in paths:
+            if not given.provider_metadata:
+                problems[f"{at}providerMetadata"] = "is required by the update mask"
+            problems.update(metadata_problems(given.provider_metadata, f"{at}providerMetadata"))
+        return problems
+
+    # --- OAuth authorization code ----------------------------------------------------
+
+    async def _provider_app(
+        self, context: Any, project: ProjectRow, provider: str, app_id: str, at: str
+    ) -> asyncpg.Record:
+        """The provider app a flow authorizes with: app_id when given (the project's, for
+        provider), else the project's only app for provider."""
+        if app_id:
+            app = await fetch_in_project(self.ctx.pool, "provider_apps", project, app_id)
+            if app is None:
+                await abort_missing(context, APP_KIND, app_id)
+            if app["provider"] != provider:
+                await abort_invalid(
+                    context,
+                    {at: f"provider app {app_id!r} is for {app['provider']!r}, not {provider!r}"},
+                )
+            return app
+        apps = await self.ctx.pool.fetch(
+            "SELECT * FROM provider_apps WHERE project_id = $1 AND provider = $2 "
+            "ORDER BY created_at, id",
+            uuid.UUID(project.id),
+            provider,
+        )
+        if not apps:
+            await abort_invalid(
+                context,
+                {at: f"create a provider app for {provider!r} first (POST .../provider-apps)"},
+            )
+        if len(apps) > 1:
+            await abort_invalid(
+                context,
+                {at: f"is required: the project has {len(apps)} provider apps for {provider!r}"},
+            )
+        only: asyncpg.Record = apps[0]
+        return only
+
+    async def _authorization_url(
+        self,
+        context: Any,
+        info: providers_pb2.ProviderInfo,
+        app: asyncpg.Record,
+        flow: PendingFlow,
+    ) -> httpbody_pb2.HttpBody:
+        """Records flow under a new state and answers with the URL that starts it."""
+        values = oauth_flow.template_values(flow.provider_workspace_ref, flow.metadata_values())
+        missing = oauth_flow.missing_values(info, values, flow.scopes)
+        if missing:
+            await abort_invalid(
+                context,
+                {
+                    (
+                        "body.providerWorkspaceRef"
+                        if name == oauth_flow.WORKSPACE
+                        else f"body.providerMetadata.{name}"
+                    ): f"is required: {flow.provider!r} needs it to authorize"
+                    for name in missing
+                },
+            )
+        if not flow.redirect_uri:
+            await abort_with_details(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this deployment has no OAuth callback URL (set AMPMESH_OAUTH_CALLBACK_URL)",
+                error_info("OAUTH_CALLBACK_NOT_CONFIGURED"),
+            )
+        challenge = None
+        if oauth_flow.uses_pkce(info):
+            verifier, challenge = oauth_flow.pkce_pair()
+            flow = dataclasses.replace(flow, code_verifier=verifier)
+        state = oauth_flow.new_state()
+        await oauth_flow.save_flow(
+            self.ctx.pool, self.ctx.secrets, flow, state, self.ctx.policy.oauth_state_seconds
+        )
+        stored = app["metadata"]
+        app_metadata = json.loads(stored) if isinstance(stored, str) else stored
+        url = oauth_flow.authorization_url(
+            info,
+            client_id=app["client_id"],
+            redirect_uri=flow.redirect_uri,
+            scopes=flow.scopes,
+            state=state,
+            values=values,
+            code_challenge=challenge,
+            extra_params={
+                name: [str(v) for v in listed]
+                for name, listed in (app_metadata or {}).get("authQueryParams", {}).items()
+            },
+        )
+        return httpbody_pb2.HttpBody(content_type=TEXT, data=url.encode())
+
+    async def OauthConnect(
+        self, request: connections_pb2.OauthConnectRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
+        problems: dict[str, str] = {}
+        info = self.ctx.catalog.get(request.provider)
+        if info is None:
+            problems["body.provider"] = provider_problem(request.provider, self.ctx.catalog) or (
+                f"{request.provider!r} is not a provider of the catalog"
+            )
+        elif not oauth_flow.is_browser_oauth(info):
+            expected = expected_credential(info)
+            problems["body.provider"] = (
+                f"{request.provider!r} does not connect through an OAuth authorization "
+                f"(it uses {expected[1] if expected else info.auth_type}): use "
+                "connections:generate"
+            )
+        group_ref, consumer_ref = request.group_ref.strip(), request.consumer_ref.strip()
+        if not group_ref:
+            problems["body.groupRef"] = "is required: your identifier of the customer organisation"
+        if not consumer_ref:
+            problems["body.consumerRef"] = "is required: your identifier of the end user"
+        problems.update(metadata_problems(request.provider_metadata, "body.providerMetadata"))
+        if problems:
+            await abort_invalid(context, problems)
+        assert info is not None  # checked above
+        await self.ctx.auth.require_group(context, principal, group_ref)
+        if principal.consumer_ref is not None and principal.consumer_ref != consumer_ref:
+            await abort_forbidden(
+                context, f"a customer JWT may connect only its own consumer ({principal.via})"
+            )
+        app = await self._provider_app(
+            context, project, request.provider, request.provider_app_id, "body.providerAppId"
+        )
+        flow = PendingFlow(
+            project_id=project.id,
+            provider=request.provider,
+            provider_app_id=str(app["id"]),
+            group_ref=group_ref,
+            group_name=request.group_name.strip() or group_ref,
+            consumer_ref=consumer_ref,
+            consumer_name=request.consumer_name.strip() or consumer_ref,
+            provider_workspace_ref=request.provider_workspace_ref.strip() or None,
+            provider_metadata=json.loads(_metadata_json(request.provider_metadata)),
+            redirect_uri=self.ctx.policy.oauth_callback_url,
+            scopes=list(app["scopes"]),
+        )
+        return await self._authorization_url(context, info, app, flow)
+
+    async def OauthUpdate(
+        self, request: connections_pb2.OauthUpdateRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
+        row = await self._find(context, principal, project, request.connection_id)
+        if principal.group_ref is None:  # a customer JWT of the group may; keys: builders
+            await self.ctx.auth.require_builder(context, principal)
+        info = self.ctx.catalog.get(row["provider"])
+        if (
+            info is None
+            or not oauth_flow.is_browser_oauth(info)
+            or row["auth_scheme"] not in _AUTHORIZATION_CODE_SCHEMES
+        ):
+            await abort_invalid(
+                context,
+                {
+                    "path.connectionId": f"the connection authenticates with "
+                    f"{row['auth_scheme']}: only OAuth authorization-code connections are "
+                    "re-authorized (rotate other credentials with PATCH)"
+                },
+            )
+        app = await self._provider_app(
+            context,
+            project,
+            row["provider"],
+            str(row["provider_app_id"] or ""),
+            "path.connectionId",
+        )
+        flow = PendingFlow(
+            project_id=project.id,
+            provider=row["provider"],
+            provider_app_id=str(app["id"]),
+            group_ref=row["group_ref"],
+            group_name=row["group_name"],
+            consumer_ref=row["consumer_ref"],
+            consumer_name=row["consumer_name"],
+            provider_workspace_ref=row["provider_workspace_ref"],
+            provider_metadata=json.loads(row["provider_metadata"]),
+            redirect_uri=self.ctx.policy.oauth_callback_url,
+            scopes=list(app["scopes"]),
+            connection_id=str(row["id"]),
+        )
+        return await self._authorization_url(context, info, app, flow)
+
+    async def OauthCallback(
+        self, request: connections_pb2.OauthCallbackRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        # No caller to authenticate: the provider sends the customer's browser here. The
+        # state, single-use and short-lived, is what authorizes the call.
+        flow = await oauth_flow.consume_flow(self.ctx.pool, self.ctx.secrets, request.state)
+        if flow is None:
+            return page(error=oauth_flow.STATE_EXPIRED)
+        if request.error:
+            # The redirect's query is form-encoded (RFC 6749 4.1.2.1), and the edge's
+            # transcoder decodes percent escapes but leaves "+" as is.
+            said = request.error_description.replace("+", " ").strip()
+            return page(
+                error=f"the provider answered {request.error}" + (f": {said}" if said else "")
+            )
+        if not request.code:
+            return page(error="the provider sent no authorization code; start connecting again")
+        info = self.ctx.catalog.get(flow.provider)
+        if info is None or not oauth_flow.is_browser_oauth(info) or self.ctx.tokens is None:
+            return page(error=f"{flow.provider} cannot be connected through OAuth here")
+        connection_id = flow.connection_id or str(uuid.uuid4())
+        try:
+            answer = await self.ctx.tokens.ExchangeAuthorizationCode(
+                tm.ExchangeAuthorizationCodeRequest(
+                    connection=_connection_context(
+                        flow.project_id,
+                        connection_id,
+                        dataclasses.asdict(flow),
+                        flow.provider_workspace_ref,
+                        flow.provider_metadata,
+                    ),
+                    code=request.code,
+                    code_verifier=flow.code_verifier or "",
+                    redirect_uri=flow.redirect_uri,
+                    requested_scopes=flow.scopes,
+                )
+            )
+        except grpc.aio.AioRpcError as error:
+            return page(error=exchange_failure(error))
+        facts = oauth_flow.token_facts(
+            info, json_format.MessageToDict(answer.token_response_metadata)
+        )
+        workspace = facts.workspace or flow.provider_workspace_ref
+        metadata = json.dumps({**flow.provider_metadata, **facts.metadata})
+        try:
+            recorded = await self._record_authorized(
+                flow, connection_id, oauth_flow.auth_scheme(info), workspace, metadata
+            )
+        except BaseException:
+            if flow.connection_id is None:  # new credentials nothing will ever use
+                await self._forget_credentials(flow.project_id, connection_id)
+            raise
+        if not recorded:  # oauth-update of a connection deleted meanwhile
+            await self._forget_credentials(flow.project_id, connection_id)
+            return page(error="the connection was deleted while it was being re-authorized")
+        return page(connection_id=connection_id)
+
+    async def _record_authorized(
+        self,
+        flow: PendingFlow,
+        connection_id: str,
+        auth_scheme: str,
+        workspace: str | None,
+        metadata_json: str,
+    ) -> bool:
+        """The connections row for a finished flow: a new one, or (oauth-update) the
+        existing one, created again. False when the connection to update is gone."""
+        if flow.connection_id is None:
+            await self.ctx.pool.execute(
+                "INSERT INTO connections (id, project_id, provider, provider_app_id, group_ref, "
+                "group_name, consumer_ref, consumer_name, provider_workspace_ref, "
+                "provider_metadata, auth_scheme, status, status_time) VALUES ($1, $2, $3, $4, "
+                "$5, $6, $7, $8, $9, $10::jsonb, $11, 'created', now())",
+                uuid.UUID(connection_id),
+                uuid.UUID(flow.project_id),
+                flow.provider,
+                uuid.UUID(flow.provider_app_id),
+                flow.group_ref,
+                flow.group_name,
+                flow.consumer_ref,
+                flow.consumer_name,
+                workspace,
+                metadata_json,
+                auth_scheme,
+            )
+            return True
+        updated = await self.ctx.pool.fetchval(
+            "UPDATE connections SET provider_app_id = $3, provider_workspace_ref = $4, "
+            "provider_metadata = $5::jsonb, auth_scheme = $6, status = 'created', "
+            "status_time = now(), updated_at = now() WHERE project_id = $1 AND id = $2 "
+            "RETURNING id",
+            uuid.UUID(flow.project_id),
+            uuid.UUID(connection_id),
+            uuid.UUID(flow.provider_app_id),
+            workspace,
+            metadata_json,
+            auth_scheme,
+        )
+        return updated is not None
+
+    async def _forget_credentials(self, project_id: str, connection_id: str) -> None:
+        """Best effort: credentials whose connection could not be recorded are useless."""
+        if self.ctx.tokens is None:
+            return
+        try:
+            await self.ctx.tokens.DeleteCredentials(
+                tm.DeleteCredentialsRequest(connection_id=connection_id, project_id=project_id)
+            )
+        except grpc.aio.AioRpcError as error:
+            _log.warning(
+                "credentials of an unrecorded connection were not deleted",
+                connection_id=connection_id,
+                code=error.code().name,
+            )
 
 
 def service(ctx: ApiContext) -> Service:

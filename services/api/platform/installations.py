@@ -11,11 +11,12 @@ Who may call: builders (`full` keys) for every group; frontend keys too (the ins
 names the group itself); customer JWTs only for their own group (other groups' are
 NOT_FOUND, and lists are confined to it).
 
-Connections belong to issue #5, which has no table yet: `connectionId` is accepted only
-empty (create without one; PATCH `connectionId` with an empty value clears it). Setting
-one answers 400 until issue #5 can check that the connection is the project's and the
-group's. `skipSampling` is accepted and has nothing to skip: sample reads come with the
-reads of issue #6.
+Every installation uses one connection: a connection of its group to the integration's
+provider. Create names it (`connectionId`) or, as the reference does, leaves it out when
+the group has exactly one such connection; PATCH `connectionId` switches to another one.
+Responses show the connection as GET .../connections/{id} does, without credentials.
+`skipSampling` is accepted and has nothing to skip: sample reads come with the reads of
+issue #6.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from services.api.manifest import (
     schedule_problem,
     suggestion,
 )
-from services.api.platform import integrations
+from services.api.platform import connections, integrations
 from services.api.platform.common import (
     abort_conflict,
     abort_invalid,
@@ -76,18 +77,41 @@ FIXED_MASKS = (
 )
 OBJECT_MASKS = tuple(f"{_CONTENT}{s}.objects." for s in SECTIONS)
 ALLOWED_MASKS = (*FIXED_MASKS, *(f"{m}<objectName>" for m in OBJECT_MASKS))
-CONNECTIONS_NOT_BUILT = (
-    "connections are built by issue #5; leave connectionId out (or empty) until then"
+# The connections columns an installation's response shows, selected as cn_<name>
+# by _SELECT.
+_CONNECTION_COLUMNS = (
+    "id",
+    "project_id",
+    "provider",
+    "provider_app_id",
+    "group_ref",
+    "group_name",
+    "consumer_ref",
+    "consumer_name",
+    "provider_workspace_ref",
+    "provider_metadata",
+    "auth_scheme",
+    "status",
+    "created_at",
+    "updated_at",
 )
-
 _SELECT = """
     SELECT i.*, c.id AS config_id, c.revision_id, c.created_by AS config_created_by,
-           c.content, c.created_at AS config_created_at
+           c.content, c.created_at AS config_created_at,
+           cn.id AS cn_id, cn.project_id AS cn_project_id, cn.provider AS cn_provider,
+           cn.provider_app_id AS cn_provider_app_id, cn.group_ref AS cn_group_ref,
+           cn.group_name AS cn_group_name, cn.consumer_ref AS cn_consumer_ref,
+           cn.consumer_name AS cn_consumer_name,
+           cn.provider_workspace_ref AS cn_provider_workspace_ref,
+           cn.provider_metadata AS cn_provider_metadata, cn.auth_scheme AS cn_auth_scheme,
+           cn.status AS cn_status, cn.created_at AS cn_created_at,
+           cn.updated_at AS cn_updated_at
     FROM installations i
     LEFT JOIN LATERAL (
         SELECT id, revision_id, created_by, content, created_at FROM configs
         WHERE installation_id = i.id ORDER BY created_at DESC, id DESC LIMIT 1
     ) c ON true
+    LEFT JOIN connections cn ON cn.id = i.connection_id
 """
 
 
@@ -118,11 +142,9 @@ def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
     # Left out until an operation has run (the reference allows only its three values).
     if row["last_operation_status"]:
         installation.last_operation_status = row["last_operation_status"]
-    if row["connection_id"] is not None:
+    if row["cn_id"] is not None:  # None too when the connection was deleted since
         installation.connection.CopyFrom(
-            connections_pb2.Connection(
-                id=str(row["connection_id"]), project_id=str(row["project_id"])
-            )
+            connections.to_message({name: row[f"cn_{name}"] for name in _CONNECTION_COLUMNS})
         )
     if row["config_id"] is not None:
         installation.config.CopyFrom(
@@ -494,6 +516,79 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         )
         return to_message(row)
 
+    # --- the connection an installation uses ------------------------------------------
+
+    async def _named_connection(
+        self,
+        context: Any,
+        project: ProjectRow,
+        integration: asyncpg.Record,
+        group_ref: str,
+        connection_id: str,
+        at: str,
+        problems: dict[str, str],
+    ) -> uuid.UUID | None:
+        """connection_id if it names a connection of group_ref to the integration's
+        provider; else None, with the reason in problems[at]."""
+        row = None
+        if is_uuid(connection_id):
+            row = await self.ctx.pool.fetchrow(
+                "SELECT id, provider, group_ref FROM connections WHERE project_id = $1 AND id = $2",
+                uuid.UUID(project.id),
+                uuid.UUID(connection_id),
+            )
+        # Another group's connection is described as missing: its existence is not the
+        # caller's to learn (a customer JWT sees only its own group).
+        if row is None or row["group_ref"] != group_ref:
+            problems[at] = f"names no connection of group {group_ref!r}"
+            return None
+        if row["provider"] != integration["provider"]:
+            problems[at] = (
+                f"names a {row['provider']} connection; integration {integration['name']!r} "
+                f"needs a {integration['provider']} connection"
+            )
+            return None
+        found: uuid.UUID = row["id"]
+        return found
+
+    async def _connection(
+        self,
+        context: Any,
+        project: ProjectRow,
+        integration: asyncpg.Record,
+        group_ref: str,
+        connection_id: str,
+        at: str,
+    ) -> uuid.UUID:
+        """The connection a new installation uses: the one named, or the group's only
+        connection to the integration's provider; INVALID_ARGUMENT naming at otherwise."""
+        problems: dict[str, str] = {}
+        if connection_id:
+            found = await self._named_connection(
+                context, project, integration, group_ref, connection_id, at, problems
+            )
+            if found is None:
+                await abort_invalid(context, problems)
+            return found
+        provider = integration["provider"]
+        ids = await self.ctx.pool.fetch(
+            "SELECT id FROM connections WHERE project_id = $1 AND group_ref = $2 "
+            "AND provider = $3 ORDER BY created_at, id",
+            uuid.UUID(project.id),
+            group_ref,
+            provider,
+        )
+        if len(ids) != 1:
+            why = (
+                f"group {group_ref!r} has no {provider} connection: connect one first "
+                "(oauth-connect or connections:generate)"
+                if not ids
+                else f"group {group_ref!r} has {len(ids)} {provider} connections: name one"
+            )
+            await abort_invalid(context, {at: f"is required: {why}"})
+        only: uuid.UUID = ids[0]["id"]
+        return only
+
     # --- changing --------------------------------------------------------------------
 
     async def CreateInstallation(
@@ -509,12 +604,18 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             problems["body.groupRef"] = "is required: your identifier of the customer group"
         else:
             await self.ctx.auth.require_group(context, principal, given.group_ref)
-        if given.connection_id:
-            problems["body.connectionId"] = CONNECTIONS_NOT_BUILT
         if not given.HasField("config") or not given.config.HasField("content"):
             problems["body.config.content"] = "is required: the installation's initial config"
         if problems:
             await abort_invalid(context, problems)
+        connection_id = await self._connection(
+            context,
+            project,
+            integration,
+            given.group_ref,
+            given.connection_id,
+            "body.connectionId",
+        )
         content = config_pb2.ConfigContent()
         content.CopyFrom(given.config.content)
         content.provider = content.provider or integration["provider"]
@@ -531,11 +632,13 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             async with self.ctx.pool.acquire() as conn, conn.transaction():
                 installation_id = await conn.fetchval(
                     "INSERT INTO installations (project_id, integration_id, group_ref, "
-                    "group_name, created_by) VALUES ($1, $2, $3, $3, $4) RETURNING id",
+                    "group_name, created_by, connection_id) VALUES ($1, $2, $3, $3, $4, $5) "
+                    "RETURNING id",
                     uuid.UUID(project.id),
                     integration["id"],
                     given.group_ref,
                     created_by,
+                    connection_id,
                 )
                 await self._save_config(
                     conn, installation_id, integration["revision_id"], created_by, content
@@ -576,10 +679,23 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 revision, destinations, "body.installation.config.content.", problems
             )
             given = patch.config.content
+            connection_id: uuid.UUID | None = None
             for mask in masks:
                 if mask == "connectionId":
-                    if patch.connection_id:
-                        problems["body.installation.connectionId"] = CONNECTIONS_NOT_BUILT
+                    if not patch.connection_id:
+                        problems["body.installation.connectionId"] = (
+                            "is required by the mask: the connection to use"
+                        )
+                    else:
+                        connection_id = await self._named_connection(
+                            context,
+                            project,
+                            integration,
+                            row["group_ref"],
+                            patch.connection_id,
+                            "body.installation.connectionId",
+                            problems,
+                        )
                     continue
                 config_changed = True
                 if mask == "config.createdBy":
@@ -614,11 +730,12 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                     checker.check_object(section, name, objects[name])
             if problems:
                 await abort_invalid(context, problems)
-            if "connectionId" in masks:
+            if connection_id is not None:
                 await conn.execute(
-                    "UPDATE installations SET connection_id = NULL, updated_at = clock_timestamp() "
+                    "UPDATE installations SET connection_id = $2, updated_at = clock_timestamp() "
                     "WHERE id = $1",
                     row["id"],
+                    connection_id,
                 )
             if config_changed:
                 await self._save_config(
@@ -639,8 +756,8 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         row = await self._installation(
             context, self.ctx.pool, principal, integration, request.installation_id
         )
-        # Its configs go with it (ON DELETE CASCADE). The connection stays: connections
-        # (and deleting an unused one with its last installation) are issue #5's.
+        # Its configs go with it (ON DELETE CASCADE). The connection stays: the group may
+        # use it for other integrations, and only its owner deletes it.
         await self.ctx.pool.execute("DELETE FROM installations WHERE id = $1", row["id"])
         return empty_pb2.Empty()
 
