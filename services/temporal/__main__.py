@@ -1,27 +1,38 @@
 """`python -m services.temporal`: the Temporal workers' process.
 
 Its contract is `proto/ampmesh/workflows/v1`: the inputs and outputs of the workflows it
-runs. The workers (one per task queue) are built by issue #6. Until then the process
-connects to the Temporal server and checks our namespace at start (a mesh whose workers
-could not reach Temporal must not report healthy), then serves gRPC health, so the
-launcher and the edge supervise it like the others.
+runs. At start it connects to the Temporal server and checks our namespace (a mesh whose
+workers could not reach Temporal must not report healthy), opens PostgreSQL and the
+token-manager channel, makes sure the keep-alive schedule exists, and runs one worker per
+task queue (worker.py) for the process's lifetime; it serves gRPC health, so the launcher
+and the edge supervise it like the others. On SIGTERM the gRPC server drains first, then
+the workers stop (activities in flight get worker.GRACEFUL_SHUTDOWN).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
-from pydantic import Field
+from ampmesh.token.v1 import token_manager_pb2_grpc
+from pydantic import Field, SecretStr
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from services.api.catalog import load_catalog
+from services.runtime.channels import token_manager_channel
 from services.runtime.config import ServiceSettings
+from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
+from services.runtime.tls import ensure_service_credentials
+from services.temporal.keep_alive import KeepAliveActivities
+from services.temporal.worker import connections_worker, ensure_keep_alive_schedule
 
 _log = get_logger("ampmesh.temporal")
 
@@ -33,6 +44,18 @@ class TemporalWorkerSettings(ServiceSettings):
     temporal_namespace: str = Field("ampmesh", min_length=1, description="our namespace")
     temporal_connect_timeout: float = Field(
         30.0, gt=0, description="seconds to wait for Temporal at start"
+    )
+    database_url: SecretStr = Field(
+        SecretStr(""), description="PostgreSQL URL (postgresql://user:password@host:port/db)"
+    )
+    token_manager_address: str = Field(
+        "", description="host:port of the token-manager shards (the edge's internal listener)"
+    )
+    token_manager_server_name: str = Field(
+        "envoy", description="identity the token-manager address's certificate must name"
+    )
+    keep_alive_every_seconds: int = Field(
+        3600, gt=0, description="seconds between token keep-alive passes (the schedule's interval)"
     )
 
 
@@ -63,13 +86,60 @@ async def connect(settings: TemporalWorkerSettings) -> Client:
 
 @asynccontextmanager
 async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[Service]]:
-    await connect(settings)
+    client = await connect(settings)
     _log.info(
         "temporal connected",
         address=settings.temporal_address,
         namespace=settings.temporal_namespace,
     )
-    yield []
+    if not settings.token_manager_address:
+        raise StartupError(
+            "AMPMESH_TOKEN_MANAGER_ADDRESS is required: the keep-alive refreshes through "
+            "the token-manager (set it to the edge's token-manager listener, host:port)"
+        )
+    async with AsyncExitStack() as resources:
+        pool = await resources.enter_async_context(
+            open_pool(
+                settings.database_url.get_secret_value(),
+                needed_for="find the connections to keep alive",
+                max_size=4,
+            )
+        )
+        keep_alive = KeepAliveActivities(pool, _token_manager(settings, resources), load_catalog())
+        await ensure_keep_alive_schedule(
+            client, timedelta(seconds=settings.keep_alive_every_seconds)
+        )
+        # Entered last, so it stops first: the workers finish (or cancel) their tasks while
+        # the pool and the channel they use are still open.
+        await resources.enter_async_context(
+            connections_worker(client, keep_alive, on_fatal_error=_stop_process)
+        )
+        yield []
+
+
+def _token_manager(
+    settings: TemporalWorkerSettings, resources: AsyncExitStack
+) -> token_manager_pb2_grpc.TokenManagerServiceStub:
+    """A stub for the token-manager shards, with this process's own certificate (the
+    `temporal` identity, which the shards accept)."""
+    credentials = ensure_service_credentials(
+        settings.cert_dir, settings.identity, create=settings.create_certs
+    )
+    channel = token_manager_channel(
+        settings.token_manager_address,
+        credentials,
+        server_identity=settings.token_manager_server_name,
+    )
+    resources.push_async_callback(channel.close)
+    return token_manager_pb2_grpc.TokenManagerServiceStub(channel)
+
+
+async def _stop_process(error: BaseException) -> None:
+    """A worker that cannot poll any more (its namespace gone, say) leaves a process
+    that looks healthy but runs nothing: stop it the way SIGTERM does, so its
+    supervisor sees it go and restarts it."""
+    _log.error("temporal worker failed; stopping", error=str(error)[:200] or type(error).__name__)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main() -> None:
