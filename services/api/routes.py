@@ -59,10 +59,11 @@ ROUTE_GROUPS: dict[str, tuple[ServiceDescriptor, ...]] = {
     "proxy": _services(proxy_pb2),
 }
 
-_CONTROL_PLANE = "the control plane is built by issue #4"
 # Why each public service answers UNIMPLEMENTED for now, and which issue builds it.
 NOT_BUILT_YET: dict[str, str] = {
-    "ampmesh.platform.v1.OrgService": _CONTROL_PLANE,
+    "ampmesh.platform.v1.OrgService": (
+        "orgs have no issue filed yet (`ampmesh up` makes the default org and its admin key)"
+    ),
     "ampmesh.platform.v1.ObjectMetadataService": (
         "object metadata needs the connectors of issue #6 and has no issue of its own yet"
     ),

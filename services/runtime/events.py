@@ -30,7 +30,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
 import asyncpg
@@ -81,6 +81,9 @@ _BACKOFF_CAP = 60.0
 _PUBLISH_TIMEOUT = 30.0
 # How long leaving (EventBus.open's exit) may spend publishing what is still pending.
 _DRAIN_TIMEOUT = 5.0
+# Published rows are kept this long (for inspection after an incident), swept this often.
+_RETENTION = timedelta(days=7)
+_SWEEP_EVERY = 600.0
 # publish(): attempts of its own before it leaves the row to the relay.
 _PUBLISH_ATTEMPTS = 3
 
@@ -273,6 +276,7 @@ class EventBus:
         # Row id -> monotonic time before which this process does not retry it, so a row
         # that keeps failing neither blocks the rows behind it nor is retried in a loop.
         self._not_before: dict[int, float] = {}
+        self._last_sweep = float("-inf")
 
     @classmethod
     @asynccontextmanager
@@ -396,8 +400,26 @@ class EventBus:
             failures = 0
             if full:  # more may be waiting: relay again without sleeping
                 continue
+            await self._sweep_published()
             await _wait(self._wake, self.relay_interval)
             self._wake.clear()
+
+    async def _sweep_published(self) -> None:
+        """Now and then, forget this source's rows published longer ago than the
+        retention: the outbox guards against loss, it is not an archive (scribe keeps
+        the history that matters)."""
+        now = time.monotonic()
+        if now - self._last_sweep < _SWEEP_EVERY:
+            return
+        self._last_sweep = now
+        try:
+            await self.pool.execute(
+                "DELETE FROM event_outbox WHERE source = $1 AND published_at < now() - $2",
+                self.source,
+                _RETENTION,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            _log.warning("event outbox sweep failed", error=type(error).__name__)
 
     async def relay_pending(self) -> int:
         """Publish pending rows until none is left that may be tried now; returns how many

@@ -22,8 +22,8 @@ import pytest
 from ampmesh.messenger.v1 import messenger_pb2
 from ampmesh.metrics.v1 import metrics_pb2
 from ampmesh.platform.v1 import (
-    connections_pb2,
-    connections_pb2_grpc,
+    orgs_pb2,
+    orgs_pb2_grpc,
     providers_pb2,
     providers_pb2_grpc,
 )
@@ -34,7 +34,6 @@ from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.api.platform.connections import NOT_BUILT as CONNECTIONS_NOT_BUILT
 from services.api.routes import NOT_BUILT_YET
 from services.launcher.processes import stop_service
 from services.runtime.channels import mesh_channel
@@ -69,9 +68,7 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 def not_built(method: str) -> str:
     service = method.strip("/").split("/")[0]
-    # ConnectionService is partly built: its other methods name the rest of issue #5.
-    reasons = {**NOT_BUILT_YET, "ampmesh.platform.v1.ConnectionService": CONNECTIONS_NOT_BUILT}
-    return unimplemented_message(method, reasons[service])
+    return unimplemented_message(method, NOT_BUILT_YET[service])
 
 
 # --- REST ---------------------------------------------------------------------------------
@@ -80,12 +77,10 @@ def not_built(method: str) -> str:
 async def test_an_unbuilt_rpc_is_a_501_problem_with_the_services_message(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    response = await http.patch(
-        f"{stack.endpoints['api']}/v1/projects/demo/connections/c1:oauth-update"
-    )
+    response = await http.get(f"{stack.endpoints['api']}/v1/orgs/{stack.org_id}")
     problem = assert_problem(response, 501)
     assert problem["title"] == "Not Implemented"
-    assert problem["detail"] == not_built("/ampmesh.platform.v1.ConnectionService/OauthUpdate")
+    assert problem["detail"] == not_built("/ampmesh.platform.v1.OrgService/GetOrg")
     assert "issues" not in problem
 
 
@@ -164,9 +159,11 @@ async def test_the_oauth_callback_tolerates_the_providers_own_parameters(
 ) -> None:
     query = "code=c&state=s&iss=https%3A%2F%2Fidp.example&session_state=xyz"
     response = await http.get(f"{stack.endpoints['api']}/callbacks/v1/oauth?{query}")
-    # It reaches the RPC (not built until issue #5) instead of being refused at the edge.
-    problem = assert_problem(response, 501)
-    assert problem["detail"] == not_built("/ampmesh.platform.v1.ConnectionService/OauthCallback")
+    # It reaches the RPC instead of being refused at the edge: the api answers the popup
+    # page (an unknown state: the flow failed).
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "AUTHORIZATION_FAILED" in response.text
 
 
 @pytest.mark.parametrize(
@@ -231,14 +228,12 @@ async def test_an_upstream_that_is_down_is_a_503_with_a_fixed_detail(
 async def test_native_grpc_reaches_the_api_with_its_own_status(stack: Stack) -> None:
     async with grpc.aio.insecure_channel(stack.endpoints["grpc"]) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as failed:
-            await connections_pb2_grpc.ConnectionServiceStub(channel).UpdateConnection(
-                connections_pb2.UpdateConnectionRequest(project_id_or_name="demo"), timeout=10
+            await orgs_pb2_grpc.OrgServiceStub(channel).GetOrg(
+                orgs_pb2.GetOrgRequest(org_id=stack.org_id), timeout=10
             )
     assert failed.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # The api's own message, not a problem+json document.
-    assert failed.value.details() == not_built(
-        "/ampmesh.platform.v1.ConnectionService/UpdateConnection"
-    )
+    assert failed.value.details() == not_built("/ampmesh.platform.v1.OrgService/GetOrg")
 
 
 def _internal_methods() -> list[str]:

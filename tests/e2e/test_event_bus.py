@@ -269,3 +269,32 @@ async def test_a_consumer_acks_handled_events_retries_failed_ones_and_drops_garb
     assert calls == [(envelope.meta.id, envelope.meta.id)] * 2
     # Both were acked: the garbage as undecodable, the event once handled.
     assert await asyncio.to_thread(subscription.pull_once) == []
+
+
+async def test_published_events_are_swept_after_the_retention_and_pending_ones_never(
+    stack: Stack, pool: asyncpg.Pool
+) -> None:
+    bus_source = source()
+    rows = {}
+    for age, published in (("8 days", True), ("1 day", True), ("8 days", False)):
+        rows[(age, published)] = await pool.fetchval(
+            "INSERT INTO event_outbox (source, topic, envelope, created_at, published_at)"
+            " VALUES ($1, 'ampmesh-logs', $2, now() - $3::interval,"
+            " CASE WHEN $4 THEN now() - $3::interval END) RETURNING id",
+            bus_source,
+            log_event().SerializeToString(),
+            age,
+            published,
+        )
+    # A relay sweeps when it starts (and every few minutes after); the old pending row is
+    # published, not swept.
+    async with EventBus.open(
+        source=bus_source, pool=pool, emulator_host=stack.endpoints["pubsub"], project=PROJECT
+    ):
+        await asyncio.sleep(1.0)
+    left = {
+        r["id"]
+        for r in await pool.fetch("SELECT id FROM event_outbox WHERE source = $1", bus_source)
+    }
+    assert left == {rows[("1 day", True)], rows[("8 days", False)]}
+    assert await pending(pool, bus_source) == 0

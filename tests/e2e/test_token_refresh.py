@@ -394,3 +394,48 @@ async def test_killing_the_refreshing_shard_mid_storm_loses_and_doubles_nothing(
     final = await edge.GetToken(get_token(connection, include_credentials=True))
     assert final.token.token in tokens and not final.refreshed
     assert final.stored.status == ce.CONNECTION_STATUS_CREATED
+
+
+async def test_client_credentials_fetch_a_first_token_and_renew_it_without_a_refresh_token(
+    stack: Stack, edge: Stub, sandbox: Any, project: dict[str, Any]
+) -> None:
+    def request(secret: str) -> tuple[tm.StoreCredentialsRequest, tuple[tuple[str, str]]]:
+        connection_id = str(uuid.uuid4())
+        return (
+            tm.StoreCredentialsRequest(
+                connection=tm.ConnectionContext(
+                    project_id=project["id"], connection_id=connection_id, provider="hubspot"
+                ),
+                credentials=tm.Credentials(
+                    oauth2_client_credentials=tm.OAuth2ClientCredentials(
+                        client_id=SANDBOX_CLIENT_ID, client_secret=secret
+                    )
+                ),
+                obtain_token=True,
+            ),
+            ((CONNECTION_ID_HEADER, connection_id),),
+        )
+
+    # A wrong client secret is refused at connect time, and nothing is stored.
+    wrong, wrong_hash = request("not-the-secret")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await edge.StoreCredentials(wrong, metadata=wrong_hash)
+    assert reason_of(refused.value) == "BAD_CREDENTIALS"
+    with pytest.raises(grpc.aio.AioRpcError) as absent:
+        await edge.GetToken(
+            tm.GetTokenRequest(connection_id=wrong_hash[0][1], project_id=project["id"])
+        )
+    assert absent.value.code() == grpc.StatusCode.NOT_FOUND
+
+    right, right_hash = request(SANDBOX_CLIENT_SECRET)
+    stored = await edge.StoreCredentials(right, metadata=right_hash)
+    assert stored.access_token_expire_time.ToDatetime(tzinfo=UTC) > datetime.now(UTC)
+    first = await edge.GetToken(
+        tm.GetTokenRequest(connection_id=right_hash[0][1], project_id=project["id"])
+    )
+    assert first.token.token and not first.refreshed
+    # Renewing asks for a new client-credentials token (there is no refresh token).
+    renewed = await edge.RefreshToken(
+        tm.RefreshTokenRequest(connection_id=right_hash[0][1], project_id=project["id"])
+    )
+    assert renewed.refreshed and renewed.token.token != first.token.token
