@@ -414,7 +414,8 @@ class EventBus:
         self._last_sweep = now
         try:
             await self.pool.execute(
-                "DELETE FROM event_outbox WHERE source = $1 AND published_at < now() - $2",
+                "DELETE FROM event_outbox"
+                " WHERE source = $1 AND published_at < now() - $2::interval",
                 self.source,
                 _RETENTION,
             )

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -276,7 +277,8 @@ async def test_published_events_are_swept_after_the_retention_and_pending_ones_n
 ) -> None:
     bus_source = source()
     rows = {}
-    for age, published in (("8 days", True), ("1 day", True), ("8 days", False)):
+    old, recent = timedelta(days=8), timedelta(days=1)
+    for age, published in ((old, True), (recent, True), (old, False)):
         rows[(age, published)] = await pool.fetchval(
             "INSERT INTO event_outbox (source, topic, envelope, created_at, published_at)"
             " VALUES ($1, 'ampmesh-logs', $2, now() - $3::interval,"
@@ -296,5 +298,5 @@ async def test_published_events_are_swept_after_the_retention_and_pending_ones_n
         r["id"]
         for r in await pool.fetch("SELECT id FROM event_outbox WHERE source = $1", bus_source)
     }
-    assert left == {rows[("1 day", True)], rows[("8 days", False)]}
+    assert left == {rows[(recent, True)], rows[(old, False)]}
     assert await pending(pool, bus_source) == 0

@@ -164,7 +164,10 @@ async def test_idle_connections_are_refreshed_and_recent_ones_skipped(
     # This pass is the only caller of HubSpot's refresh grant (other connections of the
     # session may be refreshed by it too, each once).
     assert grants_after - grants_before >= 1
-    assert grants_after - grants_before == counts.refreshed + counts.bad_credentials
+    # One grant per refresh; a connection turned bad made one (refused) or none (other
+    # tests' imported tokens without a refresh token never reach the provider).
+    refreshes = grants_after - grants_before
+    assert counts.refreshed <= refreshes <= counts.refreshed + counts.bad_credentials
     renewed = await access_token(api, connection["id"])
     assert renewed != tokens["access_token"]
     listed = (await api.get(f"/connections/{connection['id']}")).json()

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from ampmesh.messenger.v1 import messenger_pb2, messenger_pb2_grpc
 from ampmesh.metrics.v1 import metrics_pb2, metrics_pb2_grpc
-from ampmesh.platform.v1 import connections_pb2, connections_pb2_grpc
+from ampmesh.platform.v1 import orgs_pb2, orgs_pb2_grpc
 from ampmesh.read.v1 import read_pb2, read_pb2_grpc
 from ampmesh.scribe.v1 import scribe_pb2, scribe_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2, token_manager_pb2_grpc
@@ -64,6 +64,7 @@ async def test_every_process_is_up_and_healthy(mesh: Mesh) -> None:
         "redis",
         "temporal",
         "pubsub",
+        "sandbox",  # the session's stack runs the provider sandbox
         "token-manager-0",
         "token-manager-1",
         "scribe",
@@ -101,13 +102,11 @@ async def test_api_serves_every_public_contract_naming_the_issue_that_builds_it(
     mesh: Mesh,
 ) -> None:
     async with channel(mesh, "api", caller="envoy") as ch:
-        connections = connections_pb2_grpc.ConnectionServiceStub(ch)
-        message = await unimplemented(
-            connections.UpdateConnection, connections_pb2.UpdateConnectionRequest()
-        )
+        orgs = orgs_pb2_grpc.OrgServiceStub(ch)
+        message = await unimplemented(orgs.GetOrg, orgs_pb2.GetOrgRequest())
         assert message == (
-            "/ampmesh.platform.v1.ConnectionService/UpdateConnection is not built yet: "
-            "OAuth connect, callback and credential rotation are built by the rest of issue #5"
+            "/ampmesh.platform.v1.OrgService/GetOrg is not built yet: orgs have no issue "
+            "filed yet (`ampmesh up` makes the default org and its admin key)"
         )
         reads = read_pb2_grpc.ReadServiceStub(ch)
         assert "issue #6" in await unimplemented(reads.TriggerRead, read_pb2.TriggerReadRequest())
@@ -123,9 +122,12 @@ async def test_internal_services_serve_their_contracts_to_allowed_callers_only(
     for shard in ("token-manager-0", "token-manager-1"):
         async with channel(mesh, shard, caller="api") as ch:
             tokens = token_manager_pb2_grpc.TokenManagerServiceStub(ch)
-            assert "issue #5" in await unimplemented(
-                tokens.RevokeCredentials, token_manager_pb2.RevokeCredentialsRequest()
-            )
+            # Allowed: the call reaches the service, which checks the request.
+            with pytest.raises(grpc.aio.AioRpcError) as checked:
+                await tokens.RevokeCredentials(
+                    token_manager_pb2.RevokeCredentialsRequest(), timeout=5
+                )
+            assert checked.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         async with channel(mesh, shard, caller="messenger") as ch:
             tokens = token_manager_pb2_grpc.TokenManagerServiceStub(ch)
             with pytest.raises(grpc.aio.AioRpcError) as denied:
@@ -209,14 +211,12 @@ async def test_mcpanda_drives_any_public_rpc(mesh: Mesh) -> None:
         called = await client.call_tool(
             "call_rpc",
             {
-                "method": "ampmesh.platform.v1.ConnectionService/UpdateConnection",
-                "request": {"projectIdOrName": "demo"},
+                "method": "ampmesh.platform.v1.OrgService/GetOrg",
+                "request": {"orgId": "any"},
             },
         )
         assert called.is_error
-        assert "UpdateConnection is not built yet: OAuth connect, callback and credential" in str(
-            called.content
-        )
+        assert "GetOrg is not built yet: orgs have no issue filed yet" in str(called.content)
         # Locally it acts with the org admin key: authenticated RPCs answer.
         projects = await client.call_tool(
             "call_rpc", {"method": "ampmesh.platform.v1.ProjectService/ListProjects", "request": {}}
