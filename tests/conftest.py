@@ -54,8 +54,9 @@ class Stack:
 
 @pytest.fixture(scope="session")
 async def stack() -> AsyncIterator[Stack]:
-    """Brings up PostgreSQL, Redis, Temporal, the Pub/Sub emulator, every service and the
-    Envoy edge (and the provider sandbox) once per session, on free ports in a temporary home; tears it all down."""
+    """Brings up PostgreSQL, Redis, Temporal, the Pub/Sub emulator, every service, the
+    provider sandbox and the Envoy edge once per session, on free ports in a temporary
+    home; tears it all down."""
     # Not under pytest's tmp_path: that is private to root (0700), and PostgreSQL runs as
     # an unprivileged user when the tests run as root.
     home = Path(tempfile.mkdtemp(prefix="ampmesh-test-"))

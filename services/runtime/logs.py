@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+HTTP_CLIENT_LOGGERS = ("httpx", "httpx2", "httpcore")
+
 
 def configure_logging(level: str = "info", fmt: str = "json", *, cache: bool = True) -> None:
     """Configure structlog and stdlib logging for a service process (call once, at start)."""
@@ -23,12 +25,20 @@ def configure_logging(level: str = "info", fmt: str = "json", *, cache: bool = T
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any
+    # Tracebacks without the frames' local variables: structlog and rich print them by
+    # default, and a local may be a token, a key or a password (one was, in a revocation).
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+        )
         exc: list[Any] = []  # the console renderer prints tracebacks itself
     else:
         renderer = structlog.processors.JSONRenderer()
-        exc = [structlog.processors.dict_tracebacks]
+        exc = [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        ]
 
     structlog.configure(
         processors=[*shared, structlog.processors.StackInfoRenderer(), *exc, renderer],
@@ -47,6 +57,11 @@ def configure_logging(level: str = "info", fmt: str = "json", *, cache: bool = T
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # HTTP clients log every request's URL at INFO, and a provider URL may carry a secret
+    # (HubSpot revokes at /refresh-tokens/<token>; some providers take API keys in the
+    # query): only their warnings get through.
+    for name in HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
 
 def get_logger(name: str) -> Any:

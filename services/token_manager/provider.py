@@ -173,7 +173,8 @@ class ProviderClient:
         try:
             async with self._client(app) as client:
                 if method == "DELETE":
-                    response = await client.delete(target(token), withhold_token=True)
+                    # No bearer token of the client's own: HubSpot's URL names the token.
+                    response = await client.request("DELETE", target(token), withhold_token=True)
                 else:
                     response = await client.revoke_token(
                         target(token),

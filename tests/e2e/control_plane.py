@@ -126,6 +126,15 @@ async def database_dump(stack: Stack, url: str | None = None) -> str:
     return out.decode()
 
 
+def assert_not_logged(stack: Stack, *secrets: str) -> None:
+    """No log of the mesh's services holds any of the secrets (the sandbox plays the
+    provider: its logs are not ours)."""
+    for log in (stack.home / "logs").glob("*.log"):
+        if log.name != "sandbox.log":
+            text = log.read_text(errors="replace")
+            assert not [s for s in secrets if s in text], f"a secret is in {log.name}"
+
+
 async def insert_webhook_destinations(stack: Stack, project_id: str, *names: str) -> None:
     """Webhook destination rows of the project: all a manifest's or a config's check needs
     of them (destinations are another service's, tested in test_destinations.py)."""

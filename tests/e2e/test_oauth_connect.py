@@ -25,6 +25,7 @@ from tests.conftest import Stack
 from tests.e2e.control_plane import (
     SANDBOX_CLIENT_ID,
     as_key,
+    assert_not_logged,
     bearer,
     client,
     connect_group,
@@ -354,7 +355,9 @@ async def test_hubspot_connects_through_the_sandbox_and_reconnects_in_place(
         f"/v1/projects/{project.name}/connections/{connection_id}:oauth-update"
     )
     assert await connect_through_sandbox(stack, await authorization_url(update)) == connection_id
-    assert await access_token(project, connection_id) != token
+    renewed = await access_token(project, connection_id)
+    assert renewed != token
+    assert_not_logged(stack, token, renewed)
     after = [c for c in await project.connections() if c["id"] not in before]
     assert [c["id"] for c in after] == [connection_id]
     assert after[0]["status"] == "created" and after[0]["updateTime"]

@@ -33,6 +33,7 @@ from tests.e2e.control_plane import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     admin_client,
+    assert_not_logged,
     create_project,
     create_provider_app,
     database_dump,
@@ -243,7 +244,7 @@ async def test_a_thousand_concurrent_calls_on_both_shards_refresh_once(
     assert refreshed[0].meta.project_id == connection.project_id
 
 
-async def test_a_refreshed_token_works_and_nothing_secret_reaches_postgres(
+async def test_a_refreshed_token_works_and_no_secret_reaches_postgres_or_a_log(
     stack: Stack, edge: Stub, project: dict[str, Any]
 ) -> None:
     connection = await expired_connection(stack, edge, project)
@@ -266,6 +267,7 @@ async def test_a_refreshed_token_works_and_nothing_secret_reaches_postgres(
     assert connection.connection_id in dump
     for secret in (new_access, new_refresh, connection.refresh_token, SANDBOX_CLIENT_SECRET):
         assert secret not in dump
+    assert_not_logged(stack, new_access, new_refresh, connection.refresh_token)
 
 
 async def test_a_revoked_refresh_token_turns_the_connection_bad(
@@ -370,10 +372,18 @@ async def test_killing_the_refreshing_shard_mid_storm_loses_and_doubles_nothing(
         )
     )
     before = await token_counts(sandbox)
+    fired = (await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())).faults_fired
     victim = stack.mesh.service(owner)
     try:
         storm = [asyncio.ensure_future(edge.GetToken(get_token(connection))) for _ in range(300)]
-        await asyncio.sleep(0.5)
+        # Kill once the refresh is at the provider (the slow fault fired on it).
+        for _ in range(200):
+            counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
+            if counters.faults_fired > fired:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the refresh never reached the provider")
         victim.process.kill()
         await victim.process.wait()
         answers = await asyncio.gather(*storm)
@@ -437,3 +447,57 @@ async def test_client_credentials_fetch_a_first_token_and_renew_it_without_a_ref
         tm.RefreshTokenRequest(connection_id=right_hash[0][1], project_id=project["id"])
     )
     assert renewed.refreshed and renewed.token.token != first.token.token
+
+
+async def refresh_at_sandbox(stack: Stack, refresh_token: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=stack.endpoints["sandbox-http"]) as http:
+        return await http.post(
+            "/hubspot/oauth/v1/token",
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": SANDBOX_CLIENT_ID,
+                "client_secret": SANDBOX_CLIENT_SECRET,
+            },
+        )
+
+
+async def test_deleting_revokes_at_the_provider_and_says_so(
+    stack: Stack, edge: Stub, project: dict[str, Any]
+) -> None:
+    connection = await expired_connection(stack, edge, project)
+    with watching(stack, "ampmesh-connections") as pull:
+        await edge.DeleteCredentials(
+            tm.DeleteCredentialsRequest(
+                connection_id=connection.connection_id,
+                project_id=connection.project_id,
+                revoke_at_provider=True,
+            )
+        )
+        deleted = await events_about(pull, connection.connection_id, "connection_deleted")
+    # HubSpot's DELETE /oauth/v1/refresh-tokens/{token}: the grant is gone at the provider.
+    refused = await refresh_at_sandbox(stack, connection.refresh_token)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert [e.connection_deleted.revoked_at_provider for e in deleted] == [True]
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await edge.GetToken(get_token(connection))
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_revoking_keeps_the_record_and_turns_the_connection_bad(
+    stack: Stack, edge: Stub, project: dict[str, Any]
+) -> None:
+    connection = await expired_connection(stack, edge, project)
+    answer = await edge.RevokeCredentials(
+        tm.RevokeCredentialsRequest(
+            connection_id=connection.connection_id, project_id=connection.project_id
+        )
+    )
+    assert answer.revoked_at_provider and not answer.detail
+    assert answer.stored.status == ce.CONNECTION_STATUS_BAD_CREDENTIALS
+    refused = await refresh_at_sandbox(stack, connection.refresh_token)
+    assert refused.status_code == 400
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await edge.GetToken(get_token(connection))
+    assert reason_of(bad.value) == "BAD_CREDENTIALS"
+    assert_not_logged(stack, connection.access_token, connection.refresh_token)
