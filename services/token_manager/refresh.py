@@ -71,10 +71,6 @@ AppLookup = Callable[[str, str], Awaitable[ClientApp | None]]
 class BadCredentials(Exception):
     """The provider refused; the connection is (now or already) bad_credentials."""
 
-    def __init__(self, message: str, opened: Opened | None = None) -> None:
-        super().__init__(message)
-        self.opened = opened
-
 
 class Unavailable(Exception):
     """The provider could not refresh now; nothing changed but a failure count."""
@@ -144,12 +140,15 @@ class Refresher:
         self.apps = apps
         self.stage_events = stage_events
         self.after_commit = after_commit
-        self._flights: dict[str, asyncio.Future[Outcome]] = {}
+        # Keyed by connection and whether the flight forces: a forced call must not settle
+        # for a flight that found the token fresh enough and refreshed nothing.
+        self._flights: dict[tuple[str, bool], asyncio.Future[Outcome]] = {}
 
     async def refresh(self, connection_id: str, want: Want) -> Outcome:
         """The connection's credentials once they satisfy `want`, refreshing at most once
         for every caller of this shard waiting at the same time."""
-        flight = self._flights.get(connection_id)
+        key = (connection_id, want.force)
+        flight = self._flights.get(key)
         if flight is not None:
             # Another caller is already refreshing it here: its token is ours too, though
             # this call refreshed nothing itself (shielded, so one waiter cancelled by its
@@ -157,7 +156,7 @@ class Refresher:
             shared = await asyncio.shield(flight)
             return Outcome(shared.opened, refreshed=False)
         flight = asyncio.get_running_loop().create_future()
-        self._flights[connection_id] = flight
+        self._flights[key] = flight
         try:
             outcome = await self._refresh_under_lock(connection_id, want)
         except BaseException as error:
@@ -169,16 +168,18 @@ class Refresher:
             flight.set_result(outcome)
             return outcome
         finally:
-            del self._flights[connection_id]
+            del self._flights[key]
 
     async def _refresh_under_lock(self, connection_id: str, want: Want) -> Outcome:
         failure: Exception | None = None
         async with self.store.locked(connection_id) as locked:
             if want.satisfied_by(locked.row.last_refreshed_at, locked.credentials):
-                # Refreshed by another shard (or flight) while this one waited for the lock.
-                outcome = Outcome(
-                    Opened(locked.row, locked.credentials, tm.TOKEN_SOURCE_PROVIDER), False
-                )
+                # Refreshed by another shard (or flight) while this one waited for the lock,
+                # or before it, when this shard's cache was older than PostgreSQL.
+                refreshed = locked.row.last_refreshed_at
+                waited = refreshed is not None and refreshed >= want.asked_at
+                source = tm.TOKEN_SOURCE_PROVIDER if waited else tm.TOKEN_SOURCE_POSTGRES
+                outcome = Outcome(Opened(locked.row, locked.credentials, source), False)
             elif locked.row.status == BAD:
                 failure = BadCredentials(
                     "the provider refused this connection's credentials earlier; "
@@ -193,8 +194,6 @@ class Refresher:
         outcome = Outcome(await self._cache(outcome.opened), outcome.refreshed)
         self.after_commit()
         if failure is not None:
-            if isinstance(failure, BadCredentials):
-                failure.opened = outcome.opened
             raise failure
         return outcome
 
