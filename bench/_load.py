@@ -1,4 +1,5 @@
-"""Load generators for bench.edge_overhead: grpc.aio worker processes and h2load.
+"""Load generators for the benchmarks (bench.edge_overhead, bench.token_path): grpc.aio
+worker processes and h2load.
 
 - `GrpcWorkers`: N processes (spawned, never forked: grpc does not survive a fork of a
   process that already used it), each holding one channel per way in and driving it with
@@ -111,6 +112,8 @@ class _Targets:
     server_identity: str
     edge: str
     cert_dir: str
+    # Sent with every call on the direct channel (e.g. the token-manager's hash header).
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -124,8 +127,10 @@ class _Tally:
 class GrpcWorkers:
     """A pool of grpc.aio load processes; use as an async context manager.
 
-    direct: the api service's mTLS address, reached as `direct_identity` and checked to be
-    `server_identity`; edge: Envoy's plaintext gRPC listener.
+    direct: an mTLS address (the api service's, or Envoy's internal token-manager listener),
+    reached as `direct_identity` and checked to be `server_identity`, every call carrying
+    `metadata` (added by the channel's interceptor, as token_manager_channel adds its hash
+    header); edge: Envoy's plaintext gRPC listener.
     """
 
     def __init__(
@@ -139,9 +144,17 @@ class GrpcWorkers:
         server_identity: str,
         edge: str,
         cert_dir: Path,
+        metadata: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._targets = _Targets(
-            method, request, direct, direct_identity, server_identity, edge, str(cert_dir)
+            method,
+            request,
+            direct,
+            direct_identity,
+            server_identity,
+            edge,
+            str(cert_dir),
+            metadata,
         )
         self._count = processes
         self._workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
@@ -266,6 +279,7 @@ async def _worker_loop(connection: Connection, targets: _Targets) -> None:
             retry=None,
             timeout=None,
             propagate_request_id=False,
+            metadata=(lambda method, request: targets.metadata) if targets.metadata else None,
         ),
         EDGE: grpc.aio.insecure_channel(targets.edge),
     }

@@ -233,23 +233,10 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
                 f"{connection.provider} has no OAuth token endpoint in the catalog",
                 {"body.connection.provider": "has no OAuth token endpoint"},
             )
-        url = token_url(provider, connection)
-        app = app_of(credentials, None)
-        assert app is not None
         try:
-            if credentials.WhichOneof("kind") == "oauth2_client_credentials":
-                cc = credentials.oauth2_client_credentials
-                grant = await self.provider.client_credentials(
-                    url,
-                    app,
-                    list(cc.scopes),
-                    list(cc.audience) or list(provider.oauth2_opts.audience),
-                )
-            else:
-                pw = credentials.oauth2_password
-                grant = await self.provider.password(
-                    url, app, pw.username, pw.password, list(pw.scopes)
-                )
+            grant = await self.provider.stored_client_grant(
+                token_url(provider, connection), credentials, list(provider.oauth2_opts.audience)
+            )
         except ProviderRefused as error:
             await abort_bad_credentials(context, connection.connection_id, str(error))
         except ProviderUnavailable as error:

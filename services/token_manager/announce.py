@@ -18,6 +18,7 @@ from ampmesh.events.v1 import connection_events_pb2 as ce
 from ampmesh.events.v1 import envelope_pb2, notifications_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from services.runtime.events import new_envelope
 from services.token_manager.store import Row
@@ -57,53 +58,46 @@ def _data(row: Row) -> notifications_pb2.ConnectionData:
     )
 
 
-def _pair(
+def _announce(
     row: Row,
     what: str,
+    event: Message,
     request_id: str,
-    event: dict[str, object],
-    notification: notifications_pb2.Notification,
+    data: Message | None = None,
 ) -> list[envelope_pb2.Envelope]:
-    """The event and its notification. The key names the row's version (each write moves
-    it on), so a redelivery stays one event and two writes are two; the notification's
-    key has a suffix of its own, since consumers deduplicate per (project, key)."""
+    """The event `connection_<what>` and its notification `connection.<what>` (whose data
+    is the connection's, unless given).
+
+    The key names the row's version (each write moves it on), so a redelivery stays one
+    event and two writes are two; the notification's key has a suffix of its own, since
+    consumers deduplicate per (project, key)."""
+    field = f"connection_{what}"
+    note = notifications_pb2.Notification()
+    typed = getattr(note, field)
+    typed.notification_type = f"connection.{what}"
+    typed.data.CopyFrom(data if data is not None else _data(row))
     key = f"connection/{row.connection_id}/v{row.version}/{what}"
     common = {"project_id": row.project_id, "source": SOURCE, "request_id": request_id}
     return [
-        new_envelope(idempotency_key=key, **common, **event),  # type: ignore[arg-type]
-        new_envelope(idempotency_key=f"{key}/notification", **common, notification=notification),  # type: ignore[arg-type]
+        new_envelope(idempotency_key=key, **common, **{field: event}),  # type: ignore[arg-type]
+        new_envelope(idempotency_key=f"{key}/notification", **common, notification=note),  # type: ignore[arg-type]
     ]
 
 
 def created(row: Row, request_id: str = "") -> list[envelope_pb2.Envelope]:
     event = ce.ConnectionCreated(connection=info(row))
     event.create_time.FromDatetime(row.created_at)
-    note = notifications_pb2.Notification(
-        connection_created=notifications_pb2.ConnectionCreatedNotification(
-            notification_type="connection.created", data=_data(row)
-        )
-    )
-    return _pair(row, "created", request_id, {"connection_created": event}, note)
+    return _announce(row, "created", event, request_id)
 
 
 def updated(row: Row, fields: Sequence[str], request_id: str = "") -> list[envelope_pb2.Envelope]:
     event = ce.ConnectionUpdated(connection=info(row), updated_fields=list(fields))
-    note = notifications_pb2.Notification(
-        connection_updated=notifications_pb2.ConnectionUpdatedNotification(
-            notification_type="connection.updated", data=_data(row)
-        )
-    )
-    return _pair(row, "updated", request_id, {"connection_updated": event}, note)
+    return _announce(row, "updated", event, request_id)
 
 
 def deleted(row: Row, revoked: bool, request_id: str = "") -> list[envelope_pb2.Envelope]:
     event = ce.ConnectionDeleted(connection=info(row), revoked_at_provider=revoked)
-    note = notifications_pb2.Notification(
-        connection_deleted=notifications_pb2.ConnectionDeletedNotification(
-            notification_type="connection.deleted", data=_data(row)
-        )
-    )
-    return _pair(row, "deleted", request_id, {"connection_deleted": event}, note)
+    return _announce(row, "deleted", event, request_id)
 
 
 def refreshed(
@@ -125,12 +119,7 @@ def refreshed(
     event.provider_latency.FromNanoseconds(int(latency * 1e9))
     if expires is not None:
         event.access_token_expire_time.FromDatetime(expires)
-    note = notifications_pb2.Notification(
-        connection_refreshed=notifications_pb2.ConnectionRefreshedNotification(
-            notification_type="connection.refreshed", data=_data(row)
-        )
-    )
-    return _pair(row, "refreshed", request_id, {"connection_refreshed": event}, note)
+    return _announce(row, "refreshed", event, request_id)
 
 
 def error(
@@ -154,19 +143,14 @@ def error(
         will_retry=will_retry,
     )
     context = context_of(row)
-    note = notifications_pb2.Notification(
-        connection_error=notifications_pb2.ConnectionErrorNotification(
-            notification_type="connection.error",
-            data=notifications_pb2.ConnectionErrorData(
-                project_id=row.project_id,
-                connection_id=row.connection_id,
-                provider=row.provider,
-                group_ref=context.group_ref,
-                consumer_ref=context.consumer_ref,
-                consumer_name=context.consumer_name,
-                errors=[message],
-                error=[message],
-            ),
-        )
+    data = notifications_pb2.ConnectionErrorData(
+        project_id=row.project_id,
+        connection_id=row.connection_id,
+        provider=row.provider,
+        group_ref=context.group_ref,
+        consumer_ref=context.consumer_ref,
+        consumer_name=context.consumer_name,
+        errors=[message],
+        error=[message],
     )
-    return _pair(row, "error", request_id, {"connection_error": event}, note)
+    return _announce(row, "error", event, request_id, data)

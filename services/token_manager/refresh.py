@@ -290,23 +290,18 @@ class Refresher:
             if kind == "oauth2_authorization_code" and context.provider_app_id
             else None
         )
-        app = app_of(credentials, provider_app)
-        if kind == "oauth2_client_credentials":
-            assert app is not None
-            cc = credentials.oauth2_client_credentials
-            return await self.provider.client_credentials(
-                url, app, list(cc.scopes), list(cc.audience) or list(provider.oauth2_opts.audience)
-            )
         refresh_token = creds.refresh_token_of(credentials)
-        if kind == "oauth2_password" and (refresh_token is None or not refresh_token.token):
-            assert app is not None
-            pw = credentials.oauth2_password
-            return await self.provider.password(url, app, pw.username, pw.password, list(pw.scopes))
         if refresh_token is None or not refresh_token.token:
+            if kind in ("oauth2_client_credentials", "oauth2_password"):
+                # They hold their own client: a new token is one grant away.
+                return await self.provider.stored_client_grant(
+                    url, credentials, list(provider.oauth2_opts.audience)
+                )
             raise CannotRefresh(
                 "this connection has no refresh token, so its expired access token cannot "
                 "be renewed; reconnect it"
             )
+        app = app_of(credentials, provider_app)
         if app is None:
             raise CannotRefresh(
                 "this connection's provider app is gone, so its token cannot be refreshed; "
