@@ -42,7 +42,7 @@ against the p50 beside it. Half-load latencies on a 2-core machine include the q
 of Envoy and the generators sharing the second core: compare the two RPCs, not absolutes.
 
     .venv/bin/python -m bench.token_path [--seconds 3] [--rounds 3] [--storms 20]
-        [--callers 200] [--no-pin]
+        [--callers 50,200] [--no-pin]
 
 A failed check prints INVALID and exits 1. Takes about 1 minute 30 seconds with the
 defaults.
@@ -714,7 +714,13 @@ async def _bench(args: argparse.Namespace) -> list[str]:
             print(f"token path: mesh with the provider sandbox up in {mesh.started_in:.1f}s")
             hit, cached, key, problems = await cache_hit(mesh, args, started + args.budget)
             unpin()
-            storm, storm_problems = await refresh_storms(mesh, args, cached, key)
+            # One series of storms per size: a few callers show the refresh's own cost,
+            # many show what a burst that size costs on top of it.
+            storm, storm_problems = {}, []
+            for callers in args.callers:
+                sized = argparse.Namespace(**{**vars(args), "callers": callers})
+                storm[callers], found = await refresh_storms(mesh, sized, cached, key)
+                storm_problems += found
     except (MeshError, EdgeError, InfraError):
         raise  # the home stays: the message names a log inside it
     except BaseException:
@@ -726,6 +732,10 @@ async def _bench(args: argparse.Namespace) -> list[str]:
     return problems + storm_problems
 
 
+def _sizes(text: str) -> list[int]:
+    return [int(size) for size in text.split(",") if size.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measured window per run")
@@ -734,18 +744,23 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop calls in flight")
     parser.add_argument("--workers", type=int, default=2, help="grpc.aio load processes")
     parser.add_argument("--storms", type=int, default=20, help="refresh storms (part 2)")
-    parser.add_argument("--callers", type=int, default=200, help="concurrent calls per storm")
+    parser.add_argument(
+        "--callers",
+        type=_sizes,
+        default=[50, 200],
+        help="concurrent calls per storm, one series of storms per comma-separated size",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args()
     # Two phases x rounds x RPCs, plus repeats, x (warm-up + window), plus the mesh's
     # start and stop and about a second per storm.
     windows = 2 * args.rounds * len(WAYS) + MAX_REPEATS
-    estimate = windows * (args.warmup + args.seconds + 0.2) + 40 + args.storms
+    estimate = windows * (args.warmup + args.seconds + 0.2) + 40 + args.storms * len(args.callers)
     if args.rounds < 1 or args.seconds <= 0 or args.warmup < 0 or estimate > 300:
         parser.error(f"these settings would take ~{estimate:.0f}s; keep it under 300s")
     if args.concurrency < args.workers or args.workers < 1:
         parser.error("--concurrency must be at least --workers, which must be at least 1")
-    if args.storms < 1 or args.callers < 1:
+    if args.storms < 1 or min(args.callers) < 1:
         parser.error("--storms and --callers must be at least 1")
     args.budget = estimate + 60
     try:
