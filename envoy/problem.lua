@@ -10,7 +10,9 @@
 -- Successes lose the gRPC headers, and routes with metadata under envoy.filters.http.lua
 -- (from gen/envoy/routes.json) get the reference's REST shape: `unwrap` replaces the body
 -- by the JSON value of that member (lists the reference returns as a bare array),
--- `successStatus` sets the status (201, or 204 without a body).
+-- `successStatus` sets the status (201, or 204 without a body). An answer that is a page,
+-- not a resource (google.api.HttpBody, e.g. the OAuth callback's), chooses its own status
+-- with the response header x-ampmesh-http-status (gRPC initial metadata), removed here.
 --
 -- Lua in Envoy has no JSON library: below is a small decoder (enough for google.rpc.Status
 -- and for locating a member), and a string quoter for what we emit. Unwrapping copies the
@@ -19,6 +21,9 @@
 
 local byte, char, find, sub, format = string.byte, string.char, string.find, string.sub, string.format
 local concat, floor = table.concat, math.floor
+
+-- The response header an HttpBody answer sets to choose its HTTP status.
+local CHOSEN_STATUS = "x-ampmesh-http-status"
 
 local TITLES = {
   [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
@@ -326,6 +331,13 @@ local function on_success(handle, status)
     end
   end
   local headers = handle:headers()
+  local chosen = headers:get(CHOSEN_STATUS)
+  if chosen then
+    headers:remove(CHOSEN_STATUS)
+    if status == 200 and find(chosen, "^[2-5]%d%d$") then
+      headers:replace(":status", chosen)
+    end
+  end
   if success and status == 200 then
     headers:replace(":status", format("%d", success))
     if success == 204 then

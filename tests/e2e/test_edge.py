@@ -160,8 +160,9 @@ async def test_the_oauth_callback_tolerates_the_providers_own_parameters(
     query = "code=c&state=s&iss=https%3A%2F%2Fidp.example&session_state=xyz"
     response = await http.get(f"{stack.endpoints['api']}/callbacks/v1/oauth?{query}")
     # It reaches the RPC instead of being refused at the edge: the api answers the popup
-    # page (an unknown state: the flow failed).
-    assert response.status_code == 200, response.text
+    # page (an unknown state: the flow failed), with the status it chose.
+    assert response.status_code == 400, response.text
+    assert "x-ampmesh-http-status" not in response.headers
     assert response.headers["content-type"].startswith("text/html")
     assert "AUTHORIZATION_FAILED" in response.text
 

@@ -47,9 +47,9 @@ from tests.e2e.control_plane import (
 pytestmark = pytest.mark.e2e
 
 EXPIRED = "this authorization link has expired or was already used; start connecting again"
-# The callback answers its failure page with 200: the edge's transcoder turns any non-OK
-# gRPC status into problem+json, and a page is what the popup must show.
-PAGE_STATUS = 200
+# The callback answers its failure page with 400: a page (what the popup must show) with
+# the status the api chose for it (x-ampmesh-http-status, applied by the edge).
+PAGE_STATUS = 400
 
 
 @dataclass

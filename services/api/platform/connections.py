@@ -61,6 +61,9 @@ NOT_BUILT = (
 )
 METADATA_SOURCES = ("input", "token", "provider")
 HTML = "text/html; charset=utf-8"
+# Response metadata an HttpBody answer sets to choose its HTTP status (envoy/problem.lua
+# turns it into the status; gRPC clients see it as metadata).
+HTTP_STATUS_HEADER = "x-ampmesh-http-status"
 TEXT = "text/plain; charset=utf-8"
 
 # ConnectionInput credential field -> (its JSON name, the token-manager Credentials kind).
@@ -402,12 +405,6 @@ def exchange_failure(error: grpc.aio.AioRpcError) -> str:
         return "this deployment cannot exchange authorization codes yet"
     _log.error("authorization code exchange failed", code=code.name, reason=reason)
     return "the connection could not be stored; try again"
-
-
-def page(*, connection_id: str | None = None, error: str | None = None) -> httpbody_pb2.HttpBody:
-    return httpbody_pb2.HttpBody(
-        content_type=HTML, data=oauth_flow.result_page(connection_id=connection_id, error=error)
-    )
 
 
 def _connection_context(
@@ -905,23 +902,36 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
     async def OauthCallback(
         self, request: connections_pb2.OauthCallbackRequest, context: grpc.aio.ServicerContext
     ) -> httpbody_pb2.HttpBody:
+        """The page for the browser: the connection made, or why not (HTTP 400, which
+        the edge sets from HTTP_STATUS_HEADER: a failure is still answered by the page,
+        since the window that opened the flow waits for its message)."""
+        connection_id, error = await self._complete_flow(request)
+        if error is not None:
+            await context.send_initial_metadata(((HTTP_STATUS_HEADER, "400"),))
+        return httpbody_pb2.HttpBody(
+            content_type=HTML,
+            data=oauth_flow.result_page(connection_id=connection_id, error=error),
+        )
+
+    async def _complete_flow(
+        self, request: connections_pb2.OauthCallbackRequest
+    ) -> tuple[str | None, str | None]:
+        """(the connection made, None) or (None, why the flow failed)."""
         # No caller to authenticate: the provider sends the customer's browser here. The
         # state, single-use and short-lived, is what authorizes the call.
         flow = await oauth_flow.consume_flow(self.ctx.pool, self.ctx.secrets, request.state)
         if flow is None:
-            return page(error=oauth_flow.STATE_EXPIRED)
+            return None, oauth_flow.STATE_EXPIRED
         if request.error:
             # The redirect's query is form-encoded (RFC 6749 4.1.2.1), and the edge's
             # transcoder decodes percent escapes but leaves "+" as is.
             said = request.error_description.replace("+", " ").strip()
-            return page(
-                error=f"the provider answered {request.error}" + (f": {said}" if said else "")
-            )
+            return None, f"the provider answered {request.error}" + (f": {said}" if said else "")
         if not request.code:
-            return page(error="the provider sent no authorization code; start connecting again")
+            return None, "the provider sent no authorization code; start connecting again"
         info = self.ctx.catalog.get(flow.provider)
         if info is None or not oauth_flow.is_browser_oauth(info) or self.ctx.tokens is None:
-            return page(error=f"{flow.provider} cannot be connected through OAuth here")
+            return None, f"{flow.provider} cannot be connected through OAuth here"
         connection_id = flow.connection_id or str(uuid.uuid4())
         try:
             answer = await self.ctx.tokens.ExchangeAuthorizationCode(
@@ -940,7 +950,7 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
                 )
             )
         except grpc.aio.AioRpcError as error:
-            return page(error=exchange_failure(error))
+            return None, exchange_failure(error)
         facts = oauth_flow.token_facts(
             info, json_format.MessageToDict(answer.token_response_metadata)
         )
@@ -956,8 +966,8 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
             raise
         if not recorded:  # oauth-update of a connection deleted meanwhile
             await self._forget_credentials(flow.project_id, connection_id)
-            return page(error="the connection was deleted while it was being re-authorized")
-        return page(connection_id=connection_id)
+            return None, "the connection was deleted while it was being re-authorized"
+        return connection_id, None
 
     async def _record_authorized(
         self,
