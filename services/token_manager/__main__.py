@@ -76,6 +76,7 @@ from services.token_manager.store import (
     Row,
     Stage,
 )
+from services.token_manager.telemetry import token_metrics
 
 tm = token_manager_pb2
 
@@ -338,6 +339,7 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
             if not want.satisfied_by(opened.row.last_refreshed_at, opened.credentials):
                 outcome = await self._refresh(request.connection_id, want, context)
                 opened, refreshed = outcome.opened, outcome.refreshed
+        token_metrics().served_from(opened.source)
         response = tm.GetTokenResponse(
             token=creds.access_token(
                 request.connection_id, opened.credentials, self.catalog.get(opened.row.provider)

@@ -56,6 +56,7 @@ from services.token_manager.provider import (
     with_grant,
 )
 from services.token_manager.store import CredentialStore, Locked, Opened
+from services.token_manager.telemetry import token_metrics
 
 _log = get_logger("ampmesh.token_manager.refresh")
 
@@ -180,6 +181,7 @@ class Refresher:
                 waited = refreshed is not None and refreshed >= want.asked_at
                 source = tm.TOKEN_SOURCE_PROVIDER if waited else tm.TOKEN_SOURCE_POSTGRES
                 outcome = Outcome(Opened(locked.row, locked.credentials, source), False)
+                token_metrics().refresh(locked.row.provider, "already_fresh")
             elif locked.row.status == BAD:
                 failure = BadCredentials(
                     "the provider refused this connection's credentials earlier; "
@@ -268,6 +270,8 @@ class Refresher:
                 request_id=want.request_id,
             ),
         )
+        token_metrics().refresh(row.provider, "refreshed")
+        token_metrics().provider_seconds.labels(row.provider).observe(grant.latency)
         _log.info(
             "token refreshed",
             connection_id=row.connection_id,
@@ -319,6 +323,7 @@ class Refresher:
             locked.credentials, status=BAD, refreshed=False, retried_failures=0
         )
         kind = refusal_kind(error)
+        token_metrics().refresh(row.provider, "refused")
         await self._stage_error(locked, error, kind, previous, False, want)
         _log.warning(
             "refresh refused; connection is bad_credentials",
@@ -340,6 +345,7 @@ class Refresher:
             refreshed=False,
             retried_failures=locked.row.retried_refresh_failures + 1,
         )
+        token_metrics().refresh(row.provider, "unavailable")
         kind = (
             ce.CONNECTION_ERROR_KIND_RATE_LIMITED
             if error.rate_limited

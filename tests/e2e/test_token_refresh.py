@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 from google.api_core.exceptions import DeadlineExceeded
 from google.protobuf import duration_pb2
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.runtime.channels import CONNECTION_ID_HEADER, mesh_channel, token_manager_channel
 from services.runtime.errors import status_from_error, unpack_details
@@ -165,6 +167,22 @@ async def token_counts(sandbox: Any) -> tuple[int, int]:
     )
 
 
+async def refresh_counts(stack: Stack) -> Counter[str]:
+    """ampmesh_token_refreshes_total for hubspot by outcome, summed over both shards."""
+    counts: Counter[str] = Counter()
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in SHARDS:
+            page = (await http.get(stack.endpoints[f"{name}-metrics"])).text
+            for family in text_string_to_metric_families(page):
+                for sample in family.samples:
+                    if (
+                        sample.name == "ampmesh_token_refreshes_total"
+                        and sample.labels["provider"] == "hubspot"
+                    ):
+                        counts[sample.labels["outcome"]] += int(sample.value)
+    return counts
+
+
 def reason_of(error: grpc.aio.AioRpcError) -> str:
     status = status_from_error(error)
     assert status is not None
@@ -221,6 +239,7 @@ async def test_a_thousand_concurrent_calls_on_both_shards_refresh_once(
 ) -> None:
     connection = await expired_connection(stack, edge, project)
     before = await token_counts(sandbox)
+    decided_before = await refresh_counts(stack)
     with watching(stack, "ampmesh-connections") as pull:
         async with shard(stack, SHARDS[0]) as zero, shard(stack, SHARDS[1]) as one:
             # The same expired connection asked of both shards at once, 500 calls each.
@@ -238,6 +257,11 @@ async def test_a_thousand_concurrent_calls_on_both_shards_refresh_once(
     assert after[0] - before[0] == 1  # exactly one refresh reached the provider
     assert sum(a.refreshed for a in answers) == 1
     assert len(refreshed) == 1
+    # What an operator sees: one refresh; the other shard's flight, if its calls came
+    # before the new token reached Redis, found it done under the lock.
+    decided = await refresh_counts(stack) - decided_before
+    assert decided["refreshed"] == 1 and decided["already_fresh"] <= 1
+    assert set(decided) <= {"refreshed", "already_fresh"}
     event = refreshed[0].connection_refreshed
     assert event.connection.status == ce.CONNECTION_STATUS_CREATED
     assert event.refresh_token_rotated  # the sandbox rotates refresh tokens

@@ -1,0 +1,52 @@
+"""The token-manager's own Prometheus metrics, beside the per-RPC ones every service has:
+where tokens are served from, and how refreshes at providers go (what an operator
+watches to see a provider failing, or refresh storms doubling up)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ampmesh.token.v1 import token_manager_pb2 as tm
+from prometheus_client import Counter, Histogram
+
+SOURCES: dict[int, str] = {
+    tm.TOKEN_SOURCE_MEMORY: "memory",
+    tm.TOKEN_SOURCE_REDIS: "redis",
+    tm.TOKEN_SOURCE_POSTGRES: "postgres",
+    tm.TOKEN_SOURCE_PROVIDER: "provider",
+}
+
+
+class TokenMetrics:
+    def __init__(self) -> None:
+        self.served = Counter(
+            "ampmesh_token_served_total",
+            "Tokens handed out by GetToken, by where they came from.",
+            ["source"],
+        )
+        self.refreshes = Counter(
+            "ampmesh_token_refreshes_total",
+            "Refresh decisions taken under a connection's lock, by provider and outcome: "
+            "refreshed, refused (now bad_credentials), unavailable (will retry), or "
+            "already_fresh (another shard or flight had refreshed it).",
+            ["provider", "outcome"],
+        )
+        self.provider_seconds = Histogram(
+            "ampmesh_token_provider_seconds",
+            "Time a provider's token endpoint took to answer a successful grant.",
+            ["provider"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    def served_from(self, source: int) -> None:
+        self.served.labels(SOURCES.get(source, "unknown")).inc()
+
+    def refresh(self, provider: str, outcome: str) -> None:
+        self.refreshes.labels(provider, outcome).inc()
+
+
+@lru_cache(maxsize=1)
+def token_metrics() -> TokenMetrics:
+    """Process-wide, on the default registry (a metric registers only once per process,
+    however many shards a test runs in it)."""
+    return TokenMetrics()
