@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -190,48 +190,61 @@ def reason_of(error: grpc.aio.AioRpcError) -> str:
     return str(infos[0].reason) if infos else ""  # type: ignore[attr-defined]
 
 
-@contextmanager
-def watching(stack: Stack, topic: str) -> Iterator[Any]:
-    """A subscription of this test's own on a topic of the event bus (made before the
-    events are published, so it sees them); yields a function pulling what arrived."""
-    host = stack.endpoints["pubsub"]
-    pubsub = next(c for c in stack.mesh.components if c.name == "pubsub")
-    project = pubsub.service_env()["AMPMESH_PUBSUB_PROJECT"]
-    subscriber = emulator_subscriber(host)
-    name = f"projects/{project}/subscriptions/test-{uuid.uuid4().hex[:12]}"
-    subscriber.create_subscription(name=name, topic=f"projects/{project}/topics/{topic}")
+@dataclass
+class Watch:
+    """A subscription of a test's own on a topic, and every envelope pulled from it."""
 
-    def pull(seconds: float = 15.0) -> list[Envelope]:
+    subscriber: Any
+    name: str
+    seen: list[Envelope] = field(default_factory=list)
+
+    def pull(self, seconds: float = 5.0) -> list[Envelope]:
         try:
-            answer = subscriber.pull(subscription=name, max_messages=100, timeout=seconds)
+            answer = self.subscriber.pull(subscription=self.name, max_messages=100, timeout=seconds)
         except DeadlineExceeded:
             return []
         if answer.received_messages:
-            subscriber.acknowledge(
-                subscription=name, ack_ids=[m.ack_id for m in answer.received_messages]
+            self.subscriber.acknowledge(
+                subscription=self.name, ack_ids=[m.ack_id for m in answer.received_messages]
             )
-        return [Envelope.FromString(m.message.data) for m in answer.received_messages]
+        batch = [Envelope.FromString(m.message.data) for m in answer.received_messages]
+        self.seen += batch
+        return batch
 
+    async def wait_for(self, matches: Callable[[Envelope], bool]) -> list[Envelope]:
+        """What matches among everything pulled, pulling until something does (or a
+        minute went by)."""
+        for _ in range(12):
+            found = [e for e in self.seen if matches(e)]
+            if found:
+                return found
+            await asyncio.to_thread(self.pull, 5.0)
+        return []
+
+
+@contextmanager
+def watching(stack: Stack, topic: str) -> Iterator[Watch]:
+    """A subscription of this test's own on a topic of the event bus, made before the
+    events are published, so it sees them."""
+    pubsub = next(c for c in stack.mesh.components if c.name == "pubsub")
+    project = pubsub.service_env()["AMPMESH_PUBSUB_PROJECT"]
+    subscriber = emulator_subscriber(stack.endpoints["pubsub"])
+    name = f"projects/{project}/subscriptions/test-{uuid.uuid4().hex[:12]}"
+    subscriber.create_subscription(name=name, topic=f"projects/{project}/topics/{topic}")
     try:
-        yield pull
+        yield Watch(subscriber, name)
     finally:
         subscriber.delete_subscription(subscription=name)
 
 
-async def events_about(pull: Any, connection_id: str, payload: str) -> list[Envelope]:
-    """The envelopes with this payload about the connection, waiting until one arrives."""
-    found: list[Envelope] = []
-    for _ in range(10):
-        batch = await asyncio.to_thread(pull, 5.0)
-        found += [
-            e
-            for e in batch
-            if e.WhichOneof("payload") == payload
+async def events_about(watch: Watch, connection_id: str, payload: str) -> list[Envelope]:
+    """The connection events with this payload about the connection."""
+    return await watch.wait_for(
+        lambda e: (
+            e.WhichOneof("payload") == payload
             and getattr(e, payload).connection.connection_id == connection_id
-        ]
-        if found:
-            return found
-    return found
+        )
+    )
 
 
 async def test_a_thousand_concurrent_calls_on_both_shards_refresh_once(
@@ -240,7 +253,7 @@ async def test_a_thousand_concurrent_calls_on_both_shards_refresh_once(
     connection = await expired_connection(stack, edge, project)
     before = await token_counts(sandbox)
     decided_before = await refresh_counts(stack)
-    with watching(stack, "ampmesh-connections") as pull:
+    with watching(stack, "ampmesh-connections") as watch:
         async with shard(stack, SHARDS[0]) as zero, shard(stack, SHARDS[1]) as one:
             # The same expired connection asked of both shards at once, 500 calls each.
             calls = [
@@ -250,7 +263,7 @@ async def test_a_thousand_concurrent_calls_on_both_shards_refresh_once(
             ]
             answers = await asyncio.gather(*calls)
         after = await token_counts(sandbox)
-        refreshed = await events_about(pull, connection.connection_id, "connection_refreshed")
+        refreshed = await events_about(watch, connection.connection_id, "connection_refreshed")
 
     tokens = {a.token.token for a in answers}
     assert len(tokens) == 1 and connection.access_token not in tokens
@@ -308,10 +321,10 @@ async def test_a_revoked_refresh_token_turns_the_connection_bad(
             },
         )
     assert revoked.status_code == 200, revoked.text
-    with watching(stack, "ampmesh-connections") as pull:
+    with watching(stack, "ampmesh-connections") as watch:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await edge.GetToken(get_token(connection))
-        errors = await events_about(pull, connection.connection_id, "connection_error")
+        errors = await events_about(watch, connection.connection_id, "connection_error")
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason_of(refused.value) == "BAD_CREDENTIALS"
     assert "invalid_grant" in (refused.value.details() or "")
@@ -343,10 +356,10 @@ async def test_a_provider_down_changes_nothing_and_the_refresh_succeeds_once_it_
             )
         )
     )
-    with watching(stack, "ampmesh-connections") as pull:
+    with watching(stack, "ampmesh-connections") as watch:
         with pytest.raises(grpc.aio.AioRpcError) as unavailable:
             await edge.GetToken(get_token(connection))
-        errors = await events_about(pull, connection.connection_id, "connection_error")
+        errors = await events_about(watch, connection.connection_id, "connection_error")
     assert unavailable.value.code() == grpc.StatusCode.UNAVAILABLE
     assert reason_of(unavailable.value) == "PROVIDER_UNAVAILABLE"
     stored = await edge.GetToken(get_token(connection, refresh=tm.REFRESH_MODE_NEVER))
@@ -490,7 +503,7 @@ async def test_deleting_revokes_at_the_provider_and_says_so(
     stack: Stack, edge: Stub, project: dict[str, Any]
 ) -> None:
     connection = await expired_connection(stack, edge, project)
-    with watching(stack, "ampmesh-connections") as pull:
+    with watching(stack, "ampmesh-connections") as watch:
         await edge.DeleteCredentials(
             tm.DeleteCredentialsRequest(
                 connection_id=connection.connection_id,
@@ -498,7 +511,7 @@ async def test_deleting_revokes_at_the_provider_and_says_so(
                 revoke_at_provider=True,
             )
         )
-        deleted = await events_about(pull, connection.connection_id, "connection_deleted")
+        deleted = await events_about(watch, connection.connection_id, "connection_deleted")
     # HubSpot's DELETE /oauth/v1/refresh-tokens/{token}: the grant is gone at the provider.
     refused = await refresh_at_sandbox(stack, connection.refresh_token)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
@@ -525,3 +538,58 @@ async def test_revoking_keeps_the_record_and_turns_the_connection_bad(
         await edge.GetToken(get_token(connection))
     assert reason_of(bad.value) == "BAD_CREDENTIALS"
     assert_not_logged(stack, connection.access_token, connection.refresh_token)
+
+
+async def test_storing_and_rotating_announce_created_and_updated_with_notifications(
+    stack: Stack, edge: Stub, project: dict[str, Any]
+) -> None:
+    with (
+        watching(stack, "ampmesh-connections") as events,
+        watching(stack, "ampmesh-notifications") as notifications,
+    ):
+        connection = await expired_connection(stack, edge, project)
+        stored = await edge.GetToken(get_token(connection, refresh=tm.REFRESH_MODE_NEVER))
+        rotated = tm.Credentials(
+            oauth2_authorization_code=tm.OAuth2AuthorizationCodeCredentials(
+                access_token=tm.OAuth2Token(token="rotated-by-hand"),
+                refresh_token=tm.OAuth2Token(token=connection.refresh_token),
+            )
+        )
+        await edge.StoreCredentials(
+            tm.StoreCredentialsRequest(
+                connection=tm.ConnectionContext(
+                    project_id=connection.project_id,
+                    connection_id=connection.connection_id,
+                    provider="hubspot",
+                    provider_app_id=project["app_id"],
+                    group_ref="group-1",
+                    consumer_ref="user-1",
+                ),
+                credentials=rotated,
+                replace=True,
+                updated_fields=["oauth2AuthorizationCode"],
+            ),
+            metadata=connection.hashed(),
+        )
+        created = await events_about(events, connection.connection_id, "connection_created")
+        updated = await events_about(events, connection.connection_id, "connection_updated")
+        notes = await notifications.wait_for(
+            lambda n: (
+                n.WhichOneof("payload") == "notification"
+                and n.meta.type == "connection.updated"
+                and n.notification.connection_updated.data.connection_id == connection.connection_id
+            )
+        )
+        notes += [
+            n
+            for n in notifications.seen
+            if n.meta.type == "connection.created"
+            and n.notification.connection_created.data.connection_id == connection.connection_id
+        ]
+    assert len(created) == 1 and len(updated) == 1
+    assert created[0].connection_created.connection.group_ref == "group-1"
+    assert list(updated[0].connection_updated.updated_fields) == ["oauth2AuthorizationCode"]
+    assert stored.stored.status == ce.CONNECTION_STATUS_CREATED
+    # The builder-facing notifications, typed as the reference names them.
+    assert {n.meta.type for n in notes} == {"connection.created", "connection.updated"}
+    assert all(n.meta.project_id == connection.project_id for n in notes)
