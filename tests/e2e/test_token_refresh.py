@@ -170,9 +170,12 @@ async def token_counts(sandbox: Any) -> tuple[int, int]:
 async def refresh_counts(stack: Stack) -> Counter[str]:
     """ampmesh_token_refreshes_total for hubspot by outcome, summed over both shards."""
     counts: Counter[str] = Counter()
+    # The mesh's endpoints as they are now: a shard restarted by an earlier test serves
+    # its metrics on a new port.
+    endpoints = stack.mesh.endpoints()
     async with httpx.AsyncClient(timeout=10) as http:
         for name in SHARDS:
-            page = (await http.get(stack.endpoints[f"{name}-metrics"])).text
+            page = (await http.get(endpoints[f"{name}-metrics"])).text
             for family in text_string_to_metric_families(page):
                 for sample in family.samples:
                     if (
