@@ -289,7 +289,10 @@ async def _start_services(
     started: list[RunningService] = []
     for spec in specs:
         report(spec.name, "starting", "")
-        running = await start_service(spec, mesh.home, ports.get(spec.name), env)
+        # Booked like the gRPC port, so a restart (and the next `up`) keeps the URL that
+        # Prometheus scrapes.
+        metrics = {"AMPMESH_METRICS_PORT": str(ports.get(f"{spec.name}-metrics"))}
+        running = await start_service(spec, mesh.home, ports.get(spec.name), {**env, **metrics})
         mesh.services.append(running)
         started.append(running)
 

@@ -144,7 +144,8 @@ async def _spawn(
             "AMPMESH_IDENTITY": spec.mesh_identity,
             "AMPMESH_LISTEN_HOST": "127.0.0.1",
             "AMPMESH_LISTEN_PORT": str(port),
-            "AMPMESH_METRICS_PORT": "0",  # Prometheus exposition, on 127.0.0.1
+            # Prometheus exposition, on 127.0.0.1 (the mesh books a port; else any free).
+            "AMPMESH_METRICS_PORT": "0",
             "AMPMESH_LOG_FORMAT": "json",
             # Internal ports only: the edge never routes reflection to the outside.
             "AMPMESH_REFLECTION": "true",

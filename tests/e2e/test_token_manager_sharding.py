@@ -66,6 +66,7 @@ async def test_killing_a_shard_moves_its_connections_and_requests_keep_succeedin
         stub = tm_grpc.TokenManagerServiceStub(channel)
         before = await owners(stub)
         victim = mesh.service("token-manager-0")
+        scraped = victim.extra["token-manager-0-metrics"]
         victim.process.kill()
         await victim.process.wait()
         try:
@@ -78,7 +79,9 @@ async def test_killing_a_shard_moves_its_connections_and_requests_keep_succeedin
             kept = [c for c, shard in before.items() if shard == "token-manager-1"]
             assert kept and all(after[c] == "token-manager-1" for c in kept)
         finally:
-            await mesh.restart("token-manager-0")
+            restarted = await mesh.restart("token-manager-0")
+        # Prometheus keeps scraping the same URL: the metrics port is booked too.
+        assert restarted.extra["token-manager-0-metrics"] == scraped
         # Once the edge's health checks see it again, its connections come back to it.
         deadline = time.monotonic() + 60
         while (now := await owners(stub)) != before:
