@@ -17,7 +17,6 @@ from datetime import datetime
 from ampmesh.events.v1 import connection_events_pb2 as ce
 from ampmesh.events.v1 import envelope_pb2, notifications_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from services.runtime.events import new_envelope
@@ -27,7 +26,7 @@ SOURCE = "token-manager"
 
 
 def context_of(row: Row) -> tm.ConnectionContext:
-    return json_format.Parse(row.connection, tm.ConnectionContext(), ignore_unknown_fields=True)
+    return row.context
 
 
 def info(row: Row, status: int | None = None) -> ce.ConnectionInfo:

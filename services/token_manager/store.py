@@ -10,6 +10,7 @@ what another shard replaced meanwhile for long.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -69,6 +71,13 @@ class Row:
     last_refreshed_at: datetime | None = None
     retried_refresh_failures: int = 0
 
+    @cached_property
+    def context(self) -> tm.ConnectionContext:
+        """The connection's context, parsed once per row (read-only: it is shared)."""
+        return json_format.Parse(
+            self.connection, tm.ConnectionContext(), ignore_unknown_fields=True
+        )
+
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Row:
         return cls(
@@ -89,7 +98,9 @@ class Row:
 
     def to_redis(self) -> str:
         fields: dict[str, Any] = {
-            k: v for k, v in self.__dict__.items() if k not in ("sealed",) and v is not None
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "sealed" and getattr(self, f.name) is not None
         }
         for name in ("access_token_expires_at", "created_at", "updated_at", "last_refreshed_at"):
             if name in fields:
