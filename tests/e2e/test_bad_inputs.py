@@ -1,11 +1,12 @@
-"""Issue 4's bad-input suite: every kind of bad request a builder or an attacker can send
-the control plane through the REST edge is refused with one clear problem+json (status,
+"""The bad-input suite (issues 4 and 5): every kind of bad request a builder or an attacker
+can send the control plane and its connections through the REST edge is refused with one clear problem+json (status,
 title, a detail naming what is wrong, the request id the response header carries, and
 issues[] naming the field where there is one), and changes nothing: project A's whole
 observable state and every table's row count are re-read after each request."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import textwrap
@@ -89,6 +90,7 @@ class World:
     signing_key: rsa.RSAPrivateKey
     integration_id: str
     topic: str
+    connection_id: str
 
     @property
     def a(self) -> str:
@@ -125,12 +127,28 @@ class World:
             ("installations", f"{self.a}/installations"),
             ("eventRoutes", f"{self.a}/notification-event-topic-routes"),
             ("destinationRoutes", f"{self.a}/topic-destination-routes"),
+            ("connections", f"{self.a}/connections"),
+            # With its credentials: a refused rotation must leave them as they were.
+            ("connection", f"{self.a}/connections/{self.connection_id}?includeCreds=true"),
         ):
             response = await self.admin.get(path)
             assert response.status_code == 200, (path, response.text)
             state[name] = response.json()
         state["rows"] = await row_counts(self.database_url)
         return state
+
+
+async def recorded_by_scribe(database_url: str, connection_id: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + 30
+        while not await connection.fetchval(
+            "SELECT count(*) FROM connection_events WHERE connection_id = $1", connection_id
+        ):
+            assert time.monotonic() < deadline, "scribe never recorded the connection"
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
 
 
 async def row_counts(database_url: str) -> dict[str, int]:
@@ -206,7 +224,10 @@ async def world(stack: Stack) -> AsyncIterator[World]:
         topic = await as_a("POST", "/topics", {"name": "alerts"})
         (integration,) = await as_a("PUT", "/integrations:batch", {"sourceYaml": MANIFEST}, 200)
         # The customer connects HubSpot before the installation that uses the connection.
-        await connect_group(admin, a["name"], "hubspot", "acme")
+        connection = await connect_group(admin, a["name"], "hubspot", "acme")
+        # Scribe records the connection's creation (and its status) a moment later: wait,
+        # so that no snapshot sees it change.
+        await recorded_by_scribe(database_url, connection["id"])
         companies = {"objectName": "companies", "destination": DESTINATION}
         await as_a(
             "POST",
@@ -230,6 +251,7 @@ async def world(stack: Stack) -> AsyncIterator[World]:
             signing_key=signing_key,
             integration_id=integration["id"],
             topic=topic["name"],
+            connection_id=connection["id"],
         )
 
 
@@ -283,7 +305,48 @@ def expired_token(w: World) -> str:
 
 # The JWT cases ask for what a valid token of A may do (read A; see the setup test), so
 # only the token's fault can refuse them.
+OAUTH_CONNECT = {"projectIdOrName": "{a_name}", "groupRef": "acme", "consumerRef": "alice"}
+
 CASES: dict[str, Bad] = {
+    "oauth-connect: unknown provider": Bad(
+        "POST", "/v1/oauth-connect", 400, "hubspt", {**OAUTH_CONNECT, "provider": "hubspt"}
+    ),
+    "oauth-connect: a provider without OAuth": Bad(
+        "POST",
+        "/v1/oauth-connect",
+        400,
+        "'anthropic' does not connect through an OAuth authorization (it uses apiKey)",
+        {**OAUTH_CONNECT, "provider": "anthropic"},
+    ),
+    "oauth-connect: no group": Bad(
+        "POST",
+        "/v1/oauth-connect",
+        400,
+        "body.groupRef: is required",
+        {**OAUTH_CONNECT, "provider": "hubspot", "groupRef": ""},
+        issues={"body.groupRef": ("is required",)},
+    ),
+    "connection update: unknown path": Bad(
+        "PATCH",
+        "{a}/connections/{connection}",
+        400,
+        "nickname cannot be updated",
+        {"updateMask": ["nickname"], "connection": {}},
+    ),
+    "connection update: an API key for an OAuth connection": Bad(
+        "PATCH",
+        "{a}/connections/{connection}",
+        400,
+        "the connection authenticates with oauth2/authorizationCode, not apiKey",
+        {"updateMask": ["apiKey"], "connection": {"apiKey": "k-1"}},
+    ),
+    "connection: an API key for an OAuth provider": Bad(
+        "POST",
+        "{a}/connections:generate",
+        400,
+        "'hubspot' authenticates with oauth2/authorizationCode",
+        {"provider": "hubspot", "groupRef": "acme", "consumerRef": "bob", "apiKey": "k-1"},
+    ),
     "malformed YAML": Bad(
         "PUT",
         "{a}/integrations:batch",
@@ -423,6 +486,7 @@ def fill(value: Any, w: World) -> Any:
         "{a_name}": w.a_name,
         "{integration}": w.integration_id,
         "{topic}": w.topic,
+        "{connection}": w.connection_id,
     }
     if isinstance(value, str):
         for placeholder, name in names.items():
