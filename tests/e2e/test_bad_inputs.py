@@ -1,8 +1,9 @@
 """The bad-input suite (issues 4 and 5): every kind of bad request a builder or an attacker
-can send the control plane and its connections through the REST edge is refused with one clear problem+json (status,
-title, a detail naming what is wrong, the request id the response header carries, and
-issues[] naming the field where there is one), and changes nothing: project A's whole
-observable state and every table's row count are re-read after each request."""
+can send the control plane and its connections through the REST edge is refused with one
+clear problem+json (status, title, a detail naming what is wrong, the request id the
+response header carries, and issues[] naming the field where there is one), and changes
+nothing: project A's whole observable state and every table's row count are re-read after
+each request."""
 
 from __future__ import annotations
 
