@@ -240,7 +240,10 @@ async def connect_group(
 ) -> dict[str, Any]:
     """A connection of group to an OAuth provider (hubspot, salesforce, ...) made by
     importing tokens (connections:generate), for tests that need one to exist rather than
-    an OAuth flow; http is a client at the API's root."""
+    an OAuth flow; http is a client at the API's root.
+
+    Returns once scribe has applied the connection's creation event (its updateTime
+    appears), so nothing about the connection changes under the test afterwards."""
     created = await http.post(
         f"/v1/projects/{project}/connections:generate",
         json={
@@ -252,4 +255,11 @@ async def connect_group(
     )
     assert created.status_code == 201, created.text
     connection: dict[str, Any] = created.json()
+    deadline = time.monotonic() + 30
+    while "updateTime" not in connection:
+        assert time.monotonic() < deadline, "scribe never recorded the connection's creation"
+        await asyncio.sleep(0.1)
+        current = await http.get(f"/v1/projects/{project}/connections/{connection['id']}")
+        assert current.status_code == 200, current.text
+        connection = current.json()
     return connection

@@ -7,7 +7,6 @@ each request."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import textwrap
@@ -139,19 +138,6 @@ class World:
         return state
 
 
-async def recorded_by_scribe(database_url: str, connection_id: str) -> None:
-    connection = await asyncpg.connect(database_url)
-    try:
-        deadline = time.monotonic() + 30
-        while not await connection.fetchval(
-            "SELECT count(*) FROM connection_events WHERE connection_id = $1", connection_id
-        ):
-            assert time.monotonic() < deadline, "scribe never recorded the connection"
-            await asyncio.sleep(0.1)
-    finally:
-        await connection.close()
-
-
 async def row_counts(database_url: str) -> dict[str, int]:
     connection = await asyncpg.connect(database_url)
     try:
@@ -226,9 +212,6 @@ async def world(stack: Stack) -> AsyncIterator[World]:
         (integration,) = await as_a("PUT", "/integrations:batch", {"sourceYaml": MANIFEST}, 200)
         # The customer connects HubSpot before the installation that uses the connection.
         connection = await connect_group(admin, a["name"], "hubspot", "acme")
-        # Scribe records the connection's creation (and its status) a moment later: wait,
-        # so that no snapshot sees it change.
-        await recorded_by_scribe(database_url, connection["id"])
         companies = {"objectName": "companies", "destination": DESTINATION}
         await as_a(
             "POST",

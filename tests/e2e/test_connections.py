@@ -95,7 +95,8 @@ async def test_an_api_key_connection_keeps_its_key_in_the_token_manager_only(
     assert key not in str(everything)
     plain = await api.get(f"/connections/{connection_id}")
     assert plain.status_code == 200, plain.text
-    assert plain.json() == created
+    # Scribe may have stamped updateTime meanwhile, as it applies the creation event.
+    assert {k: v for k, v in plain.json().items() if k != "updateTime"} == created
 
     with_creds = await api.get(f"/connections/{connection_id}", params={"includeCreds": "true"})
     assert with_creds.status_code == 200, with_creds.text
