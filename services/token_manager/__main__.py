@@ -340,17 +340,27 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
                 outcome = await self._refresh(request.connection_id, want, context)
                 opened, refreshed = outcome.opened, outcome.refreshed
         token_metrics().served_from(opened.source)
-        response = tm.GetTokenResponse(
+        if refreshed or request.include_credentials:
+            response = self._token_response(opened)
+            response.refreshed = refreshed
+            if request.include_credentials:
+                response.credentials.CopyFrom(opened.credentials)
+            return response
+        # The hot path, a cache hit: the same answer for as long as the entry lives (it is
+        # never modified once built).
+        cached: tm.GetTokenResponse | None = opened.derived.get("get_token")
+        if cached is None:
+            cached = opened.derived["get_token"] = self._token_response(opened)
+        return cached
+
+    def _token_response(self, opened: Opened) -> tm.GetTokenResponse:
+        return tm.GetTokenResponse(
             token=creds.access_token(
-                request.connection_id, opened.credentials, self.catalog.get(opened.row.provider)
+                opened.row.connection_id, opened.credentials, self.catalog.get(opened.row.provider)
             ),
             source=opened.source,
-            refreshed=refreshed,
             stored=stored_credentials(opened),
         )
-        if request.include_credentials:
-            response.credentials.CopyFrom(opened.credentials)
-        return response
 
     async def RefreshToken(
         self, request: tm.RefreshTokenRequest, context: grpc.aio.ServicerContext

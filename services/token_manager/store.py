@@ -18,7 +18,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -138,6 +138,10 @@ class Opened:
     row: Row
     credentials: tm.Credentials
     source: tm.TokenSource
+    # What the service derived from this entry once (the GetToken answer of a cache hit):
+    # the memory tier hands out the same Opened until the row changes. Not an init field,
+    # so a replace() for another tier starts with nothing derived.
+    derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 class MemoryCache:

@@ -5,6 +5,7 @@ watches to see a provider failing, or refresh storms doubling up)."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from prometheus_client import Counter, Histogram
@@ -24,6 +25,7 @@ class TokenMetrics:
             "Tokens handed out by GetToken, by where they came from.",
             ["source"],
         )
+        self._served: dict[int, Any] = {}
         self.refreshes = Counter(
             "ampmesh_token_refreshes_total",
             "Refresh decisions taken under a connection's lock, by provider and outcome: "
@@ -39,7 +41,11 @@ class TokenMetrics:
         )
 
     def served_from(self, source: int) -> None:
-        self.served.labels(SOURCES.get(source, "unknown")).inc()
+        child = self._served.get(source)
+        if child is None:
+            # Looked up once per source: .labels() costs more than the GetToken it counts.
+            child = self._served[source] = self.served.labels(SOURCES.get(source, "unknown"))
+        child.inc()
 
     def refresh(self, provider: str, outcome: str) -> None:
         self.refreshes.labels(provider, outcome).inc()
