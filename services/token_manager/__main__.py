@@ -680,6 +680,7 @@ async def open_services(settings: TokenManagerSettings) -> AsyncIterator[list[Se
                 attempts=settings.provider_attempts, timeout=settings.provider_timeout_seconds
             )
         )
+        await provider.warm_up()
         yield [
             Service.from_servicer(
                 token_manager_pb2.DESCRIPTOR.services_by_name["TokenManagerService"],

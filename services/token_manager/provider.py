@@ -18,6 +18,7 @@ code and HTTP status, never the request or response body.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable
@@ -204,6 +205,45 @@ class ProviderClient:
         if response.status_code >= 400:
             return False, f"the provider answered HTTP {response.status_code} to the revocation"
         return True, ""
+
+    async def warm_up(self) -> None:
+        """One client-credentials grant against a throwaway token endpoint on loopback, at
+        start: the HTTP stack imports its connection machinery on first use (40-110 ms
+        with the event loop blocked), which would otherwise stall every caller of the
+        shard at its first refresh."""
+
+        async def token_endpoint(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            await reader.readexactly(length)
+            body = b'{"access_token": "warm-up", "token_type": "Bearer"}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(token_endpoint, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            await self._grant_once(
+                f"http://127.0.0.1:{port}/token",
+                ClientApp("warm-up", "warm-up"),
+                "client_credentials",
+                {},
+                [],
+            )
 
     def _client(self, app: ClientApp) -> AsyncOAuth2Client:
         client = AsyncOAuth2Client(

@@ -31,6 +31,7 @@ that rotate usually allow a grace period for exactly this).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -91,6 +92,7 @@ class CannotRefresh(Exception):
 class Outcome:
     opened: Opened
     refreshed: bool  # this flight called the provider (False: another refresh sufficed)
+    provider_seconds: float = 0.0  # how long the provider's token endpoint took
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,9 @@ class Refresher:
 
     async def _refresh_under_lock(self, connection_id: str, want: Want) -> Outcome:
         failure: Exception | None = None
+        started = time.monotonic()
         async with self.store.locked(connection_id) as locked:
+            locked_at = time.monotonic()
             if want.satisfied_by(locked.row.last_refreshed_at, locked.credentials):
                 # Refreshed by another shard (or flight) while this one waited for the lock,
                 # or before it, when this shard's cache was older than PostgreSQL.
@@ -192,9 +196,22 @@ class Refresher:
                 )
             else:
                 outcome, failure = await self._call_provider(locked, want)
+        committed, provider = time.monotonic(), outcome.provider_seconds
         # Committed: every tier serves what the row now holds, and the staged events go.
-        outcome = Outcome(await self._cache(outcome.opened), outcome.refreshed)
+        outcome = Outcome(await self._cache(outcome.opened), outcome.refreshed, provider)
         self.after_commit()
+        if outcome.refreshed:
+            # Where a refresh's time went, for the slow ones: waiting for the lock, the
+            # provider, the writes and commit, the caches.
+            _log.info(
+                "token refreshed",
+                connection_id=connection_id,
+                provider=outcome.opened.row.provider,
+                lock_seconds=round(locked_at - started, 4),
+                provider_seconds=round(provider, 4),
+                commit_seconds=round(committed - locked_at - provider, 4),
+                cache_seconds=round(time.monotonic() - committed, 4),
+            )
         if failure is not None:
             raise failure
         return outcome
@@ -272,13 +289,8 @@ class Refresher:
         )
         token_metrics().refresh(row.provider, "refreshed")
         token_metrics().provider_seconds.labels(row.provider).observe(grant.latency)
-        _log.info(
-            "token refreshed",
-            connection_id=row.connection_id,
-            provider=row.provider,
-            provider_seconds=round(grant.latency, 3),
-        )
-        return Outcome(Opened(new_row, updated, tm.TOKEN_SOURCE_PROVIDER), True), None
+        opened = Opened(new_row, updated, tm.TOKEN_SOURCE_PROVIDER)
+        return Outcome(opened, True, provider_seconds=grant.latency), None
 
     async def _grant(
         self,
