@@ -22,14 +22,17 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import struct
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import grpc
 import psutil
@@ -557,3 +560,32 @@ def pin(pid: int, cores: set[int]) -> None:
         for thread in psutil.Process(pid).threads():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.sched_setaffinity(thread.id, cores)
+
+
+# --- what every benchmark's run and report share -----------------------------------------
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (guest time is inside user time)."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + t.irq + t.softirq + t.steal)
+
+
+def values_of(samples: Sequence[Any], key: str) -> list[float]:
+    """One measured attribute of every sample (all of them must have it)."""
+    values = [getattr(s, key) for s in samples]
+    assert all(v is not None for v in values), key
+    return values
+
+
+def spread(values: Sequence[float], fmt: str) -> str:
+    """The median and, in brackets, the lowest and highest value over the rounds."""
+    middle = statistics.median(values)
+    return f"{middle:{fmt}} [{min(values):{fmt}} to {max(values):{fmt}}]"
+
+
+def make_home() -> Path:
+    """A fresh AMPMESH_HOME for a benchmark's mesh."""
+    home = Path(tempfile.mkdtemp(prefix="ampmesh-bench-"))
+    home.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
+    return home

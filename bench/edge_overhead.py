@@ -52,13 +52,11 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -76,8 +74,12 @@ from bench._load import (
     cpu_seconds,
     h2load,
     h2load_open,
+    machine_busy,
+    make_home,
     pin,
     require_h2load,
+    spread,
+    values_of,
 )
 from services.launcher.edge import EdgeError
 from services.launcher.infra.base import InfraError
@@ -235,15 +237,9 @@ class Bench:
             at=time.monotonic(),
             api_cpu=cpu_seconds(self.mesh.service("api").process.pid),
             envoy_cpu=cpu_seconds(edge.pid),
-            machine_busy=_machine_busy(),
+            machine_busy=machine_busy(),
             codes=codes,
         )
-
-
-def _machine_busy() -> float:
-    """CPU seconds the whole machine has spent busy (guest time is inside user time)."""
-    t = psutil.cpu_times()
-    return float(t.user + t.nice + t.system + t.irq + t.softirq + t.steal)
 
 
 def _rpc_codes(metrics_url: str) -> Counter[str]:
@@ -306,25 +302,13 @@ def arrange(mesh: Mesh, pinned: bool) -> str:
     )
 
 
-def _values(samples: Sequence[Sample], key: str) -> list[float]:
-    values = [getattr(s, key) for s in samples]
-    assert all(v is not None for v in values), key
-    return values
-
-
-def _spread(values: Sequence[float], fmt: str) -> str:
-    """The median and, in brackets, the lowest and highest value over the rounds."""
-    middle = statistics.median(values)
-    return f"{middle:{fmt}} [{min(values):{fmt}} to {max(values):{fmt}}]"
-
-
 def _print_table(title: str, results: dict[str, list[Sample]], latency: bool) -> None:
     """One row per way; columns are joined by a space, so a wide value never runs into the
     next one."""
-    spread = 22
+    width = 22
     names = ["p50 ms", "p99 ms"] if latency else ["api core"]
-    widths = [spread] * 2 if latency else [8]
-    head = [f"{'way':<19}", f"{'generator':<16}", f"{'req/s':<{spread}}"]
+    widths = [width] * 2 if latency else [8]
+    head = [f"{'way':<19}", f"{'generator':<16}", f"{'req/s':<{width}}"]
     head += [f"{n:<{w}}" for n, w in zip(names, widths, strict=True)]
     print(title)
     print("  " + " ".join(head) + " CPU s per 1k requests")
@@ -332,14 +316,14 @@ def _print_table(title: str, results: dict[str, list[Sample]], latency: bool) ->
     for way in WAYS:
         samples = results[way.key]
         cells = [f"{way.label:<19}", f"{way.generator:<16}"]
-        cells.append(f"{_spread(_values(samples, 'rate'), '.0f'):<{spread}}")
+        cells.append(f"{spread(values_of(samples, 'rate'), '.0f'):<{width}}")
         if latency:
-            cells.append(f"{_spread(_values(samples, 'p50_ms'), '.2f'):<{spread}}")
-            cells.append(f"{_spread(_values(samples, 'p99_ms'), '.2f'):<{spread}}")
+            cells.append(f"{spread(values_of(samples, 'p50_ms'), '.2f'):<{width}}")
+            cells.append(f"{spread(values_of(samples, 'p99_ms'), '.2f'):<{width}}")
         else:
-            cells.append(f"{statistics.median(_values(samples, 'api_core')):<8.0%}")
+            cells.append(f"{statistics.median(values_of(samples, 'api_core')):<8.0%}")
         cpu = "".join(
-            f"{statistics.median(_values(samples, f'{key}_cpu_s_per_1k')):>{width}.3f}"
+            f"{statistics.median(values_of(samples, f'{key}_cpu_s_per_1k')):>{width}.3f}"
             for key, width in (("api", 6), ("envoy", 7), ("generator", 7))
         )
         print("  " + " ".join(cells) + " " + cpu)
@@ -367,12 +351,12 @@ async def run_rounds(
 
 
 def _ratio(rows: dict[str, list[Sample]], top: str, bottom: str, key: str) -> list[float]:
-    pairs = zip(_values(rows[top], key), _values(rows[bottom], key), strict=True)
+    pairs = zip(values_of(rows[top], key), values_of(rows[bottom], key), strict=True)
     return [a / b for a, b in pairs]
 
 
 def _added(rows: dict[str, list[Sample]], top: str, bottom: str, key: str) -> list[float]:
-    pairs = zip(_values(rows[top], key), _values(rows[bottom], key), strict=True)
+    pairs = zip(values_of(rows[top], key), values_of(rows[bottom], key), strict=True)
     return [a - b for a, b in pairs]
 
 
@@ -389,20 +373,20 @@ def report(
     p99_chained = [a + b for a, b in zip(p99_grpc, p99_rest_step, strict=True)]
     print("ratios, median [lowest to highest] over the rounds (ways compared within a round):")
     print(
-        f"  throughput, REST via Envoy / direct gRPC:  {_spread(rest_direct, '.2f')}  "
+        f"  throughput, REST via Envoy / direct gRPC:  {spread(rest_direct, '.2f')}  "
         "(target >= 0.9; h2load / grpc.aio)"
     )
     print(
-        f"    chained, one generator per step:  {_spread(chained, '.2f')}  "
+        f"    chained, one generator per step:  {spread(chained, '.2f')}  "
         f"(gRPC via Envoy / direct, grpc.aio: {statistics.median(grpc_direct):.2f}; "
         f"REST / gRPC via Envoy, h2load: {statistics.median(rest_grpc):.2f})"
     )
     print(
         f"  p99 added at {rate:.0f} req/s, REST via Envoy - direct gRPC:  "
-        f"{_spread(p99_rest, '+.2f')} ms  (target <= 1 ms; h2load - grpc.aio)"
+        f"{spread(p99_rest, '+.2f')} ms  (target <= 1 ms; h2load - grpc.aio)"
     )
     print(
-        f"    chained, one generator per step:  {_spread(p99_chained, '+.2f')} ms  "
+        f"    chained, one generator per step:  {spread(p99_chained, '+.2f')} ms  "
         f"(gRPC via Envoy - direct, grpc.aio: {statistics.median(p99_grpc):+.2f}; "
         f"REST - gRPC via Envoy, h2load: {statistics.median(p99_rest_step):+.2f})"
     )
@@ -430,17 +414,11 @@ def report(
     }
 
 
-def _make_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="ampmesh-bench-"))
-    home.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
-    return home
-
-
 async def _bench(args: argparse.Namespace) -> list[str]:
     """Run the benchmark on a mesh in a fresh home; the problems found (none if valid)."""
     require_h2load()
     started = time.monotonic()
-    home = _make_home()
+    home = make_home()
     try:
         async with running_mesh(home) as mesh:
             summary, problems = await _on_mesh(mesh, args, deadline=started + args.budget)

@@ -60,14 +60,12 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -77,7 +75,19 @@ from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 
-from bench._load import DIRECT, GrpcWorkers, LoadError, LoadResult, clock, cpu_seconds, pin
+from bench._load import (
+    DIRECT,
+    GrpcWorkers,
+    LoadError,
+    LoadResult,
+    clock,
+    cpu_seconds,
+    machine_busy,
+    make_home,
+    pin,
+    spread,
+    values_of,
+)
 from services.launcher.edge import EdgeError
 from services.launcher.infra.base import InfraError
 from services.launcher.mesh import Mesh, MeshError, MeshOptions, running_mesh
@@ -156,9 +166,9 @@ class Throughput:
         shard_pid = self.mesh.service(self.shard).process.pid
         edge = self.mesh.edge
         assert edge is not None and edge.pid is not None
-        before = (time.monotonic(), cpu_seconds(shard_pid), cpu_seconds(edge.pid), _busy())
+        before = (time.monotonic(), cpu_seconds(shard_pid), cpu_seconds(edge.pid), machine_busy())
         result = await self._load(workers, rate, self.seconds)
-        after = (time.monotonic(), cpu_seconds(shard_pid), cpu_seconds(edge.pid), _busy())
+        after = (time.monotonic(), cpu_seconds(shard_pid), cpu_seconds(edge.pid), machine_busy())
         wall, shard_cpu, envoy_cpu, busy = (b - a for a, b in zip(before, after, strict=True))
         what = f"{way.label} ({'max' if rate is None else 'half load'})"
         problems: list[str] = []
@@ -206,23 +216,6 @@ class Throughput:
         return results
 
 
-def _busy() -> float:
-    """CPU seconds the whole machine has spent busy (guest time is inside user time)."""
-    t = psutil.cpu_times()
-    return float(t.user + t.nice + t.system + t.irq + t.softirq + t.steal)
-
-
-def _spread(values: Sequence[float], fmt: str) -> str:
-    """The median and, in brackets, the lowest and highest value over the rounds."""
-    return f"{statistics.median(values):{fmt}} [{min(values):{fmt}} to {max(values):{fmt}}]"
-
-
-def _values(samples: Sequence[Sample], key: str) -> list[float]:
-    values = [getattr(s, key) for s in samples]
-    assert all(v is not None for v in values), key
-    return values
-
-
 def _print_table(title: str, results: dict[str, list[Sample]], latency: bool) -> None:
     width = 22
     head = [f"{'rpc':<22}", f"{'req/s':<{width}}"]
@@ -232,14 +225,14 @@ def _print_table(title: str, results: dict[str, list[Sample]], latency: bool) ->
     print("  " + " ".join(" " * len(h) for h in head) + f" {'shard':>6}{'envoy':>7}{'gen':>7}")
     for way in WAYS:
         samples = results[way.key]
-        cells = [f"{way.label:<22}", f"{_spread(_values(samples, 'rate'), '.0f'):<{width}}"]
+        cells = [f"{way.label:<22}", f"{spread(values_of(samples, 'rate'), '.0f'):<{width}}"]
         if latency:
-            cells.append(f"{_spread(_values(samples, 'p50_ms'), '.2f'):<{width}}")
-            cells.append(f"{_spread(_values(samples, 'p99_ms'), '.2f'):<{width}}")
+            cells.append(f"{spread(values_of(samples, 'p50_ms'), '.2f'):<{width}}")
+            cells.append(f"{spread(values_of(samples, 'p99_ms'), '.2f'):<{width}}")
         else:
-            cells.append(f"{statistics.median(_values(samples, 'shard_core')):<10.0%}")
+            cells.append(f"{statistics.median(values_of(samples, 'shard_core')):<10.0%}")
         cpu = "".join(
-            f"{statistics.median(_values(samples, f'{key}_cpu_s_per_1k')):>{w}.3f}"
+            f"{statistics.median(values_of(samples, f'{key}_cpu_s_per_1k')):>{w}.3f}"
             for key, w in (("shard", 6), ("envoy", 7), ("generator", 7))
         )
         print("  " + " ".join(cells) + " " + cpu)
@@ -376,17 +369,17 @@ async def cache_hit(
     added = [
         g - d
         for g, d in zip(
-            _values(half["get-token"], "p99_ms"),
-            _values(half["describe-shard"], "p99_ms"),
+            values_of(half["get-token"], "p99_ms"),
+            values_of(half["describe-shard"], "p99_ms"),
             strict=True,
         )
     ]
     print(
-        f"   throughput, GetToken / DescribeShard:  {_spread(ratio, '.2f')}  "
+        f"   throughput, GetToken / DescribeShard:  {spread(ratio, '.2f')}  "
         f"(target >= {GET_TOKEN_TARGET})"
     )
     print(
-        f"   p99 added at {rate:.0f} req/s, GetToken - DescribeShard:  {_spread(added, '+.2f')} ms"
+        f"   p99 added at {rate:.0f} req/s, GetToken - DescribeShard:  {spread(added, '+.2f')} ms"
     )
     others = [s.other_cores for rows in (peak, half) for samples in rows.values() for s in samples]
     print(
@@ -394,7 +387,7 @@ async def cache_hit(
         f"{statistics.median(others):.2f} cores in the median window, {max(others):.2f} at "
         f"most; {bench.repeats} window(s) measured again for being above {NOISY_CORES}"
     )
-    cores = {way.label: statistics.median(_values(peak[way.key], "shard_core")) for way in WAYS}
+    cores = {way.label: statistics.median(values_of(peak[way.key], "shard_core")) for way in WAYS}
     if min(cores.values()) < BOTTLENECK_CORE:
         print(
             f"   warning: the shard was not the bottleneck at maximum throughput (shard core "
@@ -620,7 +613,7 @@ async def refresh_storms(
             problems += storm.problems(args.callers)
         # From here the sandbox counts the measured storms' refreshes only.
         await sandbox.GetCounters(sandbox_pb2.GetCountersRequest(reset=True))
-        busy_before, wall_before = _busy(), clock()
+        busy_before, wall_before = machine_busy(), clock()
         # Each storm follows a burst as large at the cached connection: what so many calls
         # at once cost without a refresh, measured in the same conditions.
         bursts = [Storm(cached, key, expect_refresh=False) for _ in storms]
@@ -628,7 +621,7 @@ async def refresh_storms(
             for each in (burst, storm):
                 await fire(stub, each, args.callers)
                 problems += each.problems(args.callers)
-        busy_cores = (_busy() - busy_before) / (clock() - wall_before)
+        busy_cores = (machine_busy() - busy_before) / (clock() - wall_before)
         counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
         direct = await direct_refreshes(http, args.storms)
     refreshes = counters.token_requests_by_grant_type.get("refresh_token", 0)
@@ -713,16 +706,10 @@ async def refresh_storms(
 # --- the run ----------------------------------------------------------------------------
 
 
-def _make_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="ampmesh-bench-"))
-    home.chmod(0o755)  # PostgreSQL runs as an unprivileged user when we are root
-    return home
-
-
 async def _bench(args: argparse.Namespace) -> list[str]:
     """Run both parts on a mesh in a fresh home; the problems found (none if valid)."""
     started = time.monotonic()
-    home = _make_home()
+    home = make_home()
     try:
         async with running_mesh(home, MeshOptions(sandbox=True)) as mesh:
             print(f"token path: mesh with the provider sandbox up in {mesh.started_in:.1f}s")

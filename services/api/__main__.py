@@ -15,20 +15,18 @@ from services.api.catalog.sandbox import point_at_sandbox
 from services.api.context import ApiContext, ApiPolicy
 from services.api.platform import BUILDERS
 from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
-from services.runtime.channels import token_manager_channel
-from services.runtime.config import ServiceSettings
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import run_service
 from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
-from services.runtime.tls import ensure_service_credentials
+from services.runtime.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.unimplemented import with_fallback
 
 # Who may call the api service directly: the edge, and the MCP servers that drive it.
 CALLERS = ("envoy", "builder-mcp", "mcpanda")
 
 
-class ApiSettings(ServiceSettings):
+class ApiSettings(TokenManagerClientSettings):
     """The api service's settings: which route groups this deployment serves, and what
     the platform group needs (its database and the keyring sealing secrets at rest)."""
 
@@ -57,12 +55,6 @@ class ApiSettings(ServiceSettings):
     )
     oauth_state_seconds: int = Field(
         600, ge=60, le=3600, description="seconds an OAuth authorization URL stays usable"
-    )
-    token_manager_address: str = Field(
-        "", description="host:port of the token-manager shards (the edge's internal listener)"
-    )
-    token_manager_server_name: str = Field(
-        "envoy", description="identity the token-manager address's certificate must name"
     )
 
 
@@ -116,28 +108,19 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
                 oauth_callback_url=settings.oauth_callback_url,
                 oauth_state_seconds=settings.oauth_state_seconds,
             ),
-            tokens=await _token_manager(settings, resources),
+            tokens=_token_manager(settings, resources),
         )
         yield build_services(settings, ctx)
 
 
-async def _token_manager(
+def _token_manager(
     settings: ApiSettings, resources: AsyncExitStack
 ) -> token_manager_pb2_grpc.TokenManagerServiceStub | None:
     """A stub for the token-manager shards, called with the api's own certificate (the
     shards accept only the api and temporal identities); None without an address."""
     if not settings.token_manager_address:
         return None
-    credentials = ensure_service_credentials(
-        settings.cert_dir, settings.identity, create=settings.create_certs
-    )
-    channel = token_manager_channel(
-        settings.token_manager_address,
-        credentials,
-        server_identity=settings.token_manager_server_name,
-    )
-    resources.push_async_callback(channel.close)
-    return token_manager_pb2_grpc.TokenManagerServiceStub(channel)
+    return token_manager_stub(settings, resources)
 
 
 def main() -> None:

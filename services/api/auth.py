@@ -56,6 +56,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from services.runtime.database import is_uuid
 from services.runtime.errors import abort_not_found, abort_with_details, error_info
 
 API_KEY_HEADER = "x-api-key"
@@ -148,14 +149,6 @@ def grants(held: Iterable[str], wanted: Iterable[str]) -> bool:
 
 def metadata_values(context: Any, name: str) -> list[str]:
     return [str(v) for k, v in (context.invocation_metadata() or ()) if k == name]
-
-
-def is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 async def abort_unauthenticated(context: Any, message: str) -> NoReturn:

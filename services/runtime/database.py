@@ -10,6 +10,7 @@ the configuration is built here.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.runtime.entrypoint import StartupError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def is_uuid(text: str) -> bool:
+    """Whether text can be a uuid column's value: checked before a query casts it, so a
+    malformed id reads as "no such row" instead of a database error."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
 
 # Held for the migration's transaction, so two launchers on one database take turns.
 _MIGRATION_LOCK = 0x616D706D  # "ampm"

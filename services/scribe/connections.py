@@ -11,7 +11,6 @@ whose status was never applied (a redelivery would find the row and skip the upd
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from datetime import UTC
 from typing import cast
@@ -21,6 +20,7 @@ from ampmesh.events.v1 import connection_events_pb2 as ce
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.protobuf import json_format
 
+from services.runtime.database import is_uuid
 from services.runtime.events import payload_names, payload_of
 from services.runtime.logs import get_logger
 
@@ -81,7 +81,7 @@ class ConnectionHistory:
         payload = cast(_ConnectionPayload, message)
         info = payload.connection
         meta = envelope.meta
-        if not _is_uuid(meta.project_id):
+        if not is_uuid(meta.project_id):
             raise InvalidEvent(f"event {meta.id}: project_id is not a project id")
         if not meta.idempotency_key or not info.connection_id or not meta.HasField("time"):
             raise InvalidEvent(
@@ -111,7 +111,7 @@ class ConnectionHistory:
             if not inserted:
                 return False
             # Ids that are not UUIDs name no row of connections: history only.
-            if status is not None and _is_uuid(info.connection_id):
+            if status is not None and is_uuid(info.connection_id):
                 await connection.execute(
                     """
                     UPDATE connections
@@ -125,11 +125,3 @@ class ConnectionHistory:
                     meta.project_id,
                 )
         return True
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

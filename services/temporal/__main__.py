@@ -18,26 +18,23 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
-from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
 from services.api.catalog import load_catalog
-from services.runtime.channels import token_manager_channel
-from services.runtime.config import ServiceSettings
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
-from services.runtime.tls import ensure_service_credentials
+from services.runtime.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.temporal.keep_alive import KeepAliveActivities
 from services.temporal.worker import connections_worker, ensure_keep_alive_schedule
 
 _log = get_logger("ampmesh.temporal")
 
 
-class TemporalWorkerSettings(ServiceSettings):
+class TemporalWorkerSettings(TokenManagerClientSettings):
     temporal_address: str = Field(
         ..., min_length=1, description="the Temporal frontend, host:port (e.g. 127.0.0.1:7233)"
     )
@@ -47,12 +44,6 @@ class TemporalWorkerSettings(ServiceSettings):
     )
     database_url: SecretStr = Field(
         SecretStr(""), description="PostgreSQL URL (postgresql://user:password@host:port/db)"
-    )
-    token_manager_address: str = Field(
-        "", description="host:port of the token-manager shards (the edge's internal listener)"
-    )
-    token_manager_server_name: str = Field(
-        "envoy", description="identity the token-manager address's certificate must name"
     )
     keep_alive_every_seconds: int = Field(
         3600, gt=0, description="seconds between token keep-alive passes (the schedule's interval)"
@@ -105,7 +96,9 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
                 max_size=4,
             )
         )
-        keep_alive = KeepAliveActivities(pool, _token_manager(settings, resources), load_catalog())
+        keep_alive = KeepAliveActivities(
+            pool, token_manager_stub(settings, resources), load_catalog()
+        )
         await ensure_keep_alive_schedule(
             client, timedelta(seconds=settings.keep_alive_every_seconds)
         )
@@ -115,23 +108,6 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
             connections_worker(client, keep_alive, on_fatal_error=_stop_process)
         )
         yield []
-
-
-def _token_manager(
-    settings: TemporalWorkerSettings, resources: AsyncExitStack
-) -> token_manager_pb2_grpc.TokenManagerServiceStub:
-    """A stub for the token-manager shards, with this process's own certificate (the
-    `temporal` identity, which the shards accept)."""
-    credentials = ensure_service_credentials(
-        settings.cert_dir, settings.identity, create=settings.create_certs
-    )
-    channel = token_manager_channel(
-        settings.token_manager_address,
-        credentials,
-        server_identity=settings.token_manager_server_name,
-    )
-    resources.push_async_callback(channel.close)
-    return token_manager_pb2_grpc.TokenManagerServiceStub(channel)
 
 
 async def _stop_process(error: BaseException) -> None:

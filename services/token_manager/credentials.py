@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -14,6 +13,8 @@ from ampmesh.events.v1 import connection_events_pb2 as events
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from google.protobuf import json_format
+
+from services.runtime.database import is_uuid
 
 HEADER = tm.ATTACHMENT_LOCATION_HEADER
 QUERY = tm.ATTACHMENT_LOCATION_QUERY
@@ -49,7 +50,7 @@ def store_violations(
             violations["body.connection.connection_id"] = "is required"
         if not connection.project_id:
             violations["body.connection.project_id"] = "is required"
-        elif not _is_uuid(connection.project_id):
+        elif not is_uuid(connection.project_id):
             violations["body.connection.project_id"] = "must be a project id (a UUID)"
         if not connection.provider:
             violations["body.connection.provider"] = "is required"
@@ -81,7 +82,7 @@ def exchange_violations(
     for name in ("connection_id", "project_id", "provider", "provider_app_id"):
         if not getattr(connection, name):
             violations[f"body.connection.{name}"] = "is required"
-    if connection.project_id and not _is_uuid(connection.project_id):
+    if connection.project_id and not is_uuid(connection.project_id):
         violations["body.connection.project_id"] = "must be a project id (a UUID)"
     provider = catalog.get(connection.provider) if connection.provider else None
     if connection.provider and provider is None:
@@ -247,11 +248,3 @@ def _field(message: object, path: str) -> object:
     for name in path.split("."):
         message = getattr(message, name)
     return message
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True

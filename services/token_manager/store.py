@@ -29,6 +29,7 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 from google.protobuf import json_format
 from redis.asyncio import Redis
 
+from services.runtime.database import is_uuid
 from services.runtime.secretbox import Sealed, SecretBox
 from services.token_manager import credentials as creds
 
@@ -242,14 +243,7 @@ class CredentialStore:
                     "access_token_expires_at, last_refreshed_at) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) "
                     "ON CONFLICT (connection_id) DO NOTHING RETURNING *",
-                    context.connection_id,
-                    uuid.UUID(context.project_id),
-                    context.provider,
-                    creds.auth_scheme(credentials),
-                    _context_json(context),
-                    sealed.data,
-                    sealed.key_id,
-                    creds.access_token_expiry(credentials),
+                    *_columns(context, credentials, sealed),
                 )
                 if record is None:
                     if not replace_existing:
@@ -283,14 +277,7 @@ class CredentialStore:
             "access_token_expires_at = $8, status = $9, retried_refresh_failures = 0, "
             "last_refreshed_at = now(), version = version + 1, updated_at = now() "
             "WHERE connection_id = $1 AND project_id = $2 RETURNING *",
-            context.connection_id,
-            uuid.UUID(context.project_id),
-            context.provider,
-            creds.auth_scheme(credentials),
-            _context_json(context),
-            sealed.data,
-            sealed.key_id,
-            creds.access_token_expiry(credentials),
+            *_columns(context, credentials, sealed),
             events_pb2.CONNECTION_STATUS_CREATED,
         )
         if record is None:
@@ -311,7 +298,7 @@ class CredentialStore:
         return opened
 
     async def delete(self, connection_id: str, project_id: str, stage: Stage = _no_stage) -> Row:
-        if not _is_uuid(project_id):
+        if not is_uuid(project_id):
             raise NotFound(connection_id)
         async with self._lock(connection_id):
             async with self.pool.acquire() as connection, connection.transaction():
@@ -433,17 +420,26 @@ class Locked:
         return self.row
 
 
+def _columns(
+    context: tm.ConnectionContext, credentials: tm.Credentials, sealed: Sealed
+) -> tuple[Any, ...]:
+    """$1 to $8 of the statements that write a connection's credentials (connection id,
+    project, provider, auth scheme, context, ciphertext, its key id, access token expiry)."""
+    return (
+        context.connection_id,
+        uuid.UUID(context.project_id),
+        context.provider,
+        creds.auth_scheme(credentials),
+        _context_json(context),
+        sealed.data,
+        sealed.key_id,
+        creds.access_token_expiry(credentials),
+    )
+
+
 def _context_json(context: tm.ConnectionContext) -> str:
     return json_format.MessageToJson(context, indent=None)
 
 
 def _canonical(project_id: str) -> str:
-    return str(uuid.UUID(project_id)) if _is_uuid(project_id) else project_id
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+    return str(uuid.UUID(project_id)) if is_uuid(project_id) else project_id

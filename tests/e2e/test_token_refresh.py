@@ -59,6 +59,17 @@ class OAuthConnection:
     def hashed(self) -> tuple[tuple[str, str]]:
         return ((CONNECTION_ID_HEADER, self.connection_id),)
 
+    def context(self, project: dict[str, Any]) -> tm.ConnectionContext:
+        """Who the connection is: the project's hubspot provider app, group-1, user-1."""
+        return tm.ConnectionContext(
+            project_id=self.project_id,
+            connection_id=self.connection_id,
+            provider="hubspot",
+            provider_app_id=project["app_id"],
+            group_ref="group-1",
+            consumer_ref="user-1",
+        )
+
 
 @pytest.fixture(scope="module")
 async def project(stack: Stack) -> dict[str, Any]:
@@ -136,14 +147,7 @@ async def expired_connection(stack: Stack, stub: Stub, project: dict[str, Any]) 
     )
     await stub.StoreCredentials(
         tm.StoreCredentialsRequest(
-            connection=tm.ConnectionContext(
-                project_id=connection.project_id,
-                connection_id=connection.connection_id,
-                provider="hubspot",
-                provider_app_id=project["app_id"],
-                group_ref="group-1",
-                consumer_ref="user-1",
-            ),
+            connection=connection.context(project),
             credentials=credentials,
         ),
         metadata=connection.hashed(),
@@ -560,14 +564,7 @@ async def test_storing_and_rotating_announce_created_and_updated_with_notificati
         )
         await edge.StoreCredentials(
             tm.StoreCredentialsRequest(
-                connection=tm.ConnectionContext(
-                    project_id=connection.project_id,
-                    connection_id=connection.connection_id,
-                    provider="hubspot",
-                    provider_app_id=project["app_id"],
-                    group_ref="group-1",
-                    consumer_ref="user-1",
-                ),
+                connection=connection.context(project),
                 credentials=rotated,
                 replace=True,
                 updated_fields=["oauth2AuthorizationCode"],

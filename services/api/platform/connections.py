@@ -631,47 +631,39 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
         metadata_json: str = row["provider_metadata"]
         if "providerMetadata" in paths:
             metadata_json = _metadata_json(given.provider_metadata)
-        rotated = [p for p in paths if p in _CREDENTIAL_PATHS]
-        if not rotated:
-            # The workspace and metadata the token-manager recorded stay as they were: it
-            # reads them only for templated token URLs, and updating them would mean
-            # storing the credentials again, which the api cannot read back to do so.
-            updated = await self.ctx.pool.fetchrow(
-                "UPDATE connections SET provider_workspace_ref = $3, "
-                "provider_metadata = $4::jsonb, updated_at = now() "
-                "WHERE project_id = $1 AND id = $2 RETURNING *",
-                uuid.UUID(project.id),
-                row["id"],
-                workspace,
-                metadata_json,
+        rotated = any(p in _CREDENTIAL_PATHS for p in paths)
+        if rotated:
+            # New credentials go to the token-manager first, which checks them; the
+            # connection is `created` again. (Without them, the workspace and metadata the
+            # token-manager recorded stay as they were: it reads them only for templated
+            # token URLs, and storing them anew would need the credentials, which the api
+            # cannot read back.)
+            tokens = await self._tokens(context)
+            store = tm.StoreCredentialsRequest(
+                connection=_connection_context(
+                    project.id, str(row["id"]), row, workspace, json.loads(metadata_json)
+                ),
+                credentials=to_credentials(given, row["auth_scheme"]),
+                replace=True,
+                obtain_token=row["auth_scheme"] in _FETCHED_TOKEN_SCHEMES,
+                updated_fields=paths,
             )
-            if updated is None:
-                await abort_missing(context, KIND, request.connection_id)
-            return to_message(updated)
-        tokens = await self._tokens(context)
-        store = tm.StoreCredentialsRequest(
-            connection=_connection_context(
-                project.id, str(row["id"]), row, workspace, json.loads(metadata_json)
-            ),
-            credentials=to_credentials(given, row["auth_scheme"]),
-            replace=True,
-            obtain_token=row["auth_scheme"] in _FETCHED_TOKEN_SCHEMES,
-            updated_fields=paths,
-        )
-        try:
-            await tokens.StoreCredentials(store)
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                await abort_missing(context, KIND, request.connection_id)
-            await abort_token_error(context, error, "check the new credentials")
+            try:
+                await tokens.StoreCredentials(store)
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:
+                    await abort_missing(context, KIND, request.connection_id)
+                await abort_token_error(context, error, "check the new credentials")
         updated = await self.ctx.pool.fetchrow(
             "UPDATE connections SET provider_workspace_ref = $3, provider_metadata = $4::jsonb, "
-            "status = 'created', status_time = now(), updated_at = now() "
+            "status = CASE WHEN $5 THEN 'created' ELSE status END, "
+            "status_time = CASE WHEN $5 THEN now() ELSE status_time END, updated_at = now() "
             "WHERE project_id = $1 AND id = $2 RETURNING *",
             uuid.UUID(project.id),
             row["id"],
             workspace,
             metadata_json,
+            rotated,
         )
         if updated is None:
             await abort_missing(context, KIND, request.connection_id)
