@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReadResultPage(_message.Message):
-    __slots__ = ("message", "destination_id", "destination_name", "integration_id", "connection_id", "page_number", "part_number", "part_count", "last_page")
+    __slots__ = ("message", "destination_id", "destination_name", "integration_id", "connection_id", "page_number", "part_number", "part_count", "last_page", "body")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_ID_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class ReadResultPage(_message.Message):
     PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PART_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_PAGE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
     message: WebhookMessage
     destination_id: str
     destination_name: str
@@ -30,7 +31,8 @@ class ReadResultPage(_message.Message):
     part_number: int
     part_count: int
     last_page: bool
-    def __init__(self, message: _Optional[_Union[WebhookMessage, _Mapping]] = ..., destination_id: _Optional[str] = ..., destination_name: _Optional[str] = ..., integration_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., page_number: _Optional[int] = ..., part_number: _Optional[int] = ..., part_count: _Optional[int] = ..., last_page: _Optional[bool] = ...) -> None: ...
+    body: bytes
+    def __init__(self, message: _Optional[_Union[WebhookMessage, _Mapping]] = ..., destination_id: _Optional[str] = ..., destination_name: _Optional[str] = ..., integration_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., page_number: _Optional[int] = ..., part_number: _Optional[int] = ..., part_count: _Optional[int] = ..., last_page: _Optional[bool] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class WebhookMessage(_message.Message):
     __slots__ = ("project_id", "provider", "workspace", "group_ref", "group_name", "installation_id", "installation_update_time", "object_name", "operation_id", "raw_object_name", "action", "result_info", "result", "consumer_ref", "consumer_name", "operation_time", "read_type")

@@ -12,23 +12,25 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReadPageInput(_message.Message):
-    __slots__ = ("meta", "target", "operation_id", "read_type", "cursor", "page_size")
+    __slots__ = ("meta", "target", "operation_id", "read_type", "cursor", "page_size", "max_pages")
     META_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     READ_TYPE_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAGES_FIELD_NUMBER: _ClassVar[int]
     meta: _envelope_pb2.EventMeta
     target: _object_target_pb2.ObjectTarget
     operation_id: str
     read_type: _operation_events_pb2.ReadType
     cursor: _object_target_pb2.ReadCursor
     page_size: int
-    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., read_type: _Optional[_Union[_operation_events_pb2.ReadType, str]] = ..., cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., page_size: _Optional[int] = ...) -> None: ...
+    max_pages: int
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., read_type: _Optional[_Union[_operation_events_pb2.ReadType, str]] = ..., cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., page_size: _Optional[int] = ..., max_pages: _Optional[int] = ...) -> None: ...
 
 class ReadPageOutput(_message.Message):
-    __slots__ = ("cursor", "done", "record_count", "message_count", "payload_bytes", "max_modified_time", "records_estimated_total")
+    __slots__ = ("cursor", "done", "record_count", "message_count", "payload_bytes", "max_modified_time", "records_estimated_total", "page_count")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     RECORD_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +38,7 @@ class ReadPageOutput(_message.Message):
     PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_MODIFIED_TIME_FIELD_NUMBER: _ClassVar[int]
     RECORDS_ESTIMATED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
     cursor: _object_target_pb2.ReadCursor
     done: bool
     record_count: int
@@ -43,7 +46,8 @@ class ReadPageOutput(_message.Message):
     payload_bytes: int
     max_modified_time: _timestamp_pb2.Timestamp
     records_estimated_total: int
-    def __init__(self, cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., done: _Optional[bool] = ..., record_count: _Optional[int] = ..., message_count: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., max_modified_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., records_estimated_total: _Optional[int] = ...) -> None: ...
+    page_count: int
+    def __init__(self, cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., done: _Optional[bool] = ..., record_count: _Optional[int] = ..., message_count: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., max_modified_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., records_estimated_total: _Optional[int] = ..., page_count: _Optional[int] = ...) -> None: ...
 
 class SaveReadWatermarkInput(_message.Message):
     __slots__ = ("meta", "target", "operation_id", "cursor")

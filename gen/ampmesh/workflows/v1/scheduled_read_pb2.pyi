@@ -9,16 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ScheduledReadInput(_message.Message):
-    __slots__ = ("meta", "target", "schedule_id", "page_size")
+    __slots__ = ("meta", "target", "schedule_id", "page_size", "operation_id", "resume")
     META_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     meta: _envelope_pb2.EventMeta
     target: _object_target_pb2.ObjectTarget
     schedule_id: str
     page_size: int
-    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., schedule_id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+    operation_id: str
+    resume: _object_target_pb2.ReadCursor
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., schedule_id: _Optional[str] = ..., page_size: _Optional[int] = ..., operation_id: _Optional[str] = ..., resume: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ...) -> None: ...
 
 class ScheduledReadOutput(_message.Message):
     __slots__ = ("operation_id", "status", "cursor", "no_new_data", "schedule_paused", "error")
