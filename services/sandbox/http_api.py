@@ -4,28 +4,34 @@
     /hubspot/oauth/v1/token             POST  token endpoint (form-encoded)
     /hubspot/oauth/v1/revoke            POST  RFC 7009 revocation
     /hubspot/oauth/v1/refresh-tokens/T  DELETE HubSpot's documented revocation
-    /hubspot/crm/v3/objects/{object}    GET   limit, after, properties
+    /hubspot/crm/v3/objects/{object}    GET   list: limit, after, properties
+    /hubspot/crm/v3/objects/{object}/search  POST  CRM search: filterGroups, sorts,
+                                        properties, limit (<= 200), after (< 10,000)
     /salesforce/services/oauth2/authorize|token|revoke      the same, Salesforce paths
-    /salesforce/services/data/v59.0/query?q=SOQL            query
-    /salesforce/services/data/v59.0/query/{locator}         next page (nextRecordsUrl)
+    /salesforce/services/data/vNN.0/query?q=SOQL            query (any API version)
+    /salesforce/services/data/vNN.0/query/{locator}         next page (nextRecordsUrl)
 
-Faults apply before anything else; every answer is counted (see state.Counters).
+Faults apply before anything else; every answer is counted (see state.Counters). Pages
+are slices of the store's sorted indexes, rendered with orjson, so the sandbox is not
+what limits a benchmark reading through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import math
 import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from authlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,16 +43,24 @@ from services.sandbox.state import (
     Endpoint,
     Fault,
     FaultKind,
+    ObjectRecords,
     Provider,
     Record,
     RequestInfo,
     SandboxState,
     Token,
+    micros,
+    window,
 )
 
-SALESFORCE_API = "/services/data/v59.0"
 SALESFORCE_BATCH_SIZE = 2000
 HUBSPOT_MAX_LIMIT = 100
+# Open Salesforce query cursors kept (oldest dropped first): enough for many concurrent
+# reads; a dropped one answers INVALID_QUERY_LOCATOR, as an expired one does.
+MAX_CURSORS = 1000
+# HubSpot search answers kept (each holds up to every record of an object).
+MAX_SEARCHES = 64
+_JSON = "application/json"
 
 PATHS = {
     Provider.HUBSPOT: {
@@ -64,14 +78,6 @@ PATHS = {
 }
 
 
-def hubspot_time(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def salesforce_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
-
-
 class _ApiError(Exception):
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
@@ -86,8 +92,11 @@ def _provider_error(provider: Provider, status: int, code: str, message: str) ->
 
 @dataclass
 class _Cursor:
-    rows: list[dict[str, Any]]
-    provider: Provider
+    """An open Salesforce query: its records (rendered page by page) and SELECT list."""
+
+    records: list[Record]
+    object_name: str
+    fields: list[str]
 
 
 class SandboxHttp:
@@ -99,6 +108,9 @@ class SandboxHttp:
         self.servers = {p: ProviderAuthorizationServer(p, state, config) for p in PATHS}
         # Salesforce query cursors, oldest dropped first.
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
+        # Recent HubSpot search answers: a reader repeats one search with a growing
+        # `after`, so each page is then a slice instead of a new search.
+        self._searches: OrderedDict[tuple[Any, ...], Sequence[Record]] = OrderedDict()
 
     def app(self) -> Starlette:
         routes = []
@@ -116,9 +128,18 @@ class SandboxHttp:
                 methods=["DELETE"],
             ),
             Route("/hubspot/crm/v3/objects/{object_name}", self.hubspot_list, methods=["GET"]),
-            Route(f"/salesforce{SALESFORCE_API}/query", self.salesforce_query, methods=["GET"]),
             Route(
-                f"/salesforce{SALESFORCE_API}/query/{{locator}}",
+                "/hubspot/crm/v3/objects/{object_name}/search",
+                self.hubspot_search,
+                methods=["POST"],
+            ),
+            Route(
+                "/salesforce/services/data/{version}/query",
+                self.salesforce_query,
+                methods=["GET"],
+            ),
+            Route(
+                "/salesforce/services/data/{version}/query/{locator}",
                 self.salesforce_more,
                 methods=["GET"],
             ),
@@ -201,39 +222,49 @@ class SandboxHttp:
         object_name = request.path_params["object_name"]
         return await self._records(request, Provider.HUBSPOT, object_name, self._hubspot_page)
 
-    def _hubspot_page(self, request: Request, object_name: str) -> Any:
+    async def hubspot_search(self, request: Request) -> Response:
+        object_name = request.path_params["object_name"]
+        return await self._records(request, Provider.HUBSPOT, object_name, self._hubspot_search)
+
+    async def _hubspot_page(self, request: Request, object_name: str) -> bytes:
         params = request.query_params
         try:
             limit = int(params.get("limit", "10"))
             after = int(params["after"]) if params.get("after") else None
         except ValueError:
-            raise _ApiError(
-                400,
-                _provider_error(
-                    Provider.HUBSPOT, 400, "VALIDATION_ERROR", "limit and after must be integers"
-                ),
-            ) from None
+            raise _hubspot_invalid("limit and after must be integers") from None
         if not 1 <= limit <= HUBSPOT_MAX_LIMIT:
-            raise _ApiError(
-                400,
-                _provider_error(
-                    Provider.HUBSPOT,
-                    400,
-                    "VALIDATION_ERROR",
-                    f"limit must be between 1 and {HUBSPOT_MAX_LIMIT}",
-                ),
-            )
+            raise _hubspot_invalid(f"limit must be between 1 and {HUBSPOT_MAX_LIMIT}")
         wanted = [p for p in params.get("properties", "").split(",") if p]
-        records = sorted(
-            self.state.records.records(Provider.HUBSPOT, object_name), key=lambda r: int(r.id)
-        )
-        if after is not None:
-            records = [r for r in records if int(r.id) > after]
-        page, rest = records[:limit], records[limit:]
+        records, keys = self.state.records.object(Provider.HUBSPOT, object_name).by_id()
+        start = 0 if after is None else bisect.bisect_right(keys, after)
+        page = records[start : start + limit]
         body: dict[str, Any] = {"results": [_hubspot_record(r, wanted) for r in page]}
-        if rest:
+        if start + limit < len(records):
             body["paging"] = {"next": {"after": page[-1].id}}
-        return body
+        return orjson.dumps(body)
+
+    async def _hubspot_search(self, request: Request, object_name: str) -> bytes:
+        search = _parse_search(await request.body())
+        found = self.state.records.object(Provider.HUBSPOT, object_name)
+        key = (found.generation, repr(search.groups), search.sort_by_modified)
+        matches = self._searches.get(key)
+        if matches is None:
+            matches = self._searches[key] = _search(found, search, descending=False)
+            while len(self._searches) > MAX_SEARCHES:
+                self._searches.popitem(last=False)
+        if search.descending:
+            matches = matches[::-1]
+        page = matches[search.after : search.after + search.limit]
+        body: dict[str, Any] = {
+            "total": len(matches),
+            "results": [_hubspot_record(r, search.properties) for r in page],
+        }
+        if search.after + search.limit < len(matches):
+            # Like HubSpot, the next offset is offered even past the 10,000 cap; asking
+            # for it is what fails.
+            body["paging"] = {"next": {"after": str(search.after + search.limit)}}
+        return orjson.dumps(body)
 
     async def salesforce_query(self, request: Request) -> Response:
         return await self._records(request, Provider.SALESFORCE, None, self._salesforce_query)
@@ -241,29 +272,28 @@ class SandboxHttp:
     async def salesforce_more(self, request: Request) -> Response:
         return await self._records(request, Provider.SALESFORCE, None, self._salesforce_more)
 
-    def _salesforce_query(self, request: Request, _: str) -> Any:
-        soql = request.query_params.get("q", "")
-        query = _parse_soql(soql)
-        records = list(self.state.records.records(Provider.SALESFORCE, query.object_name))
-        if query.since is not None:
-            since = query.since
-            records = [
-                r
-                for r in records
-                if r.modified > since or (query.inclusive and r.modified == since)
-            ]
-        if query.ordered:
-            records.sort(key=lambda r: (r.modified, r.id), reverse=query.descending)
+    async def _salesforce_query(self, request: Request, _: str) -> bytes:
+        version = _salesforce_version(request)
+        query = _parse_soql(request.query_params.get("q", ""))
+        found = self.state.records.object(Provider.SALESFORCE, query.object_name)
+        ordered_by_time, keys = found.by_modified()
+        start, stop = window(keys, query.lower, True, query.upper, True)
+        records = ordered_by_time[start:stop]
+        if query.order_by_id:
+            records.sort(key=lambda r: r.id)
+        if query.descending:
+            records.reverse()
         if query.limit is not None:
             records = records[: query.limit]
-        rows = [_salesforce_row(query.object_name, r, query.fields) for r in records]
+        fields = _salesforce_fields(query, found.in_order[:1])
         locator = "01g" + secrets.token_hex(8).upper()
-        self._cursors[locator] = _Cursor(rows, Provider.SALESFORCE)
-        while len(self._cursors) > 100:
+        self._cursors[locator] = _Cursor(records, query.object_name, fields)
+        while len(self._cursors) > MAX_CURSORS:
             self._cursors.popitem(last=False)
-        return self._salesforce_page(locator, 0, _batch_size(request))
+        return self._salesforce_page(version, locator, 0, _batch_size(request))
 
-    def _salesforce_more(self, request: Request, _: str) -> Any:
+    async def _salesforce_more(self, request: Request, _: str) -> bytes:
+        version = _salesforce_version(request)
         locator, _sep, offset = request.path_params["locator"].rpartition("-")
         if locator not in self._cursors or not offset.isdigit():
             raise _ApiError(
@@ -272,34 +302,43 @@ class SandboxHttp:
                     Provider.SALESFORCE, 400, "INVALID_QUERY_LOCATOR", "invalid query locator"
                 ),
             )
-        return self._salesforce_page(locator, int(offset), _batch_size(request))
+        return self._salesforce_page(version, locator, int(offset), _batch_size(request))
 
-    def _salesforce_page(self, locator: str, offset: int, batch: int) -> Any:
-        rows = self._cursors[locator].rows
-        page = rows[offset : offset + batch]
-        body: dict[str, Any] = {"totalSize": len(rows), "done": offset + batch >= len(rows)}
-        if not body["done"]:
-            body["nextRecordsUrl"] = f"{SALESFORCE_API}/query/{locator}-{offset + batch}"
-        body["records"] = page
-        return body
+    def _salesforce_page(self, version: str, locator: str, offset: int, batch: int) -> bytes:
+        cursor = self._cursors[locator]
+        total = len(cursor.records)
+        page = cursor.records[offset : offset + batch]
+        done = offset + batch >= total
+        body: dict[str, Any] = {"totalSize": total, "done": done}
+        if not done:
+            body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}-{offset + batch}"
+        body["records"] = [
+            _salesforce_row(version, cursor.object_name, r, cursor.fields) for r in page
+        ]
+        return orjson.dumps(body)
 
     async def _records(
         self,
         request: Request,
         provider: Provider,
         object_name: str | None,
-        render: Callable[[Request, str], Any],
+        render: Callable[[Request, str], Awaitable[bytes]],
     ) -> Response:
         started = time.monotonic()
         token = self._bearer(request, provider)
-        if object_name is None and request.path_params.get("locator") is None:
-            # The object of a SOQL query, for faults scoped to one object.
-            match = re.search(r"\bFROM\s+(\w+)", request.query_params.get("q", ""), re.I)
-            object_name = match.group(1) if match else ""
+        if object_name is None:
+            # The object of a SOQL query or of its cursor, for faults scoped to one object.
+            locator = request.path_params.get("locator")
+            if locator is None:
+                match = re.search(r"\bFROM\s+(\w+)", request.query_params.get("q", ""), re.I)
+                object_name = match.group(1) if match else ""
+            else:
+                cursor = self._cursors.get(locator.rpartition("-")[0])
+                object_name = cursor.object_name if cursor is not None else ""
         info = RequestInfo(
             Endpoint.RECORDS,
             provider,
-            object_name=object_name or "",
+            object_name=object_name,
             client_id=token.client_id if token else "",
         )
 
@@ -311,7 +350,7 @@ class SandboxHttp:
             response = self._authenticated(provider, token)
         if response is None:
             try:
-                response = JSONResponse(render(request, object_name or ""))
+                response = Response(await render(request, object_name), media_type=_JSON)
             except _ApiError as exc:
                 response = exc.response
         self.state.counters.count_api(provider, response.status_code, time.monotonic() - started)
@@ -427,44 +466,259 @@ def _to_response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
     return Response(body or b"", status_code=status, headers=header_map)
 
 
+def _hubspot_invalid(message: str) -> _ApiError:
+    return _ApiError(400, _provider_error(Provider.HUBSPOT, 400, "VALIDATION_ERROR", message))
+
+
 def _hubspot_record(record: Record, wanted: list[str]) -> dict[str, Any]:
-    properties: dict[str, str | None] = {
-        "createdate": hubspot_time(record.created),
-        "hs_lastmodifieddate": hubspot_time(record.modified),
-        "hs_object_id": record.id,
-    }
-    if wanted:
-        properties.update({name: record.fields.get(name) for name in wanted})
+    system, whole = record.hubspot_parts()
+    if not wanted:
+        return whole
+    everything = whole["properties"]
+    properties = system.copy()
+    for name in wanted:
+        properties[name] = everything.get(name)
+    return {**whole, "properties": properties}
+
+
+# HubSpot CRM search (POST /crm/v3/objects/{object}/search), as documented: filter
+# groups are ORed, the filters of a group ANDed; one sort; limit up to 200; paging by
+# an offset `after` that may not reach 10,000.
+HUBSPOT_SEARCH_MAX_LIMIT = 200
+HUBSPOT_SEARCH_MAX_RESULTS = 10_000
+_HUBSPOT_MODIFIED = frozenset({"hs_lastmodifieddate", "lastmodifieddate"})
+_HUBSPOT_OPERATORS = frozenset({"EQ", "NEQ", "GT", "GTE", "LT", "LTE"})
+
+
+@dataclass(frozen=True)
+class _Filter:
+    name: str
+    operator: str
+    value: int | str
+
+
+@dataclass(frozen=True)
+class _Search:
+    groups: list[list[_Filter]]
+    sort_by_modified: bool
+    descending: bool
+    properties: list[str]
+    limit: int
+    after: int
+
+
+def _parse_search(raw: bytes) -> _Search:
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        raise _hubspot_invalid("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _hubspot_invalid("the request body must be a JSON object")
+    try:
+        limit = int(body.get("limit", 10))
+        after = int(body.get("after") or 0)
+    except (TypeError, ValueError):
+        raise _hubspot_invalid("limit and after must be integers") from None
+    if not 1 <= limit <= HUBSPOT_SEARCH_MAX_LIMIT:
+        raise _hubspot_invalid(f"limit must be between 1 and {HUBSPOT_SEARCH_MAX_LIMIT}")
+    if after < 0:
+        raise _hubspot_invalid("after must not be negative")
+    if after >= HUBSPOT_SEARCH_MAX_RESULTS:
+        raise _hubspot_invalid(
+            f"Paging past {HUBSPOT_SEARCH_MAX_RESULTS} results is not supported; "
+            "narrow the search with filters"
+        )
+    groups = [
+        [_search_filter(item) for item in _list_of(group, "filters")]
+        for group in _list_of(body, "filterGroups")
+    ]
+    if len(groups) > 5 or any(len(group) > 6 for group in groups):
+        raise _hubspot_invalid("at most 5 filterGroups of at most 6 filters each")
+    sorts = body.get("sorts") or []
+    if not isinstance(sorts, list) or len(sorts) > 1:
+        raise _hubspot_invalid("sorts takes at most one sort")
+    sort_name, descending = "hs_object_id", False
+    if sorts:
+        sort = sorts[0]
+        if isinstance(sort, str):
+            sort_name, descending = sort.lstrip("-"), sort.startswith("-")
+        elif isinstance(sort, dict):
+            sort_name = str(sort.get("propertyName", ""))
+            descending = str(sort.get("direction", "ASCENDING")).upper() == "DESCENDING"
+        if sort_name not in _HUBSPOT_MODIFIED and sort_name != "hs_object_id":
+            raise _hubspot_invalid(
+                "the sandbox sorts searches by hs_lastmodifieddate or hs_object_id only"
+            )
+    properties = body.get("properties") or []
+    if not isinstance(properties, list) or not all(isinstance(p, str) for p in properties):
+        raise _hubspot_invalid("properties must be a list of property names")
+    return _Search(groups, sort_name in _HUBSPOT_MODIFIED, descending, properties, limit, after)
+
+
+def _list_of(container: dict[str, Any], key: str) -> list[Any]:
+    value = container.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise _hubspot_invalid(f"{key} must be a list of objects")
+    return value
+
+
+def _search_filter(item: dict[str, Any]) -> _Filter:
+    name, operator, value = item.get("propertyName"), item.get("operator"), item.get("value")
+    if not isinstance(name, str) or operator not in _HUBSPOT_OPERATORS:
+        raise _hubspot_invalid(
+            "each filter needs a propertyName and an operator among "
+            + ", ".join(sorted(_HUBSPOT_OPERATORS))
+        )
+    text = str(value) if value is not None else ""
+    if name in _HUBSPOT_MODIFIED or name == "createdate":
+        return _Filter(name, operator, _search_time(text))
+    if name == "hs_object_id":
+        if not text.isdigit():
+            raise _hubspot_invalid(f"hs_object_id filter value {text!r} is not a number")
+        return _Filter(name, operator, int(text))
+    return _Filter(name, operator, text)
+
+
+def _search_time(text: str) -> int:
+    """A date-time filter value, epoch milliseconds or ISO 8601 (HubSpot takes both),
+    in microseconds."""
+    if text.lstrip("-").isdigit():
+        return int(text) * 1000
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _hubspot_invalid(f"{text!r} is neither epoch milliseconds nor ISO 8601") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return micros(moment)
+
+
+def _search_value(record: Record, name: str) -> int | str | None:
+    if name in _HUBSPOT_MODIFIED:
+        return micros(record.modified)
+    if name == "createdate":
+        return micros(record.created)
+    if name == "hs_object_id":
+        return int(record.id)
+    return record.fields.get(name)
+
+
+def _passes(record: Record, rule: _Filter) -> bool:
+    value = _search_value(record, rule.name)
+    if value is None:
+        return rule.operator == "NEQ"
+    wanted = rule.value
+    match rule.operator:
+        case "EQ":
+            return value == wanted
+        case "NEQ":
+            return value != wanted
+        case "GT":
+            return value > wanted  # type: ignore[operator]
+        case "GTE":
+            return value >= wanted  # type: ignore[operator]
+        case "LT":
+            return value < wanted  # type: ignore[operator]
+        case _:
+            return value <= wanted  # type: ignore[operator]
+
+
+def _bounds(group: list[_Filter], names: frozenset[str]) -> tuple[int | None, int | None]:
+    """The inclusive integer bounds a group's filters put on one property."""
+    lower: int | None = None
+    upper: int | None = None
+    for rule in group:
+        if rule.name not in names or not isinstance(rule.value, int):
+            continue
+        value = rule.value
+        low = {"EQ": value, "GT": value + 1, "GTE": value}.get(rule.operator)
+        high = {"EQ": value, "LT": value - 1, "LTE": value}.get(rule.operator)
+        if low is not None:
+            lower = low if lower is None else max(lower, low)
+        if high is not None:
+            upper = high if upper is None else min(upper, high)
+    return lower, upper
+
+
+def _search(found: ObjectRecords, search: _Search, *, descending: bool) -> Sequence[Record]:
+    """The matching records in answer order.
+
+    A group whose filters all bear on the sort property is a slice of that sorted index
+    (found by bisection, nothing copied). Otherwise each group is narrowed by whichever
+    index (modification time or id) gives the fewer candidates, only those are checked
+    against the group's filters, and the union is sorted.
+    """
+    by_time, time_keys = found.by_modified()
+    by_id, id_keys = found.by_id()
+    id_names = frozenset({"hs_object_id"})
+
+    def time_span(group: list[_Filter]) -> tuple[int, int]:
+        lower, upper = _bounds(group, _HUBSPOT_MODIFIED)
+        return window(time_keys, lower, True, upper, True)
+
+    def id_span(group: list[_Filter]) -> tuple[int, int]:
+        lower, upper = _bounds(group, id_names)
+        start = 0 if lower is None else bisect.bisect_left(id_keys, lower)
+        stop = len(id_keys) if upper is None else bisect.bisect_right(id_keys, upper)
+        return start, max(start, stop)
+
+    ordered, names, span = (
+        (by_time, _HUBSPOT_MODIFIED, time_span)
+        if search.sort_by_modified
+        else (by_id, id_names, id_span)
+    )
+    groups = search.groups or [[]]
+    if len(groups) == 1 and all(rule.name in names for rule in groups[0]):
+        start, stop = span(groups[0])
+        matches: Sequence[Record] = ordered[start:stop]
     else:
-        properties.update(record.fields)
-    return {
-        "id": record.id,
-        "properties": properties,
-        "createdAt": hubspot_time(record.created),
-        "updatedAt": hubspot_time(record.modified),
-        "archived": False,
-    }
+        chosen: dict[str, Record] = {}
+        for group in groups:
+            (time_start, time_stop), (id_start, id_stop) = time_span(group), id_span(group)
+            if time_stop - time_start <= id_stop - id_start:
+                candidates = by_time[time_start:time_stop]
+            else:
+                candidates = by_id[id_start:id_stop]
+            for record in candidates:
+                if all(_passes(record, rule) for rule in group):
+                    chosen[record.id] = record
+        if search.sort_by_modified:
+            matches = sorted(chosen.values(), key=lambda r: (r.modified, int(r.id)))
+        else:
+            matches = sorted(chosen.values(), key=lambda r: int(r.id))
+    return matches[::-1] if descending else matches
 
 
 @dataclass(frozen=True)
 class _Soql:
     fields: list[str]
     object_name: str
-    since: datetime | None
-    inclusive: bool
-    ordered: bool
+    # Inclusive bounds on the modification time, in microseconds (None: unbounded).
+    lower: int | None
+    upper: int | None
+    order_by_id: bool
     descending: bool
     limit: int | None
 
 
 _SOQL = re.compile(
     r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
-    r"(?:\s+WHERE\s+LastModifiedDate\s*(?P<op>>=|>)\s*(?P<since>\S+))?"
-    r"(?P<order>\s+ORDER\s+BY\s+LastModifiedDate(?:\s+(?P<dir>ASC|DESC))?)?"
+    r"(?:\s+WHERE\s+(?P<where>.+?))?"
+    r"(?:\s+ORDER\s+BY\s+(?P<order>.+?))?"
     r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-_SYSTEM_FIELDS = ("Id", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+_SOQL_CONDITION = re.compile(
+    r"^(?P<field>SystemModstamp|LastModifiedDate)\s*(?P<op>>=|<=|>|<|=)\s*(?P<value>\S+)$",
+    re.IGNORECASE,
+)
+_SOQL_ORDER = re.compile(r"^(?P<field>\w+)(?:\s+(?P<dir>ASC|DESC))?$", re.IGNORECASE)
+_SOQL_TIMES = frozenset({"systemmodstamp", "lastmodifieddate"})
+_SOQL_HELP = (
+    "the sandbox understands SELECT <fields> FROM <object> "
+    "[WHERE SystemModstamp|LastModifiedDate <op> <datetime> [AND ...]] "
+    "[ORDER BY SystemModstamp|LastModifiedDate|Id [ASC|DESC][, Id [ASC|DESC]]] [LIMIT n]"
+)
 
 
 def _malformed(message: str) -> _ApiError:
@@ -474,48 +728,82 @@ def _malformed(message: str) -> _ApiError:
 def _parse_soql(soql: str) -> _Soql:
     match = _SOQL.match(soql)
     if match is None:
-        raise _malformed(
-            "the sandbox understands SELECT <fields> FROM <object> "
-            "[WHERE LastModifiedDate > <datetime>] [ORDER BY LastModifiedDate] [LIMIT n]"
-        )
-    since = None
-    if match["since"]:
-        try:
-            since = datetime.fromisoformat(match["since"])
-        except ValueError:
-            raise _malformed(f"invalid datetime literal {match['since']!r}") from None
-        if since.tzinfo is None:
-            raise _malformed(f"datetime literal {match['since']!r} needs a time zone (Z)")
+        raise _malformed(_SOQL_HELP)
+    lower: int | None = None
+    upper: int | None = None
+    if match["where"]:
+        for condition in re.split(r"\s+AND\s+", match["where"].strip(), flags=re.IGNORECASE):
+            found = _SOQL_CONDITION.match(condition.strip())
+            if found is None:
+                raise _malformed(f"unsupported condition {condition.strip()!r}; {_SOQL_HELP}")
+            value = micros(_soql_datetime(found["value"]))
+            op = found["op"]
+            if op in {">", ">=", "="}:
+                low = value + 1 if op == ">" else value
+                lower = low if lower is None else max(lower, low)
+            if op in {"<", "<=", "="}:
+                high = value - 1 if op == "<" else value
+                upper = high if upper is None else min(upper, high)
+    order_by_id, descending = False, False
+    if match["order"]:
+        items = [_SOQL_ORDER.match(item.strip()) for item in match["order"].split(",")]
+        if any(item is None for item in items) or len(items) > 2:
+            raise _malformed(_SOQL_HELP)
+        first = items[0]
+        assert first is not None
+        name = first["field"].lower()
+        if name not in _SOQL_TIMES | {"id"} or (
+            len(items) == 2 and (items[1] is None or items[1]["field"].lower() != "id")
+        ):
+            raise _malformed(_SOQL_HELP)
+        order_by_id = name == "id"
+        descending = (first["dir"] or "").upper() == "DESC"
     fields = [name.strip() for name in match["fields"].split(",")]
     if not all(fields):
         raise _malformed("empty field in the SELECT list")
     return _Soql(
         fields=fields,
         object_name=match["object"],
-        since=since,
-        inclusive=match["op"] == ">=",
-        ordered=match["order"] is not None,
-        descending=(match["dir"] or "").upper() == "DESC",
+        lower=lower,
+        upper=upper,
+        order_by_id=order_by_id,
+        descending=descending,
         limit=int(match["limit"]) if match["limit"] else None,
     )
 
 
-def _salesforce_row(object_name: str, record: Record, fields: list[str]) -> dict[str, Any]:
-    values: dict[str, str] = {
-        "Id": record.id,
-        "CreatedDate": salesforce_time(record.created),
-        "LastModifiedDate": salesforce_time(record.modified),
-        "SystemModstamp": salesforce_time(record.modified),
-        **record.fields,
-    }
-    by_lower = {name.lower(): name for name in values}
-    row: dict[str, Any] = {
-        "attributes": {
-            "type": object_name,
-            "url": f"{SALESFORCE_API}/sobjects/{object_name}/{record.id}",
-        }
-    }
-    for name in fields:
+def _soql_datetime(literal: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(literal)
+    except ValueError:
+        raise _malformed(f"invalid datetime literal {literal!r}") from None
+    if moment.tzinfo is None:
+        raise _malformed(f"datetime literal {literal!r} needs a time zone (Z)")
+    return moment
+
+
+def _salesforce_version(request: Request) -> str:
+    version = str(request.path_params["version"])
+    if not _SALESFORCE_VERSION.match(version):
+        raise _ApiError(
+            404,
+            _provider_error(
+                Provider.SALESFORCE, 404, "NOT_FOUND", "The requested resource does not exist"
+            ),
+        )
+    return version
+
+
+_SALESFORCE_VERSION = re.compile(r"^v\d{2}\.0$")
+
+
+def _salesforce_fields(query: _Soql, sample: list[Record]) -> list[str]:
+    """The SELECT list in the object's own spelling (field names are case-insensitive)."""
+    if not sample:
+        return query.fields
+    by_lower = {name.lower(): name for name in sample[0].salesforce_values()}
+    fields = []
+    for name in query.fields:
         canonical = by_lower.get(name.lower())
         if canonical is None:
             raise _ApiError(
@@ -524,10 +812,25 @@ def _salesforce_row(object_name: str, record: Record, fields: list[str]) -> dict
                     Provider.SALESFORCE,
                     400,
                     "INVALID_FIELD",
-                    f"no such column {name!r} on entity {object_name!r}",
+                    f"No such column {name!r} on entity {query.object_name!r}",
                 ),
             )
-        row[canonical] = values[canonical]
+        fields.append(canonical)
+    return fields
+
+
+def _salesforce_row(
+    version: str, object_name: str, record: Record, fields: list[str]
+) -> dict[str, Any]:
+    values = record.salesforce_values()
+    row: dict[str, Any] = {
+        "attributes": {
+            "type": object_name,
+            "url": f"/services/data/{version}/sobjects/{object_name}/{record.id}",
+        }
+    }
+    for name in fields:
+        row[name] = values[name]
     return row
 
 

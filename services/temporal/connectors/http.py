@@ -1,0 +1,177 @@
+"""The request machinery every connector shares: authentication, retries, error mapping.
+
+`send` retries what a later attempt can fix (429, 5xx, network failures) with jittered
+exponential backoff, waiting at least as long as the provider's Retry-After asks, within
+a time budget; when the budget would be overrun it raises ProviderUnavailable with the
+provider's Retry-After, so the caller (a Temporal activity) can wait outside the call.
+Everything else is mapped to the connector exceptions of `connectors.base`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from services.temporal.connectors.base import (
+    ProviderAuth,
+    ProviderRequestError,
+    ProviderUnavailable,
+    TokenRejected,
+)
+
+# Longest provider message kept in an exception (they end up in operation logs).
+MAX_MESSAGE = 300
+_BACKOFF = wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25)
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _wait(state: RetryCallState) -> float:
+    """Backoff, but never shorter than the provider's Retry-After."""
+    backoff = _BACKOFF(state)
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    if isinstance(error, _Retryable) and error.retry_after is not None:
+        return max(backoff, error.retry_after)
+    return backoff
+
+
+async def send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    auth: ProviderAuth,
+    params: Mapping[str, str] | None = None,
+    json: Any = None,
+    headers: Mapping[str, str] | None = None,
+    max_wait: float = 60.0,
+) -> httpx.Response:
+    """One provider call with retries; returns the successful (2xx) response.
+
+    Raises TokenRejected on 401, ProviderRequestError on other 4xx, ProviderUnavailable
+    when 429/5xx/network failures outlast max_wait seconds (or a Retry-After asks for
+    longer than what is left of it).
+    """
+    query = {**auth.query, **(params or {})}
+    all_headers = {**auth.headers, **(headers or {})}
+    content = orjson.dumps(json) if json is not None else None
+    if content is not None:
+        all_headers.setdefault("Content-Type", "application/json")
+    # Credential values and their last word (the token of `Bearer <token>`).
+    secrets = [
+        part
+        for value in (*auth.headers.values(), *auth.query.values())
+        for part in {value, value.rpartition(" ")[2]}
+        if len(part) >= 4
+    ]
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(_Retryable),
+        wait=_wait,
+        stop=stop_before_delay(max_wait),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    response = await http.request(
+                        method, url, params=query or None, content=content, headers=all_headers
+                    )
+                except httpx.TransportError as exc:
+                    raise _Retryable(
+                        f"{method} {_where(url)} failed: {type(exc).__name__}", None
+                    ) from exc
+                _check(method, url, response, secrets)
+                return response
+    except _Retryable as exc:
+        raise ProviderUnavailable(str(exc), retry_after=exc.retry_after) from None
+    raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON body; a body that is not JSON is the provider's error."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise ProviderRequestError(
+            f"{response.request.method} {_where(str(response.request.url))} answered "
+            f"{response.status_code} with a body that is not JSON",
+            status=response.status_code,
+        ) from None
+
+
+def _check(method: str, url: str, response: httpx.Response, secrets: list[str]) -> None:
+    status = response.status_code
+    if status < 300:
+        return
+    code, detail = provider_error(response.content)
+    summary = f"{method} {_where(url)} answered {status}" + (f" {code}" if code else "")
+    if detail:
+        summary += f": {detail}"
+    for secret in secrets:
+        # A provider echoing the credential back must not put it in our logs.
+        summary = summary.replace(secret, "[redacted]")
+    summary = summary[:MAX_MESSAGE]
+    if status == 401:
+        raise TokenRejected(summary)
+    if status == 429 or status >= 500:
+        raise _Retryable(summary, retry_after(response.headers.get("retry-after")))
+    raise ProviderRequestError(summary, status=status, code=code)
+
+
+def provider_error(body: bytes) -> tuple[str, str]:
+    """(error code, message) from the error bodies providers send: HubSpot's
+    {category, message}, Salesforce's [{errorCode, message}], OAuth's {error,
+    error_description}; empty strings when the body says nothing usable."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "", body[:MAX_MESSAGE].decode("utf-8", "replace").strip()
+    if isinstance(parsed, list) and parsed:
+        parsed = parsed[0]
+    if not isinstance(parsed, dict):
+        return "", ""
+    code = next((parsed[k] for k in ("errorCode", "category", "error", "code") if k in parsed), "")
+    message = next(
+        (parsed[k] for k in ("message", "error_description", "detail") if k in parsed), ""
+    )
+    return str(code), str(message)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds from either of its forms (delta seconds, HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _where(url: str) -> str:
+    """The URL without its query string (which may carry an API key)."""
+    return url.partition("?")[0]

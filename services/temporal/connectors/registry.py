@@ -1,0 +1,69 @@
+"""Which connector reads which provider, and how to call it for one connection."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ampmesh.platform.v1 import providers_pb2
+from ampmesh.token.v1 import token_manager_pb2
+
+from services.temporal.connectors.base import Connector, ProviderAuth
+from services.temporal.connectors.hubspot import HubSpotConnector
+from services.temporal.connectors.salesforce import SalesforceConnector
+
+# Connectors hold no per-connection state, so one of each serves every read.
+CONNECTORS: dict[str, Connector] = {
+    connector.provider: connector for connector in (HubSpotConnector(), SalesforceConnector())
+}
+# The catalog's URL templates: Go's {{.name}} / {{ .name }}.
+_PLACEHOLDER = re.compile(r"\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+class NoConnector(KeyError):
+    """No connector reads this provider's records."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def connector_for(provider: str) -> Connector:
+    """The connector of a catalog provider; NoConnector (a KeyError) when there is none."""
+    try:
+        return CONNECTORS[provider]
+    except KeyError:
+        known = ", ".join(sorted(CONNECTORS))
+        raise NoConnector(
+            f"reading {provider!r} records is not supported yet (connectors exist for {known})"
+        ) from None
+
+
+def provider_auth(
+    info: providers_pb2.ProviderInfo,
+    workspace: str,
+    token: token_manager_pb2.GetTokenResponse,
+    metadata: Mapping[str, str] | None = None,
+) -> ProviderAuth:
+    """The catalog's base URL with the connection's workspace (and metadata) filled in,
+    and the token-manager's attachments as headers and query parameters."""
+    values = {**(metadata or {}), "workspace": workspace}
+    missing = sorted({name for name in _PLACEHOLDER.findall(info.base_url) if not values.get(name)})
+    if missing:
+        raise ValueError(
+            f"the catalog's base URL for {info.name or 'the provider'} needs "
+            f"{', '.join(missing)}, which the connection does not have: reconnect it "
+            "naming its workspace"
+        )
+    base_url = _PLACEHOLDER.sub(lambda match: values[match.group(1)], info.base_url)
+    headers: dict[str, str] = {}
+    query: dict[str, str] = {}
+    access = token.token
+    for attachment in access.attachments:
+        if attachment.location == token_manager_pb2.ATTACHMENT_LOCATION_QUERY:
+            query[attachment.name] = attachment.value
+        else:
+            headers[attachment.name] = attachment.value
+    if not access.attachments and access.token:
+        # A token-manager answer without attachment rules: OAuth's default.
+        headers["Authorization"] = f"{access.token_type or 'Bearer'} {access.token}"
+    return ProviderAuth(base_url=base_url.rstrip("/"), headers=headers, query=query)

@@ -1,0 +1,206 @@
+"""What each record looks like in a read delivery, and how records become webhook bodies.
+
+A record is delivered as the reference's ResultEntry (proto ampmesh.events.v1.ResultEntry,
+JSON mapping):
+
+    {"fields": {...}, "mappedFields": {...}, "raw": {...}, "id": "..."}
+
+- `fields`: the selected provider fields that are not mapped, keyed by lower-cased
+  provider name (all of the record's fields when the installation selects "all");
+- `mappedFields`: builder name -> value of the provider field mapped to it (from the
+  manifest's fieldName/mapToName pairs and the installation's selected_field_mappings);
+  a mapped field is not repeated in `fields`, as the reference says fields holds only
+  unmapped ones;
+- `raw`: the record exactly as the provider returned it;
+- `id`: the provider's record id.
+
+Value mappings (selectedValueMappings): per field, delivered value -> provider value
+(the reference: "The key is the value delivered to the webhook, the value is the value
+coming from the provider API"). Reading applies them in reverse, to string values only,
+and leaves values without a mapping as they are. They apply where the field is
+delivered: under its builder name in `mappedFields` (the usual case: value mappings come
+with dynamic field mappings) or, when the key names an unmapped provider field, in
+`fields`. `raw` is never changed.
+
+Records are rendered once, with orjson, straight from the parsed provider JSON; bodies are
+spliced from the rendered bytes, so nothing is parsed or re-encoded on the way to the
+receiver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from ampmesh.manifest.v1 import config_pb2
+
+from services.temporal.connectors.base import Connector
+
+# Largest inline webhook body (read_result.proto: at most 300 KB).
+BODY_LIMIT = 300_000
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to ask the provider for and how to render each record."""
+
+    # Lower-cased provider fields delivered in `fields`; None delivers every field.
+    fields: frozenset[str] | None
+    # (builder name, lower-cased provider field) pairs delivered in `mappedFields`.
+    mappings: tuple[tuple[str, str], ...] = ()
+    # Field name (builder or lower-cased provider) -> {provider value: delivered value}.
+    value_mappings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Provider field names to request, in the installation's spelling, each once.
+    requested: tuple[str, ...] = ()
+    # The provider fields of `mappings`, kept out of `fields`.
+    mapped_sources: frozenset[str] = frozenset()
+
+    def provider_fields(self) -> list[str]:
+        """The fields to ask the provider for; empty asks for the connector's default set
+        (what "all" fields means without the provider's field metadata)."""
+        return [] if self.fields is None else list(self.requested)
+
+
+def selection_for(
+    read_object: config_pb2.ReadConfigObject, manifest_object: Mapping[str, Any] | None
+) -> Selection:
+    """The Selection of one installation's read object.
+
+    manifest_object is the revision's read object in its JSON form (requiredFields,
+    optionalFields with fieldName / mapToName; snake_case keys are accepted too), or None.
+    Required fields are always read; optional ones when the installation selects them.
+    Nested fields (JSONPath brackets) are requested as written but not looked into.
+    """
+    requested: dict[str, str] = {}  # lower-cased -> spelling, in first-seen order
+    selected: set[str] = set()
+    mappings: dict[str, str] = {}
+
+    def want(name: str) -> str:
+        lowered = name.lower()
+        requested.setdefault(lowered, name)
+        return lowered
+
+    for name, on in read_object.selected_fields.items():
+        if on:
+            selected.add(want(name))
+    for builder, provider_field in read_object.selected_field_mappings.items():
+        if provider_field:
+            mappings[builder] = want(provider_field)
+    manifest = manifest_object or {}
+    for entry in _entries(manifest, "requiredFields", "required_fields"):
+        name, map_to = _field_name(entry), _map_to_name(entry)
+        if name and map_to:
+            mappings.setdefault(map_to, want(name))
+        elif name:
+            selected.add(want(name))
+    for entry in _entries(manifest, "optionalFields", "optional_fields"):
+        name, map_to = _field_name(entry), _map_to_name(entry)
+        # An optional field the manifest renames is delivered renamed once selected.
+        if name and map_to and name.lower() in selected:
+            mappings.setdefault(map_to, name.lower())
+    value_mappings = {
+        key if key in mappings else key.lower(): _reversed(struct)
+        for key, struct in read_object.selected_value_mappings.items()
+    }
+    every = read_object.selected_fields_auto == "all"
+    mapped = set(mappings.values())
+    return Selection(
+        fields=None if every else frozenset(selected - mapped),
+        mappings=tuple(mappings.items()),
+        value_mappings={k: v for k, v in value_mappings.items() if v},
+        requested=tuple(requested.values()),
+        mapped_sources=frozenset(mapped),
+    )
+
+
+def render_record(connector: Connector, raw: dict[str, Any], selection: Selection) -> bytes:
+    """One ResultEntry as JSON bytes."""
+    values = connector.field_values(raw)
+    mapped_sources = selection.mapped_sources
+    fields: dict[str, Any]
+    if selection.fields is None:
+        # Serialized, not kept: no copy unless something is taken out or changed.
+        if mapped_sources or selection.value_mappings:
+            fields = {k: v for k, v in values.items() if k not in mapped_sources}
+        else:
+            fields = values
+    else:
+        wanted = selection.fields
+        fields = {k: v for k, v in values.items() if k in wanted}
+    mapped = {builder: values[source] for builder, source in selection.mappings if source in values}
+    if selection.value_mappings:
+        _map_values(fields, selection.value_mappings)
+        _map_values(mapped, selection.value_mappings)
+    return orjson.dumps(
+        {"fields": fields, "mappedFields": mapped, "raw": raw, "id": connector.record_id(raw)}
+    )
+
+
+def pack_bodies(
+    header: Mapping[str, Any], records: list[bytes], limit: int = BODY_LIMIT
+) -> list[tuple[bytes, int]]:
+    """WebhookMessage bodies holding the rendered records, in order, each at most limit
+    bytes, as (body, record count) pairs. header is the message's JSON mapping without
+    `result`; each body gets `resultInfo: {"type": "inline", "numRecords": n}`.
+
+    A record that alone exceeds the limit still goes alone in a body over the limit:
+    splitting a record is not possible, and dropping it would lose data silently (the
+    caller decides what to do with an oversized body). No records give one empty body.
+    """
+    base = orjson.dumps({k: v for k, v in header.items() if k not in ("result", "resultInfo")})
+    prefix = base[:-1] + (b"," if len(base) > 2 else b"") + b'"resultInfo":{"type":"inline",'
+    prefix += b'"numRecords":'
+    middle, suffix = b'},"result":[', b"]}"
+    # Sized with the widest count any part can have, so every part fits.
+    overhead = len(prefix) + len(str(len(records))) + len(middle) + len(suffix)
+    parts: list[tuple[bytes, int]] = []
+    chunk: list[bytes] = []
+    size = overhead
+    for record in records:
+        added = len(record) + (1 if chunk else 0)
+        if chunk and size + added > limit:
+            parts.append(_body(prefix, middle, suffix, chunk))
+            chunk, size, added = [], overhead, len(record)
+        chunk.append(record)
+        size += added
+    if chunk or not parts:
+        parts.append(_body(prefix, middle, suffix, chunk))
+    return parts
+
+
+def _body(prefix: bytes, middle: bytes, suffix: bytes, chunk: list[bytes]) -> tuple[bytes, int]:
+    count = len(chunk)
+    return b"".join((prefix, str(count).encode(), middle, b",".join(chunk), suffix)), count
+
+
+def _map_values(values: dict[str, Any], mappings: Mapping[str, Mapping[str, Any]]) -> None:
+    for name, mapping in mappings.items():
+        value = values.get(name)
+        if isinstance(value, str) and value in mapping:
+            values[name] = mapping[value]
+
+
+def _reversed(struct: Any) -> dict[str, Any]:
+    """{delivered: provider} (the config's direction) as {provider: delivered}."""
+    reverse: dict[str, Any] = {}
+    for delivered, value in struct.fields.items():
+        if value.WhichOneof("kind") == "string_value":
+            reverse[value.string_value] = delivered
+    return reverse
+
+
+def _entries(manifest: Mapping[str, Any], *keys: str) -> Iterable[Mapping[str, Any]]:
+    for key in keys:
+        for entry in manifest.get(key) or []:
+            if isinstance(entry, Mapping):
+                yield entry
+
+
+def _field_name(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("fieldName") or entry.get("field_name") or "")
+
+
+def _map_to_name(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("mapToName") or entry.get("map_to_name") or "")
