@@ -14,16 +14,15 @@ from ampmesh.platform.v1 import provider_apps_pb2
 
 from services.api.catalog import load_catalog
 from services.api.context import ApiPolicy
-from services.api.platform import destinations
 from services.api.platform.destinations import (
-    Resolver,
     new_signing_key,
     type_problem,
     webhook_header_problems,
-    webhook_url_problem,
 )
 from services.api.platform.provider_apps import metadata_problems, provider_problem
 from services.api.platform.topics import EVENT_TYPES, event_type_problem
+from services.runtime import webhook_urls
+from services.runtime.webhook_urls import Resolver, webhook_url_problem
 
 PRODUCTION = ApiPolicy(allow_loopback_webhooks=False, refuse_private_destinations=True)
 LOCAL_MESH = ApiPolicy(allow_loopback_webhooks=True, refuse_private_destinations=False)
@@ -115,7 +114,7 @@ async def test_production_refuses(url: str, expected: str) -> None:
 
 
 async def test_a_resolver_that_hangs_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(destinations, "RESOLVE_TIMEOUT_SECONDS", 0.01)
+    monkeypatch.setattr(webhook_urls, "RESOLVE_TIMEOUT_SECONDS", 0.01)
 
     async def hang(host: str) -> list[str]:
         await asyncio.Event().wait()

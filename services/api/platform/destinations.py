@@ -12,23 +12,20 @@ GetDestination with includeSecrets=true, which can also rotate it.
 
 What messenger reads (issue #6): `destinations.metadata` is the DestinationMetadata
 message in its JSON mapping (`{"url": ..., "headers": {...}}`); `destinations.secrets_sealed`
-opens with `open_secrets` to `{"webhookSigningKey": "whsec_..."}`. It should re-check the
-URL with `webhook_url_problem` before each delivery: DNS can change after create.
+opens with `services.runtime.destination_secrets.open_secrets` to
+`{"webhookSigningKey": "whsec_..."}`. It should re-check the URL with
+`webhook_url_problem` before each delivery: DNS can change after create.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import ipaddress
 import json
 import re
 import secrets
-import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -45,9 +42,10 @@ from services.api.platform.common import (
     list_in_project,
     with_times,
 )
-from services.runtime.secretbox import Sealed, SecretBox
+from services.runtime.destination_secrets import open_secrets, seal_secrets
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
+from services.runtime.webhook_urls import webhook_url_problem
 
 WEBHOOK = "webhook"
 # The reference's other destination types: valid names, not delivered to yet.
@@ -95,13 +93,7 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
 HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CR/LF would inject
 MAX_HEADERS = 32
 MAX_HEADER_VALUE = 4096
-MAX_URL = 2048
-
-RESOLVE_TIMEOUT_SECONDS = 3.0
 SIGNING_KEY_PREFIX = "whsec_"
-
-Resolver = Callable[[str], Awaitable[list[str]]]
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 # --- rules ------------------------------------------------------------------------------
@@ -124,104 +116,6 @@ def type_problem(kind: str) -> str | None:
         return f"destinations of type {kind!r} are not supported yet: use {WEBHOOK!r}"
     known = ", ".join((WEBHOOK, *NOT_SUPPORTED_YET))
     return f"{kind!r} is not a destination type (one of {known})"
-
-
-async def resolve_host(host: str) -> list[str]:
-    """The addresses host resolves to (the system resolver, off the event loop)."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def _is_loopback_name(host: str) -> bool:
-    # RFC 6761: localhost and its subdomains are always loopback.
-    return host == "localhost" or host.endswith(".localhost")
-
-
-def _as_ip(text: str) -> IpAddress | None:
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    # An IPv4-mapped IPv6 address (::ffff:10.0.0.1) reaches the IPv4 host it holds.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def address_kind(address: IpAddress) -> str | None:
-    """Why a destination must not reach address ("a private address", …), or None when
-    it is a public unicast address."""
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.is_unspecified or address.is_multicast or address.is_reserved:
-        return "a reserved address"
-    if address.is_private or not address.is_global:
-        return "a private address"
-    return None
-
-
-async def webhook_url_problem(
-    url: str, policy: ApiPolicy, resolve: Resolver = resolve_host
-) -> str | None:
-    """Why url cannot be a webhook destination under policy, or None when it can.
-
-    https:// only; http:// only to a loopback host (127.0.0.0/8, ::1, localhost) when
-    policy.allow_loopback_webhooks. With policy.refuse_private_destinations, the host must
-    resolve (within RESOLVE_TIMEOUT_SECONDS) to public addresses only; loopback ones pass
-    when loopback webhooks are allowed.
-    """
-    if not url:
-        return "is required: an absolute https:// URL"
-    if len(url) > MAX_URL:
-        return f"must be at most {MAX_URL} characters"
-    if any(c.isspace() or not c.isprintable() for c in url):
-        return "must not contain spaces or control characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (urlsplit checks the port only when asked)
-    except ValueError:
-        return "is not a valid URL"
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if scheme not in ("https", "http") or not host:
-        return "must be an absolute https:// URL"
-    literal = _as_ip(host)
-    loopback = _is_loopback_name(host) or (literal is not None and literal.is_loopback)
-    if scheme == "http":
-        if not policy.allow_loopback_webhooks:
-            return "must use https://"
-        if not loopback:
-            return (
-                "must use https://; http:// is allowed only to loopback hosts (127.0.0.1, "
-                "::1, localhost) in this deployment"
-            )
-    if not policy.refuse_private_destinations:
-        return None
-    if literal is not None:
-        addresses = [literal]
-    else:
-        try:
-            async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
-                resolved = await resolve(host)
-        except TimeoutError:
-            return f"host {host!r} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g} s"
-        except (OSError, UnicodeError):
-            return f"host {host!r} does not resolve"
-        addresses = [a for a in (_as_ip(text.split("%")[0]) for text in resolved) if a]
-        if not addresses:
-            return f"host {host!r} does not resolve"
-    for address in addresses:
-        if address.is_loopback and policy.allow_loopback_webhooks:
-            continue
-        kind = address_kind(address)
-        if kind is not None:
-            return (
-                f"host {host!r} resolves to {address}, {kind}: destinations must be "
-                "reachable on the public internet"
-            )
-    return None
 
 
 def webhook_header_problems(headers: Mapping[str, str], at: str) -> dict[str, str]:
@@ -274,20 +168,6 @@ async def webhook_metadata_problems(
 
 def new_signing_key() -> str:
     return SIGNING_KEY_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def _associated(destination_id: str) -> bytes:
-    return f"destinations:{destination_id}:secrets".encode()
-
-
-def seal_secrets(box: SecretBox, destination_id: str, values: Mapping[str, str]) -> Sealed:
-    return box.seal(json.dumps(dict(values)).encode(), _associated(destination_id))
-
-
-def open_secrets(box: SecretBox, destination_id: str, key_id: str, data: bytes) -> dict[str, str]:
-    """A destination's secrets ({"webhookSigningKey": ...}) from its row's sealed columns."""
-    opened: dict[str, str] = json.loads(box.open(Sealed(key_id, data), _associated(destination_id)))
-    return opened
 
 
 # --- the service ------------------------------------------------------------------------

@@ -1,0 +1,90 @@
+"""Events and waits the messenger tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+from ampmesh.events.v1 import read_result_pb2
+from ampmesh.events.v1.envelope_pb2 import Envelope
+
+from services.runtime.events import new_envelope
+
+PATIENCE = 20.0  # bound of waits, never an assertion about speed
+
+
+def page_envelope(
+    project_id: str,
+    destination_id: str,
+    *,
+    operation_id: str = "",
+    page: int = 1,
+    records: int = 3,
+) -> Envelope:
+    operation_id = operation_id or str(uuid.uuid4())
+    body = orjson.dumps(
+        {
+            "projectId": project_id,
+            "operationId": operation_id,
+            "objectName": "contacts",
+            "resultInfo": {"type": "inline", "numRecords": records},
+            "result": [{"fields": {"id": str(i)}} for i in range(records)],
+        }
+    )
+    message = read_result_pb2.WebhookMessage(
+        project_id=project_id,
+        operation_id=operation_id,
+        installation_id=str(uuid.uuid4()),
+        object_name="contacts",
+        action="read",
+        result_info=read_result_pb2.ResultInfo(type="inline", num_records=records),
+    )
+    return new_envelope(
+        project_id=project_id,
+        idempotency_key=f"{operation_id}/page/{page}/part/1",
+        source="test",
+        read_result_page=read_result_pb2.ReadResultPage(
+            message=message,
+            destination_id=destination_id,
+            page_number=page,
+            part_number=1,
+            part_count=1,
+            body=body,
+        ),
+    )
+
+
+async def delivery_row(pool: asyncpg.Pool, delivery_id: str) -> asyncpg.Record | None:
+    return await pool.fetchrow("SELECT * FROM webhook_deliveries WHERE id = $1", delivery_id)
+
+
+async def until(pool: asyncpg.Pool, query: str, *args: Any, patience: float = PATIENCE) -> Any:
+    """Poll query until it returns a truthy value (a bounded wait)."""
+    async with asyncio.timeout(patience):
+        while True:
+            value = await pool.fetchval(query, *args)
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+
+
+async def settled(pool: asyncpg.Pool, delivery_id: str, status: str) -> asyncpg.Record:
+    await until(
+        pool,
+        "SELECT true FROM webhook_deliveries WHERE id = $1 AND status = $2",
+        delivery_id,
+        status,
+    )
+    row = await delivery_row(pool, delivery_id)
+    assert row is not None
+    return row
+
+
+async def attempts(pool: asyncpg.Pool, delivery_id: str) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT * FROM webhook_delivery_attempts WHERE delivery_id = $1 ORDER BY number",
+        delivery_id,
+    )
