@@ -1,10 +1,12 @@
 """`python -m services.scribe`: the scribe service.
 
-Built: the connection history (issue #5). Scribe consumes `ampmesh-connections.scribe`
-and records every connection event once, with the status it leaves
-(services/scribe/connections.py). Its gRPC API (ingestion status, dead letters) and the
-persistence of operations, logs and progress are issue #6: those RPCs answer
-UNIMPLEMENTED.
+Scribe consumes its three subscriptions, `ampmesh-connections.scribe` (connection history
+and status, services/scribe/connections.py), `ampmesh-operations.scribe` (operations and
+backfill progress) and `ampmesh-logs.scribe` (operation logs, both
+services/scribe/operations.py), plus the dead-letter subscription the launcher creates
+beside each (`<subscription>.dead-letter`), and persists every event once
+(services/scribe/ingest.py: counters, dead letters). It serves ScribeService
+(services/scribe/service.py): ingestion status, dead letters and their retry.
 """
 
 from __future__ import annotations
@@ -21,17 +23,18 @@ from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.events import PubSubSettings
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
-from services.runtime.subscriber import consume
-from services.runtime.unimplemented import partially_built
-from services.scribe.connections import ConnectionHistory
+from services.runtime.subscriber import consume_raw, keep_consuming
+from services.scribe.ingest import DEAD_LETTER_SUFFIX, Ingestion
+from services.scribe.service import Scribe
 
 # The mesh identities allowed to call it; any other certificate is refused.
 CALLERS = ("api", "mcpanda")
-NOT_BUILT = "scribe's API and the persistence of operations and logs are built by issue #6"
 CONNECTIONS_SUBSCRIPTION = "ampmesh-connections.scribe"
-# After the stream ends for good (e.g. the subscription is missing), wait this long
-# before subscribing again, doubling up to the cap.
-_RESUBSCRIBE_FIRST, _RESUBSCRIBE_CAP = 1.0, 60.0
+SUBSCRIPTIONS = (
+    CONNECTIONS_SUBSCRIPTION,
+    "ampmesh-operations.scribe",
+    "ampmesh-logs.scribe",
+)
 
 _log = get_logger("ampmesh.scribe")
 
@@ -41,28 +44,6 @@ class ScribeSettings(PubSubSettings):
         SecretStr(""), description="PostgreSQL URL (postgresql://user:password@host:port/db)"
     )
     max_messages: int = Field(100, ge=1, description="events handled at once per subscription")
-
-
-class Scribe(scribe_pb2_grpc.ScribeServiceServicer):
-    """No RPC is built yet (issue #6); partially_built answers each with UNIMPLEMENTED."""
-
-
-async def keep_consuming(run: Callable[[], Awaitable[None]], subscription: str) -> None:
-    """Run a consumer until cancelled, subscribing again (backing off) whenever its stream
-    ends, so a Pub/Sub outage or a late subscription never stops the service."""
-    delay = _RESUBSCRIBE_FIRST
-    while True:
-        try:
-            await run()
-        except Exception as error:
-            _log.warning(
-                "subscription stream ended; subscribing again",
-                subscription=subscription,
-                error=type(error).__name__,
-                retry_in=delay,
-            )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, _RESUBSCRIBE_CAP)
 
 
 @contextlib.asynccontextmanager
@@ -75,34 +56,44 @@ async def open_services(settings: ScribeSettings) -> AsyncIterator[list[Service]
     async with open_pool(
         settings.database_url.get_secret_value(), needed_for="record events"
     ) as pool:
-        history = ConnectionHistory(pool)
-        consumer = asyncio.create_task(
-            keep_consuming(
-                lambda: consume(
-                    CONNECTIONS_SUBSCRIPTION,
-                    history.handle,
-                    emulator_host=settings.pubsub_emulator_host,
-                    project=settings.pubsub_project,
-                    max_messages=settings.max_messages,
-                ),
-                CONNECTIONS_SUBSCRIPTION,
-            ),
-            name="consumer " + CONNECTIONS_SUBSCRIPTION,
-        )
+        ingestion = Ingestion.standard(pool)
+        tasks = [asyncio.create_task(ingestion.counters.run(), name="ingestion counters")]
+        for subscription in SUBSCRIPTIONS:
+            for name in (subscription, subscription + DEAD_LETTER_SUFFIX):
+                tasks.append(
+                    asyncio.create_task(
+                        keep_consuming(_consumer(settings, name, ingestion), name),
+                        name="consumer " + name,
+                    )
+                )
         try:
             yield [
-                partially_built(
+                Service.from_servicer(
                     scribe_pb2.DESCRIPTOR.services_by_name["ScribeService"],
                     scribe_pb2_grpc.add_ScribeServiceServicer_to_server,
-                    Scribe(),
-                    NOT_BUILT,
+                    Scribe(ingestion),
                 )
             ]
         finally:
-            # Before the pool closes: in-flight events are nacked and come back later.
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            # Before the pool closes: in-flight events are nacked and come back later;
+            # the counters' task saves what it counted as it stops.
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+def _consumer(
+    settings: ScribeSettings, subscription: str, ingestion: Ingestion
+) -> Callable[[], Awaitable[None]]:
+    return lambda: consume_raw(
+        subscription,
+        ingestion.handle,
+        emulator_host=settings.pubsub_emulator_host,
+        project=settings.pubsub_project,
+        max_messages=settings.max_messages,
+    )
 
 
 def main() -> None:

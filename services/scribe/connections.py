@@ -22,7 +22,6 @@ from google.protobuf import json_format
 
 from services.runtime.database import is_uuid
 from services.runtime.events import payload_names, payload_of
-from services.runtime.logs import get_logger
 
 CONNECTION_PAYLOADS = payload_names(
     "connection_created",
@@ -46,32 +45,15 @@ _ConnectionPayload = (
     | ce.ConnectionError
 )
 
-_log = get_logger("ampmesh.scribe.connections")
-
 
 class InvalidEvent(ValueError):
-    """The event lacks what its contract promises; it is nacked (and dead-lettered after
-    the subscription's attempts) rather than recorded wrongly."""
+    """The event lacks what its contract promises: scribe dead-letters it at once
+    (services/scribe/ingest.py) rather than record it wrongly."""
 
 
 class ConnectionHistory:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-
-    async def handle(
-        self, envelope: Envelope, attributes: Mapping[str, str], delivery_attempt: int | None
-    ) -> None:
-        """The subscription's handler: records connection events, ignores the rest."""
-        if envelope.WhichOneof("payload") not in CONNECTION_PAYLOADS:
-            _log.warning("not a connection event; ignored", event_type=envelope.meta.type)
-            return
-        new = await self.record(envelope)
-        _log.info(
-            "connection event recorded" if new else "connection event already recorded",
-            event_id=envelope.meta.id,
-            event_type=envelope.meta.type,
-            delivery_attempt=delivery_attempt,
-        )
 
     async def record(self, envelope: Envelope) -> bool:
         """Record one connection event; False when its idempotency key was seen before."""
