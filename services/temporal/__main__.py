@@ -5,7 +5,9 @@ runs. At start it connects to the Temporal server and checks our namespace (a me
 workers could not reach Temporal must not report healthy), opens PostgreSQL and the
 token-manager channel, makes sure the keep-alive schedule exists, and runs one worker per
 task queue (worker.py) for the process's lifetime; it serves gRPC health, so the launcher
-and the edge supervise it like the others. On SIGTERM the gRPC server drains first, then
+and the edge supervise it like the others. The reads worker also holds one HTTP client
+(the connectors' connection pool), a Pub/Sub publisher and the catalog (pointed at the
+provider sandbox when AMPMESH_SANDBOX_URL is set). On SIGTERM the gRPC server drains first, then
 the workers stop (activities in flight get worker.GRACEFUL_SHUTDOWN).
 """
 
@@ -18,23 +20,42 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
+import asyncpg
+import httpx
+from ampmesh.platform.v1 import providers_pb2
+from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
 from services.api.catalog import load_catalog
+from services.api.catalog.sandbox import point_at_sandbox
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
+from services.runtime.events import PubSubSettings
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
 from services.runtime.token_manager_client import TokenManagerClientSettings, token_manager_stub
+from services.temporal.connectors import registry
 from services.temporal.keep_alive import KeepAliveActivities
-from services.temporal.worker import connections_worker, ensure_keep_alive_schedule
+from services.temporal.reads import shape
+from services.temporal.reads.activities import ReadActivities
+from services.temporal.reads.publish import Publisher
+from services.temporal.worker import (
+    connections_worker,
+    ensure_keep_alive_schedule,
+    reads_worker,
+)
 
 _log = get_logger("ampmesh.temporal")
 
 
-class TemporalWorkerSettings(TokenManagerClientSettings):
+# The connectors' pool: reads of many installations share it; a page is one request.
+HTTP_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings):
     temporal_address: str = Field(
         ..., min_length=1, description="the Temporal frontend, host:port (e.g. 127.0.0.1:7233)"
     )
@@ -47,6 +68,9 @@ class TemporalWorkerSettings(TokenManagerClientSettings):
     )
     keep_alive_every_seconds: int = Field(
         3600, gt=0, description="seconds between token keep-alive passes (the schedule's interval)"
+    )
+    sandbox_url: str = Field(
+        "", description="provider sandbox URL: hubspot and salesforce point at it when set"
     )
 
 
@@ -93,12 +117,15 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
             open_pool(
                 settings.database_url.get_secret_value(),
                 needed_for="find the connections to keep alive",
-                max_size=4,
+                max_size=8,
             )
         )
-        keep_alive = KeepAliveActivities(
-            pool, token_manager_stub(settings, resources), load_catalog()
-        )
+        catalog = load_catalog()
+        if settings.sandbox_url:
+            catalog = point_at_sandbox(catalog, settings.sandbox_url)
+        tokens = token_manager_stub(settings, resources)
+        keep_alive = KeepAliveActivities(pool, tokens, catalog)
+        reads = await _read_activities(settings, resources, pool, tokens, catalog, client)
         await ensure_keep_alive_schedule(
             client, timedelta(seconds=settings.keep_alive_every_seconds)
         )
@@ -107,7 +134,37 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
         await resources.enter_async_context(
             connections_worker(client, keep_alive, on_fatal_error=_stop_process)
         )
+        await resources.enter_async_context(
+            reads_worker(client, reads, on_fatal_error=_stop_process)
+        )
         yield []
+
+
+async def _read_activities(
+    settings: TemporalWorkerSettings,
+    resources: AsyncExitStack,
+    pool: asyncpg.Pool,
+    tokens: token_manager_pb2_grpc.TokenManagerServiceStub,
+    catalog: dict[str, providers_pb2.ProviderInfo],
+    client: Client,
+) -> ReadActivities:
+    """The reads queue's activities; the publisher and HTTP client close with resources."""
+    publisher = Publisher.open(settings.pubsub_emulator_host, settings.pubsub_project)
+    resources.callback(publisher.close)
+    http = await resources.enter_async_context(
+        httpx.AsyncClient(limits=HTTP_LIMITS, timeout=HTTP_TIMEOUT)
+    )
+    return ReadActivities(
+        pool=pool,
+        tokens=tokens,
+        catalog=catalog,
+        http=http,
+        publisher=publisher,
+        client=client,
+        connector_for=registry.connector_for,
+        auth_for=registry.provider_auth,
+        shaping=shape,
+    )
 
 
 async def _stop_process(error: BaseException) -> None:

@@ -2,8 +2,9 @@
 
 Queue `connections`: the token keep-alive (workflow TokenKeepAlive, activity
 keep_alive_batch), started every `keep_alive_every` by the schedule
-`ampmesh-token-keep-alive`. Issue #6 adds `reads`, `writes`, … beside it, each its own
-Worker in this process.
+`ampmesh-token-keep-alive`. Queue `reads`: BackfillRead, ScheduledRead and TriggeredRead
+(reads/workflows.py) and their activities (reads/activities.py); the api starts them and
+makes the schedules. `writes`, … come beside them, each its own Worker in this process.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from services.runtime.logs import get_logger
+from services.runtime.read_workflows import READS_QUEUE
 from services.temporal.keep_alive import KeepAliveActivities
 from services.temporal.keep_alive_workflow import WORKFLOW_NAME, TokenKeepAlive
+from services.temporal.reads.activities import ReadActivities
+from services.temporal.reads.workflows import BackfillRead, ScheduledRead, TriggeredRead
 
 CONNECTIONS_QUEUE = "connections"
 KEEP_ALIVE_SCHEDULE_ID = "ampmesh-token-keep-alive"
@@ -63,6 +67,25 @@ def connections_worker(
         task_queue=task_queue,
         workflows=[TokenKeepAlive],
         activities=[keep_alive.keep_alive_batch],
+        workflow_runner=WORKFLOW_RUNNER,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        on_fatal_error=on_fatal_error,
+    )
+
+
+def reads_worker(
+    client: Client,
+    reads: ReadActivities,
+    *,
+    task_queue: str = READS_QUEUE,
+    on_fatal_error: FatalErrorHandler | None = None,
+) -> Worker:
+    """The worker of the reads queue (run it with `async with`)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BackfillRead, ScheduledRead, TriggeredRead],
+        activities=[reads.open_read, reads.read_pages, reads.save_read_watermark, reads.close_read],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         on_fatal_error=on_fatal_error,

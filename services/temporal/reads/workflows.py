@@ -1,0 +1,408 @@
+"""The read workflows: BackfillRead, TriggeredRead and ScheduledRead (task queue `reads`).
+
+Each is open_read, then read_pages calls (many pages each) until the window is read,
+then save_read_watermark (backfill and scheduled) and close_read. The activities live in
+activities.py and are called by name: the workflow sandbox re-imports this module on
+every run, so it imports only generated messages, temporalio and the shared names.
+
+A provider refusing the request for good (a non-retryable ApplicationError from
+read_pages) ends the operation in FAILURE; unavailability is retried by the activity's
+retry policy without limit, so a backfill outlives a provider outage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ampmesh.events.v1 import envelope_pb2
+from ampmesh.events.v1 import operation_events_pb2 as operations_pb2
+from ampmesh.workflows.v1 import (
+    backfill_read_pb2,
+    read_operation_pb2,
+    read_page_pb2,
+    scheduled_read_pb2,
+    triggered_read_pb2,
+)
+from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
+from google.protobuf import message as protobuf_message
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from services.runtime.read_workflows import (
+    BACKFILL_WORKFLOW,
+    SCHEDULED_WORKFLOW,
+    TRIGGERED_WORKFLOW,
+)
+
+OPEN_READ_ACTIVITY = "open_read"
+READ_PAGES_ACTIVITY = "read_pages"
+SAVE_WATERMARK_ACTIVITY = "save_read_watermark"
+CLOSE_READ_ACTIVITY = "close_read"
+
+# Error types the activities raise non-retryably (ApplicationError.type).
+INSTALLATION_GONE = "InstallationGone"
+PROVIDER_REQUEST_ERROR = "ProviderRequestError"
+
+# Pages per read_pages call: enough that Temporal's per-activity cost (a few history
+# events, two round trips, and draining the call's pages in flight) is small next to the
+# pages' own. A retried call resumes from its last heartbeat, so size costs no rework.
+PAGES_PER_CALL = 200
+# read_pages calls per run before continuing as new: keeps a million-record backfill's
+# history as short to replay as a small one's.
+CALLS_PER_RUN = 100
+
+# A call reads PAGES_PER_CALL pages; each page is one provider request with its own
+# retries (connectors.http), so minutes are generous. The heartbeat after every page
+# lets a killed worker's call be retried elsewhere within seconds.
+READ_PAGES_TIMEOUT = timedelta(minutes=10)
+READ_PAGES_HEARTBEAT = timedelta(seconds=10)
+# No attempt limit: a provider outage is waited out (the backoff is capped); only
+# non-retryable errors (the provider refusing the request) end the read.
+READ_PAGES_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=0,
+)
+# The bookkeeping activities talk to PostgreSQL and Pub/Sub only.
+BOOKKEEPING_TIMEOUT = timedelta(minutes=1)
+BOOKKEEPING_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
+
+
+# Set by Temporal on every workflow a schedule starts: the time the run was due.
+SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
+
+@dataclass
+class _Outcome:
+    cursor: target_pb2.ReadCursor
+    status: int
+    error: str
+    estimated_total: int | None
+
+
+def _now_meta(given: envelope_pb2.EventMeta, message: type[protobuf_message.Message]) -> None:
+    """Complete a run's meta in place: its type, source, time and key (a schedule's
+    argument is fixed when the schedule is made, so it carries no time or key)."""
+    given.type = given.type or message.DESCRIPTOR.full_name
+    given.source = given.source or "temporal"
+    if not given.HasField("time"):
+        given.time.FromDatetime(workflow.now())
+    if not given.id:
+        given.id = str(workflow.uuid4())
+    if not given.idempotency_key:
+        given.idempotency_key = workflow.info().workflow_id
+
+
+async def _open(
+    meta: envelope_pb2.EventMeta,
+    target: target_pb2.ObjectTarget,
+    operation_id: str,
+    read_type: int,
+    *,
+    since: datetime | None,
+    until: datetime,
+    full_history: bool = False,
+    page_size: int = 0,
+) -> read_operation_pb2.OpenReadOutput:
+    request = read_operation_pb2.OpenReadInput(
+        meta=meta,
+        target=target,
+        operation_id=operation_id,
+        read_type=read_type,  # type: ignore[arg-type]
+        full_history=full_history,
+        page_size=page_size,
+        workflow_id=workflow.info().workflow_id,
+        workflow_run_id=workflow.info().run_id,
+    )
+    if since is not None:
+        request.since.FromDatetime(since)
+    request.until.FromDatetime(until)
+    result: read_operation_pb2.OpenReadOutput = await workflow.execute_activity(
+        OPEN_READ_ACTIVITY,
+        request,
+        result_type=read_operation_pb2.OpenReadOutput,
+        start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+        retry_policy=BOOKKEEPING_RETRY,
+    )
+    return result
+
+
+async def _read_window(
+    meta: envelope_pb2.EventMeta,
+    target: target_pb2.ObjectTarget,
+    operation_id: str,
+    read_type: int,
+    cursor: target_pb2.ReadCursor,
+    page_size: int,
+) -> tuple[_Outcome, bool]:
+    """Read from cursor until the window is done or this run has made CALLS_PER_RUN
+    calls; the outcome, and whether the window is finished (else: continue as new)."""
+    estimated: int | None = None
+    for _ in range(CALLS_PER_RUN):
+        request = read_page_pb2.ReadPageInput(
+            meta=meta,
+            target=target,
+            operation_id=operation_id,
+            read_type=read_type,  # type: ignore[arg-type]
+            cursor=cursor,
+            page_size=page_size,
+            max_pages=PAGES_PER_CALL,
+        )
+        try:
+            result: read_page_pb2.ReadPageOutput = await workflow.execute_activity(
+                READ_PAGES_ACTIVITY,
+                request,
+                result_type=read_page_pb2.ReadPageOutput,
+                start_to_close_timeout=READ_PAGES_TIMEOUT,
+                heartbeat_timeout=READ_PAGES_HEARTBEAT,
+                retry_policy=READ_PAGES_RETRY,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(error)
+            return _Outcome(
+                cursor, operations_pb2.OPERATION_STATUS_FAILURE, message, estimated
+            ), True
+        cursor = result.cursor
+        if result.HasField("records_estimated_total"):
+            estimated = result.records_estimated_total
+        if result.done:
+            return _Outcome(cursor, operations_pb2.OPERATION_STATUS_SUCCESS, "", estimated), True
+        if workflow.info().is_continue_as_new_suggested():
+            break
+    return _Outcome(cursor, operations_pb2.OPERATION_STATUS_IN_PROGRESS, "", estimated), False
+
+
+async def _save_watermark(
+    meta: envelope_pb2.EventMeta,
+    target: target_pb2.ObjectTarget,
+    operation_id: str,
+    cursor: target_pb2.ReadCursor,
+) -> None:
+    await workflow.execute_activity(
+        SAVE_WATERMARK_ACTIVITY,
+        read_page_pb2.SaveReadWatermarkInput(
+            meta=meta, target=target, operation_id=operation_id, cursor=cursor
+        ),
+        start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+        retry_policy=BOOKKEEPING_RETRY,
+    )
+
+
+async def _close(
+    meta: envelope_pb2.EventMeta,
+    target: target_pb2.ObjectTarget,
+    operation_id: str,
+    read_type: int,
+    outcome: _Outcome,
+    *,
+    schedule_id: str = "",
+) -> read_operation_pb2.CloseReadOutput:
+    request = read_operation_pb2.CloseReadInput(
+        meta=meta,
+        target=target,
+        operation_id=operation_id,
+        read_type=read_type,  # type: ignore[arg-type]
+        status=outcome.status,  # type: ignore[arg-type]
+        cursor=outcome.cursor,
+        error=outcome.error,
+        schedule_id=schedule_id,
+    )
+    request.start_time.CopyFrom(meta.time)
+    request.finish_time.FromDatetime(workflow.now())
+    if outcome.estimated_total is not None:
+        request.records_estimated_total = outcome.estimated_total
+    result: read_operation_pb2.CloseReadOutput = await workflow.execute_activity(
+        CLOSE_READ_ACTIVITY,
+        request,
+        result_type=read_operation_pb2.CloseReadOutput,
+        start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+        retry_policy=BOOKKEEPING_RETRY,
+    )
+    return result
+
+
+def _scheduled_time() -> datetime:
+    """When a scheduled run was due (its window's end), else now: a run started late by
+    a busy worker still reads exactly up to its slot, so the next run's window abuts."""
+    due = workflow.info().typed_search_attributes.get(SCHEDULED_START_TIME)
+    return due if due is not None else workflow.now()
+
+
+def _resumed(resume: target_pb2.ReadCursor, opened: target_pb2.ReadCursor) -> target_pb2.ReadCursor:
+    """The cursor an earlier run of the same operation left, else the opened window."""
+    chosen = target_pb2.ReadCursor()
+    chosen.CopyFrom(resume if resume.ByteSize() else opened)
+    return chosen
+
+
+@workflow.defn(name=BACKFILL_WORKFLOW)
+class BackfillRead:
+    """The initial read of one object of a new installation; sets its watermark."""
+
+    @workflow.run
+    async def run(
+        self, request: backfill_read_pb2.BackfillReadInput
+    ) -> backfill_read_pb2.BackfillReadOutput:
+        meta = envelope_pb2.EventMeta()
+        meta.CopyFrom(request.meta)
+        _now_meta(meta, backfill_read_pb2.BackfillReadInput)
+        operation_id = request.operation_id or str(workflow.uuid4())
+        read_type = operations_pb2.READ_TYPE_BACKFILL
+        until = request.until.ToDatetime() if request.HasField("until") else workflow.now()
+        opened = await _open(
+            meta,
+            request.target,
+            operation_id,
+            read_type,
+            since=request.since.ToDatetime() if request.HasField("since") else None,
+            until=until,
+            full_history=request.full_history,
+            page_size=request.page_size,
+        )
+        if opened.skip:
+            workflow.logger.info("backfill skipped", extra={"reason": opened.skip_reason})
+            return backfill_read_pb2.BackfillReadOutput(operation_id=operation_id)
+        cursor = _resumed(request.resume, opened.cursor)
+        outcome, finished = await _read_window(
+            meta, request.target, operation_id, read_type, cursor, opened.page_size
+        )
+        if not finished:
+            following = backfill_read_pb2.BackfillReadInput()
+            following.CopyFrom(request)
+            following.meta.CopyFrom(meta)
+            following.operation_id = operation_id
+            following.until.FromDatetime(until)
+            following.resume.CopyFrom(outcome.cursor)
+            workflow.continue_as_new(following)
+        if outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
+            await _save_watermark(meta, request.target, operation_id, outcome.cursor)
+        await _close(meta, request.target, operation_id, read_type, outcome)
+        return backfill_read_pb2.BackfillReadOutput(
+            operation_id=operation_id,
+            status=outcome.status,  # type: ignore[arg-type]
+            cursor=outcome.cursor,
+            error=outcome.error,
+        )
+
+
+@workflow.defn(name=TRIGGERED_WORKFLOW)
+class TriggeredRead:
+    """An on-demand read of [since, until); leaves the watermark where it is."""
+
+    @workflow.run
+    async def run(
+        self, request: triggered_read_pb2.TriggeredReadInput
+    ) -> triggered_read_pb2.TriggeredReadOutput:
+        meta = envelope_pb2.EventMeta()
+        meta.CopyFrom(request.meta)
+        _now_meta(meta, triggered_read_pb2.TriggeredReadInput)
+        operation_id = request.operation_id or str(workflow.uuid4())
+        read_type = operations_pb2.READ_TYPE_TRIGGERED
+        until = request.until.ToDatetime() if request.HasField("until") else workflow.now()
+        opened = await _open(
+            meta,
+            request.target,
+            operation_id,
+            read_type,
+            since=request.since.ToDatetime() if request.HasField("since") else None,
+            until=until,
+            full_history=not request.HasField("since"),
+            page_size=request.page_size,
+        )
+        if opened.skip:
+            workflow.logger.info("triggered read skipped", extra={"reason": opened.skip_reason})
+            return triggered_read_pb2.TriggeredReadOutput(operation_id=operation_id)
+        cursor = _resumed(request.resume, opened.cursor)
+        outcome, finished = await _read_window(
+            meta, request.target, operation_id, read_type, cursor, opened.page_size
+        )
+        if not finished:
+            following = triggered_read_pb2.TriggeredReadInput()
+            following.CopyFrom(request)
+            following.meta.CopyFrom(meta)
+            following.operation_id = operation_id
+            following.until.FromDatetime(until)
+            following.resume.CopyFrom(outcome.cursor)
+            workflow.continue_as_new(following)
+        await _close(meta, request.target, operation_id, read_type, outcome)
+        return triggered_read_pb2.TriggeredReadOutput(
+            operation_id=operation_id,
+            status=outcome.status,  # type: ignore[arg-type]
+            cursor=outcome.cursor,
+            error=outcome.error,
+        )
+
+
+@workflow.defn(name=SCHEDULED_WORKFLOW)
+class ScheduledRead:
+    """One run of an object's schedule: from its watermark to the run's start."""
+
+    @workflow.run
+    async def run(
+        self, request: scheduled_read_pb2.ScheduledReadInput
+    ) -> scheduled_read_pb2.ScheduledReadOutput:
+        meta = envelope_pb2.EventMeta()
+        meta.CopyFrom(request.meta)
+        # The schedule's meta is the same for every run: each run is its own event.
+        if not request.operation_id:
+            meta.ClearField("time")
+            meta.id = ""
+            meta.idempotency_key = ""
+        _now_meta(meta, scheduled_read_pb2.ScheduledReadInput)
+        operation_id = request.operation_id or str(workflow.uuid4())
+        read_type = operations_pb2.READ_TYPE_SCHEDULED
+        resuming = request.resume.ByteSize() > 0
+        until = request.resume.until.ToDatetime() if resuming else _scheduled_time()
+        opened = await _open(
+            meta,
+            request.target,
+            operation_id,
+            read_type,
+            since=request.resume.since.ToDatetime()
+            if resuming and request.resume.HasField("since")
+            else None,
+            until=until,
+            page_size=request.page_size,
+        )
+        if opened.skip:
+            workflow.logger.info("scheduled read skipped", extra={"reason": opened.skip_reason})
+            return scheduled_read_pb2.ScheduledReadOutput(operation_id=operation_id)
+        cursor = _resumed(request.resume, opened.cursor)
+        outcome, finished = await _read_window(
+            meta, request.target, operation_id, read_type, cursor, opened.page_size
+        )
+        if not finished:
+            following = scheduled_read_pb2.ScheduledReadInput()
+            following.CopyFrom(request)
+            following.meta.CopyFrom(meta)
+            following.operation_id = operation_id
+            following.resume.CopyFrom(outcome.cursor)
+            workflow.continue_as_new(following)
+        if outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
+            await _save_watermark(meta, request.target, operation_id, outcome.cursor)
+        closed = await _close(
+            meta,
+            request.target,
+            operation_id,
+            read_type,
+            outcome,
+            schedule_id=request.schedule_id,
+        )
+        return scheduled_read_pb2.ScheduledReadOutput(
+            operation_id=operation_id,
+            status=outcome.status,  # type: ignore[arg-type]
+            cursor=outcome.cursor,
+            no_new_data=outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS
+            and outcome.cursor.records_done == 0,
+            schedule_paused=closed.schedule_paused,
+            error=outcome.error,
+        )

@@ -1,0 +1,715 @@
+"""The read workflows and activities on the session stack's Temporal, PostgreSQL and Pub/Sub
+emulator, with the real ReadActivities on a test task queue. The provider is an in-memory
+connector (records with modification times, paged by offset) and the token-manager a stub
+that hands out a fixed token: what these tests check is the workflow and activity
+machinery (windows, cursors, heartbeats, events, watermarks, schedule pausing), not a
+provider's API (tests/temporal/test_connectors.py does that against the sandbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from ampmesh.events.v1 import operation_events_pb2 as ops
+from ampmesh.events.v1.envelope_pb2 import Envelope
+from ampmesh.token.v1 import token_manager_pb2 as tm
+from ampmesh.workflows.v1 import backfill_read_pb2, scheduled_read_pb2, triggered_read_pb2
+from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
+from google.api_core.exceptions import DeadlineExceeded
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from services.runtime.pubsub_topology import emulator_subscriber
+from services.runtime.read_workflows import (
+    BACKFILL_WORKFLOW,
+    FAILURES_BEFORE_PAUSE,
+    SCHEDULED_WORKFLOW,
+    TRIGGERED_WORKFLOW,
+    read_schedule,
+)
+from services.temporal.connectors.base import (
+    Page,
+    ProviderAuth,
+    ProviderRequestError,
+    ProviderUnavailable,
+    ReadRequest,
+    TokenRejected,
+)
+from services.temporal.reads.activities import ReadActivities
+from services.temporal.reads.publish import Publisher
+from services.temporal.worker import reads_worker
+from tests.conftest import Stack
+from tests.e2e.control_plane import database_url
+
+pytestmark = pytest.mark.e2e
+
+OBJECT = "contacts"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# --- stand-ins for the provider, its token and record shaping ----------------------------
+
+
+@dataclass
+class FakeProvider:
+    """Records {id, modified, properties}, paged by offset in id order; optionally
+    refusing every request (a permanent 4xx)."""
+
+    provider: str = "hubspot"
+    records: list[dict[str, Any]] = field(default_factory=list)
+    refuse: bool = False
+    # Failures to raise, one per request, before answering again.
+    failures: list[Exception] = field(default_factory=list)
+    requests: int = 0
+    fat: int = 0  # bytes of padding per record, to make pages large
+
+    def seed(self, count: int, start: datetime = T0) -> None:
+        for n in range(len(self.records), len(self.records) + count):
+            self.records.append(
+                {
+                    "id": f"{n + 1:06d}",
+                    "modified": start + timedelta(seconds=n),
+                    "properties": {"email": f"p{n}@example.com", "pad": "x" * self.fat},
+                }
+            )
+
+    def touch(self, ids: list[str], moment: datetime) -> None:
+        for record in self.records:
+            if record["id"] in ids:
+                record["modified"] = moment
+
+    async def read_page(
+        self, http: httpx.AsyncClient, auth: ProviderAuth, request: ReadRequest
+    ) -> Page:
+        self.requests += 1
+        assert auth.headers == {"Authorization": "Bearer test-token"}
+        if self.refuse:
+            raise ProviderRequestError("hubspot refused: VALIDATION_ERROR")
+        if self.failures:
+            raise self.failures.pop(0)
+        await asyncio.sleep(0)
+        chosen = [
+            r
+            for r in self.records
+            if (request.since is None or r["modified"] >= request.since)
+            and (request.until is None or r["modified"] < request.until)
+        ]
+        offset = int(request.page_token or 0)
+        size = request.page_size or 100
+        page = chosen[offset : offset + size]
+        after = offset + size
+        return Page(
+            records=[{**r, "modified": r["modified"].isoformat()} for r in page],
+            next_page_token=str(after) if after < len(chosen) else "",
+            estimated_total=len(chosen),
+        )
+
+    def record_id(self, raw: Mapping[str, Any]) -> str:
+        return str(raw["id"])
+
+    def modified_time(self, raw: Mapping[str, Any]) -> datetime | None:
+        return datetime.fromisoformat(raw["modified"])
+
+    def field_values(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(raw["properties"])
+
+
+class FakeShaping:
+    """Renders {id, fields, raw}; packs records into bodies of at most `limit` bytes."""
+
+    class Selection:
+        def provider_fields(self) -> list[str]:
+            return []
+
+    def selection_for(self, read_object: Any, manifest_object: Any) -> Any:
+        return self.Selection()
+
+    def render_record(self, connector: Any, raw: dict[str, Any], selection: Any) -> bytes:
+        return orjson.dumps(
+            {"id": connector.record_id(raw), "fields": connector.field_values(raw), "raw": raw}
+        )
+
+    def pack_bodies(
+        self, header: dict[str, Any], records: list[bytes], limit: int = 300_000
+    ) -> list[tuple[bytes, int]]:
+        parts: list[list[bytes]] = [[]]
+        size = 0
+        for record in records:
+            if parts[-1] and size + len(record) + 200 > limit:
+                parts.append([])
+                size = 0
+            parts[-1].append(record)
+            size += len(record) + 1
+        bodies = []
+        for part in parts:
+            head = orjson.dumps(
+                {**header, "resultInfo": {"type": "inline", "numRecords": len(part)}}
+            )
+            bodies.append((head[:-1] + b',"result":[' + b",".join(part) + b"]}", len(part)))
+        return bodies
+
+
+class FakeTokens:
+    def __init__(self) -> None:
+        self.requests: list[tm.GetTokenRequest] = []
+
+    async def GetToken(self, request: tm.GetTokenRequest, **options: Any) -> Any:
+        self.requests.append(request)
+        return tm.GetTokenResponse(token=tm.AccessToken(token="test-token"))
+
+
+def bearer_auth(info: Any, workspace: str, response: tm.GetTokenResponse) -> ProviderAuth:
+    return ProviderAuth(
+        base_url=info.base_url, headers={"Authorization": f"Bearer {response.token.token}"}
+    )
+
+
+# --- the installation in PostgreSQL ------------------------------------------------------
+
+
+@dataclass
+class Installation:
+    project_id: str
+    integration_id: str
+    installation_id: str
+    connection_id: str
+    destination_id: str
+
+    def target(self) -> target_pb2.ObjectTarget:
+        return target_pb2.ObjectTarget(
+            project_id=self.project_id,
+            integration_id=self.integration_id,
+            installation_id=self.installation_id,
+            connection_id=self.connection_id,
+            provider="hubspot",
+            object_name=OBJECT,
+        )
+
+
+REVISION = {
+    "name": "crm",
+    "provider": "hubspot",
+    "read": {
+        "objects": [
+            {
+                "objectName": OBJECT,
+                "destination": "hooks",
+                "schedule": "*/10 * * * *",
+                "backfill": {"defaultPeriod": {"fullHistory": True}},
+                "delivery": {"pageSize": 50},
+            }
+        ]
+    },
+}
+
+
+async def make_installation(pool: asyncpg.Pool, org_id: str) -> Installation:
+    async with pool.acquire() as db, db.transaction():
+        project = await db.fetchval(
+            "INSERT INTO projects (org_id, name, app_name) VALUES ($1, $2, 'reads') "
+            "RETURNING id::text",
+            uuid.UUID(org_id),
+            f"reads-{uuid.uuid4().hex[:10]}",
+        )
+        destination = await db.fetchval(
+            "INSERT INTO destinations (project_id, name, type, metadata) "
+            "VALUES ($1::uuid, 'hooks', 'webhook', '{}') RETURNING id::text",
+            project,
+        )
+        integration = await db.fetchval(
+            "INSERT INTO integrations (project_id, name, provider) VALUES ($1::uuid, 'crm', "
+            "'hubspot') RETURNING id::text",
+            project,
+        )
+        revision = await db.fetchval(
+            "INSERT INTO revisions (integration_id, spec_version, content) "
+            "VALUES ($1::uuid, '1.0.0', $2::jsonb) RETURNING id",
+            integration,
+            json.dumps(REVISION),
+        )
+        await db.execute(
+            "UPDATE integrations SET latest_revision_id = $1 WHERE id = $2::uuid",
+            revision,
+            integration,
+        )
+        connection = str(uuid.uuid4())
+        await db.execute(
+            "INSERT INTO connections (id, project_id, provider, group_ref, group_name, "
+            "consumer_ref, consumer_name, auth_scheme) VALUES ($1::uuid, $2::uuid, 'hubspot', "
+            "'g1', 'Group 1', 'c1', 'Consumer 1', 'oauth2/authorizationCode')",
+            connection,
+            project,
+        )
+        installation = await db.fetchval(
+            "INSERT INTO installations (project_id, integration_id, group_ref, group_name, "
+            "connection_id, created_at) VALUES ($1::uuid, $2::uuid, 'g1', 'Group 1', $3::uuid, "
+            "$4) RETURNING id::text",
+            project,
+            integration,
+            connection,
+            T0 - timedelta(days=1),
+        )
+        config = {"provider": "hubspot", "read": {"objects": {OBJECT: {"objectName": OBJECT}}}}
+        await db.execute(
+            "INSERT INTO configs (installation_id, revision_id, content) "
+            "VALUES ($1::uuid, $2, $3::jsonb)",
+            installation,
+            revision,
+            json.dumps(config),
+        )
+    return Installation(project, integration, installation, connection, destination)
+
+
+# --- the bus -----------------------------------------------------------------------------
+
+
+@dataclass
+class Watch:
+    """A subscription of the test's own on a topic; everything pulled from it."""
+
+    subscriber: Any
+    name: str
+    seen: list[Envelope] = field(default_factory=list)
+
+    def pull(self) -> int:
+        try:
+            # Few per pull: a page is up to 300 KB and a pull's answer at most 4 MB.
+            answer = self.subscriber.pull(subscription=self.name, max_messages=12, timeout=2)
+        except DeadlineExceeded:
+            return 0
+        if answer.received_messages:
+            self.subscriber.acknowledge(
+                subscription=self.name, ack_ids=[m.ack_id for m in answer.received_messages]
+            )
+        self.seen += [Envelope.FromString(m.message.data) for m in answer.received_messages]
+        return len(answer.received_messages)
+
+    async def drain(self) -> list[Envelope]:
+        """Pull until the subscription has nothing more for a moment."""
+        while await asyncio.to_thread(self.pull):
+            pass
+        return self.seen
+
+    def of(self, operation_id: str, payload: str) -> list[Any]:
+        found = []
+        for envelope in self.seen:
+            if envelope.WhichOneof("payload") != payload:
+                continue
+            message = getattr(envelope, payload)
+            if payload == "read_result_page":
+                if message.message.operation_id == operation_id:
+                    found.append(envelope)
+            elif payload == "notification" or getattr(message, "operation_id", "") == operation_id:
+                found.append(envelope)
+        return found
+
+
+@dataclass
+class Harness:
+    stack: Stack
+    temporal: Client
+    task_queue: str
+    pool: asyncpg.Pool
+    provider: FakeProvider
+    tokens: FakeTokens
+    activities: ReadActivities
+    results: Watch
+    operations: Watch
+    notifications: Watch
+
+    def worker(self) -> Worker:
+        return reads_worker(self.temporal, self.activities, task_queue=self.task_queue)
+
+
+@pytest.fixture
+async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url(stack), min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def watches(stack: Stack) -> Iterator[dict[str, Watch]]:
+    pubsub = next(c for c in stack.mesh.components if c.name == "pubsub")
+    project = pubsub.service_env()["AMPMESH_PUBSUB_PROJECT"]
+    subscriber = emulator_subscriber(stack.endpoints["pubsub"])
+    made = {}
+    for topic in ("ampmesh-read-results", "ampmesh-operations", "ampmesh-notifications"):
+        name = f"projects/{project}/subscriptions/test-{uuid.uuid4().hex[:12]}"
+        subscriber.create_subscription(name=name, topic=f"projects/{project}/topics/{topic}")
+        made[topic] = Watch(subscriber, name)
+    yield made
+    for watch in made.values():
+        subscriber.delete_subscription(subscription=watch.name)
+
+
+@pytest.fixture
+async def harness(
+    stack: Stack,
+    temporal: Client,
+    task_queue: str,
+    pool: asyncpg.Pool,
+    watches: dict[str, Watch],
+) -> AsyncIterator[Harness]:
+    from services.api.catalog import load_catalog
+
+    pubsub = next(c for c in stack.mesh.components if c.name == "pubsub")
+    publisher = Publisher.open(
+        stack.endpoints["pubsub"], pubsub.service_env()["AMPMESH_PUBSUB_PROJECT"]
+    )
+    provider = FakeProvider()
+    tokens = FakeTokens()
+    async with httpx.AsyncClient() as http:
+        activities = ReadActivities(
+            pool=pool,
+            tokens=tokens,  # type: ignore[arg-type]
+            catalog=load_catalog(),
+            http=http,
+            publisher=publisher,
+            client=temporal,
+            connector_for=lambda name: provider,
+            auth_for=bearer_auth,
+            shaping=FakeShaping(),
+        )
+        yield Harness(
+            stack,
+            temporal,
+            task_queue,
+            pool,
+            provider,
+            tokens,
+            activities,
+            watches["ampmesh-read-results"],
+            watches["ampmesh-operations"],
+            watches["ampmesh-notifications"],
+        )
+    publisher.close()
+
+
+def body_ids(pages: list[Envelope]) -> list[str]:
+    ids = []
+    for envelope in pages:
+        body = orjson.loads(envelope.read_result_page.body)
+        assert body["resultInfo"]["numRecords"] == len(body["result"])
+        ids += [entry["id"] for entry in body["result"]]
+    return ids
+
+
+async def watermark(pool: asyncpg.Pool, installation: Installation) -> datetime | None:
+    value: datetime | None = await pool.fetchval(
+        "SELECT watermark FROM read_watermarks WHERE installation_id = $1::uuid "
+        "AND object_name = $2",
+        installation.installation_id,
+        OBJECT,
+    )
+    return value
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+async def test_a_backfill_publishes_every_record_once_with_its_operation_and_watermark(
+    harness: Harness,
+) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(2_000)
+    operation = str(uuid.uuid4())
+    until = T0 + timedelta(days=30)
+    request = backfill_read_pb2.BackfillReadInput(
+        target=installation.target(), operation_id=operation
+    )
+    request.meta.project_id = installation.project_id
+    request.until.FromDatetime(until)
+    async with harness.worker():
+        output = await harness.temporal.execute_workflow(
+            BACKFILL_WORKFLOW,
+            request,
+            id=f"test-backfill-{operation}",
+            task_queue=harness.task_queue,
+            result_type=backfill_read_pb2.BackfillReadOutput,
+            execution_timeout=timedelta(seconds=60),
+        )
+    assert output.status == ops.OPERATION_STATUS_SUCCESS
+    assert output.cursor.records_done == 2_000
+    await harness.results.drain()
+    pages = harness.results.of(operation, "read_result_page")
+    ids = body_ids(pages)
+    assert sorted(ids) == [f"{n:06d}" for n in range(1, 2_001)]
+    assert len(set(ids)) == len(ids)  # each record once (no page republished in a clean run)
+    assert {p.read_result_page.destination_id for p in pages} == {installation.destination_id}
+    assert [p.read_result_page.last_page for p in pages].count(True) == 1
+    assert max(pages, key=lambda p: p.read_result_page.page_number).read_result_page.last_page
+    assert {p.read_result_page.message.read_type for p in pages} == {"backfill"}
+    await harness.operations.drain()
+    assert len(harness.operations.of(operation, "operation_created")) == 1
+    progress = harness.operations.of(operation, "operation_progress")
+    assert len(progress) == 40  # 2000 records, 50 per page (the manifest's delivery.pageSize)
+    (finished,) = harness.operations.of(operation, "operation_finished")
+    assert finished.operation_finished.status == ops.OPERATION_STATUS_SUCCESS
+    assert finished.operation_finished.counts.records_read == 2_000
+    assert finished.operation_finished.sequence > max(
+        p.operation_progress.sequence for p in progress
+    )
+    backfill = harness.operations.of(operation, "backfill_progress")
+    assert [b.backfill_progress.done for b in backfill].count(True) == 1
+    assert await watermark(harness.pool, installation) == until
+    await harness.notifications.drain()
+    done = [
+        n
+        for n in harness.notifications.seen
+        if n.notification.read_backfill_done.data.installation_id == installation.installation_id
+    ]
+    assert len(done) == 1 and done[0].meta.type == "read.backfill.done"
+
+
+async def test_a_triggered_read_returns_only_records_modified_in_its_window(
+    harness: Harness,
+) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(300)
+    since = T0 + timedelta(days=10)
+    harness.provider.touch(["000007", "000123", "000299"], since + timedelta(minutes=1))
+    operation = str(uuid.uuid4())
+    request = triggered_read_pb2.TriggeredReadInput(
+        target=installation.target(), operation_id=operation
+    )
+    request.meta.project_id = installation.project_id
+    request.since.FromDatetime(since)
+    async with harness.worker():
+        output = await harness.temporal.execute_workflow(
+            TRIGGERED_WORKFLOW,
+            request,
+            id=f"test-triggered-{operation}",
+            task_queue=harness.task_queue,
+            result_type=triggered_read_pb2.TriggeredReadOutput,
+            execution_timeout=timedelta(seconds=60),
+        )
+    assert output.status == ops.OPERATION_STATUS_SUCCESS
+    await harness.results.drain()
+    assert sorted(body_ids(harness.results.of(operation, "read_result_page"))) == [
+        "000007",
+        "000123",
+        "000299",
+    ]
+    assert await watermark(harness.pool, installation) is None  # triggered reads leave it
+    await harness.notifications.drain()
+    assert any(
+        n.notification.read_triggered_done.data.installation_id == installation.installation_id
+        for n in harness.notifications.seen
+    )
+
+
+async def test_a_worker_stopped_mid_read_is_resumed_from_its_heartbeat_without_gaps(
+    harness: Harness,
+) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(3_000)
+    operation = str(uuid.uuid4())
+    request = backfill_read_pb2.BackfillReadInput(
+        target=installation.target(), operation_id=operation, page_size=10
+    )
+    request.meta.project_id = installation.project_id
+    original = harness.provider.read_page
+    gate = asyncio.Event()
+
+    async def slow_after_some(
+        http: httpx.AsyncClient, auth: ProviderAuth, page: ReadRequest
+    ) -> Page:
+        if int(page.page_token or 0) >= 150:
+            gate.set()
+            await asyncio.sleep(3600)  # the first worker stops while stuck here
+        return await original(http, auth, page)
+
+    harness.provider.read_page = slow_after_some  # type: ignore[method-assign,assignment]
+    handle = await harness.temporal.start_workflow(
+        BACKFILL_WORKFLOW,
+        request,
+        id=f"test-resume-{operation}",
+        task_queue=harness.task_queue,
+        result_type=backfill_read_pb2.BackfillReadOutput,
+        execution_timeout=timedelta(seconds=120),
+    )
+    async with harness.worker():
+        await asyncio.wait_for(gate.wait(), 30)
+    # The first worker is gone mid-call; its heartbeat says 15 pages are on the bus.
+    harness.provider.read_page = original  # type: ignore[method-assign]
+    first_requests = harness.provider.requests
+    async with harness.worker():
+        output = await handle.result()
+    assert output.status == ops.OPERATION_STATUS_SUCCESS
+    await harness.results.drain()
+    ids = body_ids(harness.results.of(operation, "read_result_page"))
+    assert sorted(set(ids)) == [f"{n:06d}" for n in range(1, 3_001)]
+    # Resumed from the heartbeat, not from the start: pages 1-15 were not fetched again.
+    assert harness.provider.requests - first_requests == 300 - 15
+
+
+async def test_a_page_larger_than_the_inline_limit_is_split_into_parts(harness: Harness) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.fat = 20_000
+    harness.provider.seed(50)  # one page of 50 records of ~40 KB each: 2 MB
+    operation = str(uuid.uuid4())
+    request = triggered_read_pb2.TriggeredReadInput(
+        target=installation.target(), operation_id=operation
+    )
+    request.meta.project_id = installation.project_id
+    async with harness.worker():
+        await harness.temporal.execute_workflow(
+            TRIGGERED_WORKFLOW,
+            request,
+            id=f"test-split-{operation}",
+            task_queue=harness.task_queue,
+            result_type=triggered_read_pb2.TriggeredReadOutput,
+            execution_timeout=timedelta(seconds=60),
+        )
+    await harness.results.drain()
+    parts = harness.results.of(operation, "read_result_page")
+    assert len(parts) > 1
+    assert all(len(p.read_result_page.body) <= 300_000 for p in parts)
+    assert {p.read_result_page.part_count for p in parts} == {len(parts)}
+    assert sorted(p.read_result_page.part_number for p in parts) == list(range(1, len(parts) + 1))
+    assert sorted(body_ids(parts)) == [f"{n:06d}" for n in range(1, 51)]
+
+
+async def scheduled_run(harness: Harness, installation: Installation, schedule_id: str) -> Any:
+    request = scheduled_read_pb2.ScheduledReadInput(
+        target=installation.target(), schedule_id=schedule_id
+    )
+    request.meta.project_id = installation.project_id
+    return await harness.temporal.execute_workflow(
+        SCHEDULED_WORKFLOW,
+        request,
+        id=f"{schedule_id}-{uuid.uuid4().hex[:8]}",
+        task_queue=harness.task_queue,
+        result_type=scheduled_read_pb2.ScheduledReadOutput,
+        execution_timeout=timedelta(seconds=60),
+    )
+
+
+async def test_a_scheduled_run_reads_from_the_watermark_and_moves_it(harness: Harness) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(100)
+    mark = T0 + timedelta(seconds=60)  # records 61..100 are newer
+    await harness.pool.execute(
+        "INSERT INTO read_watermarks (installation_id, object_name, project_id, watermark) "
+        "VALUES ($1::uuid, $2, $3::uuid, $4)",
+        installation.installation_id,
+        OBJECT,
+        installation.project_id,
+        mark,
+    )
+    schedule_id = f"test-schedule-{uuid.uuid4().hex[:8]}"
+    async with harness.worker():
+        first = await scheduled_run(harness, installation, schedule_id)
+        second = await scheduled_run(harness, installation, schedule_id)
+    assert first.status == ops.OPERATION_STATUS_SUCCESS and not first.no_new_data
+    await harness.results.drain()
+    assert sorted(body_ids(harness.results.of(first.operation_id, "read_result_page"))) == [
+        f"{n:06d}" for n in range(61, 101)
+    ]
+    moved = await watermark(harness.pool, installation)
+    assert moved is not None and moved > mark
+    assert second.no_new_data
+    await harness.operations.drain()
+    (finished,) = harness.operations.of(second.operation_id, "operation_finished")
+    assert finished.operation_finished.result == f"[{OBJECT}] No new data found"
+
+
+async def test_persistent_failures_pause_the_schedule_and_say_so(harness: Harness) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    schedule_id = f"read-schedule/{installation.installation_id}/{OBJECT}"
+    input = scheduled_read_pb2.ScheduledReadInput(
+        target=installation.target(), schedule_id=schedule_id
+    )
+    input.meta.project_id = installation.project_id
+    await harness.temporal.create_schedule(
+        schedule_id,
+        read_schedule(input, "0 0 1 1 *", task_queue=harness.task_queue),
+    )
+    await harness.pool.execute(
+        "INSERT INTO read_schedules (installation_id, object_name, project_id, schedule_id, "
+        "cron) VALUES ($1::uuid, $2, $3::uuid, $4, '0 0 1 1 *')",
+        installation.installation_id,
+        OBJECT,
+        installation.project_id,
+        schedule_id,
+    )
+    harness.provider.refuse = True
+    try:
+        async with harness.worker():
+            outputs = [
+                await scheduled_run(harness, installation, schedule_id)
+                for _ in range(FAILURES_BEFORE_PAUSE)
+            ]
+        assert [o.status for o in outputs] == [ops.OPERATION_STATUS_FAILURE] * 3
+        assert [o.schedule_paused for o in outputs] == [False, False, True]
+        assert "VALIDATION_ERROR" in outputs[-1].error
+        description = await harness.temporal.get_schedule_handle(schedule_id).describe()
+        assert description.schedule.state.paused
+        row = await harness.pool.fetchrow(
+            "SELECT paused, pause_reason, consecutive_failures FROM read_schedules "
+            "WHERE schedule_id = $1",
+            schedule_id,
+        )
+        assert row is not None
+        assert (row["paused"], row["pause_reason"], row["consecutive_failures"]) == (
+            True,
+            "errors",
+            3,
+        )
+        await harness.notifications.drain()
+        paused = [
+            n
+            for n in harness.notifications.seen
+            if n.meta.type == "read.schedule.paused"
+            and n.notification.read_schedule_paused.data.installation_id
+            == installation.installation_id
+        ]
+        assert len(paused) == 1
+    finally:
+        await harness.temporal.get_schedule_handle(schedule_id).delete()
+
+
+async def test_a_rejected_token_is_refreshed_and_an_unavailable_provider_waited_out(
+    harness: Harness,
+) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(120)
+    harness.provider.failures = [
+        TokenRejected(),
+        ProviderUnavailable("hubspot answered 503 three times", retry_after=0.5),
+        ProviderUnavailable("hubspot answered 429 three times"),
+    ]
+    operation = str(uuid.uuid4())
+    request = triggered_read_pb2.TriggeredReadInput(
+        target=installation.target(), operation_id=operation
+    )
+    request.meta.project_id = installation.project_id
+    async with harness.worker():
+        output = await harness.temporal.execute_workflow(
+            TRIGGERED_WORKFLOW,
+            request,
+            id=f"test-faults-{operation}",
+            task_queue=harness.task_queue,
+            result_type=triggered_read_pb2.TriggeredReadOutput,
+            execution_timeout=timedelta(seconds=60),
+        )
+    assert output.status == ops.OPERATION_STATUS_SUCCESS
+    assert output.cursor.records_done == 120
+    assert not harness.provider.failures
+    modes = [r.refresh for r in harness.tokens.requests]
+    assert tm.REFRESH_MODE_FORCE in modes
+    assert modes.count(tm.REFRESH_MODE_FORCE) == 1  # only after the rejection
+    await harness.results.drain()
+    assert sorted(body_ids(harness.results.of(operation, "read_result_page"))) == [
+        f"{n:06d}" for n in range(1, 121)
+    ]
