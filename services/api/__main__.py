@@ -8,12 +8,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
+from temporalio.client import Client
 
+from services.api import read_api
 from services.api.auth import Authenticator
 from services.api.catalog import load_catalog, provider_catalog_service
 from services.api.catalog.sandbox import point_at_sandbox
 from services.api.context import ApiContext, ApiPolicy
 from services.api.platform import BUILDERS
+from services.api.reads import Reads
 from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import run_service
@@ -53,6 +56,10 @@ class ApiSettings(TokenManagerClientSettings):
     oauth_callback_url: str = Field(
         "", description="the OAuth redirect URI: the api host's URL + /callbacks/v1/oauth"
     )
+    temporal_address: str = Field(
+        "", description="the Temporal frontend, host:port; empty: reads are unavailable"
+    )
+    temporal_namespace: str = Field("ampmesh", min_length=1, description="our namespace")
     oauth_state_seconds: int = Field(
         600, ge=60, le=3600, description="seconds an OAuth authorization URL stays usable"
     )
@@ -77,6 +84,8 @@ def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list
         if ctx is not None:
             names = {s.full_name for s in enabled}
             implemented += [build(ctx) for name, build in BUILDERS.items() if name in names]
+    if settings.enable_read_routes and ctx is not None:
+        implemented.append(read_api.service(ctx))
     return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET)
 
 
@@ -87,7 +96,7 @@ def catalog_for(settings: ApiSettings) -> dict[str, providers_pb2.ProviderInfo]:
 
 @asynccontextmanager
 async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
-    if not settings.enable_platform_routes:
+    if not (settings.enable_platform_routes or settings.enable_read_routes):
         yield build_services(settings)
         return
     secrets = keyring_from_settings(settings.secret_keys.get_secret_value())
@@ -109,8 +118,21 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
                 oauth_state_seconds=settings.oauth_state_seconds,
             ),
             tokens=_token_manager(settings, resources),
+            reads=await _reads(settings),
         )
         yield build_services(settings, ctx)
+
+
+async def _reads(settings: ApiSettings) -> Reads | None:
+    """The read workflows' starter; None without a Temporal address. The client connects
+    lazily: the api serves everything else while Temporal is down, and calls that start
+    reads answer UNAVAILABLE until it is back."""
+    if not settings.temporal_address:
+        return None
+    client = await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
+    )
+    return Reads(client)
 
 
 def _token_manager(

@@ -15,6 +15,7 @@ from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
 
 from services.api.auth import Authenticator
+from services.api.reads import Reads
 from services.runtime.secretbox import SecretBox
 
 
@@ -43,3 +44,6 @@ class ApiContext:
     # The token-manager shards (through the edge), which hold connections' credentials;
     # None when the deployment gives no address, and connections then answer UNAVAILABLE.
     tokens: token_manager_pb2_grpc.TokenManagerServiceStub | None = None
+    # The read workflows (Temporal); None when the deployment gives no Temporal address,
+    # and installations then save their configs without scheduling any read.
+    reads: Reads | None = None

@@ -67,7 +67,6 @@ NOT_BUILT_YET: dict[str, str] = {
     "ampmesh.platform.v1.ObjectMetadataService": (
         "object metadata needs the connectors of issue #6 and has no issue of its own yet"
     ),
-    "ampmesh.read.v1.ReadService": "reads are built by issue #6",
     "ampmesh.write.v1.WriteService": "the Write API has no issue filed yet",
     "ampmesh.search.v1.SearchService": "the Search API has no issue filed yet",
     "ampmesh.proxy.v1.ProxyService": "the proxy has no issue filed yet",

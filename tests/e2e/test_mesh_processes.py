@@ -86,14 +86,16 @@ async def test_every_process_is_up_and_healthy(mesh: Mesh) -> None:
 async def test_each_process_exposes_its_rpc_metrics_for_prometheus(mesh: Mesh) -> None:
     async with channel(mesh, "scribe", caller="api") as ch:
         scribe = scribe_pb2_grpc.ScribeServiceStub(ch)
-        await unimplemented(scribe.GetIngestionStatus, scribe_pb2.GetIngestionStatusRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await scribe.ListDeadLetters(scribe_pb2.ListDeadLettersRequest(page_size=-1))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     url = mesh.service("scribe").extra["scribe-metrics"]
     assert url.startswith("http://127.0.0.1:")
     body = await asyncio.to_thread(
         lambda: urllib.request.urlopen(url, timeout=5).read()  # noqa: S310 (checked above)
     )
     assert (
-        b'grpc_server_handled_total{grpc_code="UNIMPLEMENTED",grpc_method="GetIngestionStatus",'
+        b'grpc_server_handled_total{grpc_code="INVALID_ARGUMENT",grpc_method="ListDeadLetters",'
         b'grpc_service="ampmesh.scribe.v1.ScribeService",grpc_type="unary"} 1.0'
     ) in body
 
@@ -109,7 +111,9 @@ async def test_api_serves_every_public_contract_naming_the_issue_that_builds_it(
             "filed yet (`ampmesh up` makes the default org and its admin key)"
         )
         reads = read_pb2_grpc.ReadServiceStub(ch)
-        assert "issue #6" in await unimplemented(reads.TriggerRead, read_pb2.TriggerReadRequest())
+        assert "deprecated" in await unimplemented(
+            reads.DeliverResults, read_pb2.DeliverResultsRequest()
+        )
         writes = write_pb2_grpc.WriteServiceStub(ch)
         assert "no issue filed" in await unimplemented(
             writes.WriteRecords, write_pb2.WriteRecordsRequest()
@@ -134,16 +138,16 @@ async def test_internal_services_serve_their_contracts_to_allowed_callers_only(
                 await tokens.GetToken(token_manager_pb2.GetTokenRequest(), timeout=5)
             assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert "messenger" in str(denied.value.details())
+    # Allowed callers reach messenger and scribe, which check the request.
     async with channel(mesh, "messenger", caller="api") as ch:
         deliveries = messenger_pb2_grpc.MessengerServiceStub(ch)
-        assert "issue #6" in await unimplemented(
-            deliveries.ListDeliveries, messenger_pb2.ListDeliveriesRequest()
-        )
+        with pytest.raises(grpc.aio.AioRpcError) as checked:
+            await deliveries.ListDeliveries(messenger_pb2.ListDeliveriesRequest(), timeout=5)
+        assert checked.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     async with channel(mesh, "scribe", caller="api") as ch:
         scribe = scribe_pb2_grpc.ScribeServiceStub(ch)
-        assert "issue #6" in await unimplemented(
-            scribe.GetIngestionStatus, scribe_pb2.GetIngestionStatusRequest()
-        )
+        # Answers (a refused caller or an unbuilt RPC would raise).
+        await scribe.GetIngestionStatus(scribe_pb2.GetIngestionStatusRequest(), timeout=5)
     async with channel(mesh, "metrics", caller="api") as ch:
         metrics = metrics_pb2_grpc.MetricsServiceStub(ch)
         assert "not built yet" in await unimplemented(

@@ -57,6 +57,7 @@ from services.api.platform.common import (
     timestamp,
     with_times,
 )
+from services.api.reads import InstallationFacts, ReadsUnavailable, abort_reads_unavailable
 from services.runtime.errors import abort_not_found
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
@@ -643,6 +644,9 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 await self._save_config(
                     conn, installation_id, integration["revision_id"], created_by, content
                 )
+                await self._reads_follow(
+                    context, conn, project, integration, installation_id, connection_id, content
+                )
         except asyncpg.UniqueViolationError:
             await abort_conflict(
                 context,
@@ -741,6 +745,16 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 await self._save_config(
                     conn, row["id"], integration["revision_id"], created_by, content
                 )
+            if config_changed or connection_id is not None:
+                await self._reads_follow(
+                    context,
+                    conn,
+                    project,
+                    integration,
+                    row["id"],
+                    connection_id or row["connection_id"],
+                    content,
+                )
             row = await self._installation(
                 context, conn, principal, integration, request.installation_id
             )
@@ -756,9 +770,15 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         row = await self._installation(
             context, self.ctx.pool, principal, integration, request.installation_id
         )
-        # Its configs go with it (ON DELETE CASCADE). The connection stays: the group may
-        # use it for other integrations, and only its owner deletes it.
-        await self.ctx.pool.execute("DELETE FROM installations WHERE id = $1", row["id"])
+        # Its configs and read state go with it (ON DELETE CASCADE). The connection stays:
+        # the group may use it for other integrations, and only its owner deletes it.
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
+            if self.ctx.reads is not None:
+                try:
+                    await self.ctx.reads.installation_deleted(conn, str(row["id"]))
+                except ReadsUnavailable as error:
+                    await abort_reads_unavailable(context, error)
+            await conn.execute("DELETE FROM installations WHERE id = $1", row["id"])
         return empty_pb2.Empty()
 
     async def PatchObjectConfigContent(
@@ -834,6 +854,9 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             await self._save_config(
                 conn, row["id"], integration["revision_id"], PATCH_AUTHOR, content
             )
+            await self._reads_follow(
+                context, conn, project, integration, row["id"], row["connection_id"], content
+            )
             row = await self._installation(context, conn, principal, integration, installation_id)
         return to_message(row)
 
@@ -861,6 +884,36 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 },
             )
         return masks
+
+    async def _reads_follow(
+        self,
+        context: Any,
+        conn: asyncpg.Connection,
+        project: ProjectRow,
+        integration: asyncpg.Record,
+        installation_id: uuid.UUID,
+        connection_id: uuid.UUID | None,
+        content: config_pb2.ConfigContent,
+    ) -> None:
+        """Start, schedule or stop the installation's reads to match the config just
+        saved, in the same transaction (UNAVAILABLE, with nothing saved, when Temporal
+        cannot be reached)."""
+        if self.ctx.reads is None:
+            return
+        facts = InstallationFacts(
+            project_id=project.id,
+            integration_id=str(integration["id"]),
+            installation_id=str(installation_id),
+            connection_id=str(connection_id or ""),
+            provider=integration["provider"],
+        )
+        revision = integrations.content_message(integration["content"])
+        try:
+            await self.ctx.reads.installation_saved(
+                conn, facts, content, revision, created_at=await conn.fetchval("SELECT now()")
+            )
+        except ReadsUnavailable as error:
+            await abort_reads_unavailable(context, error)
 
     @staticmethod
     async def _save_config(

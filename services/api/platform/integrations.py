@@ -55,6 +55,7 @@ from services.api.platform.common import (
     timestamp,
     with_times,
 )
+from services.api.reads import PAUSED_BY_DEPLOY, ReadsUnavailable, abort_reads_unavailable
 from services.runtime.errors import abort_invalid_argument
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
@@ -371,6 +372,8 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
                     raise _Refused(issues)
         except _Refused as refused:
             await abort_manifest(context, refused.issues)
+        except ReadsUnavailable as error:
+            await abort_reads_unavailable(context, error)
         return ids
 
     async def _upsert(
@@ -518,14 +521,22 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
                 removed[read.object_name] = who
         return removed
 
-    @staticmethod
     async def _pause(
-        conn: asyncpg.Connection, revision_id: uuid.UUID, paused: dict[str, list[_Reader]]
+        self, conn: asyncpg.Connection, revision_id: uuid.UUID, paused: dict[str, list[_Reader]]
     ) -> None:
-        """A new config per installation, with the removed objects' reads disabled."""
+        """A new config per installation, with the removed objects' reads disabled and
+        their schedules paused."""
         contents: dict[uuid.UUID, dict[str, Any]] = {}
         for object_name, readers in paused.items():
             for reader in readers:
+                if self.ctx.reads is not None:
+                    await self.ctx.reads.pause(
+                        conn,
+                        str(reader.installation_id),
+                        [object_name],
+                        f"object {object_name!r} is no longer declared (destructive deploy)",
+                        reason=PAUSED_BY_DEPLOY,
+                    )
                 content = contents.setdefault(reader.installation_id, reader.content)
                 objects = content.setdefault("read", {}).setdefault("objects", {})
                 entry = objects.setdefault(object_name, {"objectName": object_name})
