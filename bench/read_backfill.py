@@ -1,0 +1,203 @@
+"""A backfill end to end against the raw limit (issue #6's numbers).
+
+Everything runs on the real local mesh with the provider sandbox (a temporary home,
+stopped at the end). The sandbox holds --records HubSpot contacts. Two ways to move them
+all to the same local webhook receiver (tests/e2e/webhooks.py: a real HTTP server that
+checks every delivery's signature with the svix library and counts record ids):
+
+1. Raw: a plain loop, no platform. It pages through the sandbox's list API (limit 100,
+   HubSpot's documented maximum) with a sandbox token, and posts each page's records as
+   one signed webhook body, one request at a time. This is what the sandbox, the
+   receiver and one client cost on this machine: the ceiling.
+2. Platform: a builder's setup through the REST API (destination, manifest, connection),
+   then the installation is created; the clock runs from that request until the
+   receiver has seen every record id. In between: the api starts BackfillRead, the
+   temporal worker pages through the sandbox and publishes each page to Pub/Sub,
+   messenger records and signs each delivery and posts it, scribe records the operation.
+
+Rounds alternate raw and platform (each platform round a new object, so each backfill
+reads its own records). Printed: records/s of each (median [lowest to highest]), the
+ratio platform / raw (target >= 0.5) and the platform's absolute rate (target >= 20,000
+records/s), duplicates the receiver saw, and the peak resident memory of each service
+during the platform runs (sampled every 100 ms) and of the benchmark process.
+
+    .venv/bin/python -m bench.read_backfill [--records 50000] [--rounds 3]
+
+Takes about 2 minutes with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import resource
+import shutil
+import statistics
+import sys
+import time
+import uuid
+
+import httpx
+import orjson
+import psutil
+from ampmesh.sandbox.v1 import sandbox_pb2_grpc
+
+from bench._load import make_home, spread
+from services.launcher.mesh import MeshOptions, running_mesh
+from services.runtime.channels import mesh_channel
+from tests.conftest import Stack
+from tests.e2e.reads_world import CONTACT_FIELDS, make_world, provider_ids, sandbox_token, seed
+from tests.e2e.webhooks import Receiver, serve
+
+SERVICES = ("api", "temporal-worker", "messenger", "scribe")
+PATIENCE = 600.0
+
+
+def sign(secret: str, message_id: str, body: bytes) -> dict[str, str]:
+    """Standard Webhooks headers, as any sender must produce them."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    stamp = str(int(time.time()))
+    digest = hmac.new(key, f"{message_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    signature = "v1," + base64.b64encode(digest).decode()
+    return {
+        "content-type": "application/json",
+        "svix-id": message_id,
+        "svix-timestamp": stamp,
+        "svix-signature": signature,
+    }
+
+
+async def raw_loop(stack: Stack, object_name: str, receiver: Receiver, secret: str) -> float:
+    """Seconds for a plain loop to move every record from the sandbox to the receiver."""
+    token = (await sandbox_token(stack))["access_token"]
+    started = time.perf_counter()
+    async with (
+        httpx.AsyncClient(
+            base_url=stack.endpoints["sandbox-http"],
+            headers={"authorization": f"Bearer {token}"},
+        ) as provider,
+        httpx.AsyncClient() as hooks,
+    ):
+        after = ""
+        while True:
+            params = {"limit": "100", **({"after": after} if after else {})}
+            page = await provider.get(f"/hubspot/crm/v3/objects/{object_name}", params=params)
+            page.raise_for_status()
+            data = orjson.loads(page.content)
+            body = orjson.dumps({"result": [{"id": r["id"], "raw": r} for r in data["results"]]})
+            sent = await hooks.post(
+                receiver.url, content=body, headers=sign(secret, f"msg_{uuid.uuid4().hex}", body)
+            )
+            sent.raise_for_status()
+            after = data.get("paging", {}).get("next", {}).get("after", "")
+            if not after:
+                return time.perf_counter() - started
+
+
+class PeakMemory:
+    """Samples the resident memory of the mesh's services while a run goes on."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.peaks: dict[str, int] = dict.fromkeys(SERVICES, 0)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            for name in SERVICES:
+                pid = self.stack.mesh.service(name).process.pid
+                try:
+                    rss = psutil.Process(pid).memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+                self.peaks[name] = max(self.peaks[name], rss)
+            await asyncio.sleep(0.1)
+
+    def __enter__(self) -> PeakMemory:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+async def run(records: int, rounds: int) -> int:
+    home = make_home()
+    try:
+        async with running_mesh(home, MeshOptions(sandbox=True)) as mesh:
+            stack = Stack(mesh, mesh.endpoints())
+            channel = mesh_channel(
+                stack.endpoints["sandbox"], stack.credentials("tests"), server_identity="sandbox"
+            )
+            async with channel, serve(Receiver()) as receiver:
+                sandbox = sandbox_pb2_grpc.SandboxControlServiceStub(channel)
+                raw_rates: list[float] = []
+                platform_rates: list[float] = []
+                duplicates: list[int] = []
+                memory = PeakMemory(stack)
+                for index in range(rounds):
+                    object_name = f"contacts_{index}_{uuid.uuid4().hex[:6]}"
+                    world = await make_world(
+                        stack, receiver.url, object_name, fields=CONTACT_FIELDS
+                    )
+                    await seed(sandbox, object_name, records)
+                    ids = await provider_ids(stack, object_name)
+                    receiver.secret = world.signing_key
+                    receiver.received = type(receiver.received)()
+                    seconds = await raw_loop(stack, object_name, receiver, world.signing_key)
+                    if set(receiver.received.records) != ids:
+                        print("INVALID: the raw loop did not deliver every record")
+                        return 1
+                    raw_rates.append(records / seconds)
+                    receiver.received = type(receiver.received)()
+                    with memory:
+                        started = time.perf_counter()
+                        await world.install(f"group-{index}")
+                        missing = await receiver.wait_for_records(ids, PATIENCE)
+                        seconds = time.perf_counter() - started
+                    if missing or receiver.received.bad_signatures:
+                        print(
+                            f"INVALID: {len(missing)} records never arrived, "
+                            f"{receiver.received.bad_signatures} bad signatures"
+                        )
+                        return 1
+                    platform_rates.append(records / seconds)
+                    duplicates.append(receiver.received.duplicate_records)
+                    print(
+                        f"round {index + 1}: raw {raw_rates[-1]:,.0f} records/s, "
+                        f"platform {platform_rates[-1]:,.0f} records/s "
+                        f"({seconds:.1f} s, {duplicates[-1]} duplicates)",
+                        flush=True,
+                    )
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    ratio = [p / r for p, r in zip(platform_rates, raw_rates, strict=True)]
+    print(f"\n{records:,} records, {rounds} rounds, {os.cpu_count()} cores")
+    print(f"raw loop   {spread(raw_rates, ',.0f')} records/s")
+    print(f"platform   {spread(platform_rates, ',.0f')} records/s   (target >= 20,000)")
+    print(f"ratio      {spread(ratio, '.2f')}   (target >= 0.5)")
+    print(f"duplicates {statistics.median(duplicates):.0f} per backfill (median)")
+    for name, peak in memory.peaks.items():
+        print(f"peak RSS   {name:<16} {peak / 2**20:,.0f} MiB")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS   {'bench (receiver)':<16} {own:,.0f} MiB")
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    code = asyncio.run(run(args.records, args.rounds))
+    sys.stdout.flush()
+    os._exit(code)  # temporalio can crash at interpreter exit (sdk-python #300)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Reads end to end, through the whole mesh: an installation's creation backfills every
+record the sandbox holds to the builder's webhook, each delivery signed so that the svix
+library accepts it; a triggered read with sinceTimestamp delivers only what changed
+since; a receiver failing for a minute, and a temporal worker or messenger killed (-9)
+in the middle of a backfill, lose nothing; and the operation, its progress and its logs
+tell through REST what happened.
+
+Each test reads an object of its own name, so the sandbox's records of it are its own.
+Duplicates (a page sent again after a crash) are allowed, and counted and printed;
+gaps are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from temporalio.client import Client
+
+from services.runtime.channels import mesh_channel
+from services.runtime.read_workflows import schedule_id
+from tests.conftest import Stack
+from tests.e2e.control_plane import issue_names
+from tests.e2e.reads_world import ReadsWorld, make_world, provider_ids, seed
+from tests.e2e.webhooks import Receiver, serve
+
+pytestmark = pytest.mark.e2e
+
+# Generous bounds for a busy 2-core machine, not timing claims: how long to wait for
+# every record of a read to arrive, and for an operation to show its end.
+ARRIVAL_PATIENCE = 240.0
+OPERATION_PATIENCE = 60.0
+BACKFILL_RECORDS = 50_000
+
+
+def object_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+async def sandbox(stack: Stack) -> AsyncIterator[sandbox_pb2_grpc.SandboxControlServiceStub]:
+    channel = mesh_channel(
+        stack.endpoints["sandbox"], stack.credentials("tests"), server_identity="sandbox"
+    )
+    async with channel:
+        yield sandbox_pb2_grpc.SandboxControlServiceStub(channel)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serve(Receiver()) as running:
+        yield running
+
+
+async def world_for(stack: Stack, receiver: Receiver, prefix: str, **args: Any) -> ReadsWorld:
+    world = await make_world(stack, receiver.url, object_name(prefix), **args)
+    receiver.secret = world.signing_key
+    return world
+
+
+async def finished_operation(
+    world: ReadsWorld, installation_id: str, *, read_type: str | None = None
+) -> dict[str, Any]:
+    """The installation's read operation once it has ended (scribe records it)."""
+    deadline = time.monotonic() + OPERATION_PATIENCE
+    while True:
+        operations = await world.operations(installation_id)
+        ended = [
+            o
+            for o in operations
+            if o["status"] in ("success", "failure")
+            and (read_type is None or o.get("metadata", {}).get("readType") in (None, read_type))
+        ]
+        if ended:
+            return ended[0]
+        assert time.monotonic() < deadline, f"no read operation ended: {operations}"
+        await asyncio.sleep(0.5)
+
+
+async def all_arrive(receiver: Receiver, ids: set[str]) -> None:
+    missing = await receiver.wait_for_records(ids, ARRIVAL_PATIENCE)
+    received = receiver.received
+    print(
+        f"records={len(ids)} deliveries={sum(received.messages.values())} "
+        f"duplicates={received.duplicate_records} refused={received.refused}"
+    )
+    assert not missing, f"{len(missing)} of {len(ids)} records never arrived"
+    assert received.bad_signatures == 0
+    # Nothing arrives that the provider does not hold.
+    assert set(received.records) <= ids
+
+
+async def test_creating_an_installation_backfills_every_record_signed(
+    stack: Stack, sandbox: sandbox_pb2_grpc.SandboxControlServiceStub, receiver: Receiver
+) -> None:
+    world = await world_for(stack, receiver, "backfill")
+    await seed(sandbox, world.object_name, BACKFILL_RECORDS)
+    ids = await provider_ids(stack, world.object_name)
+    assert len(ids) == BACKFILL_RECORDS
+    receiver.both_libraries = True
+    receiver.keep_bodies = True
+    installation = await world.install("acme")
+    await all_arrive(receiver, ids)
+
+    # Every body is the reference's webhook payload.
+    body = receiver.received.bodies[0]
+    assert body["projectId"] == world.project_id
+    assert body["provider"] == "hubspot"
+    assert body["groupRef"] == "acme"
+    assert body["installationId"] == installation["id"]
+    assert body["objectName"] == world.object_name
+    assert body["action"] == "read"
+    assert body["readType"] == "backfill"
+    assert body["resultInfo"] == {"type": "inline", "numRecords": len(body["result"])}
+    entry = body["result"][0]
+    assert set(entry["mappedFields"]) == {"title"}
+    assert set(entry["fields"]) == {"amount"}
+    assert entry["raw"]["id"] == entry["id"]
+    assert entry["mappedFields"]["title"] == entry["raw"]["properties"]["name"]
+
+    # The operation, its progress and its logs tell what happened.
+    operation = await finished_operation(world, installation["id"])
+    assert operation["status"] == "success", operation
+    assert operation["actionType"] == "read"
+    got = await world.http.get(
+        f"/integrations/{world.integration['id']}/installations/{installation['id']}"
+        f"/objects/{world.object_name}/backfill-progress"
+    )
+    assert got.status_code == 200, got.text
+    progress = got.json()
+    assert progress["operationId"] == operation["id"]
+    assert progress["recordsProcessed"] == BACKFILL_RECORDS
+    logs = await world.http.get(f"/operations/{operation['id']}/logs")
+    assert logs.status_code == 200, logs.text
+    messages = [log["message"]["msg"] for log in logs.json()]
+    assert messages, "the backfill logged nothing"
+
+
+async def test_a_triggered_read_since_a_time_delivers_only_what_changed_since(
+    stack: Stack, sandbox: sandbox_pb2_grpc.SandboxControlServiceStub, receiver: Receiver
+) -> None:
+    world = await world_for(stack, receiver, "triggered", backfill=False)
+    now = datetime.now(UTC)
+    await seed(
+        sandbox,
+        world.object_name,
+        2_000,
+        modified_from=now - timedelta(days=30),
+        modified_until=now - timedelta(days=20),
+    )
+    touched = await sandbox.TouchRecords(
+        sandbox_pb2.TouchRecordsRequest(
+            provider=sandbox_pb2.PROVIDER_HUBSPOT, object_name=world.object_name, count=37
+        )
+    )
+    changed = set(touched.ids)
+    assert len(changed) == 37
+    await world.install("acme", backfill=False)
+    since = now - timedelta(days=1)
+    started = await world.read_http.post(
+        f"/integrations/{world.integration['id']}/objects/{world.object_name}",
+        json={
+            "groupRef": "acme",
+            "mode": "async",
+            "sinceTimestamp": since.isoformat().replace("+00:00", "Z"),
+        },
+    )
+    assert started.status_code == 201, started.text
+    operation_id = started.json()["operationId"]
+    await all_arrive(receiver, changed)
+    assert set(receiver.received.records) == changed
+    deadline = time.monotonic() + OPERATION_PATIENCE
+    while True:
+        got = await world.http.get(f"/operations/{operation_id}")
+        if got.status_code == 200 and got.json()["status"] == "success":
+            break
+        assert time.monotonic() < deadline, got.text
+        await asyncio.sleep(0.5)
+
+
+async def test_a_receiver_failing_for_a_minute_loses_nothing(
+    stack: Stack, sandbox: sandbox_pb2_grpc.SandboxControlServiceStub, receiver: Receiver
+) -> None:
+    world = await world_for(stack, receiver, "failing")
+    await seed(sandbox, world.object_name, 3_000)
+    ids = await provider_ids(stack, world.object_name)
+    # Half a minute of 500s, then half a minute of 429s asking for 5 s of patience.
+    receiver.fail(500, 30)
+
+    async def then_rate_limit() -> None:
+        await asyncio.sleep(30)
+        receiver.fail(429, 30, retry_after=5)
+
+    switch = asyncio.create_task(then_rate_limit())
+    await world.install("acme")
+    try:
+        await all_arrive(receiver, ids)
+    finally:
+        switch.cancel()
+    assert receiver.received.refused > 0
+
+
+@pytest.mark.parametrize("victim", ["temporal-worker", "messenger"])
+async def test_killing_a_service_mid_backfill_loses_nothing(
+    stack: Stack,
+    sandbox: sandbox_pb2_grpc.SandboxControlServiceStub,
+    receiver: Receiver,
+    victim: str,
+) -> None:
+    world = await world_for(stack, receiver, "killed")
+    await seed(sandbox, world.object_name, 20_000)
+    ids = await provider_ids(stack, world.object_name)
+    await world.install("acme")
+    # Mid-backfill: some records arrived, most have not.
+    deadline = time.monotonic() + ARRIVAL_PATIENCE
+    while len(receiver.received.records) < 1_000:
+        assert time.monotonic() < deadline, "the backfill never started delivering"
+        await asyncio.sleep(0.05)
+    running = stack.mesh.service(victim)
+    running.process.kill()
+    await running.process.wait()
+    await stack.mesh.restart(victim)
+    await all_arrive(receiver, ids)
+
+
+async def test_pausing_and_resuming_reads_pauses_and_resumes_the_schedule(
+    stack: Stack, receiver: Receiver
+) -> None:
+    world = await world_for(stack, receiver, "scheduled", schedule="*/30 * * * *", backfill=False)
+    installation = await world.install("acme", schedule="*/30 * * * *", backfill=False)
+    temporal = await Client.connect(stack.endpoints["temporal"], namespace="ampmesh")
+    handle = temporal.get_schedule_handle(schedule_id(installation["id"], world.object_name))
+    assert not (await handle.describe()).schedule.state.paused
+    base = f"/integrations/{world.integration['id']}/installations/{installation['id']}"
+    paused = await world.read_http.post(f"{base}:pause", json={"note": "maintenance"})
+    assert paused.status_code == 204, paused.text
+    state = (await handle.describe()).schedule.state
+    assert state.paused and state.note == "maintenance"
+    unknown = await world.read_http.post(f"{base}:unpause", json={"objects": ["nope"]})
+    assert unknown.status_code == 400, unknown.text
+    assert (await handle.describe()).schedule.state.paused
+    resumed = await world.read_http.post(f"{base}:unpause", json={})
+    assert resumed.status_code == 204, resumed.text
+    assert not (await handle.describe()).schedule.state.paused
+    # Deleting the installation deletes its schedule.
+    deleted = await world.http.delete(base)
+    assert deleted.status_code == 204, deleted.text
+    schedules = [s.id async for s in await temporal.list_schedules()]
+    assert handle.id not in schedules
+
+
+async def test_bad_triggered_reads_are_refused_naming_the_field(
+    stack: Stack, receiver: Receiver
+) -> None:
+    world = await world_for(stack, receiver, "refused", backfill=False)
+    await world.install("acme", backfill=False)
+    path = f"/integrations/{world.integration['id']}/objects/{world.object_name}"
+    now = datetime.now(UTC)
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"groupRef": "acme", "mode": "sync"}, 400, "body.mode"),
+        ({"mode": "async"}, 400, "body.groupRef"),
+        (
+            {
+                "groupRef": "acme",
+                "mode": "async",
+                "sinceTimestamp": now.isoformat().replace("+00:00", "Z"),
+                "untilTimestamp": (now - timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+            },
+            400,
+            "body.untilTimestamp",
+        ),
+        ({"groupRef": "globex", "mode": "async"}, 404, ""),
+    ]
+    for body, status, field in cases:
+        response = await world.read_http.post(path, json=body)
+        assert response.status_code == status, (body, response.text)
+        problem = response.json()
+        if field:
+            assert field in issue_names(problem), problem
+    other = await world.read_http.post(
+        f"/integrations/{world.integration['id']}/objects/nothing_here",
+        json={"groupRef": "acme", "mode": "async"},
+    )
+    assert other.status_code == 404, other.text
