@@ -55,7 +55,11 @@ def subscriber_async_client(emulator_host: str) -> SubscriberAsyncClient:
     host is given (without PUBSUB_EMULATOR_HOST, which redirects every client of the
     process), else Cloud Pub/Sub with the deployment's default credentials."""
     if emulator_host:
-        channel = grpc.aio.insecure_channel(emulator_host)
+        # A pull of many read-result pages (up to 300 KB each) is far beyond gRPC's
+        # default 4 MB message limit; the Cloud client's own channels lift it too.
+        channel = grpc.aio.insecure_channel(
+            emulator_host, options=[("grpc.max_receive_message_length", -1)]
+        )
         return SubscriberAsyncClient(transport=SubscriberGrpcAsyncIOTransport(channel=channel))
     return SubscriberAsyncClient()
 

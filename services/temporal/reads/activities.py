@@ -76,6 +76,13 @@ FINAL_SEQUENCE_OFFSET = 1_000_000
 # inside the workflow's 10 s heartbeat timeout.
 HEARTBEAT_EVERY = 2.0
 TOKEN_DEADLINE = 20.0
+# The token-manager's answers for a connection whose credentials the provider refuses.
+_CREDENTIALS_REFUSED = (
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+)
+CREDENTIALS_REFUSED = "CredentialsRefused"
 # Pages published but not yet acknowledged at most (each up to 300 KB per part).
 PAGES_IN_FLIGHT = 32
 
@@ -427,6 +434,16 @@ class ReadActivities:
                 raise ApplicationError(
                     f"connection {context.connection_id} is gone",
                     type=INSTALLATION_GONE,
+                    non_retryable=True,
+                ) from None
+            if code in _CREDENTIALS_REFUSED:
+                # The provider refused the connection's credentials (bad_credentials):
+                # only the customer reconnecting helps, so the read fails now, visibly,
+                # instead of retrying for ever.
+                raise ApplicationError(
+                    f"connection {context.connection_id} has credentials the provider "
+                    "refuses: reconnect it",
+                    type=CREDENTIALS_REFUSED,
                     non_retryable=True,
                 ) from None
             # The status message is the token-manager's: only its code leaves here.
@@ -1041,8 +1058,9 @@ class _PageReader:
         except TokenRejected:
             raise ApplicationError(
                 f"{self._context.provider} rejected the refreshed token of connection "
-                f"{self._context.connection_id}",
-                type="TokenRejected",
+                f"{self._context.connection_id}: reconnect it",
+                type=CREDENTIALS_REFUSED,
+                non_retryable=True,
             ) from None
         except ProviderUnavailable as error:
             raise ApplicationError(
