@@ -98,32 +98,54 @@ async def raw_loop(stack: Stack, object_name: str, receiver: Receiver, secret: s
                 return time.perf_counter() - started
 
 
-class PeakMemory:
-    """Samples the resident memory of the mesh's services while a run goes on."""
+class Processes:
+    """While a platform run goes on: the peak resident memory of the mesh's services, and
+    the CPU seconds every process of the mesh spends (where the run's time goes)."""
 
     def __init__(self, stack: Stack) -> None:
-        self.stack = stack
+        self.pids = {s.name: s.process.pid for s in stack.mesh.services}
+        self.pids.update({c.name: c.pid for c in stack.mesh.components if c.pid is not None})
+        self.pids["bench (receiver)"] = os.getpid()
         self.peaks: dict[str, int] = dict.fromkeys(SERVICES, 0)
+        self.cpu: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._started: dict[str, float] = {}
+
+    def _cpu_now(self) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            try:
+                process = psutil.Process(pid)
+                # A process and its children (PostgreSQL's backends), except this one:
+                # the whole mesh is its children.
+                family = [process]
+                if pid != os.getpid():
+                    family += process.children(recursive=True)
+                spent[name] = sum(p.cpu_times().user + p.cpu_times().system for p in family)
+            except psutil.NoSuchProcess:
+                continue
+        return spent
 
     async def _sample(self) -> None:
         while True:
             for name in SERVICES:
-                pid = self.stack.mesh.service(name).process.pid
                 try:
-                    rss = psutil.Process(pid).memory_info().rss
+                    rss = psutil.Process(self.pids[name]).memory_info().rss
                 except psutil.NoSuchProcess:
                     continue
                 self.peaks[name] = max(self.peaks[name], rss)
             await asyncio.sleep(0.1)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Processes:
+        self._started = self._cpu_now()
         self._task = asyncio.create_task(self._sample())
         return self
 
     def __exit__(self, *_: object) -> None:
         assert self._task is not None
         self._task.cancel()
+        for name, seconds in self._cpu_now().items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + seconds - self._started.get(name, 0.0)
 
 
 async def run(records: int, rounds: int) -> int:
@@ -139,7 +161,8 @@ async def run(records: int, rounds: int) -> int:
                 raw_rates: list[float] = []
                 platform_rates: list[float] = []
                 duplicates: list[int] = []
-                memory = PeakMemory(stack)
+                first_record: list[float] = []
+                processes = Processes(stack)
                 for index in range(rounds):
                     object_name = f"contacts_{index}_{uuid.uuid4().hex[:6]}"
                     world = await make_world(
@@ -155,8 +178,9 @@ async def run(records: int, rounds: int) -> int:
                         return 1
                     raw_rates.append(records / seconds)
                     receiver.received = type(receiver.received)()
-                    with memory:
+                    with processes:
                         started = time.perf_counter()
+                        started_at = time.monotonic()
                         await world.install(f"group-{index}")
                         missing = await receiver.wait_for_records(ids, PATIENCE)
                         seconds = time.perf_counter() - started
@@ -167,6 +191,7 @@ async def run(records: int, rounds: int) -> int:
                         )
                         return 1
                     platform_rates.append(records / seconds)
+                    first_record.append(receiver.received.first_at - started_at)
                     duplicates.append(receiver.received.duplicate_records)
                     print(
                         f"round {index + 1}: raw {raw_rates[-1]:,.0f} records/s, "
@@ -182,8 +207,14 @@ async def run(records: int, rounds: int) -> int:
     print(f"platform   {spread(platform_rates, ',.0f')} records/s   (target >= 20,000)")
     print(f"ratio      {spread(ratio, '.2f')}   (target >= 0.5)")
     print(f"duplicates {statistics.median(duplicates):.0f} per backfill (median)")
-    for name, peak in memory.peaks.items():
+    print(f"first record after {spread(first_record, '.2f')} s (installation created to receipt)")
+    for name, peak in processes.peaks.items():
         print(f"peak RSS   {name:<16} {peak / 2**20:,.0f} MiB")
+    total = sum(processes.cpu.values())
+    print(f"CPU during the {rounds} platform runs: {total:.1f} s")
+    for name, spent in sorted(processes.cpu.items(), key=lambda item: -item[1]):
+        if spent >= 0.05:
+            print(f"  {name:<18} {spent:6.2f} s  {spent / total:4.0%}")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS   {'bench (receiver)':<16} {own:,.0f} MiB")
     return 0

@@ -69,6 +69,10 @@ UPGRADE: list[str] = [
         created_at timestamptz NOT NULL DEFAULT now()
     )
     """,
+    # Bodies are JSON pages of up to 300 KB, written once and read back only for a retry:
+    # stored out of line without PostgreSQL's compression (pglz cost more CPU per page
+    # than every other write of a backfill).
+    "ALTER TABLE webhook_deliveries ALTER COLUMN body SET STORAGE EXTERNAL",
     # Newest first, ties broken by id: the order of ListDeliveries and its keyset.
     "CREATE INDEX webhook_deliveries_project ON webhook_deliveries "
     "(project_id, created_at DESC, id DESC)",
