@@ -452,7 +452,12 @@ async def test_a_backfill_publishes_every_record_once_with_its_operation_and_wat
     await harness.operations.drain()
     assert len(harness.operations.of(operation, "operation_created")) == 1
     progress = harness.operations.of(operation, "operation_progress")
-    assert len(progress) == 40  # 2000 records, 50 per page (the manifest's delivery.pageSize)
+    # At most one per PROGRESS_EVERY and one after the last page: 2000 records, 50 per
+    # page (the manifest's delivery.pageSize), so the last says 40 pages.
+    sequences = [p.operation_progress.sequence for p in progress]
+    assert len(set(sequences)) == len(sequences) and max(sequences) == 40
+    last = max(progress, key=lambda p: p.operation_progress.sequence).operation_progress
+    assert (last.counts.pages, last.counts.records_read) == (40, 2_000)
     (finished,) = harness.operations.of(operation, "operation_finished")
     assert finished.operation_finished.status == ops.OPERATION_STATUS_SUCCESS
     assert finished.operation_finished.counts.records_read == 2_000

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from ampmesh.events.v1 import envelope_pb2
 from ampmesh.events.v1 import operation_events_pb2 as operations_pb2
@@ -244,6 +245,29 @@ def _resumed(resume: target_pb2.ReadCursor, opened: target_pb2.ReadCursor) -> ta
     return chosen
 
 
+_Windowed = TypeVar(
+    "_Windowed", backfill_read_pb2.BackfillReadInput, triggered_read_pb2.TriggeredReadInput
+)
+
+
+def _following(
+    request: _Windowed,
+    meta: envelope_pb2.EventMeta,
+    operation_id: str,
+    until: datetime,
+    outcome: _Outcome,
+) -> _Windowed:
+    """The input of the next run of a read continuing as new: the same read (operation,
+    window, meta), resumed at the cursor this run reached."""
+    following = type(request)()
+    following.CopyFrom(request)
+    following.meta.CopyFrom(meta)
+    following.operation_id = operation_id
+    following.until.FromDatetime(until)
+    following.resume.CopyFrom(outcome.cursor)
+    return following
+
+
 @workflow.defn(name=BACKFILL_WORKFLOW)
 class BackfillRead:
     """The initial read of one object of a new installation; sets its watermark."""
@@ -276,13 +300,7 @@ class BackfillRead:
             meta, request.target, operation_id, read_type, cursor, opened.page_size
         )
         if not finished:
-            following = backfill_read_pb2.BackfillReadInput()
-            following.CopyFrom(request)
-            following.meta.CopyFrom(meta)
-            following.operation_id = operation_id
-            following.until.FromDatetime(until)
-            following.resume.CopyFrom(outcome.cursor)
-            workflow.continue_as_new(following)
+            workflow.continue_as_new(_following(request, meta, operation_id, until, outcome))
         if outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
             await _save_watermark(meta, request.target, operation_id, outcome.cursor)
         await _close(meta, request.target, operation_id, read_type, outcome)
@@ -326,13 +344,7 @@ class TriggeredRead:
             meta, request.target, operation_id, read_type, cursor, opened.page_size
         )
         if not finished:
-            following = triggered_read_pb2.TriggeredReadInput()
-            following.CopyFrom(request)
-            following.meta.CopyFrom(meta)
-            following.operation_id = operation_id
-            following.until.FromDatetime(until)
-            following.resume.CopyFrom(outcome.cursor)
-            workflow.continue_as_new(following)
+            workflow.continue_as_new(_following(request, meta, operation_id, until, outcome))
         await _close(meta, request.target, operation_id, read_type, outcome)
         return triggered_read_pb2.TriggeredReadOutput(
             operation_id=operation_id,
