@@ -162,6 +162,22 @@ async def test_a_triggered_read_since_a_time_delivers_only_what_changed_since(
     changed = set(touched.ids)
     assert len(changed) == 37
     await world.install("acme", backfill=False)
+    # The builder routes read.triggered.done to a topic that goes to the same webhook.
+    topic = await world.http.post("/topics", json={"name": "reads-done"})
+    assert topic.status_code == 201, topic.text
+    for path, body in (
+        (
+            "/notification-event-topic-routes",
+            {"eventType": "read.triggered.done", "topicId": topic.json()["id"]},
+        ),
+        (
+            "/topic-destination-routes",
+            {"topicId": topic.json()["id"], "destinationId": world.destination["id"]},
+        ),
+    ):
+        routed = await world.http.post(path, json=body)
+        assert routed.status_code == 201, routed.text
+    receiver.keep_bodies = True
     since = now - timedelta(days=1)
     started = await world.read_http.post(
         f"/integrations/{world.integration['id']}/objects/{world.object_name}",
@@ -182,6 +198,13 @@ async def test_a_triggered_read_since_a_time_delivers_only_what_changed_since(
             break
         assert time.monotonic() < deadline, got.text
         await asyncio.sleep(0.5)
+    # The notification reaches the webhook too, signed like the records.
+    while not (done := [b for b in receiver.received.bodies if b.get("notificationType")]):
+        assert time.monotonic() < deadline, "read.triggered.done never arrived"
+        await asyncio.sleep(0.2)
+    (notification,) = done
+    assert notification["notificationType"] == "read.triggered.done"
+    assert notification["data"]["objectName"] == world.object_name
 
 
 async def test_a_receiver_failing_for_a_minute_loses_nothing(
