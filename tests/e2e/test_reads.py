@@ -252,14 +252,32 @@ async def test_killing_a_service_mid_backfill_loses_nothing(
     await all_arrive(receiver, ids)
 
 
-async def test_pausing_and_resuming_reads_pauses_and_resumes_the_schedule(
-    stack: Stack, receiver: Receiver
+async def test_a_schedule_reads_what_changed_and_pauses_and_resumes_through_the_api(
+    stack: Stack, sandbox: sandbox_pb2_grpc.SandboxControlServiceStub, receiver: Receiver
 ) -> None:
     world = await world_for(stack, receiver, "scheduled", schedule="*/30 * * * *", backfill=False)
+    now = datetime.now(UTC)
+    await seed(
+        sandbox,
+        world.object_name,
+        500,
+        modified_from=now - timedelta(days=9),
+        modified_until=now - timedelta(days=8),
+    )
     installation = await world.install("acme", schedule="*/30 * * * *", backfill=False)
     temporal = await Client.connect(stack.endpoints["temporal"], namespace="ampmesh")
     handle = temporal.get_schedule_handle(schedule_id(installation["id"], world.object_name))
     assert not (await handle.describe()).schedule.state.paused
+    # A run of the schedule reads from the object's watermark (the installation's
+    # creation: nothing older was asked for) to its own start: only what changed since.
+    touched = await sandbox.TouchRecords(
+        sandbox_pb2.TouchRecordsRequest(
+            provider=sandbox_pb2.PROVIDER_HUBSPOT, object_name=world.object_name, count=11
+        )
+    )
+    await handle.trigger()
+    await all_arrive(receiver, set(touched.ids))
+    assert set(receiver.received.records) == set(touched.ids)
     base = f"/integrations/{world.integration['id']}/installations/{installation['id']}"
     paused = await world.read_http.post(f"{base}:pause", json={"note": "maintenance"})
     assert paused.status_code == 204, paused.text

@@ -28,7 +28,7 @@ from ampmesh.workflows.v1 import (
 from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
 from google.protobuf import message as protobuf_message
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from services.runtime.read_workflows import (
@@ -75,10 +75,6 @@ BOOKKEEPING_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=0,
 )
-
-
-# Set by Temporal on every workflow a schedule starts: the time the run was due.
-SCHEDULED_START_TIME = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 
 @dataclass
@@ -232,10 +228,11 @@ async def _close(
 
 
 def _scheduled_time() -> datetime:
-    """When a scheduled run was due (its window's end), else now: a run started late by
-    a busy worker still reads exactly up to its slot, so the next run's window abuts."""
-    due = workflow.info().typed_search_attributes.get(SCHEDULED_START_TIME)
-    return due if due is not None else workflow.now()
+    """The end of a scheduled run's window: when the run started. Windows abut whatever
+    it is (the next run starts at the watermark this one leaves); not the slot it was due
+    for, which Temporal gives in whole seconds: a run triggered within the second an
+    installation was created would end its window before the window's start."""
+    return workflow.now()
 
 
 def _resumed(resume: target_pb2.ReadCursor, opened: target_pb2.ReadCursor) -> target_pb2.ReadCursor:
