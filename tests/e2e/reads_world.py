@@ -8,7 +8,7 @@ end-to-end benchmark."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,6 +100,9 @@ class ReadsWorld:
     signing_key: str
     object_name: str
     fields: Fields = Fields()
+    # The tokens of the connections made, and the destination's signing key: no log of
+    # the mesh may hold them.
+    secrets: list[str] = field(default_factory=list)
 
     @property
     def project_id(self) -> str:
@@ -108,6 +111,7 @@ class ReadsWorld:
     async def connect(self, group: str) -> dict[str, Any]:
         """A connection of group holding real sandbox tokens (password grant)."""
         tokens = await sandbox_token(self.stack)
+        self.secrets += [tokens["access_token"], tokens["refresh_token"]]
         expires = datetime.now(UTC) + timedelta(seconds=int(tokens["expires_in"]))
         created = await self.http.post(
             "/connections:generate",

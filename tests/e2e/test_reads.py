@@ -26,7 +26,7 @@ from temporalio.client import Client
 from services.runtime.channels import mesh_channel
 from services.runtime.read_workflows import schedule_id
 from tests.conftest import Stack
-from tests.e2e.control_plane import issue_names
+from tests.e2e.control_plane import assert_not_logged, issue_names
 from tests.e2e.reads_world import ReadsWorld, make_world, provider_ids, seed
 from tests.e2e.webhooks import Receiver, serve
 
@@ -140,6 +140,7 @@ async def test_creating_an_installation_backfills_every_record_signed(
     assert logs.status_code == 200, logs.text
     messages = [log["message"]["msg"] for log in logs.json()]
     assert messages, "the backfill logged nothing"
+    assert_not_logged(stack, world.signing_key, *world.secrets)
 
 
 async def test_a_triggered_read_since_a_time_delivers_only_what_changed_since(
