@@ -23,6 +23,7 @@ from services.temporal.connectors import http as provider_http
 from services.temporal.connectors.base import (
     Connector,
     Page,
+    PageTokenExpired,
     ProviderAuth,
     ProviderRequestError,
     ProviderUnavailable,
@@ -224,7 +225,7 @@ async def test_salesforce_refusals(sandbox: Sandbox, http: httpx.AsyncClient) ->
     gone = ReadRequest(
         "Account", [], None, None, page_token="/services/data/v60.0/query/01gFFFF-2000"
     )
-    with pytest.raises(ProviderRequestError) as refused:
+    with pytest.raises(PageTokenExpired) as refused:
         await connector.read_page(http, auth, gone)
     assert refused.value.code == "INVALID_QUERY_LOCATOR"
     assert "restart the window" in str(refused.value)

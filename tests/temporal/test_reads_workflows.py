@@ -38,6 +38,7 @@ from services.runtime.read_workflows import (
 )
 from services.temporal.connectors.base import (
     Page,
+    PageTokenExpired,
     ProviderAuth,
     ProviderRequestError,
     ProviderUnavailable,
@@ -71,6 +72,9 @@ class FakeProvider:
     failures: list[Exception] = field(default_factory=list)
     requests: int = 0
     fat: int = 0  # bytes of padding per record, to make pages large
+    # Requests (by number) whose page token the provider has forgotten, as Salesforce
+    # forgets an idle query cursor.
+    forget_tokens_at: set[int] = field(default_factory=set)
 
     def seed(self, count: int, start: datetime = T0) -> None:
         for n in range(len(self.records), len(self.records) + count):
@@ -96,6 +100,8 @@ class FakeProvider:
             raise ProviderRequestError("hubspot refused: VALIDATION_ERROR")
         if self.failures:
             raise self.failures.pop(0)
+        if request.page_token and self.requests in self.forget_tokens_at:
+            raise PageTokenExpired("query cursor dropped", status=400, code="LOCATOR")
         await asyncio.sleep(0)
         chosen = [
             r
@@ -474,6 +480,37 @@ async def test_a_backfill_publishes_every_record_once_with_its_operation_and_wat
         if n.notification.read_backfill_done.data.installation_id == installation.installation_id
     ]
     assert len(done) == 1 and done[0].meta.type == "read.backfill.done"
+
+
+async def test_a_query_the_provider_forgot_is_read_again_from_the_newest_record(
+    harness: Harness,
+) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(2_000)
+    # The 10th and 25th requests find their page token forgotten.
+    harness.provider.forget_tokens_at = {10, 25}
+    operation = str(uuid.uuid4())
+    request = backfill_read_pb2.BackfillReadInput(
+        target=installation.target(), operation_id=operation
+    )
+    request.meta.project_id = installation.project_id
+    request.since.FromDatetime(T0 - timedelta(days=1))
+    request.until.FromDatetime(T0 + timedelta(days=30))
+    async with harness.worker():
+        output = await harness.temporal.execute_workflow(
+            BACKFILL_WORKFLOW,
+            request,
+            id=f"test-forgotten-{operation}",
+            task_queue=harness.task_queue,
+            result_type=backfill_read_pb2.BackfillReadOutput,
+            execution_timeout=timedelta(seconds=60),
+        )
+    assert output.status == ops.OPERATION_STATUS_SUCCESS
+    await harness.results.drain()
+    ids = body_ids(harness.results.of(operation, "read_result_page"))
+    # No gap; only the records at the instant a query restarted from come twice.
+    assert set(ids) == {f"{n:06d}" for n in range(1, 2_001)}
+    assert len(ids) - len(set(ids)) <= 2
 
 
 async def test_a_triggered_read_returns_only_records_modified_in_its_window(

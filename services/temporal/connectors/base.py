@@ -87,6 +87,12 @@ class ProviderRequestError(Exception):
         self.code = code
 
 
+class PageTokenExpired(ProviderRequestError):
+    """The provider dropped the query a page token belongs to (Salesforce forgets a query
+    cursor left idle about 15 minutes): read the window again from a fresh first page,
+    starting at the newest modification time already read (records come in that order)."""
+
+
 class Connector(Protocol):
     """One provider's record API."""
 

@@ -7,8 +7,8 @@ because it also moves on system changes and is indexed. Page size is the
 `Sforce-Query-Options: batchSize=` hint (Salesforce honours 200 to 2,000).
 
 A query cursor that Salesforce has dropped answers 400 INVALID_QUERY_LOCATOR; that is
-raised as ProviderRequestError (code INVALID_QUERY_LOCATOR) so the caller restarts the
-window from the newest modification time it has read.
+raised as PageTokenExpired (code INVALID_QUERY_LOCATOR) so the caller restarts the window
+from the newest modification time it has read.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 
-from services.temporal.connectors.base import Page, ProviderAuth, ProviderRequestError, ReadRequest
+from services.temporal.connectors.base import (
+    Page,
+    PageTokenExpired,
+    ProviderAuth,
+    ProviderRequestError,
+    ReadRequest,
+)
 from services.temporal.connectors.http import json_body, send
 
 API_VERSION = "v60.0"
@@ -56,7 +62,7 @@ class SalesforceConnector:
         except ProviderRequestError as error:
             if error.code != INVALID_QUERY_LOCATOR:
                 raise
-            raise ProviderRequestError(
+            raise PageTokenExpired(
                 f"Salesforce dropped the query cursor of {request.object_name} "
                 f"({INVALID_QUERY_LOCATOR}): restart the window from the newest record read",
                 status=error.status,

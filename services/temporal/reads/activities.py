@@ -48,6 +48,7 @@ from services.runtime.read_workflows import FAILURES_BEFORE_PAUSE
 from services.temporal.connectors.base import (
     Connector,
     Page,
+    PageTokenExpired,
     ProviderAuth,
     ProviderRequestError,
     ProviderUnavailable,
@@ -500,6 +501,8 @@ class ReadActivities:
             fields=list(selection.provider_fields()),
             page_size=context.page_size(request.page_size),
         )
+        if cursor.HasField("max_modified_time"):
+            reader.newest = cursor.max_modified_time.ToDatetime(tzinfo=UTC)
         header = self._header(request, context)
         message = read_result_pb2.WebhookMessage()
         json_format.ParseDict(header, message, ignore_unknown_fields=True)
@@ -559,7 +562,8 @@ class ReadActivities:
                                 number=number,
                                 next_page_token=token,
                                 records=len(records),
-                                newest=_newest(connector, page.records),
+                                newest=reader.page_newest,
+                                since=reader.since,
                                 estimated_total=page.estimated_total,
                                 payload_bytes=sum(len(e.read_result_page.body) for e in envelopes),
                                 acks=self._publisher.start(envelopes),
@@ -1009,8 +1013,13 @@ class _Published:
     estimated_total: int | None
     payload_bytes: int
     acks: list[asyncio.Future[str]]
+    # The lower bound the page's query ran with (moved up when a forgotten query was
+    # read again): the next page token belongs to that query.
+    since: datetime | None = None
 
     def advance(self, cursor: target_pb2.ReadCursor) -> None:
+        if self.since is not None:
+            cursor.since.FromDatetime(self.since)
         cursor.page_token = self.next_page_token
         cursor.pages_done = self.number
         cursor.records_done += self.records
@@ -1044,12 +1053,41 @@ class _PageReader:
         self._fields = fields
         self._page_size = page_size
         self._auth: ProviderAuth | None = None
+        # The newest modification time among the records fetched so far: where the
+        # window starts again if the provider drops its query (PageTokenExpired).
+        self.newest: datetime | None = None
+        # The newest modification time in the page fetch returned last.
+        self.page_newest: datetime | None = None
+
+    @property
+    def since(self) -> datetime | None:
+        """The lower bound of the query the pages now come from."""
+        return self._since
 
     async def fetch(self, page_token: str) -> Page:
+        try:
+            page = await self._fetch(page_token, self._since)
+        except PageTokenExpired:
+            # Records come oldest first: everything before `newest` has been read, so a
+            # fresh query from there leaves no gap (the records at `newest` come twice).
+            _log.info(
+                "provider dropped the query; reading the window again from the newest record",
+                object=self._context.object_name,
+            )
+            # Later pages belong to the new query: it is the window's lower bound now
+            # (the cursor takes it too, so a retried call resumes the same query).
+            self._since = self.newest or self._since
+            page = await self._fetch("", self._since)
+        self.page_newest = _newest(self._connector, page.records)
+        if self.page_newest is not None and (self.newest is None or self.page_newest > self.newest):
+            self.newest = self.page_newest
+        return page
+
+    async def _fetch(self, page_token: str, since: datetime | None) -> Page:
         request = ReadRequest(
             object_name=self._context.object_name,
             fields=self._fields,
-            since=self._since,
+            since=since,
             until=self._until,
             page_token=page_token,
             page_size=self._page_size,
@@ -1078,6 +1116,8 @@ class _PageReader:
                 if error.retry_after
                 else None,
             ) from None
+        except PageTokenExpired:
+            raise
         except ProviderRequestError as error:
             raise ApplicationError(
                 str(error), type=PROVIDER_REQUEST_ERROR, non_retryable=True
