@@ -20,7 +20,15 @@ from tests.e2e.control_plane import admin_client, create_project
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 USERNAME, PASSWORD = "sandbox-user", "sandbox-password"
-HUBSPOT_TOKEN = "/hubspot/oauth/v1/token"
+# The sandbox's token endpoint and its Provider value, per catalog provider.
+TOKEN_PATHS = {
+    "hubspot": "/hubspot/oauth/v1/token",
+    "salesforce": "/salesforce/services/oauth2/token",
+}
+SANDBOX_PROVIDERS = {
+    "hubspot": sandbox_pb2.PROVIDER_HUBSPOT,
+    "salesforce": sandbox_pb2.PROVIDER_SALESFORCE,
+}
 DESTINATION = "crmHook"
 INTEGRATION = "crm-reads"
 # The sandbox gives HubSpot objects other than contacts and companies `name` and `amount`:
@@ -43,13 +51,18 @@ CONTACT_FIELDS = Fields(("emailAddress", "email"), ("firstname", "lastname", "co
 
 
 def manifest(
-    object_name: str, *, schedule: str = "", backfill: bool = True, fields: Fields = Fields()
+    object_name: str,
+    *,
+    schedule: str = "",
+    backfill: bool = True,
+    fields: Fields = Fields(),
+    provider: str = "hubspot",
 ) -> str:
     lines = [
         "specVersion: 1.0.0",
         "integrations:",
         f"  - name: {INTEGRATION}",
-        "    provider: hubspot",
+        f"    provider: {provider}",
         "    read:",
         "      objects:",
         f"        - objectName: {object_name}",
@@ -100,6 +113,7 @@ class ReadsWorld:
     signing_key: str
     object_name: str
     fields: Fields = Fields()
+    provider: str = "hubspot"
     # The tokens of the connections made, and the destination's signing key: no log of
     # the mesh may hold them.
     secrets: list[str] = field(default_factory=list)
@@ -110,13 +124,13 @@ class ReadsWorld:
 
     async def connect(self, group: str) -> dict[str, Any]:
         """A connection of group holding real sandbox tokens (password grant)."""
-        tokens = await sandbox_token(self.stack)
+        tokens = await sandbox_token(self.stack, self.provider)
         self.secrets += [tokens["access_token"], tokens["refresh_token"]]
         expires = datetime.now(UTC) + timedelta(seconds=int(tokens["expires_in"]))
         created = await self.http.post(
             "/connections:generate",
             json={
-                "provider": "hubspot",
+                "provider": self.provider,
                 "groupRef": group,
                 "consumerRef": f"{group}-user",
                 "oauth2AuthorizationCode": {
@@ -184,7 +198,11 @@ async def make_world(
     )
     app = await http.post(
         "/provider-apps",
-        json={"provider": "hubspot", "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET},
+        json={
+            "provider": manifest_args.get("provider", "hubspot"),
+            "clientId": CLIENT_ID,
+            "clientSecret": CLIENT_SECRET,
+        },
     )
     assert app.status_code == 200, app.text
     created = await http.post(
@@ -210,6 +228,7 @@ async def make_world(
         signing_key=destination["secrets"]["webhookSigningKey"],
         object_name=object_name,
         fields=manifest_args.get("fields", Fields()),
+        provider=manifest_args.get("provider", "hubspot"),
     )
 
 
@@ -220,10 +239,11 @@ async def seed(
     *,
     modified_from: datetime | None = None,
     modified_until: datetime | None = None,
+    provider: str = "hubspot",
 ) -> sandbox_pb2.SeedRecordsResponse:
-    """count new HubSpot records of object_name (replacing any)."""
+    """count new records of provider's object_name (replacing any)."""
     request = sandbox_pb2.SeedRecordsRequest(
-        provider=sandbox_pb2.PROVIDER_HUBSPOT,
+        provider=SANDBOX_PROVIDERS[provider],
         object_name=object_name,
         count=count,
         seed=uuid.uuid4().int % 2**31,
@@ -238,11 +258,11 @@ async def seed(
     return seeded
 
 
-async def sandbox_token(stack: Stack) -> dict[str, Any]:
-    """A fresh sandbox HubSpot access token (password grant)."""
-    async with httpx.AsyncClient(base_url=stack.endpoints["sandbox-http"]) as provider:
-        response = await provider.post(
-            HUBSPOT_TOKEN,
+async def sandbox_token(stack: Stack, provider: str = "hubspot") -> dict[str, Any]:
+    """A fresh sandbox access token of provider (password grant)."""
+    async with httpx.AsyncClient(base_url=stack.endpoints["sandbox-http"]) as sandbox:
+        response = await sandbox.post(
+            TOKEN_PATHS[provider],
             data={"grant_type": "password", "username": USERNAME, "password": PASSWORD},
             auth=(CLIENT_ID, CLIENT_SECRET),
         )

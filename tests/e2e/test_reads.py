@@ -27,7 +27,7 @@ from services.runtime.channels import mesh_channel
 from services.runtime.read_workflows import schedule_id
 from tests.conftest import Stack
 from tests.e2e.control_plane import assert_not_logged, issue_names
-from tests.e2e.reads_world import ReadsWorld, make_world, provider_ids, seed
+from tests.e2e.reads_world import Fields, ReadsWorld, make_world, provider_ids, seed
 from tests.e2e.webhooks import Receiver, serve
 
 pytestmark = pytest.mark.e2e
@@ -141,6 +141,31 @@ async def test_creating_an_installation_backfills_every_record_signed(
     messages = [log["message"]["msg"] for log in logs.json()]
     assert messages, "the backfill logged nothing"
     assert_not_logged(stack, world.signing_key, *world.secrets)
+
+
+async def test_a_salesforce_backfill_reads_through_soql_pages(
+    stack: Stack, sandbox: sandbox_pb2_grpc.SandboxControlServiceStub, receiver: Receiver
+) -> None:
+    # The sandbox gives Salesforce objects other than Account and Contact a `Name`.
+    fields = Fields(("accountName", "Name"), ())
+    world = await world_for(stack, receiver, "Ledger", provider="salesforce", fields=fields)
+    await seed(sandbox, world.object_name, 3_000, provider="salesforce")
+    receiver.keep_bodies = True
+    installation = await world.install("acme")
+    deadline = time.monotonic() + ARRIVAL_PATIENCE
+    while sum(len(b.get("result") or ()) for b in receiver.received.bodies) < 3_000:
+        assert time.monotonic() < deadline, "the Salesforce backfill never finished"
+        await asyncio.sleep(0.2)
+    assert receiver.received.bad_signatures == 0
+    assert len(receiver.received.records) == 3_000
+    body = receiver.received.bodies[0]
+    assert body["provider"] == "salesforce"
+    assert body["installationId"] == installation["id"]
+    entry = body["result"][0]
+    assert entry["raw"]["Id"] == entry["id"]
+    assert entry["mappedFields"]["accountName"] == entry["raw"]["Name"]
+    operation = await finished_operation(world, installation["id"])
+    assert operation["status"] == "success", operation
 
 
 async def test_a_triggered_read_since_a_time_delivers_only_what_changed_since(
