@@ -141,6 +141,11 @@ async def test_creating_an_installation_backfills_every_record_signed(
     messages = [log["message"]["msg"] for log in logs.json()]
     assert messages, "the backfill logged nothing"
     assert_not_logged(stack, world.signing_key, *world.secrets)
+    # Deleting the installation after its backfill ended (nothing left to cancel) works.
+    deleted = await world.http.delete(
+        f"/integrations/{world.integration['id']}/installations/{installation['id']}"
+    )
+    assert deleted.status_code == 204, deleted.text
 
 
 async def test_a_salesforce_backfill_reads_through_soql_pages(
