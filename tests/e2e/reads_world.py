@@ -271,7 +271,7 @@ async def sandbox_token(stack: Stack, provider: str = "hubspot") -> dict[str, An
     return tokens
 
 
-async def provider_ids(stack: Stack, object_name: str, **query: str) -> set[str]:
+async def provider_ids(stack: Stack, object_name: str) -> set[str]:
     """Every id the sandbox's HubSpot list API pages through for object_name."""
     token = (await sandbox_token(stack))["access_token"]
     ids: set[str] = set()
@@ -280,7 +280,7 @@ async def provider_ids(stack: Stack, object_name: str, **query: str) -> set[str]
         base_url=stack.endpoints["sandbox-http"], headers={"authorization": f"Bearer {token}"}
     ) as provider:
         while True:
-            params = {"limit": "100", **({"after": after} if after else {}), **query}
+            params = {"limit": "100", **({"after": after} if after else {})}
             page = await provider.get(f"/hubspot/crm/v3/objects/{object_name}", params=params)
             assert page.status_code == 200, page.text
             body = page.json()

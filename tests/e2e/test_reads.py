@@ -64,19 +64,12 @@ async def world_for(stack: Stack, receiver: Receiver, prefix: str, **args: Any) 
     return world
 
 
-async def finished_operation(
-    world: ReadsWorld, installation_id: str, *, read_type: str | None = None
-) -> dict[str, Any]:
+async def finished_operation(world: ReadsWorld, installation_id: str) -> dict[str, Any]:
     """The installation's read operation once it has ended (scribe records it)."""
     deadline = time.monotonic() + OPERATION_PATIENCE
     while True:
         operations = await world.operations(installation_id)
-        ended = [
-            o
-            for o in operations
-            if o["status"] in ("success", "failure")
-            and (read_type is None or o.get("metadata", {}).get("readType") in (None, read_type))
-        ]
+        ended = [o for o in operations if o["status"] in ("success", "failure")]
         if ended:
             return ended[0]
         assert time.monotonic() < deadline, f"no read operation ended: {operations}"

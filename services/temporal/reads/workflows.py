@@ -265,6 +265,53 @@ def _following(
     return following
 
 
+async def _windowed_read(
+    request: _Windowed,
+    read_type: int,
+    *,
+    full_history: bool,
+    save_watermark: bool,
+) -> tuple[str, _Outcome | None]:
+    """One read of a fixed window (a backfill or a triggered read): open the operation,
+    read every page (continuing as new when the history grows), move the watermark when
+    asked and the read succeeded, close the operation. The operation id, and the outcome
+    (None when opening found nothing to read: the installation or object is gone)."""
+    meta = envelope_pb2.EventMeta()
+    meta.CopyFrom(request.meta)
+    _now_meta(meta, type(request))
+    operation_id = request.operation_id or str(workflow.uuid4())
+    until = request.until.ToDatetime() if request.HasField("until") else workflow.now()
+    opened = await _open(
+        meta,
+        request.target,
+        operation_id,
+        read_type,
+        since=request.since.ToDatetime() if request.HasField("since") else None,
+        until=until,
+        full_history=full_history,
+        page_size=request.page_size,
+    )
+    if opened.skip:
+        workflow.logger.info(
+            "read skipped",
+            extra={
+                "read_type": operations_pb2.ReadType.Name(read_type),
+                "reason": opened.skip_reason,
+            },
+        )
+        return operation_id, None
+    cursor = _resumed(request.resume, opened.cursor)
+    outcome, finished = await _read_window(
+        meta, request.target, operation_id, read_type, cursor, opened.page_size
+    )
+    if not finished:
+        workflow.continue_as_new(_following(request, meta, operation_id, until, outcome))
+    if save_watermark and outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
+        await _save_watermark(meta, request.target, operation_id, outcome.cursor)
+    await _close(meta, request.target, operation_id, read_type, outcome)
+    return operation_id, outcome
+
+
 @workflow.defn(name=BACKFILL_WORKFLOW)
 class BackfillRead:
     """The initial read of one object of a new installation; sets its watermark."""
@@ -273,34 +320,14 @@ class BackfillRead:
     async def run(
         self, request: backfill_read_pb2.BackfillReadInput
     ) -> backfill_read_pb2.BackfillReadOutput:
-        meta = envelope_pb2.EventMeta()
-        meta.CopyFrom(request.meta)
-        _now_meta(meta, backfill_read_pb2.BackfillReadInput)
-        operation_id = request.operation_id or str(workflow.uuid4())
-        read_type = operations_pb2.READ_TYPE_BACKFILL
-        until = request.until.ToDatetime() if request.HasField("until") else workflow.now()
-        opened = await _open(
-            meta,
-            request.target,
-            operation_id,
-            read_type,
-            since=request.since.ToDatetime() if request.HasField("since") else None,
-            until=until,
+        operation_id, outcome = await _windowed_read(
+            request,
+            operations_pb2.READ_TYPE_BACKFILL,
             full_history=request.full_history,
-            page_size=request.page_size,
+            save_watermark=True,
         )
-        if opened.skip:
-            workflow.logger.info("backfill skipped", extra={"reason": opened.skip_reason})
+        if outcome is None:
             return backfill_read_pb2.BackfillReadOutput(operation_id=operation_id)
-        cursor = _resumed(request.resume, opened.cursor)
-        outcome, finished = await _read_window(
-            meta, request.target, operation_id, read_type, cursor, opened.page_size
-        )
-        if not finished:
-            workflow.continue_as_new(_following(request, meta, operation_id, until, outcome))
-        if outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
-            await _save_watermark(meta, request.target, operation_id, outcome.cursor)
-        await _close(meta, request.target, operation_id, read_type, outcome)
         return backfill_read_pb2.BackfillReadOutput(
             operation_id=operation_id,
             status=outcome.status,  # type: ignore[arg-type]
@@ -317,32 +344,14 @@ class TriggeredRead:
     async def run(
         self, request: triggered_read_pb2.TriggeredReadInput
     ) -> triggered_read_pb2.TriggeredReadOutput:
-        meta = envelope_pb2.EventMeta()
-        meta.CopyFrom(request.meta)
-        _now_meta(meta, triggered_read_pb2.TriggeredReadInput)
-        operation_id = request.operation_id or str(workflow.uuid4())
-        read_type = operations_pb2.READ_TYPE_TRIGGERED
-        until = request.until.ToDatetime() if request.HasField("until") else workflow.now()
-        opened = await _open(
-            meta,
-            request.target,
-            operation_id,
-            read_type,
-            since=request.since.ToDatetime() if request.HasField("since") else None,
-            until=until,
+        operation_id, outcome = await _windowed_read(
+            request,
+            operations_pb2.READ_TYPE_TRIGGERED,
             full_history=not request.HasField("since"),
-            page_size=request.page_size,
+            save_watermark=False,
         )
-        if opened.skip:
-            workflow.logger.info("triggered read skipped", extra={"reason": opened.skip_reason})
+        if outcome is None:
             return triggered_read_pb2.TriggeredReadOutput(operation_id=operation_id)
-        cursor = _resumed(request.resume, opened.cursor)
-        outcome, finished = await _read_window(
-            meta, request.target, operation_id, read_type, cursor, opened.page_size
-        )
-        if not finished:
-            workflow.continue_as_new(_following(request, meta, operation_id, until, outcome))
-        await _close(meta, request.target, operation_id, read_type, outcome)
         return triggered_read_pb2.TriggeredReadOutput(
             operation_id=operation_id,
             status=outcome.status,  # type: ignore[arg-type]
