@@ -9,7 +9,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -22,6 +22,17 @@ from tests.conftest import Stack
 
 # A webhook URL the local mesh accepts (loopback http) and nothing listens on.
 HOOK = "http://127.0.0.1:9/ampmesh-hook"
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, patience: float = 20.0
+) -> None:
+    """Wait until `check` holds; the mesh's background work (scribe, reads) lands later
+    than the request that started it."""
+    deadline = time.monotonic() + patience
+    while not await check():
+        assert time.monotonic() < deadline, f"did not {what} within {patience} s"
+        await asyncio.sleep(0.2)
 
 
 def unique(prefix: str) -> str:

@@ -4,10 +4,8 @@ once per idempotency key, and never let an older event overwrite a newer status.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +18,11 @@ from ampmesh.events.v1.envelope_pb2 import Envelope
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.runtime.events import EventBus, new_envelope
 from tests.conftest import Stack
-from tests.e2e.control_plane import admin_client, create_project, database_url
+from tests.e2e.control_plane import admin_client, create_project, database_url, eventually
 
 pytestmark = pytest.mark.e2e
 
 # Bound of waiting for scribe: generous, and never an assertion about speed.
-PATIENCE = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +81,6 @@ def info(connection: dict[str, Any], status: int) -> ce.ConnectionInfo:
 def at(envelope: Envelope, when: datetime) -> Envelope:
     envelope.meta.time.FromDatetime(when)
     return envelope
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not await check():
-        assert time.monotonic() < deadline, f"scribe did not {what} within {PATIENCE} s"
-        await asyncio.sleep(0.2)
 
 
 async def status_of(api: httpx.AsyncClient, connection_id: str) -> str:

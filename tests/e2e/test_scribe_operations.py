@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,13 +28,12 @@ from services.runtime.channels import mesh_channel
 from services.runtime.events import attributes_of, new_envelope, publisher_client, topic_id_of
 from tests.conftest import Stack
 from tests.e2e.conformance import assert_conforms
-from tests.e2e.control_plane import database_url
+from tests.e2e.control_plane import database_url, eventually
 from tests.e2e.test_operations import BACKFILL, GET, LIST, LOGS, new_installation, new_project
 
 pytestmark = pytest.mark.e2e
 
 # Bound of waiting for scribe: generous, and never an assertion about speed.
-PATIENCE = 20.0
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
@@ -68,13 +67,6 @@ async def publish(publisher: pubsub_v1.PublisherClient, *events: Envelope) -> No
                 **attributes_of(event),
             )
             await asyncio.wrap_future(future)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not await check():
-        assert time.monotonic() < deadline, f"scribe did not {what} within {PATIENCE} s"
-        await asyncio.sleep(0.2)
 
 
 def event(project_id: str, key: str, seconds: int, **payload: Any) -> Envelope:
