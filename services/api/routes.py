@@ -65,7 +65,7 @@ NOT_BUILT_YET: dict[str, str] = {
         "orgs have no issue filed yet (`ampmesh up` makes the default org and its admin key)"
     ),
     "ampmesh.platform.v1.ObjectMetadataService": (
-        "object metadata needs the connectors of issue #6 and has no issue of its own yet"
+        "object metadata has no issue filed yet (it would build on the connectors of issue #6)"
     ),
     "ampmesh.write.v1.WriteService": "the Write API has no issue filed yet",
     "ampmesh.search.v1.SearchService": "the Search API has no issue filed yet",

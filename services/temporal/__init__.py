@@ -1,1 +1,1 @@
-"""The temporal service: Temporal workers, one per task queue (issue #6 builds them)."""
+"""The temporal service: Temporal workers, one per task queue (ARCHITECTURE.md names them)."""

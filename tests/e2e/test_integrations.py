@@ -486,4 +486,4 @@ async def test_grpc_callers_get_the_issues_as_field_violations(
                 hydrate, metadata=(("x-api-key", project.http.headers["x-api-key"]),), timeout=20
             )
         assert unbuilt.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "issue #6" in (unbuilt.value.details() or "")
+        assert "no issue is filed" in (unbuilt.value.details() or "")

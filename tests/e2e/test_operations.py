@@ -1,9 +1,9 @@
 """Operations through the edge: an installation's operations page by page, one operation,
 its logs, and an object's backfill progress, each confined to the caller's project.
 
-Nothing writes operations yet (scribe will, issue #6), so the tests put rows into the
-tables scribe will fill, straight into the stack's PostgreSQL, and read them back over
-REST and gRPC.
+The tests put rows into the tables scribe fills, straight into the stack's PostgreSQL,
+so each case holds exactly the operations it needs (tests/e2e/test_scribe_operations.py
+and test_reads.py cover what scribe writes), and read them back over REST and gRPC.
 """
 
 from __future__ import annotations

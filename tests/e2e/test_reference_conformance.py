@@ -639,9 +639,8 @@ async def upsert_metadata_for_connection(w: World) -> httpx.Response:
 
 async def operation_rows(w: World) -> tuple[str, str, str]:
     """(integration, installation, operation) ids of an operation with logs and backfill
-    progress. Nothing writes operations yet (scribe will, issue #6), so they are stored
-    as scribe will store them, for the walk's installation or, while installations are
-    not built, for one stored the same way."""
+    progress, stored as scribe stores them (the walk waits for no read), for the walk's
+    installation or, while installations are not built, for one stored the same way."""
     if "operation" not in w.made:
         project = uuid.UUID(w["project"])
         integration = w.made.get("integration") or str(

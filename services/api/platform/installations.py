@@ -15,8 +15,8 @@ Every installation uses one connection: a connection of its group to the integra
 provider. Create names it (`connectionId`) or, as the reference does, leaves it out when
 the group has exactly one such connection; PATCH `connectionId` switches to another one.
 Responses show the connection as GET .../connections/{id} does, without credentials.
-`skipSampling` is accepted and has nothing to skip: sample reads come with the reads of
-issue #6.
+`skipSampling` is accepted and has nothing to skip: installing reads no sample (the reads
+of issue #6 start a backfill or a schedule, never a sample).
 """
 
 from __future__ import annotations

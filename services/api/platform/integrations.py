@@ -568,6 +568,6 @@ def service(ctx: ApiContext) -> Service:
         integrations_pb2.DESCRIPTOR.services_by_name["IntegrationService"],
         integrations_pb2_grpc.add_IntegrationServiceServicer_to_server,
         Integrations(ctx),
-        "hydrated revisions need live provider metadata through a connection "
-        "(connectors and reads, issue #6)",
+        "hydrated revisions need live provider metadata (object and field descriptions) "
+        "through a connection; no issue is filed for them yet",
     )
