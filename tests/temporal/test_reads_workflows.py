@@ -25,7 +25,8 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.workflows.v1 import backfill_read_pb2, scheduled_read_pb2, triggered_read_pb2
 from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
 from google.api_core.exceptions import DeadlineExceeded
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from services.runtime.pubsub_topology import emulator_subscriber
@@ -593,6 +594,54 @@ async def test_a_worker_stopped_mid_read_is_resumed_from_its_heartbeat_without_g
     assert sorted(set(ids)) == [f"{n:06d}" for n in range(1, 3_001)]
     # Resumed from the heartbeat, not from the start: pages 1-15 were not fetched again.
     assert harness.provider.requests - first_requests == 300 - 15
+
+
+async def test_a_cancelled_backfill_closes_its_operation_as_failed_and_keeps_no_watermark(
+    harness: Harness,
+) -> None:
+    """The api cancels an installation's backfills when it is deleted; the operation the
+    builder sees must not stay in progress."""
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(3_000)
+    operation = str(uuid.uuid4())
+    request = backfill_read_pb2.BackfillReadInput(
+        target=installation.target(), operation_id=operation, page_size=10
+    )
+    request.meta.project_id = installation.project_id
+    original = harness.provider.read_page
+    stuck = asyncio.Event()
+
+    async def stuck_after_some(
+        http: httpx.AsyncClient, auth: ProviderAuth, page: ReadRequest
+    ) -> Page:
+        # The second call hangs at its first page (201): the first call's 2,000 records
+        # are what the operation counts.
+        if int(page.page_token or 0) >= 2_000:
+            stuck.set()
+            await asyncio.sleep(3600)
+        return await original(http, auth, page)
+
+    harness.provider.read_page = stuck_after_some  # type: ignore[method-assign,assignment]
+    async with harness.worker():
+        handle = await harness.temporal.start_workflow(
+            BACKFILL_WORKFLOW,
+            request,
+            id=f"test-cancel-{operation}",
+            task_queue=harness.task_queue,
+            result_type=backfill_read_pb2.BackfillReadOutput,
+            execution_timeout=timedelta(seconds=120),
+        )
+        await asyncio.wait_for(stuck.wait(), 30)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as ended:
+            await handle.result()
+    assert isinstance(ended.value.cause, CancelledError)
+    await harness.operations.drain()
+    (finished,) = harness.operations.of(operation, "operation_finished")
+    assert finished.operation_finished.status == ops.OPERATION_STATUS_FAILURE
+    assert "cancelled" in finished.operation_finished.result
+    assert finished.operation_finished.counts.records_read == 2_000
+    assert await watermark(harness.pool, installation) is None
 
 
 async def test_a_page_larger_than_the_inline_limit_is_split_into_parts(harness: Harness) -> None:

@@ -7,11 +7,15 @@ every run, so it imports only generated messages, temporalio and the shared name
 
 A provider refusing the request for good (a non-retryable ApplicationError from
 read_pages) ends the operation in FAILURE; unavailability is retried by the activity's
-retry policy without limit, so a backfill outlives a provider outage.
+retry policy without limit, so a backfill outlives a provider outage. A cancelled read
+(the api cancels an installation's backfills when it is deleted) closes its operation in
+FAILURE too, then ends cancelled: an operation is never left in progress by a read that
+will not go on.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -29,7 +33,7 @@ from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
 from google.protobuf import message as protobuf_message
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from services.runtime.read_workflows import (
     BACKFILL_WORKFLOW,
@@ -41,6 +45,9 @@ OPEN_READ_ACTIVITY = "open_read"
 READ_PAGES_ACTIVITY = "read_pages"
 SAVE_WATERMARK_ACTIVITY = "save_read_watermark"
 CLOSE_READ_ACTIVITY = "close_read"
+
+# The error a cancelled read's operation ends with (the reference has no cancelled status).
+CANCELLED_ERROR = "the read was cancelled before it finished (was its installation deleted?)"
 
 # Error types the activities raise non-retryably (ApplicationError.type).
 INSTALLATION_GONE = "InstallationGone"
@@ -83,6 +90,8 @@ class _Outcome:
     status: int
     error: str
     estimated_total: int | None
+    # The workflow was cancelled: close the operation, then end cancelled.
+    cancelled: bool = False
 
 
 def _now_meta(given: envelope_pb2.EventMeta, message: type[protobuf_message.Message]) -> None:
@@ -162,12 +171,15 @@ async def _read_window(
                 heartbeat_timeout=READ_PAGES_HEARTBEAT,
                 retry_policy=READ_PAGES_RETRY,
             )
-        except ActivityError as error:
-            cause = error.cause
+        except (ActivityError, asyncio.CancelledError) as error:
+            failed = operations_pb2.OPERATION_STATUS_FAILURE
+            cause = error.cause if isinstance(error, ActivityError) else error
+            if isinstance(cause, (CancelledError, asyncio.CancelledError)):
+                # The workflow was cancelled, and its call with it. The counts stop at
+                # the last finished call: a call's heartbeats never reach the workflow.
+                return _Outcome(cursor, failed, CANCELLED_ERROR, estimated, cancelled=True), True
             message = cause.message if isinstance(cause, ApplicationError) else str(error)
-            return _Outcome(
-                cursor, operations_pb2.OPERATION_STATUS_FAILURE, message, estimated
-            ), True
+            return _Outcome(cursor, failed, message, estimated), True
         cursor = result.cursor
         if result.HasField("records_estimated_total"):
             estimated = result.records_estimated_total
@@ -309,6 +321,8 @@ async def _windowed_read(
     if save_watermark and outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
         await _save_watermark(meta, request.target, operation_id, outcome.cursor)
     await _close(meta, request.target, operation_id, read_type, outcome)
+    if outcome.cancelled:
+        raise CancelledError(CANCELLED_ERROR)
     return operation_id, outcome
 
 
@@ -415,6 +429,8 @@ class ScheduledRead:
             outcome,
             schedule_id=request.schedule_id,
         )
+        if outcome.cancelled:
+            raise CancelledError(CANCELLED_ERROR)
         return scheduled_read_pb2.ScheduledReadOutput(
             operation_id=operation_id,
             status=outcome.status,  # type: ignore[arg-type]
