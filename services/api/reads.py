@@ -16,7 +16,8 @@ from the integration's revision (the manifest's read object).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -185,7 +186,7 @@ class Reads:
                 uuid.UUID(facts.installation_id),
             )
         }
-        try:
+        with _temporal_refusals():
             for name, read_object in objects.items():
                 if name not in known and not read_object.disabled:
                     await self._start_reading(conn, facts, read_object, created_at)
@@ -204,8 +205,6 @@ class Reads:
                         "DELETE FROM read_schedules WHERE schedule_id = $1", row["schedule_id"]
                     )
                     await self._delete_schedule(row["schedule_id"])
-        except RPCError as error:
-            raise ReadsUnavailable(_temporal_problem(error)) from None
 
     async def _start_reading(
         self,
@@ -334,7 +333,7 @@ class Reads:
             "SELECT object_name FROM read_watermarks WHERE installation_id = $1",
             uuid.UUID(installation_id),
         )
-        try:
+        with _temporal_refusals():
             for row in rows:
                 await self._delete_schedule(row["schedule_id"])
             for row in names:
@@ -346,8 +345,6 @@ class Reads:
                 except RPCError as error:
                     if error.status != RPCStatusCode.NOT_FOUND:
                         raise
-        except RPCError as error:
-            raise ReadsUnavailable(_temporal_problem(error)) from None
 
     async def pause(
         self,
@@ -360,10 +357,8 @@ class Reads:
     ) -> None:
         """Pause the schedules of the objects named (all when None)."""
         ids = await self._schedule_ids(conn, installation_id, object_names)
-        try:
+        with _temporal_refusals():
             await self._pause(conn, ids, reason, note)
-        except RPCError as error:
-            raise ReadsUnavailable(_temporal_problem(error)) from None
 
     async def unpause(
         self,
@@ -375,10 +370,8 @@ class Reads:
         """Resume the schedules of the objects named (all when None), whoever paused
         them; failures counted so far are forgotten."""
         ids = await self._schedule_ids(conn, installation_id, object_names)
-        try:
+        with _temporal_refusals():
             await self._unpause(conn, ids, note or "resumed through the Read API")
-        except RPCError as error:
-            raise ReadsUnavailable(_temporal_problem(error)) from None
 
     async def _unpause(self, conn: asyncpg.Connection, ids: list[str], note: str) -> None:
         paused = await conn.fetch(
@@ -439,15 +432,13 @@ class Reads:
         if since is not None:
             workflow_input.since.FromDatetime(since)
         workflow_input.until.FromDatetime(until)
-        try:
+        with _temporal_refusals():
             await self.temporal.start_workflow(
                 TRIGGERED_WORKFLOW,
                 workflow_input,
                 id=triggered_workflow_id(operation_id),
                 task_queue=READS_QUEUE,
             )
-        except RPCError as error:
-            raise ReadsUnavailable(_temporal_problem(error)) from None
         return operation_id
 
 
@@ -461,6 +452,19 @@ async def abort_reads_unavailable(context: Any, error: ReadsUnavailable) -> NoRe
     )
 
 
-def _temporal_problem(error: RPCError) -> str:
-    # The SDK's message names the failure, never a credential (Temporal has none here).
-    return f"the workflow service refused the request ({error.status.name}): {str(error)[:200]}"
+@contextmanager
+def _temporal_refusals() -> Iterator[None]:
+    """Temporal refusing a call, or not being reachable at all, as ReadsUnavailable."""
+    try:
+        yield
+    except RPCError as error:
+        # The SDK's message names the failure, never a credential (Temporal has none here).
+        raise ReadsUnavailable(
+            f"the workflow service refused the request ({error.status.name}): {str(error)[:200]}"
+        ) from None
+    except RuntimeError as error:
+        # The lazy client's first call connects; failing that, the SDK raises a bare
+        # RuntimeError (not an RPCError), which would otherwise answer 500.
+        if not str(error).startswith("Failed client connect"):
+            raise
+        raise ReadsUnavailable("the workflow service could not be reached") from None
