@@ -421,6 +421,35 @@ async def watermark(pool: asyncpg.Pool, installation: Installation) -> datetime 
     return value
 
 
+def hang_from(provider: FakeProvider, offset: int) -> asyncio.Event:
+    """Make every request for the page at `offset` or later hang; the event is set when
+    one does."""
+    original = provider.read_page
+    hanging = asyncio.Event()
+
+    async def hang_late_pages(
+        http: httpx.AsyncClient, auth: ProviderAuth, page: ReadRequest
+    ) -> Page:
+        if int(page.page_token or 0) >= offset:
+            hanging.set()
+            await asyncio.sleep(3600)
+        return await original(http, auth, page)
+
+    provider.read_page = hang_late_pages  # type: ignore[method-assign,assignment]
+    return hanging
+
+
+def small_page_backfill(
+    installation: Installation, operation: str
+) -> backfill_read_pb2.BackfillReadInput:
+    """A backfill of the full history, 10 records per page (200 pages per call: 2,000)."""
+    request = backfill_read_pb2.BackfillReadInput(
+        target=installation.target(), operation_id=operation, page_size=10
+    )
+    request.meta.project_id = installation.project_id
+    return request
+
+
 # --- tests -------------------------------------------------------------------------------
 
 
@@ -557,32 +586,19 @@ async def test_a_worker_stopped_mid_read_is_resumed_from_its_heartbeat_without_g
     installation = await make_installation(harness.pool, harness.stack.org_id)
     harness.provider.seed(3_000)
     operation = str(uuid.uuid4())
-    request = backfill_read_pb2.BackfillReadInput(
-        target=installation.target(), operation_id=operation, page_size=10
-    )
-    request.meta.project_id = installation.project_id
     original = harness.provider.read_page
-    gate = asyncio.Event()
-
-    async def slow_after_some(
-        http: httpx.AsyncClient, auth: ProviderAuth, page: ReadRequest
-    ) -> Page:
-        if int(page.page_token or 0) >= 150:
-            gate.set()
-            await asyncio.sleep(3600)  # the first worker stops while stuck here
-        return await original(http, auth, page)
-
-    harness.provider.read_page = slow_after_some  # type: ignore[method-assign,assignment]
+    # The first worker stops while its call hangs at page 16.
+    hanging = hang_from(harness.provider, 150)
     handle = await harness.temporal.start_workflow(
         BACKFILL_WORKFLOW,
-        request,
+        small_page_backfill(installation, operation),
         id=f"test-resume-{operation}",
         task_queue=harness.task_queue,
         result_type=backfill_read_pb2.BackfillReadOutput,
         execution_timeout=timedelta(seconds=120),
     )
     async with harness.worker():
-        await asyncio.wait_for(gate.wait(), 30)
+        await asyncio.wait_for(hanging.wait(), 30)
     # The first worker is gone mid-call; its heartbeat says 15 pages are on the bus.
     harness.provider.read_page = original  # type: ignore[method-assign]
     first_requests = harness.provider.requests
@@ -604,34 +620,19 @@ async def test_a_cancelled_backfill_closes_its_operation_as_failed_and_keeps_no_
     installation = await make_installation(harness.pool, harness.stack.org_id)
     harness.provider.seed(3_000)
     operation = str(uuid.uuid4())
-    request = backfill_read_pb2.BackfillReadInput(
-        target=installation.target(), operation_id=operation, page_size=10
-    )
-    request.meta.project_id = installation.project_id
-    original = harness.provider.read_page
-    stuck = asyncio.Event()
-
-    async def stuck_after_some(
-        http: httpx.AsyncClient, auth: ProviderAuth, page: ReadRequest
-    ) -> Page:
-        # The second call hangs at its first page (201): the first call's 2,000 records
-        # are what the operation counts.
-        if int(page.page_token or 0) >= 2_000:
-            stuck.set()
-            await asyncio.sleep(3600)
-        return await original(http, auth, page)
-
-    harness.provider.read_page = stuck_after_some  # type: ignore[method-assign,assignment]
+    # The second call hangs at its first page (201): the first call's 2,000 records are
+    # what the operation counts.
+    hanging = hang_from(harness.provider, 2_000)
     async with harness.worker():
         handle = await harness.temporal.start_workflow(
             BACKFILL_WORKFLOW,
-            request,
+            small_page_backfill(installation, operation),
             id=f"test-cancel-{operation}",
             task_queue=harness.task_queue,
             result_type=backfill_read_pb2.BackfillReadOutput,
             execution_timeout=timedelta(seconds=120),
         )
-        await asyncio.wait_for(stuck.wait(), 30)
+        await asyncio.wait_for(hanging.wait(), 30)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as ended:
             await handle.result()
