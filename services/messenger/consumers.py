@@ -14,6 +14,7 @@ from services.messenger.deliveries import NOTIFICATION, READ_RESULT, Deliverer, 
 from services.messenger.signing import delivery_id
 from services.runtime.database import is_uuid
 from services.runtime.logs import get_logger
+from services.runtime.read_bodies import page_body
 
 READ_RESULTS_SUBSCRIPTION = "ampmesh-read-results.messenger"
 NOTIFICATIONS_SUBSCRIPTION = "ampmesh-notifications.messenger"
@@ -45,6 +46,10 @@ class Consumers:
             # No destination could ever take it: logged and dropped, not retried forever.
             _log.error("read result names no destination; dropped", event_id=meta.id)
             return
+        try:
+            body = page_body(page)
+        except ValueError as error:
+            raise InvalidEvent(f"event {meta.id}: {error}") from None
         target = await self.deliverer.target(page.destination_id)
         if target is None or target.project_id != meta.project_id:
             _log.error(
@@ -62,7 +67,7 @@ class Consumers:
                 kind=READ_RESULT,
                 event_type=meta.type,
                 event_id=meta.id,
-                body=page.body,
+                body=body,
                 operation_id=message.operation_id,
                 installation_id=message.installation_id,
                 object_name=message.object_name,

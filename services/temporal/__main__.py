@@ -21,7 +21,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
-import httpx
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
@@ -37,6 +36,7 @@ from services.runtime.logs import get_logger
 from services.runtime.server import Service
 from services.runtime.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.temporal.connectors import registry
+from services.temporal.connectors.http import provider_session
 from services.temporal.keep_alive import KeepAliveActivities
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
@@ -51,8 +51,6 @@ _log = get_logger("ampmesh.temporal")
 
 
 # The connectors' pool: reads of many installations share it; a page is one request.
-HTTP_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings):
@@ -151,9 +149,7 @@ async def _read_activities(
     """The reads queue's activities; the publisher and HTTP client close with resources."""
     publisher = Publisher.open(settings.pubsub_emulator_host, settings.pubsub_project)
     resources.callback(publisher.close)
-    http = await resources.enter_async_context(
-        httpx.AsyncClient(limits=HTTP_LIMITS, timeout=HTTP_TIMEOUT)
-    )
+    http = await resources.enter_async_context(provider_session())
     return ReadActivities(
         pool=pool,
         tokens=tokens,

@@ -18,6 +18,7 @@ from services.launcher.infra.pubsub_emulator import PROJECT
 from services.messenger.signing import delivery_id
 from services.runtime.channels import mesh_channel
 from services.runtime.events import attributes_of, publisher_client, topic_id_of
+from services.runtime.read_bodies import page_body
 from tests.conftest import Stack
 from tests.e2e.control_plane import admin_client, create_project, unique
 from tests.messenger.helpers import page_envelope
@@ -71,7 +72,7 @@ async def test_read_result_reaches_the_receiver_signed(
         await asyncio.to_thread(publisher.stop)
 
     (got,) = await receiver.wait_for("/e2e", 1, patience=PATIENCE)
-    assert got.verified and got.body == envelope.read_result_page.body
+    assert got.verified and got.body == page_body(envelope.read_result_page)
     assert got.headers["x-from"] == "mesh"
     expected = delivery_id(project["id"], envelope.meta.idempotency_key, destination["id"])
     assert got.headers["webhook-id"] == expected

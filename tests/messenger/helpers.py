@@ -12,6 +12,7 @@ from ampmesh.events.v1 import read_result_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 
 from services.runtime.events import new_envelope
+from services.runtime.read_bodies import set_body
 
 PATIENCE = 20.0  # bound of waits, never an assertion about speed
 
@@ -23,7 +24,10 @@ def page_envelope(
     operation_id: str = "",
     page: int = 1,
     records: int = 3,
+    compressed: bool = True,
 ) -> Envelope:
+    """A read result page, its body compressed as the read workflows publish it (or, with
+    compressed=False, as plain JSON: BODY_ENCODING_UNSPECIFIED)."""
     operation_id = operation_id or str(uuid.uuid4())
     body = orjson.dumps(
         {
@@ -42,18 +46,22 @@ def page_envelope(
         action="read",
         result_info=read_result_pb2.ResultInfo(type="inline", num_records=records),
     )
+    read_result_page = read_result_pb2.ReadResultPage(
+        message=message,
+        destination_id=destination_id,
+        page_number=page,
+        part_number=1,
+        part_count=1,
+    )
+    if compressed:
+        set_body(read_result_page, body)
+    else:
+        read_result_page.body = body
     return new_envelope(
         project_id=project_id,
         idempotency_key=f"{operation_id}/page/{page}/part/1",
         source="test",
-        read_result_page=read_result_pb2.ReadResultPage(
-            message=message,
-            destination_id=destination_id,
-            page_number=page,
-            part_number=1,
-            part_count=1,
-            body=body,
-        ),
+        read_result_page=read_result_page,
     )
 
 

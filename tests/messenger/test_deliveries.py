@@ -14,10 +14,11 @@ from ampmesh.messenger.v1 import messenger_pb2 as pb
 
 from services.messenger.__main__ import open_messenger
 from services.messenger.bodies import json_body
-from services.messenger.consumers import Consumers
+from services.messenger.consumers import Consumers, InvalidEvent
 from services.messenger.deliveries import retry_after_seconds
 from services.messenger.signing import delivery_id
 from services.runtime.events import new_envelope
+from services.runtime.read_bodies import page_body
 from tests.conftest import Stack
 from tests.messenger.conftest import Project, Running, settings_for
 from tests.messenger.helpers import attempts, delivery_row, page_envelope, settled, until
@@ -42,7 +43,8 @@ async def test_read_result_is_delivered_signed(
 
     (got,) = await receiver.wait_for("/hook", 1)
     assert got.verified, "svix and standardwebhooks must both accept the signature"
-    assert got.body == envelope.read_result_page.body  # the exact bytes, not re-encoded
+    # The exact JSON bytes the producer rendered: decompressed, not re-encoded.
+    assert got.body == page_body(envelope.read_result_page)
     assert got.headers["content-type"] == "application/json"
     assert got.headers["x-tenant"] == "acme"
     assert got.headers["webhook-id"] == got.headers["svix-id"] == id_of(envelope, destination)
@@ -51,6 +53,24 @@ async def test_read_result_is_delivered_signed(
     assert row["operation_id"] == envelope.read_result_page.message.operation_id
     (attempt,) = await attempts(project.pool, row["id"])
     assert attempt["outcome"] == pb.ATTEMPT_OUTCOME_SUCCESS and attempt["status_code"] == 200
+
+
+async def test_a_plain_json_body_is_delivered_as_it_is_and_a_corrupt_one_refused(
+    running: Running, project: Project, receiver: Receiver
+) -> None:
+    destination, secret = await project.destination(receiver.url("/plain"))
+    receiver.secrets["/plain"] = secret
+    plain = page_envelope(project.id, destination, records=2, compressed=False)
+    await running.consumers.read_result(plain, {}, 1)
+    (got,) = await receiver.wait_for("/plain", 1)
+    assert got.verified and got.body == plain.read_result_page.body
+
+    corrupt = page_envelope(project.id, destination)
+    corrupt.read_result_page.body = b"not zlib"
+    with pytest.raises(InvalidEvent, match="not valid zlib"):
+        await running.consumers.read_result(corrupt, {}, 1)
+    # Refused before anything was recorded: redelivery ends in the dead letters.
+    assert await delivery_row(project.pool, id_of(corrupt, destination)) is None
 
 
 async def test_redelivered_envelope_makes_one_delivery(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2
@@ -84,13 +84,13 @@ async def sandbox(served: Sandbox) -> Sandbox:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with provider_http.provider_session() as session:
+        yield session
 
 
 async def _read_all(
-    connector: Connector, http: httpx.AsyncClient, auth: ProviderAuth, request: ReadRequest
+    connector: Connector, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
 ) -> tuple[list[dict[str, Any]], list[Page]]:
     records: list[dict[str, Any]] = []
     pages: list[Page] = []
@@ -130,7 +130,7 @@ def _expected(
 
 
 async def test_hubspot_full_history_lists_every_record_once(
-    sandbox: Sandbox, http: httpx.AsyncClient
+    sandbox: Sandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.HUBSPOT, "contacts", 250)
     connector = HubSpotConnector()
@@ -147,7 +147,7 @@ async def test_hubspot_full_history_lists_every_record_once(
 
 
 async def test_hubspot_window_beyond_the_search_cap(
-    sandbox: Sandbox, http: httpx.AsyncClient
+    sandbox: Sandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.HUBSPOT, "contacts", 26_000)
     # A few records share one instant at a page boundary region too.
@@ -171,7 +171,7 @@ async def test_hubspot_window_beyond_the_search_cap(
 
 
 async def test_hubspot_crowded_instant_beyond_the_cap(
-    sandbox: Sandbox, http: httpx.AsyncClient
+    sandbox: Sandbox, http: aiohttp.ClientSession
 ) -> None:
     """More than 10,000 records modified in the same millisecond: read by id, none lost."""
     moment = START + timedelta(days=3)
@@ -192,7 +192,7 @@ async def test_hubspot_crowded_instant_beyond_the_cap(
 
 
 async def test_salesforce_window_and_full_history(
-    sandbox: Sandbox, http: httpx.AsyncClient
+    sandbox: Sandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.SALESFORCE, "Account", 5000)
     connector = SalesforceConnector()
@@ -218,7 +218,7 @@ async def test_salesforce_window_and_full_history(
     assert {"Name", "Industry", "CreatedDate", "LastModifiedDate"} <= set(everything[0])
 
 
-async def test_salesforce_refusals(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_salesforce_refusals(sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
     _seed(sandbox, Provider.SALESFORCE, "Account", 10)
     connector = SalesforceConnector()
     auth = sandbox.auth(Provider.SALESFORCE)
@@ -244,7 +244,9 @@ async def test_salesforce_refusals(sandbox: Sandbox, http: httpx.AsyncClient) ->
     assert "INVALID_SESSION_ID" in str(rejected.value) and "not-a-token" not in str(rejected.value)
 
 
-async def test_rate_limit_honours_retry_after(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_rate_limit_honours_retry_after(
+    sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
     _seed(sandbox, Provider.HUBSPOT, "contacts", 5)
     connector = HubSpotConnector()
     auth = sandbox.auth(Provider.HUBSPOT)
@@ -275,7 +277,7 @@ async def test_rate_limit_honours_retry_after(sandbox: Sandbox, http: httpx.Asyn
 
 
 async def test_server_errors_are_retried_then_given_up(
-    sandbox: Sandbox, http: httpx.AsyncClient
+    sandbox: Sandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.SALESFORCE, "Account", 3)
     connector = SalesforceConnector()
@@ -299,13 +301,15 @@ async def test_server_errors_are_retried_then_given_up(
     assert "500 SERVER_UNAVAILABLE" in str(unavailable.value)
 
 
-async def test_network_errors_are_retried_then_given_up(http: httpx.AsyncClient) -> None:
+async def test_network_errors_are_retried_then_given_up(http: aiohttp.ClientSession) -> None:
     auth = ProviderAuth("http://127.0.0.1:9", {"Authorization": "Bearer x"})
     with pytest.raises(ProviderUnavailable) as unavailable:
         await provider_http.send(
             http, "GET", f"{auth.base_url}/x?api_key=secret", auth=auth, max_wait=0.5
         )
-    assert "ConnectError" in str(unavailable.value) and "secret" not in str(unavailable.value)
+    assert "ClientConnectorError" in str(unavailable.value) and "secret" not in str(
+        unavailable.value
+    )
 
 
 def test_retry_after_forms() -> None:

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from ampmesh.events.v1 import operation_events_pb2 as ops
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
@@ -24,6 +23,7 @@ from services.api.catalog.sandbox import point_at_sandbox
 from services.runtime.channels import mesh_channel
 from services.runtime.read_workflows import BACKFILL_WORKFLOW
 from services.temporal.connectors import registry
+from services.temporal.connectors.http import provider_session
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
@@ -88,7 +88,7 @@ async def test_a_sandbox_backfill_delivers_every_record_and_reports_its_rate(
         target=installation.target(), operation_id=operation, page_size=100
     )
     request.meta.project_id = installation.project_id
-    async with httpx.AsyncClient() as http:
+    async with provider_session() as http:
         activities = ReadActivities(
             pool=pool,
             tokens=SandboxTokens(access),  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Connector(Protocol):
     provider: str
 
     async def read_page(
-        self, http: httpx.AsyncClient, auth: ProviderAuth, request: ReadRequest
+        self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
     ) -> Page: ...
 
     def record_id(self, raw: Mapping[str, Any]) -> str:

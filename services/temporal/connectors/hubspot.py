@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from services.temporal.connectors.base import Page, ProviderAuth, ProviderRequestError, ReadRequest
@@ -39,7 +39,7 @@ class HubSpotConnector:
     provider = "hubspot"
 
     async def read_page(
-        self, http: httpx.AsyncClient, auth: ProviderAuth, request: ReadRequest
+        self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
     ) -> Page:
         if request.since is None and request.until is None:
             return await self._list_page(http, auth, request)
@@ -60,7 +60,7 @@ class HubSpotConnector:
         return properties
 
     async def _list_page(
-        self, http: httpx.AsyncClient, auth: ProviderAuth, request: ReadRequest
+        self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
     ) -> Page:
         params = {"limit": str(_limit(request.page_size, LIST_LIMIT)), "archived": "false"}
         if request.fields:
@@ -75,7 +75,7 @@ class HubSpotConnector:
         )
 
     async def _search_page(
-        self, http: httpx.AsyncClient, auth: ProviderAuth, request: ReadRequest
+        self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
     ) -> Page:
         limit = _limit(request.page_size, SEARCH_LIMIT)
         state = _decode(request.page_token) if request.page_token else {}

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 
 from services.temporal.connectors.base import (
     Page,
@@ -48,7 +48,7 @@ class SalesforceConnector:
     provider = "salesforce"
 
     async def read_page(
-        self, http: httpx.AsyncClient, auth: ProviderAuth, request: ReadRequest
+        self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
     ) -> Page:
         size = MAX_BATCH if request.page_size <= 0 else request.page_size
         headers = {"Sforce-Query-Options": f"batchSize={max(MIN_BATCH, min(MAX_BATCH, size))}"}

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import aiohttp
 import asyncpg
 import grpc
-import httpx
 import orjson
 from ampmesh.events.v1 import (
     backfill_progress_pb2,
@@ -44,6 +44,7 @@ from temporalio.exceptions import ApplicationError
 
 from services.runtime.events import new_envelope
 from services.runtime.logs import get_logger
+from services.runtime.read_bodies import set_body
 from services.runtime.read_workflows import FAILURES_BEFORE_PAUSE
 from services.temporal.connectors.base import (
     Connector,
@@ -271,7 +272,7 @@ class ReadActivities:
         pool: asyncpg.Pool,
         tokens: token_manager_pb2_grpc.TokenManagerServiceStub,
         catalog: Mapping[str, providers_pb2.ProviderInfo],
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         publisher: Publisher,
         client: Client,
         connector_for: ConnectorFor,
@@ -657,8 +658,8 @@ class ReadActivities:
                 part_number=index,
                 part_count=len(parts),
                 last_page=last and index == len(parts),
-                body=body,
             )
+            set_body(page, body)
             page.message.result_info.num_records = count
             envelopes.append(
                 self._envelope(

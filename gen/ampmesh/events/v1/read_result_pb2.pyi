@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -10,8 +11,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BodyEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BODY_ENCODING_UNSPECIFIED: _ClassVar[BodyEncoding]
+    BODY_ENCODING_ZLIB: _ClassVar[BodyEncoding]
+BODY_ENCODING_UNSPECIFIED: BodyEncoding
+BODY_ENCODING_ZLIB: BodyEncoding
+
 class ReadResultPage(_message.Message):
-    __slots__ = ("message", "destination_id", "destination_name", "integration_id", "connection_id", "page_number", "part_number", "part_count", "last_page", "body")
+    __slots__ = ("message", "destination_id", "destination_name", "integration_id", "connection_id", "page_number", "part_number", "part_count", "last_page", "body", "body_encoding")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_ID_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +30,7 @@ class ReadResultPage(_message.Message):
     PART_COUNT_FIELD_NUMBER: _ClassVar[int]
     LAST_PAGE_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
+    BODY_ENCODING_FIELD_NUMBER: _ClassVar[int]
     message: WebhookMessage
     destination_id: str
     destination_name: str
@@ -32,7 +41,8 @@ class ReadResultPage(_message.Message):
     part_count: int
     last_page: bool
     body: bytes
-    def __init__(self, message: _Optional[_Union[WebhookMessage, _Mapping]] = ..., destination_id: _Optional[str] = ..., destination_name: _Optional[str] = ..., integration_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., page_number: _Optional[int] = ..., part_number: _Optional[int] = ..., part_count: _Optional[int] = ..., last_page: _Optional[bool] = ..., body: _Optional[bytes] = ...) -> None: ...
+    body_encoding: BodyEncoding
+    def __init__(self, message: _Optional[_Union[WebhookMessage, _Mapping]] = ..., destination_id: _Optional[str] = ..., destination_name: _Optional[str] = ..., integration_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., page_number: _Optional[int] = ..., part_number: _Optional[int] = ..., part_count: _Optional[int] = ..., last_page: _Optional[bool] = ..., body: _Optional[bytes] = ..., body_encoding: _Optional[_Union[BodyEncoding, str]] = ...) -> None: ...
 
 class WebhookMessage(_message.Message):
     __slots__ = ("project_id", "provider", "workspace", "group_ref", "group_name", "installation_id", "installation_update_time", "object_name", "operation_id", "raw_object_name", "action", "result_info", "result", "consumer_ref", "consumer_name", "operation_time", "read_type")
