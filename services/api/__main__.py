@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from ampmesh.messenger.v1 import messenger_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
@@ -18,10 +19,12 @@ from services.api.context import ApiContext, ApiPolicy
 from services.api.platform import BUILDERS
 from services.api.reads import Reads
 from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
+from services.runtime.channels import mesh_channel
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import run_service
 from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
+from services.runtime.tls import ensure_service_credentials
 from services.runtime.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.unimplemented import with_fallback
 
@@ -60,6 +63,9 @@ class ApiSettings(TokenManagerClientSettings):
         "", description="the Temporal frontend, host:port; empty: reads are unavailable"
     )
     temporal_namespace: str = Field("ampmesh", min_length=1, description="our namespace")
+    messenger_address: str = Field(
+        "", description="messenger's gRPC address, host:port; empty: deliveries are unavailable"
+    )
     oauth_state_seconds: int = Field(
         600, ge=60, le=3600, description="seconds an OAuth authorization URL stays usable"
     )
@@ -119,6 +125,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
             ),
             tokens=_token_manager(settings, resources),
             reads=await _reads(settings),
+            messenger=_messenger(settings, resources),
         )
         yield build_services(settings, ctx)
 
@@ -143,6 +150,21 @@ def _token_manager(
     if not settings.token_manager_address:
         return None
     return token_manager_stub(settings, resources)
+
+
+def _messenger(
+    settings: ApiSettings, resources: AsyncExitStack
+) -> messenger_pb2_grpc.MessengerServiceStub | None:
+    """A stub for messenger, called with the api's own certificate; None without an
+    address. The channel connects on first use: the api starts before messenger."""
+    if not settings.messenger_address:
+        return None
+    credentials = ensure_service_credentials(
+        settings.cert_dir, settings.identity, create=settings.create_certs
+    )
+    channel = mesh_channel(settings.messenger_address, credentials, server_identity="messenger")
+    resources.push_async_callback(channel.close)
+    return messenger_pb2_grpc.MessengerServiceStub(channel)
 
 
 def main() -> None:

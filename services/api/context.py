@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import asyncpg
+from ampmesh.messenger.v1 import messenger_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
 
@@ -47,3 +48,6 @@ class ApiContext:
     # The read workflows (Temporal); None when the deployment gives no Temporal address,
     # and installations then save their configs without scheduling any read.
     reads: Reads | None = None
+    # Messenger, which keeps webhook deliveries (DeliveryService asks it); None when the
+    # deployment gives no address, and deliveries then answer UNAVAILABLE.
+    messenger: messenger_pb2_grpc.MessengerServiceStub | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ampmesh.platform.v1 import (
     api_keys_pb2,
     connections_pb2,
+    deliveries_pb2,
     destinations_pb2,
     installations_pb2,
     integrations_pb2,
@@ -38,6 +39,7 @@ _PLATFORM_MODULES = (
     installations_pb2,
     connections_pb2,
     destinations_pb2,
+    deliveries_pb2,
     operations_pb2,
     object_metadata_pb2,
 )

@@ -221,6 +221,8 @@ async def running_mesh(
         infra_env["AMPMESH_TOKEN_MANAGER_ADDRESS"] = edge_endpoints["token-manager"]
         infra_env["AMPMESH_TOKEN_MANAGER_SERVER_NAME"] = "envoy"  # noqa: S105 (a TLS name)
         infra_env["AMPMESH_OAUTH_CALLBACK_URL"] = f"{edge_endpoints['api']}/callbacks/v1/oauth"
+        # The api asks messenger about deliveries; its port is booked before either starts.
+        infra_env["AMPMESH_MESSENGER_ADDRESS"] = f"127.0.0.1:{ports.get('messenger')}"
         specs = default_services(options.token_manager_shards, sandbox=options.sandbox)
         if options.sandbox:
             sandbox_port = ports.get("sandbox-http")

@@ -31,12 +31,29 @@ from tests.contracts.reference import (
     operations,
 )
 
+DESTINATION = "/v1/projects/{project_id_or_name}/destinations/{destination_id_or_name}"
 # Bindings on a reference host that the reference's OpenAPI documents do not describe,
 # with the reason they exist.
 OUR_ADDITIONS = {
     ("api", "GET", "/callbacks/v1/oauth"): (
         "the OAuth redirect target (reference-platform.md §3.1); not in the OpenAPI documents"
     ),
+    **{
+        ("api", method, f"{DESTINATION}{tail}"): (
+            "a webhook destination's deliveries and endpoint (DeliveryService): the issue "
+            "asks that deliveries can be listed and replayed, and the reference has no "
+            "endpoint for it"
+        )
+        for method, tail in (
+            ("GET", "/deliveries"),
+            ("GET", "/deliveries/{delivery_id}"),
+            ("POST", "/deliveries/{delivery_id}:redeliver"),
+            ("POST", "/deliveries:replay"),
+            ("GET", "/endpoint"),
+            ("POST", "/endpoint:enable"),
+            ("POST", ":test"),
+        )
+    },
 }
 # Path variables named otherwise than the reference's parameter, because a body field of
 # the same request already has the reference's name. Path variable names never reach

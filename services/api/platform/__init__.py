@@ -14,6 +14,7 @@ from services.api.context import ApiContext
 from services.api.platform import (
     api_keys,
     connections,
+    deliveries,
     destinations,
     installations,
     integrations,
@@ -34,6 +35,7 @@ BUILDERS: dict[str, PlatformBuilder] = {
     "ampmesh.platform.v1.OperationService": operations.service,
     "ampmesh.platform.v1.ProviderAppService": provider_apps.service,
     "ampmesh.platform.v1.DestinationService": destinations.service,
+    "ampmesh.platform.v1.DeliveryService": deliveries.service,
     "ampmesh.platform.v1.TopicService": topics.topic_service,
     "ampmesh.platform.v1.NotificationEventTopicRouteService": topics.event_topic_route_service,
     "ampmesh.platform.v1.TopicDestinationRouteService": topics.topic_destination_route_service,

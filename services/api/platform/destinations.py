@@ -221,16 +221,24 @@ def _match(id_or_name: str) -> tuple[uuid.UUID | None, str | None]:
     return None, id_or_name
 
 
+async def find_destination(
+    pool: asyncpg.Pool, project_id: str, id_or_name: str
+) -> asyncpg.Record | None:
+    """The project's destination with this id or name, or None."""
+    row: asyncpg.Record | None = await pool.fetchrow(
+        "SELECT * FROM destinations WHERE project_id = $1 AND (id = $2 OR name = $3)",
+        uuid.UUID(project_id),
+        *_match(id_or_name),
+    )
+    return row
+
+
 class Destinations(destinations_pb2_grpc.DestinationServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
 
     async def _find(self, context: Any, project: ProjectRow, id_or_name: str) -> asyncpg.Record:
-        row = await self.ctx.pool.fetchrow(
-            "SELECT * FROM destinations WHERE project_id = $1 AND (id = $2 OR name = $3)",
-            uuid.UUID(project.id),
-            *_match(id_or_name),
-        )
+        row = await find_destination(self.ctx.pool, project.id, id_or_name)
         if row is None:
             await abort_missing(context, "destination", id_or_name)
         return row
