@@ -14,8 +14,7 @@ UNAVAILABLE; messenger's own errors pass through with their code and message.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import grpc
 from ampmesh.messenger.v1 import messenger_pb2 as pb
@@ -41,8 +40,6 @@ CALL_TIMEOUT = 10.0
 TEST_TIMEOUT = 30.0
 MAX_PAGE_SIZE = 1000
 
-_Answer = TypeVar("_Answer", bound=Message)
-
 
 class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
     def __init__(self, ctx: ApiContext) -> None:
@@ -67,32 +64,10 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
         return project.id, str(row["id"])
 
     async def _ask(
-        self,
-        context: Any,
-        call: Callable[..., Awaitable[_Answer]],
-        request: Message,
-        wait: float = CALL_TIMEOUT,
-    ) -> _Answer:
-        try:
-            return await call(request, timeout=wait)
-        except grpc.aio.AioRpcError as error:
-            await _relay(context, error)
-
-    async def _delivery_of(
-        self, context: Any, project_id: str, destination_id: str, delivery_id: str
-    ) -> pb.Delivery:
-        """The delivery, which must be the destination's (NOT_FOUND otherwise)."""
-        messenger = await self._messenger(context)
-        delivery = await self._ask(
-            context,
-            messenger.GetDelivery,
-            pb.GetDeliveryRequest(project_id=project_id, delivery_id=delivery_id),
-        )
-        if delivery.destination_id != destination_id:
-            await abort_missing(context, "delivery", delivery_id)
-        return delivery
-
-    async def _messenger(self, context: Any) -> Any:
+        self, context: Any, method: str, request: Message, wait: float = CALL_TIMEOUT
+    ) -> Any:
+        """Messenger's answer to method(request); its errors end the call as they ended
+        ours."""
         if self.ctx.messenger is None:
             await abort_with_reason(
                 context,
@@ -100,7 +75,30 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
                 "deliveries are unavailable: this api has no messenger address",
                 "MESSENGER_UNAVAILABLE",
             )
-        return self.ctx.messenger
+        try:
+            return await getattr(self.ctx.messenger, method)(request, timeout=wait)
+        except grpc.aio.AioRpcError as error:
+            await _relay(context, error)
+
+    async def _delivery_of(
+        self,
+        context: Any,
+        project_id: str,
+        destination_id: str,
+        delivery_id: str,
+        include_body: bool = False,
+    ) -> pb.Delivery:
+        """The delivery, which must be the destination's (NOT_FOUND otherwise)."""
+        delivery: pb.Delivery = await self._ask(
+            context,
+            "GetDelivery",
+            pb.GetDeliveryRequest(
+                project_id=project_id, delivery_id=delivery_id, include_body=include_body
+            ),
+        )
+        if delivery.destination_id != destination_id:
+            await abort_missing(context, "delivery", delivery_id)
+        return delivery
 
     async def ListDeliveries(
         self, request: deliveries_pb2.ListDeliveriesRequest, context: grpc.aio.ServicerContext
@@ -108,14 +106,11 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
         project_id, destination_id = await self._webhook(
             context, request.project_id_or_name, request.destination_id_or_name
         )
-        problems = _window_problems(request, "query")
+        problems = _filter_problems(request, "query")
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             problems["query.pageSize"] = f"must be between 0 and {MAX_PAGE_SIZE}"
-        if request.operation_id and not is_uuid(request.operation_id):
-            problems["query.operationId"] = "is not an operation id"
         if problems:
             await abort_invalid(context, problems)
-        messenger = await self._messenger(context)
         asked = pb.ListDeliveriesRequest(
             project_id=project_id,
             destination_id=destination_id,
@@ -126,9 +121,7 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
             page_token=request.page_token,
         )
         _copy_window(request, asked)
-        answer: pb.ListDeliveriesResponse = await self._ask(
-            context, messenger.ListDeliveries, asked
-        )
+        answer: pb.ListDeliveriesResponse = await self._ask(context, "ListDeliveries", asked)
         return answer
 
     async def GetDelivery(
@@ -137,19 +130,9 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
         project_id, destination_id = await self._webhook(
             context, request.project_id_or_name, request.destination_id_or_name
         )
-        messenger = await self._messenger(context)
-        delivery: pb.Delivery = await self._ask(
-            context,
-            messenger.GetDelivery,
-            pb.GetDeliveryRequest(
-                project_id=project_id,
-                delivery_id=request.delivery_id,
-                include_body=request.include_body,
-            ),
+        return await self._delivery_of(
+            context, project_id, destination_id, request.delivery_id, request.include_body
         )
-        if delivery.destination_id != destination_id:
-            await abort_missing(context, "delivery", request.delivery_id)
-        return delivery
 
     async def RedeliverDelivery(
         self, request: deliveries_pb2.RedeliverDeliveryRequest, context: grpc.aio.ServicerContext
@@ -158,10 +141,9 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
             context, request.project_id_or_name, request.destination_id_or_name
         )
         await self._delivery_of(context, project_id, destination_id, request.delivery_id)
-        messenger = await self._messenger(context)
         delivery: pb.Delivery = await self._ask(
             context,
-            messenger.RedeliverDelivery,
+            "RedeliverDelivery",
             pb.RedeliverDeliveryRequest(project_id=project_id, delivery_id=request.delivery_id),
         )
         return delivery
@@ -172,15 +154,12 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
         project_id, destination_id = await self._webhook(
             context, request.project_id_or_name, request.destination_id_or_name
         )
-        problems = _window_problems(request, "body")
-        if request.operation_id and not is_uuid(request.operation_id):
-            problems["body.operationId"] = "is not an operation id"
+        problems = _filter_problems(request, "body")
         known = set(pb.DeliveryStatus.values()) - {pb.DELIVERY_STATUS_UNSPECIFIED}
         if any(status not in known for status in request.statuses):
             problems["body.statuses"] = "must name delivery statuses (for example FAILED)"
         if problems:
             await abort_invalid(context, problems)
-        messenger = await self._messenger(context)
         asked = pb.ReplayDeliveriesRequest(
             project_id=project_id,
             destination_id=destination_id,
@@ -189,9 +168,7 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
             dry_run=request.dry_run,
         )
         _copy_window(request, asked)
-        answer: pb.ReplayDeliveriesResponse = await self._ask(
-            context, messenger.ReplayDeliveries, asked
-        )
+        answer: pb.ReplayDeliveriesResponse = await self._ask(context, "ReplayDeliveries", asked)
         return answer
 
     async def GetEndpoint(
@@ -200,10 +177,9 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
         project_id, destination_id = await self._webhook(
             context, request.project_id_or_name, request.destination_id_or_name
         )
-        messenger = await self._messenger(context)
         endpoint: pb.Endpoint = await self._ask(
             context,
-            messenger.GetEndpoint,
+            "GetEndpoint",
             pb.GetEndpointRequest(project_id=project_id, destination_id=destination_id),
         )
         return endpoint
@@ -214,10 +190,9 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
         project_id, destination_id = await self._webhook(
             context, request.project_id_or_name, request.destination_id_or_name
         )
-        messenger = await self._messenger(context)
         endpoint: pb.Endpoint = await self._ask(
             context,
-            messenger.EnableEndpoint,
+            "EnableEndpoint",
             pb.EnableEndpointRequest(
                 project_id=project_id,
                 destination_id=destination_id,
@@ -232,10 +207,9 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
         project_id, destination_id = await self._webhook(
             context, request.project_id_or_name, request.destination_id_or_name
         )
-        messenger = await self._messenger(context)
         answer: pb.TestDestinationResponse = await self._ask(
             context,
-            messenger.TestDestination,
+            "TestDestination",
             pb.TestDestinationRequest(
                 project_id=project_id,
                 destination_id=destination_id,
@@ -246,17 +220,21 @@ class Deliveries(deliveries_pb2_grpc.DeliveryServiceServicer):
         return answer
 
 
-def _window_problems(
+def _filter_problems(
     request: deliveries_pb2.ListDeliveriesRequest | deliveries_pb2.ReplayDeliveriesRequest,
     where: str,
 ) -> dict[str, str]:
+    """What is wrong with the operation and time window a list or replay filters on."""
+    problems: dict[str, str] = {}
+    if request.operation_id and not is_uuid(request.operation_id):
+        problems[f"{where}.operationId"] = "is not an operation id"
     if (
         request.HasField("start_time")
         and request.HasField("end_time")
         and request.end_time.ToDatetime() <= request.start_time.ToDatetime()
     ):
-        return {f"{where}.endTime": "must be after startTime"}
-    return {}
+        problems[f"{where}.endTime"] = "must be after startTime"
+    return problems
 
 
 def _copy_window(
