@@ -2,8 +2,8 @@
 record the sandbox holds to the builder's webhook, each delivery signed so that the svix
 library accepts it; a triggered read with sinceTimestamp delivers only what changed
 since; a receiver failing for a minute, and a temporal worker or messenger killed (-9)
-in the middle of a backfill, lose nothing; and the operation, its progress and its logs
-tell through REST what happened.
+in the middle of a backfill, lose nothing; deleting an installation mid-backfill ends its
+operation; and the operation, its progress and its logs tell through REST what happened.
 
 Each test reads an object of its own name, so the sandbox's records of it are its own.
 Duplicates (a page sent again after a crash) are allowed, and counted and printed;
@@ -274,6 +274,49 @@ async def test_killing_a_service_mid_backfill_loses_nothing(
     await running.process.wait()
     await stack.mesh.restart(victim)
     await all_arrive(receiver, ids)
+
+
+async def test_deleting_an_installation_mid_backfill_ends_its_operation(
+    stack: Stack, sandbox: sandbox_pb2_grpc.SandboxControlServiceStub, receiver: Receiver
+) -> None:
+    """The backfill is cancelled with the installation; its operation, still readable by
+    id, ends in failure and says the read was cancelled."""
+    world = await world_for(stack, receiver, "deleted")
+    await seed(sandbox, world.object_name, 5_000)
+    # After its first pages the provider slows to a page every 2 s: mid-backfill for long.
+    slow = sandbox_pb2.Fault(
+        kind=sandbox_pb2.FAULT_KIND_SLOW_RESPONSE,
+        endpoint=sandbox_pb2.FAULT_ENDPOINT_RECORDS,
+        object_name=world.object_name,
+        skip=3,
+    )
+    slow.delay.FromSeconds(2)
+    fault = await sandbox.InjectFault(sandbox_pb2.InjectFaultRequest(fault=slow))
+    try:
+        installation = await world.install("acme")
+        deadline = time.monotonic() + ARRIVAL_PATIENCE
+        while not receiver.received.records:
+            assert time.monotonic() < deadline, "the backfill never started delivering"
+            await asyncio.sleep(0.05)
+        [running] = await world.operations(installation["id"])
+        assert running["status"] == "in_progress"
+        base = f"/integrations/{world.integration['id']}/installations/{installation['id']}"
+        deleted = await world.http.delete(base)
+        assert deleted.status_code == 204, deleted.text
+
+        deadline = time.monotonic() + OPERATION_PATIENCE
+        while True:
+            got = await world.http.get(f"/operations/{running['id']}")
+            assert got.status_code == 200, got.text
+            if got.json()["status"] != "in_progress":
+                break
+            assert time.monotonic() < deadline, f"the operation never ended: {got.json()}"
+            await asyncio.sleep(0.5)
+        assert got.json()["status"] == "failure"
+        assert "the read was cancelled before it finished" in got.json()["result"]
+        assert len(receiver.received.records) < 5_000
+    finally:
+        await sandbox.ClearFaults(sandbox_pb2.ClearFaultsRequest(ids=[fault.id]))
 
 
 async def test_a_schedule_reads_what_changed_and_pauses_and_resumes_through_the_api(
