@@ -50,9 +50,6 @@ from services.temporal.worker import (
 _log = get_logger("ampmesh.temporal")
 
 
-# The connectors' pool: reads of many installations share it; a page is one request.
-
-
 class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings):
     temporal_address: str = Field(
         ..., min_length=1, description="the Temporal frontend, host:port (e.g. 127.0.0.1:7233)"

@@ -7,10 +7,9 @@ every run, so it imports only generated messages, temporalio and the shared name
 
 A provider refusing the request for good (a non-retryable ApplicationError from
 read_pages) ends the operation in FAILURE; unavailability is retried by the activity's
-retry policy without limit, so a backfill outlives a provider outage. A cancelled read
-(the api cancels an installation's backfills when it is deleted) closes its operation in
-FAILURE too, then ends cancelled: an operation is never left in progress by a read that
-will not go on.
+retry policy without limit, so a backfill outlives a provider outage. A read cancelled
+while it reads pages (the api cancels an installation's backfills when it is deleted)
+closes its operation in FAILURE saying so, then ends cancelled rather than completed.
 """
 
 from __future__ import annotations
