@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -26,7 +26,8 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.workflows.v1 import backfill_read_pb2, scheduled_read_pb2, triggered_read_pb2
 from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
 from google.api_core.exceptions import DeadlineExceeded
-from temporalio.client import Client, WorkflowFailureError
+from google.protobuf.message import Message
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
@@ -59,6 +60,14 @@ pytestmark = pytest.mark.e2e
 
 OBJECT = "contacts"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+_Input = TypeVar(
+    "_Input",
+    backfill_read_pb2.BackfillReadInput,
+    triggered_read_pb2.TriggeredReadInput,
+    scheduled_read_pb2.ScheduledReadInput,
+)
+_Output = TypeVar("_Output", bound=Message)
 
 
 # --- stand-ins for the provider, its token and record shaping ----------------------------
@@ -339,6 +348,25 @@ class Harness:
     def worker(self) -> Worker:
         return reads_worker(self.temporal, self.activities, task_queue=self.task_queue)
 
+    async def start(
+        self, workflow: str, request: Message, result_type: type[_Output], seconds: int = 60
+    ) -> WorkflowHandle[Any, _Output]:
+        """Start a read workflow on this test's task queue (a worker must run it)."""
+        return await self.temporal.start_workflow(
+            workflow,
+            request,
+            id=f"test-{workflow}-{uuid.uuid4().hex[:12]}",
+            task_queue=self.task_queue,
+            result_type=result_type,
+            execution_timeout=timedelta(seconds=seconds),
+        )
+
+    async def run(self, workflow: str, request: Message, result_type: type[_Output]) -> _Output:
+        """Run a read workflow to its end on a worker of this test's."""
+        async with self.worker():
+            handle = await self.start(workflow, request, result_type)
+            return await handle.result()
+
 
 @pytest.fixture
 async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
@@ -442,15 +470,20 @@ def hang_from(provider: FakeProvider, offset: int) -> asyncio.Event:
     return hanging
 
 
+def read_request(message: type[_Input], installation: Installation, **fields: Any) -> _Input:
+    """A read workflow's input for the installation's object, in its project."""
+    request = message(target=installation.target(), **fields)
+    request.meta.project_id = installation.project_id
+    return request
+
+
 def small_page_backfill(
     installation: Installation, operation: str
 ) -> backfill_read_pb2.BackfillReadInput:
     """A backfill of the full history, 10 records per page (200 pages per call: 2,000)."""
-    request = backfill_read_pb2.BackfillReadInput(
-        target=installation.target(), operation_id=operation, page_size=10
+    return read_request(
+        backfill_read_pb2.BackfillReadInput, installation, operation_id=operation, page_size=10
     )
-    request.meta.project_id = installation.project_id
-    return request
 
 
 # --- tests -------------------------------------------------------------------------------
@@ -463,20 +496,11 @@ async def test_a_backfill_publishes_every_record_once_with_its_operation_and_wat
     harness.provider.seed(2_000)
     operation = str(uuid.uuid4())
     until = T0 + timedelta(days=30)
-    request = backfill_read_pb2.BackfillReadInput(
-        target=installation.target(), operation_id=operation
+    request = read_request(
+        backfill_read_pb2.BackfillReadInput, installation, operation_id=operation
     )
-    request.meta.project_id = installation.project_id
     request.until.FromDatetime(until)
-    async with harness.worker():
-        output = await harness.temporal.execute_workflow(
-            BACKFILL_WORKFLOW,
-            request,
-            id=f"test-backfill-{operation}",
-            task_queue=harness.task_queue,
-            result_type=backfill_read_pb2.BackfillReadOutput,
-            execution_timeout=timedelta(seconds=60),
-        )
+    output = await harness.run(BACKFILL_WORKFLOW, request, backfill_read_pb2.BackfillReadOutput)
     assert output.status == ops.OPERATION_STATUS_SUCCESS
     assert output.cursor.records_done == 2_000
     await harness.results.drain()
@@ -523,21 +547,12 @@ async def test_a_query_the_provider_forgot_is_read_again_from_the_newest_record(
     # The 10th and 25th requests find their page token forgotten.
     harness.provider.forget_tokens_at = {10, 25}
     operation = str(uuid.uuid4())
-    request = backfill_read_pb2.BackfillReadInput(
-        target=installation.target(), operation_id=operation
+    request = read_request(
+        backfill_read_pb2.BackfillReadInput, installation, operation_id=operation
     )
-    request.meta.project_id = installation.project_id
     request.since.FromDatetime(T0 - timedelta(days=1))
     request.until.FromDatetime(T0 + timedelta(days=30))
-    async with harness.worker():
-        output = await harness.temporal.execute_workflow(
-            BACKFILL_WORKFLOW,
-            request,
-            id=f"test-forgotten-{operation}",
-            task_queue=harness.task_queue,
-            result_type=backfill_read_pb2.BackfillReadOutput,
-            execution_timeout=timedelta(seconds=60),
-        )
+    output = await harness.run(BACKFILL_WORKFLOW, request, backfill_read_pb2.BackfillReadOutput)
     assert output.status == ops.OPERATION_STATUS_SUCCESS
     await harness.results.drain()
     ids = body_ids(harness.results.of(operation, "read_result_page"))
@@ -554,20 +569,11 @@ async def test_a_triggered_read_returns_only_records_modified_in_its_window(
     since = T0 + timedelta(days=10)
     harness.provider.touch(["000007", "000123", "000299"], since + timedelta(minutes=1))
     operation = str(uuid.uuid4())
-    request = triggered_read_pb2.TriggeredReadInput(
-        target=installation.target(), operation_id=operation
+    request = read_request(
+        triggered_read_pb2.TriggeredReadInput, installation, operation_id=operation
     )
-    request.meta.project_id = installation.project_id
     request.since.FromDatetime(since)
-    async with harness.worker():
-        output = await harness.temporal.execute_workflow(
-            TRIGGERED_WORKFLOW,
-            request,
-            id=f"test-triggered-{operation}",
-            task_queue=harness.task_queue,
-            result_type=triggered_read_pb2.TriggeredReadOutput,
-            execution_timeout=timedelta(seconds=60),
-        )
+    output = await harness.run(TRIGGERED_WORKFLOW, request, triggered_read_pb2.TriggeredReadOutput)
     assert output.status == ops.OPERATION_STATUS_SUCCESS
     await harness.results.drain()
     assert sorted(body_ids(harness.results.of(operation, "read_result_page"))) == [
@@ -592,13 +598,11 @@ async def test_a_worker_stopped_mid_read_is_resumed_from_its_heartbeat_without_g
     original = harness.provider.read_page
     # The first worker stops while its call hangs at page 16.
     hanging = hang_from(harness.provider, 150)
-    handle = await harness.temporal.start_workflow(
+    handle = await harness.start(
         BACKFILL_WORKFLOW,
         small_page_backfill(installation, operation),
-        id=f"test-resume-{operation}",
-        task_queue=harness.task_queue,
-        result_type=backfill_read_pb2.BackfillReadOutput,
-        execution_timeout=timedelta(seconds=120),
+        backfill_read_pb2.BackfillReadOutput,
+        seconds=120,
     )
     async with harness.worker():
         await asyncio.wait_for(hanging.wait(), 30)
@@ -619,7 +623,7 @@ async def test_a_cancelled_backfill_closes_its_operation_as_failed_and_keeps_no_
     harness: Harness,
 ) -> None:
     """The api cancels an installation's backfills when it is deleted; the operation the
-    builder sees must not stay in progress."""
+    builder sees ends, saying the read was cancelled, and the workflow ends cancelled."""
     installation = await make_installation(harness.pool, harness.stack.org_id)
     harness.provider.seed(3_000)
     operation = str(uuid.uuid4())
@@ -627,13 +631,11 @@ async def test_a_cancelled_backfill_closes_its_operation_as_failed_and_keeps_no_
     # what the operation counts.
     hanging = hang_from(harness.provider, 2_000)
     async with harness.worker():
-        handle = await harness.temporal.start_workflow(
+        handle = await harness.start(
             BACKFILL_WORKFLOW,
             small_page_backfill(installation, operation),
-            id=f"test-cancel-{operation}",
-            task_queue=harness.task_queue,
-            result_type=backfill_read_pb2.BackfillReadOutput,
-            execution_timeout=timedelta(seconds=120),
+            backfill_read_pb2.BackfillReadOutput,
+            seconds=120,
         )
         await asyncio.wait_for(hanging.wait(), 30)
         await handle.cancel()
@@ -653,19 +655,10 @@ async def test_a_page_larger_than_the_inline_limit_is_split_into_parts(harness: 
     harness.provider.fat = 20_000
     harness.provider.seed(50)  # one page of 50 records of ~40 KB each: 2 MB
     operation = str(uuid.uuid4())
-    request = triggered_read_pb2.TriggeredReadInput(
-        target=installation.target(), operation_id=operation
+    request = read_request(
+        triggered_read_pb2.TriggeredReadInput, installation, operation_id=operation
     )
-    request.meta.project_id = installation.project_id
-    async with harness.worker():
-        await harness.temporal.execute_workflow(
-            TRIGGERED_WORKFLOW,
-            request,
-            id=f"test-split-{operation}",
-            task_queue=harness.task_queue,
-            result_type=triggered_read_pb2.TriggeredReadOutput,
-            execution_timeout=timedelta(seconds=60),
-        )
+    await harness.run(TRIGGERED_WORKFLOW, request, triggered_read_pb2.TriggeredReadOutput)
     await harness.results.drain()
     parts = harness.results.of(operation, "read_result_page")
     assert len(parts) > 1
@@ -678,18 +671,14 @@ async def test_a_page_larger_than_the_inline_limit_is_split_into_parts(harness: 
 
 
 async def scheduled_run(harness: Harness, installation: Installation, schedule_id: str) -> Any:
-    request = scheduled_read_pb2.ScheduledReadInput(
-        target=installation.target(), schedule_id=schedule_id
+    """One run of the object's schedule, as Temporal starts it (worker left to the caller)."""
+    request = read_request(
+        scheduled_read_pb2.ScheduledReadInput, installation, schedule_id=schedule_id
     )
-    request.meta.project_id = installation.project_id
-    return await harness.temporal.execute_workflow(
-        SCHEDULED_WORKFLOW,
-        request,
-        id=f"{schedule_id}-{uuid.uuid4().hex[:8]}",
-        task_queue=harness.task_queue,
-        result_type=scheduled_read_pb2.ScheduledReadOutput,
-        execution_timeout=timedelta(seconds=60),
+    handle = await harness.start(
+        SCHEDULED_WORKFLOW, request, scheduled_read_pb2.ScheduledReadOutput
     )
+    return await handle.result()
 
 
 async def test_a_scheduled_run_reads_from_the_watermark_and_moves_it(harness: Harness) -> None:
@@ -787,19 +776,10 @@ async def test_a_rejected_token_is_refreshed_and_an_unavailable_provider_waited_
         ProviderUnavailable("hubspot answered 429 three times"),
     ]
     operation = str(uuid.uuid4())
-    request = triggered_read_pb2.TriggeredReadInput(
-        target=installation.target(), operation_id=operation
+    request = read_request(
+        triggered_read_pb2.TriggeredReadInput, installation, operation_id=operation
     )
-    request.meta.project_id = installation.project_id
-    async with harness.worker():
-        output = await harness.temporal.execute_workflow(
-            TRIGGERED_WORKFLOW,
-            request,
-            id=f"test-faults-{operation}",
-            task_queue=harness.task_queue,
-            result_type=triggered_read_pb2.TriggeredReadOutput,
-            execution_timeout=timedelta(seconds=60),
-        )
+    output = await harness.run(TRIGGERED_WORKFLOW, request, triggered_read_pb2.TriggeredReadOutput)
     assert output.status == ops.OPERATION_STATUS_SUCCESS
     assert output.cursor.records_done == 120
     assert not harness.provider.failures

@@ -325,6 +325,23 @@ async def _windowed_read(
     return operation_id, outcome
 
 
+_WindowedOutput = TypeVar(
+    "_WindowedOutput", backfill_read_pb2.BackfillReadOutput, triggered_read_pb2.TriggeredReadOutput
+)
+
+
+def _output(
+    output_type: type[_WindowedOutput], operation_id: str, outcome: _Outcome | None
+) -> _WindowedOutput:
+    """A windowed read's result: only its operation id when it read nothing (skipped)."""
+    output = output_type(operation_id=operation_id)
+    if outcome is not None:
+        output.status = outcome.status  # type: ignore[assignment]
+        output.cursor.CopyFrom(outcome.cursor)
+        output.error = outcome.error
+    return output
+
+
 @workflow.defn(name=BACKFILL_WORKFLOW)
 class BackfillRead:
     """The initial read of one object of a new installation; sets its watermark."""
@@ -339,14 +356,7 @@ class BackfillRead:
             full_history=request.full_history,
             save_watermark=True,
         )
-        if outcome is None:
-            return backfill_read_pb2.BackfillReadOutput(operation_id=operation_id)
-        return backfill_read_pb2.BackfillReadOutput(
-            operation_id=operation_id,
-            status=outcome.status,  # type: ignore[arg-type]
-            cursor=outcome.cursor,
-            error=outcome.error,
-        )
+        return _output(backfill_read_pb2.BackfillReadOutput, operation_id, outcome)
 
 
 @workflow.defn(name=TRIGGERED_WORKFLOW)
@@ -363,14 +373,7 @@ class TriggeredRead:
             full_history=not request.HasField("since"),
             save_watermark=False,
         )
-        if outcome is None:
-            return triggered_read_pb2.TriggeredReadOutput(operation_id=operation_id)
-        return triggered_read_pb2.TriggeredReadOutput(
-            operation_id=operation_id,
-            status=outcome.status,  # type: ignore[arg-type]
-            cursor=outcome.cursor,
-            error=outcome.error,
-        )
+        return _output(triggered_read_pb2.TriggeredReadOutput, operation_id, outcome)
 
 
 @workflow.defn(name=SCHEDULED_WORKFLOW)
