@@ -53,8 +53,17 @@ def method_name(details: Any) -> str:
 Rewrap = Callable[[Any, bool], Any]
 
 
-def rewrap(handler: Any, wrap: Rewrap) -> Any:
-    """A handler of the same kind and serializers whose behaviour is wrap(behaviour, ...)."""
+def rewrap(
+    handler: Any,
+    wrap: Rewrap,
+    check_request: Callable[[Callable[[bytes], Any] | None], Callable[[bytes], Any] | None]
+    | None = None,
+) -> Any:
+    """A handler of the same kind and serializers whose behaviour is wrap(behaviour, ...).
+
+    check_request, given the request deserializer, returns the one to use instead; it
+    applies to single requests only (a client stream's messages are read by the handler,
+    whose exceptions the interceptor already turns into INTERNAL)."""
     req_stream, resp_stream = bool(handler.request_streaming), bool(handler.response_streaming)
     if not req_stream and not resp_stream:
         behaviour, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
@@ -64,8 +73,11 @@ def rewrap(handler: Any, wrap: Rewrap) -> Any:
         behaviour, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
     else:
         behaviour, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+    deserializer = handler.request_deserializer
+    if check_request is not None and not req_stream:
+        deserializer = check_request(deserializer)
     return factory(
         wrap(behaviour, resp_stream),
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )

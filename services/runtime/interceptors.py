@@ -2,6 +2,8 @@
 
     request id       x-request-id from the caller or new; contextvar; echoed back
     authorization    caller identity from its certificate; AccessPolicy check
+    decoding         a request that is not its message, or holds a NUL in a string:
+                     INVALID_ARGUMENT naming the field (request_decoding.py)
     errors           unexpected exceptions -> INTERNAL without their text (errors.py)
     telemetry        one JSON access-log line and Prometheus metrics per RPC
 
@@ -31,7 +33,7 @@ from grpc_health.v1 import health as _health
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from services.runtime._handlers import RpcInfo, method_name, rewrap, rpc_kind
-from services.runtime.errors import abort_unexpected
+from services.runtime.errors import abort_invalid_argument, abort_unexpected
 from services.runtime.identity import (
     TRUSTED_FORWARDERS,
     XFCC_HEADER,
@@ -42,6 +44,7 @@ from services.runtime.identity import (
     set_current_caller,
 )
 from services.runtime.logs import get_logger
+from services.runtime.request_decoding import Undecodable, checked_deserializer
 from services.runtime.request_id import (
     REQUEST_ID_HEADER,
     accept_request_id,
@@ -186,7 +189,7 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         if cached is not None and cached[0] is handler:
             return cached[1]
         route = _Route(RpcInfo(method, rpc_kind(handler)), self._metrics, self.policy)
-        wrapped = rewrap(handler, route.wrap)
+        wrapped = rewrap(handler, route.wrap, lambda parse: checked_deserializer(parse, method))
         if cached is not None or len(self._wrapped) < MAX_CACHED_METHODS:
             self._wrapped[method] = (handler, wrapped)
         return wrapped
@@ -238,6 +241,8 @@ class _Route:
                 refused = refusal(call)
                 if refused is not None:
                     await context.abort(*refused)
+                if request.__class__ is Undecodable:
+                    await _refuse_undecodable(context, request)
                 try:
                     if awaits:
                         result = await behaviour(request, context)
@@ -272,6 +277,8 @@ class _Route:
                 refused = refusal(call)
                 if refused is not None:
                     await context.abort(*refused)
+                if request.__class__ is Undecodable:
+                    await _refuse_undecodable(context, request)
                 try:
                     responses = behaviour(request, context)
                     if hasattr(responses, "__aiter__"):
@@ -367,6 +374,13 @@ def _echo_request_id(call: _Call, context: Any) -> None:
     trailers = context.trailing_metadata()
     if not trailers or call.echo not in trailers:
         context.set_trailing_metadata((*(trailers or ()), call.echo))
+
+
+async def _refuse_undecodable(context: Any, request: Undecodable) -> None:
+    """A request the deserializer refused (request_decoding.py): INVALID_ARGUMENT naming
+    the field, before the handler runs."""
+    violations = [(request.field, request.reason)] if request.field else []
+    await abort_invalid_argument(context, request.message, violations)
 
 
 def _failure_code(error: BaseException, context: Any) -> grpc.StatusCode:
