@@ -92,7 +92,9 @@ def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list
             implemented += [build(ctx) for name, build in BUILDERS.items() if name in names]
     if settings.enable_read_routes and ctx is not None:
         implemented.append(read_api.service(ctx))
-    return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET)
+    # Callers authenticate before learning that a method is not built, as for any call.
+    gate = ctx.auth.authenticate if ctx is not None else None
+    return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET, gate=gate)
 
 
 def catalog_for(settings: ApiSettings) -> dict[str, providers_pb2.ProviderInfo]:

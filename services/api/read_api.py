@@ -176,6 +176,7 @@ class ReadApi(read_pb2_grpc.ReadServiceServicer):
     async def DeliverResults(
         self, request: read_pb2.DeliverResultsRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
+        await self.ctx.auth.authenticate(context)
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, DELIVER_RESULTS_NOT_BUILT)
         raise AssertionError("abort raises")
 
