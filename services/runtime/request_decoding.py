@@ -12,17 +12,20 @@ INVALID_ARGUMENT before calling the handler.
 
 It also refuses U+0000 in any string field of any request: PostgreSQL stores no NUL in
 text or jsonb, so a NUL that gets in fails later, as a 500, wherever it is stored. Bytes
-fields may hold anything.
+fields may hold anything. (Other control characters are text some field may mean, such
+as a record's; the fields that cannot hold them say so themselves: names by their
+patterns, sourceYaml by the YAML reader.)
 
 The field is named as the edge's problem+json wants it: `<in>.<jsonPath>`, where `in` is
 `path`, `query` or `body`, read from the method's google.api.http binding (see
 request_locations); methods without a REST binding name the JSON path alone.
 
 Finding the field means reading the wire format against the message's descriptor
-(find_problem). That happens only on the failure path, and for the NUL check only when
-the request's bytes contain a zero byte at all, which in proto3 (defaults are not sent)
-takes an empty string in a list, a zero in a packed list or a fixed-width number: the
-common request pays one memchr.
+(find_problem), in Python: a few times the parse's own cost (bench/request_decoding.py).
+So it runs only when the parse fails, or when the request's bytes hold a zero byte at
+all, which in proto3 (defaults are not sent) takes an empty string in a list, a zero in a
+packed list, a false or zero map value or a fixed-width number: the common request pays
+one memchr.
 """
 
 from __future__ import annotations
@@ -85,14 +88,13 @@ _TYPE_NAMES = {
     _LENGTH: "a string, an object or a list",
     _START_GROUP: "a group",
 }
-
-
 _VALUE_KINDS = {
     _T.TYPE_STRING: "a string",
     _T.TYPE_BYTES: "a string",
     _T.TYPE_MESSAGE: "an object",
     _T.TYPE_BOOL: "true or false",
 }
+_NOT_A_MESSAGE = "is not a valid message"
 
 
 class _Broken(Exception):
@@ -139,82 +141,133 @@ def _skip(data: bytes, pos: int, end: int, wire_type: int, field_number: int) ->
     return pos
 
 
-def _is_map_entry(message: Descriptor) -> bool:
-    return bool(message.GetOptions().map_entry)
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """What the walk needs of one field, looked up once per message type."""
+
+    json_name: str
+    wire_type: int
+    packable: bool  # a repeated number: its values may come packed, length-delimited
+    string: bool
+    message: Descriptor | None
+    indexed: bool  # a list (not a map): its elements are named name[i]
+    map_value: bool  # the value of a map entry, whose type a wrong JSON value breaks
+    value_kind: str
+
+
+_TABLES: dict[str, tuple[dict[int, _Field], bool]] = {}
+
+
+def _table(message: Descriptor) -> tuple[dict[int, _Field], bool]:
+    """The fields of message by number, and whether it is a map entry."""
+    found = _TABLES.get(message.full_name)
+    if found is not None:
+        return found
+    map_entry = bool(message.GetOptions().map_entry)
+    fields = {}
+    for field in message.fields:
+        inner = field.message_type
+        wire_type = _WIRE_TYPE[field.type]
+        fields[field.number] = _Field(
+            json_name=field.json_name,
+            wire_type=wire_type,
+            packable=field.is_repeated and wire_type in (_VARINT, _FIXED64, _FIXED32),
+            string=field.type == _T.TYPE_STRING,
+            message=inner,
+            indexed=field.is_repeated and not (inner is not None and inner.GetOptions().map_entry),
+            map_value=map_entry and field.name == "value",
+            value_kind=_VALUE_KINDS.get(field.type, "a value"),
+        )
+    found = _TABLES[message.full_name] = (fields, map_entry)
+    return found
+
+
+# The path to a field, spelled only when there is a problem to name: (parent, field,
+# index in its list or -1).
+_Trail = tuple[Any, _Field, int] | None
+
+
+def _path(trail: _Trail) -> str:
+    parts: list[str] = []
+    while trail is not None:
+        trail, field, index = trail
+        parts.append(f".{field.json_name}[{index}]" if index >= 0 else f".{field.json_name}")
+    return "".join(reversed(parts)).lstrip(".")
 
 
 def _walk(
-    data: bytes, pos: int, end: int, message: Descriptor, path: str, nul: bool
+    data: bytes, pos: int, end: int, message: Descriptor, trail: _Trail, nul: bool
 ) -> tuple[str, str] | None:
     """The first problem in the fields of `message` in data[pos:end], as (path, reason)."""
-    seen: dict[int, int] = {}
-    map_entry = _is_map_entry(message)
+    fields, map_entry = _table(message)
+    counts: dict[int, int] | None = None
     while pos < end:
-        try:
-            tag, pos = _varint(data, pos, end)
-        except _Broken:
-            return path, "is not a valid message"
+        byte = data[pos]
+        if byte < 0x80:  # a one-byte tag, as for every field numbered below 16
+            tag, pos = byte, pos + 1
+        else:
+            try:
+                tag, pos = _varint(data, pos, end)
+            except _Broken:
+                return _path(trail), _NOT_A_MESSAGE
         number, wire_type = tag >> 3, tag & 7
-        field = message.fields_by_number.get(number)
+        field = fields.get(number)
         if field is None or number == 0:
             try:
                 pos = _skip(data, pos, end, wire_type, number)
             except _Broken:
-                return path, "is not a valid message"
+                return _path(trail), _NOT_A_MESSAGE
             continue
-        index = seen.get(number, 0)
-        seen[number] = index + 1
         if map_entry:
-            where = path  # a map's key and value are the map's to answer for
+            here = trail  # a map's key and value are the map's to answer for
+        elif field.indexed:
+            if counts is None:
+                counts = {}
+            index = counts.get(number, 0)
+            counts[number] = index + 1
+            here = (trail, field, index)
         else:
-            where = f"{path}.{field.json_name}" if path else field.json_name
-            if field.is_repeated and not _is_map_field(field):
-                where = f"{where}[{index}]"
-        expected = _WIRE_TYPE[field.type]
-        packed = (
-            wire_type == _LENGTH and field.is_repeated and expected in (_VARINT, _FIXED64, _FIXED32)
-        )
-        if wire_type != expected and not packed:
-            return where, f"must be {_TYPE_NAMES.get(expected, 'something else')}"
+            here = (trail, field, -1)
+        if wire_type != field.wire_type and not (wire_type == _LENGTH and field.packable):
+            return _path(here), f"must be {_TYPE_NAMES.get(field.wire_type, 'something else')}"
         try:
             if wire_type != _LENGTH:
                 pos = _skip(data, pos, end, wire_type, number)
                 continue
-            size, pos = _varint(data, pos, end)
+            byte = data[pos] if pos < end else 0x80
+            if byte < 0x80:
+                size, pos = byte, pos + 1
+            else:
+                size, pos = _varint(data, pos, end)
             stop = pos + size
             if stop > end:
                 raise _Broken
         except _Broken:
-            if map_entry and field.name == "value":
+            if field.map_value:
                 # How Envoy's transcoder writes a map value of the wrong JSON type.
-                return where, f"must map each key to {_VALUE_KINDS.get(field.type, 'a value')}"
-            return where, "is not a valid value"
-        if field.type == _T.TYPE_STRING:
+                return _path(here), f"must map each key to {field.value_kind}"
+            return _path(here), "is not a valid value"
+        if field.string:
             value = data[pos:stop]
             try:
                 value.decode("utf-8")
             except UnicodeDecodeError:
-                return where, "is not valid UTF-8 text"
+                return _path(here), "is not valid UTF-8 text"
             if nul and _NUL_BYTE in value:
-                return where, "contains a NUL character (U+0000), which no field accepts"
-        elif field.message_type is not None:
-            problem = _walk(data, pos, stop, field.message_type, where, nul)
+                return _path(here), "contains a NUL character (U+0000), which no field accepts"
+        elif field.message is not None:
+            problem = _walk(data, pos, stop, field.message, here, nul)
             if problem is not None:
                 return problem
         pos = stop
     return None
 
 
-def _is_map_field(field: FieldDescriptor) -> bool:
-    message = field.message_type
-    return message is not None and _is_map_entry(message)
-
-
 def find_problem(data: bytes, message: Any, *, nul: bool = True) -> tuple[str, str] | None:
     """The first field of a serialized message of type `message` (a Descriptor) in data
     that is malformed (wrong wire type, bad UTF-8, truncated) or, with nul, a string
     holding U+0000: (JSON path, reason). None when every field reads well."""
-    return _walk(data, 0, len(data), message, "", nul)
+    return _walk(data, 0, len(data), message, None, nul)
 
 
 # --- where a field came from over REST -------------------------------------------------
