@@ -402,6 +402,8 @@ class SandboxHttp:
                 answer = error(fault, 429)
             elif answer is None and fault.kind is FaultKind.SERVER_ERROR:
                 answer = error(fault, fault.http_status)
+            elif answer is None and fault.kind is FaultKind.DROP_CONNECTION:
+                answer = DroppedConnection()
         return answer
 
     def _revoke_for_fault(self, token: Token | None, refresh: SandboxRequest | None) -> None:
@@ -410,6 +412,21 @@ class SandboxHttp:
             token = self.state.tokens.by_refresh.get(refresh.form.get("refresh_token", ""))
         if token is not None:
             self.state.tokens.revoke_grant(token.grant_id)
+
+
+class DroppedConnection(Response):
+    """No answer: the status line and headers promise a body that never comes.
+
+    ASGI gives an application no way to close its connection, but a server must close
+    one whose response the application left incomplete (uvicorn does, logging that it
+    did), so the client sees the connection drop mid-answer."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200, headers={"content-length": "64"})
+        self.status_code = 0  # for the counters: nothing was answered
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
 
 
 def _retry_after(fault: Fault) -> dict[str, str]:

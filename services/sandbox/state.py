@@ -36,6 +36,7 @@ class FaultKind(enum.IntEnum):
     SLOW_RESPONSE = 3
     EXPIRED_TOKEN = 4
     REVOKED_TOKEN = 5
+    DROP_CONNECTION = 6
 
 
 class Endpoint(enum.IntEnum):

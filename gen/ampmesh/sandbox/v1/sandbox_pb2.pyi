@@ -27,6 +27,7 @@ class FaultKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAULT_KIND_SLOW_RESPONSE: _ClassVar[FaultKind]
     FAULT_KIND_EXPIRED_TOKEN: _ClassVar[FaultKind]
     FAULT_KIND_REVOKED_TOKEN: _ClassVar[FaultKind]
+    FAULT_KIND_DROP_CONNECTION: _ClassVar[FaultKind]
 
 class FaultEndpoint(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +52,7 @@ FAULT_KIND_SERVER_ERROR: FaultKind
 FAULT_KIND_SLOW_RESPONSE: FaultKind
 FAULT_KIND_EXPIRED_TOKEN: FaultKind
 FAULT_KIND_REVOKED_TOKEN: FaultKind
+FAULT_KIND_DROP_CONNECTION: FaultKind
 FAULT_ENDPOINT_UNSPECIFIED: FaultEndpoint
 FAULT_ENDPOINT_TOKEN: FaultEndpoint
 FAULT_ENDPOINT_REVOKE: FaultEndpoint
