@@ -9,7 +9,6 @@ on the event bus through a transactional outbox (announce.py, services.runtime.e
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -90,6 +89,10 @@ PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
 RATE_LIMITED = "RATE_LIMITED"
 NOT_REFRESHABLE = "NOT_REFRESHABLE"
 SOURCE = announce.SOURCE
+# DeleteCredentials' initial metadata: whether the credentials were revoked at the
+# provider, and why not.
+REVOKED_HEADER = "x-ampmesh-revoked-at-provider"
+REVOCATION_DETAIL_HEADER = "x-ampmesh-revocation-detail"
 
 
 def current_request_id() -> str:
@@ -430,28 +433,32 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
     ) -> empty_pb2.Empty:
         await require_hash_header(request.connection_id, context)
         await require_project(request.project_id, context)
-        revoked = False
+        revoked, detail = False, ""
         if request.revoke_at_provider:
-            with contextlib.suppress(NotFound):
-                opened = await self.store.get(request.connection_id, request.project_id)
-                revoked, detail = await self._revoke_at_provider(opened)
-                if not revoked:
-                    _log.info(
-                        "not revoked at the provider",
-                        connection_id=request.connection_id,
-                        detail=detail,
-                    )
+            opened = await self._opened(request.connection_id, request.project_id, context)
+            # Whatever happens at the provider, the credentials are deleted below: a
+            # provider that cannot be reached must not keep a connection alive for ever.
+            revoked, detail = await self._revoke_at_provider(opened)
+            if not revoked:
+                _log.warning(
+                    "credentials not revoked at the provider; deleting them anyway",
+                    connection_id=request.connection_id,
+                    provider=opened.row.provider,
+                    detail=detail,
+                )
         request_id = current_request_id()
         try:
             await self.store.delete(
                 request.connection_id,
                 request.project_id,
-                self._stager(lambda row: announce.deleted(row, revoked, request_id)),
+                self._stager(lambda row: announce.deleted(row, revoked, detail, request_id)),
             )
         except NotFound:
             await abort_no_credentials(context, request.connection_id)
         self.bus.kick()
         _log.info("credentials deleted", connection_id=request.connection_id, revoked=revoked)
+        if request.revoke_at_provider:
+            await context.send_initial_metadata(revocation_metadata(revoked, detail))
         return empty_pb2.Empty()
 
     async def _revoke_at_provider(self, opened: Opened) -> tuple[bool, str]:
@@ -516,6 +523,15 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
         return token_manager_pb2.DescribeShardResponse(
             shard=self.shard, connection_id=request.connection_id, caller=current_caller() or ""
         )
+
+
+def revocation_metadata(revoked: bool, detail: str) -> tuple[tuple[str, str], ...]:
+    """DeleteCredentials' answer to "was it revoked at the provider?" (the contract's
+    initial metadata; gRPC metadata values are printable ASCII)."""
+    if revoked:
+        return ((REVOKED_HEADER, "true"),)
+    printable = "".join(c if " " <= c <= "~" else "?" for c in detail)
+    return ((REVOKED_HEADER, "false"), (REVOCATION_DETAIL_HEADER, printable))
 
 
 def is_oauth(opened: Opened) -> bool:

@@ -94,9 +94,18 @@ def updated(row: Row, fields: Sequence[str], request_id: str = "") -> list[envel
     return _announce(row, "updated", event, request_id)
 
 
-def deleted(row: Row, revoked: bool, request_id: str = "") -> list[envelope_pb2.Envelope]:
-    event = ce.ConnectionDeleted(connection=info(row), revoked_at_provider=revoked)
-    return _announce(row, "deleted", event, request_id)
+def deleted(
+    row: Row, revoked: bool, detail: str = "", request_id: str = ""
+) -> list[envelope_pb2.Envelope]:
+    """detail: why the credentials were not revoked at the provider, when they were not."""
+    event = ce.ConnectionDeleted(
+        connection=info(row), revoked_at_provider=revoked, revocation_detail=detail
+    )
+    data = _data(row)
+    # Set even when false: the builder learns that the provider may still honour them.
+    data.revoked_at_provider = revoked
+    data.revocation_detail = detail
+    return _announce(row, "deleted", event, request_id, data)
 
 
 def refreshed(

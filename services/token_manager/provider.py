@@ -8,29 +8,40 @@ one of two exceptions the token-manager acts on:
 - `ProviderRefused`: the provider said no for credential reasons (`invalid_grant`,
   `invalid_client`, `unauthorized_client`, or a 401/403). Retrying cannot help; the
   connection becomes bad_credentials.
-- `ProviderUnavailable`: 5xx, 429, a timeout, a connection failure, or an answer that is
-  not a token. Retried here with exponential backoff (honouring Retry-After), and when it
-  persists the connection keeps its status and the caller is told to come back later.
+- `ProviderUnavailable`: 5xx, 429, a timeout, a network failure (DNS, refused, reset, TLS,
+  a dropped answer), or an answer that is not a token. Retried here with exponential
+  backoff (honouring Retry-After), and when it persists the connection keeps its status
+  and the caller is told to come back later.
+
+Authlib's client is built on httpx2 when that is installed (it is: mcp needs it) and on
+httpx otherwise, and the two libraries' errors share no base class: network failures are
+recognised as the errors of whichever library the client really runs on, and of httpx.
 
 Nothing here logs or raises with a secret in it: messages carry the provider's OAuth error
-code and HTTP status, never the request or response body.
+code, HTTP status or the network error's class name, never the request or response body
+nor the error's text (which can hold the URL, and HubSpot's revocation URL names a token).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
-from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
+from authlib.integrations.httpx_client import (  # type: ignore[import-untyped]
+    AsyncOAuth2Client,
+    OAuthError,
+)
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -45,6 +56,41 @@ from services.token_manager.credentials import render_template
 REFUSING_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 # Token response members that are secrets; the rest is metadata the api may read.
 SECRET_MEMBERS = frozenset({"access_token", "refresh_token", "id_token"})
+# OAuth error codes a provider uses to say "not now" (RFC 6749 §4.1.2.1).
+UNAVAILABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+def _library_of(client_class: type) -> ModuleType:
+    """The HTTP library (httpx or httpx2) whose AsyncClient a client class extends."""
+    base = next(c for c in client_class.__mro__ if c.__name__ == "AsyncClient")
+    return importlib.import_module(base.__module__.partition(".")[0])
+
+
+_AUTHLIB_HTTP = _library_of(AsyncOAuth2Client)
+# What a request can fail with before any answer: every transport error (DNS, refused,
+# reset, TLS, timeouts, a connection dropped mid-answer), an answer that breaks the
+# protocol, and a URL that cannot be requested. Both libraries' classes, as the client's
+# library is Authlib's choice.
+_TIMEOUTS: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    _AUTHLIB_HTTP.TimeoutException,
+    TimeoutError,
+)
+NETWORK_ERRORS: tuple[type[Exception], ...] = (
+    *_TIMEOUTS,
+    httpx.HTTPError,
+    _AUTHLIB_HTTP.HTTPError,
+    httpx.InvalidURL,
+    _AUTHLIB_HTTP.InvalidURL,
+    OSError,
+)
+
+
+def network_failure(error: Exception) -> str:
+    """What went wrong, safe to show: "timed out" or "could not be reached (ConnectError)"."""
+    if isinstance(error, _TIMEOUTS):
+        return "timed out"
+    return f"could not be reached ({type(error).__name__})"
 
 
 class ProviderError(Exception):
@@ -200,8 +246,8 @@ class ProviderClient:
                         token=token,
                         token_type_hint="refresh_token",  # noqa: S106 (a hint name)
                     )
-        except httpx.HTTPError as error:
-            return False, f"the provider's revocation endpoint failed: {type(error).__name__}"
+        except NETWORK_ERRORS as error:
+            return False, f"the provider's revocation endpoint {network_failure(error)}"
         if response.status_code >= 400:
             return False, f"the provider answered HTTP {response.status_code} to the revocation"
         return True, ""
@@ -299,12 +345,14 @@ class ProviderClient:
         except ProviderError as error:
             error.latency = time.monotonic() - started
             raise
-        except httpx.TimeoutException:
-            raise ProviderUnavailable("the provider's token endpoint timed out") from None
-        except httpx.HTTPError as error:
+        except NETWORK_ERRORS as error:
             raise ProviderUnavailable(
-                f"the provider's token endpoint could not be reached: {type(error).__name__}"
+                f"the provider's token endpoint {network_failure(error)}",
+                latency=time.monotonic() - started,
             ) from None
+        except OAuthError as error:
+            # A 2xx answer naming an OAuth error (Authlib raises it after the hook).
+            raise _classified(200, str(error.error or "")[:64], None) from None
         except ValueError:
             raise ProviderUnavailable(
                 "the provider answered something that is not a token"
@@ -323,24 +371,28 @@ def _raise_for_failure(response: httpx.Response) -> httpx.Response:
             oauth_error = str(body.get("error", ""))[:64]
     except ValueError:
         pass
-    status = response.status_code
+    raise _classified(response.status_code, oauth_error, _retry_after(response))
+
+
+def _classified(status: int, oauth_error: str, retry_after: float | None) -> ProviderError:
+    """The failure a token endpoint's answer means."""
     described = f"HTTP {status}" + (f" ({oauth_error})" if oauth_error else "")
-    if status == 429 or status >= 500:
-        raise ProviderUnavailable(
+    if status == 429 or status >= 500 or oauth_error in UNAVAILABLE_ERRORS:
+        return ProviderUnavailable(
             f"the provider's token endpoint answered {described}",
             status_code=status,
             oauth_error=oauth_error,
-            retry_after=_retry_after(response),
+            retry_after=retry_after,
         )
     if oauth_error in REFUSING_ERRORS or status in (401, 403) or oauth_error == "access_denied":
-        raise ProviderRefused(
+        return ProviderRefused(
             f"the provider refused the credentials: {described}",
             status_code=status,
             oauth_error=oauth_error,
         )
     # invalid_request, invalid_scope, unsupported_grant_type: a configuration problem a
     # retry does not fix either, so the credentials are as good as refused.
-    raise ProviderRefused(
+    return ProviderRefused(
         f"the provider rejected the token request: {described}",
         status_code=status,
         oauth_error=oauth_error,

@@ -128,12 +128,14 @@ class ConnectionUpdated(_message.Message):
     def __init__(self, connection: _Optional[_Union[ConnectionInfo, _Mapping]] = ..., updated_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ConnectionDeleted(_message.Message):
-    __slots__ = ("connection", "revoked_at_provider")
+    __slots__ = ("connection", "revoked_at_provider", "revocation_detail")
     CONNECTION_FIELD_NUMBER: _ClassVar[int]
     REVOKED_AT_PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_DETAIL_FIELD_NUMBER: _ClassVar[int]
     connection: ConnectionInfo
     revoked_at_provider: bool
-    def __init__(self, connection: _Optional[_Union[ConnectionInfo, _Mapping]] = ..., revoked_at_provider: _Optional[bool] = ...) -> None: ...
+    revocation_detail: str
+    def __init__(self, connection: _Optional[_Union[ConnectionInfo, _Mapping]] = ..., revoked_at_provider: _Optional[bool] = ..., revocation_detail: _Optional[str] = ...) -> None: ...
 
 class ConnectionError(_message.Message):
     __slots__ = ("connection", "kind", "errors", "provider_status_code", "provider_error", "previous_status", "will_retry")

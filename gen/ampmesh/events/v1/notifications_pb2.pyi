@@ -429,20 +429,24 @@ class SubscribeCreateErrorData(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., provider: _Optional[str] = ..., integration_id: _Optional[str] = ..., integration_name: _Optional[str] = ..., installation_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., group_ref: _Optional[str] = ..., group_name: _Optional[str] = ..., consumer_ref: _Optional[str] = ..., consumer_name: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ConnectionData(_message.Message):
-    __slots__ = ("project_id", "connection_id", "provider", "group_ref", "consumer_ref", "consumer_name")
+    __slots__ = ("project_id", "connection_id", "provider", "group_ref", "consumer_ref", "consumer_name", "revoked_at_provider", "revocation_detail")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     GROUP_REF_FIELD_NUMBER: _ClassVar[int]
     CONSUMER_REF_FIELD_NUMBER: _ClassVar[int]
     CONSUMER_NAME_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_DETAIL_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     connection_id: str
     provider: str
     group_ref: str
     consumer_ref: str
     consumer_name: str
-    def __init__(self, project_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., provider: _Optional[str] = ..., group_ref: _Optional[str] = ..., consumer_ref: _Optional[str] = ..., consumer_name: _Optional[str] = ...) -> None: ...
+    revoked_at_provider: bool
+    revocation_detail: str
+    def __init__(self, project_id: _Optional[str] = ..., connection_id: _Optional[str] = ..., provider: _Optional[str] = ..., group_ref: _Optional[str] = ..., consumer_ref: _Optional[str] = ..., consumer_name: _Optional[str] = ..., revoked_at_provider: _Optional[bool] = ..., revocation_detail: _Optional[str] = ...) -> None: ...
 
 class ConnectionErrorData(_message.Message):
     __slots__ = ("project_id", "connection_id", "provider", "group_ref", "consumer_ref", "consumer_name", "errors", "error")

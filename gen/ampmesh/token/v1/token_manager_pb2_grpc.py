@@ -122,7 +122,12 @@ class TokenManagerServiceServicer:
 
     def DeleteCredentials(self, request, context):
         """Deletes a connection's stored credentials, revoking them at the provider first
-        when asked and supported. Emits connection.deleted.
+        when asked and supported. Emits connection.deleted, which says whether they were
+        revoked and why not. A revocation that fails (the provider unreachable, refusing,
+        or without a revocation endpoint) never stops the deletion. When revocation was
+        asked for, the answer's initial metadata says how it went:
+        `x-ampmesh-revoked-at-provider` (`true` or `false`) and, when false,
+        `x-ampmesh-revocation-detail` (why, in ASCII, never a secret).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
