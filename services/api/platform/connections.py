@@ -1026,4 +1026,5 @@ def service(ctx: ApiContext) -> Service:
         connections_pb2_grpc.add_ConnectionServiceServicer_to_server,
         Connections(ctx),
         NOT_BUILT,
+        gate=ctx.auth.authenticate,
     )

@@ -570,4 +570,5 @@ def service(ctx: ApiContext) -> Service:
         Integrations(ctx),
         "hydrated revisions need live provider metadata (object and field descriptions) "
         "through a connection; no issue is filed for them yet",
+        gate=ctx.auth.authenticate,
     )
