@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install gen check-gen lint breaking test up clean
+.PHONY: install gen check-gen lint breaking test fuzz up clean
 
 install: $(STAMP)
 
@@ -39,6 +39,12 @@ breaking: install
 
 test: install
 	$(BIN)/pytest -q
+
+# The fuzz suite alone, long: FUZZ_CASES requests generated from the reference's OpenAPI
+# documents against a whole mesh (`make test` runs it bounded to about three minutes).
+FUZZ_CASES ?= 50000
+fuzz: install
+	AMPMESH_FUZZ_CASES=$(FUZZ_CASES) AMPMESH_FUZZ_SECONDS=0 $(BIN)/pytest -q tests/fuzz
 
 # Brings up every service of the mesh on local defaults (Ctrl-C stops them all).
 up: install
