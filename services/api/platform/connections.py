@@ -15,8 +15,10 @@ edge hashes on to pick the token-manager shard (services/runtime/channels.py).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -27,7 +29,7 @@ from ampmesh.platform.v1 import connections_pb2, connections_pb2_grpc, providers
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc
 from google.api import httpbody_pb2
-from google.protobuf import empty_pb2, json_format
+from google.protobuf import duration_pb2, empty_pb2, json_format
 from google.rpc import error_details_pb2
 
 from services.api.auth import Principal, ProjectRow, abort_forbidden
@@ -65,6 +67,12 @@ HTML = "text/html; charset=utf-8"
 # turns it into the status; gRPC clients see it as metadata).
 HTTP_STATUS_HEADER = "x-ampmesh-http-status"
 TEXT = "text/plain; charset=utf-8"
+# RFC 9110's advice to a client told to come back later (gRPC initial metadata, which the
+# edge passes on as a response header).
+RETRY_AFTER_HEADER = "retry-after"
+# DeleteCredentials' answer about revocation (token_manager.proto), passed on to the
+# caller of DELETE .../connections/{id} as response headers of the same names.
+REVOCATION_HEADERS = ("x-ampmesh-revoked-at-provider", "x-ampmesh-revocation-detail")
 
 # ConnectionInput credential field -> (its JSON name, the token-manager Credentials kind).
 _CREDENTIAL_FIELDS: Mapping[str, tuple[str, str]] = {
@@ -331,16 +339,43 @@ def _as_uuid(text: str) -> uuid.UUID | None:
         return None
 
 
+# How long a caller is told to wait when the token-manager gave no RetryInfo of its own.
+DEFAULT_RETRY_SECONDS = 5
+
+
+def retry_delay(error: grpc.aio.AioRpcError) -> int:
+    """Whole seconds to wait before retrying, from the token-manager's RetryInfo."""
+    status = status_from_error(error)
+    for detail in unpack_details(status) if status is not None else ():
+        if isinstance(detail, error_details_pb2.RetryInfo):
+            return max(1, math.ceil(detail.retry_delay.ToTimedelta().total_seconds()))
+    return DEFAULT_RETRY_SECONDS
+
+
+async def abort_retry_later(context: Any, message: str, reason: str, seconds: int) -> NoReturn:
+    """UNAVAILABLE with google.rpc.RetryInfo, and the delay as a Retry-After response
+    header too, which REST clients see on the 503."""
+    with contextlib.suppress(grpc.aio.UsageError, RuntimeError):  # headers already sent
+        await context.send_initial_metadata(((RETRY_AFTER_HEADER, str(seconds)),))
+    await abort_with_details(
+        context,
+        grpc.StatusCode.UNAVAILABLE,
+        f"{message}; try again in {seconds} s",
+        error_info(reason),
+        error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)),
+    )
+
+
 async def abort_token_manager(context: Any, error: grpc.aio.AioRpcError, doing: str) -> NoReturn:
     """The token-manager failed in a way the caller cannot fix: UNAVAILABLE when it could
     not be reached (worth a retry), INTERNAL otherwise. Its message names no secret."""
     code = error.code()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        await abort_with_details(
+        await abort_retry_later(
             context,
-            grpc.StatusCode.UNAVAILABLE,
-            f"the token-manager could not be reached to {doing}; try again shortly",
-            error_info("TOKEN_MANAGER_UNAVAILABLE"),
+            f"the token-manager could not be reached to {doing}",
+            "TOKEN_MANAGER_UNAVAILABLE",
+            DEFAULT_RETRY_SECONDS,
         )
     _log.error("token-manager call failed", doing=doing, code=code.name, detail=error.details())
     await abort_with_details(
@@ -363,11 +398,20 @@ def token_manager_reason(error: grpc.aio.AioRpcError) -> str:
 _PROVIDER_REASONS = ("PROVIDER_UNAVAILABLE", "RATE_LIMITED")
 
 
+def provider_unavailable(error: grpc.aio.AioRpcError) -> bool:
+    """The token-manager is fine, the provider could not answer (or limits the rate)."""
+    return (
+        error.code() == grpc.StatusCode.UNAVAILABLE
+        and token_manager_reason(error) in _PROVIDER_REASONS
+    )
+
+
 async def abort_token_error(context: Any, error: grpc.aio.AioRpcError, doing: str) -> NoReturn:
     """A token-manager failure the caller can act on, passed on with the token-manager's
     message (its contract keeps secrets out of it): refused credentials are
     FAILED_PRECONDITION (a person must reconnect or rotate them), an unreachable or
-    rate-limiting provider UNAVAILABLE; anything else as abort_token_manager."""
+    rate-limiting provider UNAVAILABLE with the token-manager's retry delay; anything
+    else as abort_token_manager."""
     code, reason = error.code(), token_manager_reason(error)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         message = error.details() or f"the token-manager could not {doing}"
@@ -382,29 +426,48 @@ async def abort_token_error(context: Any, error: grpc.aio.AioRpcError, doing: st
             message,
             error_info(reason or "FAILED_PRECONDITION"),
         )
-    if code == grpc.StatusCode.UNAVAILABLE and reason in _PROVIDER_REASONS:
-        await abort_with_details(
+    if provider_unavailable(error):
+        await abort_retry_later(
             context,
-            grpc.StatusCode.UNAVAILABLE,
-            f"the provider could not be reached to {doing}; try again later",
-            error_info(reason),
+            f"could not {doing}: {error.details() or 'the provider could not be reached'}",
+            reason,
+            retry_delay(error),
         )
     await abort_token_manager(context, error, doing)
 
 
-def exchange_failure(error: grpc.aio.AioRpcError) -> str:
-    """Why an authorization code could not be exchanged, in one line for the page."""
+@dataclasses.dataclass(frozen=True)
+class FlowFailure:
+    """Why an OAuth flow could not finish, in one line for the page, and the HTTP status
+    of that page (503 with a Retry-After when a later attempt may succeed)."""
+
+    message: str
+    status: int = 400
+    retry_after: int = 0
+
+
+def exchange_failure(error: grpc.aio.AioRpcError) -> FlowFailure:
+    """Why an authorization code could not be exchanged."""
     code, reason = error.code(), token_manager_reason(error)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
-        return "the provider refused the authorization code; start connecting again"
-    if code == grpc.StatusCode.UNAVAILABLE and reason in _PROVIDER_REASONS:
-        return "the provider could not be reached to finish connecting; try again shortly"
+        return FlowFailure("the provider refused the authorization code; start connecting again")
+    if provider_unavailable(error):
+        return FlowFailure(
+            "the provider could not be reached to finish connecting; start connecting "
+            "again shortly",
+            503,
+            retry_delay(error),
+        )
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return "ampmesh could not reach its token service; try again shortly"
+        return FlowFailure(
+            "ampmesh could not reach its token service; start connecting again shortly",
+            503,
+            DEFAULT_RETRY_SECONDS,
+        )
     if code == grpc.StatusCode.UNIMPLEMENTED:
-        return "this deployment cannot exchange authorization codes yet"
+        return FlowFailure("this deployment cannot exchange authorization codes yet")
     _log.error("authorization code exchange failed", code=code.name, reason=reason)
-    return "the connection could not be stored; try again"
+    return FlowFailure("the connection could not be stored; try again")
 
 
 def _connection_context(
@@ -552,7 +615,14 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
         except grpc.aio.AioRpcError as error:
             # No half-made connections: a row without credentials could never be used.
             await self.ctx.pool.execute("DELETE FROM connections WHERE id = $1", row["id"])
-            await abort_token_manager(context, error, "store the connection's credentials")
+            if token_manager_reason(error) == "BAD_CREDENTIALS":
+                # Refused at their first token: the caller's input, named.
+                field = _CREDENTIAL_FIELDS[given.WhichOneof("credentials") or ""][0]
+                await abort_invalid(
+                    context,
+                    {f"body.connection.{field}": error.details() or "the provider refused them"},
+                )
+            await abort_token_error(context, error, "check the credentials at the provider")
         except BaseException:
             await self.ctx.pool.execute("DELETE FROM connections WHERE id = $1", row["id"])
             raise
@@ -598,11 +668,21 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
         principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         row = await self._find(context, principal, project, request.connection_id)
         tokens = await self._tokens(context)
+        revocation: tuple[tuple[str, str], ...] = ()
         try:
-            await tokens.DeleteCredentials(
+            call = tokens.DeleteCredentials(
                 tm.DeleteCredentialsRequest(
                     connection_id=str(row["id"]), project_id=project.id, revoke_at_provider=True
                 )
+            )
+            await call
+            # Whether the provider revoked them: the connection goes either way (a
+            # provider that cannot be reached must not keep it for ever), and the caller
+            # is told (these headers, and the connection.deleted notification).
+            revocation = tuple(
+                (key, str(value))
+                for key, value in (await call.initial_metadata() or ())
+                if key in REVOCATION_HEADERS
             )
         except grpc.aio.AioRpcError as error:
             # Credentials already gone (an earlier delete stopped half-way): finish it.
@@ -613,6 +693,8 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
             uuid.UUID(project.id),
             row["id"],
         )
+        if revocation:
+            await context.send_initial_metadata(revocation)
         return empty_pb2.Empty()
 
     async def UpdateConnection(
@@ -894,20 +976,29 @@ class Connections(connections_pb2_grpc.ConnectionServiceServicer):
     async def OauthCallback(
         self, request: connections_pb2.OauthCallbackRequest, context: grpc.aio.ServicerContext
     ) -> httpbody_pb2.HttpBody:
-        """The page for the browser: the connection made, or why not (HTTP 400, which
-        the edge sets from HTTP_STATUS_HEADER: a failure is still answered by the page,
-        since the window that opened the flow waits for its message)."""
-        connection_id, error = await self._complete_flow(request)
-        if error is not None:
-            await context.send_initial_metadata(((HTTP_STATUS_HEADER, "400"),))
+        """The page for the browser: the connection made, or why not (HTTP 400, or 503
+        with a Retry-After when the provider or the token-manager could not be reached,
+        which the edge sets from HTTP_STATUS_HEADER: a failure is still answered by the
+        page, since the window that opened the flow waits for its message)."""
+        connection_id, failure = await self._complete_flow(request)
+        if isinstance(failure, str):
+            failure = FlowFailure(failure)
+        if failure is not None:
+            headers = [(HTTP_STATUS_HEADER, str(failure.status))]
+            if failure.retry_after:
+                headers.append((RETRY_AFTER_HEADER, str(failure.retry_after)))
+            await context.send_initial_metadata(tuple(headers))
         return httpbody_pb2.HttpBody(
             content_type=HTML,
-            data=oauth_flow.result_page(connection_id=connection_id, error=error),
+            data=oauth_flow.result_page(
+                connection_id=connection_id,
+                error=failure.message if failure is not None else None,
+            ),
         )
 
     async def _complete_flow(
         self, request: connections_pb2.OauthCallbackRequest
-    ) -> tuple[str | None, str | None]:
+    ) -> tuple[str | None, str | FlowFailure | None]:
         """(the connection made, None) or (None, why the flow failed)."""
         # No caller to authenticate: the provider sends the customer's browser here. The
         # state, single-use and short-lived, is what authorizes the call.
