@@ -121,7 +121,7 @@ async def hubspot_connection(stack: Stack, api: httpx.AsyncClient) -> tuple[str,
     return connection["id"], access, refresh
 
 
-async def drop_connections(sandbox: Any, endpoint: int) -> None:
+async def drop_connections(sandbox: Any, endpoint: sandbox_pb2.FaultEndpoint) -> None:
     await sandbox.InjectFault(
         sandbox_pb2.InjectFaultRequest(
             fault=sandbox_pb2.Fault(
