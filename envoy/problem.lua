@@ -14,6 +14,15 @@
 -- not a resource (google.api.HttpBody, e.g. the OAuth callback's), chooses its own status
 -- with the response header x-ampmesh-http-status (gRPC initial metadata), removed here.
 --
+-- A 500 from upstream (INTERNAL, UNKNOWN, DATA_LOSS) keeps its message only when it is the
+-- runtime's own "internal error (request id ...)" (services/runtime/errors.py); any other
+-- text may be an exception's, so clients get that form instead and the original goes to
+-- Envoy's log at warn, with the request id. Other statuses keep their messages: a 501 names
+-- the unbuilt method, a 503 says what is unavailable, 4xx say what was wrong.
+--
+-- A 400 that request_guard.lua made lists the headers it refused (stream dynamic metadata)
+-- as `issues`.
+--
 -- Lua in Envoy has no JSON library: below is a small decoder (enough for google.rpc.Status
 -- and for locating a member), and a string quoter for what we emit. Unwrapping copies the
 -- member's bytes exactly as the transcoder printed them, so key order, numbers and
@@ -264,27 +273,61 @@ local function percent_decode(text)
   return (string.gsub(text, "%%(%x%x)", function(hex) return char(tonumber(hex, 16)) end))
 end
 
-local function error_body(status, content_type, raw, request_id, grpc_message, body_field)
+-- request_guard.lua's list of refused headers, as issues.
+local function header_issues(refused)
+  local issues = {}
+  for n, header in ipairs(refused) do
+    issues[n] = { ["in"] = "header", name = tostring(header.name), detail = tostring(header.detail) }
+  end
+  return issues
+end
+
+-- services/runtime/errors.py internal_error_message(): the one text a 500 may carry.
+local function internal_error(request_id)
+  return "internal error (request id " .. (request_id or "none") .. ")"
+end
+
+-- A 500's detail and issues as clients may see them, and the text withheld from them (nil
+-- when nothing was).
+local function upstream_detail(status, detail, issues, request_id)
+  if status ~= 500 or detail == nil or find(detail, "^internal error %(request id [%w%-]+%)$") then
+    return detail, issues, nil
+  end
+  return internal_error(request_id), nil, detail
+end
+
+-- The problem+json to send (nil: leave the response as it is), and any upstream text
+-- withheld from it.
+local function error_body(status, content_type, raw, request_id, grpc_message, body_field,
+    refused)
   if find(content_type, "application/problem+json", 1, true) then
     if status ~= 400 then return nil end -- Envoy's own reply, already complete
     local reply = decode(raw)
-    local issues = type(reply.detail) == "string" and local_issues(reply.detail, body_field)
+    local issues
+    if refused then
+      issues = header_issues(refused)
+    else
+      issues = type(reply.detail) == "string" and local_issues(reply.detail, body_field)
+    end
     if not issues then return nil end
     -- Some replies are made before the response carries x-request-id: keep Envoy's.
     if type(reply.requestId) == "string" then request_id = reply.requestId end
     return problem(status, reply.detail, request_id, issues)
   end
+  local detail, issues, withheld
   if find(content_type, "application/json", 1, true) and raw ~= "" then
     local ok, st = pcall(decode, raw)
     if ok and type(st) == "table" and type(st.message) == "string" then
-      return problem(status, st.message, request_id, issues_of(st))
+      detail, issues, withheld = upstream_detail(status, st.message, issues_of(st), request_id)
+      return problem(status, detail, request_id, issues), withheld
     end
   end
   -- The transcoder could not read the status (e.g. a detail type missing from its
   -- descriptor set): grpc-message is what is left. Never quote a binary body.
-  local detail = grpc_message and percent_decode(grpc_message)
+  detail = grpc_message and percent_decode(grpc_message)
   if not detail and find(content_type, "^text/") then detail = raw end
-  return problem(status, detail, request_id)
+  detail, issues, withheld = upstream_detail(status, detail, nil, request_id)
+  return problem(status, detail, request_id, issues), withheld
 end
 
 local function on_error(handle, status, content_type)
@@ -294,11 +337,21 @@ local function on_error(handle, status, content_type)
   local body = handle:body(true)
   local raw = body:length() > 0 and body:getBytes(0, body:length()) or ""
   local body_field = handle:metadata():get("bodyField")
-  local ok, out =
-    pcall(error_body, status, content_type, raw, request_id, grpc_message, body_field)
+  local refused
+  if status == 400 then
+    local guard = handle:streamInfo():dynamicMetadata():get("ampmesh.request_guard")
+    refused = guard and guard.issues
+  end
+  local ok, out, withheld =
+    pcall(error_body, status, content_type, raw, request_id, grpc_message, body_field, refused)
   if not ok then
     handle:logWarn("problem+json: could not rewrite an error body: " .. tostring(out))
     out = problem(status, nil, request_id)
+  end
+  if withheld then
+    -- Quoted, so a multi-line traceback stays one log line; cut, so a huge one stays short.
+    handle:logWarn(format("upstream 500 (request id %s) withheld from the client: %s",
+      request_id or "none", quote(sub(withheld, 1, 300))))
   end
   if out == nil then return end
   body:setBytes(out)

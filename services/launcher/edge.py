@@ -8,6 +8,8 @@ The edge is the mesh's front door (ARCHITECTURE.md, boundaries A and B):
   but the transcoder does not do (gen/envoy/routes.json: bare-array bodies, 201/204,
   tolerated query parameters), plus `?apiKey=` on read and write (envoy/api_key.lua);
 - a gRPC listener for native clients of the public services;
+- on both, envoy/request_guard.lua: headers gRPC metadata cannot carry are refused (400
+  problem+json, or gRPC INVALID_ARGUMENT) before the request goes anywhere;
 - an internal mTLS listener in front of the token-manager shards, ring-hashed on
   x-ampmesh-connection-id, forwarding the caller's identity in x-forwarded-client-cert;
 - the admin interface, on 127.0.0.1.
@@ -237,6 +239,7 @@ def render_config(
     descriptor: Path,
     problem_lua: Path,
     api_key_lua: Path,
+    request_guard_lua: Path,
     route_facts: list[RouteFacts],
 ) -> dict[str, Any]:
     """The whole Envoy configuration, as a document (pure: reads only the templates).
@@ -280,6 +283,7 @@ def render_config(
             port=ports[surface],
             routes=[],
             problem_lua=str(problem_lua),
+            request_guard_lua=str(request_guard_lua),
             descriptor=str(descriptor),
             services=services,
             always_print_primitive_fields=surface not in COMPACT_SURFACES,
@@ -291,12 +295,20 @@ def render_config(
             services, route_facts, transcoder
         )
         if surface in API_KEY_SURFACES:
-            filters.insert(1, _lua_filter("envoy.filters.http.lua.api_key", api_key_lua))
+            # After request_guard.lua: the guard judges what the client sent.
+            filters.insert(2, _lua_filter("envoy.filters.http.lua.api_key", api_key_lua))
         listeners.append(listener)
     grpc_routes = [
         {"match": {"prefix": f"/{s}/"}, "route": _api_route()} for s in public_services()
     ]
-    listeners.append(_fill("grpc_listener.yaml.tmpl", port=ports["grpc"], routes=grpc_routes))
+    listeners.append(
+        _fill(
+            "grpc_listener.yaml.tmpl",
+            port=ports["grpc"],
+            routes=grpc_routes,
+            request_guard_lua=str(request_guard_lua),
+        )
+    )
     listeners.append(
         _fill("token_manager_listener.yaml.tmpl", port=ports["token-manager"], **certs)
     )
@@ -399,6 +411,7 @@ class Edge:
         for source in (
             TEMPLATES / "problem.lua",
             TEMPLATES / "api_key.lua",
+            TEMPLATES / "request_guard.lua",
             GEN_ENVOY / "ampmesh.binpb",
         ):
             if not source.exists():
@@ -412,6 +425,7 @@ class Edge:
             descriptor=copies["ampmesh.binpb"],
             problem_lua=copies["problem.lua"],
             api_key_lua=copies["api_key.lua"],
+            request_guard_lua=copies["request_guard.lua"],
             route_facts=load_route_facts(),
         )
         return write_config(config, self.config_path)

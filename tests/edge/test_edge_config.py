@@ -124,11 +124,13 @@ def test_each_rest_surface_transcodes_only_its_own_services(
         assert all(transcoder["request_validation_options"].values())
         printing = transcoder["print_options"]["always_print_primitive_fields"]
         assert printing is (surface != "write"), surface
-        # problem.lua first (last on responses); api_key.lua before the transcoder.
+        # problem.lua first (last on responses), then request_guard.lua before anything
+        # reads the request; api_key.lua before the transcoder.
         names = [f["name"] for f in filters]
         assert names[0] == LUA_FILTER and names[-1] == "envoy.filters.http.router"
+        assert names[1] == "envoy.filters.http.lua.request_guard"
         assert "envoy.filters.http.buffer" in names  # caps bodies whatever their chunking
-        assert (len(names) == 5) is (surface in ("read", "write")), names
+        assert (len(names) == 6) is (surface in ("read", "write")), names
         prefixes = {
             r["match"]["prefix"] for r in routes_of(config, surface) if "prefix" in r["match"]
         }
@@ -189,7 +191,8 @@ def test_the_grpc_listener_routes_public_services_only(
         assert not any(p.startswith(f"/ampmesh.{package}.") for p in prefixes)
     assert not any("grpc." in p for p in prefixes)  # health, reflection
     names = [f["name"] for f in manager(config, "grpc")["http_filters"]]
-    assert names == ["envoy.filters.http.router"]  # statuses pass through untouched
+    # Statuses pass through untouched; headers gRPC cannot carry are refused first.
+    assert names == ["envoy.filters.http.lua.request_guard", "envoy.filters.http.router"]
 
 
 def test_the_token_manager_listener_requires_mesh_certificates_and_hashes(
@@ -308,6 +311,7 @@ def test_render_config_is_pure_and_deterministic(tmp_path: Path) -> None:
         "descriptor": GEN_ENVOY / "ampmesh.binpb",
         "problem_lua": TEMPLATES / "problem.lua",
         "api_key_lua": TEMPLATES / "api_key.lua",
+        "request_guard_lua": TEMPLATES / "request_guard.lua",
         "route_facts": load_route_facts(),
     }
     assert render_config(**arguments) == render_config(**arguments)
@@ -380,6 +384,20 @@ STATUS_BODY = {
         {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "NOPE", "domain": "x"},
     ],
 }
+LEAK = (
+    "Unexpected <class 'google.protobuf.message.DecodeError'>: Error parsing message with "
+    "type 'ampmesh.platform.v1.GetProviderRequest' String field had bad UTF-8 " + "x" * 400
+)
+LEAK_STATUS = {
+    "code": 13,
+    "message": LEAK,
+    "details": [
+        {
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": [{"field": "path.provider", "description": LEAK}],
+        }
+    ],
+}
 NESTED = (
     '{"decoy":"\\"items\\":[\\"no\\"]","items":[{"a":{"b":[1,-2.5e3,{"c":"}]"}]},'
     '"s":"q\\"\\\\ \\u00fc \\ud83d\\ude00","t":true,"n":null,"e":{}}],"after":[]}'
@@ -430,6 +448,35 @@ CANNED = [
     _canned("/plain", 200, '{"id":"p-1"}', headers=(("grpc-status", "0"),)),
     _canned("/status", 404, json.dumps(STATUS_BODY)),
     _canned("/status/no-details", 501, '{"code":12,"message":"not built yet"}'),
+    # 500s (INTERNAL, UNKNOWN, DATA_LOSS): only the runtime's own text reaches clients.
+    _canned("/internal/leak", 500, json.dumps(LEAK_STATUS)),
+    _canned(
+        "/internal/ours",
+        500,
+        '{"code":13,"message":"internal error (request id 7f0c-upstream-id)"}',
+    ),
+    _canned(
+        "/internal/grpc-message",
+        500,
+        "",
+        content_type="application/grpc",
+        headers=(("grpc-status", "2"), ("grpc-message", "Illegal header key: x~y")),
+    ),
+    _canned("/internal/text", 500, "Traceback (most recent call last):\n  File x", "text/plain"),
+    # Other 5xx keep their messages: what is unavailable, what is not built.
+    _canned(
+        "/unavailable",
+        503,
+        json.dumps(
+            {
+                "code": 14,
+                "message": "provider salesforce is unavailable",
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "5s"}
+                ],
+            }
+        ),
+    ),
     # The transcoder gave up (a detail type it does not know): only grpc-message is left.
     _canned(
         "/gave-up",
@@ -529,8 +576,8 @@ def _lua_harness(port: int, admin: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def lua(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """An Envoy running the edge's Lua scripts in front of canned responses."""
+def lua_envoy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
+    """An Envoy running the edge's Lua scripts in front of canned responses, and its log."""
     directory = tmp_path_factory.mktemp("lua-harness")
     port, admin = free_port(), free_port()
     config = directory / "envoy.yaml"
@@ -545,10 +592,25 @@ def lua(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     try:
         _wait_ready(f"http://127.0.0.1:{admin}/ready", process, log)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client
+            yield client, log
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lua(lua_envoy: tuple[httpx.Client, Path]) -> httpx.Client:
+    return lua_envoy[0]
+
+
+def _logged(log: Path, text: str) -> str:
+    """The line of Envoy's log holding `text` (Envoy writes its log asynchronously)."""
+    for _ in range(100):
+        for line in log.read_text().splitlines():
+            if text in line:
+                return line
+        time.sleep(0.05)
+    pytest.fail(f"Envoy's log has no line with {text!r}: {log.read_text()[-2000:]}")
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -692,3 +754,44 @@ def test_api_key_moves_from_the_query_to_the_header(
     assert response.status_code == 200
     assert response.headers.get("x-seen-key") == key
     assert response.headers["x-seen-path"] == path
+
+
+def test_a_500_never_passes_on_upstream_text(lua_envoy: tuple[httpx.Client, Path]) -> None:
+    lua, log = lua_envoy
+    response = lua.get("/internal/leak", headers={"x-request-id": "rid-leak"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        # The runtime's own form (services/runtime/errors.py internal_error_message), with
+        # this request's id; the violations went with the text they might quote.
+        "detail": "internal error (request id rid-leak)",
+        "requestId": "rid-leak",
+    }
+    # The operator finds what was withheld by the request id, cut short.
+    line = _logged(log, "rid-leak")
+    assert "[warning]" in line
+    assert "withheld" in line
+    assert LEAK[:300] in line
+    assert LEAK[:301] not in line
+
+    for path in ("/internal/grpc-message", "/internal/text"):
+        problem = lua.get(path, headers={"x-request-id": "rid-2"}).json()
+        assert (problem["status"], problem["detail"]) == (500, "internal error (request id rid-2)")
+    _logged(log, "Illegal header key: x~y")
+
+    # The runtime's own form is kept: its id is the one the api logged the trace under.
+    problem = lua.get("/internal/ours", headers={"x-request-id": "rid-3"}).json()
+    assert problem["detail"] == "internal error (request id 7f0c-upstream-id)"
+    assert problem["requestId"] == "rid-3"
+
+
+def test_other_errors_keep_their_messages(lua: httpx.Client) -> None:
+    unavailable = lua.get("/unavailable").json()
+    assert (unavailable["status"], unavailable["detail"]) == (
+        503,
+        "provider salesforce is unavailable",
+    )
+    assert lua.get("/status/no-details").json()["detail"] == "not built yet"  # 501
+    assert lua.get("/status").json()["detail"] == STATUS_BODY["message"]  # 404
