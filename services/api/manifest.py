@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import difflib
+import functools
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,9 +30,32 @@ from ampmesh.platform.v1 import providers_pb2
 from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from services.runtime.proto_yaml import DocumentError, Issue, load_yaml, parse_document
+from services.runtime.proto_yaml import (
+    DocumentError,
+    Issue,
+    YamlLimits,
+    load_yaml,
+    parse_document,
+)
 
 SUPPORTED_SPEC_VERSIONS = ("1.0.0",)
+
+# What an amp.yaml may be, checked before its structure is built. Real manifests are a few
+# KB; one listing 100 objects with 40 fields each is about 150 KB and 15,000 values, and its
+# deepest field (integrations[].subscribe.objects[].updateEvent.requiredWatchFields[]) is 8
+# collections down; anchors and aliases, where used, share a field list or two. So each
+# limit is far above any real manifest and far below what costs the api: ruamel reads about
+# 100-300 KB a second in pure Python, and its scanner's cost grows with nesting (1,000
+# levels of "[" take seconds, and recursion fails from about 300).
+MANIFEST_LIMITS = YamlLimits(
+    chars=256 * 1024,
+    depth=32,
+    values=50_000,
+    # Every alias repeating a 256 KB field list four times over is still 1 MiB.
+    value_chars=1024 * 1024,
+    anchors=200,
+    aliases=1_000,
+)
 
 # Reads fire at most every 10 minutes, schema checks at most hourly (the reference's limits).
 READ_SCHEDULE_MIN_MINUTES = 10
@@ -60,19 +84,26 @@ class ManifestIssue:
     path: str
     line: int | None
     message: str
+    column: int | None = None
+
+    @property
+    def _line_column(self) -> str:
+        if self.line is None:
+            return ""
+        return f"line {self.line}" + (f", column {self.column}" if self.column else "")
 
     def __str__(self) -> str:
         where = f"integration {self.integration!r}: " if self.integration else ""
         where += self.path or "manifest"
         if self.line is not None:
-            where += f" (line {self.line})"
+            where += f" ({self._line_column})"
         return f"{where}: {self.message}"
 
     @property
     def detail(self) -> str:
         """The message with where it is (line, integration), for an issue whose field is
         already named elsewhere (e.g. a REST problem's issues[].name)."""
-        where = [f"line {self.line}"] if self.line is not None else []
+        where = [self._line_column] if self.line is not None else []
         if self.integration:
             where.append(f"integration {self.integration!r}")
         return f"{self.message} ({', '.join(where)})" if where else self.message
@@ -133,7 +164,7 @@ def _integration_name(document: Any, path: str) -> str | None:
 
 def _named(document: Any, issues: list[Issue]) -> list[ManifestIssue]:
     return [
-        ManifestIssue(_integration_name(document, i.path), i.path, i.line, i.message)
+        ManifestIssue(_integration_name(document, i.path), i.path, i.line, i.message, i.column)
         for i in issues
     ]
 
@@ -157,9 +188,10 @@ def _index_lines(node: Any, path: str, into: dict[str, int]) -> None:
 
 def load_manifest(source_yaml: str) -> ParsedManifest:
     """Parse amp.yaml text into a Manifest and the line of each of its fields, or raise
-    ManifestError naming every problem."""
+    ManifestError naming every problem. Within MANIFEST_LIMITS; it may still take a second
+    or more of CPU, so a server runs it off its event loop (services/api/manifest_parsing.py)."""
     try:
-        document = load_yaml(source_yaml)
+        document = load_yaml(source_yaml, MANIFEST_LIMITS)
     except DocumentError as error:
         raise ManifestError(_named(None, error.issues)) from None
     if document is None:
@@ -241,6 +273,9 @@ def validate_integration(
     return checker.issues
 
 
+# Cached: checking one expression walks up to a day of fire times (about 10 ms), and a
+# manifest repeats its few schedules over many objects.
+@functools.lru_cache(maxsize=1024)
 def schedule_problem(expression: str, min_minutes: int) -> str | None:
     """Why a cron expression cannot be a schedule, or None. It must have five fields
     (minute hour day-of-month month day-of-week) and no two consecutive fire times may be

@@ -6,12 +6,19 @@ own JSON parser stops at the first error and knows nothing of lines, so the docu
 first walked beside the message descriptor, collecting every problem with its line
 (ruamel.yaml keeps line numbers), and only a document without problems is handed to
 `json_format.ParseDict`.
+
+Documents come from outside, so reading one is bounded (`YamlLimits`): its size, how deep it
+nests, and how much its anchors and aliases expand it are checked while ruamel reads it,
+before anything recursive (ruamel's composer and constructor, the walks below, ParseDict)
+sees it. Every way a text can fail to be YAML, including characters YAML forbids and values
+Python cannot hold, becomes a DocumentError with the line and column.
 """
 
 from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,7 +27,19 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
+from ruamel.yaml.parser import RoundTripParser
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scanner import RoundTripScanner
 
 M = TypeVar("M", bound=Message)
 
@@ -41,18 +60,40 @@ _FLOAT_TYPES = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
 _FREE_FORM = {"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"}
 
 
+_INTEGER_RANGES = {
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+}
+
+
 @dataclass(frozen=True)
 class Issue:
-    """One problem in a document: where (field path and 1-based line) and what."""
+    """One problem in a document: where (field path, 1-based line and column) and what."""
 
     path: str
     line: int | None
     message: str
+    column: int | None = None
+
+    @property
+    def where(self) -> str:
+        """ "line 3, column 7", "line 3" or ""."""
+        if self.line is None:
+            return ""
+        return f"line {self.line}" + (f", column {self.column}" if self.column else "")
 
     def __str__(self) -> str:
         where = self.path or "document"
-        if self.line is not None:
-            where += f" (line {self.line})"
+        if self.where:
+            where += f" ({self.where})"
         return f"{where}: {self.message}"
 
 
@@ -64,21 +105,185 @@ class DocumentError(ValueError):
         super().__init__("; ".join(str(i) for i in issues))
 
 
-def load_yaml(text: str) -> Any:
-    """Parse YAML 1.2 keeping line numbers; a syntax error becomes a DocumentError."""
+@dataclass(frozen=True)
+class YamlLimits:
+    """How large a document may be, read before anything builds its structure.
+
+    chars: characters of the text. depth: collections nested in one another. values: nodes
+    (scalars, keys, collections) once every alias is replaced by the node it names, and
+    value_chars: characters of all scalars counted the same way; these two bound what any
+    later walk or message built from the document can cost, whatever its aliases do
+    ("billion laughs"). anchors, aliases: how many the text may define and use."""
+
+    chars: int
+    depth: int
+    values: int
+    value_chars: int
+    anchors: int
+    aliases: int
+
+
+def load_yaml(text: str, limits: YamlLimits) -> Any:
+    """Parse YAML 1.2 keeping line numbers, within limits; a text that is not YAML or
+    exceeds a limit becomes a DocumentError with its line and column."""
+    if len(text) > limits.chars:
+        raise DocumentError(
+            [Issue("", None, f"is {len(text)} characters long; the limit is {limits.chars}")]
+        )
     yaml = YAML(typ="rt")
+    yaml.Scanner = functools.partial(_LimitedScanner, limits=limits)
+    yaml.Parser = functools.partial(_LimitedParser, limits=limits)
+    yaml.Composer = _QuietComposer
+    yaml.Constructor = _LocatingConstructor
     try:
         return yaml.load(text)
+    except ReaderError as error:
+        line, column = _position(text, error.position)
+        what = (
+            f"character U+{error.character:04X} is not allowed in YAML"
+            if isinstance(error.character, int)
+            else "the text is not valid Unicode"
+        )
+        raise DocumentError([Issue("", line, f"invalid YAML: {what}", column)]) from None
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = error.problem or error.context or "invalid YAML"
-        raise DocumentError([Issue("", line, f"invalid YAML: {problem}")]) from None
+        problem = error.problem or error.context or "not valid YAML"
+        raise DocumentError([_at(mark, f"invalid YAML: {problem}")]) from None
+    except YAMLError:
+        raise DocumentError([Issue("", None, "invalid YAML")]) from None
 
 
-def parse_yaml_message(text: str, message_type: type[M]) -> M:
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of a character index."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def _at(mark: Any, message: str) -> Issue:
+    if mark is None:
+        return Issue("", None, message)
+    return Issue("", mark.line + 1, message, mark.column + 1)
+
+
+class _LimitedScanner(RoundTripScanner):
+    """Refuses flow collections ([ and {) nested past the limit as it reads them: the
+    scanner looks up to 1,024 characters ahead for a possible key, at a cost that grows
+    with the nesting, so "[[[[..." costs seconds before the parser sees an event."""
+
+    def __init__(self, *args: Any, limits: YamlLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+
+    def fetch_flow_collection_start(self, token_class: Any, to_push: str) -> None:
+        if self.flow_level >= self.limits.depth:
+            raise DocumentError([_at(self.reader.get_mark(), _too_deep(self.limits))])
+        super().fetch_flow_collection_start(token_class, to_push)
+
+
+class _LimitedParser(RoundTripParser):
+    """Counts every event as the composer takes it, which ruamel's parser makes without
+    recursing: nesting depth, anchors, aliases, and the values and characters the document
+    holds once every alias is expanded (an anchor's size is known when its node ends)."""
+
+    def __init__(self, *args: Any, limits: YamlLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        # Open collections: (anchor, values and value characters counted before it).
+        self.open: list[tuple[str | None, int, int]] = []
+        self.sizes: dict[str, tuple[int, int]] = {}
+        self.values = self.value_chars = self.anchors = self.aliases = 0
+
+    def get_event(self) -> Any:
+        event = super().get_event()
+        if isinstance(event, (NodeEvent, CollectionEndEvent)):
+            self.count(event)
+        return event
+
+    def count(self, event: Any) -> None:
+        limits = self.limits
+        if isinstance(event, AliasEvent):
+            self.aliases += 1
+            if self.aliases > limits.aliases:
+                self.refuse(event, f"uses more than {limits.aliases} aliases (the limit)")
+            if any(anchor == event.anchor for anchor, _, _ in self.open):
+                self.refuse(event, f"alias *{event.anchor} is inside the node it names")
+            # An unknown alias is the composer's to report.
+            values, chars = self.sizes.get(event.anchor, (0, 0))
+            self.grow(event, values, chars)
+            return
+        if isinstance(event, CollectionEndEvent):
+            if self.open:
+                anchor, values, chars = self.open.pop()
+                if anchor is not None:
+                    self.sizes[anchor] = (self.values - values, self.value_chars - chars)
+            return
+        if event.anchor is not None:
+            self.anchors += 1
+            if self.anchors > limits.anchors:
+                self.refuse(event, f"defines more than {limits.anchors} anchors (the limit)")
+            self.sizes.pop(event.anchor, None)
+        if isinstance(event, ScalarEvent):
+            self.grow(event, 1, len(event.value))
+            if event.anchor is not None:
+                self.sizes[event.anchor] = (1, len(event.value))
+        elif isinstance(event, CollectionStartEvent):
+            if len(self.open) >= limits.depth:
+                self.refuse(event, _too_deep(limits))
+            self.open.append((event.anchor, self.values, self.value_chars))
+            self.grow(event, 1, 0)
+
+    def grow(self, event: Any, values: int, chars: int) -> None:
+        self.values += values
+        self.value_chars += chars
+        if self.values > self.limits.values:
+            self.refuse(
+                event,
+                f"holds more than {self.limits.values} values, counting each alias as the "
+                "values it repeats (the limit)",
+            )
+        if self.value_chars > self.limits.value_chars:
+            self.refuse(
+                event,
+                f"holds more than {self.limits.value_chars} characters of values, counting "
+                "each alias as the values it repeats (the limit)",
+            )
+
+    def refuse(self, event: Any, message: str) -> None:
+        raise DocumentError([_at(event.start_mark, message)])
+
+
+def _too_deep(limits: YamlLimits) -> str:
+    return f"nests collections more than {limits.depth} levels deep (the limit)"
+
+
+class _QuietComposer(Composer):
+    """YAML lets a later anchor of the same name replace an earlier one; ruamel warns on
+    stderr for each, which would let one document write hundreds of log lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.warn_double_anchors = False
+
+
+class _LocatingConstructor(RoundTripConstructor):
+    """Values YAML can write but Python refuses (month 13, integers over 4,300 digits, a
+    !!float that is not a number) as issues at the value's line, not as exceptions."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except DocumentError:
+            raise  # a value inside this node, already located
+        except (ValueError, OverflowError):
+            tag = getattr(node.tag, "value", node.tag) or ""
+            kind = str(tag).rsplit(":", 1)[-1] or "value"
+            message = f"invalid YAML: not a valid {kind} (quote it to make it a string)"
+            raise DocumentError([_at(node.start_mark, message)]) from None
+
+
+def parse_yaml_message(text: str, message_type: type[M], limits: YamlLimits) -> M:
     """Parse a YAML document into a new `message_type`, or raise DocumentError."""
-    document = load_yaml(text)
+    document = load_yaml(text, limits)
     if document is None:
         raise DocumentError([Issue("", None, "the document is empty")])
     return parse_document(document, message_type)
@@ -222,7 +427,12 @@ def _check_single(
     elif kind == FieldDescriptor.TYPE_BOOL:
         ok, expected = isinstance(value, bool), "true or false"
     elif kind in _INTEGER_TYPES:
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        low, high = _INTEGER_RANGES[kind]
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "a whole number"
+        if ok and not low <= value <= high:
+            issues.append(Issue(path, line, f"expected a whole number from {low} to {high}"))
+            return
     elif kind in _FLOAT_TYPES:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         expected = "a number"
