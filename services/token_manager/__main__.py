@@ -420,7 +420,7 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
         await require_hash_header(request.connection_id, context)
         await require_project(request.project_id, context)
         opened = await self._opened(request.connection_id, request.project_id, context)
-        revoked, detail = await self._revoke_at_provider(opened)
+        revoked, detail = await self._revoke_at_provider(opened, context)
         marked = await self.refresher.mark_revoked(
             request.connection_id, revoked, detail, current_request_id()
         )
@@ -438,7 +438,7 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
             opened = await self._opened(request.connection_id, request.project_id, context)
             # Whatever happens at the provider, the credentials are deleted below: a
             # provider that cannot be reached must not keep a connection alive for ever.
-            revoked, detail = await self._revoke_at_provider(opened)
+            revoked, detail = await self._revoke_at_provider(opened, context)
             if not revoked:
                 _log.warning(
                     "credentials not revoked at the provider; deleting them anyway",
@@ -461,9 +461,13 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
             await context.send_initial_metadata(revocation_metadata(revoked, detail))
         return empty_pb2.Empty()
 
-    async def _revoke_at_provider(self, opened: Opened) -> tuple[bool, str]:
+    async def _revoke_at_provider(
+        self, opened: Opened, call: grpc.aio.ServicerContext
+    ) -> tuple[bool, str]:
         """Revokes the refresh token (or else the access token) where the provider can;
-        never raises: a failed revocation is reported, not fatal."""
+        never raises: a failed revocation is reported, not fatal. A provider that does
+        not answer gets at most half the caller's time: the rest is the deletion's, which
+        must not die with the caller's deadline."""
         credentials = opened.credentials
         refresh = creds.refresh_token_of(credentials)
         access = creds.access_token_of(credentials)
@@ -473,17 +477,22 @@ class TokenManager(token_manager_pb2_grpc.TokenManagerServiceServicer):
         provider = self.catalog.get(opened.row.provider)
         if not token or provider is None or not provider.oauth2_opts.token_url:
             return False, "the connection holds no OAuth token to revoke"
-        context = announce.context_of(opened.row)
+        connection = announce.context_of(opened.row)
         app = app_of(
             credentials,
-            await self.apps(context.provider_app_id, opened.row.project_id)
-            if context.provider_app_id
+            await self.apps(connection.provider_app_id, opened.row.project_id)
+            if connection.provider_app_id
             else None,
         )
         if app is None:
             return False, "the connection's provider app is gone, so it cannot revoke"
+        remaining = call.time_remaining()
         return await self.provider.revoke(
-            opened.row.provider, token_url(provider, context), app, token
+            opened.row.provider,
+            token_url(provider, connection),
+            app,
+            token,
+            within=max(0.1, remaining / 2) if remaining is not None else None,
         )
 
     async def _opened(

@@ -229,14 +229,17 @@ class ProviderClient:
         pw = credentials.oauth2_password
         return await self.password(url, app, pw.username, pw.password, list(pw.scopes))
 
-    async def revoke(self, provider: str, url: str, app: ClientApp, token: str) -> tuple[bool, str]:
-        """Revokes a token where the provider supports it: (revoked, why not)."""
+    async def revoke(
+        self, provider: str, url: str, app: ClientApp, token: str, *, within: float | None = None
+    ) -> tuple[bool, str]:
+        """Revokes a token where the provider supports it: (revoked, why not), in at most
+        `within` seconds (else the policy's timeout) however slowly the provider trickles."""
         endpoint = revocation_endpoint(provider, url)
         if endpoint is None:
             return False, f"{provider} has no token revocation endpoint"
         method, target = endpoint
         try:
-            async with self._client(app) as client:
+            async with asyncio.timeout(within or self.policy.timeout), self._client(app) as client:
                 if method == "DELETE":
                     # No bearer token of the client's own: HubSpot's URL names the token.
                     response = await client.request("DELETE", target(token), withhold_token=True)

@@ -92,10 +92,13 @@ async def misbehaving(failure: str) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def shard_reaching(stack: Stack, creds_for: CredsFor, url: str) -> AsyncIterator[Stub]:
-    """A shard whose hubspot is at url, giving up on an answer after 0.5 s, and a client."""
+async def shard_reaching(
+    stack: Stack, creds_for: CredsFor, url: str, provider_timeout: float = 0.5
+) -> AsyncIterator[Stub]:
+    """A shard whose hubspot is at url, giving up on an answer after provider_timeout
+    seconds, and a client."""
     settings = shard_settings(
-        stack, sandbox_url=url, provider_timeout_seconds=0.5, provider_attempts=2
+        stack, sandbox_url=url, provider_timeout_seconds=provider_timeout, provider_attempts=2
     )
     async with (
         open_services(settings) as services,
@@ -288,6 +291,38 @@ async def test_deleting_deletes_and_says_the_provider_did_not_revoke(
             metadata=hash_header,
         )
     assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_provider_that_never_answers_cannot_outlast_the_deletion(
+    stack: Stack, creds_for: CredsFor, project: tuple[str, str]
+) -> None:
+    """The shard waits up to 10 s for a provider, the caller 3 s for the deletion: the
+    revocation gets its share of the caller's time and the credentials are deleted."""
+    async with (
+        misbehaving("no-answer") as url,
+        shard_reaching(stack, creds_for, url, provider_timeout=10.0) as stub,
+    ):
+        connection = await expired_connection(stub, project)
+        call = stub.DeleteCredentials(
+            tm.DeleteCredentialsRequest(
+                connection_id=connection.connection_id,
+                project_id=project[0],
+                revoke_at_provider=True,
+            ),
+            metadata=hashed(connection.connection_id),
+            timeout=3.0,
+        )
+        await call
+        said = dict(await call.initial_metadata() or ())
+        assert said["x-ampmesh-revocation-detail"] == (
+            "the provider's revocation endpoint timed out"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as gone:
+            await stub.GetToken(
+                tm.GetTokenRequest(connection_id=connection.connection_id, project_id=project[0]),
+                metadata=hashed(connection.connection_id),
+            )
+        assert gone.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_revoking_keeps_the_record_and_says_the_provider_did_not(
