@@ -93,6 +93,7 @@ SOURCE = announce.SOURCE
 # provider, and why not.
 REVOKED_HEADER = "x-ampmesh-revoked-at-provider"
 REVOCATION_DETAIL_HEADER = "x-ampmesh-revocation-detail"
+RETRY_PUSHBACK_HEADER = "grpc-retry-pushback-ms"
 
 
 def current_request_id() -> str:
@@ -625,6 +626,12 @@ async def abort_unavailable(
 ) -> NoReturn:
     delay = duration_pb2.Duration()
     delay.FromTimedelta(timedelta(seconds=retry_after if retry_after is not None else 5.0))
+    # The provider was already tried (with backoff) here: a caller's channel retrying
+    # UNAVAILABLE at once would only multiply the calls to it (gRFC A6: a negative
+    # pushback means do not retry). The caller is told when to come back instead.
+    context.set_trailing_metadata(
+        (*(context.trailing_metadata() or ()), (RETRY_PUSHBACK_HEADER, "-1"))
+    )
     await abort_with_details(
         context,
         grpc.StatusCode.UNAVAILABLE,

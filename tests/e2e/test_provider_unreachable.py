@@ -139,7 +139,16 @@ async def test_refreshing_answers_503_with_retry_advice_and_changes_nothing(
     before = (await api.get(path)).json()
     await drop_connections(sandbox, sandbox_pb2.FAULT_ENDPOINT_TOKEN)
 
+    async def refreshes() -> int:
+        """refresh_token requests the sandbox's HubSpot received so far."""
+        counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
+        hubspot = next(p for p in counters.providers if p.provider == HUBSPOT)
+        return int(hubspot.token_requests_by_grant_type.get("refresh_token", 0))
+
+    seen = await refreshes()
     unavailable = await api.get(path, params={"refresh": "force"})
+    # The token-manager's own attempts (3 by default); its callers do not multiply them.
+    assert 1 <= await refreshes() - seen <= 3
     body = problem(unavailable, 503)
     assert int(unavailable.headers["retry-after"]) > 0
     assert "try again in" in body["detail"]
