@@ -6,7 +6,7 @@ thread would not free the event loop, since it holds the GIL and hands it back o
 switch interval. So `check_manifest` sends the text to a worker process and awaits the
 answer on non-blocking pipes:
 
-- at most WORKERS workers (`python -m services.api.manifest_parsing`), started on first use
+- WORKERS workers at most (`python -m services.api.manifest_parsing`), started on first use
   and kept; each runs at a lower CPU priority (nice 10), so that when a client keeps them
   busy with the worst manifests it can write, the api's own requests still get the CPU;
 - one check (parse and validation) may use CPU_SECONDS of its worker's CPU time; past that
@@ -53,7 +53,9 @@ from services.api.manifest import (
 
 log = logging.getLogger(__name__)
 
-WORKERS = 2
+# Half the machine's cores at most: a client sending the costliest manifests in a loop keeps
+# every worker busy, and the api, the edge and the database need the rest.
+WORKERS = min(4, max(1, (os.cpu_count() or 2) // 2))
 # The worst manifest within MANIFEST_LIMITS takes about 3 s of CPU, a real one a few
 # milliseconds: a check still running after 10 s of CPU is refused.
 CPU_SECONDS = 10.0

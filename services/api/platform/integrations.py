@@ -44,10 +44,9 @@ from services.api.manifest import (
     ManifestError,
     ManifestIssue,
     ParsedManifest,
-    load_manifest,
     validate_integration,
-    validate_manifest,
 )
+from services.api.manifest_parsing import ManifestCheckersBusy, check_manifest
 from services.api.platform.common import (
     abort_conflict,
     abort_invalid,
@@ -56,7 +55,7 @@ from services.api.platform.common import (
     with_times,
 )
 from services.api.reads import PAUSED_BY_DEPLOY, ReadsUnavailable, abort_reads_unavailable
-from services.runtime.errors import abort_invalid_argument
+from services.runtime.errors import abort_invalid_argument, abort_with_reason
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
@@ -273,9 +272,8 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> integrations_pb2.BatchUpsertIntegrationsResponse:
         project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
-        parsed = await self._parse_source(context, request.source)
         destinations = await destination_names(self.ctx.pool, project.id)
-        issues = validate_manifest(parsed.manifest, self.ctx.catalog, destinations, parsed.lines)
+        parsed, issues = await self._check_source(context, request.source, destinations)
         if issues:
             await abort_manifest(context, issues)
         targets = list(enumerate(parsed.manifest.integrations))
@@ -292,7 +290,8 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     ) -> integrations_pb2.Revision:
         project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
         current = await self._existing(context, project, request.integration_id)
-        parsed = await self._parse_source(context, request.source)
+        destinations = await destination_names(self.ctx.pool, project.id)
+        parsed, problems = await self._check_source(context, request.source, destinations)
         targets = [
             (index, integration)
             for index, integration in enumerate(parsed.manifest.integrations)
@@ -307,14 +306,7 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
                     f"(it declares {declared})"
                 },
             )
-        destinations = await destination_names(self.ctx.pool, project.id)
-        issues = [
-            issue
-            for issue in validate_manifest(
-                parsed.manifest, self.ctx.catalog, destinations, parsed.lines
-            )
-            if issue.integration in (None, current["name"])
-        ]
+        issues = [i for i in problems if i.integration in (None, current["name"])]
         if issues:
             await abort_manifest(context, issues)
         await self._deploy(
@@ -325,17 +317,31 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
 
     # --- deploying -------------------------------------------------------------------
 
-    async def _parse_source(
-        self, context: Any, source: integrations_pb2.IntegrationSource
-    ) -> ParsedManifest:
+    async def _check_source(
+        self,
+        context: Any,
+        source: integrations_pb2.IntegrationSource,
+        destinations: Collection[str],
+    ) -> tuple[ParsedManifest, list[ManifestIssue]]:
+        """The parsed manifest and what validation finds wrong with it, worked out off the
+        event loop (services/api/manifest_parsing.py); a source that cannot be parsed ends
+        the call."""
         if source.source_zip_url:
             await abort_invalid(context, {"body.sourceZipUrl": "not supported; send sourceYaml"})
         if not source.source_yaml.strip():
             await abort_invalid(context, {"body.sourceYaml": "is required: the amp.yaml text"})
         try:
-            return load_manifest(source.source_yaml)
+            return await check_manifest(source.source_yaml, self.ctx.catalog, destinations)
         except ManifestError as error:
             await abort_manifest(context, error.issues)
+        except ManifestCheckersBusy:
+            await abort_with_reason(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "manifests cannot be checked right now (every checker is busy); "
+                "nothing was changed, try again in a few seconds",
+                "MANIFEST_CHECKERS_BUSY",
+            )
 
     async def _deploy(
         self,
