@@ -31,7 +31,7 @@ import shlex
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,7 @@ WRONG_SHAPES: tuple[Any, ...] = ({"a": {"b": "c"}}, ["a", "b"], {"a": 1})
 REQUEST_TIMEOUT = 15.0
 # Cases every operation gets, even when those before it overran their share of the time.
 MIN_CASES = 10
+PROGRESS_EVERY = 60.0
 # Connection errors in a row that mean the mesh is gone, not one request refused.
 MESH_GONE_AFTER = 25
 
@@ -321,8 +322,15 @@ PARAMETER_NAMES = (
 
 
 class Fuzzer:
-    def __init__(self, world: World, endpoints: dict[str, str], budget: Budget) -> None:
+    def __init__(
+        self,
+        world: World,
+        endpoints: dict[str, str],
+        budget: Budget,
+        progress: Callable[[str], None] = lambda line: None,
+    ) -> None:
         self.world = world
+        self.progress = progress
         self.endpoints = endpoints
         self.budget = budget
         self.tally = Tally()
@@ -336,7 +344,7 @@ class Fuzzer:
         }
 
     def run(self) -> Tally:
-        start = time.monotonic()
+        start = reported = time.monotonic()
         plan = targets(self.endpoints, self.budget.only)
         for index, target in enumerate(plan):
             remaining_ops = len(plan) - index
@@ -350,6 +358,13 @@ class Fuzzer:
             self.world.ensure()
             self.fuzz(target, deadline, cap)
             self.tally.seconds = time.monotonic() - start
+            if time.monotonic() - reported > PROGRESS_EVERY:
+                reported = time.monotonic()
+                self.progress(
+                    f"fuzz: {index + 1}/{len(plan)} operations, {self.tally.total_cases:,} "
+                    f"cases in {self.tally.seconds:.0f} s, "
+                    f"{sum(f.count for f in self.tally.failures.values()):,} failing"
+                )
         return self.tally
 
     def fuzz(self, target: Target, deadline: float | None, cap: int | None) -> None:
@@ -403,7 +418,9 @@ class Fuzzer:
         aimed_at_b = False
         for name in list(case.path_parameters or {}):
             a_values, b_values = world.pools(name)
-            if name == "projectIdOrName" and target.reference.method == "DELETE":
+            if target.reference.method == "DELETE" and target.reference.path.endswith(
+                "/projects/{projectIdOrName}"
+            ):
                 # Deleting project A would end the run; only B is a target here.
                 a_values = []
             choice = aim.choices.get(name, 6)
@@ -694,7 +711,3 @@ def _escape(c: str) -> str:
 
 def write_report(tally: Tally, path: Path) -> None:
     path.write_text(tally.summary(full=True) + "\n")
-
-
-def iter_failures(tally: Tally) -> Iterator[FailureClass]:
-    yield from tally.failures.values()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 
 import pytest
 
@@ -34,9 +35,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.fuzz]
 async def test_generated_requests_break_no_promise(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    def progress(line: str) -> None:
+        # Past pytest's capture: a long run says how far it got.
+        print(line, file=sys.__stderr__, flush=True)
+
     def run() -> Tally:
         world = World(stack.endpoints["api"], stack.admin_api_key, stack.org_id)
-        return Fuzzer(world, stack.endpoints, BUDGET).run()
+        return Fuzzer(world, stack.endpoints, BUDGET, progress).run()
 
     tally = await asyncio.to_thread(run)
     report = tmp_path_factory.mktemp("fuzz") / "report.txt"
