@@ -20,16 +20,15 @@
 -- Envoy's log at warn, with the request id. Other statuses keep their messages: a 501 names
 -- the unbuilt method, a 503 says what is unavailable, 4xx say what was wrong.
 --
--- A 400 that request_guard.lua made lists the headers it refused (stream dynamic metadata)
--- as `issues`.
+-- A 400 that request_guard.lua or body_shape.lua made lists what they refused (stream
+-- dynamic metadata, namespace ampmesh.request_guard) as `issues`.
 --
--- Lua in Envoy has no JSON library: below is a small decoder (enough for google.rpc.Status
--- and for locating a member), and a string quoter for what we emit. Unwrapping copies the
--- member's bytes exactly as the transcoder printed them, so key order, numbers and
--- escapes survive untouched; the decoder only finds where the value ends.
+-- JSON comes from json.lua. Unwrapping copies the member's bytes exactly as the transcoder
+-- printed them, so key order, numbers and escapes survive untouched; the decoder only
+-- finds where the value ends.
 
-local byte, char, find, sub, format = string.byte, string.char, string.find, string.sub, string.format
-local concat, floor = table.concat, math.floor
+-- json.lua comes first (the launcher puts it there): decode, decode_string,
+-- decode_value, skip_space, quote and the string functions below are its locals.
 
 -- The response header an HttpBody answer sets to choose its HTTP status.
 local CHOSEN_STATUS = "x-ampmesh-http-status"
@@ -42,129 +41,6 @@ local TITLES = {
   [500] = "Internal Server Error", [501] = "Not Implemented", [502] = "Bad Gateway",
   [503] = "Service Unavailable", [504] = "Gateway Timeout",
 }
-
--- JSON decoding --------------------------------------------------------------------------
-
-local NULL = setmetatable({}, { __tostring = function() return "null" end })
-local SIMPLE_ESCAPES = {
-  ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t",
-}
-
-local function skip_space(s, i)
-  local _, last = find(s, "^[ \t\r\n]*", i)
-  return last + 1
-end
-
-local function utf8_char(cp)
-  if cp < 0x80 then
-    return char(cp)
-  elseif cp < 0x800 then
-    return char(0xC0 + floor(cp / 0x40), 0x80 + cp % 0x40)
-  elseif cp < 0x10000 then
-    return char(0xE0 + floor(cp / 0x1000), 0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
-  end
-  return char(0xF0 + floor(cp / 0x40000), 0x80 + floor(cp / 0x1000) % 0x40,
-    0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
-end
-
--- s:sub(i, i) is the opening quote; returns the string and the index after the closing one.
-local function decode_string(s, i)
-  local parts, j = {}, i + 1
-  while true do
-    local k = find(s, '["\\%z\1-\31]', j)
-    if not k then error("unterminated string") end
-    parts[#parts + 1] = sub(s, j, k - 1)
-    local c = sub(s, k, k)
-    if c == '"' then return concat(parts), k + 1 end
-    if c ~= "\\" then error("control character in a string") end
-    local e = sub(s, k + 1, k + 1)
-    if e == "u" then
-      local hex = sub(s, k + 2, k + 5)
-      if not find(hex, "^%x%x%x%x$") then error("bad \\u escape") end
-      local cp = tonumber(hex, 16)
-      j = k + 6
-      if cp >= 0xD800 and cp <= 0xDBFF then
-        local low = sub(s, j, j + 5)
-        if find(low, "^\\u[dD][c-fC-F]%x%x$") then
-          cp = 0x10000 + (cp - 0xD800) * 0x400 + (tonumber(sub(low, 3), 16) - 0xDC00)
-          j = j + 6
-        else
-          cp = 0xFFFD -- a lone high surrogate
-        end
-      elseif cp >= 0xDC00 and cp <= 0xDFFF then
-        cp = 0xFFFD -- a lone low surrogate
-      end
-      parts[#parts + 1] = utf8_char(cp)
-    else
-      local plain = SIMPLE_ESCAPES[e]
-      if not plain then error("bad escape") end
-      parts[#parts + 1] = plain
-      j = k + 2
-    end
-  end
-end
-
-local decode_value
-
-local function decode_object(s, i)
-  local object = {}
-  i = skip_space(s, i + 1)
-  if sub(s, i, i) == "}" then return object, i + 1 end
-  while true do
-    if sub(s, i, i) ~= '"' then error("expected a member name") end
-    local key
-    key, i = decode_string(s, i)
-    i = skip_space(s, i)
-    if sub(s, i, i) ~= ":" then error("expected ':'") end
-    object[key], i = decode_value(s, skip_space(s, i + 1))
-    i = skip_space(s, i)
-    local c = sub(s, i, i)
-    if c == "}" then return object, i + 1 end
-    if c ~= "," then error("expected ',' or '}'") end
-    i = skip_space(s, i + 1)
-  end
-end
-
-local function decode_array(s, i)
-  local array = {}
-  i = skip_space(s, i + 1)
-  if sub(s, i, i) == "]" then return array, i + 1 end
-  while true do
-    array[#array + 1], i = decode_value(s, i)
-    i = skip_space(s, i)
-    local c = sub(s, i, i)
-    if c == "]" then return array, i + 1 end
-    if c ~= "," then error("expected ',' or ']'") end
-    i = skip_space(s, i + 1)
-  end
-end
-
-local LITERALS = { t = { "true", true }, f = { "false", false }, n = { "null", NULL } }
-
--- The value starting at s:sub(i, i) (no leading space) and the index just after it.
-decode_value = function(s, i)
-  local c = sub(s, i, i)
-  if c == "{" then return decode_object(s, i) end
-  if c == "[" then return decode_array(s, i) end
-  if c == '"' then return decode_string(s, i) end
-  local literal = LITERALS[c]
-  if literal then
-    local word = literal[1]
-    if sub(s, i, i + #word - 1) ~= word then error("bad literal") end
-    return literal[2], i + #word
-  end
-  local _, last = find(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", i)
-  if not last then error("unexpected character") end
-  local number = tonumber(sub(s, i, last))
-  if not number then error("bad number") end
-  return number, last + 1
-end
-
-local function decode(s)
-  local value, i = decode_value(s, skip_space(s, 1))
-  if skip_space(s, i) <= #s then error("trailing characters") end
-  return value
-end
 
 -- The exact text of member `name` of the JSON object s, or nil when s has no such member.
 local function member_text(s, name)
@@ -187,18 +63,6 @@ local function member_text(s, name)
     if c ~= "," then error("expected ',' or '}'") end
     i = skip_space(s, i + 1)
   end
-end
-
--- JSON encoding of what we emit -------------------------------------------------------
-
-local QUOTED = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-
-local function quote(text)
-  local escaped = string.gsub(text, '[%z\1-\31"\\\127]', function(c)
-    return QUOTED[c] or format("\\u%04x", byte(c))
-  end)
-  return '"' .. escaped .. '"'
 end
 
 local function problem(status, detail, request_id, issues)
@@ -273,11 +137,14 @@ local function percent_decode(text)
   return (string.gsub(text, "%%(%x%x)", function(hex) return char(tonumber(hex, 16)) end))
 end
 
--- request_guard.lua's list of refused headers, as issues.
-local function header_issues(refused)
+-- What request_guard.lua (headers) or body_shape.lua (body fields) refused, as issues.
+local function guard_issues(refused)
   local issues = {}
-  for n, header in ipairs(refused) do
-    issues[n] = { ["in"] = "header", name = tostring(header.name), detail = tostring(header.detail) }
+  for n, item in ipairs(refused) do
+    issues[n] = {
+      ["in"] = tostring(item["in"] or "header"), name = tostring(item.name),
+      detail = tostring(item.detail),
+    }
   end
   return issues
 end
@@ -305,7 +172,7 @@ local function error_body(status, content_type, raw, request_id, grpc_message, b
     local reply = decode(raw)
     local issues
     if refused then
-      issues = header_issues(refused)
+      issues = guard_issues(refused)
     else
       issues = type(reply.detail) == "string" and local_issues(reply.detail, body_field)
     end

@@ -22,6 +22,17 @@ routes.json maps each transcoded gRPC path that needs the edge's help to its fac
     ... "ignoreUnknownQueryParameters": true
     ... "bodyField": "project"        # the request field the REST body is bound to, so the
                                       # edge can name a body error as the client wrote it
+    ... "bodyShape": {...}            # where the body must hold lists and maps (below)
+
+bodyShape exists because the transcoder is lenient where the contract is not: it reads
+`"scopes": "AAA"` as `["AAA"]`, drops the null of `[null]` (an empty list, which for an
+API key meant every scope), and writes a corrupt message for an object where a
+map<string, string> value belongs. The edge (request_guard.lua) checks those places in the
+JSON before the transcoder sees it. The shape names only the fields that are, or lead to,
+a list or a map; each as {"kind": "list"|"map"|"object", "items": "scalar"|"any"|<shape>}
+(items: what each element or value must be; "any" for google.protobuf.Struct, Value,
+ListValue and Any, whose JSON is free), under its JSON name, with "proto": its proto
+name where that differs (the transcoder takes both).
 """
 
 from __future__ import annotations
@@ -100,13 +111,87 @@ def _edge_facts(
     return facts
 
 
+# Messages whose JSON form is free (any value) or a scalar (a string or a number).
+_FREE_JSON = frozenset(
+    f".google.protobuf.{name}" for name in ("Struct", "Value", "ListValue", "Any")
+)
+_SCALAR_JSON = frozenset(
+    f".google.protobuf.{name}"
+    for name in (
+        "Timestamp", "Duration", "FieldMask", "Empty", "DoubleValue", "FloatValue",
+        "Int64Value", "UInt64Value", "Int32Value", "UInt32Value", "BoolValue",
+        "StringValue", "BytesValue",
+    )
+)  # fmt: skip
+# Deeper than any body of ours; stops a message that contains itself.
+_MAX_SHAPE_DEPTH = 8
+
+Messages = dict[str, descriptor_pb2.DescriptorProto]
+
+
+def _all_messages(files: descriptor_pb2.FileDescriptorSet) -> Messages:
+    """Every message of the set, nested ones (map entries) included, by full name."""
+    found: Messages = {}
+
+    def add(prefix: str, message: descriptor_pb2.DescriptorProto) -> None:
+        name = f"{prefix}.{message.name}"
+        found[name] = message
+        for nested in message.nested_type:
+            add(name, nested)
+
+    for file in files.file:
+        for message in file.message_type:
+            add(f".{file.package}" if file.package else "", message)
+    return found
+
+
+def _element(type_name: str, messages: Messages, depth: int) -> Any:
+    """What one element of a list (or value of a map) of this field type must be."""
+    if not type_name or type_name in _SCALAR_JSON or type_name not in messages:
+        return "scalar"  # scalars and enums (an enum's type name is not a message)
+    if type_name in _FREE_JSON:
+        return "any"
+    return _shape(messages[type_name], messages, depth + 1) or {}
+
+
+def _shape(message: descriptor_pb2.DescriptorProto, messages: Messages, depth: int = 0) -> Any:
+    """The bodyShape of a message: its fields that are, or lead to, a list or a map."""
+    if depth > _MAX_SHAPE_DEPTH:
+        return {}
+    shape: dict[str, Any] = {}
+    repeated = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+    for field in message.field:
+        entry = messages.get(field.type_name)
+        check: dict[str, Any] | None = None
+        if field.label == repeated and entry is not None and entry.options.map_entry:
+            value = next(f for f in entry.field if f.name == "value")
+            check = {"kind": "map", "items": _element(value.type_name, messages, depth)}
+        elif field.label == repeated:
+            check = {"kind": "list", "items": _element(field.type_name, messages, depth)}
+        elif entry is not None and field.type_name not in _FREE_JSON | _SCALAR_JSON:
+            inner = _shape(entry, messages, depth + 1)
+            if inner:
+                check = {"kind": "object", "items": inner}
+        if check is not None:
+            if field.name != field.json_name:
+                check["proto"] = field.name
+            shape[field.json_name] = check
+    return shape
+
+
+def _body_shape(method: descriptor_pb2.MethodDescriptorProto, body: str, messages: Messages) -> Any:
+    request = messages[method.input_type]
+    if body == "*":
+        return _shape(request, messages)
+    field = next((f for f in request.field if f.name == body), None)
+    if field is None or field.type_name not in messages:
+        return {}
+    return _shape(messages[field.type_name], messages)
+
+
 def derive(files: descriptor_pb2.FileDescriptorSet) -> dict[str, dict[str, Any]]:
     """Clear response_body in place; return {"/pkg.Service/Method": edge facts}."""
-    messages = {
-        f".{file.package}.{message.name}": message
-        for file in files.file
-        for message in file.message_type
-    }
+    messages = _all_messages(files)
     routes: dict[str, dict[str, Any]] = {}
     for file in files.file:
         for service in file.service:
@@ -121,6 +206,10 @@ def derive(files: descriptor_pb2.FileDescriptorSet) -> dict[str, dict[str, Any]]
                 facts = _edge_facts(path, method, unwrap)
                 if rule.body not in ("", "*"):
                     facts["bodyField"] = rule.body
+                if rule.body:
+                    shape = _body_shape(method, rule.body, messages)
+                    if shape:
+                        facts["bodyShape"] = shape
                 if facts:
                     routes[path] = {"rest": rest, **facts}
     return routes

@@ -10,6 +10,9 @@ The edge is the mesh's front door (ARCHITECTURE.md, boundaries A and B):
 - a gRPC listener for native clients of the public services;
 - on both, envoy/request_guard.lua: headers gRPC metadata cannot carry are refused (400
   problem+json, or gRPC INVALID_ARGUMENT) before the request goes anywhere;
+- on the REST listeners, envoy/body_shape.lua: where the contract wants a list or a map,
+  a body that holds something else is refused (400) before the lenient transcoder reads
+  it (gen/envoy/routes.json's bodyShape);
 - an internal mTLS listener in front of the token-manager shards, ring-hashed on
   x-ampmesh-connection-id, forwarding the caller's identity in x-forwarded-client-cert;
 - the admin interface, on 127.0.0.1.
@@ -80,6 +83,15 @@ PORT_NAMES = {
 }
 
 LUA_FILTER = "envoy.filters.http.lua"
+BODY_SHAPE_FILTER = "envoy.filters.http.lua.body_shape"
+BUFFER_FILTER = "envoy.filters.http.buffer"
+# The Lua scripts the edge loads, each with the libraries put in front of it (see write_lua).
+LUA_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "problem.lua": ("json.lua",),
+    "api_key.lua": (),
+    "request_guard.lua": (),
+    "body_shape.lua": ("json.lua",),
+}
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
 TIMEOUT = "15s"
 
@@ -98,6 +110,7 @@ class RouteFacts:
     success_status: int = 200
     ignore_unknown_query_parameters: bool = False
     body_field: str = ""  # the request field the REST body is bound to ("" for * or none)
+    body_shape: Mapping[str, Any] | None = None  # where the body holds lists and maps
 
     @property
     def service(self) -> str:
@@ -127,6 +140,7 @@ def load_route_facts(path: Path = GEN_ENVOY / "routes.json") -> list[RouteFacts]
             success_status=int(facts.get("successStatus", 200)),
             ignore_unknown_query_parameters=bool(facts.get("ignoreUnknownQueryParameters")),
             body_field=facts.get("bodyField", ""),
+            body_shape=facts.get("bodyShape"),
         )
         for method, facts in sorted(entries.items())
     ]
@@ -196,6 +210,26 @@ def _rest_routes(
 ) -> list[dict[str, Any]]:
     mine = [f for f in facts if f.service in services]
     routes: list[dict[str, Any]] = []
+    # Matched on the REST request too: body_shape.lua runs before the transcoder, so it
+    # reads the shape from the route of the REST path (the transcoded path's route, which
+    # problem.lua reads on the way out, is chosen after the transcoder).
+    for fact in mine:
+        if not fact.body_shape:
+            continue
+        for binding in fact.rest:
+            verb, template = binding.split(" ", 1)
+            routes.append(
+                {
+                    "match": {
+                        "safe_regex": {"regex": template_regex(template)},
+                        "headers": [{"name": ":method", "string_match": {"exact": verb}}],
+                    },
+                    "route": _api_route(),
+                    "metadata": {
+                        "filter_metadata": {BODY_SHAPE_FILTER: {"bodyShape": fact.body_shape}}
+                    },
+                }
+            )
     # Matched on the REST request, before transcoding: the transcoder reads its per-route
     # configuration from the route of the path it is given.
     for fact in mine:
@@ -237,14 +271,13 @@ def render_config(
     token_manager_shards: Mapping[str, str],
     cert_dir: Path,
     descriptor: Path,
-    problem_lua: Path,
-    api_key_lua: Path,
-    request_guard_lua: Path,
+    lua: Mapping[str, Path],
     route_facts: list[RouteFacts],
 ) -> dict[str, Any]:
     """The whole Envoy configuration, as a document (pure: reads only the templates).
 
-    ports: the port of each listener, keyed as in PORT_NAMES.
+    ports: the port of each listener, keyed as in PORT_NAMES; lua: where each of
+    LUA_SCRIPTS is, as write_lua() wrote it.
     """
     if not token_manager_shards:
         raise EdgeError("the edge needs at least one token-manager shard")
@@ -282,8 +315,8 @@ def render_config(
             name=surface,
             port=ports[surface],
             routes=[],
-            problem_lua=str(problem_lua),
-            request_guard_lua=str(request_guard_lua),
+            problem_lua=str(lua["problem.lua"]),
+            request_guard_lua=str(lua["request_guard.lua"]),
             descriptor=str(descriptor),
             services=services,
             always_print_primitive_fields=surface not in COMPACT_SURFACES,
@@ -296,7 +329,10 @@ def render_config(
         )
         if surface in API_KEY_SURFACES:
             # After request_guard.lua: the guard judges what the client sent.
-            filters.insert(2, _lua_filter("envoy.filters.http.lua.api_key", api_key_lua))
+            filters.insert(2, _lua_filter("envoy.filters.http.lua.api_key", lua["api_key.lua"]))
+        # After the buffer filter, so the body is whole and at most 1 MiB.
+        buffer = next(n for n, f in enumerate(filters) if f["name"] == BUFFER_FILTER)
+        filters.insert(buffer + 1, _lua_filter(BODY_SHAPE_FILTER, lua["body_shape.lua"]))
         listeners.append(listener)
     grpc_routes = [
         {"match": {"prefix": f"/{s}/"}, "route": _api_route()} for s in public_services()
@@ -306,7 +342,7 @@ def render_config(
             "grpc_listener.yaml.tmpl",
             port=ports["grpc"],
             routes=grpc_routes,
-            request_guard_lua=str(request_guard_lua),
+            request_guard_lua=str(lua["request_guard.lua"]),
         )
     )
     listeners.append(
@@ -323,6 +359,24 @@ def _lua_filter(name: str, source: Path) -> dict[str, Any]:
             "default_source_code": {"filename": str(source)},
         },
     }
+
+
+def write_lua(directory: Path) -> dict[str, Path]:
+    """Write each of LUA_SCRIPTS into directory, its libraries in front of it (Envoy loads
+    one file per filter, and the scripts share their JSON code), and return the paths."""
+    written = {}
+    for script, libraries in LUA_SCRIPTS.items():
+        parts = []
+        for name in (*libraries, script):
+            source = TEMPLATES / name
+            if not source.exists():
+                raise EdgeError(f"{source} is missing (restore envoy/)")
+            parts.append(f"-- envoy/{name} " + "-" * max(0, 80 - len(name) - 10) + "\n")
+            parts.append(source.read_text())
+        target = directory / script
+        target.write_text("\n".join(parts))
+        written[script] = target
+    return written
 
 
 def write_config(config: Mapping[str, Any], path: Path) -> Path:
@@ -407,25 +461,16 @@ class Edge:
         """Write <home>/envoy/edge.yaml (and what it loads beside it); return its path."""
         ensure_service_credentials(self.cert_dir, self.name)
         self.directory.mkdir(parents=True, exist_ok=True)
-        copies = {}
-        for source in (
-            TEMPLATES / "problem.lua",
-            TEMPLATES / "api_key.lua",
-            TEMPLATES / "request_guard.lua",
-            GEN_ENVOY / "ampmesh.binpb",
-        ):
-            if not source.exists():
-                raise EdgeError(f"{source} is missing: run `make gen` (or restore envoy/)")
-            copies[source.name] = Path(shutil.copyfile(source, self.directory / source.name))
+        descriptor = GEN_ENVOY / "ampmesh.binpb"
+        if not descriptor.exists():
+            raise EdgeError(f"{descriptor} is missing: run `make gen`")
         config = render_config(
             ports=self.ports,
             api_address=api_address,
             token_manager_shards=token_manager_shards,
             cert_dir=self.cert_dir,
-            descriptor=copies["ampmesh.binpb"],
-            problem_lua=copies["problem.lua"],
-            api_key_lua=copies["api_key.lua"],
-            request_guard_lua=copies["request_guard.lua"],
+            descriptor=Path(shutil.copyfile(descriptor, self.directory / descriptor.name)),
+            lua=write_lua(self.directory),
             route_facts=load_route_facts(),
         )
         return write_config(config, self.config_path)

@@ -27,8 +27,8 @@ from services.launcher.edge import (
     ENVOY,
     GEN_ENVOY,
     LUA_FILTER,
+    LUA_SCRIPTS,
     SURFACES,
-    TEMPLATES,
     TRANSCODER_FILTER,
     Edge,
     EdgeError,
@@ -37,6 +37,7 @@ from services.launcher.edge import (
     render_config,
     surface_services,
     template_regex,
+    write_lua,
 )
 from services.launcher.ports import PortBook, free_port
 from tests.contracts.bindings import bindings
@@ -125,12 +126,17 @@ def test_each_rest_surface_transcodes_only_its_own_services(
         printing = transcoder["print_options"]["always_print_primitive_fields"]
         assert printing is (surface != "write"), surface
         # problem.lua first (last on responses), then request_guard.lua before anything
-        # reads the request; api_key.lua before the transcoder.
+        # reads the request; api_key.lua before the transcoder; body_shape.lua reads the
+        # whole body the buffer filter holds, then the transcoder does.
         names = [f["name"] for f in filters]
         assert names[0] == LUA_FILTER and names[-1] == "envoy.filters.http.router"
         assert names[1] == "envoy.filters.http.lua.request_guard"
-        assert "envoy.filters.http.buffer" in names  # caps bodies whatever their chunking
-        assert (len(names) == 6) is (surface in ("read", "write")), names
+        assert names[-4:-1] == [
+            "envoy.filters.http.buffer",  # caps bodies whatever their chunking
+            "envoy.filters.http.lua.body_shape",
+            TRANSCODER_FILTER,
+        ]
+        assert (len(names) == 7) is (surface in ("read", "write")), names
         prefixes = {
             r["match"]["prefix"] for r in routes_of(config, surface) if "prefix" in r["match"]
         }
@@ -309,9 +315,7 @@ def test_render_config_is_pure_and_deterministic(tmp_path: Path) -> None:
         "token_manager_shards": SHARDS,
         "cert_dir": tmp_path,
         "descriptor": GEN_ENVOY / "ampmesh.binpb",
-        "problem_lua": TEMPLATES / "problem.lua",
-        "api_key_lua": TEMPLATES / "api_key.lua",
-        "request_guard_lua": TEMPLATES / "request_guard.lua",
+        "lua": {name: tmp_path / name for name in LUA_SCRIPTS},
         "route_facts": load_route_facts(),
     }
     assert render_config(**arguments) == render_config(**arguments)
@@ -526,14 +530,15 @@ CANNED = [
 ]
 
 
-def _lua_harness(port: int, admin: int) -> dict[str, Any]:
-    """A listener with the REST listeners' Lua filters in front of CANNED."""
+def _lua_harness(port: int, admin: int, scripts: dict[str, Path]) -> dict[str, Any]:
+    """A listener with the REST listeners' Lua filters (as write_lua wrote them) in front
+    of CANNED."""
 
     def filter_(name: str, kind: str, config: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "typed_config": {"@type": f"type.googleapis.com/{kind}", **config}}
 
     def lua(name: str, script: str) -> dict[str, Any]:
-        source = {"default_source_code": {"filename": str(TEMPLATES / script)}}
+        source = {"default_source_code": {"filename": str(scripts[script])}}
         return filter_(name, "envoy.extensions.filters.http.lua.v3.Lua", source)
 
     # As on the edge's REST listeners: problem.lua reads x-request-id from responses.
@@ -581,7 +586,7 @@ def lua_envoy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.
     directory = tmp_path_factory.mktemp("lua-harness")
     port, admin = free_port(), free_port()
     config = directory / "envoy.yaml"
-    config.write_text(json.dumps(_lua_harness(port, admin)))
+    config.write_text(json.dumps(_lua_harness(port, admin, write_lua(directory))))
     log = directory / "envoy.log"
     with log.open("w") as out:
         process = subprocess.Popen(  # noqa: S603 (our own binary and config)

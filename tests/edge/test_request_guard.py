@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from services.launcher.edge import ENVOY, LUA_FILTER, TEMPLATES, _fill
+from services.launcher.edge import ENVOY, LUA_FILTER, _fill, write_lua
 from services.launcher.ports import free_port
 from tests.edge.test_edge_config import _wait_ready
 
@@ -30,14 +30,14 @@ NOT_BASE64 = "a header whose name ends in '-bin' must have a base64 value"
 GRPC = {"content-type": "application/grpc"}
 
 
-def _harness(port: int, admin: int) -> dict[str, Any]:
+def _harness(port: int, admin: int, scripts: dict[str, Path]) -> dict[str, Any]:
     rest = _fill(
         "rest_listener.yaml.tmpl",
         name="guard",
         port=port,
         routes=[],
-        problem_lua=str(TEMPLATES / "problem.lua"),
-        request_guard_lua=str(TEMPLATES / "request_guard.lua"),
+        problem_lua=str(scripts["problem.lua"]),
+        request_guard_lua=str(scripts["request_guard.lua"]),
         descriptor="unused",
         services=[],
         always_print_primitive_fields=True,
@@ -66,7 +66,7 @@ def guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     directory = tmp_path_factory.mktemp("guard-harness")
     port, admin = free_port(), free_port()
     config = directory / "envoy.yaml"
-    config.write_text(json.dumps(_harness(port, admin)))
+    config.write_text(json.dumps(_harness(port, admin, write_lua(directory))))
     log = directory / "envoy.log"
     with log.open("w") as out:
         process = subprocess.Popen(  # noqa: S603 (our own binary and config)
