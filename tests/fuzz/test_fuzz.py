@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sys
 
 import pytest
@@ -46,15 +47,12 @@ async def test_generated_requests_break_no_promise(
     tally = await asyncio.to_thread(run)
     report = tmp_path_factory.mktemp("fuzz") / "report.txt"
     write_report(tally, report)
-    rerun = (
-        f"rerun: AMPMESH_FUZZ_SEED={BUDGET.seed} "
-        + (
-            f"AMPMESH_FUZZ_SECONDS={os.environ['AMPMESH_FUZZ_SECONDS']} "
-            if "AMPMESH_FUZZ_SECONDS" in os.environ
-            else ""
-        )
-        + ".venv/bin/pytest -q tests/fuzz  (or `make fuzz` for 50,000 cases)"
+    settings = " ".join(
+        f"{name}={shlex.quote(os.environ[name])}"
+        for name in ("AMPMESH_FUZZ_SECONDS", "AMPMESH_FUZZ_CASES", "AMPMESH_FUZZ_OPERATIONS")
+        if name in os.environ
     )
+    rerun = f"rerun: AMPMESH_FUZZ_SEED={BUDGET.seed} {settings} .venv/bin/pytest -q tests/fuzz"
     summary = f"{tally.summary()}\n  seed {BUDGET.seed}; full report: {report}\n  {rerun}"
     with capsys.disabled():
         print(f"\n{summary}")
