@@ -77,7 +77,10 @@ def not_built(method: str) -> str:
 async def test_an_unbuilt_rpc_is_a_501_problem_with_the_services_message(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    response = await http.get(f"{stack.endpoints['api']}/v1/orgs/{stack.org_id}")
+    url = f"{stack.endpoints['api']}/v1/orgs/{stack.org_id}"
+    # Callers authenticate first: an anonymous one learns nothing about what is built.
+    assert_problem(await http.get(url), 401)
+    response = await http.get(url, headers={"x-api-key": stack.admin_api_key})
     problem = assert_problem(response, 501)
     assert problem["title"] == "Not Implemented"
     assert problem["detail"] == not_built("/ampmesh.platform.v1.OrgService/GetOrg")
@@ -174,8 +177,12 @@ async def test_read_and_write_share_a_path_and_accept_api_key_in_the_query(
     # The read host reaches TriggerRead, which checks the key the query carried.
     response = await http.post(f"{stack.endpoints['read']}{path}?apiKey=k-1", json={})
     assert "API key" in assert_problem(response, 401)["detail"]
-    # The write host, on the same path, reaches WriteRecords (not built yet).
+    # The write host, on the same path, reaches WriteRecords (not built yet), which also
+    # checks the key before saying so.
     response = await http.post(f"{stack.endpoints['write']}{path}?apiKey=k-1", json={})
+    assert "API key" in assert_problem(response, 401)["detail"]
+    key = stack.admin_api_key
+    response = await http.post(f"{stack.endpoints['write']}{path}?apiKey={key}", json={})
     assert assert_problem(response, 501)["detail"] == not_built(
         "/ampmesh.write.v1.WriteService/WriteRecords"
     )
@@ -229,7 +236,9 @@ async def test_native_grpc_reaches_the_api_with_its_own_status(stack: Stack) -> 
     async with grpc.aio.insecure_channel(stack.endpoints["grpc"]) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await orgs_pb2_grpc.OrgServiceStub(channel).GetOrg(
-                orgs_pb2.GetOrgRequest(org_id=stack.org_id), timeout=10
+                orgs_pb2.GetOrgRequest(org_id=stack.org_id),
+                timeout=10,
+                metadata=(("x-api-key", stack.admin_api_key),),
             )
     assert failed.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # The api's own message, not a problem+json document.
