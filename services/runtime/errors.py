@@ -90,13 +90,73 @@ def resource_info(
     )
 
 
+# Statuses travel as trailers (grpc-message, and grpc-status-details-bin repeating it),
+# and a message that quotes a client's value can be as long as the value: a 30 KB name
+# quoted in a 404 took the trailers past what Envoy accepts from an upstream, and the
+# client got a 502 instead. Texts are cut to this many characters; a client that sent the
+# value knows the rest.
+MAX_ERROR_TEXT = 1000
+
+
+def clip(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """text, or its first `limit` characters and a note of how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _clip_strings(message: Message) -> Message:
+    """message with every string in it clipped (error details are small and flat)."""
+    for field, value in message.ListFields():
+        if field.type == field.TYPE_STRING:
+            if field.is_repeated:
+                value[:] = [clip(v) for v in value]
+            else:
+                setattr(message, field.name, clip(value))
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            for inner in value if field.is_repeated else (value,):
+                _clip_strings(inner)
+        elif field.message_type is not None:  # a map<string, string> (ErrorInfo.metadata)
+            for key in list(value):
+                if isinstance(value[key], str):
+                    value[key] = clip(value[key])
+    return message
+
+
+# And all of a status's details together, serialized (base64 makes them a third larger in
+# grpc-status-details-bin). A manifest with a thousand wrong objects had a thousand field
+# violations: trailers that large made Envoy drop its whole HTTP/2 connection to the api,
+# failing every other request in flight on it with a 502.
+MAX_DETAILS_BYTES = 16 * 1024
+
+
+def _fit_violations(request: error_details_pb2.BadRequest, budget: int) -> None:
+    """Drop field violations from the end until request fits budget bytes, saying how
+    many were left out."""
+    violations = request.field_violations
+    if request.ByteSize() <= budget:
+        return
+    fields: set[str] = set()
+    dropped = 0
+    while violations and request.ByteSize() > budget - 200:
+        fields.add(violations[-1].field)
+        del violations[-1]
+        dropped += 1
+    # Named by their field when they share one (a manifest's issues are all sourceYaml's).
+    field = fields.pop()[:200] if len(fields) == 1 else ""
+    violations.add(field=field, description=f"{dropped} more issues, not listed here")
+
+
 def rich_status(code: grpc.StatusCode, message: str, *details: Message) -> status_pb2.Status:
     packed = []
     for detail in details:
+        _clip_strings(detail)
+        if isinstance(detail, error_details_pb2.BadRequest):
+            _fit_violations(detail, MAX_DETAILS_BYTES)
         any_detail = any_pb2.Any()
         any_detail.Pack(detail)
         packed.append(any_detail)
-    return status_pb2.Status(code=code.value[0], message=message, details=packed)
+    return status_pb2.Status(code=code.value[0], message=clip(message), details=packed)
 
 
 # --- aborting from handlers --------------------------------------------------------------
@@ -194,6 +254,7 @@ __all__ = [
     "abort_with_details",
     "abort_with_reason",
     "bad_request",
+    "clip",
     "error_info",
     "internal_error_message",
     "resource_info",

@@ -33,6 +33,10 @@ from services.runtime.tls import ServiceCredentials, ensure_service_credentials,
 _log = get_logger("ampmesh.server")
 
 
+# Above the edge's max_request_headers_kb (Envoy's default, 60 KiB).
+MAX_METADATA_BYTES = 64 * 1024
+
+
 class BindError(RuntimeError):
     """The gRPC port could not be bound."""
 
@@ -155,7 +159,16 @@ class MeshServer:
             ],
             # grpcio turns SO_REUSEPORT on by default: a second server on a busy port would
             # start "fine" and silently steal traffic. One process per port, unless chosen.
-            options=[("grpc.so_reuseport", 0), *self._options],
+            options=[
+                ("grpc.so_reuseport", 0),
+                # Requests come through the edge with headers of up to Envoy's 60 KiB (it
+                # answers 431 past that); gRPC's own limits (8 KiB soft, 16 KiB hard) would
+                # refuse the rest as RESOURCE_EXHAUSTED, a 429 telling a client whose URL
+                # is merely long to slow down.
+                ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+                ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+                *self._options,
+            ],
             maximum_concurrent_rpcs=self._max_concurrent_rpcs,
         )
         for service in self.services:

@@ -170,3 +170,23 @@ async def test_unbuilt_operations_authenticate_before_answering_501(
         problem(await anonymous.get(path), 401)
         unbuilt = problem(await api.get(path), 501)
         assert "is not built yet" in unbuilt["detail"]
+
+
+async def test_long_values_get_their_answer_not_a_429_or_a_502(
+    api: httpx.AsyncClient, admin: httpx.AsyncClient, project: dict[str, Any]
+) -> None:
+    before = await state(api, admin, project["name"])
+    # A 20 KB path was refused by the api's gRPC core as metadata too large (a 429); the
+    # edge's own limit is 60 KiB (a 431).
+    long_name = "a" * 20_000
+    missing = problem(await api.get(f"/v1/projects/{long_name}"), 404)
+    # A 30 KB value quoted back in the error took its trailers past what the edge accepts
+    # from the api (a 502): errors quote at most 1,000 characters of it.
+    connect = {"projectIdOrName": "b" * 30_000, "provider": "hubspot", "groupRef": "g"}
+    unknown = problem(
+        await api.post("/v1/oauth-connect", json={**connect, "consumerRef": "c"}), 404
+    )
+    for body in (missing, unknown):
+        assert len(body["detail"]) < 1_100, body["detail"][:200]
+        assert "characters)" in body["detail"]
+    assert await state(api, admin, project["name"]) == before

@@ -10,7 +10,14 @@ from google.rpc import error_details_pb2  # type: ignore[import-untyped, unused-
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from services.runtime.errors import status_from_error, unpack_details
+from services.runtime.errors import (
+    MAX_DETAILS_BYTES,
+    bad_request,
+    resource_info,
+    rich_status,
+    status_from_error,
+    unpack_details,
+)
 from services.runtime.request_id import REQUEST_ID_HEADER
 from services.runtime.tls import ServiceCredentials
 from tests.runtime.probe import SECRET, Probe, dial, method, serving
@@ -89,3 +96,25 @@ async def test_generated_base_class_unimplemented_keeps_its_code_not_its_text(
 
     assert error.code() == grpc.StatusCode.UNIMPLEMENTED
     assert error.details() == f"{method('NotImplemented')} is not implemented"
+
+
+def test_statuses_stay_small_enough_to_travel_as_trailers() -> None:
+    """A thousand violations, or a 30 KB value quoted back, must not make trailers larger
+    than the edge accepts from an upstream (it dropped its whole connection to the api)."""
+    violations = [("body.sourceYaml", f"integration i{n}: no destination 'x'") for n in range(3000)]
+    status = rich_status(grpc.StatusCode.INVALID_ARGUMENT, "x" * 30_000, bad_request(violations))
+    assert status.ByteSize() < MAX_DETAILS_BYTES + 2_000
+    assert status.message.endswith("… (30000 characters)") and len(status.message) < 1_100
+    (detail,) = unpack_details(status)
+    assert isinstance(detail, error_details_pb2.BadRequest)
+    kept = list(detail.field_violations)
+    assert 10 < len(kept) < 3000
+    assert kept[0].description == "integration i0: no destination 'x'"
+    assert (kept[-1].field, kept[-1].description) == (
+        "body.sourceYaml",
+        f"{3000 - len(kept) + 1} more issues, not listed here",
+    )
+    long_name = rich_status(
+        grpc.StatusCode.NOT_FOUND, "missing", resource_info("project", "p" * 30_000)
+    )
+    assert long_name.ByteSize() < 1_200
