@@ -173,13 +173,6 @@ class ReadApi(read_pb2_grpc.ReadServiceServicer):
             except ReadsUnavailable as error:
                 await abort_reads_unavailable(context, error)
 
-    async def DeliverResults(
-        self, request: read_pb2.DeliverResultsRequest, context: grpc.aio.ServicerContext
-    ) -> empty_pb2.Empty:
-        await self.ctx.auth.authenticate(context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, DELIVER_RESULTS_NOT_BUILT)
-        raise AssertionError("abort raises")
-
     # --- helpers ---------------------------------------------------------------------
 
     async def _reads(self, context: Any) -> Reads:
@@ -244,5 +237,7 @@ def service(ctx: ApiContext) -> Service:
         read_pb2.DESCRIPTOR.services_by_name["ReadService"],
         read_pb2_grpc.add_ReadServiceServicer_to_server,
         ReadApi(ctx),
-        "",
+        # DeliverResults, the only method not built.
+        DELIVER_RESULTS_NOT_BUILT,
+        gate=ctx.auth.authenticate,
     )

@@ -547,13 +547,7 @@ async def test_the_setup_works_so_refusals_are_the_inputs_fault(world: World) ->
 
 
 # Cases a defect outside this file makes fail; strict, so its fix shows here as an XPASS.
-KNOWN_DEFECTS = {
-    "wrong JSON type: key scopes a string": (
-        "the edge's transcoder takes a JSON string for a repeated field as a list of one: "
-        'POST /v1/projects/{id}/api-keys {"label": "typed", "scopes": "full"} answers 201 '
-        'and makes a key with scopes ["full"], where a 400 naming body.scopes is due'
-    ),
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def case_params() -> list[Any]:
