@@ -205,51 +205,41 @@ def _api_route() -> dict[str, Any]:
     }
 
 
+def _rest_path_routes(fact: RouteFacts, **extras: Any) -> list[dict[str, Any]]:
+    """A route for each of fact's REST bindings, matched on the path and verb a client
+    sends, with extras (metadata, per-filter config)."""
+    routes = []
+    for binding in fact.rest:
+        verb, template = binding.split(" ", 1)
+        match = {
+            "safe_regex": {"regex": template_regex(template)},
+            "headers": [{"name": ":method", "string_match": {"exact": verb}}],
+        }
+        routes.append({"match": match, "route": _api_route(), **extras})
+    return routes
+
+
 def _rest_routes(
     services: list[str], facts: list[RouteFacts], transcoder: dict[str, Any]
 ) -> list[dict[str, Any]]:
     mine = [f for f in facts if f.service in services]
     routes: list[dict[str, Any]] = []
-    # Matched on the REST request too: body_shape.lua runs before the transcoder, so it
-    # reads the shape from the route of the REST path (the transcoded path's route, which
+    # Matched on the REST request, before transcoding: body_shape.lua, which runs before
+    # the transcoder, reads the shape from the route of the REST path, and the transcoder
+    # reads its per-route configuration from it (the transcoded path's route, which
     # problem.lua reads on the way out, is chosen after the transcoder).
     for fact in mine:
-        if not fact.body_shape:
-            continue
-        for binding in fact.rest:
-            verb, template = binding.split(" ", 1)
-            routes.append(
-                {
-                    "match": {
-                        "safe_regex": {"regex": template_regex(template)},
-                        "headers": [{"name": ":method", "string_match": {"exact": verb}}],
-                    },
-                    "route": _api_route(),
-                    "metadata": {
-                        "filter_metadata": {BODY_SHAPE_FILTER: {"bodyShape": fact.body_shape}}
-                    },
-                }
-            )
-    # Matched on the REST request, before transcoding: the transcoder reads its per-route
-    # configuration from the route of the path it is given.
-    for fact in mine:
-        if not fact.ignore_unknown_query_parameters:
-            continue
-        tolerant = copy.deepcopy(transcoder)
-        tolerant["ignore_unknown_query_parameters"] = True
-        tolerant["request_validation_options"]["reject_unknown_query_parameters"] = False
-        for binding in fact.rest:
-            verb, template = binding.split(" ", 1)
-            routes.append(
-                {
-                    "match": {
-                        "safe_regex": {"regex": template_regex(template)},
-                        "headers": [{"name": ":method", "string_match": {"exact": verb}}],
-                    },
-                    "route": _api_route(),
-                    "typed_per_filter_config": {TRANSCODER_FILTER: tolerant},
-                }
-            )
+        extras: dict[str, Any] = {}
+        if fact.body_shape:
+            metadata = {BODY_SHAPE_FILTER: {"bodyShape": fact.body_shape}}
+            extras["metadata"] = {"filter_metadata": metadata}
+        if fact.ignore_unknown_query_parameters:
+            tolerant = copy.deepcopy(transcoder)
+            tolerant["ignore_unknown_query_parameters"] = True
+            tolerant["request_validation_options"]["reject_unknown_query_parameters"] = False
+            extras["typed_per_filter_config"] = {TRANSCODER_FILTER: tolerant}
+        if extras:
+            routes += _rest_path_routes(fact, **extras)
     # Matched on the transcoded path: the REST shape problem.lua gives the response.
     for fact in mine:
         if fact.lua_metadata:

@@ -223,6 +223,25 @@ SANDBOX_CLIENT_ID = "sandbox-client"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
 
 
+async def sandbox_tokens(stack: Stack) -> tuple[str, str]:
+    """A fresh access and refresh token from the sandbox's HubSpot (password grant)."""
+    async with httpx.AsyncClient(base_url=stack.endpoints["sandbox-http"]) as http:
+        answer = await http.post(
+            "/hubspot/oauth/v1/token",
+            data={
+                "grant_type": "password",
+                "username": "sandbox-user",
+                "password": "sandbox-password",
+                "client_id": SANDBOX_CLIENT_ID,
+                "client_secret": SANDBOX_CLIENT_SECRET,
+                "scope": "crm.objects.read",
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    return body["access_token"], body["refresh_token"]
+
+
 async def create_provider_app(
     http: httpx.AsyncClient, project: str, provider: str, scopes: list[str] | None = None
 ) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from tests.e2e.control_plane import (
     create_project,
     create_provider_app,
     problem,
+    sandbox_tokens,
     unique,
 )
 from tests.messenger.receiver import Receiver, receiving
@@ -79,25 +80,6 @@ async def created(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> di
     assert response.status_code == 201, response.text
     made: dict[str, Any] = response.json()
     return made
-
-
-async def sandbox_tokens(stack: Stack) -> tuple[str, str]:
-    """A fresh access and refresh token from the sandbox's HubSpot (password grant)."""
-    async with httpx.AsyncClient(base_url=stack.endpoints["sandbox-http"]) as http:
-        answer = await http.post(
-            "/hubspot/oauth/v1/token",
-            data={
-                "grant_type": "password",
-                "username": "sandbox-user",
-                "password": "sandbox-password",
-                "client_id": SANDBOX_CLIENT_ID,
-                "client_secret": SANDBOX_CLIENT_SECRET,
-                "scope": "crm.objects.read",
-            },
-        )
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    return body["access_token"], body["refresh_token"]
 
 
 async def hubspot_connection(stack: Stack, api: httpx.AsyncClient) -> tuple[str, str, str]:

@@ -39,6 +39,7 @@ from tests.e2e.control_plane import (
     create_project,
     create_provider_app,
     database_dump,
+    sandbox_tokens,
     unique,
 )
 
@@ -108,25 +109,6 @@ async def sandbox(stack: Stack) -> AsyncIterator[Any]:
         control = sandbox_pb2_grpc.SandboxControlServiceStub(channel)
         yield control
         await control.ClearFaults(sandbox_pb2.ClearFaultsRequest())
-
-
-async def sandbox_tokens(stack: Stack) -> tuple[str, str]:
-    """A fresh access and refresh token from the sandbox's HubSpot (password grant)."""
-    async with httpx.AsyncClient(base_url=stack.endpoints["sandbox-http"]) as http:
-        answer = await http.post(
-            "/hubspot/oauth/v1/token",
-            data={
-                "grant_type": "password",
-                "username": "sandbox-user",
-                "password": "sandbox-password",
-                "client_id": SANDBOX_CLIENT_ID,
-                "client_secret": SANDBOX_CLIENT_SECRET,
-                "scope": "crm.objects.read",
-            },
-        )
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    return body["access_token"], body["refresh_token"]
 
 
 async def expired_connection(stack: Stack, stub: Stub, project: dict[str, Any]) -> OAuthConnection:

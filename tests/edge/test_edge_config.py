@@ -37,11 +37,11 @@ from services.launcher.edge import (
     render_config,
     surface_services,
     template_regex,
-    write_lua,
 )
 from services.launcher.ports import PortBook, free_port
 from tests.contracts.bindings import bindings
 from tests.contracts.reference import operations
+from tests.edge.harness import running_envoy
 
 SHARDS = {
     "token-manager-0": "127.0.0.1:50061",
@@ -583,24 +583,8 @@ def _lua_harness(port: int, admin: int, scripts: dict[str, Path]) -> dict[str, A
 @pytest.fixture(scope="module")
 def lua_envoy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Path]]:
     """An Envoy running the edge's Lua scripts in front of canned responses, and its log."""
-    directory = tmp_path_factory.mktemp("lua-harness")
-    port, admin = free_port(), free_port()
-    config = directory / "envoy.yaml"
-    config.write_text(json.dumps(_lua_harness(port, admin, write_lua(directory))))
-    log = directory / "envoy.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: S603 (our own binary and config)
-            [str(ENVOY), "-c", str(config), "--disable-hot-restart", "--log-level", "warning"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(f"http://127.0.0.1:{admin}/ready", process, log)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client, log
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_envoy(tmp_path_factory.mktemp("lua-harness"), _lua_harness) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -616,19 +600,6 @@ def _logged(log: Path, text: str) -> str:
                 return line
         time.sleep(0.05)
     pytest.fail(f"Envoy's log has no line with {text!r}: {log.read_text()[-2000:]}")
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        if process.poll() is not None:
-            pytest.fail(f"Envoy exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1).text.strip() == "LIVE":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"Envoy did not become ready: {log.read_text()[-2000:]}")
 
 
 def test_unwrap_copies_the_member_exactly(lua: httpx.Client) -> None:

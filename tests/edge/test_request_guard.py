@@ -9,8 +9,6 @@ checks the same through the whole mesh.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from services.launcher.edge import ENVOY, LUA_FILTER, _fill, write_lua
-from services.launcher.ports import free_port
-from tests.edge.test_edge_config import _wait_ready
+from services.launcher.edge import LUA_FILTER, _fill
+from tests.edge.harness import running_envoy
 
 GUARD_FILTER = "envoy.filters.http.lua.request_guard"
 BAD_NAME = "its name has characters gRPC metadata cannot carry (only a-z, 0-9, '-', '_' and '.')"
@@ -63,24 +60,8 @@ def _harness(port: int, admin: int, scripts: dict[str, Path]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    directory = tmp_path_factory.mktemp("guard-harness")
-    port, admin = free_port(), free_port()
-    config = directory / "envoy.yaml"
-    config.write_text(json.dumps(_harness(port, admin, write_lua(directory))))
-    log = directory / "envoy.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: S603 (our own binary and config)
-            [str(ENVOY), "-c", str(config), "--disable-hot-restart", "--log-level", "warning"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(f"http://127.0.0.1:{admin}/ready", process, Path(log))
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_envoy(tmp_path_factory.mktemp("guard-harness"), _harness) as (client, _):
+        yield client
 
 
 def refused(response: httpx.Response) -> dict[str, Any]:

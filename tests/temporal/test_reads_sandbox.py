@@ -29,7 +29,7 @@ from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
 from services.temporal.worker import reads_worker
 from tests.conftest import Stack
-from tests.e2e.test_token_refresh import sandbox_tokens
+from tests.e2e.control_plane import sandbox_tokens
 from tests.temporal.test_reads_workflows import (  # the fixtures are shared by import
     Watch,
     body_ids,
