@@ -27,8 +27,9 @@
 -- printed them, so key order, numbers and escapes survive untouched; the decoder only
 -- finds where the value ends.
 
--- json.lua comes first (the launcher puts it there): decode, decode_string,
--- decode_value, skip_space, quote and the string functions below are its locals.
+-- json.lua comes first (the launcher puts it there): decode, decode_string, decode_value,
+-- skip_space and quote are its locals, and so are byte, char, find, sub, format, concat
+-- and floor, which this file uses too.
 
 -- The response header an HttpBody answer sets to choose its HTTP status.
 local CHOSEN_STATUS = "x-ampmesh-http-status"
@@ -37,7 +38,8 @@ local TITLES = {
   [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
   [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict",
   [412] = "Precondition Failed", [413] = "Content Too Large", [415] = "Unsupported Media Type",
-  [422] = "Unprocessable Content", [429] = "Too Many Requests", [499] = "Client Closed Request",
+  [422] = "Unprocessable Content", [429] = "Too Many Requests",
+  [431] = "Request Header Fields Too Large", [499] = "Client Closed Request",
   [500] = "Internal Server Error", [501] = "Not Implemented", [502] = "Bad Gateway",
   [503] = "Service Unavailable", [504] = "Gateway Timeout",
 }

@@ -189,4 +189,10 @@ async def test_long_values_get_their_answer_not_a_429_or_a_502(
     for body in (missing, unknown):
         assert len(body["detail"]) < 1_100, body["detail"][:200]
         assert "characters)" in body["detail"]
+    # Past the edge's limit (headers and URL together), the edge says so itself.
+    too_long = problem(
+        await api.get(f"/v1/projects/{long_name}", headers={"x-note": "c" * 50_000}), 431
+    )
+    assert too_long["title"] == "Request Header Fields Too Large"
+    assert "60 KiB" in too_long["detail"]
     assert await state(api, admin, project["name"]) == before
