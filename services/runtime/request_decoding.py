@@ -21,7 +21,7 @@ The field is named as the edge's problem+json wants it: `<in>.<jsonPath>`, where
 request_locations); methods without a REST binding name the JSON path alone.
 
 Finding the field means reading the wire format against the message's descriptor
-(find_problem), in Python: a few times the parse's own cost (bench/request_decoding.py).
+(find_problem), in Python: 2 to 25 times the parse's own cost (bench/request_decoding.py).
 So it runs only when the parse fails, or when the request's bytes hold a zero byte at
 all, which in proto3 (defaults are not sent) takes an empty string in a list, a zero in a
 packed list, a false or zero map value or a fixed-width number: the common request pays
@@ -52,8 +52,9 @@ class Undecodable:
 
     @property
     def message(self) -> str:
-        where = self.field or "the request"
-        return f"the request is not valid: {where}: {self.reason}"
+        if not self.field:
+            return f"the request {self.reason}"
+        return f"the request is not valid: {self.field}: {self.reason}"
 
 
 # --- reading the wire format -----------------------------------------------------------
