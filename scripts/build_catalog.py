@@ -3,12 +3,12 @@
     python scripts/build_catalog.py [CATALOG_JSON] [--out PATH]
 
 CATALOG_JSON defaults to ../shared/reference/ampersand/connectors/catalog.json beside the
-repository; PATH to services/api/catalog/providers.json, which is committed: the service
+repository; PATH to services/domain/catalog/providers.json, which is committed: the service
 never reads the reference. Re-running it on the same input writes the same bytes.
 
 The catalog keeps the providers below, each entry as the reference has it (every field our
 ProviderInfo contract models, which is all of them: an unknown field stops the build), and
-only if it is usable (services/api/catalog/checks.py). Left out although well known:
+only if it is usable (services/domain/catalog/checks.py). Left out although well known:
 zoho (its URLs use data-centre domains the reference's catalog declares no source for),
 braze and talkdesk (media URLs with leading spaces), snowflake (custom auth with no inputs).
 """
@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from services.api.catalog.loader import DATA_FILE, CatalogError, parse_catalog
+from services.domain.catalog.loader import DATA_FILE, CatalogError, parse_catalog
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 REFERENCE_CATALOG = REPOSITORY.parent / "shared/reference/ampersand/connectors/catalog.json"

@@ -11,21 +11,22 @@ from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
 from temporalio.client import Client
 
-from services.api import read_api
+from services.api import read
 from services.api.auth import Authenticator
-from services.api.catalog import load_catalog, provider_catalog_service
-from services.api.catalog.sandbox import point_at_sandbox
 from services.api.context import ApiContext, ApiPolicy
 from services.api.platform import BUILDERS
+from services.api.platform.providers import provider_catalog_service
 from services.api.reads import Reads
-from services.api.routes import NOT_BUILT_YET, ROUTE_GROUPS
+from services.domain.catalog import load_catalog
+from services.domain.catalog.sandbox import point_at_sandbox
+from services.domain.routes import NOT_BUILT_YET, ROUTE_GROUPS
+from services.domain.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.channels import mesh_channel
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import run_service
 from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
 from services.runtime.tls import ensure_service_credentials
-from services.runtime.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.unimplemented import with_fallback
 
 # Who may call the api service directly: the edge, and the MCP servers that drive it.
@@ -91,7 +92,7 @@ def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list
             names = {s.full_name for s in enabled}
             implemented += [build(ctx) for name, build in BUILDERS.items() if name in names]
     if settings.enable_read_routes and ctx is not None:
-        implemented.append(read_api.service(ctx))
+        implemented.append(read.service(ctx))
     # Callers authenticate before learning that a method is not built, as for any call.
     gate = ctx.auth.authenticate if ctx is not None else None
     return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET, gate=gate)

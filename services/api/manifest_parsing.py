@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 from ampmesh.manifest.v1 import manifest_pb2
 from ampmesh.platform.v1 import providers_pb2
 
-from services.api.manifest import (
+from services.domain.manifest import (
     ManifestError,
     ManifestIssue,
     ParsedManifest,

@@ -42,9 +42,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from services.runtime.errors import abort_with_details, error_info
-from services.runtime.logs import get_logger
-from services.runtime.read_workflows import (
+from services.domain.read_workflows import (
     BACKFILL_WORKFLOW,
     READS_QUEUE,
     TRIGGERED_WORKFLOW,
@@ -53,6 +51,8 @@ from services.runtime.read_workflows import (
     schedule_id,
     triggered_workflow_id,
 )
+from services.runtime.errors import abort_with_details, error_info
+from services.runtime.logs import get_logger
 from services.runtime.request_id import current_request_id
 
 _log = get_logger("ampmesh.api.reads")

@@ -26,7 +26,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
-from services.api.manifest import ManifestError, parse_manifest
+from services.domain.manifest import ManifestError, parse_manifest
 
 
 class ManifestCheck(BaseModel):

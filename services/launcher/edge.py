@@ -50,7 +50,7 @@ from typing import IO, Any
 
 from ruamel.yaml import YAML
 
-from services.api.routes import ROUTE_GROUPS
+from services.domain.routes import ROUTE_GROUPS
 from services.launcher.ports import HOST, PortBook
 from services.runtime.tls import ensure_service_credentials
 
@@ -60,7 +60,7 @@ GEN_ENVOY = REPO / "gen" / "envoy"
 ENVOY = Path(sys.executable).parent / "envoy"
 
 SURFACES = ("api", "read", "write", "search", "proxy")
-# The api service's route group each public REST surface serves (services/api/routes.py).
+# The api service's route group each public REST surface serves (services/domain/routes.py).
 GROUP_OF_SURFACE = {
     "api": "platform",
     "read": "read",

@@ -18,7 +18,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
-from services.api.routes import ROUTE_GROUPS
+from services.domain.routes import ROUTE_GROUPS
 
 
 class Rpc(BaseModel):

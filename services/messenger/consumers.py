@@ -9,12 +9,12 @@ from collections.abc import Mapping
 import asyncpg
 from ampmesh.events.v1.envelope_pb2 import Envelope
 
+from services.domain.read_bodies import page_body
 from services.messenger.bodies import notification_body
 from services.messenger.deliveries import NOTIFICATION, READ_RESULT, Deliverer, NewDelivery
 from services.messenger.signing import delivery_id
 from services.runtime.database import is_uuid
 from services.runtime.logs import get_logger
-from services.runtime.read_bodies import page_body
 
 READ_RESULTS_SUBSCRIPTION = "ampmesh-read-results.messenger"
 NOTIFICATIONS_SUBSCRIPTION = "ampmesh-notifications.messenger"

@@ -40,14 +40,14 @@ import asyncpg
 from ampmesh.events.v1 import notifications_pb2
 from ampmesh.messenger.v1 import messenger_pb2 as pb
 
+from services.domain.destination_secrets import SIGNING_KEY, open_secrets
+from services.domain.webhook_urls import WebhookUrlPolicy, webhook_url_problem
 from services.messenger.settings import MessengerSettings
 from services.messenger.signing import signature_headers, signing_key
 from services.messenger.telemetry import messenger_metrics
-from services.runtime.destination_secrets import SIGNING_KEY, open_secrets
 from services.runtime.events import EventBus, new_envelope
 from services.runtime.logs import get_logger
 from services.runtime.secretbox import SecretBox, SecretBoxError
-from services.runtime.webhook_urls import WebhookUrlPolicy, webhook_url_problem
 
 _log = get_logger("ampmesh.messenger")
 

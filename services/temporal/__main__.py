@@ -27,14 +27,14 @@ from pydantic import Field, SecretStr
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
-from services.api.catalog import load_catalog
-from services.api.catalog.sandbox import point_at_sandbox
+from services.domain.catalog import load_catalog
+from services.domain.catalog.sandbox import point_at_sandbox
+from services.domain.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.events import PubSubSettings
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
-from services.runtime.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.temporal.connectors import registry
 from services.temporal.connectors.http import provider_session
 from services.temporal.keep_alive import KeepAliveActivities

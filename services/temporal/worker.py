@@ -30,8 +30,8 @@ from temporalio.client import (
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from services.domain.read_workflows import READS_QUEUE
 from services.runtime.logs import get_logger
-from services.runtime.read_workflows import READS_QUEUE
 from services.temporal.keep_alive import KeepAliveActivities
 from services.temporal.keep_alive_workflow import WORKFLOW_NAME, TokenKeepAlive
 from services.temporal.reads.activities import ReadActivities

@@ -26,10 +26,10 @@ from google.protobuf import duration_pb2, empty_pb2
 from google.rpc import error_details_pb2
 from pydantic import Field, SecretStr
 
-from services.api.catalog import load_catalog
-from services.api.catalog.sandbox import point_at_sandbox
+from services.domain.catalog import load_catalog
+from services.domain.catalog.sandbox import point_at_sandbox
+from services.domain.client_secrets import open_client_secret
 from services.runtime.channels import CONNECTION_ID_HEADER
-from services.runtime.client_secrets import open_client_secret
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.errors import (
@@ -676,7 +676,7 @@ async def open_store(settings: TokenManagerSettings) -> AsyncIterator[Credential
 def provider_apps(pool: asyncpg.Pool, box: SecretBox) -> AppLookup:
     """Reads a builder's provider app at each use, so a rotated client secret applies at
     once. (The api owns provider_apps; the token-manager only reads the client's id and
-    secret, sealed as services.runtime.client_secrets says.)"""
+    secret, sealed as services.domain.client_secrets says.)"""
 
     async def lookup(app_id: str, project_id: str) -> ClientApp | None:
         try:

@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2  # type: ignore[import-untyped, unused-ignore]
 
 from services.api.__main__ import CALLERS, ApiSettings, build_services
-from services.api.catalog import DATA_FILE, CatalogError, load_catalog
+from services.domain.catalog import DATA_FILE, CatalogError, load_catalog
 from services.runtime.config import load_settings
 from services.runtime.errors import status_from_error, unpack_details
 from services.runtime.identity import AccessPolicy

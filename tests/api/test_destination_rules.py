@@ -12,7 +12,6 @@ import socket
 import pytest
 from ampmesh.platform.v1 import provider_apps_pb2
 
-from services.api.catalog import load_catalog
 from services.api.context import ApiPolicy
 from services.api.platform.destinations import (
     new_signing_key,
@@ -21,8 +20,9 @@ from services.api.platform.destinations import (
 )
 from services.api.platform.provider_apps import metadata_problems, provider_problem
 from services.api.platform.topics import EVENT_TYPES, event_type_problem
-from services.runtime import webhook_urls
-from services.runtime.webhook_urls import Resolver, webhook_url_problem
+from services.domain import webhook_urls
+from services.domain.catalog import load_catalog
+from services.domain.webhook_urls import Resolver, webhook_url_problem
 
 PRODUCTION = ApiPolicy(allow_loopback_webhooks=False, refuse_private_destinations=True)
 LOCAL_MESH = ApiPolicy(allow_loopback_webhooks=True, refuse_private_destinations=False)

@@ -9,13 +9,13 @@ import asyncio
 
 import pytest
 
-from services.api.catalog import load_catalog
-from services.api.manifest import MANIFEST_LIMITS, ManifestError, load_manifest
 from services.api.manifest_parsing import (
     ManifestCheckers,
     ManifestCheckersBusy,
     check_manifest_here,
 )
+from services.domain.catalog import load_catalog
+from services.domain.manifest import MANIFEST_LIMITS, ManifestError, load_manifest
 from tests.api.test_manifest_parse import GOOD
 
 

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from services.api.manifest import ManifestError, parse_manifest
+from services.domain.manifest import ManifestError, parse_manifest
 
 GOOD = textwrap.dedent(
     """\

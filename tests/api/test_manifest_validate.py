@@ -9,8 +9,8 @@ import pytest
 from ampmesh.manifest.v1 import manifest_pb2
 from ampmesh.platform.v1 import providers_pb2
 
-from services.api.catalog import load_catalog
-from services.api.manifest import (
+from services.domain.catalog import load_catalog
+from services.domain.manifest import (
     ManifestIssue,
     load_manifest,
     schedule_problem,

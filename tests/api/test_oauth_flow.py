@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from ampmesh.platform.v1 import providers_pb2
 
-from services.api.catalog import load_catalog
 from services.api.platform import oauth_flow
+from services.domain.catalog import load_catalog
 
 CATALOG = load_catalog()
 

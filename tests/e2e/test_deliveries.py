@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.domain.read_bodies import page_body
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.runtime.events import attributes_of, publisher_client, topic_id_of
-from services.runtime.read_bodies import page_body
 from tests.conftest import Stack
 from tests.e2e.control_plane import (
     as_key,

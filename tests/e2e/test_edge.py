@@ -34,7 +34,7 @@ from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.api.routes import NOT_BUILT_YET
+from services.domain.routes import NOT_BUILT_YET
 from services.launcher.processes import stop_service
 from services.runtime.channels import mesh_channel
 from services.runtime.unimplemented import unimplemented_message

@@ -14,11 +14,11 @@ import pytest
 from ampmesh.messenger.v1 import messenger_pb2 as pb
 from ampmesh.messenger.v1 import messenger_pb2_grpc
 
+from services.domain.read_bodies import page_body
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.messenger.signing import delivery_id
 from services.runtime.channels import mesh_channel
 from services.runtime.events import attributes_of, publisher_client, topic_id_of
-from services.runtime.read_bodies import page_body
 from tests.conftest import Stack
 from tests.e2e.control_plane import admin_client, create_project, unique
 from tests.messenger.helpers import page_envelope

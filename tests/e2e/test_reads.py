@@ -23,8 +23,8 @@ import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from temporalio.client import Client
 
+from services.domain.read_workflows import schedule_id
 from services.runtime.channels import mesh_channel
-from services.runtime.read_workflows import schedule_id
 from tests.conftest import Stack
 from tests.e2e.control_plane import assert_not_logged, issue_names
 from tests.e2e.reads_world import Fields, ReadsWorld, make_world, provider_ids, seed

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.api.manifest import MANIFEST_LIMITS
+from services.domain.manifest import MANIFEST_LIMITS
 from tests.conftest import Stack
 from tests.e2e.control_plane import admin_client, problem
 from tests.e2e.test_integrations import MANIFEST, Project, new_project

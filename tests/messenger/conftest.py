@@ -14,13 +14,13 @@ import asyncpg
 import orjson
 import pytest
 
+from services.domain.destination_secrets import seal_secrets
 from services.messenger.__main__ import open_messenger
 from services.messenger.consumers import Consumers
 from services.messenger.deliveries import Deliverer
 from services.messenger.service import Messenger
 from services.messenger.settings import MessengerSettings
 from services.runtime.database import migrate
-from services.runtime.destination_secrets import seal_secrets
 from services.runtime.secretbox import SecretBox
 from tests.conftest import Stack
 from tests.messenger.receiver import Receiver, receiving

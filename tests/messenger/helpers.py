@@ -11,8 +11,8 @@ import orjson
 from ampmesh.events.v1 import read_result_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 
+from services.domain.read_bodies import set_body
 from services.runtime.events import new_envelope
-from services.runtime.read_bodies import set_body
 
 PATIENCE = 20.0  # bound of waits, never an assertion about speed
 

@@ -12,13 +12,13 @@ from ampmesh.events.v1 import notifications_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from ampmesh.messenger.v1 import messenger_pb2 as pb
 
+from services.domain.read_bodies import page_body
 from services.messenger.__main__ import open_messenger
 from services.messenger.bodies import json_body
 from services.messenger.consumers import Consumers, InvalidEvent
 from services.messenger.deliveries import retry_after_seconds
 from services.messenger.signing import delivery_id
 from services.runtime.events import new_envelope
-from services.runtime.read_bodies import page_body
 from tests.conftest import Stack
 from tests.messenger.conftest import Project, Running, settings_for
 from tests.messenger.helpers import attempts, delivery_row, page_envelope, settled, until

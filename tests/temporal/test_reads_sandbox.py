@@ -18,10 +18,10 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.workflows.v1 import backfill_read_pb2
 from temporalio.client import Client
 
-from services.api.catalog import load_catalog
-from services.api.catalog.sandbox import point_at_sandbox
+from services.domain.catalog import load_catalog
+from services.domain.catalog.sandbox import point_at_sandbox
+from services.domain.read_workflows import BACKFILL_WORKFLOW
 from services.runtime.channels import mesh_channel
-from services.runtime.read_workflows import BACKFILL_WORKFLOW
 from services.temporal.connectors import registry
 from services.temporal.connectors.http import provider_session
 from services.temporal.reads import shape

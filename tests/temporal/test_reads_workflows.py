@@ -31,15 +31,15 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
-from services.runtime.pubsub_topology import emulator_subscriber
-from services.runtime.read_bodies import page_body
-from services.runtime.read_workflows import (
+from services.domain.read_bodies import page_body
+from services.domain.read_workflows import (
     BACKFILL_WORKFLOW,
     FAILURES_BEFORE_PAUSE,
     SCHEDULED_WORKFLOW,
     TRIGGERED_WORKFLOW,
     read_schedule,
 )
+from services.runtime.pubsub_topology import emulator_subscriber
 from services.temporal.connectors.base import (
     Page,
     PageTokenExpired,
@@ -398,7 +398,7 @@ async def harness(
     pool: asyncpg.Pool,
     watches: dict[str, Watch],
 ) -> AsyncIterator[Harness]:
-    from services.api.catalog import load_catalog
+    from services.domain.catalog import load_catalog
 
     pubsub = next(c for c in stack.mesh.components if c.name == "pubsub")
     publisher = Publisher.open(

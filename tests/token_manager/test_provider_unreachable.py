@@ -25,7 +25,7 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 from google.rpc import error_details_pb2
 
-from services.runtime.client_secrets import seal_client_secret
+from services.domain.client_secrets import seal_client_secret
 from services.runtime.errors import status_from_error, unpack_details
 from services.runtime.identity import AccessPolicy
 from services.runtime.secretbox import SecretBox

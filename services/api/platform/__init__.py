@@ -3,7 +3,7 @@
 Each module exposes `service(ctx: ApiContext) -> Service` (usually
 `runtime.unimplemented.partially_built(...)`, so a method not built yet says so). BUILDERS
 maps the full gRPC service name to it; services missing here answer UNIMPLEMENTED with
-the reason in services/api/routes.py NOT_BUILT_YET.
+the reason in services/domain/routes.py NOT_BUILT_YET.
 """
 
 from __future__ import annotations

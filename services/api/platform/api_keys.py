@@ -32,8 +32,8 @@ from services.api.auth import (
     key_digest,
     new_api_key,
 )
+from services.api.common import abort_invalid, abort_missing, check_update_mask
 from services.api.context import ApiContext
-from services.api.platform.common import abort_invalid, abort_missing, check_update_mask
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 

@@ -33,9 +33,7 @@ from google.protobuf import duration_pb2, empty_pb2, json_format
 from google.rpc import error_details_pb2
 
 from services.api.auth import Principal, ProjectRow, abort_forbidden
-from services.api.context import ApiContext
-from services.api.platform import oauth_flow
-from services.api.platform.common import (
+from services.api.common import (
     abort_invalid,
     abort_missing,
     check_update_mask,
@@ -43,6 +41,8 @@ from services.api.platform.common import (
     timestamp,
     with_times,
 )
+from services.api.context import ApiContext
+from services.api.platform import oauth_flow
 from services.api.platform.oauth_flow import PendingFlow
 from services.api.platform.provider_apps import provider_problem
 from services.runtime.errors import (

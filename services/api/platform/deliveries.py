@@ -22,8 +22,8 @@ from ampmesh.platform.v1 import deliveries_pb2, deliveries_pb2_grpc
 from google.protobuf.message import Message
 
 from services.api.auth import is_uuid
+from services.api.common import abort_invalid, abort_missing
 from services.api.context import ApiContext
-from services.api.platform.common import abort_invalid, abort_missing
 from services.api.platform.destinations import WEBHOOK, find_destination
 from services.runtime.errors import (
     STATUS_DETAILS_KEY,

@@ -12,7 +12,7 @@ GetDestination with includeSecrets=true, which can also rotate it.
 
 What messenger reads (issue #6): `destinations.metadata` is the DestinationMetadata
 message in its JSON mapping (`{"url": ..., "headers": {...}}`); `destinations.secrets_sealed`
-opens with `services.runtime.destination_secrets.open_secrets` to
+opens with `services.domain.destination_secrets.open_secrets` to
 `{"webhookSigningKey": "whsec_..."}`. It should re-check the URL with
 `webhook_url_problem` before each delivery: DNS can change after create.
 """
@@ -33,8 +33,7 @@ from ampmesh.platform.v1 import destinations_pb2, destinations_pb2_grpc
 from google.protobuf import empty_pb2, json_format
 
 from services.api.auth import ProjectRow, is_uuid
-from services.api.context import ApiContext, ApiPolicy
-from services.api.platform.common import (
+from services.api.common import (
     abort_conflict,
     abort_invalid,
     abort_missing,
@@ -42,10 +41,11 @@ from services.api.platform.common import (
     list_in_project,
     with_times,
 )
-from services.runtime.destination_secrets import open_secrets, seal_secrets
+from services.api.context import ApiContext, ApiPolicy
+from services.domain.destination_secrets import open_secrets, seal_secrets
+from services.domain.webhook_urls import webhook_url_problem
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
-from services.runtime.webhook_urls import webhook_url_problem
 
 WEBHOOK = "webhook"
 # The reference's other destination types: valid names, not delivered to yet.

@@ -38,8 +38,18 @@ from ampmesh.platform.v1 import (
 from google.protobuf import empty_pb2, json_format, struct_pb2
 
 from services.api.auth import Principal, ProjectRow, is_uuid
+from services.api.common import (
+    abort_conflict,
+    abort_invalid,
+    abort_missing,
+    timestamp,
+    with_times,
+)
 from services.api.context import ApiContext
-from services.api.manifest import (
+from services.api.platform import connections, integrations
+from services.api.reads import InstallationFacts, ReadsUnavailable, abort_reads_unavailable
+from services.api.stored import INSTALLATION_KIND, config_content
+from services.domain.manifest import (
     MAPPED_NAME_RULE,
     NAME_RULE,
     READ_SCHEDULE_MIN_MINUTES,
@@ -49,20 +59,11 @@ from services.api.manifest import (
     schedule_problem,
     suggestion,
 )
-from services.api.platform import connections, integrations
-from services.api.platform.common import (
-    abort_conflict,
-    abort_invalid,
-    abort_missing,
-    timestamp,
-    with_times,
-)
-from services.api.reads import InstallationFacts, ReadsUnavailable, abort_reads_unavailable
 from services.runtime.errors import abort_not_found
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
-KIND = "installation"
+KIND = INSTALLATION_KIND
 CREATE_AUTHOR = "api:create-installation"
 UPDATE_AUTHOR = "api:update-installation"
 PATCH_AUTHOR = "api:patch-config-content"
@@ -116,9 +117,7 @@ _SELECT = """
 """
 
 
-def content_message(stored: str | dict[str, Any]) -> config_pb2.ConfigContent:
-    data = json.loads(stored) if isinstance(stored, str) else stored
-    return json_format.ParseDict(data, config_pb2.ConfigContent(), ignore_unknown_fields=True)
+content_message = config_content
 
 
 def content_json(content: config_pb2.ConfigContent) -> str:

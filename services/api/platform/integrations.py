@@ -2,7 +2,7 @@
 
 `PUT .../integrations:batch` deploys a whole manifest (`sourceYaml`; zips are not
 supported, there is no object store to upload them to). Everything is checked before
-anything is written (services/api/manifest.py: the typed parse, then the provider,
+anything is written (services/domain/manifest.py: the typed parse, then the provider,
 module, names, destinations, schedules and backfill periods); any problem refuses the
 whole deploy with one issue per problem, named by its field path in the manifest
 (`integrations[0].read.objects[1].schedule`) with the line in its detail. Then, in one
@@ -37,36 +37,38 @@ from ampmesh.manifest.v1 import config_pb2, manifest_pb2
 from ampmesh.platform.v1 import integrations_pb2, integrations_pb2_grpc
 from google.protobuf import empty_pb2, json_format
 
-from services.api.auth import ProjectRow, is_uuid
-from services.api.context import ApiContext
-from services.api.manifest import (
-    SUPPORTED_SPEC_VERSIONS,
-    ManifestError,
-    ManifestIssue,
-    ParsedManifest,
-    validate_integration,
-)
-from services.api.manifest_parsing import ManifestCheckersBusy, check_manifest
-from services.api.platform.common import (
+from services.api.auth import ProjectRow
+from services.api.common import (
     abort_conflict,
     abort_invalid,
     abort_missing,
     timestamp,
     with_times,
 )
+from services.api.context import ApiContext
+from services.api.manifest_parsing import ManifestCheckersBusy, check_manifest
 from services.api.reads import PAUSED_BY_DEPLOY, ReadsUnavailable, abort_reads_unavailable
+from services.api.stored import (
+    INTEGRATION_KIND,
+    INTEGRATION_SELECT,
+    find_integration,
+    integration_content,
+)
+from services.domain.manifest import (
+    SUPPORTED_SPEC_VERSIONS,
+    ManifestError,
+    ManifestIssue,
+    ParsedManifest,
+    validate_integration,
+)
 from services.runtime.errors import abort_invalid_argument, abort_with_reason
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
-KIND = "integration"
+KIND = INTEGRATION_KIND
 # Who saved a config that a destructive deploy wrote (Config.created_by).
 DEPLOY_AUTHOR = "api:deploy"
-_SELECT = """
-    SELECT g.*, r.id AS revision_id, r.spec_version, r.content,
-           r.created_at AS revision_created_at
-    FROM integrations g LEFT JOIN revisions r ON r.id = g.latest_revision_id
-"""
+_SELECT = INTEGRATION_SELECT
 
 
 def content_json(integration: manifest_pb2.Integration) -> str:
@@ -74,9 +76,7 @@ def content_json(integration: manifest_pb2.Integration) -> str:
     return json.dumps(json_format.MessageToDict(integration), sort_keys=True)
 
 
-def content_message(stored: str | dict[str, Any]) -> manifest_pb2.Integration:
-    data = json.loads(stored) if isinstance(stored, str) else stored
-    return json_format.ParseDict(data, manifest_pb2.Integration(), ignore_unknown_fields=True)
+content_message = integration_content
 
 
 def revision_message(
@@ -124,22 +124,7 @@ async def abort_manifest(
     )
 
 
-async def find(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    project_id: str,
-    id_or_name: str,
-    *,
-    for_update: bool = False,
-) -> asyncpg.Record | None:
-    """An integration of the project by id or name (with its latest revision)."""
-    column = "g.id" if is_uuid(id_or_name) else "g.name"
-    value: Any = uuid.UUID(id_or_name) if is_uuid(id_or_name) else id_or_name
-    lock = " FOR UPDATE OF g" if for_update else ""
-    return await conn.fetchrow(
-        f"{_SELECT} WHERE g.project_id = $1 AND {column} = $2{lock}",
-        uuid.UUID(project_id),
-        value,
-    )
+find = find_integration
 
 
 async def destination_names(conn: asyncpg.Connection | asyncpg.Pool, project_id: str) -> set[str]:

@@ -25,14 +25,14 @@ from cryptography.hazmat.primitives.serialization import (
 from google.protobuf import empty_pb2
 
 from services.api.auth import ProjectRow
-from services.api.context import ApiContext
-from services.api.platform.common import (
+from services.api.common import (
     abort_invalid,
     abort_missing,
     check_update_mask,
     find_in_project,
     timestamp,
 )
+from services.api.context import ApiContext
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 from ampmesh.platform.v1 import providers_pb2
 
-from services.api.catalog.checks import BROWSER_GRANTS, PLACEHOLDER, placeholders
+from services.domain.catalog.checks import BROWSER_GRANTS, PLACEHOLDER, placeholders
 from services.runtime.secretbox import Sealed, SecretBox
 
 WORKSPACE = "workspace"

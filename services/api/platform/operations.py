@@ -32,8 +32,8 @@ from ampmesh.platform.v1 import operations_pb2, operations_pb2_grpc
 from google.protobuf import json_format
 
 from services.api.auth import Authenticator, Principal, ProjectRow, is_uuid
+from services.api.common import abort_invalid, abort_missing, timestamp
 from services.api.context import ApiContext
-from services.api.platform.common import abort_invalid, abort_missing, timestamp
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 

@@ -15,13 +15,13 @@ import grpc
 from ampmesh.platform.v1 import projects_pb2, projects_pb2_grpc
 
 from services.api.auth import Principal, ProjectRow, abort_forbidden
-from services.api.context import ApiContext
-from services.api.platform.common import (
+from services.api.common import (
     abort_conflict,
     abort_invalid,
     check_update_mask,
     with_times,
 )
+from services.api.context import ApiContext
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 

@@ -3,7 +3,7 @@ the builder's customers connects that provider.
 
 The provider must be in the catalog and authenticate with OAuth2 (an app is an OAuth
 client). The client secret is write-only: sealed at rest (bound to the app's row) and never
-returned (services.runtime.client_secrets: the token-manager opens it to exchange codes
+returned (services.domain.client_secrets: the token-manager opens it to exchange codes
 and refresh tokens).
 `provider_apps.metadata` holds ProviderAppMetadata in its JSON mapping.
 """
@@ -20,8 +20,7 @@ import grpc
 from ampmesh.platform.v1 import provider_apps_pb2, provider_apps_pb2_grpc, providers_pb2
 from google.protobuf import empty_pb2, json_format
 
-from services.api.context import ApiContext
-from services.api.platform.common import (
+from services.api.common import (
     abort_invalid,
     abort_missing,
     check_update_mask,
@@ -30,7 +29,8 @@ from services.api.platform.common import (
     list_in_project,
     with_times,
 )
-from services.runtime.client_secrets import seal_client_secret
+from services.api.context import ApiContext
+from services.domain.client_secrets import seal_client_secret
 from services.runtime.secretbox import Sealed
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built

@@ -19,8 +19,7 @@ from ampmesh.platform.v1 import destinations_pb2, destinations_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.api.auth import ProjectRow, is_uuid
-from services.api.context import ApiContext
-from services.api.platform.common import (
+from services.api.common import (
     ProjectTable,
     abort_conflict,
     abort_invalid,
@@ -31,6 +30,7 @@ from services.api.platform.common import (
     timestamp,
     with_times,
 )
+from services.api.context import ApiContext
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 

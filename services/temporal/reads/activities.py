@@ -42,10 +42,10 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from services.domain.read_bodies import set_body
+from services.domain.read_workflows import FAILURES_BEFORE_PAUSE
 from services.runtime.events import new_envelope
 from services.runtime.logs import get_logger
-from services.runtime.read_bodies import set_body
-from services.runtime.read_workflows import FAILURES_BEFORE_PAUSE
 from services.temporal.connectors.base import (
     Connector,
     Page,

@@ -34,7 +34,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from services.runtime.read_workflows import (
+from services.domain.read_workflows import (
     BACKFILL_WORKFLOW,
     SCHEDULED_WORKFLOW,
     TRIGGERED_WORKFLOW,

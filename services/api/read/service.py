@@ -17,9 +17,8 @@ from ampmesh.read.v1 import read_pb2, read_pb2_grpc
 from google.protobuf import empty_pb2
 
 from services.api.auth import ProjectRow
+from services.api.common import abort_invalid, abort_missing
 from services.api.context import ApiContext
-from services.api.platform import installations, integrations
-from services.api.platform.common import abort_invalid, abort_missing
 from services.api.reads import (
     InstallationFacts,
     ReadObject,
@@ -28,6 +27,13 @@ from services.api.reads import (
     abort_reads_unavailable,
     find_object,
     read_objects,
+)
+from services.api.stored import (
+    INSTALLATION_KIND,
+    INTEGRATION_KIND,
+    config_content,
+    find_integration,
+    integration_content,
 )
 from services.runtime.database import is_uuid
 from services.runtime.errors import abort_not_found, abort_with_reason
@@ -87,7 +93,7 @@ class ReadApi(read_pb2_grpc.ReadServiceServicer):
         if row is None:
             await abort_not_found(
                 context,
-                installations.KIND,
+                INSTALLATION_KIND,
                 request.group_ref,
                 f"group {request.group_ref!r} has no installation of integration "
                 f"{integration['name']!r}",
@@ -146,7 +152,7 @@ class ReadApi(read_pb2_grpc.ReadServiceServicer):
                     uuid.UUID(request.installation_id),
                 )
             if row is None:
-                await abort_missing(context, installations.KIND, request.installation_id)
+                await abort_missing(context, INSTALLATION_KIND, request.installation_id)
             names: list[str] | None = None
             if request.objects:
                 objects = self._objects(integration, row)
@@ -189,17 +195,17 @@ class ReadApi(read_pb2_grpc.ReadServiceServicer):
     async def _integration(
         self, context: Any, project: ProjectRow, integration_id: str
     ) -> asyncpg.Record:
-        row = await integrations.find(self.ctx.pool, project.id, integration_id)
+        row = await find_integration(self.ctx.pool, project.id, integration_id)
         if row is None:
-            await abort_missing(context, integrations.KIND, integration_id)
+            await abort_missing(context, INTEGRATION_KIND, integration_id)
         return row
 
     @staticmethod
     def _objects(integration: asyncpg.Record, row: asyncpg.Record) -> dict[str, ReadObject]:
-        content = installations.content_message(row["content"]) if row["content"] else None
+        content = config_content(row["content"]) if row["content"] else None
         if content is None:
             return {}
-        return read_objects(content, integrations.content_message(integration["content"]))
+        return read_objects(content, integration_content(integration["content"]))
 
     async def _object(
         self, context: Any, integration: asyncpg.Record, row: asyncpg.Record, name: str

@@ -30,7 +30,7 @@ from ampmesh.platform.v1 import providers_pb2
 from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from services.runtime.proto_yaml import (
+from services.domain.proto_yaml import (
     DocumentError,
     Issue,
     YamlLimits,

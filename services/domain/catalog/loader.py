@@ -16,7 +16,7 @@ from typing import Any
 from ampmesh.platform.v1 import providers_pb2
 from google.protobuf import json_format
 
-from services.api.catalog.checks import entry_problems
+from services.domain.catalog.checks import entry_problems
 from services.runtime.entrypoint import StartupError
 
 DATA_FILE = Path(__file__).with_name("providers.json")

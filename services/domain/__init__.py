@@ -1,0 +1,23 @@
+"""What two services share about the domain: the agreements at the seams between them.
+
+It sits between the runtime (the process kernel, the bus and storage) and the services:
+it may use gen/ and the runtime; every service may use it; it never imports a service.
+
+catalog               the providers catalog (providers.json): its loader and checks; the
+                      sandbox's stand-ins for real provider hosts (api, token-manager,
+                      temporal)
+manifest              amp.yaml: parsed with line numbers into manifest.v1 messages and
+                      checked against the catalog (api, builder-mcp)
+proto_yaml            YAML to protobuf with the line and column of every value (manifest)
+routes                the api's route groups and the public services each serves (api,
+                      the launcher's edge, mcpanda)
+read_workflows        the read workflows' names, ids and task queue (api starts them,
+                      temporal runs them)
+read_bodies           a read page's records in an event: inline or compressed (temporal
+                      writes, messenger delivers)
+client_secrets        how a provider app's client secret is sealed (api, token-manager)
+destination_secrets   how a destination's signing secret and headers are sealed (api,
+                      messenger)
+webhook_urls          which webhook URLs are allowed (api on save, messenger on send)
+token_manager_client  the token-manager's client settings and stub (api, temporal)
+"""
