@@ -43,6 +43,15 @@ class RefreshReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REFRESH_REASON_MANUAL: _ClassVar[RefreshReason]
     REFRESH_REASON_KEEP_ALIVE: _ClassVar[RefreshReason]
     REFRESH_REASON_TOKEN_REJECTED: _ClassVar[RefreshReason]
+
+class TokenFailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOKEN_FAILURE_REASON_UNSPECIFIED: _ClassVar[TokenFailureReason]
+    TOKEN_FAILURE_REASON_BAD_CREDENTIALS: _ClassVar[TokenFailureReason]
+    TOKEN_FAILURE_REASON_PROVIDER_UNAVAILABLE: _ClassVar[TokenFailureReason]
+    TOKEN_FAILURE_REASON_RATE_LIMITED: _ClassVar[TokenFailureReason]
+    TOKEN_FAILURE_REASON_NOT_REFRESHABLE: _ClassVar[TokenFailureReason]
+    TOKEN_FAILURE_REASON_CREDENTIALS_NOT_ALLOWED: _ClassVar[TokenFailureReason]
 REFRESH_MODE_UNSPECIFIED: RefreshMode
 REFRESH_MODE_AHEAD_OF_EXPIRY: RefreshMode
 REFRESH_MODE_IF_EXPIRED: RefreshMode
@@ -60,6 +69,12 @@ REFRESH_REASON_UNSPECIFIED: RefreshReason
 REFRESH_REASON_MANUAL: RefreshReason
 REFRESH_REASON_KEEP_ALIVE: RefreshReason
 REFRESH_REASON_TOKEN_REJECTED: RefreshReason
+TOKEN_FAILURE_REASON_UNSPECIFIED: TokenFailureReason
+TOKEN_FAILURE_REASON_BAD_CREDENTIALS: TokenFailureReason
+TOKEN_FAILURE_REASON_PROVIDER_UNAVAILABLE: TokenFailureReason
+TOKEN_FAILURE_REASON_RATE_LIMITED: TokenFailureReason
+TOKEN_FAILURE_REASON_NOT_REFRESHABLE: TokenFailureReason
+TOKEN_FAILURE_REASON_CREDENTIALS_NOT_ALLOWED: TokenFailureReason
 
 class DescribeShardRequest(_message.Message):
     __slots__ = ("connection_id",)
