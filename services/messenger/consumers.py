@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Mapping
 
 import asyncpg
+from ampmesh.events.v1 import topics_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 
 from services.domain.read_bodies import page_body
@@ -15,9 +16,11 @@ from services.messenger.deliveries import NOTIFICATION, READ_RESULT, Deliverer, 
 from services.messenger.signing import delivery_id
 from services.runtime.database import is_uuid
 from services.runtime.logs import get_logger
+from services.runtime.pubsub_topology import subscription_id
 
-READ_RESULTS_SUBSCRIPTION = "ampmesh-read-results.messenger"
-NOTIFICATIONS_SUBSCRIPTION = "ampmesh-notifications.messenger"
+# As topics.proto declares them (the launcher creates exactly those).
+READ_RESULTS_SUBSCRIPTION = subscription_id(topics_pb2.TOPIC_READ_RESULTS, "messenger")
+NOTIFICATIONS_SUBSCRIPTION = subscription_id(topics_pb2.TOPIC_NOTIFICATIONS, "messenger")
 DISABLED_TYPE = "destination.webhook.disabled"
 
 _log = get_logger("ampmesh.messenger.consumers")

@@ -212,15 +212,21 @@ def open_event_bus(
     )
 
 
-def publisher_client(emulator_host: str) -> pubsub_v1.PublisherClient:
-    """The batching publisher: bound to the emulator over an insecure channel when a host
-    is given (PUBSUB_EMULATOR_HOST would redirect every client of the process), else Cloud
-    Pub/Sub with the deployment's default credentials."""
+def publisher_client(
+    emulator_host: str, batch_settings: pubsub_v1.types.BatchSettings | None = None
+) -> pubsub_v1.PublisherClient:
+    """The one way a service makes its batching publisher: bound to the emulator over an
+    insecure channel when a host is given (PUBSUB_EMULATOR_HOST would redirect every client
+    of the process), else Cloud Pub/Sub with the deployment's default credentials.
+    batch_settings: how it batches (the client's defaults when None)."""
+    batching = {} if batch_settings is None else {"batch_settings": batch_settings}
     if emulator_host:
         channel = grpc.insecure_channel(emulator_host)
-        return pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+        return pubsub_v1.PublisherClient(
+            transport=PublisherGrpcTransport(channel=channel), **batching
+        )
     try:
-        return pubsub_v1.PublisherClient()
+        return pubsub_v1.PublisherClient(**batching)
     except google_exceptions.GoogleAPIError as error:
         raise StartupError(
             f"cannot make a Cloud Pub/Sub publisher ({type(error).__name__}); "

@@ -48,6 +48,9 @@ _SUBSCRIBERS = cast(
 )
 
 DEAD_LETTER_SUFFIX = ".dead-letter"
+# Delivery attempts before a message goes to its dead-letter topic (scribe caps its own
+# retries at the same number).
+MAX_DELIVERY_ATTEMPTS = 5
 # Admin calls against a local emulator: one attempt each, failing fast, rather than the
 # client's default retries (which outlive the call's timeout while the emulator is down).
 _ADMIN_TIMEOUT = 10.0
@@ -59,7 +62,7 @@ class Subscription:
     topic: str  # the topic id it reads
     dead_letter_topic: str | None = None  # None: dead letters' own subscriptions
     ack_deadline_seconds: int = 30
-    max_delivery_attempts: int = 5
+    max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS
     minimum_backoff: timedelta = timedelta(seconds=10)
     maximum_backoff: timedelta = timedelta(seconds=600)
 
@@ -84,6 +87,27 @@ def topic_id(topic: int) -> str:
     """The Pub/Sub topic id the contract gives a Topic value ("" for TOPIC_UNSPECIFIED)."""
     value = topics_pb2.Topic.DESCRIPTOR.values_by_number[topic]
     return value.GetOptions().Extensions[_TOPIC_ID]
+
+
+def subscription_id(topic: int, service: str) -> str:
+    """The subscription the contract gives `service` on a Topic value: `<topic id>.<service>`.
+    ValueError when topics.proto does not list the service among the topic's subscribers,
+    so that a consumer and the launcher (which creates only the declared ones) cannot
+    disagree."""
+    options = topics_pb2.Topic.DESCRIPTOR.values_by_number[topic].GetOptions()
+    if service not in options.Extensions[_SUBSCRIBERS]:
+        name = topics_pb2.Topic.Name(topic)
+        raise ValueError(f"topics.proto does not list {service!r} as a subscriber of {name}")
+    return f"{options.Extensions[_TOPIC_ID]}.{service}"
+
+
+def subscriptions_of(service: str) -> tuple[str, ...]:
+    """Every subscription the contract gives `service`, in the Topic enum's order."""
+    return tuple(
+        f"{value.GetOptions().Extensions[_TOPIC_ID]}.{service}"
+        for value in topics_pb2.Topic.DESCRIPTOR.values
+        if service in value.GetOptions().Extensions[_SUBSCRIBERS]
+    )
 
 
 def topology(project: str) -> Topology:

@@ -22,19 +22,16 @@ from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.events import PubSubSettings
 from services.runtime.logs import get_logger
+from services.runtime.pubsub_topology import DEAD_LETTER_SUFFIX, subscriptions_of
 from services.runtime.server import Service
 from services.runtime.subscriber import consume_raw, keep_consuming
-from services.scribe.ingest import DEAD_LETTER_SUFFIX, Ingestion
+from services.scribe.ingest import Ingestion
 from services.scribe.service import Scribe
 
 # The mesh identities allowed to call it; any other certificate is refused.
 CALLERS = ("api", "mcpanda")
-CONNECTIONS_SUBSCRIPTION = "ampmesh-connections.scribe"
-SUBSCRIPTIONS = (
-    CONNECTIONS_SUBSCRIPTION,
-    "ampmesh-operations.scribe",
-    "ampmesh-logs.scribe",
-)
+# As topics.proto declares them (the launcher creates exactly those).
+SUBSCRIPTIONS = subscriptions_of("scribe")
 
 _log = get_logger("ampmesh.scribe")
 

@@ -37,13 +37,13 @@ from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.protobuf.message import DecodeError
 
 from services.runtime.logs import get_logger
+from services.runtime.pubsub_topology import DEAD_LETTER_SUFFIX, MAX_DELIVERY_ATTEMPTS
 from services.runtime.subscriber import Delivery
 from services.scribe import connections, operations
 
-# Scribe's own cap: the delivery attempt at which a failing event becomes a dead letter
-# (the subscriptions' dead-letter policy uses the same number, pubsub_topology.py).
-MAX_ATTEMPTS = 5
-DEAD_LETTER_SUFFIX = ".dead-letter"
+# Scribe's own cap: the delivery attempt at which a failing event becomes a dead letter,
+# the subscriptions' dead-letter policy's number.
+MAX_ATTEMPTS = MAX_DELIVERY_ATTEMPTS
 # The attribute Pub/Sub sets on messages it forwards to a dead-letter topic.
 _FORWARDED_ATTEMPTS = "CloudPubSubDeadLetterSourceDeliveryCount"
 _FLUSH_EVERY = 1.0
