@@ -26,33 +26,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
-from ampmesh.events.v1 import notifications_pb2, topics_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.api_core import exceptions as google_exceptions
 from google.api_core import retry as google_retry
 from google.cloud import pubsub_v1
-from google.protobuf.message import Message
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from pydantic import Field
 
 from services.runtime.config import ServiceSettings
 from services.runtime.entrypoint import StartupError
+
+# Re-exported while the services' imports move to services.runtime.envelopes.
+from services.runtime.envelopes import (
+    attributes_of,
+    new_envelope,
+    payload_names,
+    payload_of,
+    topic_id_of,
+)
 from services.runtime.logs import get_logger
-from services.runtime.pubsub_topology import topic_id
 
 if TYPE_CHECKING:
-    from google.protobuf.descriptor import FieldDescriptor
-    from google.protobuf.descriptor_pb2 import FieldOptions
-    from google.protobuf.internal.extension_dict import _ExtensionFieldDescriptor
+    pass
 
 __all__ = [
     "EventBus",
@@ -69,9 +72,6 @@ __all__ = [
 
 _log = get_logger("ampmesh.events")
 
-# The generated .pyi types extensions as plain FieldDescriptors; say what this one holds.
-_TOPIC = cast("_ExtensionFieldDescriptor[FieldOptions, int]", topics_pb2.topic)
-_PAYLOAD = "payload"  # the Envelope oneof
 
 # Relay backoff after a failed publish: attempts 1, 2, 3… wait 1, 2, 4… seconds, at most
 # a minute, so an outage is retried without hammering Pub/Sub or PostgreSQL.
@@ -86,101 +86,6 @@ _RETENTION = timedelta(days=7)
 _SWEEP_EVERY = 600.0
 # publish(): attempts of its own before it leaves the row to the relay.
 _PUBLISH_ATTEMPTS = 3
-
-
-# --- envelopes -------------------------------------------------------------------------
-
-
-def _payload_fields() -> dict[str, FieldDescriptor]:
-    oneof = Envelope.DESCRIPTOR.oneofs_by_name[_PAYLOAD]
-    return {field.name: cast("FieldDescriptor", field) for field in oneof.fields}
-
-
-_PAYLOAD_FIELDS = _payload_fields()
-
-
-def _topic_of_field(field: FieldDescriptor) -> str:
-    topic = topic_id(field.GetOptions().Extensions[_TOPIC])
-    if not topic:
-        raise ValueError(f"Envelope.{field.name} declares no (topic) option in topics.proto")
-    return topic
-
-
-_TOPICS = {name: _topic_of_field(field) for name, field in _PAYLOAD_FIELDS.items()}
-
-
-def payload_of(envelope: Envelope) -> tuple[str, Message]:
-    """The payload field that is set and its message; ValueError when none is."""
-    name = envelope.WhichOneof(_PAYLOAD)
-    if name is None:
-        raise ValueError("the envelope has no payload")
-    return name, cast(Message, getattr(envelope, name))
-
-
-def topic_id_of(envelope: Envelope) -> str:
-    """The Pub/Sub topic id the contract gives the envelope's payload."""
-    name, _ = payload_of(envelope)
-    return _TOPICS[name]
-
-
-def _notification_type(notification: notifications_pb2.Notification) -> str:
-    """The reference type of a notification (`connection.created`…), filled in when unset.
-
-    Every typed notification holds `notification_type`, always its reference type, and
-    the oneof field names are those types with dots as underscores
-    (`read_backfill_done` is `read.backfill.done`).
-    """
-    name = notification.WhichOneof(_PAYLOAD)
-    if name is None:
-        raise ValueError("the notification has no payload")
-    typed = getattr(notification, name)
-    if not typed.notification_type:
-        typed.notification_type = name.replace("_", ".")
-    return str(typed.notification_type)
-
-
-def new_envelope(
-    *,
-    project_id: str,
-    idempotency_key: str,
-    source: str,
-    request_id: str = "",
-    **payload: Message,
-) -> Envelope:
-    """An Envelope with its meta filled (new id, type, time now, source) and one payload,
-    passed as the keyword named like its Envelope field (`connection_error=…`)."""
-    if len(payload) != 1:
-        raise TypeError(f"pass exactly one payload keyword, got {sorted(payload) or 'none'}")
-    ((name, message),) = payload.items()
-    field = _PAYLOAD_FIELDS.get(name)
-    if field is None:
-        raise TypeError(f"{name!r} is not an Envelope payload; one of {sorted(_PAYLOAD_FIELDS)}")
-    expected = field.message_type
-    if expected is None or message.DESCRIPTOR is not expected:
-        wanted = expected.full_name if expected is not None else "message"
-        raise TypeError(f"{name} takes a {wanted}, not {message.DESCRIPTOR.full_name}")
-    if not project_id or not idempotency_key:
-        raise ValueError("project_id and idempotency_key are required on every event")
-    envelope = Envelope()
-    getattr(envelope, name).CopyFrom(message)
-    meta = envelope.meta
-    meta.id = str(uuid.uuid4())
-    if name == "notification":
-        meta.type = _notification_type(envelope.notification)
-    else:
-        meta.type = message.DESCRIPTOR.full_name
-    meta.time.FromDatetime(datetime.now(UTC))
-    meta.project_id = project_id
-    meta.idempotency_key = idempotency_key
-    meta.request_id = request_id
-    meta.source = source
-    return envelope
-
-
-def attributes_of(envelope: Envelope) -> dict[str, str]:
-    """The Pub/Sub attributes topics.proto asks publishers to copy from meta."""
-    meta = envelope.meta
-    return {"event_id": meta.id, "event_type": meta.type, "project_id": meta.project_id}
 
 
 # --- settings --------------------------------------------------------------------------
@@ -521,11 +426,3 @@ def _row(record: asyncpg.Record) -> _Row:
 
 def _backoff(attempts: int) -> float:
     return float(min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** max(0, attempts - 1)))
-
-
-def payload_names(*fields: str) -> frozenset[str]:
-    """Envelope payload field names, checked against the contract (a typo fails at import)."""
-    unknown = set(fields) - set(_PAYLOAD_FIELDS)
-    if unknown:
-        raise ValueError(f"not Envelope payloads: {sorted(unknown)}")
-    return frozenset(fields)

@@ -21,7 +21,7 @@ from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.protobuf import json_format
 
 from services.runtime.database import is_uuid
-from services.runtime.events import payload_names, payload_of
+from services.runtime.envelopes import payload_names, payload_of
 
 CONNECTION_PAYLOADS = payload_names(
     "connection_created",

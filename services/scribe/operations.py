@@ -36,7 +36,7 @@ from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.runtime.database import is_uuid
-from services.runtime.events import payload_names, payload_of
+from services.runtime.envelopes import payload_names, payload_of
 
 OPERATION_PAYLOADS = payload_names(
     "operation_created", "operation_progress", "operation_finished", "backfill_progress"
