@@ -3,10 +3,10 @@
 It sits between the runtime (the process kernel, the bus and storage) and the services:
 it may use gen/ and the runtime; every service may use it; it never imports a service.
 
-catalog               the providers catalog (providers.json): its loader and checks; the
+catalog/              the providers catalog (providers.json): its loader and checks; the
                       sandbox's stand-ins for real provider hosts (api, token-manager,
                       temporal)
-manifest              amp.yaml: parsed with line numbers into manifest.v1 messages and
+manifest/             amp.yaml: parsed with line numbers into manifest.v1 messages and
                       checked against the catalog (api, builder-mcp)
 proto_yaml            YAML to protobuf with the line and column of every value (manifest)
 routes                the api's route groups and the public services each serves (api,

@@ -1,16 +1,36 @@
-"""The shared runtime every ampmesh service uses.
+"""The shared runtime: what every ampmesh process stands on. It imports only gen/ (the
+`ampmesh` package) and libraries, never services.domain or a service (make lint checks).
 
-config        settings from AMPMESH_* environment variables, one-line errors
-tls           private CA and per-service certificates for mTLS
-server        grpc.aio server: mTLS, health, reflection, interceptors, graceful shutdown
-identity      caller identity from its certificate; per-service AccessPolicy
-interceptors  request id, access log + Prometheus metrics, authorization
-errors        INTERNAL without exception text; google.rpc.Status error details
-request_decoding  requests that are not their message (bad UTF-8, corrupt) or hold a NUL:
-              INVALID_ARGUMENT naming the field, before any handler
-unimplemented placeholder services answering UNIMPLEMENTED with a reason (after the
-              service's authentication, when it gives one)
-channels      mTLS client channels with deadlines, retries and default metadata
-metrics_http  Prometheus exposition on the metrics port
-entrypoint    run_service() and the `ampmesh-service --service NAME` command
+The process kernel
+  config            settings from AMPMESH_* environment variables, one-line errors
+  entrypoint        run_service() and the `ampmesh-service --service NAME` command
+  tls               private CA and per-service certificates for mTLS
+  server            grpc.aio server: mTLS, health, reflection, interceptors, graceful shutdown
+  identity          caller identity from its certificate; per-service AccessPolicy
+  interceptors      request id, access log + Prometheus metrics, authorization
+  _handlers         rebuilding a grpc method handler around new behaviour (interceptors)
+  request_id        one id per RPC, in a contextvar, passed on to the calls it makes
+  request_decoding  requests that are not their message (bad UTF-8, corrupt) or hold a NUL:
+                    INVALID_ARGUMENT naming the field, before any handler
+  errors            INTERNAL without exception text; google.rpc.Status error details
+  unimplemented     placeholder services answering UNIMPLEMENTED with a reason (after the
+                    service's authentication, when it gives one)
+  channels          mTLS client channels with deadlines, retries and default metadata
+  logs              structured JSON logs (structlog), stdlib logging included
+  metrics_http      Prometheus exposition on the metrics port
+  mcp_http          MCP tools over streamable HTTP beside the gRPC server
+  mcp_service       running an MCP service (api channel, tools, health)
+
+Storage
+  database          asyncpg pools and the alembic migrations' entry point
+  migrations/       the PostgreSQL schema, as alembic revisions
+  secretbox         AES-256-GCM sealing with a rotating keyring (what is sealed, and how
+                    it is laid out, is services.domain's: client_secrets,
+                    destination_secrets)
+
+The event bus
+  envelopes         Envelopes built and read one way; a payload's topic from the contract
+  events            publishing: the transactional outbox and its relay; the publisher
+  subscriber        consuming: pull a batch, handle, ack or nack
+  pubsub_topology   topics and subscriptions as topics.proto declares them
 """
