@@ -17,405 +17,59 @@ the group has exactly one such connection; PATCH `connectionId` switches to anot
 Responses show the connection as GET .../connections/{id} does, without credentials.
 `skipSampling` is accepted and has nothing to skip: installing reads no sample (the reads
 of issue #6 start a backfill or a schedule, never a sample).
+
+This module is the servicer: auth, loading and locking rows, transactions, reads that
+follow a saved config. What it decides without I/O lives beside it: config_checks.py
+(content against the revision), update_masks.py (what each update mask changes),
+config_patch.py (JSON Patch of one object's config); installation_rows.py reads and shows
+an installation's row and saves configs.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import grpc
-from ampmesh.manifest.v1 import config_pb2, manifest_pb2
+from ampmesh.manifest.v1 import config_pb2
 from ampmesh.platform.v1 import (
-    connections_pb2,
     installations_pb2,
     installations_pb2_grpc,
 )
-from google.protobuf import empty_pb2, json_format, struct_pb2
+from google.protobuf import empty_pb2, json_format
 
 from services.api.auth import Principal, ProjectRow, is_uuid
 from services.api.common import (
     abort_conflict,
     abort_invalid,
     abort_missing,
-    timestamp,
-    with_times,
 )
 from services.api.context import ApiContext
-from services.api.platform import connections, integrations
-from services.api.reads import InstallationFacts, ReadsUnavailable, abort_reads_unavailable
-from services.api.stored import INSTALLATION_KIND, config_content
-from services.domain.manifest import (
-    MAPPED_NAME_RULE,
-    NAME_RULE,
-    READ_SCHEDULE_MIN_MINUTES,
-    backfill_problems,
-    is_field_name,
-    is_mapped_name,
-    schedule_problem,
-    suggestion,
+from services.api.platform import integrations
+from services.api.platform.config_checks import SECTIONS, ContentChecker
+from services.api.platform.config_patch import PatchError, apply_changes
+from services.api.platform.installation_rows import (
+    INSTALLATION_SELECT,
+    content_message,
+    save_config,
+    to_message,
 )
+from services.api.platform.update_masks import (
+    CONNECTION_AT,
+    Update,
+    apply_masks,
+    mask_problems,
+)
+from services.api.reads import InstallationFacts, ReadsUnavailable, abort_reads_unavailable
+from services.api.stored import INSTALLATION_KIND
 from services.runtime.errors import abort_not_found
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
 KIND = INSTALLATION_KIND
 CREATE_AUTHOR = "api:create-installation"
-UPDATE_AUTHOR = "api:update-installation"
 PATCH_AUTHOR = "api:patch-config-content"
-SECTIONS = ("read", "write", "subscribe")
-_CONTENT = "config.content."
-# The update masks the reference allows; "<section>.objects.<name>" takes any object name.
-FIXED_MASKS = (
-    "connectionId",
-    "config.createdBy",
-    "config.content.write.objects",
-    "config.content.subscribe.objects",
-    "config.content.proxy.enabled",
-)
-OBJECT_MASKS = tuple(f"{_CONTENT}{s}.objects." for s in SECTIONS)
-ALLOWED_MASKS = (*FIXED_MASKS, *(f"{m}<objectName>" for m in OBJECT_MASKS))
-# The connections columns an installation's response shows, selected as cn_<name>
-# by _SELECT.
-_CONNECTION_COLUMNS = (
-    "id",
-    "project_id",
-    "provider",
-    "provider_app_id",
-    "group_ref",
-    "group_name",
-    "consumer_ref",
-    "consumer_name",
-    "provider_workspace_ref",
-    "provider_metadata",
-    "auth_scheme",
-    "status",
-    "created_at",
-    "updated_at",
-)
-_SELECT = """
-    SELECT i.*, c.id AS config_id, c.revision_id, c.created_by AS config_created_by,
-           c.content, c.created_at AS config_created_at,
-           cn.id AS cn_id, cn.project_id AS cn_project_id, cn.provider AS cn_provider,
-           cn.provider_app_id AS cn_provider_app_id, cn.group_ref AS cn_group_ref,
-           cn.group_name AS cn_group_name, cn.consumer_ref AS cn_consumer_ref,
-           cn.consumer_name AS cn_consumer_name,
-           cn.provider_workspace_ref AS cn_provider_workspace_ref,
-           cn.provider_metadata AS cn_provider_metadata, cn.auth_scheme AS cn_auth_scheme,
-           cn.status AS cn_status, cn.created_at AS cn_created_at,
-           cn.updated_at AS cn_updated_at
-    FROM installations i
-    LEFT JOIN LATERAL (
-        SELECT id, revision_id, created_by, content, created_at FROM configs
-        WHERE installation_id = i.id ORDER BY created_at DESC, id DESC LIMIT 1
-    ) c ON true
-    LEFT JOIN connections cn ON cn.id = i.connection_id
-"""
-
-
-content_message = config_content
-
-
-def content_json(content: config_pb2.ConfigContent) -> str:
-    return json.dumps(json_format.MessageToDict(content), sort_keys=True)
-
-
-def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
-    installation = installations_pb2.Installation(
-        id=str(row["id"]),
-        project_id=str(row["project_id"]),
-        integration_id=str(row["integration_id"]),
-        group=connections_pb2.Group(
-            group_ref=row["group_ref"],
-            group_name=row["group_name"] or row["group_ref"],
-            project_id=str(row["project_id"]),
-            create_time=timestamp(row["created_at"]),
-        ),
-        health_status=row["health_status"],
-        created_by=row["created_by"],
-    )
-    with_times(installation, row["created_at"], row["updated_at"])
-    # Left out until an operation has run (the reference allows only its three values).
-    if row["last_operation_status"]:
-        installation.last_operation_status = row["last_operation_status"]
-    if row["cn_id"] is not None:  # None too when the connection was deleted since
-        installation.connection.CopyFrom(
-            connections.to_message({name: row[f"cn_{name}"] for name in _CONNECTION_COLUMNS})
-        )
-    if row["config_id"] is not None:
-        installation.config.CopyFrom(
-            config_pb2.Config(
-                id=str(row["config_id"]),
-                revision_id=str(row["revision_id"]),
-                create_time=timestamp(row["config_created_at"]),
-                created_by=row["config_created_by"],
-                content=content_message(row["content"]),
-            )
-        )
-    return installation
-
-
-# --- config content against a revision -------------------------------------------------
-
-
-@dataclass
-class ContentChecker:
-    """Problems of a ConfigContent (or of the parts of it named) against the integration's
-    latest revision, keyed by REST field names under `at`."""
-
-    revision: manifest_pb2.Integration
-    destinations: Collection[str]
-    at: str
-    problems: dict[str, str]
-
-    def declared(self, section: str) -> set[str]:
-        owner = getattr(self.revision, section)
-        return {o.object_name for o in owner.objects}
-
-    def check_provider(self, content: config_pb2.ConfigContent) -> None:
-        if content.provider and content.provider != self.revision.provider:
-            self.problems[f"{self.at}provider"] = (
-                f"is {content.provider!r} but the integration's provider is "
-                f"{self.revision.provider!r}"
-            )
-
-    def check_proxy(self, content: config_pb2.ConfigContent) -> None:
-        if content.proxy.enabled and not self.revision.proxy.enabled:
-            self.problems[f"{self.at}proxy.enabled"] = (
-                "the integration does not enable proxy; add proxy.enabled to its manifest"
-            )
-
-    def check_object(self, section: str, key: str, value: Any) -> None:
-        at = f"{self.at}{section}.objects.{key}"
-        declared = self.declared(section)
-        if key not in declared:
-            known = ", ".join(sorted(declared)) or "none"
-            self.problems[at] = (
-                f"the integration's latest revision declares no {section} object {key!r}"
-                f"{suggestion(key, declared)} (declared: {known})"
-            )
-            return
-        if value.object_name != key:
-            self.problems[f"{at}.objectName"] = (
-                f"is required and must be the object's key {key!r}"
-                if not value.object_name
-                else f"is {value.object_name!r} but the object's key is {key!r}"
-            )
-        getattr(self, f"_check_{section}")(at, value)
-
-    def check_section(self, content: config_pb2.ConfigContent, section: str) -> None:
-        for key, value in getattr(content, section).objects.items():
-            self.check_object(section, key, value)
-
-    def check_all(self, content: config_pb2.ConfigContent) -> None:
-        self.check_provider(content)
-        for section in SECTIONS:
-            self.check_section(content, section)
-        self.check_proxy(content)
-
-    def _destination(self, at: str, name: str, *, required: bool) -> None:
-        if not name:
-            if required:
-                self.problems[at] = "is required: the name of a destination of the project"
-        elif name not in self.destinations:
-            self.problems[at] = (
-                f"the project has no destination named {name!r}"
-                f"{suggestion(name, self.destinations)}"
-            )
-
-    def _field_names(self, at: str, names: Iterable[str]) -> None:
-        bad = [n for n in names if not is_field_name(n)]
-        if bad:
-            self.problems[at] = f"{', '.join(map(repr, bad))}: field names {NAME_RULE}"
-
-    def _filters(self, at: str, filters: Iterable[config_pb2.ReadFilter]) -> None:
-        seen: set[str] = set()
-        for index, condition in enumerate(filters):
-            here = f"{at}[{index}]"
-            if not is_field_name(condition.field_name):
-                self.problems[f"{here}.fieldName"] = f"is required; field names {NAME_RULE}"
-            elif condition.field_name in seen:
-                self.problems[f"{here}.fieldName"] = (
-                    f"{condition.field_name!r} already has a condition (at most one per field)"
-                )
-            seen.add(condition.field_name)
-            if condition.operator != "eq":
-                self.problems[f"{here}.operator"] = f"must be 'eq' (found {condition.operator!r})"
-            kind = condition.value.WhichOneof("kind")
-            if kind not in ("string_value", "bool_value", "number_value"):
-                self.problems[f"{here}.value"] = "must be a string, a boolean or a number"
-
-    def _check_read(self, at: str, read: config_pb2.ReadConfigObject) -> None:
-        if read.schedule:
-            why = schedule_problem(read.schedule, READ_SCHEDULE_MIN_MINUTES)
-            if why:
-                self.problems[f"{at}.schedule"] = why
-        self._destination(f"{at}.destination", read.destination, required=False)
-        self._field_names(f"{at}.selectedFields", read.selected_fields)
-        bad_names = [n for n in read.selected_field_mappings if not is_mapped_name(n)]
-        if bad_names:
-            self.problems[f"{at}.selectedFieldMappings"] = (
-                f"{', '.join(map(repr, bad_names))}: names {MAPPED_NAME_RULE}"
-            )
-        self._field_names(f"{at}.selectedFieldMappings", read.selected_field_mappings.values())
-        for field, mapping in read.selected_value_mappings.items():
-            if any(v.WhichOneof("kind") != "string_value" for v in mapping.fields.values()):
-                self.problems[f"{at}.selectedValueMappings.{field}"] = (
-                    "must map each value to a string"
-                )
-        if read.selected_fields_auto not in ("", "all"):
-            self.problems[f"{at}.selectedFieldsAuto"] = (
-                f"must be 'all' or left out (found {read.selected_fields_auto!r})"
-            )
-        if read.HasField("backfill"):
-            if not read.backfill.HasField("default_period"):
-                self.problems[f"{at}.backfill.defaultPeriod"] = (
-                    "is required: days (0 or more) or fullHistory: true"
-                )
-            else:
-                for below, why in backfill_problems(read.backfill.default_period).items():
-                    self.problems[
-                        f"{at}.backfill.defaultPeriod" + (f".{below}" if below else "")
-                    ] = why
-            self._filters(f"{at}.backfill.fieldFilters", read.backfill.field_filters)
-        self._filters(f"{at}.fieldFilters", read.field_filters)
-
-    def _check_write(self, at: str, write: config_pb2.WriteConfigObject) -> None:
-        if write.HasField("deletion_settings") and not write.deletion_settings.HasField("enabled"):
-            self.problems[f"{at}.deletionSettings.enabled"] = "is required: true or false"
-        for field, setting in write.selected_field_settings.items():
-            here = f"{at}.selectedFieldSettings.{field}"
-            if not is_field_name(field):
-                self.problems[here] = f"field names {NAME_RULE}"
-            if setting.write_on_create not in ("", "always", "never"):
-                self.problems[f"{here}.writeOnCreate"] = (
-                    f"must be 'always' or 'never' (found {setting.write_on_create!r})"
-                )
-            if setting.write_on_update not in ("", "always", "never", "ifEmpty"):
-                self.problems[f"{here}.writeOnUpdate"] = (
-                    f"must be 'always', 'never' or 'ifEmpty' (found {setting.write_on_update!r})"
-                )
-            if setting.HasField("default") and setting.default.WhichOneof("value") is None:
-                self.problems[f"{here}.default"] = (
-                    "must set one of stringValue, integerValue and booleanValue"
-                )
-        for field, default in write.selected_value_defaults.items():
-            if not _legacy_default_ok(default):
-                self.problems[f"{at}.selectedValueDefaults.{field}"] = (
-                    "must be a string, or {value: string|integer|boolean, "
-                    "applyOnUpdate: 'always'|'never'}"
-                )
-
-    def _check_subscribe(self, at: str, sub: config_pb2.SubscribeConfigObject) -> None:
-        self._destination(f"{at}.destination", sub.destination, required=True)
-        if not sub.HasField("inherit_fields_and_mappings"):
-            self.problems[f"{at}.inheritFieldsAndMappings"] = "is required: true or false"
-        for event in ("create_event", "update_event", "delete_event"):
-            if sub.HasField(event) and getattr(sub, event).enabled not in ("always", "never"):
-                name = event.split("_")[0] + "Event"
-                self.problems[f"{at}.{name}.enabled"] = (
-                    f"must be 'always' or 'never' (found {getattr(sub, event).enabled!r})"
-                )
-        update = sub.update_event
-        if update.watch_fields_auto not in ("", "all"):
-            self.problems[f"{at}.updateEvent.watchFieldsAuto"] = (
-                f"must be 'all' or left out (found {update.watch_fields_auto!r})"
-            )
-        self._field_names(f"{at}.updateEvent.requiredWatchFields", update.required_watch_fields)
-        if sub.provider_options.quota_optimization.enabled and (
-            not update.required_watch_fields or update.watch_fields_auto == "all"
-        ):
-            self.problems[f"{at}.providerOptions.quotaOptimization.enabled"] = (
-                "needs updateEvent.requiredWatchFields and excludes watchFieldsAuto 'all'"
-            )
-
-
-def _legacy_default_ok(value: struct_pb2.Value) -> bool:
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return True
-    if kind != "struct_value":
-        return False
-    fields = value.struct_value.fields
-    inner = fields.get("value")
-    apply = fields.get("applyOnUpdate")
-    if set(fields) - {"value", "applyOnUpdate"} or inner is None:
-        return False
-    if inner.WhichOneof("kind") not in ("string_value", "number_value", "bool_value"):
-        return False
-    return apply is None or apply.string_value in ("always", "never")
-
-
-# --- JSON Patch (RFC 6902: add, remove, replace) -----------------------------------------
-
-
-class PatchError(ValueError):
-    pass
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise PatchError(f"{path!r} is not a JSON Pointer (it must start with '/')")
-    return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
-
-
-def _index(container: list[Any], step: str, *, allow_end: bool) -> int:
-    if allow_end and step == "-":
-        return len(container)
-    if not step.isdigit() or (step != "0" and step.startswith("0")):
-        raise PatchError(f"{step!r} is not an array index")
-    index = int(step)
-    if index > len(container) or (index == len(container) and not allow_end):
-        raise PatchError(f"index {index} is out of range")
-    return index
-
-
-def apply_json_patch(document: Any, operations: Iterable[tuple[str, str, Any]]) -> Any:
-    """document with the operations (op, path, value) applied in order; PatchError
-    naming the first that cannot be."""
-    for op, path, value in operations:
-        tokens = _pointer(path)
-        if op not in ("add", "remove", "replace"):
-            raise PatchError(f"op must be add, remove or replace (found {op!r})")
-        if not tokens:
-            if op == "remove":
-                raise PatchError("the whole document cannot be removed")
-            document = value
-            continue
-        parent = document
-        for token in tokens[:-1]:
-            if isinstance(parent, dict) and token in parent:
-                parent = parent[token]
-            elif isinstance(parent, list):
-                parent = parent[_index(parent, token, allow_end=False)]
-            else:
-                raise PatchError(f"{path!r}: {token!r} does not exist")
-        last = tokens[-1]
-        if isinstance(parent, dict):
-            if op != "add" and last not in parent:
-                raise PatchError(f"{path!r} does not exist")
-            if op == "remove":
-                del parent[last]
-            else:
-                parent[last] = value
-        elif isinstance(parent, list):
-            index = _index(parent, last, allow_end=op == "add")
-            if op == "add":
-                parent.insert(index, value)
-            elif op == "remove":
-                del parent[index]
-            else:
-                parent[index] = value
-        else:
-            raise PatchError(f"{path!r}: the parent is not an object or an array")
-    return document
-
 
 # --- the service ---------------------------------------------------------------------------
 
@@ -446,7 +100,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         if is_uuid(installation_id):
             lock = " FOR UPDATE OF i" if for_update else ""
             row = await conn.fetchrow(
-                f"{_SELECT} WHERE i.integration_id = $1 AND i.id = $2{lock}",
+                f"{INSTALLATION_SELECT} WHERE i.integration_id = $1 AND i.id = $2{lock}",
                 integration["id"],
                 uuid.UUID(installation_id),
             )
@@ -478,8 +132,8 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             context, principal, request.group_ref if request.HasField("group_ref") else None
         )
         rows = await self.ctx.pool.fetch(
-            f"{_SELECT} WHERE i.integration_id = $1 AND ($2::text IS NULL OR i.group_ref = $2) "
-            "ORDER BY i.created_at, i.id",
+            f"{INSTALLATION_SELECT} WHERE i.integration_id = $1 "
+            "AND ($2::text IS NULL OR i.group_ref = $2) ORDER BY i.created_at, i.id",
             integration["id"],
             group,
         )
@@ -497,8 +151,8 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             context, principal, request.group_ref if request.HasField("group_ref") else None
         )
         rows = await self.ctx.pool.fetch(
-            f"{_SELECT} WHERE i.project_id = $1 AND ($2::text IS NULL OR i.group_ref = $2) "
-            "ORDER BY i.created_at, i.id",
+            f"{INSTALLATION_SELECT} WHERE i.project_id = $1 "
+            "AND ($2::text IS NULL OR i.group_ref = $2) ORDER BY i.created_at, i.id",
             uuid.UUID(project.id),
             group,
         )
@@ -640,7 +294,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                     created_by,
                     connection_id,
                 )
-                await self._save_config(
+                await save_config(
                     conn, installation_id, integration["revision_id"], created_by, content
                 )
                 await self._reads_follow(
@@ -664,75 +318,48 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
     ) -> installations_pb2.Installation:
         principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         integration = await self._integration(context, project, request.integration_id)
-        masks = await self._check_masks(context, request.update.update_mask)
-        patch = request.update.installation
+        masks = tuple(request.update.update_mask)
+        if problems := mask_problems(masks):
+            await abort_invalid(context, problems)
+        given = request.update.installation
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             row = await self._installation(
                 context, conn, principal, integration, request.installation_id, for_update=True
             )
-            content = (
-                content_message(row["content"]) if row["content"] else config_pb2.ConfigContent()
-            )
-            problems: dict[str, str] = {}
-            created_by = UPDATE_AUTHOR
-            config_changed = False
+            # The connection named is looked up first, so that the masks' functions do
+            # no I/O; what it finds goes where the connectionId mask puts it.
+            connection: uuid.UUID | str | None = None
+            if "connectionId" in masks and given.connection_id:
+                found: dict[str, str] = {}
+                connection = await self._named_connection(
+                    context,
+                    project,
+                    integration,
+                    row["group_ref"],
+                    given.connection_id,
+                    CONNECTION_AT,
+                    found,
+                )
+                connection = connection or found[CONNECTION_AT]
             revision = integrations.content_message(integration["content"])
             destinations = await integrations.destination_names(conn, project.id)
-            checker = ContentChecker(
-                revision, destinations, "body.installation.config.content.", problems
+            update = Update(
+                given=given,
+                content=(
+                    content_message(row["content"])
+                    if row["content"]
+                    else config_pb2.ConfigContent()
+                ),
+                checker=ContentChecker(
+                    revision, destinations, "body.installation.config.content.", {}
+                ),
+                connection=connection,
             )
-            given = patch.config.content
-            connection_id: uuid.UUID | None = None
-            for mask in masks:
-                if mask == "connectionId":
-                    if not patch.connection_id:
-                        problems["body.installation.connectionId"] = (
-                            "is required by the mask: the connection to use"
-                        )
-                    else:
-                        connection_id = await self._named_connection(
-                            context,
-                            project,
-                            integration,
-                            row["group_ref"],
-                            patch.connection_id,
-                            "body.installation.connectionId",
-                            problems,
-                        )
-                    continue
-                config_changed = True
-                if mask == "config.createdBy":
-                    if not patch.config.created_by:
-                        problems["body.installation.config.createdBy"] = "is required by the mask"
-                    created_by = patch.config.created_by
-                elif mask == "config.content.proxy.enabled":
-                    if not given.proxy.HasField("enabled"):
-                        problems["body.installation.config.content.proxy.enabled"] = (
-                            "is required by the mask: true or false"
-                        )
-                    content.proxy.enabled = given.proxy.enabled
-                    checker.check_proxy(content)
-                elif mask in (f"{_CONTENT}write.objects", f"{_CONTENT}subscribe.objects"):
-                    section = mask.split(".")[2]
-                    if not given.HasField(section):
-                        problems[f"body.installation.{mask}"] = (
-                            "is required by the mask (an empty map removes every object)"
-                        )
-                    getattr(content, section).CopyFrom(getattr(given, section))
-                    checker.check_section(content, section)
-                else:
-                    section, _, name = mask[len(_CONTENT) :].partition(".objects.")
-                    objects = getattr(given, section).objects
-                    if name not in objects:
-                        problems[f"body.installation.{mask}"] = (
-                            f"is required by the mask: installation.config.content.{section}."
-                            f"objects holds no {name!r}"
-                        )
-                        continue
-                    getattr(content, section).objects[name].CopyFrom(objects[name])
-                    checker.check_object(section, name, objects[name])
-            if problems:
-                await abort_invalid(context, problems)
+            apply_masks(update, masks)
+            content, connection_id = update.content, update.connection_id
+            config_changed, created_by = update.config_changed, update.created_by
+            if update.problems:
+                await abort_invalid(context, update.problems)
             if connection_id is not None:
                 await conn.execute(
                     "UPDATE installations SET connection_id = $2, updated_at = clock_timestamp() "
@@ -741,9 +368,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                     connection_id,
                 )
             if config_changed:
-                await self._save_config(
-                    conn, row["id"], integration["revision_id"], created_by, content
-                )
+                await save_config(conn, row["id"], integration["revision_id"], created_by, content)
             if config_changed or connection_id is not None:
                 await self._reads_follow(
                     context,
@@ -829,7 +454,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 for c in request.changes
             ]
             try:
-                patched = apply_json_patch(current, operations)
+                patched = apply_changes(current, operations)
                 objects[name] = patched
                 content = json_format.ParseDict(stored, config_pb2.ConfigContent())
             except PatchError as error:
@@ -850,9 +475,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 await abort_invalid(
                     context, {"body.changes": f"the patched config is not valid: {listed}"}
                 )
-            await self._save_config(
-                conn, row["id"], integration["revision_id"], PATCH_AUTHOR, content
-            )
+            await save_config(conn, row["id"], integration["revision_id"], PATCH_AUTHOR, content)
             await self._reads_follow(
                 context, conn, project, integration, row["id"], row["connection_id"], content
             )
@@ -860,29 +483,6 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         return to_message(row)
 
     # --- helpers ---------------------------------------------------------------------
-
-    @staticmethod
-    async def _check_masks(context: Any, update_mask: Iterable[str]) -> tuple[str, ...]:
-        masks = tuple(update_mask)
-        if not masks:
-            await abort_invalid(
-                context, {"body.updateMask": f"is required: a list of {', '.join(ALLOWED_MASKS)}"}
-            )
-        unknown = [
-            m
-            for m in masks
-            if m not in FIXED_MASKS
-            and not any(m.startswith(p) and len(m) > len(p) for p in OBJECT_MASKS)
-        ]
-        if unknown:
-            await abort_invalid(
-                context,
-                {
-                    "body.updateMask": f"{', '.join(unknown)} cannot be updated (allowed: "
-                    f"{', '.join(ALLOWED_MASKS)})"
-                },
-            )
-        return masks
 
     async def _reads_follow(
         self,
@@ -913,29 +513,6 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             )
         except ReadsUnavailable as error:
             await abort_reads_unavailable(context, error)
-
-    @staticmethod
-    async def _save_config(
-        conn: asyncpg.Connection,
-        installation_id: uuid.UUID,
-        revision_id: uuid.UUID,
-        created_by: str,
-        content: config_pb2.ConfigContent,
-    ) -> None:
-        # clock_timestamp, not now(): the newest config is the one with the latest time,
-        # even when one transaction saves two.
-        await conn.execute(
-            "INSERT INTO configs (installation_id, revision_id, created_by, content, created_at) "
-            "VALUES ($1, $2, $3, $4::jsonb, clock_timestamp())",
-            installation_id,
-            revision_id,
-            created_by,
-            content_json(content),
-        )
-        await conn.execute(
-            "UPDATE installations SET updated_at = clock_timestamp() WHERE id = $1",
-            installation_id,
-        )
 
 
 def service(ctx: ApiContext) -> Service:
