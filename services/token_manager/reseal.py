@@ -22,6 +22,7 @@ import redis.exceptions
 
 from services.runtime.config import ConfigError, load_settings
 from services.runtime.secretbox import Sealed, SecretBox, SecretBoxError
+from services.token_manager.settings import TokenManagerSettings
 from services.token_manager.store import associated_data, redis_key
 
 BATCH = 100
@@ -63,9 +64,6 @@ async def reseal(
 
 
 async def _main() -> int:
-    # Imported here: the settings class lives with the service's entry point.
-    from services.token_manager.__main__ import TokenManagerSettings
-
     try:
         settings = load_settings(TokenManagerSettings, service_name="token-manager")
         box = SecretBox.from_spec(settings.secret_keys.get_secret_value())
