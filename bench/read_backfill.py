@@ -2,7 +2,7 @@
 
 Everything runs on the real local mesh with the provider sandbox (a temporary home,
 stopped at the end). The sandbox holds --records HubSpot contacts. Two ways to move them
-all to the same local webhook receiver (tests/e2e/webhooks.py: a real HTTP server that
+all to the same local webhook receiver (tests/support/webhooks.py: a real HTTP server that
 checks every delivery's signature with the svix library and counts record ids):
 
 1. Raw: a plain loop, no platform. It pages through the sandbox's list API (limit 100,
@@ -54,9 +54,9 @@ from ampmesh.sandbox.v1 import sandbox_pb2_grpc
 from bench._load import make_home, spread
 from services.launcher.mesh import MeshOptions, running_mesh
 from services.runtime.channels import mesh_channel
-from tests.conftest import Stack
 from tests.e2e.reads_world import CONTACT_FIELDS, make_world, provider_ids, sandbox_token, seed
-from tests.e2e.webhooks import Receiver, serve
+from tests.support.stack import Stack
+from tests.support.webhooks import HOOK, Receiver, serve
 
 SERVICES = ("api", "temporal-worker", "messenger", "scribe")
 PATIENCE = 600.0
@@ -113,7 +113,7 @@ async def raw_loop(
                     return await got.read()
 
             async def post(body: bytes, headers: dict[str, str]) -> None:
-                async with http.post(receiver.url, data=body, headers=headers) as sent:
+                async with http.post(receiver.url(), data=body, headers=headers) as sent:
                     sent.raise_for_status()
 
             return await _plain_loop(object_name, secret, fetch, post)
@@ -125,7 +125,7 @@ async def raw_loop(
             return got.content
 
         async def post_x(body: bytes, headers: dict[str, str]) -> None:
-            sent = await client_.post(receiver.url, content=body, headers=headers)
+            sent = await client_.post(receiver.url(), content=body, headers=headers)
             sent.raise_for_status()
 
         return await _plain_loop(object_name, secret, fetch_x, post_x)
@@ -189,7 +189,7 @@ async def run(records: int, rounds: int) -> int:
             channel = mesh_channel(
                 stack.endpoints["sandbox"], stack.credentials("tests"), server_identity="sandbox"
             )
-            async with channel, serve(Receiver()) as receiver:
+            async with channel, serve(Receiver(keep_requests=False)) as receiver:
                 sandbox = sandbox_pb2_grpc.SandboxControlServiceStub(channel)
                 raw_rates: list[float] = []
                 httpx_rates: list[float] = []
@@ -200,11 +200,11 @@ async def run(records: int, rounds: int) -> int:
                 for index in range(rounds):
                     object_name = f"contacts_{index}_{uuid.uuid4().hex[:6]}"
                     world = await make_world(
-                        stack, receiver.url, object_name, fields=CONTACT_FIELDS
+                        stack, receiver.url(), object_name, fields=CONTACT_FIELDS
                     )
                     await seed(sandbox, object_name, records)
                     ids = await provider_ids(stack, object_name)
-                    receiver.secret = world.signing_key
+                    receiver.secrets[HOOK] = world.signing_key
                     for client, rates in (("aiohttp", raw_rates), ("httpx", httpx_rates)):
                         receiver.received = type(receiver.received)()
                         seconds = await raw_loop(

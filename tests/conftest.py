@@ -6,13 +6,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from services.launcher.mesh import Mesh, MeshOptions, running_mesh
+from services.launcher.mesh import MeshOptions, running_mesh
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
+from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="session")
@@ -24,32 +24,6 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def creds_for(cert_dir: Path) -> Callable[[str], ServiceCredentials]:
     """Credentials for an identity, issued by the session's CA."""
     return lambda identity: ensure_service_credentials(cert_dir, identity)
-
-
-@dataclass
-class Stack:
-    """The whole mesh, as `ampmesh up` runs it, for the test session."""
-
-    mesh: Mesh
-    endpoints: dict[str, str]
-
-    @property
-    def home(self) -> Path:
-        return self.mesh.home
-
-    @property
-    def admin_api_key(self) -> str:
-        """The org admin key `ampmesh up` made: it may create projects and their keys."""
-        assert self.mesh.admin is not None
-        return self.mesh.admin.api_key
-
-    @property
-    def org_id(self) -> str:
-        assert self.mesh.admin is not None
-        return self.mesh.admin.org_id
-
-    def credentials(self, identity: str) -> ServiceCredentials:
-        return self.mesh.credentials(identity)
 
 
 @pytest.fixture(scope="session")

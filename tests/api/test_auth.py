@@ -27,7 +27,7 @@ from services.api.auth import (
 )
 from services.api.platform.api_keys import _prefix_of
 from services.api.platform.jwt_keys import KeyRefused, normalized_public_key
-from tests.e2e.control_plane import b64url, customer_claims, new_rsa_key, sign_jwt, spki_pem
+from tests.support.control_plane import b64url, customer_claims, new_rsa_key, sign_jwt, spki_pem
 
 KID = "0b6f7f2e-3c57-4b39-9a51-0c0a8a6c1d2e"
 

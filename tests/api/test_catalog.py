@@ -26,7 +26,7 @@ from services.runtime.errors import status_from_error, unpack_details
 from services.runtime.identity import AccessPolicy
 from services.runtime.server import MeshServer
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
-from tests.runtime.probe import dial, serving
+from tests.support.probe import dial, serving
 
 Catalog = dict[str, providers_pb2.ProviderInfo]
 

@@ -16,7 +16,7 @@ from services.api.manifest_parsing import (
 )
 from services.domain.catalog import load_catalog
 from services.domain.manifest import MANIFEST_LIMITS, ManifestError, load_manifest
-from tests.api.test_manifest_parse import GOOD
+from tests.support.manifests import GOOD
 
 
 def _issue(text: str) -> str:

@@ -2,62 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from services.domain.manifest import ManifestError, parse_manifest
-
-GOOD = textwrap.dedent(
-    """\
-    specVersion: 1.0.0
-    integrations:
-      - name: crm-sync
-        displayName: CRM sync
-        provider: hubspot
-        module: crm
-        proxy:
-          enabled: true
-        read:
-          objects:
-            - objectName: companies
-              mapToName: company
-              destination: crmWebhook
-              schedule: "*/30 * * * *"
-              backfill:
-                defaultPeriod:
-                  days: 90
-              requiredFields:
-                - fieldName: name
-                  mapToName: company_name
-                - mapToName: tier
-                  mapToDisplayName: Customer tier
-                  prompt: Which field stores the account tier?
-                - fieldName: $['address']['city']
-              optionalFieldsAuto: all
-        write:
-          objects:
-            - objectName: companies
-              inheritMapping: true
-        subscribe:
-          objects:
-            - objectName: companies
-              destination: crmWebhook
-              inheritFieldsAndMapping: true
-              updateEvent:
-                enabled: always
-                requiredWatchFields: [company_name, tier]
-      - name: accounts
-        provider: salesforce
-        read:
-          objects:
-            - objectName: account
-              destination: accountWebhook
-              backfill:
-                defaultPeriod:
-                  fullHistory: true
-    """
-)
+from tests.support.manifests import GOOD
 
 
 def test_a_reference_style_manifest_parses_into_typed_messages() -> None:

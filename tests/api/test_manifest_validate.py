@@ -17,7 +17,7 @@ from services.domain.manifest import (
     validate_integration,
     validate_manifest,
 )
-from tests.e2e.control_plane import line_of
+from tests.support.control_plane import line_of
 
 CATALOG = load_catalog()
 DESTINATIONS = {"crmWebhook", "accountWebhook", "schemaWatch"}

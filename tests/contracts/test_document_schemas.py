@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
-from tests.contracts.reference import example_instance, load, one_per_oneof, reference_dir
+from tests.support.reference import example_instance, load, one_per_oneof, reference_dir
 
 CASES = [
     ("manifest/manifest.yaml", "Manifest", manifest_pb2.Manifest),

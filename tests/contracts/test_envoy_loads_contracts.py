@@ -13,7 +13,7 @@ from pathlib import Path
 
 from services.launcher.edge import ENVOY, Edge
 from services.launcher.ports import PortBook
-from tests.contracts.bindings import bindings
+from tests.support.bindings import bindings
 
 
 def test_envoy_transcoder_loads_every_public_service(tmp_path: Path) -> None:

@@ -16,13 +16,13 @@ from typing import Any
 
 from google.protobuf import descriptor, json_format
 
-from tests.contracts.bindings import (
+from tests.support.bindings import (
     Binding,
     bindings,
     message_class,
     public_methods_without_binding,
 )
-from tests.contracts.reference import (
+from tests.support.reference import (
     REPO,
     Operation,
     SchemaResolver,

@@ -1,7 +1,7 @@
 """Does a response of ours have the shape the reference documents for it?
 
 `check(response, "GET", "/projects/{projectIdOrName}")` finds the reference operation
-(tests/contracts/reference.py reads the reference OpenAPI documents in place), takes the
+(tests/support/reference.py reads the reference OpenAPI documents in place), takes the
 schema it documents for the response's status code and content type, and validates the
 body with openapi-schema-validator (the OAS 3.0 or 3.1 dialect, per the document's
 `openapi` version), following `$ref`s within and across the reference documents through a
@@ -28,7 +28,7 @@ from referencing import Registry, Resource, Specification
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT4, DRAFT202012
 
-from tests.contracts.reference import Operation, load, normalize_path, operations
+from tests.support.reference import Operation, load, normalize_path, operations
 
 # A validation message can quote a whole instance; a line of the report needs less.
 _MESSAGE_LIMIT = 240

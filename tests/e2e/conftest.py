@@ -1,15 +1,17 @@
-"""REST clients of the session's stack that many end-to-end modules use (the helpers they
-share are in control_plane.py)."""
+"""REST clients of the session's stack, and a control client of its provider sandbox, that
+many end-to-end modules use (the helpers they share are in tests/support/)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import admin_client, client
+from tests.support.control_plane import admin_client, client
+from tests.support.sandbox import controlling
+from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="module")
@@ -24,3 +26,10 @@ async def anonymous(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """The API's root, without credentials (each request sends its own)."""
     async with client(stack) as http:
         yield http
+
+
+@pytest.fixture
+async def sandbox(stack: Stack) -> AsyncIterator[Any]:
+    """The stack's sandbox control service; faults a test injected are cleared after it."""
+    async with controlling(stack) as control:
+        yield control

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import admin_client, create_project
+from tests.support.control_plane import admin_client, create_project
+from tests.support.stack import Stack
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 USERNAME, PASSWORD = "sandbox-user", "sandbox-password"

@@ -16,8 +16,7 @@ import httpx
 import pytest
 from ampmesh.platform.v1 import api_keys_pb2, api_keys_pb2_grpc
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     as_key,
     create_api_key,
     create_project,
@@ -27,6 +26,7 @@ from tests.e2e.control_plane import (
     problem,
     unique,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

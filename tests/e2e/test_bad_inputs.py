@@ -23,8 +23,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import connect_group
+from tests.support.control_plane import connect_group
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     admin_client,
     as_key,
     client,
@@ -24,6 +23,7 @@ from tests.e2e.control_plane import (
     listed,
     problem,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

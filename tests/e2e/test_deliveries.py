@@ -19,8 +19,7 @@ import pytest
 from services.domain.read_bodies import page_body
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.runtime.events import attributes_of, publisher_client, topic_id_of
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     as_key,
     client,
     create_api_key,
@@ -30,8 +29,9 @@ from tests.e2e.control_plane import (
     problem,
     unique,
 )
-from tests.messenger.helpers import page_envelope
-from tests.messenger.receiver import Answer, Receiver, receiving
+from tests.support.messenger import page_envelope
+from tests.support.stack import Stack
+from tests.support.webhooks import Answer, Receiver, receiving
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     HOOK,
     admin_client,
     create_project,
@@ -23,6 +22,7 @@ from tests.e2e.control_plane import (
     problem,
     unique,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

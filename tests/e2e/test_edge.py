@@ -38,7 +38,7 @@ from services.domain.routes import NOT_BUILT_YET
 from services.launcher.processes import stop_service
 from services.runtime.channels import mesh_channel
 from services.runtime.unimplemented import unimplemented_message
-from tests.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

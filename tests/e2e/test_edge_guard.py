@@ -22,7 +22,7 @@ import pytest
 from ampmesh.platform.v1 import providers_pb2, providers_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

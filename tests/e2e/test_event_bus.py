@@ -27,8 +27,8 @@ from services.launcher.infra.pubsub_emulator import PROJECT
 from services.runtime.events import EventBus, new_envelope, publisher_client, topic_id_of
 from services.runtime.pubsub_topology import emulator_subscriber
 from services.runtime.subscriber import consume
-from tests.conftest import Stack
-from tests.e2e.control_plane import database_url
+from tests.support.control_plane import database_url
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     bearer,
     client,
     connect_group,
@@ -32,6 +31,7 @@ from tests.e2e.control_plane import (
     sign_jwt,
     spki_pem,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

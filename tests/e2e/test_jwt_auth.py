@@ -17,8 +17,7 @@ import pytest
 from ampmesh.platform.v1 import projects_pb2, projects_pb2_grpc
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     b64url,
     bearer,
     create_project,
@@ -31,6 +30,7 @@ from tests.e2e.control_plane import (
     sign_jwt,
     spki_pem,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -19,15 +19,13 @@ from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from ampmesh.workflows.v1 import token_keep_alive_pb2 as keep_alive_pb2
 from temporalio.client import Client, ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 
-from services.runtime.channels import mesh_channel
 from services.temporal.worker import CONNECTIONS_QUEUE, KEEP_ALIVE_SCHEDULE_ID
-from tests.conftest import Stack
-from tests.e2e.control_plane import admin_client, create_project
+from tests.support.control_plane import admin_client, create_project
+from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
-USERNAME, PASSWORD = "sandbox-user", "sandbox-password"
 HUBSPOT_TOKEN = "/hubspot/oauth/v1/token"
 HUBSPOT_REVOKE = "/hubspot/oauth/v1/revoke"
 # Seconds to wait for an event to reach the connection's status (not a timing claim:
@@ -38,15 +36,6 @@ STATUS_PATIENCE = 30.0
 @pytest.fixture(scope="module")
 async def temporal(stack: Stack) -> Client:
     return await Client.connect(stack.endpoints["temporal"], namespace="ampmesh")
-
-
-@pytest.fixture(scope="module")
-async def sandbox(stack: Stack) -> AsyncIterator[sandbox_pb2_grpc.SandboxControlServiceStub]:
-    channel = mesh_channel(
-        stack.endpoints["sandbox"], stack.credentials("tests"), server_identity="sandbox"
-    )
-    async with channel:
-        yield sandbox_pb2_grpc.SandboxControlServiceStub(channel)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from services.runtime.tls import (
     channel_credentials,
     ensure_service_credentials,
 )
-from tests.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -19,10 +19,10 @@ from services.launcher.infra.pubsub_emulator import PROJECT
 from services.messenger.signing import delivery_id
 from services.runtime.channels import mesh_channel
 from services.runtime.events import attributes_of, publisher_client, topic_id_of
-from tests.conftest import Stack
-from tests.e2e.control_plane import admin_client, create_project, unique
-from tests.messenger.helpers import page_envelope
-from tests.messenger.receiver import Receiver, receiving
+from tests.support.control_plane import admin_client, create_project, unique
+from tests.support.messenger import page_envelope
+from tests.support.stack import Stack
+from tests.support.webhooks import Receiver, receiving
 
 pytestmark = pytest.mark.e2e
 

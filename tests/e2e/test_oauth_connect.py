@@ -21,8 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     SANDBOX_CLIENT_ID,
     as_key,
     assert_not_logged,
@@ -43,6 +42,7 @@ from tests.e2e.control_plane import (
     sign_jwt,
     spki_pem,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

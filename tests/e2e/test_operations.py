@@ -12,7 +12,6 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,13 +22,11 @@ import pytest
 from ampmesh.platform.v1 import operations_pb2, operations_pb2_grpc
 from google.protobuf import json_format
 
-from tests.conftest import Stack
 from tests.e2e.conformance import assert_conforms
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     bearer,
     client,
     create_api_key,
-    create_project,
     customer_claims,
     database_url,
     new_rsa_key,
@@ -37,76 +34,27 @@ from tests.e2e.control_plane import (
     register_jwt_key,
     sign_jwt,
     spki_pem,
-    unique,
 )
+from tests.support.operations import (
+    BACKFILL,
+    GET,
+    LIST,
+    LOGS,
+    Installation,
+    new_installation,
+    new_project,
+)
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-LIST = (
-    "/projects/{projectIdOrName}/integrations/{integrationId}/installations/{installationId}"
-    "/operations"
-)
-GET = "/projects/{projectIdOrName}/operations/{operationId}"
-LOGS = "/projects/{projectIdOrName}/operations/{operationId}/logs"
-BACKFILL = (
-    "/projects/{projectIdOrName}/integrations/{integrationId}/installations/{installationId}"
-    "/objects/{objectName}/backfill-progress"
-)
 EPOCH = datetime(2025, 2, 13, 10, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Installation:
-    project_id: str
-    project_name: str
-    integration_id: str
-    id: str
-    group_ref: str
-
-    def operations_path(self, project: str | None = None) -> str:
-        return (
-            f"/v1/projects/{project or self.project_id}/integrations/{self.integration_id}"
-            f"/installations/{self.id}/operations"
-        )
-
-    def backfill_path(self, object_name: str) -> str:
-        return (
-            f"/v1/projects/{self.project_id}/integrations/{self.integration_id}"
-            f"/installations/{self.id}/objects/{object_name}/backfill-progress"
-        )
 
 
 @pytest.fixture(scope="module")
 async def db(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
     async with asyncpg.create_pool(database_url(stack), min_size=1, max_size=2) as pool:
         yield pool
-
-
-async def new_project(admin: httpx.AsyncClient) -> dict[str, Any]:
-    return await create_project(admin, "ops", "Ops")
-
-
-async def new_installation(
-    db: asyncpg.Pool, project: dict[str, Any], group_ref: str = "acme"
-) -> Installation:
-    """An integration and one installation of it, as the installations RPCs would store
-    them (only the columns operations look at matter here)."""
-    integration = await db.fetchval(
-        "INSERT INTO integrations (project_id, name, provider) VALUES ($1, $2, 'salesforce') "
-        "RETURNING id",
-        uuid.UUID(project["id"]),
-        unique("sync"),
-    )
-    installation = await db.fetchval(
-        "INSERT INTO installations (project_id, integration_id, group_ref) VALUES ($1, $2, $3) "
-        "RETURNING id",
-        uuid.UUID(project["id"]),
-        integration,
-        group_ref,
-    )
-    return Installation(
-        project["id"], project["name"], str(integration), str(installation), group_ref
-    )
 
 
 async def new_operation(

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from ampmesh.platform.v1 import projects_pb2, projects_pb2_grpc
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import problem, unique
+from tests.support.control_plane import problem, unique
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,7 @@ import httpx
 import pytest
 from ampmesh.platform.v1 import provider_apps_pb2, provider_apps_pb2_grpc
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     admin_client,
     create_project,
     database_dump,
@@ -22,6 +21,7 @@ from tests.e2e.control_plane import (
     listed,
     problem,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

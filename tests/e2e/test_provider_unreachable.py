@@ -17,11 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from ampmesh.sandbox.v1 import sandbox_pb2
 
-from services.runtime.channels import mesh_channel
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     admin_client,
@@ -32,7 +30,8 @@ from tests.e2e.control_plane import (
     sandbox_tokens,
     unique,
 )
-from tests.messenger.receiver import Receiver, receiving
+from tests.support.stack import Stack
+from tests.support.webhooks import Receiver, receiving
 
 pytestmark = pytest.mark.e2e
 
@@ -40,17 +39,6 @@ HUBSPOT = sandbox_pb2.PROVIDER_HUBSPOT
 HOOK_PATH = "/connection-events"
 # What a builder must never read in an answer: exception text and internals.
 LEAKS = ("Errno", "Traceback", "Exception", "httpx", "RemoteProtocolError(", "INTERNAL")
-
-
-@pytest.fixture
-async def sandbox(stack: Stack) -> AsyncIterator[Any]:
-    channel = mesh_channel(
-        stack.endpoints["sandbox"], stack.credentials("tests"), server_identity="sandbox"
-    )
-    async with channel:
-        control = sandbox_pb2_grpc.SandboxControlServiceStub(channel)
-        yield control
-        await control.ClearFaults(sandbox_pb2.ClearFaultsRequest())
 
 
 @pytest.fixture

@@ -24,11 +24,10 @@ from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from temporalio.client import Client
 
 from services.domain.read_workflows import schedule_id
-from services.runtime.channels import mesh_channel
-from tests.conftest import Stack
-from tests.e2e.control_plane import assert_not_logged, issue_names
 from tests.e2e.reads_world import Fields, ReadsWorld, make_world, provider_ids, seed
-from tests.e2e.webhooks import Receiver, serve
+from tests.support.control_plane import assert_not_logged, issue_names
+from tests.support.stack import Stack
+from tests.support.webhooks import HOOK, Receiver, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -43,15 +42,6 @@ def object_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="module")
-async def sandbox(stack: Stack) -> AsyncIterator[sandbox_pb2_grpc.SandboxControlServiceStub]:
-    channel = mesh_channel(
-        stack.endpoints["sandbox"], stack.credentials("tests"), server_identity="sandbox"
-    )
-    async with channel:
-        yield sandbox_pb2_grpc.SandboxControlServiceStub(channel)
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     async with serve(Receiver()) as running:
@@ -59,8 +49,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def world_for(stack: Stack, receiver: Receiver, prefix: str, **args: Any) -> ReadsWorld:
-    world = await make_world(stack, receiver.url, object_name(prefix), **args)
-    receiver.secret = world.signing_key
+    world = await make_world(stack, receiver.url(), object_name(prefix), **args)
+    receiver.secrets[HOOK] = world.signing_key
     return world
 
 

@@ -25,11 +25,11 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.contracts.bindings import bindings
-from tests.contracts.reference import operations
 from tests.e2e import conformance
-from tests.e2e.control_plane import admin_client, database_url, new_rsa_key, spki_pem
+from tests.support.bindings import bindings
+from tests.support.control_plane import admin_client, database_url, new_rsa_key, spki_pem
+from tests.support.reference import operations
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

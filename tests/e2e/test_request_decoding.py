@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     as_key,
     client,
     create_api_key,
@@ -21,6 +20,7 @@ from tests.e2e.control_plane import (
     listed,
     problem,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

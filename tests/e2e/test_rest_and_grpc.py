@@ -10,7 +10,7 @@ from ampmesh.platform.v1 import providers_pb2, providers_pb2_grpc
 from google.protobuf import json_format
 
 from services.runtime.channels import mesh_channel
-from tests.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

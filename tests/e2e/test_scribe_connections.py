@@ -17,8 +17,8 @@ from ampmesh.events.v1.envelope_pb2 import Envelope
 
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.runtime.events import EventBus, new_envelope
-from tests.conftest import Stack
-from tests.e2e.control_plane import admin_client, create_project, database_url, eventually
+from tests.support.control_plane import admin_client, create_project, database_url, eventually
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

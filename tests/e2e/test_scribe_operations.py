@@ -26,10 +26,10 @@ from google.cloud import pubsub_v1
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.runtime.channels import mesh_channel
 from services.runtime.events import attributes_of, new_envelope, publisher_client, topic_id_of
-from tests.conftest import Stack
 from tests.e2e.conformance import assert_conforms
-from tests.e2e.control_plane import database_url, eventually
-from tests.e2e.test_operations import BACKFILL, GET, LIST, LOGS, new_installation, new_project
+from tests.support.control_plane import database_url, eventually
+from tests.support.operations import BACKFILL, GET, LIST, LOGS, new_installation, new_project
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 
 from services.runtime.channels import CONNECTION_ID_HEADER, token_manager_channel
-from tests.conftest import Stack
-from tests.e2e.control_plane import database_dump
+from tests.support.control_plane import database_dump
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 
 from services.runtime.channels import token_manager_channel
-from tests.conftest import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

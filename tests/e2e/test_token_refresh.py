@@ -20,7 +20,7 @@ import httpx
 import pytest
 from ampmesh.events.v1 import connection_events_pb2 as ce
 from ampmesh.events.v1.envelope_pb2 import Envelope
-from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from ampmesh.sandbox.v1 import sandbox_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 from google.api_core.exceptions import DeadlineExceeded
@@ -30,8 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.runtime.channels import CONNECTION_ID_HEADER, mesh_channel, token_manager_channel
 from services.runtime.errors import status_from_error, unpack_details
 from services.runtime.pubsub_topology import emulator_subscriber
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     admin_client,
@@ -42,6 +41,7 @@ from tests.e2e.control_plane import (
     sandbox_tokens,
     unique,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -98,17 +98,6 @@ async def shard(stack: Stack, name: str) -> AsyncIterator[Stub]:
     )
     async with channel:
         yield Stub(channel)
-
-
-@pytest.fixture
-async def sandbox(stack: Stack) -> AsyncIterator[Any]:
-    channel = mesh_channel(
-        stack.endpoints["sandbox"], stack.credentials("tests"), server_identity="sandbox"
-    )
-    async with channel:
-        control = sandbox_pb2_grpc.SandboxControlServiceStub(channel)
-        yield control
-        await control.ClearFaults(sandbox_pb2.ClearFaultsRequest())
 
 
 async def expired_connection(stack: Stack, stub: Stub, project: dict[str, Any]) -> OAuthConnection:

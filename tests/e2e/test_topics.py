@@ -13,8 +13,7 @@ import httpx
 import pytest
 from ampmesh.platform.v1 import destinations_pb2, destinations_pb2_grpc
 
-from tests.conftest import Stack
-from tests.e2e.control_plane import (
+from tests.support.control_plane import (
     HOOK,
     admin_client,
     create_api_key,
@@ -24,6 +23,7 @@ from tests.e2e.control_plane import (
     problem,
     unique,
 )
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

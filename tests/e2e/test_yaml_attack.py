@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from services.domain.manifest import MANIFEST_LIMITS
-from tests.conftest import Stack
-from tests.e2e.control_plane import admin_client, problem
-from tests.e2e.test_integrations import MANIFEST, Project, new_project
+from tests.support.control_plane import admin_client, problem
+from tests.support.integrations import MANIFEST, Project, new_project
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

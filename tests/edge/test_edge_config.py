@@ -39,9 +39,9 @@ from services.launcher.edge import (
     template_regex,
 )
 from services.launcher.ports import PortBook, free_port
-from tests.contracts.bindings import bindings
-from tests.contracts.reference import operations
 from tests.edge.harness import running_envoy
+from tests.support.bindings import bindings
+from tests.support.reference import operations
 
 SHARDS = {
     "token-manager-0": "127.0.0.1:50061",

@@ -3,9 +3,9 @@ problem+json: an entry the reference no longer needs, or a new quirk nobody weig
 
 from __future__ import annotations
 
-from tests.contracts.reference import operations
 from tests.fuzz.accepted import ACCEPTED_DIFFERENCES, PROBLEM
 from tests.fuzz.harness import documented_media_types
+from tests.support.reference import operations
 
 
 def test_accepted_differences_are_the_references_own() -> None:

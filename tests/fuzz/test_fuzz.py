@@ -18,9 +18,9 @@ import sys
 
 import pytest
 
-from tests.conftest import Stack
 from tests.fuzz.harness import Budget, Fuzzer, Tally, targets, write_report
 from tests.fuzz.world import World
+from tests.support.stack import Stack
 
 # What CI spends on fuzzing, spread over every operation (2 cores, ~45 cases a second).
 CI_SECONDS = 180.0

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from tests.e2e.control_plane import new_rsa_key, spki_pem
+from tests.support.control_plane import new_rsa_key, spki_pem
 
 # A webhook URL the local mesh accepts (loopback http) and nothing listens on.
 HOOK = "http://127.0.0.1:9/ampmesh-fuzz-hook"

@@ -6,31 +6,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import orjson
 import pytest
 
-from services.domain.destination_secrets import seal_secrets
 from services.messenger.__main__ import open_messenger
 from services.messenger.consumers import Consumers
-from services.messenger.deliveries import Deliverer
-from services.messenger.service import Messenger
-from services.messenger.settings import MessengerSettings
 from services.runtime.database import migrate
-from services.runtime.secretbox import SecretBox
-from tests.conftest import Stack
-from tests.messenger.receiver import Receiver, receiving
-
-KEYS = SecretBox.new_spec("messenger")
-BOX = SecretBox.from_spec(KEYS)
-
-
-def component(stack: Stack, name: str) -> Any:
-    return next(c for c in stack.mesh.components if c.name == name)
+from tests.support.messenger import Project, Running, settings_for
+from tests.support.probe import dial, serving
+from tests.support.stack import Stack, component
+from tests.support.webhooks import Receiver, receiving
 
 
 @pytest.fixture(scope="session")
@@ -53,51 +41,6 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
 
 
-def settings_for(stack: Stack, database: str, **extra: Any) -> MessengerSettings:
-    pubsub = component(stack, "pubsub").service_env()
-    return MessengerSettings.model_validate(
-        {
-            "service_name": "messenger",
-            "database_url": database,
-            "pubsub_emulator_host": pubsub["AMPMESH_PUBSUB_EMULATOR_HOST"],
-            "pubsub_project": pubsub["AMPMESH_PUBSUB_PROJECT"],
-            "secret_keys": KEYS,
-            "allow_loopback_webhooks": True,
-            "refuse_private_destinations": False,
-            "backoff_first": 0.2,
-            "backoff_cap": 0.5,
-            "poll_interval": 0.1,
-            "lease": 2.0,
-            **extra,
-        }
-    )
-
-
-@dataclass
-class Project:
-    id: str
-    pool: asyncpg.Pool
-
-    async def destination(
-        self, url: str, headers: dict[str, str] | None = None, name: str = ""
-    ) -> tuple[str, str]:
-        """A webhook destination of the project: (id, whsec_ secret)."""
-        destination_id = str(uuid.uuid4())
-        secret = "whsec_" + __import__("base64").b64encode(uuid.uuid4().bytes * 2).decode()
-        sealed = seal_secrets(BOX, destination_id, {"webhookSigningKey": secret})
-        await self.pool.execute(
-            "INSERT INTO destinations (id, project_id, name, type, metadata, secrets_sealed, "
-            "secrets_key_id) VALUES ($1, $2, $3, 'webhook', $4::jsonb, $5, $6)",
-            uuid.UUID(destination_id),
-            uuid.UUID(self.id),
-            name or f"hook-{destination_id[:8]}",
-            orjson.dumps({"url": url, "headers": headers or {}}).decode(),
-            sealed.data,
-            sealed.key_id,
-        )
-        return destination_id, secret
-
-
 @pytest.fixture
 async def project(pool: asyncpg.Pool) -> Project:
     org = await pool.fetchval("INSERT INTO orgs (label) VALUES ('messenger') RETURNING id")
@@ -113,16 +56,6 @@ async def project(pool: asyncpg.Pool) -> Project:
 async def receiver() -> AsyncIterator[Receiver]:
     async with receiving() as receiver:
         yield receiver
-
-
-@dataclass
-class Running:
-    messenger: Messenger
-    deliverer: Deliverer
-    consumers: Consumers
-
-
-MessengerFactory = Callable[..., Any]
 
 
 @pytest.fixture
@@ -142,7 +75,6 @@ async def stub(running: Running, creds_for: Callable[[str], Any]) -> AsyncIterat
     from services.messenger.__main__ import CALLERS
     from services.runtime.identity import AccessPolicy
     from services.runtime.server import Service
-    from tests.runtime.probe import dial, serving
 
     service = Service.from_servicer(
         messenger_pb2.DESCRIPTOR.services_by_name["MessengerService"],

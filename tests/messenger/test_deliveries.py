@@ -19,10 +19,18 @@ from services.messenger.consumers import Consumers, InvalidEvent
 from services.messenger.deliveries import retry_after_seconds
 from services.messenger.signing import delivery_id
 from services.runtime.events import new_envelope
-from tests.conftest import Stack
-from tests.messenger.conftest import Project, Running, settings_for
-from tests.messenger.helpers import attempts, delivery_row, page_envelope, settled, until
-from tests.messenger.receiver import Answer, Receiver
+from tests.support.messenger import (
+    Project,
+    Running,
+    attempts,
+    delivery_row,
+    page_envelope,
+    settings_for,
+    settled,
+    until,
+)
+from tests.support.stack import Stack
+from tests.support.webhooks import Answer, Receiver
 
 pytestmark = pytest.mark.e2e
 

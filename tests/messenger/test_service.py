@@ -11,9 +11,8 @@ import pytest
 from ampmesh.messenger.v1 import messenger_pb2 as pb
 
 from services.messenger.signing import delivery_id
-from tests.messenger.conftest import Project, Running
-from tests.messenger.helpers import attempts, page_envelope, settled
-from tests.messenger.receiver import Answer, Receiver
+from tests.support.messenger import Project, Running, attempts, page_envelope, settled
+from tests.support.webhooks import Answer, Receiver
 
 pytestmark = pytest.mark.e2e
 

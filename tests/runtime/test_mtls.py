@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.runtime.channels import mesh_channel
 from services.runtime.identity import AccessPolicy
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
-from tests.runtime.probe import PROBE_SERVICE, Probe, dial, method, serving
+from tests.support.probe import PROBE_SERVICE, Probe, dial, method, serving
 
 CredsFor = Callable[[str], ServiceCredentials]
 

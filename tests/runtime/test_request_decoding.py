@@ -28,7 +28,7 @@ from services.runtime.request_decoding import find_problem
 from services.runtime.server import Service
 from services.runtime.tls import ServiceCredentials
 from services.runtime.unimplemented import unimplemented_service
-from tests.runtime.probe import dial, serving
+from tests.support.probe import dial, serving
 
 CredsFor = Callable[[str], ServiceCredentials]
 

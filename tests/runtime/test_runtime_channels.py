@@ -17,7 +17,7 @@ from services.runtime.channels import (
 )
 from services.runtime.request_id import REQUEST_ID_HEADER, reset_request_id, set_request_id
 from services.runtime.tls import ServiceCredentials
-from tests.runtime.probe import PROBE_SERVICE, Probe, dial, method, serving
+from tests.support.probe import PROBE_SERVICE, Probe, dial, method, serving
 
 CredsFor = Callable[[str], ServiceCredentials]
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05)

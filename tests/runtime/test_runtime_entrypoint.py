@@ -17,14 +17,14 @@ import pytest
 from services.runtime.channels import mesh_channel
 from services.runtime.entrypoint import find_service_main, main
 from services.runtime.tls import ensure_service_credentials
-from tests.runtime.probe import method
+from tests.support.probe import method
 
 REPO = Path(__file__).resolve().parents[2]
 
 # What a service's main() looks like, with the probe service standing in for a real one.
 SERVICE_SCRIPT = """
 from services.runtime.entrypoint import run_service
-from tests.runtime.probe import Probe
+from tests.support.probe import Probe
 
 run_service(name="probe", services=[Probe().service()], allowed_callers=["api"])
 """

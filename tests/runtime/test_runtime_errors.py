@@ -20,7 +20,7 @@ from services.runtime.errors import (
 )
 from services.runtime.request_id import REQUEST_ID_HEADER
 from services.runtime.tls import ServiceCredentials
-from tests.runtime.probe import SECRET, Probe, dial, method, serving
+from tests.support.probe import SECRET, Probe, dial, method, serving
 
 CredsFor = Callable[[str], ServiceCredentials]
 

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.runtime.server import BindError, MeshServer, Service
 from services.runtime.tls import ServiceCredentials
-from tests.runtime.probe import PROBE_SERVICE, Probe, dial, method, serving
+from tests.support.probe import PROBE_SERVICE, Probe, dial, method, serving
 
 CredsFor = Callable[[str], ServiceCredentials]
 SERVING = health_pb2.HealthCheckResponse.SERVING

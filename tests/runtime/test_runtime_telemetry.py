@@ -19,7 +19,7 @@ from services.runtime.interceptors import RpcMetrics
 from services.runtime.metrics_http import start_metrics_http
 from services.runtime.request_id import REQUEST_ID_HEADER
 from services.runtime.tls import ServiceCredentials
-from tests.runtime.probe import PROBE_SERVICE, SECRET, Probe, dial, method, serving
+from tests.support.probe import PROBE_SERVICE, SECRET, Probe, dial, method, serving
 
 CredsFor = Callable[[str], ServiceCredentials]
 

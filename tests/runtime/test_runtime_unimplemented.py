@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from services.runtime.interceptors import RpcMetrics
 from services.runtime.tls import ServiceCredentials
 from services.runtime.unimplemented import unimplemented_service, with_fallback
-from tests.runtime.probe import PROBE_SERVICE, Probe, dial, method, serving
+from tests.support.probe import PROBE_SERVICE, Probe, dial, method, serving
 
 CredsFor = Callable[[str], ServiceCredentials]
 

@@ -19,9 +19,6 @@ from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from services.runtime.channels import mesh_channel
 from services.runtime.tls import ServiceCredentials
 
-CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
-USERNAME, PASSWORD = "sandbox-user", "sandbox-password"
-
 
 @dataclass
 class SandboxProcess:

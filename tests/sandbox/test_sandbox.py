@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,68 +13,26 @@ import grpc
 import httpx
 import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2
-from google.protobuf import duration_pb2, timestamp_pb2
 
-from tests.sandbox.conftest import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
-
-HS, SF = sandbox_pb2.PROVIDER_HUBSPOT, sandbox_pb2.PROVIDER_SALESFORCE
-HS_TOKEN, SF_TOKEN = "/hubspot/oauth/v1/token", "/salesforce/services/oauth2/token"
-CONTACTS = "/hubspot/crm/v3/objects/contacts"
-SF_QUERY = "/salesforce/services/data/v59.0/query"
-REDIRECT = "http://127.0.0.1:9/callback"
-UNTIL = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
-    message = timestamp_pb2.Timestamp()
-    message.FromDatetime(moment)
-    return message
-
-
-def _secs(seconds: float) -> duration_pb2.Duration:
-    message = duration_pb2.Duration()
-    message.FromTimedelta(timedelta(seconds=seconds))
-    return message
-
-
-async def _seed(
-    control: Any, provider: sandbox_pb2.Provider, name: str, count: int, seed: int = 7
-) -> Any:
-    return await control.SeedRecords(
-        sandbox_pb2.SeedRecordsRequest(
-            provider=provider,
-            object_name=name,
-            count=count,
-            seed=seed,
-            modified_from=_ts(UTC_START),
-            modified_until=_ts(UNTIL),
-            replace=True,
-        )
-    )
-
-
-UTC_START = UNTIL - timedelta(days=10)
-
-
-async def _token(http: httpx.AsyncClient, path: str, **form: str) -> httpx.Response:
-    return await http.post(path, data=form, auth=(CLIENT_ID, CLIENT_SECRET))
-
-
-async def _client_token(http: httpx.AsyncClient, path: str = HS_TOKEN) -> str:
-    response = await _token(http, path, grant_type="client_credentials")
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
-
-
-async def _password_tokens(http: httpx.AsyncClient, path: str = HS_TOKEN) -> dict[str, Any]:
-    response = await _token(http, path, grant_type="password", username=USERNAME, password=PASSWORD)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from tests.support.sandbox import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CONTACTS,
+    HS,
+    HS_TOKEN,
+    REDIRECT,
+    SF,
+    SF_QUERY,
+    SF_TOKEN,
+    UNTIL,
+    USERNAME,
+    bearer,
+    client_token,
+    duration,
+    password_tokens,
+    seed_records,
+    token_request,
+)
 
 
 async def test_info_describes_providers_clients_and_users(sandbox: Any, http: Any) -> None:
@@ -88,7 +46,7 @@ async def test_info_describes_providers_clients_and_users(sandbox: Any, http: An
 
 
 async def test_auth_code_with_pkce_end_to_end(sandbox: Any, http: httpx.AsyncClient) -> None:
-    await _seed(sandbox, HS, "contacts", 3)
+    await seed_records(sandbox, HS, "contacts", 3)
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
     authorize = await http.get(
@@ -111,60 +69,60 @@ async def test_auth_code_with_pkce_end_to_end(sandbox: Any, http: httpx.AsyncCli
     code = query["code"][0]
 
     exchange = dict(grant_type="authorization_code", code=code, redirect_uri=REDIRECT)
-    wrong = await _token(http, HS_TOKEN, **exchange, code_verifier="not-the-verifier" * 3)
+    wrong = await token_request(http, HS_TOKEN, **exchange, code_verifier="not-the-verifier" * 3)
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
     # The failed attempt did not spend the code; the right verifier gets tokens.
-    tokens = await _token(http, HS_TOKEN, **exchange, code_verifier=verifier)
+    tokens = await token_request(http, HS_TOKEN, **exchange, code_verifier=verifier)
     assert tokens.status_code == 200, tokens.text
     body = tokens.json()
     assert body["token_type"].lower() == "bearer" and body["refresh_token"]
 
-    records = await http.get(CONTACTS, headers=_bearer(body["access_token"]))
+    records = await http.get(CONTACTS, headers=bearer(body["access_token"]))
     assert records.status_code == 200
     assert len(records.json()["results"]) == 3
     # A code works once.
-    again = await _token(http, HS_TOKEN, **exchange, code_verifier=verifier)
+    again = await token_request(http, HS_TOKEN, **exchange, code_verifier=verifier)
     assert again.status_code == 400
 
 
 async def test_client_credentials_and_missing_token(sandbox: Any, http: Any) -> None:
-    await _seed(sandbox, HS, "contacts", 2)
+    await seed_records(sandbox, HS, "contacts", 2)
     assert (await http.get(CONTACTS)).status_code == 401
-    assert (await http.get(CONTACTS, headers=_bearer("nonsense"))).status_code == 401
+    assert (await http.get(CONTACTS, headers=bearer("nonsense"))).status_code == 401
     bad = await http.post(
         HS_TOKEN, data={"grant_type": "client_credentials"}, auth=(CLIENT_ID, "wrong")
     )
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
-    token = await _client_token(http)
-    assert (await http.get(CONTACTS, headers=_bearer(token))).status_code == 200
+    token = await client_token(http)
+    assert (await http.get(CONTACTS, headers=bearer(token))).status_code == 200
     # A HubSpot token is no Salesforce session.
     assert (
-        await http.get(SF_QUERY, params={"q": "SELECT Id FROM Account"}, headers=_bearer(token))
+        await http.get(SF_QUERY, params={"q": "SELECT Id FROM Account"}, headers=bearer(token))
     ).status_code == 401
 
 
 async def test_refresh_rotates(sandbox: Any, http: httpx.AsyncClient) -> None:
-    first = await _password_tokens(http)
-    refreshed = await _token(
+    first = await password_tokens(http)
+    refreshed = await token_request(
         http, HS_TOKEN, grant_type="refresh_token", refresh_token=first["refresh_token"]
     )
     assert refreshed.status_code == 200, refreshed.text
     second = refreshed.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
-    reused = await _token(
+    reused = await token_request(
         http, HS_TOKEN, grant_type="refresh_token", refresh_token=first["refresh_token"]
     )
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
-    again = await _token(
+    again = await token_request(
         http, HS_TOKEN, grant_type="refresh_token", refresh_token=second["refresh_token"]
     )
     assert again.status_code == 200
 
 
 async def test_revocation(sandbox: Any, http: httpx.AsyncClient) -> None:
-    tokens = await _password_tokens(http)
-    assert (await http.get(CONTACTS, headers=_bearer(tokens["access_token"]))).status_code == 200
+    tokens = await password_tokens(http)
+    assert (await http.get(CONTACTS, headers=bearer(tokens["access_token"]))).status_code == 200
     revoked = await http.post(
         "/hubspot/oauth/v1/revoke",
         data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
@@ -172,8 +130,8 @@ async def test_revocation(sandbox: Any, http: httpx.AsyncClient) -> None:
     )
     assert revoked.status_code == 200
     # Revoking the refresh token revokes the grant: its access token too.
-    assert (await http.get(CONTACTS, headers=_bearer(tokens["access_token"]))).status_code == 401
-    refresh = await _token(
+    assert (await http.get(CONTACTS, headers=bearer(tokens["access_token"]))).status_code == 401
+    refresh = await token_request(
         http, HS_TOKEN, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
     )
     assert refresh.status_code == 400
@@ -182,15 +140,15 @@ async def test_revocation(sandbox: Any, http: httpx.AsyncClient) -> None:
 async def test_hubspot_paging_is_complete_ordered_and_deterministic(
     sandbox: Any, http: httpx.AsyncClient
 ) -> None:
-    seeded = await _seed(sandbox, HS, "contacts", 25)
+    seeded = await seed_records(sandbox, HS, "contacts", 25)
     assert (seeded.created, seeded.total) == (25, 25)
-    token = await _client_token(http)
+    token = await client_token(http)
 
     async def read_all() -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
         params = {"limit": "10", "properties": "email,firstname"}
         while True:
-            page = await http.get(CONTACTS, params=params, headers=_bearer(token))
+            page = await http.get(CONTACTS, params=params, headers=bearer(token))
             assert page.status_code == 200, page.text
             body = page.json()
             results += body["results"]
@@ -208,20 +166,20 @@ async def test_hubspot_paging_is_complete_ordered_and_deterministic(
     assert {"email", "firstname", "hs_object_id"} <= set(record["properties"])
     assert "lastname" not in record["properties"]
 
-    await _seed(sandbox, HS, "contacts", 25)  # same seed, replace
+    await seed_records(sandbox, HS, "contacts", 25)  # same seed, replace
     assert await read_all() == first
-    await _seed(sandbox, HS, "contacts", 25, seed=8)
+    await seed_records(sandbox, HS, "contacts", 25, seed=8)
     assert await read_all() != first
 
 
 async def test_salesforce_query_pages_with_next_records_url(
     sandbox: Any, http: httpx.AsyncClient
 ) -> None:
-    await _seed(sandbox, SF, "Account", 7)
-    answer = await _password_tokens(http, SF_TOKEN)
+    await seed_records(sandbox, SF, "Account", 7)
+    answer = await password_tokens(http, SF_TOKEN)
     assert answer["instance_url"] == f"{http.base_url}".rstrip("/") + "/salesforce"
     token = answer["access_token"]
-    headers = {**_bearer(token), "Sforce-Query-Options": "batchSize=3"}
+    headers = {**bearer(token), "Sforce-Query-Options": "batchSize=3"}
     soql = "SELECT Id, Name, LastModifiedDate FROM Account ORDER BY LastModifiedDate"
     page = await http.get(SF_QUERY, params={"q": soql}, headers=headers)
     assert page.status_code == 200, page.text
@@ -244,7 +202,7 @@ async def test_salesforce_query_pages_with_next_records_url(
     newer = await http.get(
         SF_QUERY,
         params={"q": f"SELECT Id FROM Account WHERE LastModifiedDate > {since}"},  # noqa: S608
-        headers=_bearer(token),
+        headers=bearer(token),
     )
     assert [r["Id"] for r in newer.json()["records"]] == [r["Id"] for r in records[4:]]
 
@@ -254,18 +212,18 @@ async def test_salesforce_query_pages_with_next_records_url(
     after_touch = await http.get(
         SF_QUERY,
         params={"q": f"SELECT Id FROM Account WHERE LastModifiedDate > {UNTIL.isoformat()}"},  # noqa: S608
-        headers=_bearer(token),
+        headers=bearer(token),
     )
     assert sorted(r["Id"] for r in after_touch.json()["records"]) == sorted(touched.ids)
 
-    malformed = await http.get(SF_QUERY, params={"q": "DELETE Account"}, headers=_bearer(token))
+    malformed = await http.get(SF_QUERY, params={"q": "DELETE Account"}, headers=bearer(token))
     assert malformed.status_code == 400
     assert malformed.json()[0]["errorCode"] == "MALFORMED_QUERY"
 
 
 async def test_rate_limit_then_success_and_counters(sandbox: Any, http: httpx.AsyncClient) -> None:
-    await _seed(sandbox, HS, "contacts", 2)
-    token = await _client_token(http)
+    await seed_records(sandbox, HS, "contacts", 2)
+    token = await client_token(http)
     fault = await sandbox.InjectFault(
         sandbox_pb2.InjectFaultRequest(
             fault=sandbox_pb2.Fault(
@@ -273,7 +231,7 @@ async def test_rate_limit_then_success_and_counters(sandbox: Any, http: httpx.As
                 endpoint=sandbox_pb2.FAULT_ENDPOINT_RECORDS,
                 provider=HS,
                 count=2,
-                retry_after=_secs(7),
+                retry_after=duration(7),
             )
         )
     )
@@ -281,7 +239,7 @@ async def test_rate_limit_then_success_and_counters(sandbox: Any, http: httpx.As
     assert [f.id for f in listed.faults] == [fault.id]
     statuses = []
     for _ in range(3):
-        response = await http.get(CONTACTS, headers=_bearer(token))
+        response = await http.get(CONTACTS, headers=bearer(token))
         statuses.append(response.status_code)
         if response.status_code == 429:
             assert response.headers["retry-after"] == "7"
@@ -314,9 +272,9 @@ async def test_server_error_skip_and_token_endpoint_faults(
             )
         )
     )
-    first = await _token(http, SF_TOKEN, grant_type="client_credentials")
-    second = await _token(http, SF_TOKEN, grant_type="client_credentials")
-    third = await _token(http, SF_TOKEN, grant_type="client_credentials")
+    first = await token_request(http, SF_TOKEN, grant_type="client_credentials")
+    second = await token_request(http, SF_TOKEN, grant_type="client_credentials")
+    third = await token_request(http, SF_TOKEN, grant_type="client_credentials")
     assert [first.status_code, second.status_code, third.status_code] == [200, 502, 200]
     counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
     salesforce = next(p for p in counters.providers if p.provider == SF)
@@ -325,27 +283,27 @@ async def test_server_error_skip_and_token_endpoint_faults(
 
 
 async def test_expired_token_fault_until_refresh(sandbox: Any, http: httpx.AsyncClient) -> None:
-    await _seed(sandbox, HS, "contacts", 1)
-    tokens = await _password_tokens(http)
+    await seed_records(sandbox, HS, "contacts", 1)
+    tokens = await password_tokens(http)
     await sandbox.InjectFault(
         sandbox_pb2.InjectFaultRequest(
             fault=sandbox_pb2.Fault(kind=sandbox_pb2.FAULT_KIND_EXPIRED_TOKEN, count=1)
         )
     )
     for _ in range(2):  # expired stays expired
-        response = await http.get(CONTACTS, headers=_bearer(tokens["access_token"]))
+        response = await http.get(CONTACTS, headers=bearer(tokens["access_token"]))
         assert response.status_code == 401
         assert response.json()["category"] == "INVALID_AUTHENTICATION"
-    refreshed = await _token(
+    refreshed = await token_request(
         http, HS_TOKEN, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
     )
     assert refreshed.status_code == 200
-    ok = await http.get(CONTACTS, headers=_bearer(refreshed.json()["access_token"]))
+    ok = await http.get(CONTACTS, headers=bearer(refreshed.json()["access_token"]))
     assert ok.status_code == 200
 
 
 async def test_revoked_token_fault_refuses_refresh(sandbox: Any, http: httpx.AsyncClient) -> None:
-    tokens = await _password_tokens(http)
+    tokens = await password_tokens(http)
     await sandbox.InjectFault(
         sandbox_pb2.InjectFaultRequest(
             fault=sandbox_pb2.Fault(
@@ -353,11 +311,11 @@ async def test_revoked_token_fault_refuses_refresh(sandbox: Any, http: httpx.Asy
             )
         )
     )
-    refresh = await _token(
+    refresh = await token_request(
         http, HS_TOKEN, grant_type="refresh_token", refresh_token=tokens["refresh_token"]
     )
     assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
-    assert (await http.get(CONTACTS, headers=_bearer(tokens["access_token"]))).status_code == 401
+    assert (await http.get(CONTACTS, headers=bearer(tokens["access_token"]))).status_code == 401
 
 
 async def test_bad_control_requests_are_invalid_argument(sandbox: Any) -> None:
@@ -372,7 +330,7 @@ async def test_bad_control_requests_are_invalid_argument(sandbox: Any) -> None:
 async def test_slow_response_is_answered_late_and_measured(
     sandbox: Any, http: httpx.AsyncClient
 ) -> None:
-    token = await _client_token(http)
+    token = await client_token(http)
     await sandbox.GetCounters(sandbox_pb2.GetCountersRequest(reset=True))
     await sandbox.InjectFault(
         sandbox_pb2.InjectFaultRequest(
@@ -380,12 +338,12 @@ async def test_slow_response_is_answered_late_and_measured(
                 kind=sandbox_pb2.FAULT_KIND_SLOW_RESPONSE,
                 endpoint=sandbox_pb2.FAULT_ENDPOINT_RECORDS,
                 object_name="contacts",
-                delay=_secs(0.3),
+                delay=duration(0.3),
                 count=1,
             )
         )
     )
-    response = await http.get(CONTACTS, headers=_bearer(token))
+    response = await http.get(CONTACTS, headers=bearer(token))
     assert response.status_code == 200
     counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
     # The sandbox's own measure includes the injected delay (a lower bound, not a timing).

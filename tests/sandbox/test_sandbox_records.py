@@ -12,16 +12,16 @@ import httpx
 import orjson
 from ampmesh.sandbox.v1 import sandbox_pb2
 
-from tests.sandbox.test_sandbox import (
+from tests.support.sandbox import (
     HS,
     SF,
     UNTIL,
     UTC_START,
-    _bearer,
-    _client_token,
-    _secs,
-    _seed,
-    _ts,
+    bearer,
+    client_token,
+    duration,
+    seed_records,
+    timestamp,
 )
 
 SEARCH = "/hubspot/crm/v3/objects/contacts/search"
@@ -42,7 +42,7 @@ async def _list_all(http: httpx.AsyncClient, token: str) -> list[dict[str, Any]]
     records: list[dict[str, Any]] = []
     params = {"limit": "100"}
     while True:
-        response = await http.get(CONTACTS, params=params, headers=_bearer(token))
+        response = await http.get(CONTACTS, params=params, headers=bearer(token))
         body = orjson.loads(response.content)  # the stdlib parser would be what is timed
         records += body["results"]
         if "paging" not in body:
@@ -51,7 +51,7 @@ async def _list_all(http: httpx.AsyncClient, token: str) -> list[dict[str, Any]]
 
 
 async def _search(http: httpx.AsyncClient, token: str, **body: Any) -> httpx.Response:
-    return await http.post(SEARCH, json=body, headers=_bearer(token))
+    return await http.post(SEARCH, json=body, headers=bearer(token))
 
 
 def _window(since: datetime, until: datetime) -> list[dict[str, Any]]:
@@ -72,8 +72,8 @@ def _window(since: datetime, until: datetime) -> list[dict[str, Any]]:
 async def test_hubspot_search_filters_sorts_and_pages(
     sandbox: Any, http: httpx.AsyncClient
 ) -> None:
-    await _seed(sandbox, HS, "contacts", 500)
-    token = await _client_token(http)
+    await seed_records(sandbox, HS, "contacts", 500)
+    token = await client_token(http)
     everything = await _list_all(http, token)
     since, until = UTC_START + timedelta(days=2), UTC_START + timedelta(days=6)
     expected = [
@@ -158,8 +158,8 @@ async def test_hubspot_search_filters_sorts_and_pages(
 async def test_hubspot_search_refuses_paging_past_10000(
     sandbox: Any, http: httpx.AsyncClient
 ) -> None:
-    await _seed(sandbox, HS, "contacts", 10_100)
-    token = await _client_token(http)
+    await seed_records(sandbox, HS, "contacts", 10_100)
+    token = await client_token(http)
     body = {"filterGroups": _window(UTC_START, UNTIL + timedelta(seconds=1)), "limit": 200}
     last = await _search(http, token, after="9800", **body)
     assert last.status_code == 200
@@ -172,12 +172,12 @@ async def test_hubspot_search_refuses_paging_past_10000(
 
 
 async def test_touch_keeps_the_indexes_right(sandbox: Any, http: httpx.AsyncClient) -> None:
-    await _seed(sandbox, HS, "contacts", 300)
-    token = await _client_token(http)
+    await seed_records(sandbox, HS, "contacts", 300)
+    token = await client_token(http)
     when = UNTIL + timedelta(hours=1)
     touched = await sandbox.TouchRecords(
         sandbox_pb2.TouchRecordsRequest(
-            provider=HS, object_name="contacts", count=4, seed=2, modify_time=_ts(when)
+            provider=HS, object_name="contacts", count=4, seed=2, modify_time=timestamp(when)
         )
     )
     recent = await _search(
@@ -205,7 +205,7 @@ async def test_touch_keeps_the_indexes_right(sandbox: Any, http: httpx.AsyncClie
 
 
 async def test_soql_windows_and_versions(sandbox: Any, http: httpx.AsyncClient) -> None:
-    await _seed(sandbox, SF, "Account", 60)
+    await seed_records(sandbox, SF, "Account", 60)
     token = (
         await http.post(
             SF_TOKEN,
@@ -213,7 +213,7 @@ async def test_soql_windows_and_versions(sandbox: Any, http: httpx.AsyncClient) 
             auth=("sandbox-client", "sandbox-secret"),
         )
     ).json()["access_token"]
-    headers = {**_bearer(token), "Sforce-Query-Options": "batchSize=7"}
+    headers = {**bearer(token), "Sforce-Query-Options": "batchSize=7"}
 
     async def query(soql: str, path: str = SF_QUERY) -> list[dict[str, Any]]:
         response = await http.get(path, params={"q": soql}, headers=headers)
@@ -264,9 +264,9 @@ async def test_soql_windows_and_versions(sandbox: Any, http: httpx.AsyncClient) 
 
 
 async def test_faults_on_search_and_query_more(sandbox: Any, http: httpx.AsyncClient) -> None:
-    await _seed(sandbox, HS, "contacts", 3)
-    await _seed(sandbox, SF, "Contact", 5)
-    token = await _client_token(http)
+    await seed_records(sandbox, HS, "contacts", 3)
+    await seed_records(sandbox, SF, "Contact", 5)
+    token = await client_token(http)
     await sandbox.InjectFault(
         sandbox_pb2.InjectFaultRequest(
             fault=sandbox_pb2.Fault(
@@ -275,7 +275,7 @@ async def test_faults_on_search_and_query_more(sandbox: Any, http: httpx.AsyncCl
                 provider=HS,
                 object_name="contacts",
                 count=1,
-                retry_after=_secs(3),
+                retry_after=duration(3),
             )
         )
     )
@@ -291,7 +291,7 @@ async def test_faults_on_search_and_query_more(sandbox: Any, http: httpx.AsyncCl
             auth=("sandbox-client", "sandbox-secret"),
         )
     ).json()["access_token"]
-    headers = {**_bearer(sf_token), "Sforce-Query-Options": "batchSize=2"}
+    headers = {**bearer(sf_token), "Sforce-Query-Options": "batchSize=2"}
     first = await http.get(SF_QUERY, params={"q": "SELECT Id FROM Contact"}, headers=headers)
     # A fault scoped to the object also meets its cursor's next pages.
     await sandbox.InjectFault(
@@ -321,14 +321,14 @@ async def test_seed_and_page_speed(sandbox: Any, http: httpx.AsyncClient) -> Non
             object_name="contacts",
             count=50_000,
             seed=1,
-            modified_from=_ts(UTC_START),
-            modified_until=_ts(UNTIL),
+            modified_from=timestamp(UTC_START),
+            modified_until=timestamp(UNTIL),
             replace=True,
         )
     )
     seed_took = time.perf_counter() - started
     assert seeded.total == 50_000
-    token = await _client_token(http)
+    token = await client_token(http)
     started = time.perf_counter()
     listed = await _list_all(http, token)
     list_took = time.perf_counter() - started

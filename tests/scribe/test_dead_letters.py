@@ -16,7 +16,7 @@ from ampmesh.scribe.v1 import scribe_pb2
 
 from services.scribe.ingest import MAX_ATTEMPTS, UNDECODABLE, Ingestion
 from services.scribe.service import Scribe
-from tests.scribe.conftest import LOGS, OPERATIONS, Installation, delivery, envelope, later
+from tests.support.scribe import LOGS, OPERATIONS, Installation, delivery, envelope, later
 
 
 class AbortCalled(Exception):

@@ -15,7 +15,7 @@ from ampmesh.events.v1 import operation_events_pb2 as oe
 from ampmesh.events.v1.envelope_pb2 import Envelope
 
 from services.scribe.ingest import Ingestion
-from tests.scribe.conftest import LOGS, Installation, delivery, envelope, later
+from tests.support.scribe import LOGS, Installation, delivery, envelope, later
 
 
 def created(inst: Installation, operation_id: str) -> Envelope:

@@ -21,8 +21,8 @@ from temporalio.testing import ActivityEnvironment
 
 from services.runtime.errors import abort_with_reason
 from services.temporal.keep_alive import KeepAliveActivities
-from tests.conftest import Stack
-from tests.e2e.control_plane import admin_client, create_project, database_url
+from tests.support.control_plane import admin_client, create_project, database_url
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -28,15 +28,9 @@ from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
 from services.temporal.worker import reads_worker
-from tests.conftest import Stack
-from tests.e2e.control_plane import sandbox_tokens
-from tests.temporal.test_reads_workflows import (  # the fixtures are shared by import
-    Watch,
-    body_ids,
-    make_installation,
-    pool,  # noqa: F401
-    watches,  # noqa: F401
-)
+from tests.support.control_plane import sandbox_tokens
+from tests.support.reads import Watch, body_ids, make_installation
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -64,8 +58,8 @@ async def test_a_sandbox_backfill_delivers_every_record_and_reports_its_rate(
     stack: Stack,
     temporal: Client,
     task_queue: str,
-    pool: Any,  # noqa: F811
-    watches: dict[str, Watch],  # noqa: F811
+    pool: Any,
+    watches: dict[str, Watch],
     control: Any,
 ) -> None:
     seeded = await control.SeedRecords(

@@ -8,11 +8,10 @@ provider's API (tests/temporal/test_connectors.py does that against the sandbox)
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
@@ -20,12 +19,9 @@ import asyncpg
 import orjson
 import pytest
 from ampmesh.events.v1 import operation_events_pb2 as ops
-from ampmesh.events.v1.envelope_pb2 import Envelope
 from ampmesh.events.v1.read_result_pb2 import BODY_ENCODING_ZLIB
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.workflows.v1 import backfill_read_pb2, scheduled_read_pb2, triggered_read_pb2
-from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
-from google.api_core.exceptions import DeadlineExceeded
 from google.protobuf.message import Message
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
@@ -39,7 +35,6 @@ from services.domain.read_workflows import (
     TRIGGERED_WORKFLOW,
     read_schedule,
 )
-from services.runtime.pubsub_topology import emulator_subscriber
 from services.temporal.connectors.base import (
     Page,
     PageTokenExpired,
@@ -53,13 +48,10 @@ from services.temporal.connectors.http import provider_session
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
 from services.temporal.worker import reads_worker
-from tests.conftest import Stack
-from tests.e2e.control_plane import database_url
+from tests.support.reads import OBJECT, T0, Installation, Watch, body_ids, make_installation
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
-
-OBJECT = "contacts"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 _Input = TypeVar(
     "_Input",
@@ -192,146 +184,6 @@ def bearer_auth(info: Any, workspace: str, response: tm.GetTokenResponse) -> Pro
     )
 
 
-# --- the installation in PostgreSQL ------------------------------------------------------
-
-
-@dataclass
-class Installation:
-    project_id: str
-    integration_id: str
-    installation_id: str
-    connection_id: str
-    destination_id: str
-
-    def target(self) -> target_pb2.ObjectTarget:
-        return target_pb2.ObjectTarget(
-            project_id=self.project_id,
-            integration_id=self.integration_id,
-            installation_id=self.installation_id,
-            connection_id=self.connection_id,
-            provider="hubspot",
-            object_name=OBJECT,
-        )
-
-
-REVISION = {
-    "name": "crm",
-    "provider": "hubspot",
-    "read": {
-        "objects": [
-            {
-                "objectName": OBJECT,
-                "destination": "hooks",
-                "schedule": "*/10 * * * *",
-                "backfill": {"defaultPeriod": {"fullHistory": True}},
-                "delivery": {"pageSize": 50},
-            }
-        ]
-    },
-}
-
-
-async def make_installation(pool: asyncpg.Pool, org_id: str) -> Installation:
-    async with pool.acquire() as db, db.transaction():
-        project = await db.fetchval(
-            "INSERT INTO projects (org_id, name, app_name) VALUES ($1, $2, 'reads') "
-            "RETURNING id::text",
-            uuid.UUID(org_id),
-            f"reads-{uuid.uuid4().hex[:10]}",
-        )
-        destination = await db.fetchval(
-            "INSERT INTO destinations (project_id, name, type, metadata) "
-            "VALUES ($1::uuid, 'hooks', 'webhook', '{}') RETURNING id::text",
-            project,
-        )
-        integration = await db.fetchval(
-            "INSERT INTO integrations (project_id, name, provider) VALUES ($1::uuid, 'crm', "
-            "'hubspot') RETURNING id::text",
-            project,
-        )
-        revision = await db.fetchval(
-            "INSERT INTO revisions (integration_id, spec_version, content) "
-            "VALUES ($1::uuid, '1.0.0', $2::jsonb) RETURNING id",
-            integration,
-            json.dumps(REVISION),
-        )
-        await db.execute(
-            "UPDATE integrations SET latest_revision_id = $1 WHERE id = $2::uuid",
-            revision,
-            integration,
-        )
-        connection = str(uuid.uuid4())
-        await db.execute(
-            "INSERT INTO connections (id, project_id, provider, group_ref, group_name, "
-            "consumer_ref, consumer_name, auth_scheme) VALUES ($1::uuid, $2::uuid, 'hubspot', "
-            "'g1', 'Group 1', 'c1', 'Consumer 1', 'oauth2/authorizationCode')",
-            connection,
-            project,
-        )
-        installation = await db.fetchval(
-            "INSERT INTO installations (project_id, integration_id, group_ref, group_name, "
-            "connection_id, created_at) VALUES ($1::uuid, $2::uuid, 'g1', 'Group 1', $3::uuid, "
-            "$4) RETURNING id::text",
-            project,
-            integration,
-            connection,
-            T0 - timedelta(days=1),
-        )
-        config = {"provider": "hubspot", "read": {"objects": {OBJECT: {"objectName": OBJECT}}}}
-        await db.execute(
-            "INSERT INTO configs (installation_id, revision_id, content) "
-            "VALUES ($1::uuid, $2, $3::jsonb)",
-            installation,
-            revision,
-            json.dumps(config),
-        )
-    return Installation(project, integration, installation, connection, destination)
-
-
-# --- the bus -----------------------------------------------------------------------------
-
-
-@dataclass
-class Watch:
-    """A subscription of the test's own on a topic; everything pulled from it."""
-
-    subscriber: Any
-    name: str
-    seen: list[Envelope] = field(default_factory=list)
-
-    def pull(self) -> int:
-        try:
-            # Few per pull: a page is up to 300 KB and a pull's answer at most 4 MB.
-            answer = self.subscriber.pull(subscription=self.name, max_messages=12, timeout=2)
-        except DeadlineExceeded:
-            return 0
-        if answer.received_messages:
-            self.subscriber.acknowledge(
-                subscription=self.name, ack_ids=[m.ack_id for m in answer.received_messages]
-            )
-        self.seen += [Envelope.FromString(m.message.data) for m in answer.received_messages]
-        return len(answer.received_messages)
-
-    async def drain(self) -> list[Envelope]:
-        """Pull until the subscription has nothing more for a moment."""
-        while await asyncio.to_thread(self.pull):
-            pass
-        return self.seen
-
-    def of(self, operation_id: str, payload: str) -> list[Any]:
-        found = []
-        for envelope in self.seen:
-            if envelope.WhichOneof("payload") != payload:
-                continue
-            message = getattr(envelope, payload)
-            if payload == "read_result_page":
-                if message.message.operation_id == operation_id:
-                    found.append(envelope)
-            elif payload == "notification" or getattr(message, "operation_id", "") == operation_id:
-                found.append(envelope)
-        return found
-
-
 @dataclass
 class Harness:
     stack: Stack
@@ -366,28 +218,6 @@ class Harness:
         async with self.worker():
             handle = await self.start(workflow, request, result_type)
             return await handle.result()
-
-
-@pytest.fixture
-async def pool(stack: Stack) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url(stack), min_size=1, max_size=4)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-def watches(stack: Stack) -> Iterator[dict[str, Watch]]:
-    pubsub = next(c for c in stack.mesh.components if c.name == "pubsub")
-    project = pubsub.service_env()["AMPMESH_PUBSUB_PROJECT"]
-    subscriber = emulator_subscriber(stack.endpoints["pubsub"])
-    made = {}
-    for topic in ("ampmesh-read-results", "ampmesh-operations", "ampmesh-notifications"):
-        name = f"projects/{project}/subscriptions/test-{uuid.uuid4().hex[:12]}"
-        subscriber.create_subscription(name=name, topic=f"projects/{project}/topics/{topic}")
-        made[topic] = Watch(subscriber, name)
-    yield made
-    for watch in made.values():
-        subscriber.delete_subscription(subscription=watch.name)
 
 
 @pytest.fixture
@@ -431,15 +261,6 @@ async def harness(
             watches["ampmesh-notifications"],
         )
     publisher.close()
-
-
-def body_ids(pages: list[Envelope]) -> list[str]:
-    ids = []
-    for envelope in pages:
-        body = orjson.loads(page_body(envelope.read_result_page))
-        assert body["resultInfo"]["numRecords"] == len(body["result"])
-        ids += [entry["id"] for entry in body["result"]]
-    return ids
 
 
 async def watermark(pool: asyncpg.Pool, installation: Installation) -> datetime | None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -19,30 +17,14 @@ from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 
 from services.runtime.database import migrate
 from services.runtime.identity import AccessPolicy
-from services.runtime.secretbox import SecretBox
 from services.runtime.server import MeshServer
 from services.runtime.tls import ServiceCredentials
-from services.token_manager.__main__ import CALLERS, TokenManagerSettings, open_services
-from tests.conftest import Stack
-from tests.runtime.probe import dial, serving
+from services.token_manager.__main__ import CALLERS, open_services
+from tests.support.probe import dial, serving
+from tests.support.stack import Stack, component
+from tests.support.token_manager import DATABASES, shard_settings
 
 CredsFor = Callable[[str], ServiceCredentials]
-
-# Two keyrings: the first as deployed, the second after a rotation (new key first, old kept).
-OLD_KEYS = SecretBox.new_spec("old")
-NEW_KEYS = SecretBox.new_spec("new") + "," + OLD_KEYS
-
-
-# The database of these tests, per stack (made by the `database` fixture).
-_DATABASES: dict[Path, str] = {}
-
-
-def component(stack: Stack, name: str) -> Any:
-    return next(c for c in stack.mesh.components if c.name == name)
-
-
-def database_url(stack: Stack) -> str:
-    return _DATABASES[stack.home]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,26 +38,9 @@ async def database(stack: Stack) -> AsyncIterator[str]:
         await admin.close()
     url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
     await migrate(url)
-    _DATABASES[stack.home] = url
+    DATABASES[stack.home] = url
     yield url
-    del _DATABASES[stack.home]
-
-
-def shard_settings(stack: Stack, keys: str = OLD_KEYS, **extra: Any) -> TokenManagerSettings:
-    pubsub = component(stack, "pubsub").service_env()
-    return TokenManagerSettings.model_validate(
-        {
-            "service_name": "token-manager",
-            "shard_name": "token-manager-7",
-            "database_url": database_url(stack),
-            "redis_url": component(stack, "redis").service_env()["AMPMESH_REDIS_URL"],
-            # Events go through the stack's emulator, as a shard of the mesh's would.
-            "pubsub_emulator_host": pubsub["AMPMESH_PUBSUB_EMULATOR_HOST"],
-            "pubsub_project": pubsub["AMPMESH_PUBSUB_PROJECT"],
-            "secret_keys": keys,
-            **extra,
-        }
-    )
+    del DATABASES[stack.home]
 
 
 @pytest.fixture

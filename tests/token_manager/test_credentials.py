@@ -32,16 +32,10 @@ from services.runtime.tls import ServiceCredentials
 from services.token_manager.__main__ import CALLERS, open_services
 from services.token_manager.reseal import reseal
 from services.token_manager.store import redis_key
-from tests.conftest import Stack
-from tests.e2e.control_plane import database_dump
-from tests.runtime.probe import dial, serving
-from tests.token_manager.conftest import (
-    NEW_KEYS,
-    OLD_KEYS,
-    component,
-    database_url,
-    shard_settings,
-)
+from tests.support.control_plane import database_dump
+from tests.support.probe import dial, serving
+from tests.support.stack import Stack, component
+from tests.support.token_manager import NEW_KEYS, OLD_KEYS, database_url, shard_settings
 
 CredsFor = Callable[[str], ServiceCredentials]
 Stub = tm_grpc.TokenManagerServiceStub

@@ -14,7 +14,7 @@ from services.runtime.channels import CONNECTION_ID_HEADER
 from services.runtime.errors import status_from_error, unpack_details
 from services.runtime.server import MeshServer
 from services.runtime.tls import ServiceCredentials
-from tests.runtime.probe import dial
+from tests.support.probe import dial
 
 CredsFor = Callable[[str], ServiceCredentials]
 

@@ -31,9 +31,9 @@ from services.runtime.identity import AccessPolicy
 from services.runtime.secretbox import SecretBox
 from services.runtime.tls import ServiceCredentials
 from services.token_manager.__main__ import CALLERS, open_services
-from tests.conftest import Stack
-from tests.runtime.probe import dial, serving
-from tests.token_manager.conftest import OLD_KEYS, database_url, shard_settings
+from tests.support.probe import dial, serving
+from tests.support.stack import Stack
+from tests.support.token_manager import OLD_KEYS, database_url, shard_settings
 
 CredsFor = Callable[[str], ServiceCredentials]
 Stub = tm_grpc.TokenManagerServiceStub

@@ -18,7 +18,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.conftest import Stack
+from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
+from tests.support.stack import Stack
 
 # A webhook URL the local mesh accepts (loopback http) and nothing listens on.
 HOOK = "http://127.0.0.1:9/ampmesh-hook"
@@ -219,8 +220,7 @@ async def register_jwt_key(
 # --- provider apps and connections -----------------------------------------------------
 
 # The provider sandbox's OAuth client (README "The provider sandbox").
-SANDBOX_CLIENT_ID = "sandbox-client"
-SANDBOX_CLIENT_SECRET = "sandbox-secret"
+SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET = CLIENT_ID, CLIENT_SECRET
 
 
 async def sandbox_tokens(stack: Stack) -> tuple[str, str]:
@@ -230,8 +230,8 @@ async def sandbox_tokens(stack: Stack) -> tuple[str, str]:
             "/hubspot/oauth/v1/token",
             data={
                 "grant_type": "password",
-                "username": "sandbox-user",
-                "password": "sandbox-password",
+                "username": USERNAME,
+                "password": PASSWORD,
                 "client_id": SANDBOX_CLIENT_ID,
                 "client_secret": SANDBOX_CLIENT_SECRET,
                 "scope": "crm.objects.read",

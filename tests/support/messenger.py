@@ -1,9 +1,12 @@
-"""Events and waits the messenger tests share."""
+"""What the messenger tests share: the settings and keyring of an in-process messenger, a
+project that makes webhook destinations in its database, the running pieces, and the
+events and waits of delivery tests."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -11,8 +14,15 @@ import orjson
 from ampmesh.events.v1 import read_result_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 
+from services.domain.destination_secrets import seal_secrets
 from services.domain.read_bodies import set_body
+from services.messenger.consumers import Consumers
+from services.messenger.deliveries import Deliverer
+from services.messenger.service import Messenger
+from services.messenger.settings import MessengerSettings
 from services.runtime.events import new_envelope
+from services.runtime.secretbox import SecretBox
+from tests.support.stack import Stack, component
 
 PATIENCE = 20.0  # bound of waits, never an assertion about speed
 
@@ -96,3 +106,59 @@ async def attempts(pool: asyncpg.Pool, delivery_id: str) -> list[asyncpg.Record]
         "SELECT * FROM webhook_delivery_attempts WHERE delivery_id = $1 ORDER BY number",
         delivery_id,
     )
+
+
+KEYS = SecretBox.new_spec("messenger")
+BOX = SecretBox.from_spec(KEYS)
+
+
+def settings_for(stack: Stack, database: str, **extra: Any) -> MessengerSettings:
+    pubsub = component(stack, "pubsub").service_env()
+    return MessengerSettings.model_validate(
+        {
+            "service_name": "messenger",
+            "database_url": database,
+            "pubsub_emulator_host": pubsub["AMPMESH_PUBSUB_EMULATOR_HOST"],
+            "pubsub_project": pubsub["AMPMESH_PUBSUB_PROJECT"],
+            "secret_keys": KEYS,
+            "allow_loopback_webhooks": True,
+            "refuse_private_destinations": False,
+            "backoff_first": 0.2,
+            "backoff_cap": 0.5,
+            "poll_interval": 0.1,
+            "lease": 2.0,
+            **extra,
+        }
+    )
+
+
+@dataclass
+class Project:
+    id: str
+    pool: asyncpg.Pool
+
+    async def destination(
+        self, url: str, headers: dict[str, str] | None = None, name: str = ""
+    ) -> tuple[str, str]:
+        """A webhook destination of the project: (id, whsec_ secret)."""
+        destination_id = str(uuid.uuid4())
+        secret = "whsec_" + __import__("base64").b64encode(uuid.uuid4().bytes * 2).decode()
+        sealed = seal_secrets(BOX, destination_id, {"webhookSigningKey": secret})
+        await self.pool.execute(
+            "INSERT INTO destinations (id, project_id, name, type, metadata, secrets_sealed, "
+            "secrets_key_id) VALUES ($1, $2, $3, 'webhook', $4::jsonb, $5, $6)",
+            uuid.UUID(destination_id),
+            uuid.UUID(self.id),
+            name or f"hook-{destination_id[:8]}",
+            orjson.dumps({"url": url, "headers": headers or {}}).decode(),
+            sealed.data,
+            sealed.key_id,
+        )
+        return destination_id, secret
+
+
+@dataclass
+class Running:
+    messenger: Messenger
+    deliverer: Deliverer
+    consumers: Consumers

@@ -16,7 +16,7 @@ from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from tests.contracts.reference import HOST_OF_PACKAGE, normalize_path
+from tests.support.reference import HOST_OF_PACKAGE, normalize_path
 
 REPO = Path(__file__).resolve().parents[2]
 DESCRIPTOR_SET = REPO / "gen" / "ampmesh.binpb"
