@@ -37,7 +37,7 @@ from services.runtime.logs import get_logger
 from services.runtime.server import Service
 from services.temporal.connectors import registry
 from services.temporal.connectors.http import provider_session
-from services.temporal.keep_alive import KeepAliveActivities
+from services.temporal.keep_alive.activities import KeepAliveActivities
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher

@@ -32,8 +32,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from services.domain.read_workflows import READS_QUEUE
 from services.runtime.logs import get_logger
-from services.temporal.keep_alive import KeepAliveActivities
-from services.temporal.keep_alive_workflow import WORKFLOW_NAME, TokenKeepAlive
+from services.temporal.keep_alive.activities import KeepAliveActivities
+from services.temporal.keep_alive.workflows import WORKFLOW_NAME, TokenKeepAlive
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.workflows import BackfillRead, ScheduledRead, TriggeredRead
 

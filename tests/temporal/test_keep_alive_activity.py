@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from services.runtime.errors import abort_with_reason
-from services.temporal.keep_alive import KeepAliveActivities
+from services.temporal.keep_alive.activities import KeepAliveActivities
 from tests.support.control_plane import admin_client, create_project, database_url
 from tests.support.stack import Stack
 

@@ -20,8 +20,8 @@ from temporalio.client import (
 )
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from services.temporal import keep_alive_workflow
-from services.temporal.keep_alive_workflow import BATCH_ACTIVITY, WORKFLOW_NAME, TokenKeepAlive
+from services.temporal.keep_alive import workflows as keep_alive_workflow
+from services.temporal.keep_alive.workflows import BATCH_ACTIVITY, WORKFLOW_NAME, TokenKeepAlive
 from services.temporal.worker import WORKFLOW_RUNNER, ensure_keep_alive_schedule
 
 pytestmark = pytest.mark.e2e

@@ -2,7 +2,7 @@
 
 The workflow sandbox re-imports this module on every run, so it imports only the
 generated messages (passed through by the worker) and temporalio: the activity itself
-(asyncpg, grpc) lives in keep_alive.py and is called by name.
+(asyncpg, grpc) lives in activities.py and is called by name.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ MAX_CONCURRENCY = 32
 # keeps a pass over a million connections as cheap to replay as one over a hundred.
 BATCHES_PER_RUN = 50
 
-# A batch is 100 refreshes at 4 at a time, each bounded by its RPC deadline (keep_alive.py).
+# A batch is 100 refreshes at 4 at a time, each bounded by its RPC deadline (activities.py).
 BATCH_TIMEOUT = timedelta(minutes=15)
 # The activity heartbeats after every connection; silence this long means it is stuck.
 BATCH_HEARTBEAT_TIMEOUT = timedelta(minutes=1)

@@ -25,9 +25,9 @@ from google.protobuf import duration_pb2
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from services.runtime.errors import status_from_error, unpack_details
+from services.domain.token_manager_client import failure_reason, reason_text
 from services.runtime.logs import get_logger
-from services.temporal.keep_alive_workflow import (
+from services.temporal.keep_alive.workflows import (
     BATCH_ACTIVITY,
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONCURRENCY,
@@ -44,7 +44,6 @@ DEFAULT_IDLE_THRESHOLD = timedelta(hours=24)
 # heartbeat timeout must stay well above this.
 REFRESH_DEADLINE_SECONDS = 20.0
 
-BAD_CREDENTIALS_REASON = "BAD_CREDENTIALS"
 BAD_CREDENTIALS_STATUS = "bad_credentials"
 
 # Every OAuth scheme: the reference's values are oauth2/authorizationCode,
@@ -172,12 +171,15 @@ class KeepAliveActivities:
 
 
 def _outcome_of(candidate: Candidate, error: grpc.aio.AioRpcError) -> str:
-    reason = _error_reason(error)
+    reason = failure_reason(error)
     code = error.code()
     if code == grpc.StatusCode.NOT_FOUND:
         # Deleted since the batch read it, or it holds no credentials to refresh.
         return "skipped"
-    if code == grpc.StatusCode.FAILED_PRECONDITION and reason == BAD_CREDENTIALS_REASON:
+    if (
+        code == grpc.StatusCode.FAILED_PRECONDITION
+        and reason == token_manager_pb2.TOKEN_FAILURE_REASON_BAD_CREDENTIALS
+    ):
         _log.info("keep-alive refused by the provider", connection_id=candidate.id)
         return "bad_credentials"
     # Provider down or rate limiting (UNAVAILABLE), a shard restarting, or anything else:
@@ -188,20 +190,9 @@ def _outcome_of(candidate: Candidate, error: grpc.aio.AioRpcError) -> str:
         connection_id=candidate.id,
         provider=candidate.provider,
         code=code.name,
-        reason=reason or None,
+        reason=reason_text(reason) if reason else None,
     )
     return "failed"
-
-
-def _error_reason(error: grpc.aio.AioRpcError) -> str:
-    status = status_from_error(error)
-    if status is None:
-        return ""
-    for detail in unpack_details(status):
-        reason = getattr(detail, "reason", None)
-        if reason and detail.DESCRIPTOR.name == "ErrorInfo":
-            return str(reason)
-    return ""
 
 
 def _connection_uuid(value: str) -> uuid.UUID:
