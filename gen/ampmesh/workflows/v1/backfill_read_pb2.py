@@ -25,18 +25,19 @@ _sym_db = _symbol_database.Default()
 from ampmesh.events.v1 import envelope_pb2 as ampmesh_dot_events_dot_v1_dot_envelope__pb2
 from ampmesh.events.v1 import operation_events_pb2 as ampmesh_dot_events_dot_v1_dot_operation__events__pb2
 from ampmesh.workflows.v1 import object_target_pb2 as ampmesh_dot_workflows_dot_v1_dot_object__target__pb2
+from ampmesh.workflows.v1 import read_plan_pb2 as ampmesh_dot_workflows_dot_v1_dot_read__plan__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(ampmesh/workflows/v1/backfill_read.proto\x12\x14\x61mpmesh.workflows.v1\x1a ampmesh/events/v1/envelope.proto\x1a(ampmesh/events/v1/operation_events.proto\x1a(ampmesh/workflows/v1/object_target.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\x11\x42\x61\x63kfillReadInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12!\n\x0coperation_id\x18\x03 \x01(\tR\x0boperationId\x12\x30\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05since\x12!\n\x0c\x66ull_history\x18\x05 \x01(\x08R\x0b\x66ullHistory\x12\x30\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n\tpage_size\x18\x07 \x01(\x05R\x08pageSize\x12\x38\n\x06resume\x18\x08 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06resume\"\xc3\x01\n\x12\x42\x61\x63kfillReadOutput\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\x12:\n\x06status\x18\x02 \x01(\x0e\x32\".ampmesh.events.v1.OperationStatusR\x06status\x12\x38\n\x06\x63ursor\x18\x03 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursor\x12\x14\n\x05\x65rror\x18\x04 \x01(\tR\x05\x65rrorb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(ampmesh/workflows/v1/backfill_read.proto\x12\x14\x61mpmesh.workflows.v1\x1a ampmesh/events/v1/envelope.proto\x1a(ampmesh/events/v1/operation_events.proto\x1a(ampmesh/workflows/v1/object_target.proto\x1a$ampmesh/workflows/v1/read_plan.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x03\n\x11\x42\x61\x63kfillReadInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12!\n\x0coperation_id\x18\x03 \x01(\tR\x0boperationId\x12\x30\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05since\x12!\n\x0c\x66ull_history\x18\x05 \x01(\x08R\x0b\x66ullHistory\x12\x30\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n\tpage_size\x18\x07 \x01(\x05R\x08pageSize\x12\x38\n\x06resume\x18\x08 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06resume\x12\x32\n\x04plan\x18\t \x01(\x0b\x32\x1e.ampmesh.workflows.v1.ReadPlanR\x04plan\"\xc3\x01\n\x12\x42\x61\x63kfillReadOutput\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\x12:\n\x06status\x18\x02 \x01(\x0e\x32\".ampmesh.events.v1.OperationStatusR\x06status\x12\x38\n\x06\x63ursor\x18\x03 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursor\x12\x14\n\x05\x65rror\x18\x04 \x01(\tR\x05\x65rrorb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ampmesh.workflows.v1.backfill_read_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BACKFILLREADINPUT']._serialized_start=218
-  _globals['_BACKFILLREADINPUT']._serialized_end=604
-  _globals['_BACKFILLREADOUTPUT']._serialized_start=607
-  _globals['_BACKFILLREADOUTPUT']._serialized_end=802
+  _globals['_BACKFILLREADINPUT']._serialized_start=256
+  _globals['_BACKFILLREADINPUT']._serialized_end=694
+  _globals['_BACKFILLREADOUTPUT']._serialized_start=697
+  _globals['_BACKFILLREADOUTPUT']._serialized_end=892
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from ampmesh.events.v1 import envelope_pb2 as _envelope_pb2
 from ampmesh.events.v1 import operation_events_pb2 as _operation_events_pb2
 from ampmesh.workflows.v1 import object_target_pb2 as _object_target_pb2
+from ampmesh.workflows.v1 import read_plan_pb2 as _read_plan_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -12,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BackfillReadInput(_message.Message):
-    __slots__ = ("meta", "target", "operation_id", "since", "full_history", "until", "page_size", "resume")
+    __slots__ = ("meta", "target", "operation_id", "since", "full_history", "until", "page_size", "resume", "plan")
     META_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +22,7 @@ class BackfillReadInput(_message.Message):
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     meta: _envelope_pb2.EventMeta
     target: _object_target_pb2.ObjectTarget
     operation_id: str
@@ -29,7 +31,8 @@ class BackfillReadInput(_message.Message):
     until: _timestamp_pb2.Timestamp
     page_size: int
     resume: _object_target_pb2.ReadCursor
-    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., full_history: _Optional[bool] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., resume: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ...) -> None: ...
+    plan: _read_plan_pb2.ReadPlan
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., full_history: _Optional[bool] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., resume: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., plan: _Optional[_Union[_read_plan_pb2.ReadPlan, _Mapping]] = ...) -> None: ...
 
 class BackfillReadOutput(_message.Message):
     __slots__ = ("operation_id", "status", "cursor", "error")

@@ -3,6 +3,7 @@ import datetime
 from ampmesh.events.v1 import envelope_pb2 as _envelope_pb2
 from ampmesh.events.v1 import operation_events_pb2 as _operation_events_pb2
 from ampmesh.workflows.v1 import object_target_pb2 as _object_target_pb2
+from ampmesh.workflows.v1 import read_plan_pb2 as _read_plan_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -12,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class OpenReadInput(_message.Message):
-    __slots__ = ("meta", "target", "operation_id", "read_type", "since", "until", "full_history", "page_size", "workflow_id", "workflow_run_id")
+    __slots__ = ("meta", "target", "operation_id", "read_type", "since", "until", "full_history", "page_size", "workflow_id", "workflow_run_id", "plan")
     META_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +24,7 @@ class OpenReadInput(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     meta: _envelope_pb2.EventMeta
     target: _object_target_pb2.ObjectTarget
     operation_id: str
@@ -33,22 +35,25 @@ class OpenReadInput(_message.Message):
     page_size: int
     workflow_id: str
     workflow_run_id: str
-    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., read_type: _Optional[_Union[_operation_events_pb2.ReadType, str]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., full_history: _Optional[bool] = ..., page_size: _Optional[int] = ..., workflow_id: _Optional[str] = ..., workflow_run_id: _Optional[str] = ...) -> None: ...
+    plan: _read_plan_pb2.ReadPlan
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., read_type: _Optional[_Union[_operation_events_pb2.ReadType, str]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., full_history: _Optional[bool] = ..., page_size: _Optional[int] = ..., workflow_id: _Optional[str] = ..., workflow_run_id: _Optional[str] = ..., plan: _Optional[_Union[_read_plan_pb2.ReadPlan, _Mapping]] = ...) -> None: ...
 
 class OpenReadOutput(_message.Message):
-    __slots__ = ("skip", "skip_reason", "cursor", "page_size")
+    __slots__ = ("skip", "skip_reason", "cursor", "page_size", "plan")
     SKIP_FIELD_NUMBER: _ClassVar[int]
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     skip: bool
     skip_reason: str
     cursor: _object_target_pb2.ReadCursor
     page_size: int
-    def __init__(self, skip: _Optional[bool] = ..., skip_reason: _Optional[str] = ..., cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., page_size: _Optional[int] = ...) -> None: ...
+    plan: _read_plan_pb2.ReadPlan
+    def __init__(self, skip: _Optional[bool] = ..., skip_reason: _Optional[str] = ..., cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., page_size: _Optional[int] = ..., plan: _Optional[_Union[_read_plan_pb2.ReadPlan, _Mapping]] = ...) -> None: ...
 
 class CloseReadInput(_message.Message):
-    __slots__ = ("meta", "target", "operation_id", "read_type", "status", "cursor", "error", "start_time", "finish_time", "schedule_id", "records_estimated_total")
+    __slots__ = ("meta", "target", "operation_id", "read_type", "status", "cursor", "error", "start_time", "finish_time", "schedule_id", "records_estimated_total", "plan")
     META_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +65,7 @@ class CloseReadInput(_message.Message):
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDS_ESTIMATED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     meta: _envelope_pb2.EventMeta
     target: _object_target_pb2.ObjectTarget
     operation_id: str
@@ -71,7 +77,8 @@ class CloseReadInput(_message.Message):
     finish_time: _timestamp_pb2.Timestamp
     schedule_id: str
     records_estimated_total: int
-    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., read_type: _Optional[_Union[_operation_events_pb2.ReadType, str]] = ..., status: _Optional[_Union[_operation_events_pb2.OperationStatus, str]] = ..., cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., error: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_id: _Optional[str] = ..., records_estimated_total: _Optional[int] = ...) -> None: ...
+    plan: _read_plan_pb2.ReadPlan
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., read_type: _Optional[_Union[_operation_events_pb2.ReadType, str]] = ..., status: _Optional[_Union[_operation_events_pb2.OperationStatus, str]] = ..., cursor: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., error: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., schedule_id: _Optional[str] = ..., records_estimated_total: _Optional[int] = ..., plan: _Optional[_Union[_read_plan_pb2.ReadPlan, _Mapping]] = ...) -> None: ...
 
 class CloseReadOutput(_message.Message):
     __slots__ = ("result", "schedule_paused")

@@ -25,20 +25,21 @@ _sym_db = _symbol_database.Default()
 from ampmesh.events.v1 import envelope_pb2 as ampmesh_dot_events_dot_v1_dot_envelope__pb2
 from ampmesh.events.v1 import operation_events_pb2 as ampmesh_dot_events_dot_v1_dot_operation__events__pb2
 from ampmesh.workflows.v1 import object_target_pb2 as ampmesh_dot_workflows_dot_v1_dot_object__target__pb2
+from ampmesh.workflows.v1 import read_plan_pb2 as ampmesh_dot_workflows_dot_v1_dot_read__plan__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ampmesh/workflows/v1/read_page.proto\x12\x14\x61mpmesh.workflows.v1\x1a ampmesh/events/v1/envelope.proto\x1a(ampmesh/events/v1/operation_events.proto\x1a(ampmesh/workflows/v1/object_target.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n\rReadPageInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12!\n\x0coperation_id\x18\x03 \x01(\tR\x0boperationId\x12\x38\n\tread_type\x18\x04 \x01(\x0e\x32\x1b.ampmesh.events.v1.ReadTypeR\x08readType\x12\x38\n\x06\x63ursor\x18\x05 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursor\x12\x1b\n\tpage_size\x18\x06 \x01(\x05R\x08pageSize\x12\x1b\n\tmax_pages\x18\x07 \x01(\x05R\x08maxPages\"\x8b\x03\n\x0eReadPageOutput\x12\x38\n\x06\x63ursor\x18\x01 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursor\x12\x12\n\x04\x64one\x18\x02 \x01(\x08R\x04\x64one\x12!\n\x0crecord_count\x18\x03 \x01(\x05R\x0brecordCount\x12#\n\rmessage_count\x18\x04 \x01(\x05R\x0cmessageCount\x12#\n\rpayload_bytes\x18\x05 \x01(\x05R\x0cpayloadBytes\x12\x46\n\x11max_modified_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0fmaxModifiedTime\x12;\n\x17records_estimated_total\x18\x07 \x01(\x03H\x00R\x15recordsEstimatedTotal\x88\x01\x01\x12\x1d\n\npage_count\x18\x08 \x01(\x05R\tpageCountB\x1a\n\x18_records_estimated_total\"\xe3\x01\n\x16SaveReadWatermarkInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12!\n\x0coperation_id\x18\x03 \x01(\tR\x0boperationId\x12\x38\n\x06\x63ursor\x18\x04 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursorb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ampmesh/workflows/v1/read_page.proto\x12\x14\x61mpmesh.workflows.v1\x1a ampmesh/events/v1/envelope.proto\x1a(ampmesh/events/v1/operation_events.proto\x1a(ampmesh/workflows/v1/object_target.proto\x1a$ampmesh/workflows/v1/read_plan.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\rReadPageInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12!\n\x0coperation_id\x18\x03 \x01(\tR\x0boperationId\x12\x38\n\tread_type\x18\x04 \x01(\x0e\x32\x1b.ampmesh.events.v1.ReadTypeR\x08readType\x12\x38\n\x06\x63ursor\x18\x05 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursor\x12\x1b\n\tpage_size\x18\x06 \x01(\x05R\x08pageSize\x12\x1b\n\tmax_pages\x18\x07 \x01(\x05R\x08maxPages\x12\x32\n\x04plan\x18\x08 \x01(\x0b\x32\x1e.ampmesh.workflows.v1.ReadPlanR\x04plan\"\x8b\x03\n\x0eReadPageOutput\x12\x38\n\x06\x63ursor\x18\x01 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursor\x12\x12\n\x04\x64one\x18\x02 \x01(\x08R\x04\x64one\x12!\n\x0crecord_count\x18\x03 \x01(\x05R\x0brecordCount\x12#\n\rmessage_count\x18\x04 \x01(\x05R\x0cmessageCount\x12#\n\rpayload_bytes\x18\x05 \x01(\x05R\x0cpayloadBytes\x12\x46\n\x11max_modified_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0fmaxModifiedTime\x12;\n\x17records_estimated_total\x18\x07 \x01(\x03H\x00R\x15recordsEstimatedTotal\x88\x01\x01\x12\x1d\n\npage_count\x18\x08 \x01(\x05R\tpageCountB\x1a\n\x18_records_estimated_total\"\xe3\x01\n\x16SaveReadWatermarkInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12!\n\x0coperation_id\x18\x03 \x01(\tR\x0boperationId\x12\x38\n\x06\x63ursor\x18\x04 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursorb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ampmesh.workflows.v1.read_page_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_READPAGEINPUT']._serialized_start=214
-  _globals['_READPAGEINPUT']._serialized_end=548
-  _globals['_READPAGEOUTPUT']._serialized_start=551
-  _globals['_READPAGEOUTPUT']._serialized_end=946
-  _globals['_SAVEREADWATERMARKINPUT']._serialized_start=949
-  _globals['_SAVEREADWATERMARKINPUT']._serialized_end=1176
+  _globals['_READPAGEINPUT']._serialized_start=252
+  _globals['_READPAGEINPUT']._serialized_end=638
+  _globals['_READPAGEOUTPUT']._serialized_start=641
+  _globals['_READPAGEOUTPUT']._serialized_end=1036
+  _globals['_SAVEREADWATERMARKINPUT']._serialized_start=1039
+  _globals['_SAVEREADWATERMARKINPUT']._serialized_end=1266
 # @@protoc_insertion_point(module_scope)

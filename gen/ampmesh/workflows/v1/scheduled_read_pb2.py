@@ -25,17 +25,18 @@ _sym_db = _symbol_database.Default()
 from ampmesh.events.v1 import envelope_pb2 as ampmesh_dot_events_dot_v1_dot_envelope__pb2
 from ampmesh.events.v1 import operation_events_pb2 as ampmesh_dot_events_dot_v1_dot_operation__events__pb2
 from ampmesh.workflows.v1 import object_target_pb2 as ampmesh_dot_workflows_dot_v1_dot_object__target__pb2
+from ampmesh.workflows.v1 import read_plan_pb2 as ampmesh_dot_workflows_dot_v1_dot_read__plan__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)ampmesh/workflows/v1/scheduled_read.proto\x12\x14\x61mpmesh.workflows.v1\x1a ampmesh/events/v1/envelope.proto\x1a(ampmesh/events/v1/operation_events.proto\x1a(ampmesh/workflows/v1/object_target.proto\"\x9d\x02\n\x12ScheduledReadInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12\x1f\n\x0bschedule_id\x18\x03 \x01(\tR\nscheduleId\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12!\n\x0coperation_id\x18\x05 \x01(\tR\x0boperationId\x12\x38\n\x06resume\x18\x06 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06resume\"\x8d\x02\n\x13ScheduledReadOutput\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\x12:\n\x06status\x18\x02 \x01(\x0e\x32\".ampmesh.events.v1.OperationStatusR\x06status\x12\x38\n\x06\x63ursor\x18\x03 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursor\x12\x1e\n\x0bno_new_data\x18\x04 \x01(\x08R\tnoNewData\x12\'\n\x0fschedule_paused\x18\x05 \x01(\x08R\x0eschedulePaused\x12\x14\n\x05\x65rror\x18\x06 \x01(\tR\x05\x65rrorb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)ampmesh/workflows/v1/scheduled_read.proto\x12\x14\x61mpmesh.workflows.v1\x1a ampmesh/events/v1/envelope.proto\x1a(ampmesh/events/v1/operation_events.proto\x1a(ampmesh/workflows/v1/object_target.proto\x1a$ampmesh/workflows/v1/read_plan.proto\"\xd1\x02\n\x12ScheduledReadInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12\x1f\n\x0bschedule_id\x18\x03 \x01(\tR\nscheduleId\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12!\n\x0coperation_id\x18\x05 \x01(\tR\x0boperationId\x12\x38\n\x06resume\x18\x06 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06resume\x12\x32\n\x04plan\x18\x07 \x01(\x0b\x32\x1e.ampmesh.workflows.v1.ReadPlanR\x04plan\"\x8d\x02\n\x13ScheduledReadOutput\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\x12:\n\x06status\x18\x02 \x01(\x0e\x32\".ampmesh.events.v1.OperationStatusR\x06status\x12\x38\n\x06\x63ursor\x18\x03 \x01(\x0b\x32 .ampmesh.workflows.v1.ReadCursorR\x06\x63ursor\x12\x1e\n\x0bno_new_data\x18\x04 \x01(\x08R\tnoNewData\x12\'\n\x0fschedule_paused\x18\x05 \x01(\x08R\x0eschedulePaused\x12\x14\n\x05\x65rror\x18\x06 \x01(\tR\x05\x65rrorb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ampmesh.workflows.v1.scheduled_read_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCHEDULEDREADINPUT']._serialized_start=186
-  _globals['_SCHEDULEDREADINPUT']._serialized_end=471
-  _globals['_SCHEDULEDREADOUTPUT']._serialized_start=474
-  _globals['_SCHEDULEDREADOUTPUT']._serialized_end=743
+  _globals['_SCHEDULEDREADINPUT']._serialized_start=224
+  _globals['_SCHEDULEDREADINPUT']._serialized_end=561
+  _globals['_SCHEDULEDREADOUTPUT']._serialized_start=564
+  _globals['_SCHEDULEDREADOUTPUT']._serialized_end=833
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 from ampmesh.events.v1 import envelope_pb2 as _envelope_pb2
 from ampmesh.events.v1 import operation_events_pb2 as _operation_events_pb2
 from ampmesh.workflows.v1 import object_target_pb2 as _object_target_pb2
+from ampmesh.workflows.v1 import read_plan_pb2 as _read_plan_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -9,20 +10,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ScheduledReadInput(_message.Message):
-    __slots__ = ("meta", "target", "schedule_id", "page_size", "operation_id", "resume")
+    __slots__ = ("meta", "target", "schedule_id", "page_size", "operation_id", "resume", "plan")
     META_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
     meta: _envelope_pb2.EventMeta
     target: _object_target_pb2.ObjectTarget
     schedule_id: str
     page_size: int
     operation_id: str
     resume: _object_target_pb2.ReadCursor
-    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., schedule_id: _Optional[str] = ..., page_size: _Optional[int] = ..., operation_id: _Optional[str] = ..., resume: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ...) -> None: ...
+    plan: _read_plan_pb2.ReadPlan
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., schedule_id: _Optional[str] = ..., page_size: _Optional[int] = ..., operation_id: _Optional[str] = ..., resume: _Optional[_Union[_object_target_pb2.ReadCursor, _Mapping]] = ..., plan: _Optional[_Union[_read_plan_pb2.ReadPlan, _Mapping]] = ...) -> None: ...
 
 class ScheduledReadOutput(_message.Message):
     __slots__ = ("operation_id", "status", "cursor", "no_new_data", "schedule_paused", "error")
