@@ -4,4 +4,22 @@ It serves, over plain HTTP, an OAuth 2.0 authorization server (Authlib) and reco
 shaped like HubSpot CRM v3 objects and Salesforce REST query, over deterministic seeded
 data; and, over the mesh's gRPC, SandboxControlService to seed records, inject faults and
 read counters. Everything lives in memory: a restart is a clean sandbox.
+
+    __main__       the process: both faces on one event loop
+    settings       its settings (ports, the OAuth client and test user)
+    control        SandboxControlService (seed, touch, faults, counters, reset)
+    http_api       the provider HTTP app, assembled from:
+      oauth_routes   each provider's authorize, token and revoke endpoints
+      oauth          the Authlib authorization server behind them
+      hubspot        HubSpot's list and search APIs and its refresh-token revocation
+      hubspot_search the search body parsed (pure) and matched against the indexes
+      salesforce     Salesforce's query API and its cursors
+      soql           the SOQL the sandbox understands, parsed (pure)
+      record_api     what every record request goes through (token, faults, counting)
+      errors         the providers' error bodies
+    state          SandboxState (records, faults, tokens, counters), from:
+      providers      the providers, their catalog names and OAuth paths
+      records        seeded records and their sorted indexes
+      faults         injected faults and how they answer
+      tokens         issued tokens and authorization codes
 """

@@ -10,17 +10,10 @@ from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from google.protobuf import duration_pb2, empty_pb2, timestamp_pb2
 
 from services.runtime.errors import abort_invalid_argument, abort_not_found
-from services.sandbox.http_api import PATHS
+from services.sandbox.faults import Endpoint, Fault, FaultKind
 from services.sandbox.oauth import OAuthConfig
-from services.sandbox.state import (
-    CATALOG_NAMES,
-    Endpoint,
-    Fault,
-    FaultKind,
-    Provider,
-    SandboxState,
-    percentile,
-)
+from services.sandbox.providers import CATALOG_NAMES, PATHS, Provider
+from services.sandbox.state import SandboxState, percentile
 
 MAX_SEED_COUNT = 100_000
 

@@ -30,7 +30,9 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator  # type: ignore[import-u
 from authlib.oauth2.rfc7009 import RevocationEndpoint  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
 
-from services.sandbox.state import AuthorizationCode, Provider, SandboxState, Token, TokenStore
+from services.sandbox.providers import Provider
+from services.sandbox.state import SandboxState
+from services.sandbox.tokens import AuthorizationCode, Token, TokenStore
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
 _CLIENT_AUTH = ["client_secret_basic", "client_secret_post"]

@@ -16,9 +16,12 @@ from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2
 
 from services.runtime.mcp_http import serving_http
+from services.sandbox.faults import Endpoint, Fault, FaultKind
 from services.sandbox.http_api import SandboxHttp
 from services.sandbox.oauth import OAuthConfig
-from services.sandbox.state import Endpoint, Fault, FaultKind, Provider, SandboxState, Token
+from services.sandbox.providers import Provider
+from services.sandbox.state import SandboxState
+from services.sandbox.tokens import Token
 from services.temporal.connectors import http as provider_http
 from services.temporal.connectors.base import (
     Connector,

@@ -1,0 +1,307 @@
+"""The sandbox's records: seeded per provider and object, generated from a seed, touched on
+demand, and kept in two sorted indexes (by id and by modification time) that the record
+APIs slice by bisection.
+
+Every face of the process shares one store in one event loop, so no locking is needed:
+nothing here awaits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.sandbox.providers import Provider
+
+
+@dataclass(eq=False)
+class Record:
+    """One seeded record: its id, field values and times, whatever the provider's shape."""
+
+    id: str
+    fields: dict[str, str]
+    created: datetime
+    modified: datetime
+    # Rendered pieces the provider faces reuse on every page; emptied whenever the
+    # record changes.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def hubspot_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """HubSpot's always-present properties, and the whole record with every property
+        (what a page without `properties` lists)."""
+        cached = self.cache.get("hubspot")
+        if cached is None:
+            created, updated = hubspot_time(self.created), hubspot_time(self.modified)
+            system = {
+                "createdate": created,
+                "hs_lastmodifieddate": updated,
+                "hs_object_id": self.id,
+            }
+            whole = {
+                "id": self.id,
+                "properties": {**system, **self.fields},
+                "createdAt": created,
+                "updatedAt": updated,
+                "archived": False,
+            }
+            cached = self.cache["hubspot"] = (system, whole)
+        return cached
+
+    def salesforce_values(self) -> dict[str, str]:
+        """Every field of the Salesforce row, system fields included, by API name."""
+        cached = self.cache.get("salesforce")
+        if cached is None:
+            modified = salesforce_time(self.modified)
+            cached = self.cache["salesforce"] = {
+                "Id": self.id,
+                "CreatedDate": salesforce_time(self.created),
+                "LastModifiedDate": modified,
+                "SystemModstamp": modified,
+                **self.fields,
+            }
+        return cached
+
+    def prime(self, provider: Provider) -> None:
+        """Render now what the first page would otherwise render."""
+        if provider is Provider.HUBSPOT:
+            self.hubspot_parts()
+        else:
+            self.salesforce_values()
+
+
+def hubspot_time(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def salesforce_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def id_key(provider: Provider, record_id: str) -> int | str:
+    """How a provider orders its ids: HubSpot's are numbers, Salesforce's strings."""
+    return int(record_id) if provider is Provider.HUBSPOT else record_id
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch: an exact, cheap key for comparing times."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+_FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia"]
+_LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"]
+_WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne"]
+_INDUSTRIES = ["Technology", "Retail", "Finance", "Healthcare", "Energy", "Media"]
+_CITIES = ["Paris", "Lisbon", "Oslo", "Austin", "Kyoto", "Nairobi", "Lima"]
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+
+
+def _fields(provider: Provider, object_name: str, rng: random.Random) -> dict[str, str]:
+    first, last, company = rng.choice(_FIRST), rng.choice(_LAST), rng.choice(_WORDS)
+    number = rng.randrange(1000, 9999)
+    if provider is Provider.HUBSPOT:
+        if object_name == "contacts":
+            return {
+                "firstname": first,
+                "lastname": last,
+                "email": f"{first}.{last}{number}@example.com".lower(),
+                "company": company,
+                "phone": f"+1-555-{number}",
+            }
+        if object_name == "companies":
+            return {
+                "name": f"{company} {number}",
+                "domain": f"{company}{number}.example.com".lower(),
+                "industry": rng.choice(_INDUSTRIES),
+                "city": rng.choice(_CITIES),
+            }
+        return {"name": f"{company} {last} {number}", "amount": str(rng.randrange(100, 99999))}
+    if object_name == "Account":
+        return {
+            "Name": f"{company} {number}",
+            "Industry": rng.choice(_INDUSTRIES),
+            "Phone": f"+1-555-{number}",
+            "BillingCity": rng.choice(_CITIES),
+            "AnnualRevenue": str(rng.randrange(10_000, 9_999_999)),
+        }
+    if object_name == "Contact":
+        return {
+            "FirstName": first,
+            "LastName": last,
+            "Email": f"{first}.{last}{number}@example.com".lower(),
+            "Phone": f"+1-555-{number}",
+        }
+    return {"Name": f"{company} {last} {number}"}
+
+
+def _new_id(provider: Provider, object_name: str, rng: random.Random) -> str:
+    if provider is Provider.HUBSPOT:
+        return str(rng.randrange(10**9, 10**10))
+    # Salesforce ids: a 3-character key prefix naming the object, then 15 characters.
+    prefix = {"Account": "001", "Contact": "003", "Opportunity": "006"}.get(object_name, "a0X")
+    return prefix + "".join(rng.choices(_BASE62, k=15))
+
+
+_GENERATIONS = itertools.count(1)
+
+
+class ObjectRecords:
+    """One object's records, in creation order and indexed for paging.
+
+    Pages are answered by bisecting two sorted views (by id, and by modification time
+    then id) instead of sorting or scanning per request, so a page costs its own size.
+    The views are rebuilt on the first read after a change: seeding and touching happen
+    in bursts between reads, so one sort per burst is all they cost.
+    """
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.in_order: list[Record] = []
+        self._by_id: list[Record] = []
+        self._id_keys: list[int | str] = []
+        self._by_modified: list[Record] = []
+        self._modified_keys: list[tuple[int, int | str]] = []
+        self._stale = True
+        # Unique among all objects' states past and present, and new after every
+        # change: answers derived from the records can be cached under it.
+        self.generation = next(_GENERATIONS)
+
+    def changed(self) -> None:
+        self._stale = True
+        self.generation = next(_GENERATIONS)
+
+    def by_id(self) -> tuple[list[Record], list[int | str]]:
+        """Records sorted by id, and their sort keys (for bisect)."""
+        self._index()
+        return self._by_id, self._id_keys
+
+    def by_modified(self) -> tuple[list[Record], list[tuple[int, int | str]]]:
+        """Records sorted by modification time then id, and their keys
+        ((micros(modified), id key), for bisect)."""
+        self._index()
+        return self._by_modified, self._modified_keys
+
+    def _index(self) -> None:
+        if not self._stale:
+            return
+        provider = self.provider
+        keyed = [((micros(r.modified), id_key(provider, r.id)), r) for r in self.in_order]
+        keyed.sort(key=lambda pair: pair[0])
+        self._modified_keys = [key for key, _ in keyed]
+        self._by_modified = [record for _, record in keyed]
+        self._by_id = sorted(self.in_order, key=lambda r: id_key(provider, r.id))
+        self._id_keys = [id_key(provider, r.id) for r in self._by_id]
+        self._stale = False
+
+
+def window(
+    keys: list[tuple[int, int | str]],
+    lower: int | None,
+    lower_inclusive: bool,
+    upper: int | None,
+    upper_inclusive: bool,
+) -> tuple[int, int]:
+    """The [start, stop) slice of ObjectRecords.by_modified() whose times (microseconds)
+    lie within the bounds (None: unbounded)."""
+    start = 0
+    if lower is not None:
+        start = bisect.bisect_left(keys, (lower if lower_inclusive else lower + 1,))
+    stop = len(keys)
+    if upper is not None:
+        stop = bisect.bisect_left(keys, (upper + 1 if upper_inclusive else upper,))
+    return start, max(start, stop)
+
+
+class RecordStore:
+    """Records per (provider, object)."""
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[Provider, str], ObjectRecords] = {}
+
+    def records(self, provider: Provider, object_name: str) -> list[Record]:
+        """The object's records in creation order."""
+        found = self._objects.get((provider, object_name))
+        return found.in_order if found is not None else []
+
+    def object(self, provider: Provider, object_name: str) -> ObjectRecords:
+        """The object's records with their indexes (empty when none were seeded)."""
+        found = self._objects.get((provider, object_name))
+        return found if found is not None else ObjectRecords(provider)
+
+    def clear(self) -> None:
+        self._objects.clear()
+
+    def seed(
+        self,
+        provider: Provider,
+        object_name: str,
+        count: int,
+        seed: int,
+        modified_from: datetime,
+        modified_until: datetime,
+        *,
+        replace: bool,
+    ) -> list[Record]:
+        """Create count records; the same arguments (and prior records) give the same ones."""
+        if replace:
+            self._objects.pop((provider, object_name), None)
+        records = self._objects.setdefault((provider, object_name), ObjectRecords(provider))
+        existing = records.in_order
+        taken = {record.id for record in existing}
+        # Keyed by everything that should change the outcome, so adding to an object
+        # does not repeat the ids already there.
+        rng = random.Random(f"{provider.name}/{object_name}/{seed}/{len(existing)}")  # noqa: S311 (test data)
+        span = modified_until - modified_from
+        created: list[Record] = []
+        for index in range(count):
+            record_id = _new_id(provider, object_name, rng)
+            while record_id in taken:
+                record_id = _new_id(provider, object_name, rng)
+            taken.add(record_id)
+            modified = modified_until if count == 1 else modified_from + span * index / (count - 1)
+            modified = modified.replace(microsecond=modified.microsecond // 1000 * 1000)
+            age = timedelta(seconds=rng.randrange(0, 30 * 86400))
+            values = _fields(provider, object_name, rng)
+            created.append(Record(record_id, values, modified - age, modified))
+        for record in created:
+            record.prime(provider)
+        existing.extend(created)
+        records.changed()
+        return created
+
+    def touch(
+        self,
+        provider: Provider,
+        object_name: str,
+        ids: list[str],
+        count: int,
+        seed: int,
+        when: datetime,
+    ) -> list[Record]:
+        """Give some records new values and a new modification time."""
+        records = self.records(provider, object_name)
+        rng = random.Random(f"touch/{provider.name}/{object_name}/{seed}")  # noqa: S311
+        if ids:
+            by_id = {record.id: record for record in records}
+            missing = [record_id for record_id in ids if record_id not in by_id]
+            if missing:
+                raise KeyError(", ".join(missing))
+            chosen = [by_id[record_id] for record_id in ids]
+        else:
+            chosen = rng.sample(records, min(count, len(records)))
+        when = when.replace(microsecond=when.microsecond // 1000 * 1000)
+        for record in chosen:
+            record.fields = _fields(provider, object_name, rng)
+            record.modified = when
+            record.cache.clear()
+            record.prime(provider)
+        if chosen:
+            self._objects[(provider, object_name)].changed()
+        return chosen
