@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from services.runtime.secretbox import SecretBox
-from services.token_manager.__main__ import TokenManagerSettings
+from services.token_manager.settings import TokenManagerSettings
 from tests.support.stack import Stack, component
 
 # Two keyrings: the first as deployed, the second after a rotation (new key first, old kept).
