@@ -25,7 +25,8 @@ from services.messenger.rows import DISABLED, HELD, READ_RESULT, SUCCEEDED, Job
 from services.messenger.sending import Attempt
 from services.messenger.settings import MessengerSettings
 from services.messenger.telemetry import MessengerMetrics
-from services.runtime.events import EventBus, new_envelope
+from services.runtime.envelopes import new_envelope
+from services.runtime.events import EventBus
 from services.runtime.logs import get_logger
 
 _log = get_logger("ampmesh.messenger")

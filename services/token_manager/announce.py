@@ -19,7 +19,7 @@ from ampmesh.events.v1 import envelope_pb2, notifications_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from google.protobuf.message import Message
 
-from services.runtime.events import new_envelope
+from services.runtime.envelopes import new_envelope
 from services.token_manager.store import Row
 
 SOURCE = "token-manager"

@@ -18,7 +18,8 @@ import pytest
 
 from services.domain.read_bodies import page_body
 from services.launcher.infra.pubsub_emulator import PROJECT
-from services.runtime.events import attributes_of, publisher_client, topic_id_of
+from services.runtime.envelopes import attributes_of, topic_id_of
+from services.runtime.events import publisher_client
 from tests.support.control_plane import (
     as_key,
     client,

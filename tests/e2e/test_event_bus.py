@@ -24,7 +24,8 @@ from google.pubsub_v1 import SubscriberClient
 from google.pubsub_v1.types import ReceivedMessage
 
 from services.launcher.infra.pubsub_emulator import PROJECT
-from services.runtime.events import EventBus, new_envelope, publisher_client, topic_id_of
+from services.runtime.envelopes import new_envelope, topic_id_of
+from services.runtime.events import EventBus, publisher_client
 from services.runtime.pubsub_topology import emulator_subscriber
 from services.runtime.subscriber import consume
 from tests.support.control_plane import database_url

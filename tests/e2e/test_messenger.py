@@ -18,7 +18,8 @@ from services.domain.read_bodies import page_body
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.messenger.signing import delivery_id
 from services.runtime.channels import mesh_channel
-from services.runtime.events import attributes_of, publisher_client, topic_id_of
+from services.runtime.envelopes import attributes_of, topic_id_of
+from services.runtime.events import publisher_client
 from tests.support.control_plane import admin_client, create_project, unique
 from tests.support.messenger import page_envelope
 from tests.support.stack import Stack

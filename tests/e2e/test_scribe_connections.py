@@ -16,7 +16,8 @@ from ampmesh.events.v1 import connection_events_pb2 as ce
 from ampmesh.events.v1.envelope_pb2 import Envelope
 
 from services.launcher.infra.pubsub_emulator import PROJECT
-from services.runtime.events import EventBus, new_envelope
+from services.runtime.envelopes import new_envelope
+from services.runtime.events import EventBus
 from tests.support.control_plane import admin_client, create_project, database_url, eventually
 from tests.support.stack import Stack
 

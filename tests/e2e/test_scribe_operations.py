@@ -25,7 +25,8 @@ from google.cloud import pubsub_v1
 
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.runtime.channels import mesh_channel
-from services.runtime.events import attributes_of, new_envelope, publisher_client, topic_id_of
+from services.runtime.envelopes import attributes_of, new_envelope, topic_id_of
+from services.runtime.events import publisher_client
 from tests.e2e.conformance import assert_conforms
 from tests.support.control_plane import database_url, eventually
 from tests.support.operations import BACKFILL, GET, LIST, LOGS, new_installation, new_project

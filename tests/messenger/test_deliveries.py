@@ -18,7 +18,7 @@ from services.messenger.bodies import json_body
 from services.messenger.consumers import Consumers, InvalidEvent
 from services.messenger.deliveries import retry_after_seconds
 from services.messenger.signing import delivery_id
-from services.runtime.events import new_envelope
+from services.runtime.envelopes import new_envelope
 from tests.support.messenger import (
     Project,
     Running,

@@ -11,7 +11,7 @@ from ampmesh.events.v1 import connection_events_pb2 as ce
 from ampmesh.events.v1 import log_entry_pb2, notifications_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 
-from services.runtime.events import (
+from services.runtime.envelopes import (
     attributes_of,
     new_envelope,
     payload_names,

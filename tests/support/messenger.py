@@ -20,7 +20,7 @@ from services.messenger.consumers import Consumers
 from services.messenger.deliveries import Deliverer
 from services.messenger.service import Messenger
 from services.messenger.settings import MessengerSettings
-from services.runtime.events import new_envelope
+from services.runtime.envelopes import new_envelope
 from services.runtime.secretbox import SecretBox
 from tests.support.stack import Stack, component
 

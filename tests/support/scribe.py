@@ -11,7 +11,7 @@ from typing import Any
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.protobuf.message import Message
 
-from services.runtime.events import new_envelope
+from services.runtime.envelopes import new_envelope
 from services.runtime.subscriber import Delivery
 
 OPERATIONS = "ampmesh-operations.scribe"
