@@ -12,7 +12,8 @@ from ampmesh.events.v1.envelope_pb2 import Envelope
 
 from services.domain.read_bodies import page_body
 from services.messenger.bodies import notification_body
-from services.messenger.deliveries import NOTIFICATION, READ_RESULT, Deliverer, NewDelivery
+from services.messenger.deliveries import Deliverer
+from services.messenger.rows import NOTIFICATION, READ_RESULT, NewDelivery
 from services.messenger.signing import delivery_id
 from services.runtime.database import is_uuid
 from services.runtime.logs import get_logger

@@ -30,16 +30,9 @@ import asyncpg
 
 from services.messenger.batcher import Batcher
 from services.messenger.outcomes import Completion, Outcomes
-from services.messenger.retry import retry_after_seconds
 from services.messenger.rows import (
-    FAILED,
-    HELD,
     JOB_COLUMNS,
-    NOTIFICATION,
     PENDING,
-    READ_RESULT,
-    RETRYING,
-    SUCCEEDED,
     Job,
     NewDelivery,
 )
@@ -49,24 +42,6 @@ from services.messenger.telemetry import messenger_metrics
 from services.runtime.events import EventBus
 from services.runtime.logs import get_logger
 from services.runtime.secretbox import SecretBox
-
-# What the consumers, the service and tests take from here (defined in the modules
-# named above).
-__all__ = [
-    "FAILED",
-    "HELD",
-    "NOTIFICATION",
-    "PENDING",
-    "READ_RESULT",
-    "RETRYING",
-    "SUCCEEDED",
-    "Attempt",
-    "Deliverer",
-    "Job",
-    "NewDelivery",
-    "Target",
-    "retry_after_seconds",
-]
 
 _log = get_logger("ampmesh.messenger")
 

@@ -18,15 +18,8 @@ from ampmesh.messenger.v1 import messenger_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.messenger.bodies import FIELD_OF_TYPE, sample_body
-from services.messenger.deliveries import (
-    FAILED,
-    HELD,
-    PENDING,
-    RETRYING,
-    SUCCEEDED,
-    Deliverer,
-    Job,
-)
+from services.messenger.deliveries import Deliverer
+from services.messenger.rows import FAILED, HELD, PENDING, RETRYING, SUCCEEDED, Job
 from services.runtime.database import is_uuid
 from services.runtime.errors import abort_invalid_argument, abort_not_found
 

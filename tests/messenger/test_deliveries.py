@@ -16,7 +16,7 @@ from services.domain.read_bodies import page_body
 from services.messenger.__main__ import open_messenger
 from services.messenger.bodies import json_body
 from services.messenger.consumers import Consumers, InvalidEvent
-from services.messenger.deliveries import retry_after_seconds
+from services.messenger.retry import retry_after_seconds
 from services.messenger.signing import delivery_id
 from services.runtime.envelopes import new_envelope
 from tests.support.messenger import (
