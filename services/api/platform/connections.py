@@ -53,7 +53,7 @@ from services.domain.token_manager_client import failure_reason
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
-__all__ = ["Connections", "service", "to_message"]
+__all__ = ["Connections", "service"]
 
 NOT_BUILT = (
     "no provider of the catalog needs a multi-step custom auth flow (none sets "

@@ -17,7 +17,7 @@ from ampmesh.platform.v1 import connections_pb2, installations_pb2
 from google.protobuf import json_format
 
 from services.api.common import timestamp, with_times
-from services.api.platform import connections
+from services.api.platform.connection_rows import to_message as connection_message
 from services.api.stored import config_content
 
 # The connections columns an installation's response shows, selected as cn_<name>
@@ -85,7 +85,7 @@ def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
         installation.last_operation_status = row["last_operation_status"]
     if row["cn_id"] is not None:  # None too when the connection was deleted since
         installation.connection.CopyFrom(
-            connections.to_message({name: row[f"cn_{name}"] for name in _CONNECTION_COLUMNS})
+            connection_message({name: row[f"cn_{name}"] for name in _CONNECTION_COLUMNS})
         )
     if row["config_id"] is not None:
         installation.config.CopyFrom(
