@@ -9,14 +9,16 @@ back and the caller gets UNAVAILABLE with nothing saved. If the commit fails aft
 start, the workflow finds no installation (or no such object in its config) and ends
 without reading: the read workflows re-check the installation before every run.
 
-A read object's facts come from its config (schedule, backfill, disabled) and otherwise
-from the integration's revision (the manifest's read object).
+A read object's facts are its read plan (services/domain/read_plan.py: the config's
+schedule, backfill and destination, else the manifest's; fields and mappings), which
+every workflow input carries, so the workers read pages without loading the manifest
+and the config again. A schedule's input is brought in step with each config saved.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,9 +34,12 @@ from ampmesh.workflows.v1 import (
     scheduled_read_pb2,
     triggered_read_pb2,
 )
+from ampmesh.workflows.v1.read_plan_pb2 import ReadPlan
 from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
+    ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleUpdate,
     ScheduleUpdateInput,
@@ -42,6 +47,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from services.domain.read_plan import configured_plans
 from services.domain.read_workflows import (
     BACKFILL_WORKFLOW,
     READS_QUEUE,
@@ -82,6 +88,21 @@ class ReadObject:
     page_size: int
     # A disabled object is neither scheduled nor readable on request.
     disabled: bool
+    # How its workflows read it; None: they resolve it themselves.
+    plan: ReadPlan | None = None
+
+    @staticmethod
+    def of(plan: ReadPlan) -> ReadObject:
+        """The object's facts, as its plan says them."""
+        return ReadObject(
+            name=plan.object_name,
+            mapped_name=plan.mapped_name,
+            schedule=plan.schedule,
+            backfill=plan.backfill if plan.HasField("backfill") else None,
+            page_size=plan.page_size,
+            disabled=plan.disabled,
+            plan=plan,
+        )
 
 
 @dataclass(frozen=True)
@@ -106,30 +127,30 @@ class InstallationFacts:
 
 
 def read_objects(
-    content: config_pb2.ConfigContent, revision: manifest_pb2.Integration
+    content: config_pb2.ConfigContent,
+    revision: manifest_pb2.Integration,
+    *,
+    config_id: str = "",
+    destination_ids: Mapping[str, str] | None = None,
 ) -> dict[str, ReadObject]:
     """The read objects a config selects, by provider object name."""
-    declared = {o.object_name: o for o in revision.read.objects}
-    objects: dict[str, ReadObject] = {}
-    for key, configured in content.read.objects.items():
-        name = configured.object_name or key
-        manifest_object = declared.get(name)
-        period: manifest_pb2.DefaultPeriod | None = None
-        if configured.HasField("backfill"):
-            period = configured.backfill.default_period
-        elif manifest_object is not None and manifest_object.HasField("backfill"):
-            period = manifest_object.backfill.default_period
-        if period is not None and not (period.full_history or period.days > 0):
-            period = None
-        objects[name] = ReadObject(
-            name=name,
-            mapped_name=manifest_object.map_to_name if manifest_object else "",
-            schedule=configured.schedule or (manifest_object.schedule if manifest_object else ""),
-            backfill=period,
-            page_size=manifest_object.delivery.page_size if manifest_object else 0,
-            disabled=configured.disabled,
-        )
-    return objects
+    plans = configured_plans(
+        revision, content, config_id=config_id, destination_ids=destination_ids
+    )
+    return {name: ReadObject.of(plan) for name, plan in plans.items()}
+
+
+async def find_destination_ids(
+    conn: asyncpg.Connection | asyncpg.Pool, project_id: str, names: Iterable[str]
+) -> dict[str, str]:
+    """The ids of the project's destinations of these names."""
+    rows = await conn.fetch(
+        "SELECT name, id::text AS id FROM destinations WHERE project_id = $1 "
+        "AND name = ANY($2::text[])",
+        uuid.UUID(project_id),
+        sorted(set(names)),
+    )
+    return {r["name"]: r["id"] for r in rows}
 
 
 def find_object(objects: dict[str, ReadObject], name: str) -> ReadObject | None:
@@ -171,8 +192,20 @@ class Reads:
         starts reading get their watermark (now: scheduled reads read what changes from
         here on), their backfill (what changed before) and their schedule; objects it
         stops reading lose their schedule; changed crons and disabled objects update
-        theirs. Call inside the transaction that saved the config."""
-        objects = read_objects(content, revision)
+        theirs, and every schedule's input carries the object's new plan. Call inside
+        the transaction that saved the config."""
+        config_id = await conn.fetchval(
+            "SELECT id::text FROM configs WHERE installation_id = $1 "
+            "ORDER BY created_at DESC, id DESC LIMIT 1",
+            uuid.UUID(facts.installation_id),
+        )
+        plans = configured_plans(revision, content, config_id=config_id or "")
+        destinations = await find_destination_ids(
+            conn, facts.project_id, (p.destination_name for p in plans.values())
+        )
+        for plan in plans.values():
+            plan.destination_id = destinations.get(plan.destination_name, "")
+        objects = {name: ReadObject.of(plan) for name, plan in plans.items()}
         rows = await conn.fetch(
             "SELECT object_name, schedule_id, cron, paused, pause_reason FROM read_schedules "
             "WHERE installation_id = $1 FOR UPDATE",
@@ -235,6 +268,7 @@ class Reads:
             operation_id=operation_id,
             full_history=period.full_history,
             page_size=read_object.page_size,
+            plan=read_object.plan,
         )
         workflow_input.until.FromDatetime(now)
         if not period.full_history:
@@ -266,13 +300,14 @@ class Reads:
         if not read_object.schedule:
             return
         sid = schedule_id(facts.installation_id, read_object.name)
+        workflow_input = scheduled_read_pb2.ScheduledReadInput(
+            meta=meta_for(scheduled_read_pb2.ScheduledReadInput, facts.project_id, sid),
+            target=facts.target(read_object.name),
+            schedule_id=sid,
+            page_size=read_object.page_size,
+            plan=read_object.plan,
+        )
         if row is None:
-            workflow_input = scheduled_read_pb2.ScheduledReadInput(
-                meta=meta_for(scheduled_read_pb2.ScheduledReadInput, facts.project_id, sid),
-                target=facts.target(read_object.name),
-                schedule_id=sid,
-                page_size=read_object.page_size,
-            )
             paused = read_object.disabled
             await conn.execute(
                 "INSERT INTO read_schedules (installation_id, object_name, project_id, "
@@ -290,7 +325,7 @@ class Reads:
                 await self.temporal.create_schedule(sid, schedule)
             except ScheduleAlreadyRunningError:
                 # Left by a transaction that rolled back after creating it: make it ours.
-                await self._set_schedule(sid, read_object.schedule, paused)
+                await self._set_schedule(sid, read_object.schedule, paused, workflow_input)
             return
         if row["cron"] != read_object.schedule:
             await conn.execute(
@@ -298,22 +333,67 @@ class Reads:
                 sid,
                 read_object.schedule,
             )
-            await self._set_schedule(sid, read_object.schedule, None)
+        # The schedule's runs read with the config just saved (its input's plan).
+        await self._set_schedule(sid, read_object.schedule, None, workflow_input)
         if read_object.disabled and not row["paused"]:
             await self._pause(conn, [sid], PAUSED_BY_DEPLOY, "the object is disabled")
         elif not read_object.disabled and row["paused"] and row["pause_reason"] == PAUSED_BY_DEPLOY:
             # Enabled again: resume what disabling paused (a pause by the API stays).
             await self._unpause(conn, [sid], "the object is enabled again")
 
-    async def _set_schedule(self, sid: str, cron: str, paused: bool | None) -> None:
-        def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+    async def _set_schedule(
+        self,
+        sid: str,
+        cron: str,
+        paused: bool | None,
+        workflow_input: scheduled_read_pb2.ScheduledReadInput,
+    ) -> None:
+        """Bring the schedule's cron, its paused state (unless None) and its input's
+        target and plan to these; no update when nothing differs."""
+
+        async def update(current: ScheduleUpdateInput) -> ScheduleUpdate | None:
             schedule = current.description.schedule
+            changed = list(schedule.spec.cron_expressions) != [cron]
             schedule.spec.cron_expressions = [cron]
             if paused is not None:
+                changed = changed or schedule.state.paused != paused
                 schedule.state.paused = paused
-            return ScheduleUpdate(schedule=schedule)
+            action = schedule.action
+            if isinstance(action, ScheduleActionStartWorkflow):
+                wanted = await self._schedule_input(action.args, workflow_input)
+                if wanted is not None:
+                    action.args = [wanted]
+                    changed = True
+            return ScheduleUpdate(schedule=schedule) if changed else None
 
         await self.temporal.get_schedule_handle(sid).update(update)
+
+    async def _schedule_input(
+        self, args: Iterable[object], workflow_input: scheduled_read_pb2.ScheduledReadInput
+    ) -> scheduled_read_pb2.ScheduledReadInput | None:
+        """The schedule's input with workflow_input's target, page size and plan (its
+        meta kept: it describes the schedule's creation); None when it has them."""
+        current = scheduled_read_pb2.ScheduledReadInput()
+        given = list(args)
+        payloads = [a for a in given if isinstance(a, Payload)]
+        if len(given) == 1 and len(payloads) == 1:
+            (current,) = await self.temporal.data_converter.decode(
+                payloads, [scheduled_read_pb2.ScheduledReadInput]
+            )
+        elif len(given) == 1 and isinstance(given[0], scheduled_read_pb2.ScheduledReadInput):
+            current = given[0]
+        if (
+            current.target == workflow_input.target
+            and current.plan == workflow_input.plan
+            and current.page_size == workflow_input.page_size
+            and current.schedule_id == workflow_input.schedule_id
+        ):
+            return None
+        wanted = scheduled_read_pb2.ScheduledReadInput()
+        wanted.CopyFrom(workflow_input)
+        if current.HasField("meta"):
+            wanted.meta.CopyFrom(current.meta)
+        return wanted
 
     async def _delete_schedule(self, sid: str) -> None:
         try:
@@ -428,6 +508,7 @@ class Reads:
             target=facts.target(read_object.name),
             operation_id=operation_id,
             page_size=read_object.page_size,
+            plan=read_object.plan,
         )
         if since is not None:
             workflow_input.since.FromDatetime(since)

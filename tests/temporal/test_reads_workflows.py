@@ -20,14 +20,18 @@ import orjson
 import pytest
 from ampmesh.events.v1 import operation_events_pb2 as ops
 from ampmesh.events.v1.read_result_pb2 import BODY_ENCODING_ZLIB
+from ampmesh.manifest.v1 import config_pb2, manifest_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.workflows.v1 import backfill_read_pb2, scheduled_read_pb2, triggered_read_pb2
+from ampmesh.workflows.v1.read_plan_pb2 import ReadPlan
+from google.protobuf import json_format
 from google.protobuf.message import Message
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from services.domain.read_bodies import page_body
+from services.domain.read_plan import read_plan
 from services.domain.read_workflows import (
     BACKFILL_WORKFLOW,
     FAILURES_BEFORE_PAUSE,
@@ -48,7 +52,15 @@ from services.temporal.connectors.http import provider_session
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
 from services.temporal.worker import reads_worker
-from tests.support.reads import OBJECT, T0, Installation, Watch, body_ids, make_installation
+from tests.support.reads import (
+    OBJECT,
+    REVISION,
+    T0,
+    Installation,
+    Watch,
+    body_ids,
+    make_installation,
+)
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -141,7 +153,7 @@ class FakeShaping:
         def provider_fields(self) -> list[str]:
             return []
 
-    def selection_for(self, read_object: Any, manifest_object: Any) -> Any:
+    def plan_selection(self, planned: Any) -> Any:
         return self.Selection()
 
     def render_record(self, connector: Any, raw: dict[str, Any], selection: Any) -> bytes:
@@ -611,3 +623,78 @@ async def test_a_rejected_token_is_refreshed_and_an_unavailable_provider_waited_
     assert sorted(body_ids(harness.results.of(operation, "read_result_page"))) == [
         f"{n:06d}" for n in range(1, 121)
     ]
+
+
+async def plan_of(harness: Harness, installation: Installation, **changes: Any) -> ReadPlan:
+    """The object's read plan as the api resolves it (from REVISION and the installation's
+    config), with `changes` applied."""
+    row = await harness.pool.fetchrow(
+        "SELECT id::text AS id, content FROM configs WHERE installation_id = $1::uuid",
+        installation.installation_id,
+    )
+    assert row is not None
+    plan = read_plan(
+        json_format.ParseDict(REVISION, manifest_pb2.Integration()),
+        json_format.Parse(row["content"], config_pb2.ConfigContent()),
+        OBJECT,
+        config_id=row["id"],
+        destination_ids={"hooks": installation.destination_id},
+    )
+    for name, value in changes.items():
+        setattr(plan, name, value)
+    return plan
+
+
+async def test_a_read_carrying_its_plan_reads_with_it_and_a_stale_one_is_resolved_again(
+    harness: Harness,
+) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(200)
+    pages = {}
+    # The plan's page size (20) is not the manifest's (50): pages show which was read.
+    for label, plan in (
+        ("carried", await plan_of(harness, installation, page_size=20)),
+        ("stale", await plan_of(harness, installation, page_size=20, config_id="gone")),
+    ):
+        operation = str(uuid.uuid4())
+        request = read_request(
+            triggered_read_pb2.TriggeredReadInput, installation, operation_id=operation
+        )
+        request.plan.CopyFrom(plan)
+        output = await harness.run(
+            TRIGGERED_WORKFLOW, request, triggered_read_pb2.TriggeredReadOutput
+        )
+        assert output.status == ops.OPERATION_STATUS_SUCCESS
+        assert output.cursor.records_done == 200
+        await harness.results.drain()
+        results = harness.results.of(operation, "read_result_page")
+        assert {p.read_result_page.destination_id for p in results} == {installation.destination_id}
+        pages[label] = output.cursor.pages_done
+    # A plan from an older config than the newest is resolved again from the stored ones.
+    assert pages == {"carried": 10, "stale": 4}
+
+
+async def test_a_deleted_installation_stops_a_read_at_its_next_call(harness: Harness) -> None:
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(3_000)
+    operation = str(uuid.uuid4())
+    original = harness.provider.read_page
+
+    # The installation is deleted while the first call (200 pages of 10) reads its last
+    # page: that call ends, the next one finds the installation gone.
+    async def delete_at_last_page_of_first_call(
+        http: aiohttp.ClientSession, auth: ProviderAuth, page: ReadRequest
+    ) -> Page:
+        if page.page_token == "1990":
+            await harness.pool.execute(
+                "DELETE FROM installations WHERE id = $1::uuid", installation.installation_id
+            )
+        return await original(http, auth, page)
+
+    harness.provider.read_page = delete_at_last_page_of_first_call  # type: ignore[method-assign,assignment]
+    request = small_page_backfill(installation, operation)
+    request.plan.CopyFrom(await plan_of(harness, installation))
+    output = await harness.run(BACKFILL_WORKFLOW, request, backfill_read_pb2.BackfillReadOutput)
+    assert output.status == ops.OPERATION_STATUS_FAILURE
+    assert output.error == f"installation {installation.installation_id} is gone"
+    assert output.cursor.records_done == 2_000

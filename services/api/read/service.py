@@ -7,6 +7,7 @@ Only builders call it (`full` keys): it spends the customer's provider quota.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import asyncpg
 import grpc
 from ampmesh.read.v1 import read_pb2, read_pb2_grpc
+from ampmesh.workflows.v1.read_plan_pb2 import ReadPlan
 from google.protobuf import empty_pb2
 
 from services.api.auth import ProjectRow
@@ -25,6 +27,7 @@ from services.api.reads import (
     Reads,
     ReadsUnavailable,
     abort_reads_unavailable,
+    find_destination_ids,
     find_object,
     read_objects,
 )
@@ -35,18 +38,23 @@ from services.api.stored import (
     find_integration,
     integration_content,
 )
+from services.domain.read_plan import ObjectNotRead, read_plan
 from services.runtime.database import is_uuid
 from services.runtime.errors import abort_not_found, abort_with_reason
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
+# The installation with its newest config and the revision that config was saved
+# against (what its reads read with: the plan comes from them).
 _INSTALLATION = """
-    SELECT i.id, i.connection_id, i.group_ref, c.content
+    SELECT i.id, i.connection_id, i.group_ref, c.content, c.id::text AS config_id,
+           r.content AS revision_content
     FROM installations i
     LEFT JOIN LATERAL (
-        SELECT content FROM configs WHERE installation_id = i.id
+        SELECT id, revision_id, content FROM configs WHERE installation_id = i.id
         ORDER BY created_at DESC, id DESC LIMIT 1
     ) c ON true
+    LEFT JOIN revisions r ON r.id = c.revision_id
     WHERE i.integration_id = $1 AND {where}
 """
 DELIVER_RESULTS_NOT_BUILT = (
@@ -113,6 +121,9 @@ class ReadApi(read_pb2_grpc.ReadServiceServicer):
                 "the installation has no connection to read through: set its connectionId",
                 "NO_CONNECTION",
             )
+        read_object = dataclasses.replace(
+            read_object, plan=await self._plan(project, row, read_object.name)
+        )
         try:
             operation_id = await (await self._reads(context)).trigger(
                 self._facts(project, integration, row), read_object, since, until
@@ -220,6 +231,27 @@ class ReadApi(read_pb2_grpc.ReadServiceServicer):
                 f"object {name!r} is not read by this installation (it reads {_listed(objects)})",
             )
         return found
+
+    async def _plan(
+        self, project: ProjectRow, row: asyncpg.Record, object_name: str
+    ) -> ReadPlan | None:
+        """The object's read plan from the installation's config and the revision it was
+        saved against; None (the workflow resolves it, and skips) when that revision
+        does not declare the object."""
+        if row["content"] is None or row["revision_content"] is None:
+            return None
+        try:
+            plan = read_plan(
+                integration_content(row["revision_content"]),
+                config_content(row["content"]),
+                object_name,
+                config_id=row["config_id"],
+            )
+        except ObjectNotRead:
+            return None
+        ids = await find_destination_ids(self.ctx.pool, project.id, [plan.destination_name])
+        plan.destination_id = ids.get(plan.destination_name, "")
+        return plan
 
     @staticmethod
     def _facts(

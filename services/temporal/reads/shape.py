@@ -22,6 +22,10 @@ delivered: under its builder name in `mappedFields` (the usual case: value mappi
 with dynamic field mappings) or, when the key names an unmapped provider field, in
 `fields`. `raw` is never changed.
 
+Which fields are requested, delivered and mapped is the read plan's (ReadSelection,
+resolved by services/domain/read_plan.py); plan_selection turns it into the Selection
+rendering uses (frozen sets, looked up per record).
+
 Records are rendered once, with orjson, straight from the parsed provider JSON; bodies are
 spliced from the rendered bytes, so nothing is parsed or re-encoded on the way to the
 receiver.
@@ -29,13 +33,16 @@ receiver.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from ampmesh.manifest.v1 import config_pb2
+from ampmesh.manifest.v1 import config_pb2, manifest_pb2
+from ampmesh.workflows.v1.read_plan_pb2 import ReadSelection
+from google.protobuf import json_format
 
+from services.domain import read_plan
 from services.temporal.connectors.base import Connector
 
 # Largest inline webhook body (read_result.proto: at most 300 KB).
@@ -63,56 +70,33 @@ class Selection:
         return [] if self.fields is None else list(self.requested)
 
 
-def selection_for(
-    read_object: config_pb2.ReadConfigObject, manifest_object: Mapping[str, Any] | None
-) -> Selection:
-    """The Selection of one installation's read object.
-
-    manifest_object is the revision's read object in its JSON form (requiredFields,
-    optionalFields with fieldName / mapToName; snake_case keys are accepted too), or None.
-    Required fields are always read; optional ones when the installation selects them.
-    Nested fields (JSONPath brackets) are requested as written but not looked into.
-    """
-    requested: dict[str, str] = {}  # lower-cased -> spelling, in first-seen order
-    selected: set[str] = set()
-    mappings: dict[str, str] = {}
-
-    def want(name: str) -> str:
-        lowered = name.lower()
-        requested.setdefault(lowered, name)
-        return lowered
-
-    for name, on in read_object.selected_fields.items():
-        if on:
-            selected.add(want(name))
-    for builder, provider_field in read_object.selected_field_mappings.items():
-        if provider_field:
-            mappings[builder] = want(provider_field)
-    manifest = manifest_object or {}
-    for entry in _entries(manifest, "requiredFields", "required_fields"):
-        name, map_to = _field_name(entry), _map_to_name(entry)
-        if name and map_to:
-            mappings.setdefault(map_to, want(name))
-        elif name:
-            selected.add(want(name))
-    for entry in _entries(manifest, "optionalFields", "optional_fields"):
-        name, map_to = _field_name(entry), _map_to_name(entry)
-        # An optional field the manifest renames is delivered renamed once selected.
-        if name and map_to and name.lower() in selected:
-            mappings.setdefault(map_to, name.lower())
-    value_mappings = {
-        key if key in mappings else key.lower(): _reversed(struct)
-        for key, struct in read_object.selected_value_mappings.items()
-    }
-    every = read_object.selected_fields_auto == "all"
-    mapped = set(mappings.values())
+def plan_selection(planned: ReadSelection) -> Selection:
+    """The Selection of a read plan's (services/domain/read_plan.py resolves it)."""
+    mappings = tuple((m.map_to_name, m.field_name) for m in planned.mappings)
     return Selection(
-        fields=None if every else frozenset(selected - mapped),
-        mappings=tuple(mappings.items()),
-        value_mappings={k: v for k, v in value_mappings.items() if v},
-        requested=tuple(requested.values()),
-        mapped_sources=frozenset(mapped),
+        fields=None if planned.all_fields else frozenset(planned.fields),
+        mappings=mappings,
+        value_mappings={v.field: dict(v.values) for v in planned.value_mappings},
+        requested=tuple(planned.requested_fields),
+        mapped_sources=frozenset(source for _, source in mappings),
     )
+
+
+def selection_for(
+    read_object: config_pb2.ReadConfigObject,
+    manifest_object: manifest_pb2.IntegrationReadObject | Mapping[str, Any] | None,
+) -> Selection:
+    """The Selection of one installation's read object, from the config's object and the
+    revision's (typed, or in its JSON form: camelCase or snake_case keys)."""
+    if manifest_object is not None and not isinstance(
+        manifest_object, manifest_pb2.IntegrationReadObject
+    ):
+        manifest_object = json_format.ParseDict(
+            dict(manifest_object),
+            manifest_pb2.IntegrationReadObject(),
+            ignore_unknown_fields=True,
+        )
+    return plan_selection(read_plan.selection(read_object, manifest_object))
 
 
 def render_record(connector: Connector, raw: dict[str, Any], selection: Selection) -> bytes:
@@ -180,27 +164,3 @@ def _map_values(values: dict[str, Any], mappings: Mapping[str, Mapping[str, Any]
         value = values.get(name)
         if isinstance(value, str) and value in mapping:
             values[name] = mapping[value]
-
-
-def _reversed(struct: Any) -> dict[str, Any]:
-    """{delivered: provider} (the config's direction) as {provider: delivered}."""
-    reverse: dict[str, Any] = {}
-    for delivered, value in struct.fields.items():
-        if value.WhichOneof("kind") == "string_value":
-            reverse[value.string_value] = delivered
-    return reverse
-
-
-def _entries(manifest: Mapping[str, Any], *keys: str) -> Iterable[Mapping[str, Any]]:
-    for key in keys:
-        for entry in manifest.get(key) or []:
-            if isinstance(entry, Mapping):
-                yield entry
-
-
-def _field_name(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("fieldName") or entry.get("field_name") or "")
-
-
-def _map_to_name(entry: Mapping[str, Any]) -> str:
-    return str(entry.get("mapToName") or entry.get("map_to_name") or "")

@@ -29,6 +29,7 @@ from ampmesh.workflows.v1 import (
     triggered_read_pb2,
 )
 from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
+from ampmesh.workflows.v1.read_plan_pb2 import ReadPlan
 from google.protobuf import message as protobuf_message
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -116,6 +117,7 @@ async def _open(
     until: datetime,
     full_history: bool = False,
     page_size: int = 0,
+    plan: ReadPlan | None = None,
 ) -> read_operation_pb2.OpenReadOutput:
     request = read_operation_pb2.OpenReadInput(
         meta=meta,
@@ -130,6 +132,8 @@ async def _open(
     if since is not None:
         request.since.FromDatetime(since)
     request.until.FromDatetime(until)
+    if plan is not None:
+        request.plan.CopyFrom(plan)
     result: read_operation_pb2.OpenReadOutput = await workflow.execute_activity(
         OPEN_READ_ACTIVITY,
         request,
@@ -147,6 +151,7 @@ async def _read_window(
     read_type: int,
     cursor: target_pb2.ReadCursor,
     page_size: int,
+    plan: ReadPlan | None,
 ) -> tuple[_Outcome, bool]:
     """Read from cursor until the window is done or this run has made CALLS_PER_RUN
     calls; the outcome, and whether the window is finished (else: continue as new)."""
@@ -161,6 +166,8 @@ async def _read_window(
             page_size=page_size,
             max_pages=PAGES_PER_CALL,
         )
+        if plan is not None:
+            request.plan.CopyFrom(plan)
         try:
             result: read_page_pb2.ReadPageOutput = await workflow.execute_activity(
                 READ_PAGES_ACTIVITY,
@@ -211,6 +218,7 @@ async def _close(
     operation_id: str,
     read_type: int,
     outcome: _Outcome,
+    plan: ReadPlan | None,
     *,
     schedule_id: str = "",
 ) -> read_operation_pb2.CloseReadOutput:
@@ -228,6 +236,8 @@ async def _close(
     request.finish_time.FromDatetime(workflow.now())
     if outcome.estimated_total is not None:
         request.records_estimated_total = outcome.estimated_total
+    if plan is not None:
+        request.plan.CopyFrom(plan)
     result: read_operation_pb2.CloseReadOutput = await workflow.execute_activity(
         CLOSE_READ_ACTIVITY,
         request,
@@ -244,6 +254,21 @@ def _scheduled_time() -> datetime:
     for, which Temporal gives in whole seconds: a run triggered within the second an
     installation was created would end its window before the window's start."""
     return workflow.now()
+
+
+def _given_plan(
+    request: backfill_read_pb2.BackfillReadInput
+    | triggered_read_pb2.TriggeredReadInput
+    | scheduled_read_pb2.ScheduledReadInput,
+) -> ReadPlan | None:
+    """The plan the api resolved when it started the read (None in inputs from before
+    plans: open_read resolves it)."""
+    return request.plan if request.HasField("plan") else None
+
+
+def _opened_plan(opened: read_operation_pb2.OpenReadOutput) -> ReadPlan | None:
+    """The plan open_read settled on, handed to every later call of the run."""
+    return opened.plan if opened.HasField("plan") else None
 
 
 def _resumed(resume: target_pb2.ReadCursor, opened: target_pb2.ReadCursor) -> target_pb2.ReadCursor:
@@ -301,6 +326,7 @@ async def _windowed_read(
         until=until,
         full_history=full_history,
         page_size=request.page_size,
+        plan=_given_plan(request),
     )
     if opened.skip:
         workflow.logger.info(
@@ -312,14 +338,15 @@ async def _windowed_read(
         )
         return operation_id, None
     cursor = _resumed(request.resume, opened.cursor)
+    plan = _opened_plan(opened)
     outcome, finished = await _read_window(
-        meta, request.target, operation_id, read_type, cursor, opened.page_size
+        meta, request.target, operation_id, read_type, cursor, opened.page_size, plan
     )
     if not finished:
         workflow.continue_as_new(_following(request, meta, operation_id, until, outcome))
     if save_watermark and outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
         await _save_watermark(meta, request.target, operation_id, outcome.cursor)
-    await _close(meta, request.target, operation_id, read_type, outcome)
+    await _close(meta, request.target, operation_id, read_type, outcome, plan)
     if outcome.cancelled:
         raise CancelledError(CANCELLED_ERROR)
     return operation_id, outcome
@@ -406,13 +433,15 @@ class ScheduledRead:
             else None,
             until=until,
             page_size=request.page_size,
+            plan=_given_plan(request),
         )
         if opened.skip:
             workflow.logger.info("scheduled read skipped", extra={"reason": opened.skip_reason})
             return scheduled_read_pb2.ScheduledReadOutput(operation_id=operation_id)
         cursor = _resumed(request.resume, opened.cursor)
+        plan = _opened_plan(opened)
         outcome, finished = await _read_window(
-            meta, request.target, operation_id, read_type, cursor, opened.page_size
+            meta, request.target, operation_id, read_type, cursor, opened.page_size, plan
         )
         if not finished:
             following = scheduled_read_pb2.ScheduledReadInput()
@@ -429,6 +458,7 @@ class ScheduledRead:
             operation_id,
             read_type,
             outcome,
+            plan,
             schedule_id=request.schedule_id,
         )
         if outcome.cancelled:
