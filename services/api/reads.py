@@ -18,7 +18,7 @@ and the config again. A schedule's input is brought in step with each config sav
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +34,6 @@ from ampmesh.workflows.v1 import (
     scheduled_read_pb2,
     triggered_read_pb2,
 )
-from ampmesh.workflows.v1.read_plan_pb2 import ReadPlan
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import (
@@ -47,6 +46,12 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from services.api.read_objects import (
+    ReadObject,
+    find_destination_ids,
+    find_object,
+    read_objects,
+)
 from services.domain.read_plan import configured_plans
 from services.domain.read_workflows import (
     BACKFILL_WORKFLOW,
@@ -61,6 +66,21 @@ from services.runtime.errors import abort_with_details, error_info
 from services.runtime.logs import get_logger
 from services.runtime.request_id import current_request_id
 
+# What the read objects are, re-exported: the route groups import them from here.
+__all__ = [
+    "PAUSED_BY_API",
+    "PAUSED_BY_DEPLOY",
+    "InstallationFacts",
+    "ReadObject",
+    "Reads",
+    "ReadsUnavailable",
+    "abort_reads_unavailable",
+    "find_destination_ids",
+    "find_object",
+    "meta_for",
+    "read_objects",
+]
+
 _log = get_logger("ampmesh.api.reads")
 
 # Who paused a schedule (read_schedules.pause_reason).
@@ -70,39 +90,6 @@ PAUSED_BY_DEPLOY = "deploy"
 
 class ReadsUnavailable(RuntimeError):
     """Temporal could not be reached or refused a start: nothing was changed."""
-
-
-@dataclass(frozen=True)
-class ReadObject:
-    """One object an installation reads, with the facts its workflows need."""
-
-    # The provider's object name (the config's key and the manifest's objectName).
-    name: str
-    # The builder's name for it, when the manifest maps it (mapToName).
-    mapped_name: str
-    # Cron of its scheduled reads; "" when it is read only on request.
-    schedule: str
-    # How much history the backfill reads; None when it reads none.
-    backfill: manifest_pb2.DefaultPeriod | None
-    # Records per page (the manifest's delivery.pageSize); 0: the connector's default.
-    page_size: int
-    # A disabled object is neither scheduled nor readable on request.
-    disabled: bool
-    # How its workflows read it; None: they resolve it themselves.
-    plan: ReadPlan | None = None
-
-    @staticmethod
-    def of(plan: ReadPlan) -> ReadObject:
-        """The object's facts, as its plan says them."""
-        return ReadObject(
-            name=plan.object_name,
-            mapped_name=plan.mapped_name,
-            schedule=plan.schedule,
-            backfill=plan.backfill if plan.HasField("backfill") else None,
-            page_size=plan.page_size,
-            disabled=plan.disabled,
-            plan=plan,
-        )
 
 
 @dataclass(frozen=True)
@@ -124,40 +111,6 @@ class InstallationFacts:
             provider=self.provider,
             object_name=object_name,
         )
-
-
-def read_objects(
-    content: config_pb2.ConfigContent,
-    revision: manifest_pb2.Integration,
-    *,
-    config_id: str = "",
-    destination_ids: Mapping[str, str] | None = None,
-) -> dict[str, ReadObject]:
-    """The read objects a config selects, by provider object name."""
-    plans = configured_plans(
-        revision, content, config_id=config_id, destination_ids=destination_ids
-    )
-    return {name: ReadObject.of(plan) for name, plan in plans.items()}
-
-
-async def find_destination_ids(
-    conn: asyncpg.Connection | asyncpg.Pool, project_id: str, names: Iterable[str]
-) -> dict[str, str]:
-    """The ids of the project's destinations of these names."""
-    rows = await conn.fetch(
-        "SELECT name, id::text AS id FROM destinations WHERE project_id = $1 "
-        "AND name = ANY($2::text[])",
-        uuid.UUID(project_id),
-        sorted(set(names)),
-    )
-    return {r["name"]: r["id"] for r in rows}
-
-
-def find_object(objects: dict[str, ReadObject], name: str) -> ReadObject | None:
-    """The object named by its provider name or its mapped name."""
-    if name in objects:
-        return objects[name]
-    return next((o for o in objects.values() if o.mapped_name and o.mapped_name == name), None)
 
 
 def meta_for(message: type[Message], project_id: str, key: str) -> envelope_pb2.EventMeta:
