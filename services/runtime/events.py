@@ -43,15 +43,7 @@ from pydantic import Field
 
 from services.runtime.config import ServiceSettings
 from services.runtime.entrypoint import StartupError
-
-# Re-exported while the services' imports move to services.runtime.envelopes.
-from services.runtime.envelopes import (
-    attributes_of,
-    new_envelope,
-    payload_names,
-    payload_of,
-    topic_id_of,
-)
+from services.runtime.envelopes import attributes_of, topic_id_of
 from services.runtime.logs import get_logger
 
 if TYPE_CHECKING:
@@ -61,13 +53,8 @@ __all__ = [
     "EventBus",
     "PubSubSettings",
     "PublishError",
-    "attributes_of",
-    "new_envelope",
     "open_event_bus",
-    "payload_names",
-    "payload_of",
     "publisher_client",
-    "topic_id_of",
 ]
 
 _log = get_logger("ampmesh.events")

@@ -18,7 +18,7 @@ from ampmesh.events.v1.envelope_pb2 import Envelope, EventMeta
 from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
 from ampmesh.workflows.v1 import read_operation_pb2, read_page_pb2
 
-from services.runtime.events import new_envelope
+from services.runtime.envelopes import new_envelope
 from services.temporal.reads.context import ReadContext
 
 SOURCE = "temporal"

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-import grpc
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1.types import BatchSettings
-from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
 from services.runtime.entrypoint import StartupError
-from services.runtime.events import attributes_of, topic_id_of
+from services.runtime.envelopes import attributes_of, topic_id_of
+from services.runtime.events import publisher_client
 
 # Pages are 50-300 KB: a batch of up to 9 MB (Pub/Sub's request limit is 10 MB) carries
 # dozens of them in one request; 5 ms lets a page's parts and its progress events share
@@ -46,12 +45,7 @@ class Publisher:
                 "AMPMESH_PUBSUB_PROJECT is required to publish read results "
                 "(the Pub/Sub project id)"
             )
-        if emulator_host:
-            transport = PublisherGrpcTransport(channel=grpc.insecure_channel(emulator_host))
-            client = pubsub_v1.PublisherClient(batch_settings=BATCH_SETTINGS, transport=transport)
-        else:
-            client = pubsub_v1.PublisherClient(batch_settings=BATCH_SETTINGS)
-        return cls(client, project)
+        return cls(publisher_client(emulator_host, BATCH_SETTINGS), project)
 
     def _path(self, topic: str) -> str:
         path = self._paths.get(topic)
