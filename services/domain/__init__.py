@@ -11,6 +11,10 @@ manifest/             amp.yaml: parsed with line numbers into manifest.v1 messag
 proto_yaml            YAML to protobuf with the line and column of every value (manifest)
 routes                the api's route groups and the public services each serves (api,
                       the launcher's edge, mcpanda)
+read_plan             an installation's object resolved once into a ReadPlan (page size,
+                      window, fields and mappings, destination) from the manifest and
+                      config messages (api validates and starts with it, temporal reads
+                      pages by it)
 read_workflows        the read workflows' names, ids and task queue (api starts them,
                       temporal runs them)
 read_bodies           a read page's records in an event: inline or compressed (temporal
@@ -19,5 +23,7 @@ client_secrets        how a provider app's client secret is sealed (api, token-m
 destination_secrets   how a destination's signing secret and headers are sealed (api,
                       messenger)
 webhook_urls          which webhook URLs are allowed (api on save, messenger on send)
-token_manager_client  the token-manager's client settings and stub (api, temporal)
+token_manager_client  the token-manager's client settings and stub, and the one
+                      classifier of its failure reasons (TokenFailureReason) (api,
+                      temporal; the token-manager writes reasons with it)
 """
