@@ -49,8 +49,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from services.api.read_objects import (
     ReadObject,
     find_destination_ids,
-    find_object,
-    read_objects,
 )
 from services.domain.read_plan import configured_plans
 from services.domain.read_workflows import (
@@ -66,19 +64,14 @@ from services.runtime.errors import abort_with_details, error_info
 from services.runtime.logs import get_logger
 from services.runtime.request_id import current_request_id
 
-# What the read objects are, re-exported: the route groups import them from here.
 __all__ = [
     "PAUSED_BY_API",
     "PAUSED_BY_DEPLOY",
     "InstallationFacts",
-    "ReadObject",
     "Reads",
     "ReadsUnavailable",
     "abort_reads_unavailable",
-    "find_destination_ids",
-    "find_object",
     "meta_for",
-    "read_objects",
 ]
 
 _log = get_logger("ampmesh.api.reads")

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from temporalio.client import Client
 
-from services.api.reads import InstallationFacts, ReadObject, Reads, ReadsUnavailable
+from services.api.read_objects import ReadObject
+from services.api.reads import InstallationFacts, Reads, ReadsUnavailable
 
 
 def closed_port() -> int:

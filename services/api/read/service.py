@@ -21,15 +21,17 @@ from google.protobuf import empty_pb2
 from services.api.auth import ProjectRow
 from services.api.common import abort_invalid, abort_missing
 from services.api.context import ApiContext
-from services.api.reads import (
-    InstallationFacts,
+from services.api.read_objects import (
     ReadObject,
-    Reads,
-    ReadsUnavailable,
-    abort_reads_unavailable,
     find_destination_ids,
     find_object,
     read_objects,
+)
+from services.api.reads import (
+    InstallationFacts,
+    Reads,
+    ReadsUnavailable,
+    abort_reads_unavailable,
 )
 from services.api.stored import (
     INSTALLATION_KIND,
