@@ -58,9 +58,6 @@ INSTALLATION_SELECT = """
 """
 
 
-content_message = config_content
-
-
 def content_json(content: config_pb2.ConfigContent) -> str:
     return json.dumps(json_format.MessageToDict(content), sort_keys=True)
 
@@ -94,7 +91,7 @@ def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
                 revision_id=str(row["revision_id"]),
                 create_time=timestamp(row["config_created_at"]),
                 created_by=row["config_created_by"],
-                content=content_message(row["content"]),
+                content=config_content(row["content"]),
             )
         )
     return installation

@@ -51,7 +51,6 @@ from services.api.platform.config_checks import SECTIONS, ContentChecker
 from services.api.platform.config_patch import PatchError, apply_changes
 from services.api.platform.installation_rows import (
     INSTALLATION_SELECT,
-    content_message,
     save_config,
     to_message,
 )
@@ -62,12 +61,17 @@ from services.api.platform.update_masks import (
     mask_problems,
 )
 from services.api.reads import InstallationFacts, ReadsUnavailable, abort_reads_unavailable
-from services.api.stored import INSTALLATION_KIND
+from services.api.stored import (
+    INSTALLATION_KIND,
+    INTEGRATION_KIND,
+    config_content,
+    find_integration,
+    integration_content,
+)
 from services.runtime.errors import abort_not_found
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
-KIND = INSTALLATION_KIND
 CREATE_AUTHOR = "api:create-installation"
 PATCH_AUTHOR = "api:patch-config-content"
 
@@ -81,9 +85,9 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
     async def _integration(
         self, context: Any, project: ProjectRow, integration_id: str
     ) -> asyncpg.Record:
-        row = await integrations.find(self.ctx.pool, project.id, integration_id)
+        row = await find_integration(self.ctx.pool, project.id, integration_id)
         if row is None:
-            await abort_missing(context, integrations.KIND, integration_id)
+            await abort_missing(context, INTEGRATION_KIND, integration_id)
         return row
 
     async def _installation(
@@ -105,9 +109,9 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 uuid.UUID(installation_id),
             )
         if row is None:
-            await abort_missing(context, KIND, installation_id)
+            await abort_missing(context, INSTALLATION_KIND, installation_id)
         await self.ctx.auth.require_group(
-            context, principal, row["group_ref"], kind=KIND, name=installation_id
+            context, principal, row["group_ref"], kind=INSTALLATION_KIND, name=installation_id
         )
         return row
 
@@ -273,7 +277,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         content = config_pb2.ConfigContent()
         content.CopyFrom(given.config.content)
         content.provider = content.provider or integration["provider"]
-        revision = integrations.content_message(integration["content"])
+        revision = integration_content(integration["content"])
         destinations = await integrations.destination_names(self.ctx.pool, project.id)
         checker = ContentChecker(revision, destinations, "body.config.content.", {})
         checker.check_all(content)
@@ -341,14 +345,12 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                     found,
                 )
                 connection = connection or found[CONNECTION_AT]
-            revision = integrations.content_message(integration["content"])
+            revision = integration_content(integration["content"])
             destinations = await integrations.destination_names(conn, project.id)
             update = Update(
                 given=given,
                 content=(
-                    content_message(row["content"])
-                    if row["content"]
-                    else config_pb2.ConfigContent()
+                    config_content(row["content"]) if row["content"] else config_pb2.ConfigContent()
                 ),
                 checker=ContentChecker(
                     revision, destinations, "body.installation.config.content.", {}
@@ -434,7 +436,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 if found is None:
                     await abort_not_found(
                         context,
-                        KIND,
+                        INSTALLATION_KIND,
                         request.group_ref,
                         f"group {request.group_ref!r} has no installation of integration "
                         f"{integration['name']!r}",
@@ -444,7 +446,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 context, conn, principal, integration, installation_id, for_update=True
             )
             content = (
-                content_message(row["content"]) if row["content"] else config_pb2.ConfigContent()
+                config_content(row["content"]) if row["content"] else config_pb2.ConfigContent()
             )
             stored = json_format.MessageToDict(content)
             objects = stored.setdefault(section, {}).setdefault("objects", {})
@@ -464,7 +466,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                     context,
                     {"body.changes": f"the patched {section} config is not valid: {error}"},
                 )
-            revision = integrations.content_message(integration["content"])
+            revision = integration_content(integration["content"])
             destinations = await integrations.destination_names(conn, project.id)
             checker = ContentChecker(revision, destinations, "", {})
             checker.check_object(section, name, getattr(content, section).objects[name])
@@ -506,7 +508,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             connection_id=str(connection_id or ""),
             provider=integration["provider"],
         )
-        revision = integrations.content_message(integration["content"])
+        revision = integration_content(integration["content"])
         try:
             await self.ctx.reads.installation_saved(
                 conn, facts, content, revision, created_at=await conn.fetchval("SELECT now()")

@@ -69,12 +69,6 @@ from services.runtime.errors import abort_invalid_argument, abort_with_reason
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
-KIND = INTEGRATION_KIND
-_SELECT = INTEGRATION_SELECT
-
-
-content_message = integration_content
-
 
 def revision_message(
     revision_id: Any, spec_version: str, created_at: Any, content: str
@@ -83,7 +77,7 @@ def revision_message(
         id=str(revision_id),
         spec_version=spec_version,
         create_time=timestamp(created_at),
-        content=content_message(content),
+        content=integration_content(content),
     )
 
 
@@ -121,9 +115,6 @@ async def abort_manifest(
     )
 
 
-find = find_integration
-
-
 async def destination_names(conn: asyncpg.Connection | asyncpg.Pool, project_id: str) -> set[str]:
     rows = await conn.fetch(
         "SELECT name FROM destinations WHERE project_id = $1", uuid.UUID(project_id)
@@ -136,9 +127,9 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
         self.ctx = ctx
 
     async def _existing(self, context: Any, project: ProjectRow, id_or_name: str) -> asyncpg.Record:
-        row = await find(self.ctx.pool, project.id, id_or_name)
+        row = await find_integration(self.ctx.pool, project.id, id_or_name)
         if row is None:
-            await abort_missing(context, KIND, id_or_name)
+            await abort_missing(context, INTEGRATION_KIND, id_or_name)
         return row
 
     # --- reading ---------------------------------------------------------------------
@@ -148,7 +139,7 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     ) -> integrations_pb2.ListIntegrationsResponse:
         _, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         rows = await self.ctx.pool.fetch(
-            f"{_SELECT} WHERE g.project_id = $1 ORDER BY g.created_at, g.id",
+            f"{INTEGRATION_SELECT} WHERE g.project_id = $1 ORDER BY g.created_at, g.id",
             uuid.UUID(project.id),
         )
         return integrations_pb2.ListIntegrationsResponse(integrations=[to_message(r) for r in rows])
