@@ -23,6 +23,9 @@ client_secrets        how a provider app's client secret is sealed (api, token-m
 destination_secrets   how a destination's signing secret and headers are sealed (api,
                       messenger)
 webhook_urls          which webhook URLs are allowed (api on save, messenger on send)
+connectors/           the providers' documented APIs (HubSpot, Salesforce): record pages,
+                      and the HTTP machinery (retries, Retry-After, error mapping) they
+                      share (temporal reads with them; the api calls providers with them)
 token_manager_client  the token-manager's client settings and stub, and the one
                       classifier of its failure reasons (TokenFailureReason) (api,
                       temporal; the token-manager writes reasons with it)

@@ -1,6 +1,6 @@
 """The provider-facing HTTP API, assembled: each provider's OAuth endpoints
 (oauth_routes.py) and record APIs (hubspot.py, salesforce.py, mirroring the connectors in
-services/temporal/connectors/), all going through the same fault and token checks
+services/domain/connectors/), all going through the same fault and token checks
 (faults.py, record_api.py). Every answer is counted (see state.Counters). Pages are slices
 of the store's sorted indexes, rendered with orjson, so the sandbox is not what limits a
 benchmark reading through it.

@@ -5,7 +5,7 @@
 
 A query opens a cursor (its records, in answer order, and its SELECT list); pages are
 slices of it, their size from Sforce-Query-Options: batchSize. Mirrors the connector in
-services/temporal/connectors/salesforce.py.
+services/domain/connectors/salesforce.py.
 """
 
 from __future__ import annotations

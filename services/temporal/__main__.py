@@ -29,14 +29,14 @@ from temporalio.client import Client
 
 from services.domain.catalog import load_catalog
 from services.domain.catalog.sandbox import point_at_sandbox
+from services.domain.connectors import registry
+from services.domain.connectors.http import provider_session
 from services.domain.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.events import PubSubSettings
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
-from services.temporal.connectors import registry
-from services.temporal.connectors.http import provider_session
 from services.temporal.keep_alive.activities import KeepAliveActivities
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities

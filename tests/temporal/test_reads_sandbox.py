@@ -20,10 +20,10 @@ from temporalio.client import Client
 
 from services.domain.catalog import load_catalog
 from services.domain.catalog.sandbox import point_at_sandbox
+from services.domain.connectors import registry
+from services.domain.connectors.http import provider_session
 from services.domain.read_workflows import BACKFILL_WORKFLOW
 from services.runtime.channels import mesh_channel
-from services.temporal.connectors import registry
-from services.temporal.connectors.http import provider_session
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher

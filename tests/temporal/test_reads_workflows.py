@@ -30,6 +30,16 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
+from services.domain.connectors.base import (
+    Page,
+    PageTokenExpired,
+    ProviderAuth,
+    ProviderRequestError,
+    ProviderUnavailable,
+    ReadRequest,
+    TokenRejected,
+)
+from services.domain.connectors.http import provider_session
 from services.domain.read_bodies import page_body
 from services.domain.read_plan import read_plan
 from services.domain.read_workflows import (
@@ -39,16 +49,6 @@ from services.domain.read_workflows import (
     TRIGGERED_WORKFLOW,
     read_schedule,
 )
-from services.temporal.connectors.base import (
-    Page,
-    PageTokenExpired,
-    ProviderAuth,
-    ProviderRequestError,
-    ProviderUnavailable,
-    ReadRequest,
-    TokenRejected,
-)
-from services.temporal.connectors.http import provider_session
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
 from services.temporal.worker import reads_worker

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from ampmesh.manifest.v1 import config_pb2
 
-from services.temporal.connectors.hubspot import HubSpotConnector
-from services.temporal.connectors.salesforce import SalesforceConnector
+from services.domain.connectors.hubspot import HubSpotConnector
+from services.domain.connectors.salesforce import SalesforceConnector
 from services.temporal.reads import shape
 
 HUBSPOT = HubSpotConnector()

@@ -33,9 +33,7 @@ from google.protobuf import json_format
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from services.domain.read_bodies import set_body
-from services.runtime.logs import get_logger
-from services.temporal.connectors.base import (
+from services.domain.connectors.base import (
     Connector,
     Page,
     PageTokenExpired,
@@ -45,6 +43,8 @@ from services.temporal.connectors.base import (
     ReadRequest,
     TokenRejected,
 )
+from services.domain.read_bodies import set_body
+from services.runtime.logs import get_logger
 from services.temporal.reads import events
 from services.temporal.reads.context import ReadContext
 from services.temporal.reads.publish import Publisher, wait_all

@@ -43,7 +43,7 @@ from ampmesh.workflows.v1.read_plan_pb2 import ReadSelection
 from google.protobuf import json_format
 
 from services.domain import read_plan
-from services.temporal.connectors.base import Connector
+from services.domain.connectors.base import Connector
 
 # Largest inline webhook body (read_result.proto: at most 300 KB).
 BODY_LIMIT = 300_000

@@ -19,14 +19,14 @@ from typing import Any
 
 import aiohttp
 
-from services.temporal.connectors.base import (
+from services.domain.connectors.base import (
     Page,
     PageTokenExpired,
     ProviderAuth,
     ProviderRequestError,
     ReadRequest,
 )
-from services.temporal.connectors.http import json_body, send
+from services.domain.connectors.http import json_body, send
 
 API_VERSION = "v60.0"
 MIN_BATCH, MAX_BATCH = 200, 2000

@@ -15,15 +15,8 @@ import pytest
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2
 
-from services.runtime.mcp_http import serving_http
-from services.sandbox.faults import Endpoint, Fault, FaultKind
-from services.sandbox.http_api import SandboxHttp
-from services.sandbox.oauth import OAuthConfig
-from services.sandbox.providers import Provider
-from services.sandbox.state import SandboxState
-from services.sandbox.tokens import Token
-from services.temporal.connectors import http as provider_http
-from services.temporal.connectors.base import (
+from services.domain.connectors import http as provider_http
+from services.domain.connectors.base import (
     Connector,
     Page,
     PageTokenExpired,
@@ -33,9 +26,16 @@ from services.temporal.connectors.base import (
     ReadRequest,
     TokenRejected,
 )
-from services.temporal.connectors.hubspot import HubSpotConnector
-from services.temporal.connectors.registry import NoConnector, connector_for, provider_auth
-from services.temporal.connectors.salesforce import SalesforceConnector
+from services.domain.connectors.hubspot import HubSpotConnector
+from services.domain.connectors.registry import NoConnector, connector_for, provider_auth
+from services.domain.connectors.salesforce import SalesforceConnector
+from services.runtime.mcp_http import serving_http
+from services.sandbox.faults import Endpoint, Fault, FaultKind
+from services.sandbox.http_api import SandboxHttp
+from services.sandbox.oauth import OAuthConfig
+from services.sandbox.providers import Provider
+from services.sandbox.state import SandboxState
+from services.sandbox.tokens import Token
 
 UNTIL = datetime(2026, 11, 1, tzinfo=UTC)
 START = UNTIL - timedelta(days=10)

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2
 
-from services.temporal.connectors.base import Connector, ProviderAuth
-from services.temporal.connectors.hubspot import HubSpotConnector
-from services.temporal.connectors.salesforce import SalesforceConnector
+from services.domain.connectors.base import Connector, ProviderAuth
+from services.domain.connectors.hubspot import HubSpotConnector
+from services.domain.connectors.salesforce import SalesforceConnector
 
 # Connectors hold no per-connection state, so one of each serves every read.
 CONNECTORS: dict[str, Connector] = {

@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from services.temporal.connectors.base import Page, ProviderAuth, ProviderRequestError, ReadRequest
-from services.temporal.connectors.http import json_body, send
+from services.domain.connectors.base import Page, ProviderAuth, ProviderRequestError, ReadRequest
+from services.domain.connectors.http import json_body, send
 
 LIST_LIMIT = 100
 SEARCH_LIMIT = 200

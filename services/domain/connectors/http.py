@@ -30,7 +30,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from services.temporal.connectors.base import (
+from services.domain.connectors.base import (
     ProviderAuth,
     ProviderRequestError,
     ProviderUnavailable,
