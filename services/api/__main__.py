@@ -19,6 +19,7 @@ from services.api.platform.providers import provider_catalog_service
 from services.api.reads import Reads
 from services.domain.catalog import load_catalog
 from services.domain.catalog.sandbox import point_at_sandbox
+from services.domain.connectors.http import provider_session
 from services.domain.routes import NOT_BUILT_YET, ROUTE_GROUPS
 from services.domain.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.channels import mesh_channel
@@ -129,6 +130,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
             tokens=_token_manager(settings, resources),
             reads=await _reads(settings),
             messenger=_messenger(settings, resources),
+            http=await resources.enter_async_context(provider_session()),
         )
         yield build_services(settings, ctx)
 

@@ -1,5 +1,6 @@
 """What every platform servicer of the api shares: the database pool, the secret box, the
-catalog, the authenticator, the deployment's settings, and the token-manager.
+catalog, the authenticator, the deployment's settings, the token-manager, and the HTTP
+session providers are called with.
 
 Servicers take an ApiContext and nothing else, so a test can build one against the real
 database of the session's stack (see tests/api) and call a servicer in-process.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import aiohttp
 import asyncpg
 from ampmesh.messenger.v1 import messenger_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
@@ -51,3 +53,6 @@ class ApiContext:
     # Messenger, which keeps webhook deliveries (DeliveryService asks it); None when the
     # deployment gives no address, and deliveries then answer UNAVAILABLE.
     messenger: messenger_pb2_grpc.MessengerServiceStub | None = None
+    # The HTTP session the api calls providers with (object metadata, hydrated revisions,
+    # search: services/api/provider_calls.py); None in contexts that never call one.
+    http: aiohttp.ClientSession | None = None

@@ -4,7 +4,7 @@ the code through the token-manager and records the connection.
 
 `OauthRpcs` is mixed into the servicer (connections.py); the flow's own logic (pending
 flows, the URL, what a token response says, the page) is in oauth_flow.py, and what a
-failed exchange means in connection_token_errors.py.
+failed exchange means in services/api/token_errors.py.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from services.api.platform.connection_credentials import (
     provider_metadata_json,
 )
 from services.api.platform.connection_rows import find_connection
-from services.api.platform.connection_token_errors import (
+from services.api.platform.oauth_flow import PendingFlow
+from services.api.platform.provider_apps import provider_problem
+from services.api.token_errors import (
     RETRY_AFTER_HEADER,
     FlowFailure,
     exchange_failure,
 )
-from services.api.platform.oauth_flow import PendingFlow
-from services.api.platform.provider_apps import provider_problem
 from services.runtime.errors import abort_with_details, error_info
 from services.runtime.logs import get_logger
 

@@ -9,7 +9,7 @@ a refresh), update (rotate credentials, change workspace or metadata) and delete
 
 Beside it: connection_credentials.py (what a client may send and how it maps to the
 token-manager's contract), connection_rows.py (finding a row, the message it reads as),
-connection_token_errors.py (what a token-manager failure becomes), connection_oauth.py
+services/api/token_errors.py (what a token-manager failure becomes), connection_oauth.py
 (the OAuth authorization-code RPCs, mixed in here) and oauth_flow.py (that flow's logic).
 
 A connection's row and its credentials share the connection's id, which is also what the
@@ -44,7 +44,7 @@ from services.api.platform.connection_credentials import (
 )
 from services.api.platform.connection_oauth import OauthRpcs
 from services.api.platform.connection_rows import KIND, find_connection, to_message
-from services.api.platform.connection_token_errors import (
+from services.api.token_errors import (
     abort_token_error,
     abort_token_manager,
     require_token_manager,

@@ -1,4 +1,5 @@
-"""What the api answers when a token-manager call fails, for the connection RPCs.
+"""What the api answers when a token-manager call fails (connection RPCs, and every RPC
+that calls a provider through a connection).
 
 The token-manager's reason (services.domain.token_manager_client.failure_reason) decides:
 refused credentials are the caller's to fix (FAILED_PRECONDITION, or at connect time a
