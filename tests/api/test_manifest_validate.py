@@ -10,6 +10,7 @@ from ampmesh.manifest.v1 import manifest_pb2
 from ampmesh.platform.v1 import providers_pb2
 
 from services.domain.catalog import load_catalog
+from services.domain.catalog.actions import Action
 from services.domain.manifest import (
     ManifestIssue,
     load_manifest,
@@ -21,6 +22,9 @@ from tests.support.control_plane import line_of
 
 CATALOG = load_catalog()
 DESTINATIONS = {"crmWebhook", "accountWebhook", "schemaWatch"}
+# The rules below are checked as if every action were built: whether ampmesh has a
+# connector for a section is tests/domain/test_supported_actions.py's to check.
+EVERY_ACTION = {name: frozenset(Action) for name in CATALOG}
 
 GOOD = textwrap.dedent(
     """\
@@ -84,7 +88,9 @@ GOOD = textwrap.dedent(
 
 def _issues(text: str, destinations: set[str] = DESTINATIONS) -> list[ManifestIssue]:
     parsed = load_manifest(text)
-    return validate_manifest(parsed.manifest, CATALOG, destinations, parsed.lines)
+    return validate_manifest(
+        parsed.manifest, CATALOG, destinations, parsed.lines, actions=EVERY_ACTION
+    )
 
 
 def _one(text: str, destinations: set[str] = DESTINATIONS) -> ManifestIssue:
@@ -371,7 +377,7 @@ def test_subscribe_needs_a_read_section() -> None:
             )
         ],
     )
-    (issue,) = validate_manifest(manifest, CATALOG, DESTINATIONS)
+    (issue,) = validate_manifest(manifest, CATALOG, DESTINATIONS, actions=EVERY_ACTION)
     assert (issue.integration, issue.path, issue.line) == (
         "subs",
         "integrations[0].subscribe",

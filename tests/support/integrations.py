@@ -39,9 +39,6 @@ MANIFEST = textwrap.dedent(
             - objectName: contacts
               destination: crmWebhook
               schedule: "0 * * * *"
-        write:
-          objects:
-            - objectName: companies
       - name: accounts
         provider: salesforce
         read:

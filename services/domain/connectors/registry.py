@@ -1,4 +1,6 @@
-"""Which connector reads which provider, and how to call it for one connection."""
+"""Which connector reads (and searches) which provider, and how to call it for one
+connection. What each provider supports is declared in services/domain/catalog/actions.py;
+tests/domain/test_supported_actions.py keeps the two in step."""
 
 from __future__ import annotations
 
@@ -11,10 +13,15 @@ from ampmesh.token.v1 import token_manager_pb2
 from services.domain.connectors.base import Connector, ProviderAuth
 from services.domain.connectors.hubspot import HubSpotConnector
 from services.domain.connectors.salesforce import SalesforceConnector
+from services.domain.connectors.search import HubSpotSearcher, SalesforceSearcher, Searcher
 
 # Connectors hold no per-connection state, so one of each serves every read.
 CONNECTORS: dict[str, Connector] = {
     connector.provider: connector for connector in (HubSpotConnector(), SalesforceConnector())
+}
+# Searchers are stateless too (the Search API).
+SEARCHERS: dict[str, Searcher] = {
+    searcher.provider: searcher for searcher in (HubSpotSearcher(), SalesforceSearcher())
 }
 # The catalog's URL templates: Go's {{.name}} / {{ .name }}.
 _PLACEHOLDER = re.compile(r"\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

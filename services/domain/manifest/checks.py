@@ -1,7 +1,10 @@
 """A parsed manifest's checks beyond its types (`validate_manifest`, `validate_integration`):
-the provider and module exist in the catalog, names are well formed and not repeated, the
-destinations named exist in the project, schedules and backfill periods follow the rules
-(rules.py). Pure: the caller passes the catalog and the project's destination names.
+the provider and module exist in the catalog, ampmesh has a connector for every action a
+section asks of the provider (services/domain/catalog/actions.py: a read, write or
+subscribe section it cannot serve is refused here, not left to fail when it is due), names
+are well formed and not repeated, the destinations named exist in the project, schedules
+and backfill periods follow the rules (rules.py). Pure: the caller passes the catalog and
+the project's destination names.
 """
 
 from __future__ import annotations
@@ -11,6 +14,12 @@ from collections.abc import Collection, Mapping
 from ampmesh.manifest.v1 import manifest_pb2
 from ampmesh.platform.v1 import providers_pb2
 
+from services.domain.catalog.actions import (
+    MANIFEST_SECTIONS,
+    SUPPORTED_ACTIONS,
+    Action,
+    unsupported_reason,
+)
 from services.domain.manifest.parse import ManifestIssue, SourceLines
 from services.domain.manifest.rules import (
     DISPLAY_NAME_MAX,
@@ -35,16 +44,20 @@ def validate_manifest(
     catalog: Mapping[str, providers_pb2.ProviderInfo],
     destinations: Collection[str],
     lines: SourceLines | None = None,
+    actions: Mapping[str, Collection[Action]] = SUPPORTED_ACTIONS,
 ) -> list[ManifestIssue]:
     """Every problem of a parsed manifest that its types cannot express (see the module
     docstring); empty when it can be deployed. destinations: the names of the project's
-    destinations."""
+    destinations; actions: what ampmesh supports per provider (the declaration in
+    services/domain/catalog/actions.py unless a test checks the other rules alone)."""
     lines = lines or SourceLines()
     issues: list[ManifestIssue] = []
     seen: dict[str, int] = {}
     for index, integration in enumerate(manifest.integrations):
         at = f"integrations[{index}]"
-        issues += validate_integration(integration, catalog, destinations, at=at, lines=lines)
+        issues += validate_integration(
+            integration, catalog, destinations, at=at, lines=lines, actions=actions
+        )
         if integration.name and integration.name in seen:
             issues.append(
                 ManifestIssue(
@@ -66,10 +79,13 @@ def validate_integration(
     *,
     at: str,
     lines: SourceLines | None = None,
+    actions: Mapping[str, Collection[Action]] = SUPPORTED_ACTIONS,
 ) -> list[ManifestIssue]:
     """The problems of one integration whose fields are at path `at` (e.g.
     "integrations[0]")."""
-    checker = _IntegrationChecker(integration, catalog, destinations, at, lines or SourceLines())
+    checker = _IntegrationChecker(
+        integration, catalog, destinations, at, lines or SourceLines(), actions
+    )
     checker.check()
     return checker.issues
 
@@ -82,8 +98,10 @@ class _IntegrationChecker:
         destinations: Collection[str],
         at: str,
         lines: SourceLines,
+        actions: Mapping[str, Collection[Action]],
     ) -> None:
         self.integration = integration
+        self.actions = actions
         self.catalog = catalog
         self.destinations = destinations
         self.at = at
@@ -102,7 +120,8 @@ class _IntegrationChecker:
             self.problem("name", "is required" if not integration.name else INTEGRATION_NAME_RULE)
         if len(integration.display_name) > DISPLAY_NAME_MAX:
             self.problem("displayName", f"must be at most {DISPLAY_NAME_MAX} characters")
-        self.check_provider()
+        if self.check_provider():
+            self.check_actions()
         if integration.HasField("read"):
             self.check_read()
         if integration.HasField("write"):
@@ -112,18 +131,19 @@ class _IntegrationChecker:
         if integration.HasField("watch_schema"):
             self.check_watch_schema()
 
-    def check_provider(self) -> None:
+    def check_provider(self) -> bool:
+        """Whether the provider is one of the catalog's (its module checked too)."""
         provider, module = self.integration.provider, self.integration.module
         if not provider:
             self.problem("provider", "is required: a provider name of the catalog")
-            return
+            return False
         info = self.catalog.get(provider)
         if info is None:
             self.problem(
                 "provider",
                 f"unknown provider {provider!r}{suggestion(provider, self.catalog)}",
             )
-            return
+            return False
         modules = set(info.modules)
         if info.default_module:
             modules.add(info.default_module)
@@ -137,6 +157,24 @@ class _IntegrationChecker:
                 "module",
                 f"provider {provider!r} has no module {module!r}{suggestion(module, modules)} "
                 f"({known})",
+            )
+        return True
+
+    def check_actions(self) -> None:
+        """Each section that asks the provider for an action ampmesh has no connector
+        for is refused at the section's line (an empty section asks for nothing)."""
+        provider = self.integration.provider
+        for section, action in MANIFEST_SECTIONS.items():
+            if not self.integration.HasField(section):
+                continue
+            if not getattr(self.integration, section).objects:
+                continue
+            if action in self.actions.get(provider, ()):
+                continue
+            self.problem(
+                section,
+                f"{unsupported_reason(provider, action, self.actions)}: "
+                f"remove the {section} section",
             )
 
     def check_destination(self, path: str, name: str, required: bool = True) -> None:

@@ -1,0 +1,126 @@
+"""The honest catalog: a manifest asking for an action ampmesh has no connector for is
+refused at deploy time, naming the action, the provider and the line; and the one
+declaration of supported actions agrees with the connectors that exist."""
+
+from __future__ import annotations
+
+import textwrap
+
+from services.domain.catalog import load_catalog
+from services.domain.catalog.actions import (
+    SUPPORTED_ACTIONS,
+    Action,
+    markdown_table,
+    providers_supporting,
+)
+from services.domain.connectors.registry import CONNECTORS, SEARCHERS
+from services.domain.manifest import load_manifest, validate_manifest
+from tests.support.control_plane import line_of
+
+CATALOG = load_catalog()
+DESTINATIONS = {"hook"}
+
+
+def issues(text: str) -> list[tuple[str, int | None, str]]:
+    parsed = load_manifest(text)
+    found = validate_manifest(parsed.manifest, CATALOG, DESTINATIONS, parsed.lines)
+    return [(issue.path, issue.line, issue.message) for issue in found]
+
+
+def manifest(provider: str, sections: str) -> str:
+    return textwrap.dedent(
+        """\
+        specVersion: 1.0.0
+        integrations:
+          - name: sync
+            provider: {provider}
+        """
+    ).format(provider=provider) + textwrap.indent(textwrap.dedent(sections), "    ")
+
+
+READ_CONTACTS = """\
+    read:
+      objects:
+        - objectName: contacts
+          destination: hook
+"""
+
+
+def test_reads_of_the_providers_with_a_connector_deploy() -> None:
+    assert issues(manifest("hubspot", READ_CONTACTS)) == []
+    assert issues(manifest("salesforce", READ_CONTACTS.replace("contacts", "Account"))) == []
+
+
+def test_a_write_section_is_refused_naming_the_action_the_provider_and_the_line() -> None:
+    text = manifest(
+        "hubspot",
+        READ_CONTACTS
+        + """\
+    write:
+      objects:
+        - objectName: contacts
+""",
+    )
+    ((path, line, message),) = issues(text)
+    assert path == "integrations[0].write"
+    assert line == line_of(text, "write:")
+    assert "no write connector for provider 'hubspot'" in message
+    assert "not built for any provider yet" in message
+    assert "remove the write section" in message
+
+
+def test_a_subscribe_section_is_refused() -> None:
+    text = manifest(
+        "salesforce",
+        READ_CONTACTS
+        + """\
+    subscribe:
+      objects:
+        - objectName: contacts
+          destination: hook
+""",
+    )
+    ((path, line, message),) = issues(text)
+    assert path == "integrations[0].subscribe"
+    assert line == line_of(text, "subscribe:")
+    assert "no subscribe connector for provider 'salesforce'" in message
+
+
+def test_reading_a_catalog_provider_without_a_connector_is_refused() -> None:
+    assert "asana" in CATALOG
+    text = manifest("asana", READ_CONTACTS)
+    ((path, line, message),) = issues(text)
+    assert (path, line) == ("integrations[0].read", line_of(text, "read:"))
+    assert message.startswith(
+        "ampmesh has no read connector for provider 'asana' (it is built for hubspot, "
+        "salesforce): remove the read section"
+    )
+
+
+def test_a_provider_with_some_actions_says_which() -> None:
+    text = manifest("hubspot", "write:\n  objects:\n    - objectName: deals\n")
+    ((_, _, message),) = issues(text)
+    assert "with hubspot ampmesh supports objectMetadata, read, search" in message
+
+
+def test_sections_that_ask_nothing_of_a_connector_deploy() -> None:
+    # proxy is a route, not a connector (see actions.py); an empty section asks for nothing.
+    text = manifest("asana", "proxy:\n  enabled: true\nwrite:\n  objects: []\n")
+    assert issues(text) == []
+
+
+def test_the_declaration_matches_the_connectors_that_exist() -> None:
+    assert providers_supporting(Action.READ) == sorted(CONNECTORS)
+    assert providers_supporting(Action.SEARCH) == sorted(SEARCHERS)
+    assert set(SUPPORTED_ACTIONS) <= set(CATALOG)
+    for action in (Action.WRITE, Action.SUBSCRIBE, Action.PROXY):
+        assert providers_supporting(action) == [], action
+
+
+def test_the_table_lists_every_provider_and_action() -> None:
+    assert markdown_table().splitlines() == [
+        "| Provider | Read | Write | Search | Subscribe | Proxy | Object metadata |",
+        "|---|---|---|---|---|---|---|",
+        "| hubspot | yes | no | yes | no | no | yes |",
+        "| salesforce | yes | no | yes | no | no | yes |",
+    ]
