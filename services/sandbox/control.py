@@ -159,6 +159,8 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
             )
         if sandbox_pb2.RESET_SCOPE_RECORDS in scopes:
             self.state.records.clear()
+            # Custom fields are the org's data too: back to the standard schemas.
+            self.state.schemas.reset()
         if sandbox_pb2.RESET_SCOPE_FAULTS in scopes:
             self.state.faults.clear()
         if sandbox_pb2.RESET_SCOPE_COUNTERS in scopes:

@@ -1,9 +1,10 @@
 """The provider-facing HTTP API, assembled: each provider's OAuth endpoints
-(oauth_routes.py) and record APIs (hubspot.py, salesforce.py, mirroring the connectors in
-services/domain/connectors/), all going through the same fault and token checks
-(faults.py, record_api.py). Every answer is counted (see state.Counters). Pages are slices
-of the store's sorted indexes, rendered with orjson, so the sandbox is not what limits a
-benchmark reading through it.
+(oauth_routes.py), record APIs (hubspot.py, salesforce.py, mirroring the connectors in
+services/domain/connectors/) and metadata APIs (hubspot_properties.py,
+salesforce_describe.py, over the object schemas of schemas.py), all going through the
+same fault and token checks (faults.py, record_api.py). Every answer is counted (see
+state.Counters). Pages are slices of the store's sorted indexes, rendered with orjson, so
+the sandbox is not what limits a benchmark reading through it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from services.sandbox.hubspot import HubSpotApi
+from services.sandbox.hubspot_properties import HubSpotProperties
 from services.sandbox.oauth import OAuthConfig
 from services.sandbox.oauth_routes import OAuthRoutes
 from services.sandbox.record_api import RecordApi
 from services.sandbox.salesforce import SalesforceApi
+from services.sandbox.salesforce_describe import SalesforceDescribe
 from services.sandbox.state import SandboxState
 
 
@@ -28,7 +31,15 @@ class SandboxHttp:
         records = RecordApi(state)
         self.hubspot = HubSpotApi(records)
         self.salesforce = SalesforceApi(records)
+        self.hubspot_properties = HubSpotProperties(records, state.schemas)
+        self.salesforce_describe = SalesforceDescribe(records, state.schemas)
 
     def app(self) -> Starlette:
-        routes = self.oauth.routes() + self.hubspot.routes() + self.salesforce.routes()
+        routes = [
+            *self.oauth.routes(),
+            *self.hubspot.routes(),
+            *self.salesforce.routes(),
+            *self.hubspot_properties.routes(),
+            *self.salesforce_describe.routes(),
+        ]
         return Starlette(routes=routes)

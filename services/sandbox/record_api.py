@@ -18,9 +18,9 @@ from services.sandbox.tokens import Token
 
 _JSON = "application/json"
 
-# Renders a page's body (bytes of JSON) for a request, given the object's name; raises
-# ApiError to answer with a provider error instead.
-Render = Callable[[Request, str], Awaitable[bytes]]
+# Renders a page's body (bytes of JSON) for a request, given the object's name, or a
+# whole Response (a 201, say); raises ApiError to answer with a provider error instead.
+Render = Callable[[Request, str], Awaitable[bytes | Response]]
 
 
 class RecordApi:
@@ -49,7 +49,12 @@ class RecordApi:
             response = self._authenticated(provider, token)
         if response is None:
             try:
-                response = Response(await render(request, object_name), media_type=_JSON)
+                rendered = await render(request, object_name)
+                response = (
+                    rendered
+                    if isinstance(rendered, Response)
+                    else Response(rendered, media_type=_JSON)
+                )
             except ApiError as exc:
                 response = exc.response
         self.state.counters.count_api(provider, response.status_code, time.monotonic() - started)

@@ -1,5 +1,6 @@
-"""The sandbox's in-memory state: seeded records, faults, counters and issued tokens, each
-in a module of its own (records.py, faults.py, tokens.py); the counters live here.
+"""The sandbox's in-memory state: seeded records, object schemas, faults, counters and
+issued tokens, each in a module of its own (records.py, schemas.py, faults.py, tokens.py);
+the counters live here.
 
 Every face of the process (the provider HTTP APIs and the gRPC control API) shares one
 SandboxState in one event loop, so no locking is needed: nothing here awaits.
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from services.sandbox.faults import FaultBook
 from services.sandbox.providers import CATALOG_NAMES, Provider
 from services.sandbox.records import RecordStore
+from services.sandbox.schemas import SchemaStore
 from services.sandbox.tokens import TokenStore
 
 
@@ -61,6 +63,8 @@ class SandboxState:
 
     def __init__(self) -> None:
         self.records = RecordStore()
+        # Object schemas (standard and custom fields) the metadata APIs serve.
+        self.schemas = SchemaStore(self.records)
         self.faults = FaultBook()
         self.counters = Counters()
         self.tokens = TokenStore()
