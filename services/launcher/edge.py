@@ -7,6 +7,10 @@ The edge is the mesh's front door (ARCHITECTURE.md, boundaries A and B):
   (local_reply_config plus envoy/problem.lua), and the REST shapes the contracts declare
   but the transcoder does not do (gen/envoy/routes.json: bare-array bodies, 201/204,
   tolerated query parameters), plus `?apiKey=` on read and write (envoy/api_key.lua);
+- on the REST listeners, CORS first: Envoy's cors filter with the deployment's policy
+  (services/launcher/cors.py) on each virtual host, envoy/cors.lua making a preflight's
+  answer a 204, and a catch-all route so every request finds the policy (errors and
+  Envoy's own replies carry Access-Control-Allow-Origin too);
 - a gRPC listener for native clients of the public services;
 - on both, envoy/request_guard.lua: headers gRPC metadata cannot carry are refused (400
   problem+json, or gRPC INVALID_ARGUMENT) before the request goes anywhere;
@@ -51,6 +55,7 @@ from typing import IO, Any
 from ruamel.yaml import YAML
 
 from services.domain.routes import ROUTE_GROUPS
+from services.launcher.cors import CorsSettingError, CorsSettings
 from services.launcher.ports import HOST, PortBook
 from services.runtime.tls import ensure_service_credentials
 
@@ -84,6 +89,8 @@ PORT_NAMES = {
 
 LUA_FILTER = "envoy.filters.http.lua"
 BODY_SHAPE_FILTER = "envoy.filters.http.lua.body_shape"
+REQUEST_GUARD_FILTER = "envoy.filters.http.lua.request_guard"
+CORS_FILTER = "envoy.filters.http.cors"
 BUFFER_FILTER = "envoy.filters.http.buffer"
 # The Lua scripts the edge loads, each with the libraries put in front of it (see write_lua).
 LUA_SCRIPTS: dict[str, tuple[str, ...]] = {
@@ -91,9 +98,12 @@ LUA_SCRIPTS: dict[str, tuple[str, ...]] = {
     "api_key.lua": (),
     "request_guard.lua": (),
     "body_shape.lua": ("json.lua",),
+    "cors.lua": (),
 }
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
 TIMEOUT = "15s"
+# The cluster of the REST listeners' catch-all route; none is defined (see _rest_routes).
+UNROUTED = "unrouted"
 
 
 class EdgeError(RuntimeError):
@@ -251,6 +261,17 @@ def _rest_routes(
                 }
             )
     routes.extend({"match": {"prefix": f"/{s}/"}, "route": _api_route()} for s in services)
+    # Last, so any request has a route: the cors filter takes its policy from the route
+    # the request matches, and with none (or a direct_response, which it also skips) sends
+    # no CORS headers, not even on the transcoder's 404 for an unknown path. Its cluster
+    # does not exist, so what reaches it (only a native gRPC call of an unknown service:
+    # the transcoder answers unknown REST paths) is a 404 (NC) and never leaves the edge.
+    routes.append(
+        {
+            "match": {"prefix": "/"},
+            "route": {"cluster": UNROUTED, "cluster_not_found_response_code": "NOT_FOUND"},
+        }
+    )
     return routes
 
 
@@ -263,14 +284,17 @@ def render_config(
     descriptor: Path,
     lua: Mapping[str, Path],
     route_facts: list[RouteFacts],
+    cors: CorsSettings | None = None,
 ) -> dict[str, Any]:
     """The whole Envoy configuration, as a document (pure: reads only the templates).
 
     ports: the port of each listener, keyed as in PORT_NAMES; lua: where each of
-    LUA_SCRIPTS is, as write_lua() wrote it.
+    LUA_SCRIPTS is, as write_lua() wrote it; cors: the origins browsers may call from
+    (default: any).
     """
     if not token_manager_shards:
         raise EdgeError("the edge needs at least one token-manager shard")
+    cors = cors or CorsSettings()
     certs = {
         "envoy_cert": str(cert_dir / "envoy.pem"),
         "envoy_key": str(cert_dir / "envoy.key"),
@@ -307,6 +331,9 @@ def render_config(
             routes=[],
             problem_lua=str(lua["problem.lua"]),
             request_guard_lua=str(lua["request_guard.lua"]),
+            cors_lua=str(lua["cors.lua"]),
+            cors_policy=cors.policy(),
+            unread_request_cors_headers=cors.unread_request_headers(),
             descriptor=str(descriptor),
             services=services,
             always_print_primitive_fields=surface not in COMPACT_SURFACES,
@@ -319,7 +346,10 @@ def render_config(
         )
         if surface in API_KEY_SURFACES:
             # After request_guard.lua: the guard judges what the client sent.
-            filters.insert(2, _lua_filter("envoy.filters.http.lua.api_key", lua["api_key.lua"]))
+            guard = next(n for n, f in enumerate(filters) if f["name"] == REQUEST_GUARD_FILTER)
+            filters.insert(
+                guard + 1, _lua_filter("envoy.filters.http.lua.api_key", lua["api_key.lua"])
+            )
         # After the buffer filter, so the body is whole and at most 1 MiB.
         buffer = next(n for n, f in enumerate(filters) if f["name"] == BUFFER_FILTER)
         filters.insert(buffer + 1, _lua_filter(BODY_SHAPE_FILTER, lua["body_shape.lua"]))
@@ -423,8 +453,15 @@ class Edge:
 
     name = "envoy"
 
-    def __init__(self, home: Path, ports: PortBook, cert_dir: Path) -> None:
+    def __init__(
+        self, home: Path, ports: PortBook, cert_dir: Path, cors: CorsSettings | None = None
+    ) -> None:
         self.home = home
+        # The deployment's setting ($AMPMESH_CORS_ALLOWED_ORIGINS) unless told otherwise.
+        try:
+            self.cors = CorsSettings.from_environment() if cors is None else cors
+        except CorsSettingError as error:
+            raise EdgeError(str(error)) from None
         self.cert_dir = cert_dir
         self.directory = home / "envoy"
         self.config_path = self.directory / "edge.yaml"
@@ -462,6 +499,7 @@ class Edge:
             descriptor=Path(shutil.copyfile(descriptor, self.directory / descriptor.name)),
             lua=write_lua(self.directory),
             route_facts=load_route_facts(),
+            cors=self.cors,
         )
         return write_config(config, self.config_path)
 

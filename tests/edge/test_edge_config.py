@@ -30,6 +30,7 @@ from services.launcher.edge import (
     LUA_SCRIPTS,
     SURFACES,
     TRANSCODER_FILTER,
+    UNROUTED,
     Edge,
     EdgeError,
     load_route_facts,
@@ -125,22 +126,28 @@ def test_each_rest_surface_transcodes_only_its_own_services(
         assert all(transcoder["request_validation_options"].values())
         printing = transcoder["print_options"]["always_print_primitive_fields"]
         assert printing is (surface != "write"), surface
-        # problem.lua first (last on responses), then request_guard.lua before anything
-        # reads the request; api_key.lua before the transcoder; body_shape.lua reads the
-        # whole body the buffer filter holds, then the transcoder does.
+        # problem.lua first (last on responses), then CORS (preflights answered, and
+        # cors.lua after the cors filter on responses), then request_guard.lua before
+        # anything reads the request; api_key.lua before the transcoder; body_shape.lua
+        # reads the whole body the buffer filter holds, then the transcoder does.
         names = [f["name"] for f in filters]
         assert names[0] == LUA_FILTER and names[-1] == "envoy.filters.http.router"
-        assert names[1] == "envoy.filters.http.lua.request_guard"
+        assert names[1:4] == [
+            "envoy.filters.http.lua.cors",
+            "envoy.filters.http.cors",
+            "envoy.filters.http.lua.request_guard",
+        ]
         assert names[-4:-1] == [
             "envoy.filters.http.buffer",  # caps bodies whatever their chunking
             "envoy.filters.http.lua.body_shape",
             TRANSCODER_FILTER,
         ]
-        assert (len(names) == 7) is (surface in ("read", "write")), names
+        assert (len(names) == 9) is (surface in ("read", "write")), names
         prefixes = {
             r["match"]["prefix"] for r in routes_of(config, surface) if "prefix" in r["match"]
         }
-        assert prefixes == {f"/{s}/" for s in surface_services(surface)}
+        # and the catch-all, whose cluster does not exist (test_cors_config.py)
+        assert prefixes == {f"/{s}/" for s in surface_services(surface)} | {"/"}
     assert seen == set(public_services())
 
 
@@ -253,6 +260,9 @@ def test_the_api_cluster_is_mtls_h2_and_health_checked(
     assert api["health_checks"][0]["grpc_health_check"] == {}
     for surface in (*SURFACES, "grpc"):
         for route in routes_of(config, surface):
+            if route["route"]["cluster"] == UNROUTED:
+                continue  # the REST catch-all: never reaches a cluster
+            assert route["route"]["cluster"] == "api"
             assert route["route"]["max_stream_duration"]["grpc_timeout_header_max"]
 
 

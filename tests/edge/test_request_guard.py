@@ -17,6 +17,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
+from services.launcher.cors import CorsSettings
 from services.launcher.edge import LUA_FILTER, _fill
 from tests.edge.harness import running_envoy
 
@@ -35,15 +36,20 @@ def _harness(port: int, admin: int, scripts: dict[str, Path]) -> dict[str, Any]:
         routes=[],
         problem_lua=str(scripts["problem.lua"]),
         request_guard_lua=str(scripts["request_guard.lua"]),
+        cors_lua=str(scripts["cors.lua"]),
+        cors_policy=CorsSettings().policy(),
+        unread_request_cors_headers=[],
         descriptor="unused",
         services=[],
         always_print_primitive_fields=True,
     )
     manager = rest["filter_chains"][0]["filters"][0]["typed_config"]
-    # The edge's own first two filters, then straight to a canned answer.
+    # The edge's problem.lua and request_guard.lua (CORS is test_cors_config.py's), then
+    # straight to a canned answer.
     filters = manager["http_filters"]
-    assert [f["name"] for f in filters[:2]] == [LUA_FILTER, GUARD_FILTER]
-    manager["http_filters"] = [*filters[:2], filters[-1]]
+    kept = [f for f in filters if f["name"] in (LUA_FILTER, GUARD_FILTER)]
+    assert [f["name"] for f in kept] == [LUA_FILTER, GUARD_FILTER]
+    manager["http_filters"] = [*kept, filters[-1]]
     manager["route_config"]["virtual_hosts"][0]["routes"] = [
         {
             "match": {"prefix": "/"},
