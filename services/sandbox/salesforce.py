@@ -25,7 +25,7 @@ from services.sandbox.errors import ApiError, provider_error
 from services.sandbox.providers import Provider
 from services.sandbox.record_api import RecordApi
 from services.sandbox.records import Record, window
-from services.sandbox.soql import MalformedQuery, Soql, object_of, parse_soql
+from services.sandbox.soql import MalformedQuery, Soql, object_of, parse_soql, satisfies
 
 BATCH_SIZE = 2000
 # Open query cursors kept (oldest dropped first): enough for many concurrent reads; a
@@ -81,13 +81,18 @@ class SalesforceApi:
         ordered_by_time, keys = found.by_modified()
         start, stop = window(keys, query.lower, True, query.upper, True)
         records = ordered_by_time[start:stop]
+        if query.equals:
+            # A search: the names as the rows spell them (SOQL's are case-insensitive).
+            names = _fields(query, [name for name, _ in query.equals], found.in_order[:1])
+            equals = list(zip(names, (value for _, value in query.equals), strict=True))
+            records = [r for r in records if satisfies(r.salesforce_values(), equals)]
         if query.order_by_id:
             records.sort(key=lambda r: r.id)
         if query.descending:
             records.reverse()
         if query.limit is not None:
             records = records[: query.limit]
-        fields = _fields(query, found.in_order[:1])
+        fields = _fields(query, query.fields, found.in_order[:1])
         locator = "01g" + secrets.token_hex(8).upper()
         self._cursors[locator] = _Cursor(records, query.object_name, fields)
         while len(self._cursors) > MAX_CURSORS:
@@ -124,13 +129,14 @@ def _version(request: Request) -> str:
     return version
 
 
-def _fields(query: Soql, sample: list[Record]) -> list[str]:
-    """The SELECT list in the object's own spelling (field names are case-insensitive)."""
+def _fields(query: Soql, names: list[str], sample: list[Record]) -> list[str]:
+    """Field names of the query (its SELECT list, its WHERE) in the object's own spelling
+    (field names are case-insensitive)."""
     if not sample:
-        return query.fields
+        return names
     by_lower = {name.lower(): name for name in sample[0].salesforce_values()}
     fields = []
-    for name in query.fields:
+    for name in names:
         canonical = by_lower.get(name.lower())
         if canonical is None:
             message = f"No such column {name!r} on entity {query.object_name!r}"

@@ -257,7 +257,7 @@ async def test_soql_windows_and_versions(sandbox: Any, http: httpx.AsyncClient) 
     )
     assert wrong_version.status_code == 404
     unsupported = await http.get(
-        SF_QUERY, params={"q": "SELECT Id FROM Account WHERE Name = 'x'"}, headers=headers
+        SF_QUERY, params={"q": "SELECT Id FROM Account WHERE Name LIKE 'x'"}, headers=headers
     )
     assert unsupported.status_code == 400
     assert unsupported.json()[0]["errorCode"] == "MALFORMED_QUERY"
