@@ -1,0 +1,192 @@
+"""The browser test's harness (tests/ui): the page embedding the published @amp-labs/react,
+bundled by esbuild for the stack's api root, served from an origin of its own, and Debian's
+Chromium driven by Playwright, taking screenshots of each screen into a run folder.
+
+Nothing here downloads a browser or packages: scripts/install_ui.sh installs both (`make
+test` runs it); when either is missing the harness fails saying so, rather than skipping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+UI = REPO / "tests" / "ui"
+CHROMIUM = Path(os.environ.get("AMPMESH_CHROMIUM", "/usr/bin/chromium"))
+# Debian's Chromium on a closed network: no sandbox (root in CI), no GPU, and none of the
+# background fetches (QUIC, sync, component updates) that would only meet refused ports.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+INSTALL_HINT = "run scripts/install_ui.sh (`make test` does)"
+
+
+def missing_requirements() -> list[str]:
+    """What the browser test needs and this machine lacks, each naming how to get it."""
+    missing = []
+    if shutil.which("node") is None:
+        missing.append("Node.js (node) is not on PATH: install Node 20 or newer")
+    if not (UI / "node_modules" / "@amp-labs" / "react" / "package.json").exists():
+        missing.append(f"tests/ui/node_modules is not installed: {INSTALL_HINT}")
+    if not os.access(CHROMIUM, os.X_OK):
+        missing.append(f"{CHROMIUM} is missing: {INSTALL_HINT} (Debian package chromium)")
+    return missing
+
+
+async def build_page(api_root: str, out: Path) -> Path:
+    """The page bundled into out with its API root fixed to api_root (the library appends
+    /v1), as a builder's build would with REACT_APP_AMP_SERVER."""
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(UI / "build.mjs"),
+        "--server",
+        api_root,
+        "--out",
+        str(out),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, f"building the page failed:\n{output.decode()}"
+    return out
+
+
+@contextlib.asynccontextmanager
+async def serve_folder(folder: Path) -> AsyncIterator[str]:
+    """folder over HTTP on a loopback port of its own (another origin than the api's, as a
+    product's page is); yields the origin."""
+    app = web.Application()
+
+    async def index(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(folder / "index.html")
+
+    app.router.add_get("/", index)
+    app.router.add_static("/", folder)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium under Playwright (never a downloaded browser)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def screenshot_folder() -> Path:
+    """Where this run's screenshots go: $AMPMESH_UI_SCREENSHOTS, or a new
+    /tmp/ampmesh-ui-<time> folder."""
+    chosen = os.environ.get("AMPMESH_UI_SCREENSHOTS")
+    folder = Path(chosen) if chosen else Path(f"/tmp/ampmesh-ui-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass
+class Screens:
+    """Numbered screenshots of one flow (`<flow>-01-<screen>.png`, ...) in folder."""
+
+    folder: Path
+    flow: str
+    taken: list[Path] = field(default_factory=list)
+
+    async def shoot(self, page: Page, screen: str) -> Path:
+        name = re.sub(r"[^a-z0-9]+", "-", screen.lower()).strip("-")
+        path = self.folder / f"{self.flow}-{len(self.taken) + 1:02d}-{name}.png"
+        await page.screenshot(path=str(path), full_page=True)
+        self.taken.append(path)
+        return path
+
+
+@dataclass
+class BrowserLog:
+    """What the page said on its console and which requests failed: the first thing to read
+    when the flow trips."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page) -> None:
+        page.on("console", lambda m: self.lines.append(f"console.{m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.lines.append(f"pageerror: {e}"))
+        page.on(
+            "requestfailed",
+            lambda r: self.lines.append(f"failed: {r.method} {r.url} {r.failure}"),
+        )
+
+        async def answered(response: object) -> None:
+            status = getattr(response, "status", 0)
+            if status >= 400:
+                request = response.request  # type: ignore[attr-defined]
+                body = ""
+                with contextlib.suppress(Exception):
+                    body = (await response.text())[:400]  # type: ignore[attr-defined]
+                self.lines.append(f"http {status}: {request.method} {request.url} {body}")
+
+        page.on("response", answered)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines[-60:])
+
+
+def off_machine(url: str) -> bool:
+    """A URL outside this machine (the library's web fonts and logo): the test aborts
+    them, so nothing waits on a closed network and no request leaves the machine."""
+    host = urlsplit(url).hostname or ""
+    return url.startswith(("http:", "https:")) and host not in ("127.0.0.1", "localhost")
+
+
+@dataclass
+class Flow:
+    """One page driven through named steps: each step's screen is shot when it is done;
+    a step that trips is shot too and reported with the page's text and the browser's
+    log, so a failure says where the UI stopped and what the mesh answered."""
+
+    page: Page
+    screens: Screens
+    log: BrowserLog
+
+    @contextlib.asynccontextmanager
+    async def step(self, name: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception as error:
+            shot = await self.screens.shoot(self.page, f"tripped-at-{name}")
+            text = ""
+            with contextlib.suppress(Exception):
+                text = await self.page.inner_text("body", timeout=2_000)
+            raise AssertionError(
+                f"the UI tripped at {name!r}: {error}\n--- page text:\n{text}\n"
+                f"--- screenshot: {shot}\n--- browser:\n{self.log}"
+            ) from error
+        await self.screens.shoot(self.page, name)

@@ -1,0 +1,132 @@
+"""The published @amp-labs/react, unchanged, installs integrations against ampmesh.
+
+A page embedding the library's InstallIntegration (tests/ui/page, bundled by esbuild with
+the session stack's api as its API root, served from an origin of its own) is driven in
+Debian's headless Chromium through the whole install flow, for HubSpot and for Salesforce,
+with nothing stubbed: the mesh and its provider sandbox answer every call. The customer
+connects through the OAuth popup, sees the fields the provider describes (its own labels,
+fetched live), installs with a choice of optional fields, then changes the choice and
+saves; the builder's REST view shows what the customer chose. Every screen is shot into
+the run's screenshot folder (printed at the end of the session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.support.control_plane import listed
+from tests.support.stack import Stack
+from tests.support.ui import BrowserLog, Flow, Screens, off_machine
+from tests.support.ui_world import HUBSPOT, SALESFORCE, ProviderCase, make_world, provider_labels
+
+pytestmark = pytest.mark.e2e
+
+# How long one screen may take to appear: the first hydrate asks the provider for its
+# field metadata through the connection, on a busy 2-core machine.
+SCREEN_TIMEOUT = 20_000
+
+
+async def events(page: Page, count: int) -> list[dict[str, Any]]:
+    """The library's install/update callbacks the page recorded, once there are count."""
+    await page.wait_for_function(f"window.ampEvents.length >= {count}", timeout=SCREEN_TIMEOUT)
+    recorded: list[dict[str, Any]] = await page.evaluate("window.ampEvents")
+    return recorded
+
+
+def chosen(config: dict[str, Any], object_name: str, required: tuple[str, ...]) -> set[str]:
+    """The optional fields a stored config selects for object_name."""
+    selected = config["content"]["read"]["objects"][object_name]["selectedFields"]
+    return {name for name, on in selected.items() if on} - set(required)
+
+
+@pytest.mark.parametrize("case", [HUBSPOT, SALESFORCE], ids=lambda c: c.provider)
+async def test_a_customer_installs_and_changes_fields_through_the_embedded_ui(
+    case: ProviderCase,
+    stack: Stack,
+    admin: httpx.AsyncClient,
+    browser: Browser,
+    page_origin: str,
+    screens: Path,
+) -> None:
+    world = await make_world(admin, case)
+    labels = await provider_labels(stack.endpoints["sandbox-http"], case)
+    read = case.read
+    first, second, third = read.optional
+    context = await browser.new_context(viewport={"width": 1100, "height": 800})
+    await context.route(off_machine, lambda route: route.abort())
+    page = await context.new_page()
+    log = BrowserLog()
+    log.watch(page)
+    flow = Flow(page, Screens(screens, case.provider), log)
+    try:
+        async with flow.step("load"):
+            await page.goto(f"{page_origin}/?{world.page_query('acme', 'alice')}")
+            await expect(page.get_by_text(f"Set up {case.display} integration")).to_be_visible(
+                timeout=SCREEN_TIMEOUT
+            )
+
+        # The sandbox's authorization page approves at once and redirects the popup to
+        # the api's callback, whose page posts AUTHORIZATION_SUCCEEDED to the opener.
+        async with flow.step("connect"):
+            async with page.expect_popup() as opened:
+                await page.get_by_role("button", name="Next").click()
+            popup = await opened.value
+            await popup.wait_for_event("close", timeout=SCREEN_TIMEOUT)
+
+        # The configure screen: the object and its fields, titled as the provider's own
+        # metadata titles them (not as the manifest names them).
+        async with flow.step("configure"):
+            await expect(page.get_by_role("button", name="Install")).to_be_visible(
+                timeout=SCREEN_TIMEOUT
+            )
+            for name in read.required:
+                await expect(page.get_by_text(labels[name], exact=True)).to_be_visible()
+            for name in read.optional:
+                box = page.get_by_role("checkbox", name=labels[name], exact=True)
+                await expect(box).to_have_attribute("aria-checked", "false")
+
+        async with flow.step("choose"):
+            await page.locator(f"[id='{first}']").click()
+            await page.locator(f"[id='{third}']").click()
+            await expect(page.locator(f"[id='{third}']")).to_have_attribute("aria-checked", "true")
+
+        async with flow.step("install"):
+            await page.get_by_role("button", name="Install").click()
+            installed = (await events(page, 1))[0]
+            assert installed["kind"] == "install"
+            await expect(page.get_by_role("button", name="Save")).to_be_visible()
+
+        # The builder sees one installation of the group, on the connection the popup
+        # made, holding the customer's choice.
+        installations = await world.installations("acme")
+        assert [i["id"] for i in installations] == [installed["installationId"]]
+        installation = await world.installation(installed["installationId"])
+        connections = await listed(world.builder, "/connections", groupRef="acme")
+        assert [c["id"] for c in connections] == [installation["connection"]["id"]]
+        assert installation["connection"]["provider"] == case.provider
+        assert installation["config"]["id"] == installed["config"]["id"]
+        assert chosen(installation["config"], read.name, read.required) == {first, third}
+
+        async with flow.step("change"):
+            await page.locator(f"[id='{third}']").click()
+            await page.locator(f"[id='{second}']").click()
+            await expect(page.locator(f"[id='{second}']")).to_have_attribute("aria-checked", "true")
+
+        async with flow.step("save"):
+            await page.get_by_role("button", name="Save").click()
+            updated = (await events(page, 2))[1]
+            assert updated["kind"] == "update"
+            assert updated["installationId"] == installed["installationId"]
+
+        # A new config, holding the new choice, is the installation's now.
+        saved = await world.installation(installed["installationId"])
+        assert saved["config"]["id"] == updated["config"]["id"] != installed["config"]["id"]
+        assert chosen(saved["config"], read.name, read.required) == {first, second}
+        assert [i["id"] for i in await world.installations("acme")] == [saved["id"]]
+    finally:
+        await context.close()
+        await world.builder.aclose()
