@@ -66,10 +66,6 @@ NOT_BUILT_YET: dict[str, str] = {
     "ampmesh.platform.v1.OrgService": (
         "orgs have no issue filed yet (`ampmesh up` makes the default org and its admin key)"
     ),
-    "ampmesh.platform.v1.ObjectMetadataService": (
-        "object metadata has no issue filed yet (it would build on the connectors of issue #6)"
-    ),
     "ampmesh.write.v1.WriteService": "the Write API has no issue filed yet",
-    "ampmesh.search.v1.SearchService": "the Search API has no issue filed yet",
     "ampmesh.proxy.v1.ProxyService": "the proxy has no issue filed yet",
 }

@@ -396,9 +396,9 @@ async def test_grpc_callers_get_the_issues_as_field_violations(
         hydrate = integrations_pb2.GetHydratedRevisionRequest(
             project_id_or_name=project.id, integration_id="x", revision_id="y", connection_id="z"
         )
-        with pytest.raises(grpc.aio.AioRpcError) as unbuilt:
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
             await stub.GetHydratedRevision(
                 hydrate, metadata=(("x-api-key", project.http.headers["x-api-key"]),), timeout=20
             )
-        assert unbuilt.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        assert "no issue is filed" in (unbuilt.value.details() or "")
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "integration 'x' not found" in (missing.value.details() or "")

@@ -19,6 +19,7 @@ from services.api.platform import (
     installations,
     integrations,
     jwt_keys,
+    object_metadata,
     operations,
     projects,
     provider_apps,
@@ -42,4 +43,5 @@ BUILDERS: dict[str, PlatformBuilder] = {
     "ampmesh.platform.v1.IntegrationService": integrations.service,
     "ampmesh.platform.v1.InstallationService": installations.service,
     "ampmesh.platform.v1.ConnectionService": connections.service,
+    "ampmesh.platform.v1.ObjectMetadataService": object_metadata.service,
 }

@@ -20,7 +20,8 @@ it), or when the old revision read it for everyone (`enabled: always`).
 
 Deploying and deleting are builder-only (`full` keys); listing and getting are open to
 every principal of the project, as the install UI (frontend keys, customer JWTs) needs
-the integration to build its forms.
+the integration to build its forms, and so is a revision hydrated with a connection's
+live field metadata (hydrate.py), for a caller that may see the connection.
 
 This module is the servicer (auth, checking the manifest, answers); the deploy's writes
 (revisions, refusals that protect installations, the destructive pause) are in
@@ -50,6 +51,7 @@ from services.api.common import (
 )
 from services.api.context import ApiContext
 from services.api.manifest_parsing import ManifestCheckersBusy, check_manifest
+from services.api.platform.hydrate import hydrated_revision
 from services.api.platform.integration_deploys import Deployer, DeployRefused, add_revision
 from services.api.reads import ReadsUnavailable, abort_reads_unavailable
 from services.api.stored import (
@@ -149,6 +151,14 @@ class Integrations(integrations_pb2_grpc.IntegrationServiceServicer):
     ) -> integrations_pb2.Integration:
         _, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         return to_message(await self._existing(context, project, request.integration_id_or_name))
+
+    async def GetHydratedRevision(
+        self,
+        request: integrations_pb2.GetHydratedRevisionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> integrations_pb2.HydratedRevision:
+        # Open to every principal that may see the connection (hydrate.py).
+        return await hydrated_revision(self.ctx, request, context)
 
     # --- changing --------------------------------------------------------------------
 
@@ -323,7 +333,5 @@ def service(ctx: ApiContext) -> Service:
         integrations_pb2.DESCRIPTOR.services_by_name["IntegrationService"],
         integrations_pb2_grpc.add_IntegrationServiceServicer_to_server,
         Integrations(ctx),
-        "hydrated revisions need live provider metadata (object and field descriptions) "
-        "through a connection; no issue is filed for them yet",
-        gate=ctx.auth.authenticate,
+        "",
     )
