@@ -92,16 +92,18 @@ class UiWorld:
     builder: httpx.AsyncClient  # the API rooted at the project, with the admin key
     integration_id: str
 
-    def page_query(self, group: str, consumer: str) -> str:
+    def page_query(self, group: str, group_name: str, consumer: str, consumer_name: str) -> str:
+        """The page's query string: the project, its frontend key, the integration, and
+        the customer's group and user as the builder's product names them."""
         return urlencode(
             {
                 "project": self.project["name"],
                 "apiKey": self.frontend_key,
                 "integration": self.case.integration,
                 "groupRef": group,
-                "groupName": f"{group.title()} Inc",
+                "groupName": group_name,
                 "consumerRef": consumer,
-                "consumerName": consumer.title(),
+                "consumerName": consumer_name,
             }
         )
 

@@ -3,6 +3,7 @@ from an origin of its own, Debian's Chromium, and the run's screenshot folder.""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -49,9 +50,18 @@ async def browser(ui_requirements: None) -> AsyncIterator[Browser]:
 def screens(request: pytest.FixtureRequest) -> Path:
     """The run's screenshot folder; where it is is printed at the end of the session."""
     folder = screenshot_folder()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        request.addfinalizer(lambda: reporter.write_line(f"ui screenshots: {folder}"))
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+
+    def tell() -> None:
+        if reporter is None:
+            return
+        # Outside pytest's capture, so that it shows whether the tests passed or not.
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(f"ui screenshots: {folder}")
+
+    request.addfinalizer(tell)
     return folder
 
 

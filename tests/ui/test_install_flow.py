@@ -28,6 +28,8 @@ pytestmark = pytest.mark.e2e
 # How long one screen may take to appear: the first hydrate asks the provider for its
 # field metadata through the connection, on a busy 2-core machine.
 SCREEN_TIMEOUT = 20_000
+# The customer, as the builder's product names them to the library.
+GROUP, GROUP_NAME, CONSUMER, CONSUMER_NAME = "acme", "Acme Inc", "alice", "Alice Liddell"
 
 
 async def events(page: Page, count: int) -> list[dict[str, Any]]:
@@ -64,7 +66,9 @@ async def test_a_customer_installs_and_changes_fields_through_the_embedded_ui(
     flow = Flow(page, Screens(screens, case.provider), log)
     try:
         async with flow.step("load"):
-            await page.goto(f"{page_origin}/?{world.page_query('acme', 'alice')}")
+            await page.goto(
+                f"{page_origin}/?{world.page_query(GROUP, GROUP_NAME, CONSUMER, CONSUMER_NAME)}"
+            )
             await expect(page.get_by_text(f"Set up {case.display} integration")).to_be_visible(
                 timeout=SCREEN_TIMEOUT
             )
@@ -102,12 +106,16 @@ async def test_a_customer_installs_and_changes_fields_through_the_embedded_ui(
 
         # The builder sees one installation of the group, on the connection the popup
         # made, holding the customer's choice.
-        installations = await world.installations("acme")
+        installations = await world.installations(GROUP)
         assert [i["id"] for i in installations] == [installed["installationId"]]
         installation = await world.installation(installed["installationId"])
-        connections = await listed(world.builder, "/connections", groupRef="acme")
+        connections = await listed(world.builder, "/connections", groupRef=GROUP)
         assert [c["id"] for c in connections] == [installation["connection"]["id"]]
         assert installation["connection"]["provider"] == case.provider
+        # The names the page gave are the group's and the consumer's everywhere.
+        assert installation["group"]["groupName"] == GROUP_NAME
+        assert installation["connection"]["group"]["groupName"] == GROUP_NAME
+        assert installation["connection"]["consumer"]["consumerName"] == CONSUMER_NAME
         assert installation["config"]["id"] == installed["config"]["id"]
         assert chosen(installation["config"], read.name, read.required) == {first, third}
 
@@ -126,7 +134,7 @@ async def test_a_customer_installs_and_changes_fields_through_the_embedded_ui(
         saved = await world.installation(installed["installationId"])
         assert saved["config"]["id"] == updated["config"]["id"] != installed["config"]["id"]
         assert chosen(saved["config"], read.name, read.required) == {first, second}
-        assert [i["id"] for i in await world.installations("acme")] == [saved["id"]]
+        assert [i["id"] for i in await world.installations(GROUP)] == [saved["id"]]
     finally:
         await context.close()
         await world.builder.aclose()
