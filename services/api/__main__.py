@@ -11,7 +11,7 @@ from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
 from temporalio.client import Client
 
-from services.api import read
+from services.api import read, search
 from services.api.auth import Authenticator
 from services.api.context import ApiContext, ApiPolicy
 from services.api.platform import BUILDERS
@@ -94,6 +94,8 @@ def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list
             implemented += [build(ctx) for name, build in BUILDERS.items() if name in names]
     if settings.enable_read_routes and ctx is not None:
         implemented.append(read.service(ctx))
+    if settings.enable_search_routes and ctx is not None:
+        implemented.append(search.service(ctx))
     # Callers authenticate before learning that a method is not built, as for any call.
     gate = ctx.auth.authenticate if ctx is not None else None
     return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET, gate=gate)
@@ -106,7 +108,11 @@ def catalog_for(settings: ApiSettings) -> dict[str, providers_pb2.ProviderInfo]:
 
 @asynccontextmanager
 async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
-    if not (settings.enable_platform_routes or settings.enable_read_routes):
+    if not (
+        settings.enable_platform_routes
+        or settings.enable_read_routes
+        or settings.enable_search_routes
+    ):
         yield build_services(settings)
         return
     secrets = keyring_from_settings(settings.secret_keys.get_secret_value())

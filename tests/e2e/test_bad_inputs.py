@@ -641,3 +641,105 @@ async def test_a_wrong_json_type_is_named_as_the_client_sent_it(
     body = check_problem(await send(world, CASES[case]), 400)
     assert set(issues_of(body)) == {issue}, body
     assert "invalid value 5 for type TYPE_STRING" in issues_of(body)[issue]
+
+
+# --- Search API (the search host) ---------------------------------------------------
+# A's installation for acme reads companies and selects no field of it beyond the
+# manifest's (none), so no field may be filtered on; each refusal names what is wrong.
+
+SEARCH_PATH = "{a}/integrations/{integration}?groupRef=acme"
+COMPANIES_BY_NAME = {
+    "objectName": "companies",
+    "fieldFilters": [{"fieldName": "name", "operator": "eq", "value": "Acme"}],
+}
+
+
+def search_case(
+    words: str, issue: str = "", *, body: Any = None, path: str = SEARCH_PATH, status: int = 400
+) -> Bad:
+    return Bad(
+        "POST",
+        path,
+        status,
+        words,
+        COMPANIES_BY_NAME if body is None else body,
+        issues={issue: (words,)} if issue else {},
+    )
+
+
+SEARCH_CASES: dict[str, Bad] = {
+    "search: unknown object": search_case(
+        "'nosuchobject' is not an object this installation reads",
+        "body.objectName",
+        body={**COMPANIES_BY_NAME, "objectName": "nosuchobject"},
+    ),
+    "search: an object the installation does not read": search_case(
+        "'contacts' is not an object this installation reads (it reads companies)",
+        "body.objectName",
+        body={**COMPANIES_BY_NAME, "objectName": "contacts"},
+    ),
+    "search: a field that does not exist": search_case(
+        "'nosuchfield' is not a field this installation reads of object 'companies'",
+        "body.fieldFilters[0].fieldName",
+        body={
+            "objectName": "companies",
+            "fieldFilters": [{"fieldName": "nosuchfield", "operator": "eq", "value": "x"}],
+        },
+    ),
+    "search: an operator other than eq": search_case(
+        "must be one of eq (found 'like')",
+        "body.fieldFilters[0].operator",
+        body={
+            "objectName": "companies",
+            "fieldFilters": [{"fieldName": "name", "operator": "like", "value": "x"}],
+        },
+    ),
+    "search: a filter without a value": search_case(
+        "is required: a string, a boolean or a number",
+        "body.fieldFilters[0].value",
+        body={"objectName": "companies", "fieldFilters": [{"fieldName": "name", "operator": "eq"}]},
+    ),
+    "search: no filter": search_case(
+        "needs at least one filter",
+        "body.fieldFilters",
+        body={"objectName": "companies", "fieldFilters": []},
+    ),
+    "search: no groupRef": search_case(
+        "is required: your identifier of the customer group",
+        "query.groupRef",
+        path="{a}/integrations/{integration}",
+    ),
+    "search: a group without an installation": search_case(
+        "group 'umbrella' has no installation of integration",
+        path="{a}/integrations/{integration}?groupRef=umbrella",
+        status=404,
+    ),
+    "search: an integration of no project": search_case(
+        "integration 'no-such-integration' not found",
+        path="{a}/integrations/no-such-integration?groupRef=acme",
+        status=404,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SEARCH_CASES))
+async def test_a_bad_search_is_refused_clearly_and_changes_nothing(world: World, case: str) -> None:
+    bad = SEARCH_CASES[case]
+    # The search host, not the api's: the same project, integration and key.
+    on_search_host = Bad(
+        bad.method,
+        world.stack.endpoints["search"] + bad.path,
+        bad.status,
+        bad.words,
+        bad.body,
+        issues=bad.issues,
+    )
+    before = await world.snapshot()
+    body = check_problem(await send(world, on_search_host), bad.status)
+    assert fill(bad.words, world) in body["detail"], body
+    issues = issues_of(body)
+    for name, fragments in bad.issues.items():
+        assert name in issues, body
+        for fragment in fragments:
+            assert fragment in issues[name], (name, issues[name])
+    assert await world.snapshot() == before
