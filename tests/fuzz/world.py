@@ -35,9 +35,6 @@ def _manifest(integration: str, destination: str) -> str:
         "      objects:\n"
         f"        - objectName: {OBJECT}\n"
         f"          destination: {destination}\n"
-        "    write:\n"
-        "      objects:\n"
-        f"        - objectName: {OBJECT}\n"
     )
 
 
