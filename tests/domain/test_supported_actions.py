@@ -13,6 +13,7 @@ from services.domain.catalog.actions import (
     markdown_table,
     providers_supporting,
 )
+from services.domain.connectors.metadata_registry import METADATA_CONNECTORS
 from services.domain.connectors.registry import CONNECTORS, SEARCHERS
 from services.domain.manifest import load_manifest, validate_manifest
 from tests.support.control_plane import line_of
@@ -112,6 +113,7 @@ def test_sections_that_ask_nothing_of_a_connector_deploy() -> None:
 def test_the_declaration_matches_the_connectors_that_exist() -> None:
     assert providers_supporting(Action.READ) == sorted(CONNECTORS)
     assert providers_supporting(Action.SEARCH) == sorted(SEARCHERS)
+    assert providers_supporting(Action.OBJECT_METADATA) == sorted(METADATA_CONNECTORS)
     assert set(SUPPORTED_ACTIONS) <= set(CATALOG)
     for action in (Action.WRITE, Action.SUBSCRIBE, Action.PROXY):
         assert providers_supporting(action) == [], action

@@ -10,7 +10,8 @@ event is due; the README's table of providers and actions is printed from here
 Each action has code behind it, which the tests also assert:
 - read: a read connector in services/domain/connectors/registry.py (CONNECTORS);
 - search: a search connector there too (SEARCHERS), over the objects an installation reads;
-- objectMetadata: the connector's field metadata (hydrated revisions, object metadata);
+- objectMetadata: a metadata connector in services/domain/connectors/metadata_registry.py
+  (hydrated revisions, the object metadata operations);
 - write, subscribe: not built for any provider yet;
 - proxy: a route, not a connector (it would serve any catalog provider with a base URL);
   not built yet, so no provider has it. Manifests may still declare `proxy:` as the
