@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -29,6 +29,7 @@ from tests.e2e import conformance
 from tests.support.bindings import bindings
 from tests.support.control_plane import admin_client, database_url, new_rsa_key, spki_pem
 from tests.support.reference import operations
+from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -128,7 +129,8 @@ def step(method: str, path: str, keeps: Keeps | None = None) -> Callable[[Call],
 
 def manifest(world: World, name: str, schedule: str = "*/30 * * * *") -> str:
     """amp.yaml with one integration; it reads into the walk's destination when there is
-    one (a read needs a destination to deliver to)."""
+    one (a read needs a destination to deliver to). No write section: ampmesh refuses
+    actions it has no connector for (services/domain/catalog/actions.py)."""
     read = ""
     if "destinationName" in world.made:
         read = f"""
@@ -146,10 +148,7 @@ integrations:
     displayName: Conformance
     provider: {PROVIDER}
     proxy:
-      enabled: true
-    write:
-      objects:
-        - objectName: {OBJECT}{read}
+      enabled: true{read}
 """
 
 
@@ -447,6 +446,17 @@ async def create_revision(w: World) -> httpx.Response:
 
 @step("POST", f"{P}/connections:generate", keeps={"connection": _id})
 async def generate_connection(w: World) -> httpx.Response:
+    # Real tokens of the stack's sandbox Salesforce: the hydrate and object-metadata
+    # steps call the provider through this connection.
+    async with httpx.AsyncClient(base_url=w.stack.endpoints["sandbox-http"]) as sandbox:
+        issued = await sandbox.post(
+            "/salesforce/services/oauth2/token",
+            data={"grant_type": "password", "username": USERNAME, "password": PASSWORD},
+            auth=(CLIENT_ID, CLIENT_SECRET),
+        )
+    assert issued.status_code == 200, issued.text
+    tokens = issued.json()
+    expires = datetime.now(UTC) + timedelta(seconds=int(tokens["expires_in"]))
     return await w.http.post(
         f"{w.project}/connections:generate",
         json={
@@ -455,8 +465,11 @@ async def generate_connection(w: World) -> httpx.Response:
             "consumerRef": f"user-{w.tag}",
             "providerWorkspaceRef": "acme",
             "oauth2AuthorizationCode": {
-                "accessToken": {"token": "conformance-access-token"},
-                "refreshToken": {"token": "conformance-refresh-token"},
+                "accessToken": {
+                    "token": tokens["access_token"],
+                    "expiresAt": expires.isoformat().replace("+00:00", "Z"),
+                },
+                "refreshToken": {"token": tokens["refresh_token"]},
                 "scopes": ["api", "refresh_token"],
             },
         },
@@ -530,10 +543,7 @@ async def get_hydrated_revision(w: World) -> httpx.Response:
 
 @step("POST", f"{INTEGRATION}/installations", keeps={"installation": _id})
 async def create_installation(w: World) -> httpx.Response:
-    content: dict[str, Any] = {
-        "provider": PROVIDER,
-        "write": {"objects": {OBJECT: {"objectName": OBJECT}}},
-    }
+    content: dict[str, Any] = {"provider": PROVIDER}
     if "destinationName" in w.made:
         content["read"] = {
             "objects": {
@@ -585,8 +595,8 @@ async def patch_object_config_content(w: World) -> httpx.Response:
         f"{w.integration}/objects/{OBJECT}/config-content",
         json={
             "installationId": w["installation"],
-            "action": "write",
-            "changes": [{"op": "add", "path": "/deletionSettings", "value": {"enabled": False}}],
+            "action": "read",
+            "changes": [{"op": "replace", "path": "/schedule", "value": "*/45 * * * *"}],
         },
     )
 
