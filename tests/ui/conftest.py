@@ -58,8 +58,7 @@ def screens(request: pytest.FixtureRequest) -> Path:
             return
         # Outside pytest's capture, so that it shows whether the tests passed or not.
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            reporter.ensure_newline()
-            reporter.write_line(f"ui screenshots: {folder}")
+            reporter.write_line(f"\nui screenshots: {folder}")
 
     request.addfinalizer(tell)
     return folder

@@ -6,7 +6,8 @@ Debian's headless Chromium through the whole install flow, for HubSpot and for S
 with nothing stubbed: the mesh and its provider sandbox answer every call. The customer
 connects through the OAuth popup, sees the fields the provider describes (its own labels,
 fetched live), installs with a choice of optional fields, then changes the choice and
-saves; the builder's REST view shows what the customer chose. Every screen is shot into
+saves; the builder's REST view shows what the customer chose, and the page shows it
+again when the customer comes back. Every screen is shot into
 the run's screenshot folder (printed at the end of the session)."""
 
 from __future__ import annotations
@@ -135,6 +136,18 @@ async def test_a_customer_installs_and_changes_fields_through_the_embedded_ui(
         assert saved["config"]["id"] == updated["config"]["id"] != installed["config"]["id"]
         assert chosen(saved["config"], read.name, read.required) == {first, second}
         assert [i["id"] for i in await world.installations(GROUP)] == [saved["id"]]
+
+        # Coming back later, the customer finds the installation as saved (the library
+        # reads it back from the mesh).
+        async with flow.step("return"):
+            await page.reload()
+            await expect(page.get_by_role("button", name="Save")).to_be_visible(
+                timeout=SCREEN_TIMEOUT
+            )
+            for name, state in ((first, "true"), (second, "true"), (third, "false")):
+                await expect(page.locator(f"[id='{name}']")).to_have_attribute(
+                    "aria-checked", state
+                )
     finally:
         await context.close()
         await world.builder.aclose()
