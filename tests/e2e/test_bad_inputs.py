@@ -485,6 +485,107 @@ CASES: dict[str, Bad] = {
 }
 
 
+# --- object metadata and hydrated revisions (refused before any provider is called) -----
+
+METADATA = "{a}/integrations/{integration}/objects/companies/metadata"
+HYDRATE = "{a}/integrations/{integration}/revisions/any:hydrate"
+UPSERT = "{a}/providers/hubspot/object-metadata"
+
+
+def custom_fields(*definitions: dict[str, Any], group: str = "acme") -> dict[str, Any]:
+    return {"groupRef": group, "fields": {"contacts": list(definitions)}}
+
+
+TIER = {"fieldName": "tier", "displayName": "Tier", "valueType": "string"}
+
+CASES.update(
+    {
+        "object metadata: no groupRef": Bad(
+            "GET", METADATA, 400, "is required", issues={"query.groupRef": ("is required",)}
+        ),
+        "object metadata: a group without an installation": Bad(
+            "GET", METADATA + "?groupRef=globex", 404, "installation 'of group globex' not found"
+        ),
+        "object metadata: a provider not in the catalog": Bad(
+            "GET",
+            "{a}/providers/hubspt/objects/contacts/metadata?groupRef=acme",
+            400,
+            "'hubspt' is not in the catalog",
+            issues={"path.provider": ("'hubspt' is not in the catalog",)},
+        ),
+        "object metadata: a group without a connection to the provider": Bad(
+            "GET",
+            "{a}/providers/salesforce/objects/Account/metadata?groupRef=acme",
+            404,
+            "connection 'salesforce of group acme' not found",
+        ),
+        "object metadata: a customer of another group": Bad(
+            "GET",
+            METADATA + "?groupRef=acme",
+            404,
+            "not found",
+            credential=jwt_bearer(lambda w: w.token(groupRef="globex")),
+        ),
+        "custom field: an unknown value type": Bad(
+            "PUT",
+            UPSERT,
+            400,
+            "'money' is not a value type",
+            custom_fields({**TIER, "valueType": "money"}),
+            issues={"body.fields.contacts[0].valueType": ("'money' is not a value type",)},
+        ),
+        "custom field: no field name": Bad(
+            "PUT",
+            UPSERT,
+            400,
+            "is required",
+            custom_fields(TIER, {**TIER, "fieldName": ""}),
+            issues={"body.fields.contacts[1].fieldName": ("is required",)},
+        ),
+        "custom field: a select without values": Bad(
+            "PUT",
+            UPSERT,
+            400,
+            "needs its values",
+            custom_fields({**TIER, "valueType": "singleSelect"}),
+            issues={"body.fields.contacts[0].stringOptions.values": ("needs its values",)},
+        ),
+        "custom field: an attribute the definition does not have": Bad(
+            "PUT",
+            UPSERT,
+            400,
+            "colour",
+            custom_fields({**TIER, "colour": "red"}),
+            issues={"body.fields.contacts[0]": ("colour",)},
+        ),
+        "custom field: no groupRef": Bad(
+            "PUT",
+            UPSERT,
+            400,
+            "is required",
+            custom_fields(TIER, group=""),
+            issues={"body.groupRef": ("is required",)},
+        ),
+        "hydrate: no connectionId": Bad(
+            "GET", HYDRATE, 400, "is required", issues={"query.connectionId": ("is required",)}
+        ),
+        "hydrate: a connection another group's customer may not see": Bad(
+            "GET",
+            HYDRATE + "?connectionId={connection}",
+            404,
+            "connection '{connection}' not found",
+            credential=jwt_bearer(lambda w: w.token(groupRef="globex")),
+        ),
+        "hydrate: a connection that does not exist": Bad(
+            "GET",
+            HYDRATE + f"?connectionId={uuid.UUID(int=7)}",
+            404,
+            f"connection '{uuid.UUID(int=7)}' not found",
+        ),
+    }
+)
+
+
 def fill(value: Any, w: World) -> Any:
     """value with the world's names put in place of their placeholders."""
     names = {
