@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import json
 import re
 import shutil
@@ -52,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from google.api import annotations_pb2
 from ruamel.yaml import YAML
 
 from services.domain.routes import ROUTE_GROUPS
@@ -77,6 +79,13 @@ GROUP_OF_SURFACE = {
 API_KEY_SURFACES = frozenset({"read", "write"})
 # The reference's write responses leave default values out; every other surface prints them.
 COMPACT_SURFACES = frozenset({"write"})
+# ... and so do these services' answers, on a surface that prints defaults: an
+# installation's config shows what the customer chose, and the reference leaves out what
+# was not chosen (a read object's destination, schedule) where a proto3 string would print
+# "". `optional` on those fields would say so in the contract, but buf's FILE rules count
+# it a breaking change; every primitive of these messages is a string, so leaving out the
+# defaults leaves out only empty strings.
+COMPACT_SERVICES = frozenset({"ampmesh.platform.v1.InstallationService"})
 
 # Listener name -> the PortBook name of its port. Prefixed, because the PortBook is the
 # home's and the services book their gRPC ports under their own names ("api", ...).
@@ -121,6 +130,7 @@ class RouteFacts:
     ignore_unknown_query_parameters: bool = False
     body_field: str = ""  # the request field the REST body is bound to ("" for * or none)
     body_shape: Mapping[str, Any] | None = None  # where the body holds lists and maps
+    compact: bool = False  # the response leaves default values out (COMPACT_SERVICES)
 
     @property
     def service(self) -> str:
@@ -154,6 +164,37 @@ def load_route_facts(path: Path = GEN_ENVOY / "routes.json") -> list[RouteFacts]
         )
         for method, facts in sorted(entries.items())
     ]
+
+
+def http_bindings(rule: Any) -> tuple[str, ...]:
+    """A google.api.HttpRule's REST bindings as "VERB /template" (as routes.json has them)."""
+    kind = rule.WhichOneof("pattern")
+    found: list[str] = []
+    if kind == "custom":
+        found.append(f"{rule.custom.kind.upper()} {rule.custom.path}")
+    elif kind:
+        found.append(f"{kind.upper()} {getattr(rule, kind)}")
+    for extra in rule.additional_bindings:
+        found.extend(http_bindings(extra))
+    return tuple(found)
+
+
+def with_compact_services(facts: list[RouteFacts]) -> list[RouteFacts]:
+    """facts, with every REST method of COMPACT_SERVICES marked compact (a method
+    routes.json has no facts for gets some, its bindings read from the contract)."""
+    by_path = {fact.path: fact for fact in facts}
+    for services in ROUTE_GROUPS.values():
+        for service in services:
+            if service.full_name not in COMPACT_SERVICES:
+                continue
+            for method in service.methods:
+                path = f"/{service.full_name}/{method.name}"
+                rest = http_bindings(method.GetOptions().Extensions[annotations_pb2.http])
+                if not rest:
+                    continue
+                fact = by_path.get(path) or RouteFacts(path=path, rest=rest)
+                by_path[path] = dataclasses.replace(fact, compact=True)
+    return [by_path[path] for path in sorted(by_path)]
 
 
 def template_regex(template: str) -> str:
@@ -243,11 +284,14 @@ def _rest_routes(
         if fact.body_shape:
             metadata = {BODY_SHAPE_FILTER: {"bodyShape": fact.body_shape}}
             extras["metadata"] = {"filter_metadata": metadata}
-        if fact.ignore_unknown_query_parameters:
-            tolerant = copy.deepcopy(transcoder)
-            tolerant["ignore_unknown_query_parameters"] = True
-            tolerant["request_validation_options"]["reject_unknown_query_parameters"] = False
-            extras["typed_per_filter_config"] = {TRANSCODER_FILTER: tolerant}
+        if fact.ignore_unknown_query_parameters or fact.compact:
+            own = copy.deepcopy(transcoder)
+            if fact.ignore_unknown_query_parameters:
+                own["ignore_unknown_query_parameters"] = True
+                own["request_validation_options"]["reject_unknown_query_parameters"] = False
+            if fact.compact:
+                own["print_options"]["always_print_primitive_fields"] = False
+            extras["typed_per_filter_config"] = {TRANSCODER_FILTER: own}
         if extras:
             routes += _rest_path_routes(fact, **extras)
     # Matched on the transcoded path: the REST shape problem.lua gives the response.
@@ -322,6 +366,7 @@ def render_config(
         **certs,
     )
     listeners: list[Any] = config["static_resources"]["listeners"]
+    route_facts = with_compact_services(route_facts)
     for surface in SURFACES:
         services = surface_services(surface)
         listener = _fill(

@@ -38,6 +38,7 @@ from services.launcher.edge import (
     render_config,
     surface_services,
     template_regex,
+    with_compact_services,
 )
 from services.launcher.ports import PortBook, free_port
 from tests.edge.harness import running_envoy
@@ -179,7 +180,9 @@ def test_only_the_oauth_callback_tolerates_unknown_query_parameters(
         (surface, route)
         for surface in SURFACES
         for route in routes_of(config, surface)
-        if TRANSCODER_FILTER in route.get("typed_per_filter_config", {})
+        if route.get("typed_per_filter_config", {})
+        .get(TRANSCODER_FILTER, {})
+        .get("ignore_unknown_query_parameters")
     ]
     assert len(tolerant) == 1
     surface, route = tolerant[0]
@@ -190,6 +193,38 @@ def test_only_the_oauth_callback_tolerates_unknown_query_parameters(
     assert override["ignore_unknown_query_parameters"] is True
     assert override["request_validation_options"]["reject_unknown_query_parameters"] is False
     assert override["request_validation_options"]["reject_unknown_method"] is True
+
+
+def test_installation_answers_leave_empty_strings_out(
+    rendered: tuple[Path, dict[str, Any]],
+) -> None:
+    """Only the installation methods' REST routes print compactly (COMPACT_SERVICES),
+    and every one of them does, each keeping the rest of the listener's transcoder."""
+    _, config = rendered
+    compact: dict[str, list[str]] = {}
+    for surface in SURFACES:
+        filters = manager(config, surface)["http_filters"]
+        listener_transcoder = next(f for f in filters if f["name"] == TRANSCODER_FILTER)
+        for route in routes_of(config, surface):
+            override = route.get("typed_per_filter_config", {}).get(TRANSCODER_FILTER)
+            if not override or override["print_options"]["always_print_primitive_fields"]:
+                continue
+            assert override["services"] == listener_transcoder["typed_config"]["services"]
+            verb = route["match"]["headers"][0]["string_match"]["exact"]
+            compact.setdefault(surface, []).append(
+                f"{verb} {route['match']['safe_regex']['regex']}"
+            )
+    assert set(compact) == {"api"}
+    bindings = [
+        binding
+        for fact in with_compact_services(load_route_facts())
+        if fact.compact
+        for binding in fact.rest
+    ]
+    assert len(compact["api"]) == len(bindings) >= 6
+    assert all("/installations" in b or "/config-content" in b for b in bindings), bindings
+    get = "GET /v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/"
+    assert f"{get}{{installation_id}}" in bindings
 
 
 def test_the_grpc_listener_routes_public_services_only(

@@ -69,7 +69,9 @@ def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
         integration_id=str(row["integration_id"]),
         group=connections_pb2.Group(
             group_ref=row["group_ref"],
-            group_name=row["group_name"] or row["group_ref"],
+            # The group's name as its connection shows it now (a connection's update may
+            # rename the group), else as it was when the installation was made.
+            group_name=row["cn_group_name"] or row["group_name"] or row["group_ref"],
             project_id=str(row["project_id"]),
             create_time=timestamp(row["created_at"]),
         ),

@@ -290,10 +290,13 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         )
         try:
             async with self.ctx.pool.acquire() as conn, conn.transaction():
+                # The group's name is the one its connection carries (the request names
+                # only the group's ref); the ref when the connection has none.
                 installation_id = await conn.fetchval(
                     "INSERT INTO installations (project_id, integration_id, group_ref, "
-                    "group_name, created_by, connection_id) VALUES ($1, $2, $3, $3, $4, $5) "
-                    "RETURNING id",
+                    "group_name, created_by, connection_id) VALUES ($1, $2, $3, "
+                    "COALESCE((SELECT NULLIF(group_name, '') FROM connections "
+                    "WHERE id = $5), $3), $4, $5) RETURNING id",
                     uuid.UUID(project.id),
                     integration["id"],
                     given.group_ref,
