@@ -24,7 +24,8 @@ Scopes. A principal holds one or both of:
 - `full`: everything in its project (an org admin key: in every project of its org, and
   creating projects). This is a builder's credential, used from the builder's servers.
 - `frontend`: only what a browser embedding the connect UI needs: reading the project
-  (its appName), connections and the OAuth connect flow, and installations of a group.
+  (its appName), listing its provider apps (never a secret), connections and the OAuth
+  connect flow, and installations of a group.
   Everything that configures the project is builder-only and refused with
   PERMISSION_DENIED (403): changing projects, API keys, JWT keys, provider apps,
   destinations, topics, routes, integration deploys. Those RPCs start with

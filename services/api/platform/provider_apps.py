@@ -4,7 +4,8 @@ the builder's customers connects that provider.
 The provider must be in the catalog and authenticate with OAuth2 (an app is an OAuth
 client). The client secret is write-only: sealed at rest (bound to the app's row) and never
 returned (services.domain.client_secrets: the token-manager opens it to exchange codes
-and refresh tokens).
+and refresh tokens). Listing is open to frontend callers (the connect UI asks); creating,
+changing and deleting apps is for builders.
 `provider_apps.metadata` holds ProviderAppMetadata in its JSON mapping.
 """
 
@@ -130,7 +131,10 @@ class ProviderApps(provider_apps_pb2_grpc.ProviderAppServiceServicer):
     async def ListProviderApps(
         self, request: provider_apps_pb2.ListProviderAppsRequest, context: grpc.aio.ServicerContext
     ) -> provider_apps_pb2.ListProviderAppsResponse:
-        project = await self.ctx.auth.builder_project(context, request.project_id_or_name)
+        # Open to frontend callers: the connect UI lists the apps on its Salesforce screen
+        # (to send customers to the builder's package install URL). What it reads is public
+        # at any OAuth authorize URL anyway, and the secret is never in the message.
+        _, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         rows = await list_in_project(self.ctx.pool, "provider_apps", project)
         return provider_apps_pb2.ListProviderAppsResponse(
             provider_apps=[to_message(r) for r in rows]
