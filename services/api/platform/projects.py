@@ -1,4 +1,5 @@
-"""Projects: create (org admin keys only), get by id or name, list, update by field mask.
+"""Projects: create (org admin keys only), get by id or name (with the deployment's
+entitlements when asked), list, update by field mask.
 
 Names follow the reference: letters, digits and dashes, unique across the deployment
 whatever their case; `appName` is what end users see in the connect UI.
@@ -28,6 +29,15 @@ from services.runtime.unimplemented import partially_built
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
 NAME_RULE = "must be 1-63 letters, digits or dashes, starting with a letter or digit"
 UPDATABLE = ("name", "appName")
+
+# What a project of this deployment is entitled to (GET ?includeEntitlements=true). A
+# self-hosted deployment has no plans: every project gets everything. Branding is removed
+# (ampmesh adds none to the connect UI). Log retention has no number of days to report:
+# operation logs are kept until the project's data is deleted, so the entitlement is left
+# out rather than made up.
+ENTITLEMENTS = projects_pb2.ProjectEntitlements(
+    branding_removal=projects_pb2.BrandingRemovalEntitlement(value=True)
+)
 
 
 def to_message(project: ProjectRow) -> projects_pb2.Project:
@@ -98,7 +108,10 @@ class Projects(projects_pb2_grpc.ProjectServiceServicer):
         self, request: projects_pb2.GetProjectRequest, context: grpc.aio.ServicerContext
     ) -> projects_pb2.Project:
         _, project = await self.ctx.auth.caller(context, request.project_id_or_name)
-        return to_message(project)
+        message = to_message(project)
+        if request.include_entitlements:
+            message.entitlements.CopyFrom(ENTITLEMENTS)
+        return message
 
     async def UpdateProject(
         self, request: projects_pb2.UpdateProjectRequest, context: grpc.aio.ServicerContext
