@@ -7,6 +7,12 @@
     /salesforce/services/oauth2/authorize|token|revoke      the same, Salesforce paths
 
 Faults apply before anything else; token answers are counted.
+
+A Salesforce token answer names the org's instance as Salesforce does (instance_url
+https://<My Domain>.my.salesforce.com), so what reads the org's subdomain from it (the
+api fills a connection's providerMetadata.workspace) works against the sandbox as against
+Salesforce. That URL is not where the sandbox is: its clients reach it through the
+catalog, which services/domain/catalog/sandbox.py points at the sandbox.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from services.sandbox.faults import Endpoint, RequestInfo, apply_faults, oauth_e
 from services.sandbox.oauth import OAuthConfig, ProviderAuthorizationServer, SandboxRequest
 from services.sandbox.providers import PATHS, Provider
 from services.sandbox.state import SandboxState
+
+# The My Domain of the one org the sandbox plays.
+SALESFORCE_MY_DOMAIN = "ampmesh-sandbox"
+SALESFORCE_INSTANCE_URL = f"https://{SALESFORCE_MY_DOMAIN}.my.salesforce.com"
 
 
 class OAuthRoutes:
@@ -72,8 +82,7 @@ class OAuthRoutes:
         if response is None:
             status, body, headers = self.servers[provider].create_token_response(oauth)
             if provider is Provider.SALESFORCE and status == 200 and isinstance(body, dict):
-                # Salesforce clients find the record APIs through the token answer.
-                body["instance_url"] = str(request.base_url).rstrip("/") + "/salesforce"
+                body["instance_url"] = SALESFORCE_INSTANCE_URL
             response = _to_response((status, body, headers))
         self.state.counters.count_token(
             provider, grant_type, response.status_code, time.monotonic() - started

@@ -177,7 +177,7 @@ async def test_salesforce_query_pages_with_next_records_url(
 ) -> None:
     await seed_records(sandbox, SF, "Account", 7)
     answer = await password_tokens(http, SF_TOKEN)
-    assert answer["instance_url"] == f"{http.base_url}".rstrip("/") + "/salesforce"
+    assert answer["instance_url"] == "https://ampmesh-sandbox.my.salesforce.com"
     token = answer["access_token"]
     headers = {**bearer(token), "Sforce-Query-Options": "batchSize=3"}
     soql = "SELECT Id, Name, LastModifiedDate FROM Account ORDER BY LastModifiedDate"

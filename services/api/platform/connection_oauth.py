@@ -32,6 +32,7 @@ from services.api.platform.connection_credentials import (
     metadata_problems,
     provider_metadata_json,
 )
+from services.api.platform.connection_metadata import FROM_INPUT, FROM_TOKEN, with_workspace
 from services.api.platform.connection_rows import find_connection
 from services.api.platform.oauth_flow import PendingFlow
 from services.api.platform.provider_apps import provider_problem
@@ -305,7 +306,14 @@ class OauthRpcs:
             info, json_format.MessageToDict(answer.token_response_metadata)
         )
         workspace = facts.workspace or flow.provider_workspace_ref
-        metadata = json.dumps({**flow.provider_metadata, **facts.metadata})
+        metadata = json.dumps(
+            with_workspace(
+                info,
+                {**flow.provider_metadata, **facts.metadata},
+                workspace,
+                FROM_TOKEN if facts.workspace else FROM_INPUT,
+            )
+        )
         try:
             recorded = await self._record_authorized(
                 flow, connection_id, oauth_flow.auth_scheme(info), workspace, metadata

@@ -42,6 +42,7 @@ from services.api.platform.connection_credentials import (
     to_credentials,
     update_problems,
 )
+from services.api.platform.connection_metadata import FROM_INPUT, WORKSPACE, with_workspace
 from services.api.platform.connection_oauth import OauthRpcs
 from services.api.platform.connection_rows import KIND, find_connection, to_message
 from services.api.token_errors import (
@@ -137,7 +138,14 @@ class Connections(OauthRpcs, connections_pb2_grpc.ConnectionServiceServicer):
             consumer_ref,
             given.consumer_name.strip() or consumer_ref,
             given.provider_workspace_ref.strip() or None,
-            provider_metadata_json(given.provider_metadata),
+            json.dumps(
+                with_workspace(
+                    self.ctx.catalog[given.provider],
+                    json.loads(provider_metadata_json(given.provider_metadata)),
+                    given.provider_workspace_ref.strip(),
+                    FROM_INPUT,
+                )
+            ),
             auth_scheme,
             app_id,
         )
@@ -262,6 +270,11 @@ class Connections(OauthRpcs, connections_pb2_grpc.ConnectionServiceServicer):
         metadata_json: str = row["provider_metadata"]
         if "providerMetadata" in paths:
             metadata_json = provider_metadata_json(given.provider_metadata)
+            # The connect UI sends a workspace it asked for as providerMetadata.workspace
+            # alone: the connection's workspace is that one when it has none yet.
+            typed = given.provider_metadata.get(WORKSPACE)
+            if not workspace and typed is not None and typed.value.strip():
+                workspace = typed.value.strip()
         rotated = any(p in CREDENTIAL_PATHS for p in paths)
         if rotated:
             # New credentials go to the token-manager first, which checks them; the

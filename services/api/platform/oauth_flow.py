@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 from ampmesh.platform.v1 import providers_pb2
 
+from services.api.platform.connection_metadata import url_templates
 from services.domain.catalog.checks import BROWSER_GRANTS, PLACEHOLDER, placeholders
 from services.runtime.secretbox import Sealed, SecretBox
 
@@ -171,10 +172,10 @@ def _lookup(document: Any, path: str) -> Any:
 
 def _workspace_from_url(info: providers_pb2.ProviderInfo, value: str) -> str | None:
     """The workspace in a URL the provider gave (Salesforce's instance_url), found where
-    the catalog's URL templates put {{.workspace}} in their host."""
+    the provider's URL templates put {{.workspace}} in their host (connection_metadata:
+    the reference catalog's too, which a sandboxed entry no longer shows)."""
     host = urlsplit(value).hostname or ""
-    opts = info.oauth2_opts
-    for template in (opts.auth_url, opts.token_url, info.base_url):
+    for template in url_templates(info):
         template_host = urlsplit(PLACEHOLDER.sub("WORKSPACE", template)).hostname or ""
         if "workspace" not in template_host.lower():
             continue
