@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Response, async_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 UI = REPO / "tests" / "ui"
@@ -131,10 +131,11 @@ class Screens:
 
 @dataclass
 class BrowserLog:
-    """What the page said on its console and which requests failed: the first thing to read
-    when the flow trips."""
+    """What the page said on its console, which requests failed, and every answer of 400
+    or more (`refused`): the first thing to read when the flow trips."""
 
     lines: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
     def watch(self, page: Page) -> None:
         page.on("console", lambda m: self.lines.append(f"console.{m.type}: {m.text}"))
@@ -147,17 +148,18 @@ class BrowserLog:
                 else self.lines.append(f"failed: {r.method} {r.url} {r.failure}")
             ),
         )
+        page.on("response", self._answered)
 
-        async def answered(response: object) -> None:
-            status = getattr(response, "status", 0)
-            if status >= 400:
-                request = response.request  # type: ignore[attr-defined]
-                body = ""
-                with contextlib.suppress(Exception):
-                    body = (await response.text())[:400]  # type: ignore[attr-defined]
-                self.lines.append(f"http {status}: {request.method} {request.url} {body}")
-
-        page.on("response", answered)
+    async def _answered(self, response: Response) -> None:
+        if response.status < 400:
+            return
+        body = ""
+        with contextlib.suppress(Exception):  # a page gone meanwhile has no body to read
+            body = (await response.text())[:400]
+        request = response.request
+        refusal = f"http {response.status}: {request.method} {request.url} {body}"
+        self.refused.append(refusal)
+        self.lines.append(refusal)
 
     def __str__(self) -> str:
         return "\n".join(self.lines[-60:])

@@ -150,6 +150,9 @@ async def test_a_customer_installs_and_changes_fields_through_the_embedded_ui(
                 await expect(page.locator(f"[id='{name}']")).to_have_attribute(
                     "aria-checked", state
                 )
+        # The library's every call was answered as it expects: no refusal it had to
+        # retry or swallow along the way.
+        assert not log.refused, "\n".join(log.refused)
     finally:
         await context.close()
         await world.builder.aclose()
