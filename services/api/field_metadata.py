@@ -15,7 +15,8 @@ a Redis client the api does not have.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -37,10 +38,15 @@ MAX_ENTRIES = 10_000
 class FieldMetadataCache:
     """Object descriptions by (connection id, object name), each for ttl seconds."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL_SECONDS, maxsize: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self,
+        ttl: float = DEFAULT_TTL_SECONDS,
+        maxsize: int = MAX_ENTRIES,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl = ttl
         self._entries: TTLCache[tuple[str, str], ObjectDescription] | None = (
-            TTLCache(maxsize=maxsize, ttl=ttl) if ttl > 0 else None
+            TTLCache(maxsize=maxsize, ttl=ttl, timer=timer) if ttl > 0 else None
         )
 
     @staticmethod
