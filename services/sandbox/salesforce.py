@@ -24,7 +24,7 @@ from starlette.routing import Route
 from services.sandbox.errors import ApiError, provider_error
 from services.sandbox.providers import Provider
 from services.sandbox.record_api import RecordApi
-from services.sandbox.records import Record, window
+from services.sandbox.records import ObjectRecords, Record, window
 from services.sandbox.soql import MalformedQuery, Soql, object_of, parse_soql, satisfies
 
 BATCH_SIZE = 2000
@@ -83,7 +83,7 @@ class SalesforceApi:
         records = ordered_by_time[start:stop]
         if query.equals:
             # A search: the names as the rows spell them (SOQL's are case-insensitive).
-            names = _fields(query, [name for name, _ in query.equals], found.in_order[:1])
+            names = _fields(query, [name for name, _ in query.equals], self._columns(query, found))
             equals = list(zip(names, (value for _, value in query.equals), strict=True))
             records = [r for r in records if satisfies(r.salesforce_values(), equals)]
         if query.order_by_id:
@@ -92,12 +92,22 @@ class SalesforceApi:
             records.reverse()
         if query.limit is not None:
             records = records[: query.limit]
-        fields = _fields(query, query.fields, found.in_order[:1])
+        fields = _fields(query, query.fields, self._columns(query, found))
         locator = "01g" + secrets.token_hex(8).upper()
         self._cursors[locator] = _Cursor(records, query.object_name, fields)
         while len(self._cursors) > MAX_CURSORS:
             self._cursors.popitem(last=False)
         return self._page(version, locator, 0, _batch_size(request))
+
+    def _columns(self, query: Soql, found: ObjectRecords) -> list[str] | None:
+        """The object's field names: its records' and its schema's (a custom field made
+        through the Tooling API is a column whose value is null until set); None when the
+        sandbox knows neither (every name is then accepted)."""
+        columns = list(found.in_order[0].salesforce_values()) if found.in_order else []
+        described = self.state.schemas.salesforce_object(query.object_name)
+        if described is not None:
+            columns += described.fields
+        return columns or None
 
     async def _more(self, request: Request, _: str) -> bytes:
         version = _version(request)
@@ -129,12 +139,12 @@ def _version(request: Request) -> str:
     return version
 
 
-def _fields(query: Soql, names: list[str], sample: list[Record]) -> list[str]:
+def _fields(query: Soql, names: list[str], columns: list[str] | None) -> list[str]:
     """Field names of the query (its SELECT list, its WHERE) in the object's own spelling
     (field names are case-insensitive)."""
-    if not sample:
+    if columns is None:
         return names
-    by_lower = {name.lower(): name for name in sample[0].salesforce_values()}
+    by_lower = {name.lower(): name for name in columns}
     fields = []
     for name in names:
         canonical = by_lower.get(name.lower())
@@ -154,7 +164,7 @@ def _row(version: str, object_name: str, record: Record, fields: list[str]) -> d
         }
     }
     for name in fields:
-        row[name] = values[name]
+        row[name] = values.get(name)
     return row
 
 

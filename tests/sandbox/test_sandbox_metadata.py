@@ -181,3 +181,22 @@ async def test_metadata_calls_pass_the_same_token_and_fault_checks(
     limited = await http.get(f"{PROPERTIES}/deals", headers=bearer(token))
     assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
     assert (await http.get(f"{PROPERTIES}/deals", headers=bearer(token))).status_code == 200
+
+
+async def test_a_custom_field_is_a_column_soql_can_select(
+    sandbox: Any, http: httpx.AsyncClient
+) -> None:
+    await seed_records(sandbox, SF, "Account", 2)
+    headers = bearer(await sf_token(http))
+    query = {"q": "SELECT Id, Tier__c FROM Account"}
+    before = await http.get(f"{DATA}/query", params=query, headers=headers)
+    assert before.status_code == 400 and before.json()[0]["errorCode"] == "INVALID_FIELD"
+    field = {
+        "FullName": "Account.Tier__c",
+        "Metadata": {"label": "Tier", "type": "Text", "length": 20},
+    }
+    created = await http.post(f"{DATA}/tooling/sobjects/CustomField", json=field, headers=headers)
+    assert created.status_code == 201, created.text
+    rows = (await http.get(f"{DATA}/query", params=query, headers=headers)).json()["records"]
+    # As in Salesforce, a field no record has set reads as null.
+    assert [row["Tier__c"] for row in rows] == [None, None]
