@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install gen check-gen lint breaking test fuzz up clean
+.PHONY: install install-ui gen check-gen lint breaking test fuzz up clean
 
 install: $(STAMP)
 
@@ -38,7 +38,12 @@ lint: install
 breaking: install
 	scripts/breaking.sh
 
-test: install
+# The browser test's needs (tests/ui): npm packages from the committed lockfile, Debian's
+# Chromium; each only when missing.
+install-ui:
+	scripts/install_ui.sh
+
+test: install install-ui
 	$(BIN)/pytest -q
 
 # The fuzz suite alone, long: FUZZ_CASES requests generated from the reference's OpenAPI
