@@ -10,9 +10,11 @@
 -- Successes lose the gRPC headers, and routes with metadata under envoy.filters.http.lua
 -- (from gen/envoy/routes.json) get the reference's REST shape: `unwrap` replaces the body
 -- by the JSON value of that member (lists the reference returns as a bare array),
--- `successStatus` sets the status (201, or 204 without a body). An answer that is a page,
--- not a resource (google.api.HttpBody, e.g. the OAuth callback's), chooses its own status
--- with the response header x-ampmesh-http-status (gRPC initial metadata), removed here.
+-- `successStatus` sets the status (201, or 204 without a body), `omitEmpty` leaves out the
+-- members it names wherever their value is "" (the reference omits them; proto3 strings
+-- cannot). An answer that is a page, not a resource (google.api.HttpBody, e.g. the OAuth
+-- callback's), chooses its own status with the response header x-ampmesh-http-status
+-- (gRPC initial metadata), removed here.
 --
 -- A 500 from upstream (INTERNAL, UNKNOWN, DATA_LOSS) keeps its message only when it is the
 -- runtime's own "internal error (request id ...)" (services/runtime/errors.py); any other
@@ -233,13 +235,95 @@ end
 
 -- Shaping successes -------------------------------------------------------------------------
 
+-- The JSON text s with every object member whose name is in `names` (a set) and whose value
+-- is "" left out, at any depth; everything else is copied byte for byte. Strings are
+-- walked by the decoder, so a name or value merely containing the text is never touched.
+local function without_empty(s, names)
+  local out = {}
+  local copy_value
+  local function copy_object(i)
+    out[#out + 1] = "{"
+    i = skip_space(s, i + 1)
+    if sub(s, i, i) == "}" then
+      out[#out + 1] = "}"
+      return i + 1
+    end
+    local first = true
+    while true do
+      if sub(s, i, i) ~= '"' then error("expected a member name") end
+      local key, after_key = decode_string(s, i)
+      local key_text = sub(s, i, after_key - 1)
+      i = skip_space(s, after_key)
+      if sub(s, i, i) ~= ":" then error("expected ':'") end
+      i = skip_space(s, i + 1)
+      if names[key] and sub(s, i, i + 1) == '""' then
+        i = i + 2
+      else
+        if not first then out[#out + 1] = "," end
+        first = false
+        out[#out + 1] = key_text .. ":"
+        i = copy_value(i)
+      end
+      i = skip_space(s, i)
+      local c = sub(s, i, i)
+      if c == "}" then
+        out[#out + 1] = "}"
+        return i + 1
+      end
+      if c ~= "," then error("expected ',' or '}'") end
+      i = skip_space(s, i + 1)
+    end
+  end
+  local function copy_array(i)
+    out[#out + 1] = "["
+    i = skip_space(s, i + 1)
+    if sub(s, i, i) == "]" then
+      out[#out + 1] = "]"
+      return i + 1
+    end
+    while true do
+      i = skip_space(s, copy_value(i))
+      local c = sub(s, i, i)
+      if c == "]" then
+        out[#out + 1] = "]"
+        return i + 1
+      end
+      if c ~= "," then error("expected ',' or ']'") end
+      out[#out + 1] = ","
+      i = skip_space(s, i + 1)
+    end
+  end
+  copy_value = function(i)
+    local c = sub(s, i, i)
+    if c == "{" then return copy_object(i) end
+    if c == "[" then return copy_array(i) end
+    local _, after = decode_value(s, i)
+    out[#out + 1] = sub(s, i, after - 1)
+    return after
+  end
+  copy_value(skip_space(s, 1))
+  return concat(out)
+end
+
 local function on_success(handle, status)
   local metadata = handle:metadata()
   local unwrap = metadata:get("unwrap")
   local success = metadata:get("successStatus")
-  if status == 200 and (unwrap or success) then
+  local omit = metadata:get("omitEmpty")
+  if status == 200 and (unwrap or success or omit) then
     local body = handle:body(true)
     local raw = body:length() > 0 and body:getBytes(0, body:length()) or ""
+    if omit and raw ~= "" then
+      local names = {}
+      for _, name in ipairs(omit) do names[name] = true end
+      local ok, text = pcall(without_empty, raw, names)
+      if ok then
+        raw = text
+        body:setBytes(raw)
+      else
+        handle:logWarn("omitEmpty: the response is not JSON: " .. tostring(text))
+      end
+    end
     if success == 204 then
       body:setBytes("")
     elseif unwrap then

@@ -79,13 +79,15 @@ GROUP_OF_SURFACE = {
 API_KEY_SURFACES = frozenset({"read", "write"})
 # The reference's write responses leave default values out; every other surface prints them.
 COMPACT_SURFACES = frozenset({"write"})
-# ... and so do these services' answers, on a surface that prints defaults: an
-# installation's config shows what the customer chose, and the reference leaves out what
-# was not chosen (a read object's destination, schedule) where a proto3 string would print
-# "". `optional` on those fields would say so in the contract, but buf's FILE rules count
-# it a breaking change; every primitive of these messages is a string, so leaving out the
-# defaults leaves out only empty strings.
-COMPACT_SERVICES = frozenset({"ampmesh.platform.v1.InstallationService"})
+# Members these services' answers leave out when they are "" (problem.lua, `omitEmpty`):
+# an installation's config shows what the customer chose, and the reference leaves out a
+# read object's destination and schedule nobody chose, where a proto3 string prints "".
+# `optional` on those fields would say so in the contract, but buf's FILE rules count it a
+# breaking change, and printing no defaults at all would drop the empty maps the
+# reference requires (selectedFields, selectedFieldMappings).
+OMIT_EMPTY: dict[str, tuple[str, ...]] = {
+    "ampmesh.platform.v1.InstallationService": ("destination", "schedule"),
+}
 
 # Listener name -> the PortBook name of its port. Prefixed, because the PortBook is the
 # home's and the services book their gRPC ports under their own names ("api", ...).
@@ -130,7 +132,7 @@ class RouteFacts:
     ignore_unknown_query_parameters: bool = False
     body_field: str = ""  # the request field the REST body is bound to ("" for * or none)
     body_shape: Mapping[str, Any] | None = None  # where the body holds lists and maps
-    compact: bool = False  # the response leaves default values out (COMPACT_SERVICES)
+    omit_empty: tuple[str, ...] = ()  # members left out of the response when "" (OMIT_EMPTY)
 
     @property
     def service(self) -> str:
@@ -146,6 +148,8 @@ class RouteFacts:
             metadata["successStatus"] = self.success_status
         if self.body_field:
             metadata["bodyField"] = self.body_field
+        if self.omit_empty:
+            metadata["omitEmpty"] = list(self.omit_empty)
         return metadata
 
 
@@ -179,13 +183,14 @@ def http_bindings(rule: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-def with_compact_services(facts: list[RouteFacts]) -> list[RouteFacts]:
-    """facts, with every REST method of COMPACT_SERVICES marked compact (a method
-    routes.json has no facts for gets some, its bindings read from the contract)."""
+def with_omitted_empties(facts: list[RouteFacts]) -> list[RouteFacts]:
+    """facts, with every REST method of OMIT_EMPTY's services given its members (a
+    method routes.json has no facts for gets some, its bindings read from the contract)."""
     by_path = {fact.path: fact for fact in facts}
     for services in ROUTE_GROUPS.values():
         for service in services:
-            if service.full_name not in COMPACT_SERVICES:
+            omitted = OMIT_EMPTY.get(service.full_name)
+            if not omitted:
                 continue
             for method in service.methods:
                 path = f"/{service.full_name}/{method.name}"
@@ -193,7 +198,7 @@ def with_compact_services(facts: list[RouteFacts]) -> list[RouteFacts]:
                 if not rest:
                     continue
                 fact = by_path.get(path) or RouteFacts(path=path, rest=rest)
-                by_path[path] = dataclasses.replace(fact, compact=True)
+                by_path[path] = dataclasses.replace(fact, omit_empty=omitted)
     return [by_path[path] for path in sorted(by_path)]
 
 
@@ -284,14 +289,11 @@ def _rest_routes(
         if fact.body_shape:
             metadata = {BODY_SHAPE_FILTER: {"bodyShape": fact.body_shape}}
             extras["metadata"] = {"filter_metadata": metadata}
-        if fact.ignore_unknown_query_parameters or fact.compact:
-            own = copy.deepcopy(transcoder)
-            if fact.ignore_unknown_query_parameters:
-                own["ignore_unknown_query_parameters"] = True
-                own["request_validation_options"]["reject_unknown_query_parameters"] = False
-            if fact.compact:
-                own["print_options"]["always_print_primitive_fields"] = False
-            extras["typed_per_filter_config"] = {TRANSCODER_FILTER: own}
+        if fact.ignore_unknown_query_parameters:
+            tolerant = copy.deepcopy(transcoder)
+            tolerant["ignore_unknown_query_parameters"] = True
+            tolerant["request_validation_options"]["reject_unknown_query_parameters"] = False
+            extras["typed_per_filter_config"] = {TRANSCODER_FILTER: tolerant}
         if extras:
             routes += _rest_path_routes(fact, **extras)
     # Matched on the transcoded path: the REST shape problem.lua gives the response.
@@ -366,7 +368,7 @@ def render_config(
         **certs,
     )
     listeners: list[Any] = config["static_resources"]["listeners"]
-    route_facts = with_compact_services(route_facts)
+    route_facts = with_omitted_empties(route_facts)
     for surface in SURFACES:
         services = surface_services(surface)
         listener = _fill(

@@ -246,7 +246,12 @@ async def test_an_installation_shows_its_groups_name_and_no_empty_config_fields(
     assert installation["group"]["groupName"] == "Umbrella Corp"
     assert installation["group"]["groupName"] == installation["connection"]["group"]["groupName"]
     objects = installation["config"]["content"]["read"]["objects"]
-    assert objects["contacts"] == {"objectName": "contacts", "selectedFields": {"email": True}}
+    contacts = objects["contacts"]
+    assert "destination" not in contacts and "schedule" not in contacts
+    assert contacts["objectName"] == "contacts"
+    assert contacts["selectedFields"] == {"email": True}
+    # Empty maps stay: the reference requires them.
+    assert contacts["selectedFieldMappings"] == {}
     assert {k: objects["companies"][k] for k in chosen} == chosen
 
     got = await project.frontend.get(f"{path}/{installation['id']}")

@@ -38,7 +38,7 @@ from services.launcher.edge import (
     render_config,
     surface_services,
     template_regex,
-    with_compact_services,
+    with_omitted_empties,
 )
 from services.launcher.ports import PortBook, free_port
 from tests.edge.harness import running_envoy
@@ -162,7 +162,8 @@ def test_routes_carry_the_rest_shape_problem_lua_applies(
             metadata = route.get("metadata", {}).get("filter_metadata", {}).get(LUA_FILTER)
             if metadata:
                 on_routes[route["match"]["path"]] = metadata
-    expected = {fact.path: fact.lua_metadata for fact in load_route_facts() if fact.lua_metadata}
+    facts = with_omitted_empties(load_route_facts())
+    expected = {fact.path: fact.lua_metadata for fact in facts if fact.lua_metadata}
     assert on_routes == expected
     assert on_routes["/ampmesh.platform.v1.ProjectService/ListProjects"] == {"unwrap": "projects"}
     assert on_routes["/ampmesh.platform.v1.ProjectService/CreateProject"] == {
@@ -195,36 +196,26 @@ def test_only_the_oauth_callback_tolerates_unknown_query_parameters(
     assert override["request_validation_options"]["reject_unknown_method"] is True
 
 
-def test_installation_answers_leave_empty_strings_out(
+def test_installation_answers_leave_out_empty_destinations_and_schedules(
     rendered: tuple[Path, dict[str, Any]],
 ) -> None:
-    """Only the installation methods' REST routes print compactly (COMPACT_SERVICES),
-    and every one of them does, each keeping the rest of the listener's transcoder."""
+    """Every installation method's transcoded route tells problem.lua which members to
+    leave out when empty (OMIT_EMPTY); no other route does."""
     _, config = rendered
-    compact: dict[str, list[str]] = {}
-    for surface in SURFACES:
-        filters = manager(config, surface)["http_filters"]
-        listener_transcoder = next(f for f in filters if f["name"] == TRANSCODER_FILTER)
-        for route in routes_of(config, surface):
-            override = route.get("typed_per_filter_config", {}).get(TRANSCODER_FILTER)
-            if not override or override["print_options"]["always_print_primitive_fields"]:
-                continue
-            assert override["services"] == listener_transcoder["typed_config"]["services"]
-            verb = route["match"]["headers"][0]["string_match"]["exact"]
-            compact.setdefault(surface, []).append(
-                f"{verb} {route['match']['safe_regex']['regex']}"
-            )
-    assert set(compact) == {"api"}
-    bindings = [
-        binding
-        for fact in with_compact_services(load_route_facts())
-        if fact.compact
-        for binding in fact.rest
-    ]
-    assert len(compact["api"]) == len(bindings) >= 6
-    assert all("/installations" in b or "/config-content" in b for b in bindings), bindings
-    get = "GET /v1/projects/{project_id_or_name}/integrations/{integration_id}/installations/"
-    assert f"{get}{{installation_id}}" in bindings
+    omitting = {
+        route["match"]["path"]: route["metadata"]["filter_metadata"][LUA_FILTER]
+        for surface in SURFACES
+        for route in routes_of(config, surface)
+        if "omitEmpty" in route.get("metadata", {}).get("filter_metadata", {}).get(LUA_FILTER, {})
+    }
+    service = "/ampmesh.platform.v1.InstallationService/"
+    assert {p for p in omitting if not p.startswith(service)} == set()
+    expected = {fact.path for fact in with_omitted_empties(load_route_facts()) if fact.omit_empty}
+    assert set(omitting) == expected
+    assert f"{service}GetInstallation" in expected and f"{service}ListInstallations" in expected
+    assert all(m["omitEmpty"] == ["destination", "schedule"] for m in omitting.values())
+    # And kept the list's own shape.
+    assert omitting[f"{service}ListInstallations"]["unwrap"] == "installations"
 
 
 def test_the_grpc_listener_routes_public_services_only(
@@ -480,6 +471,24 @@ def _canned(
     return route
 
 
+# What an installation's answer looks like to problem.lua, with decoys: the names inside
+# strings and keys, a non-empty value, and nested empties in objects and arrays.
+OMIT_BODY = (
+    '{"config":{"content":{"read":{"objects":{"contacts":{"objectName":"contacts",'
+    '"schedule":"","destination":"","selectedFields":{},"selectedFieldMappings":{}},'
+    '"deals":{"destination":"hook","schedule":"0 * * * *"},'
+    '"x\\"destination\\"":{"schedule" : "" , "note":"\\"schedule\\":\\"\\""}}}}},'
+    '"list":[{"destination":""},[],{}],"n":1.50,"empty":""}'
+)
+OMITTED = (
+    '{"config":{"content":{"read":{"objects":{"contacts":{"objectName":"contacts",'
+    '"selectedFields":{},"selectedFieldMappings":{}},'
+    '"deals":{"destination":"hook","schedule":"0 * * * *"},'
+    '"x\\"destination\\"":{"note":"\\"schedule\\":\\"\\""}}}}},'
+    '"list":[{},[],{}],"n":1.50,"empty":""}'
+)
+
+
 CANNED = [
     _canned("/unwrap/nested", 200, NESTED, metadata={"unwrap": "items"}),
     _canned("/unwrap/empty", 200, '{"items":[]}', metadata={"unwrap": "items"}),
@@ -494,6 +503,14 @@ CANNED = [
         headers=(("grpc-status", "0"), ("grpc-message", ""), ("grpc-accept-encoding", "gzip")),
     ),
     _canned("/deleted", 200, "{}", metadata={"successStatus": 204}),
+    _canned("/omit", 200, OMIT_BODY, metadata={"omitEmpty": ["destination", "schedule"]}),
+    _canned(
+        "/omit/list",
+        200,
+        '{"items":[{"schedule":"","a":1},{"schedule":"0 * * * *"}]}',
+        metadata={"unwrap": "items", "omitEmpty": ["schedule"]},
+    ),
+    _canned("/omit/broken", 200, '{"schedule":"",', metadata={"omitEmpty": ["schedule"]}),
     _canned("/plain", 200, '{"id":"p-1"}', headers=(("grpc-status", "0"),)),
     _canned("/status", 404, json.dumps(STATUS_BODY)),
     _canned("/status/no-details", 501, '{"code":12,"message":"not built yet"}'),
@@ -645,6 +662,26 @@ def _logged(log: Path, text: str) -> str:
                 return line
         time.sleep(0.05)
     pytest.fail(f"Envoy's log has no line with {text!r}: {log.read_text()[-2000:]}")
+
+
+def test_omit_empty_leaves_out_only_the_named_empty_members(lua: httpx.Client) -> None:
+    response = lua.get("/omit")
+    assert response.status_code == 200
+    # Byte for byte otherwise: the numbers as printed, the decoys in strings and keys kept,
+    # the empty maps the reference requires kept.
+    assert response.text == OMITTED
+    assert json.loads(OMITTED)  # still JSON
+    listed = lua.get("/omit/list")
+    assert listed.json() == [{"a": 1}, {"schedule": "0 * * * *"}]
+
+
+def test_omit_empty_leaves_a_body_it_cannot_read_alone(
+    lua_envoy: tuple[httpx.Client, Path],
+) -> None:
+    client, log = lua_envoy
+    response = client.get("/omit/broken")
+    assert response.status_code == 200 and response.text == '{"schedule":"",'
+    assert "omitEmpty" in _logged(log, "omitEmpty: the response is not JSON")
 
 
 def test_unwrap_copies_the_member_exactly(lua: httpx.Client) -> None:
