@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 
 from services.api.bootstrap import AdminCredential, ensure_admin
+from services.launcher.cors import CorsSettingError, CorsSettings
 from services.launcher.edge import Edge
 from services.launcher.infra import Component, check_prerequisites, default_components
 from services.launcher.ports import PortBook
@@ -195,6 +196,11 @@ async def running_mesh(
     try:
         report("prerequisites", "starting", "")
         check_prerequisites()
+        try:
+            # Read before anything starts: a bad value should not cost a whole start-up.
+            cors = CorsSettings.from_environment()
+        except CorsSettingError as error:
+            raise MeshError(str(error)) from None
         report("prerequisites", "ready", "")
         report("certificates", "starting", str(home / "certs"))
         for identity in IDENTITIES:
@@ -215,7 +221,7 @@ async def running_mesh(
         # The local mesh delivers to webhooks on this machine (tests, a builder's laptop).
         infra_env["AMPMESH_ALLOW_LOOPBACK_WEBHOOKS"] = "true"
         infra_env["AMPMESH_REFUSE_PRIVATE_DESTINATIONS"] = "false"
-        mesh.edge = Edge(home, ports, home / "certs")
+        mesh.edge = Edge(home, ports, home / "certs", cors)
         edge_endpoints = mesh.edge.endpoints()
         # api and temporal reach the token-manager shards through the edge's ring hash.
         infra_env["AMPMESH_TOKEN_MANAGER_ADDRESS"] = edge_endpoints["token-manager"]
