@@ -5,6 +5,7 @@ declaration of supported actions agrees with the connectors that exist."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 from services.domain.catalog import load_catalog
 from services.domain.catalog.actions import (
@@ -126,3 +127,11 @@ def test_the_table_lists_every_provider_and_action() -> None:
         "| hubspot | yes | no | yes | no | no | yes |",
         "| salesforce | yes | no | yes | no | no | yes |",
     ]
+
+
+def test_the_readme_shows_the_table_as_declared() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme, (
+        "README.md's table of supported actions is stale: paste the output of "
+        "`python -m services.domain.catalog.actions`"
+    )
