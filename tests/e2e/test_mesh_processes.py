@@ -119,7 +119,7 @@ async def test_api_serves_every_public_contract_naming_the_issue_that_builds_it(
             reads.DeliverResults, read_pb2.DeliverResultsRequest(), key
         )
         writes = write_pb2_grpc.WriteServiceStub(ch)
-        assert "no issue filed" in await unimplemented(
+        assert "the Write API is issue #16" in await unimplemented(
             writes.WriteRecords, write_pb2.WriteRecordsRequest(), key
         )
 
