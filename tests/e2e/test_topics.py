@@ -302,7 +302,8 @@ async def test_only_builder_keys_of_the_project_configure_notifications(
         ("GET", "/destinations", None),
         ("GET", f"/destinations/{destination['name']}?includeSecrets=true", None),
         ("DELETE", f"/destinations/{destination['id']}", None),
-        ("GET", "/provider-apps", None),
+        # (a frontend key may list provider apps, without secrets: the embeddable UI
+        # does on its Salesforce screen; tests/e2e/test_ui_gaps.py)
         (
             "POST",
             "/provider-apps",
