@@ -3,9 +3,10 @@
 It sits between the runtime (the process kernel, the bus and storage) and the services:
 it may use gen/ and the runtime; every service may use it; it never imports a service.
 
-catalog/              the providers catalog (providers.json): its loader and checks; the
-                      sandbox's stand-ins for real provider hosts (api, token-manager,
-                      temporal)
+catalog/              the providers catalog (providers.json): its loader and checks; what
+                      ampmesh supports per provider (actions: the manifest check, the
+                      README's table); the sandbox's stand-ins for real provider hosts
+                      (api, token-manager, temporal)
 manifest/             amp.yaml: parsed with line numbers into manifest.v1 messages and
                       checked against the catalog (api, builder-mcp)
 proto_yaml            YAML to protobuf with the line and column of every value (manifest)
@@ -15,6 +16,9 @@ read_plan             an installation's object resolved once into a ReadPlan (pa
                       window, fields and mappings, destination) from the manifest and
                       config messages (api validates and starts with it, temporal reads
                       pages by it)
+record_shape          a provider record rendered as builders receive it (fields,
+                      mappedFields, raw) by a plan's selection (temporal delivers read
+                      pages with it, the api answers search with it)
 read_workflows        the read workflows' names, ids and task queue (api starts them,
                       temporal runs them)
 read_bodies           a read page's records in an event: inline or compressed (temporal
@@ -24,8 +28,9 @@ destination_secrets   how a destination's signing secret and headers are sealed 
                       messenger)
 webhook_urls          which webhook URLs are allowed (api on save, messenger on send)
 connectors/           the providers' documented APIs (HubSpot, Salesforce): record pages,
-                      and the HTTP machinery (retries, Retry-After, error mapping) they
-                      share (temporal reads with them; the api calls providers with them)
+                      search, field metadata and custom fields, and the HTTP machinery
+                      they share (retries, Retry-After, error mapping) (temporal reads
+                      with them; the api calls providers with them)
 token_manager_client  the token-manager's client settings and stub, and the one
                       classifier of its failure reasons (TokenFailureReason) (api,
                       temporal; the token-manager writes reasons with it)
