@@ -14,6 +14,7 @@ from temporalio.client import Client
 from services.api import read, search
 from services.api.auth import Authenticator
 from services.api.context import ApiContext, ApiPolicy
+from services.api.metadata_cache import DEFAULT_TTL_SECONDS, FieldMetadataCache
 from services.api.platform import BUILDERS
 from services.api.platform.providers import provider_catalog_service
 from services.api.reads import Reads
@@ -70,6 +71,12 @@ class ApiSettings(TokenManagerClientSettings):
     )
     oauth_state_seconds: int = Field(
         600, ge=60, le=3600, description="seconds an OAuth authorization URL stays usable"
+    )
+    field_metadata_ttl_seconds: float = Field(
+        DEFAULT_TTL_SECONDS,
+        ge=0,
+        le=86400,
+        description="seconds a provider's object description is reused (0: never cached)",
     )
 
 
@@ -137,6 +144,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
             reads=await _reads(settings),
             messenger=_messenger(settings, resources),
             http=await resources.enter_async_context(provider_session()),
+            field_metadata=FieldMetadataCache(settings.field_metadata_ttl_seconds),
         )
         yield build_services(settings, ctx)
 

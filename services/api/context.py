@@ -9,7 +9,7 @@ database of the session's stack (see tests/api) and call a servicer in-process.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import asyncpg
@@ -18,6 +18,7 @@ from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
 
 from services.api.auth import Authenticator
+from services.api.metadata_cache import FieldMetadataCache
 from services.api.reads import Reads
 from services.runtime.secretbox import SecretBox
 
@@ -56,3 +57,5 @@ class ApiContext:
     # The HTTP session the api calls providers with (object metadata, hydrated revisions,
     # search: services/api/provider_calls.py); None in contexts that never call one.
     http: aiohttp.ClientSession | None = None
+    # Providers' object descriptions, shared by hydrate and the object-metadata RPCs.
+    field_metadata: FieldMetadataCache = field(default_factory=FieldMetadataCache)

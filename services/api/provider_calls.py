@@ -10,13 +10,15 @@ call made again; what still fails becomes a status the caller can act on:
 - the provider refused the request (4xx): NOT_FOUND for 404 (an object or record the
   customer's instance does not have), else FAILED_PRECONDITION, with the provider's own
   message (connectors strip credentials from it);
-- the provider could not answer (429, 5xx, network) after the connector's retries:
-  UNAVAILABLE with the provider's Retry-After;
+- the provider could not answer (429, 5xx, network) after the connector's retries, or
+  not within CALL_BUDGET (the caller is a person waiting on a screen): UNAVAILABLE with
+  the provider's Retry-After;
 - the token-manager's own failures as the connection RPCs answer them (token_errors.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NoReturn, TypeVar
@@ -45,7 +47,8 @@ from services.runtime.errors import abort_with_details, error_info
 T = TypeVar("T")
 # What a call runs: one connector function, given the shared session and the auth.
 ProviderCall = Callable[[aiohttp.ClientSession, ProviderAuth], Awaitable[T]]
-# Seconds a call may spend retrying a provider that limits or fails (the caller waits).
+# Seconds a call may take, the connector's retries of a provider that limits or fails
+# included: the caller waits (a connector alone would retry for up to a minute).
 CALL_BUDGET = 20.0
 # How long the api waits for a token.
 TOKEN_DEADLINE = 10.0
@@ -111,13 +114,21 @@ async def call_provider(
     http = require_http(ctx)
     auth = await connection_auth(ctx, context, project_id=project_id, connection=connection)
     try:
-        try:
-            return await call(http, auth)
-        except TokenRejected:
-            auth = await connection_auth(
-                ctx, context, project_id=project_id, connection=connection, force_refresh=True
-            )
-            return await call(http, auth)
+        async with asyncio.timeout(CALL_BUDGET):
+            try:
+                return await call(http, auth)
+            except TokenRejected:
+                auth = await connection_auth(
+                    ctx, context, project_id=project_id, connection=connection, force_refresh=True
+                )
+                return await call(http, auth)
+    except TimeoutError:
+        await abort_retry_later(
+            context,
+            f"could not {doing}: the provider did not answer within {CALL_BUDGET:g} s",
+            "PROVIDER_UNAVAILABLE",
+            DEFAULT_RETRY_SECONDS,
+        )
     except TokenRejected as error:
         await abort_with_details(
             context,

@@ -4,7 +4,7 @@ once, and a lifetime of 0 turns caching off."""
 
 from __future__ import annotations
 
-from services.api.field_metadata import FieldMetadataCache
+from services.api.metadata_cache import FieldMetadataCache
 from services.domain.connectors.metadata import ObjectDescription
 
 

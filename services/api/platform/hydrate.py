@@ -17,6 +17,7 @@ services/api/field_metadata.py's cache.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import grpc
@@ -69,16 +70,36 @@ async def hydrated_revision(
         await abort_missing(context, REVISION_KIND, request.revision_id)
     content = integration_content(revision["content"])
 
-    async def described(object_name: str) -> ObjectDescription | None:
-        return await describe(
-            ctx,
-            context,
-            project_id=project.id,
-            connection=connection,
-            object_name=object_name,
-            missing_ok=True,
+    # Every object the revision names, described at once: a UI waits on the slowest, not
+    # on the sum (a manifest may read a dozen objects; each is a provider call uncached).
+    names = list(
+        dict.fromkeys(
+            [o.object_name for o in content.read.objects]
+            + [o.object_name for o in content.write.objects]
         )
-
+    )
+    tasks = [
+        asyncio.ensure_future(
+            describe(
+                ctx,
+                context,
+                project_id=project.id,
+                connection=connection,
+                object_name=name,
+                missing_ok=True,
+            )
+        )
+        for name in names
+    ]
+    try:
+        descriptions = dict(zip(names, await asyncio.gather(*tasks), strict=True))
+    except BaseException:
+        # The first failure answers the call (its abort); the others are stopped, and
+        # their outcomes collected so none is left unretrieved.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     hydrated = integrations_pb2.HydratedIntegration(
         name=content.name,
         display_name=content.display_name,
@@ -90,12 +111,12 @@ async def hydrated_revision(
     if content.HasField("read"):
         hydrated.read.SetInParent()
         for entry in content.read.objects:
-            description = await described(entry.object_name)
+            description = descriptions[entry.object_name]
             hydrated.read.objects.append(read_object(entry, description))
     if content.HasField("write"):
         hydrated.write.SetInParent()
         for written in content.write.objects:
-            description = await described(written.object_name)
+            description = descriptions[written.object_name]
             write = integrations_pb2.HydratedIntegrationWriteObject(
                 object_name=written.object_name,
                 display_name=description.display_name if description else written.object_name,

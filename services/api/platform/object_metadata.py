@@ -27,7 +27,7 @@ from google.protobuf import json_format, struct_pb2
 from services.api.auth import Principal, ProjectRow
 from services.api.common import abort_invalid, abort_missing
 from services.api.context import ApiContext
-from services.api.field_metadata import CACHE, describe, require_connector
+from services.api.field_metadata import describe, require_connector
 from services.api.provider_calls import call_provider
 from services.api.stored import INSTALLATION_KIND, INTEGRATION_KIND, find_integration
 from services.api.stored import integration_content as revision_content
@@ -225,7 +225,7 @@ class ObjectMetadata(object_metadata_pb2_grpc.ObjectMetadataServiceServicer):
                 )
             finally:
                 # Even a failed upsert may have changed some fields.
-                CACHE.invalidate(str(connection["id"]), native)
+                self.ctx.field_metadata.invalidate(str(connection["id"]), native)
             results = answer.fields[object_name]
             for given, outcome in zip(wanted, outcomes, strict=True):
                 result = om.FieldUpsertResult(
