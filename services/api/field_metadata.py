@@ -50,6 +50,8 @@ async def describe(
     cached = ctx.field_metadata.get(connection_id, object_name)
     if cached is not None:
         return cached
+    if missing_ok and ctx.field_metadata.is_missing(connection_id, object_name):
+        return None
     connector = await require_connector(context, str(connection["provider"]))
 
     async def call(http: Any, auth: ProviderAuth) -> ObjectDescription | None:
@@ -68,8 +70,7 @@ async def describe(
         call=call,
         doing=f"describe object {object_name!r}",
     )
-    if described is not None:
-        ctx.field_metadata.put(connection_id, object_name, described)
+    ctx.field_metadata.put(connection_id, object_name, described)
     return described
 
 

@@ -23,10 +23,13 @@ from services.domain.connectors.metadata import ObjectDescription
 DEFAULT_TTL_SECONDS = 300.0
 # Entries kept at most (oldest first out): one per connection and object described.
 MAX_ENTRIES = 10_000
+_ABSENT = object()
 
 
 class FieldMetadataCache:
-    """Object descriptions by (connection id, object name), each for ttl seconds."""
+    """Object descriptions by (connection id, object name), each for ttl seconds; also
+    that a provider has no such object (None), which a hydrated revision naming an object
+    the instance lacks would otherwise ask again on every load of the configure screen."""
 
     def __init__(
         self,
@@ -35,7 +38,7 @@ class FieldMetadataCache:
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl
-        self._entries: TTLCache[tuple[str, str], ObjectDescription] | None = (
+        self._entries: TTLCache[tuple[str, str], ObjectDescription | None] | None = (
             TTLCache(maxsize=maxsize, ttl=ttl, timer=timer) if ttl > 0 else None
         )
 
@@ -46,11 +49,22 @@ class FieldMetadataCache:
         return connection_id, object_name.lower()
 
     def get(self, connection_id: str, object_name: str) -> ObjectDescription | None:
+        """The cached description; None when there is none (or the object is missing)."""
         if self._entries is None:
             return None
         return self._entries.get(self._key(connection_id, object_name))
 
-    def put(self, connection_id: str, object_name: str, description: ObjectDescription) -> None:
+    def is_missing(self, connection_id: str, object_name: str) -> bool:
+        """Whether the provider said, within the lifetime, that it has no such object."""
+        if self._entries is None:
+            return False
+        # One lookup: an entry may expire between two.
+        return self._entries.get(self._key(connection_id, object_name), _ABSENT) is None
+
+    def put(
+        self, connection_id: str, object_name: str, description: ObjectDescription | None
+    ) -> None:
+        """Keep a description, or (None) that the provider has no such object."""
         if self._entries is not None:
             self._entries[self._key(connection_id, object_name)] = description
 

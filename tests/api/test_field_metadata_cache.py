@@ -42,3 +42,17 @@ def test_a_lifetime_of_zero_caches_nothing() -> None:
     cache.put("conn-1", "contacts", ObjectDescription("contacts", "Contact"))
     assert cache.get("conn-1", "contacts") is None
     cache.invalidate("conn-1", "contacts")  # nothing to drop, and no error
+
+
+def test_a_missing_object_is_remembered_for_its_lifetime_and_dropped_by_invalidation() -> None:
+    clock = Clock()
+    cache = FieldMetadataCache(ttl=300, timer=clock)
+    assert not cache.is_missing("conn-1", "spaceships")
+    cache.put("conn-1", "spaceships", None)
+    assert cache.is_missing("conn-1", "Spaceships")
+    assert cache.get("conn-1", "spaceships") is None
+    clock.now += 301
+    assert not cache.is_missing("conn-1", "spaceships")
+    cache.put("conn-1", "spaceships", None)
+    cache.invalidate("conn-1", "spaceships")  # an upsert may have created it
+    assert not cache.is_missing("conn-1", "spaceships")
