@@ -14,7 +14,7 @@ async def test_a_bad_cors_setting_stops_the_mesh_before_anything_starts(
 ) -> None:
     monkeypatch.setenv("AMPMESH_CORS_ALLOWED_ORIGINS", "https://app.example.com/path")
     steps: list[tuple[str, str]] = []
-    with pytest.raises(MeshError, match="AMPMESH_CORS_ALLOWED_ORIGINS.*is not an origin"):
+    with pytest.raises(MeshError, match=r"AMPMESH_CORS_ALLOWED_ORIGINS.*is not an origin"):
         async with running_mesh(
             tmp_path, progress=lambda step, state, _: steps.append((step, state))
         ):
