@@ -94,6 +94,22 @@ async def test_an_object_the_instance_does_not_have_is_not_found(world: Metadata
         assert "could not describe object" in body["detail"], body
 
 
+async def test_an_installation_whose_connection_was_deleted_says_so(world: MetadataWorld) -> None:
+    installation = await world.install("crm", "orphaned")
+    deleted = await world.http.delete(f"/connections/{installation['connection']['id']}")
+    assert deleted.status_code == 204, deleted.text
+    answer = await world.http.get(
+        metadata_path(world, "crm", "contacts"), params={"groupRef": "orphaned"}
+    )
+    body = problem(answer, 400)
+    assert "has no connection" in body["detail"], body
+    # A group without any installation is still simply not found.
+    missing = await world.http.get(
+        metadata_path(world, "crm", "contacts"), params={"groupRef": "nobody"}
+    )
+    problem(missing, 404)
+
+
 async def test_an_upsert_creates_then_updates_a_hubspot_property_seen_in_the_metadata(
     world: MetadataWorld,
 ) -> None:

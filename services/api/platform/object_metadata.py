@@ -38,6 +38,7 @@ from services.domain.connectors.metadata import (
     ObjectDescription,
     definition_problems,
 )
+from services.runtime.errors import abort_with_reason
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
@@ -89,15 +90,26 @@ class ObjectMetadata(object_metadata_pb2_grpc.ObjectMetadataServiceServicer):
         if integration is None:
             await abort_missing(context, INTEGRATION_KIND, integration_id)
         await self.ctx.auth.require_group(context, principal, group_ref)
-        connection = await self.ctx.pool.fetchrow(
-            "SELECT cn.* FROM installations i JOIN connections cn ON cn.id = i.connection_id "
+        found = await self.ctx.pool.fetchrow(
+            "SELECT i.id AS installation_id, cn.* FROM installations i "
+            "LEFT JOIN connections cn ON cn.id = i.connection_id "
             "WHERE i.integration_id = $1 AND i.group_ref = $2",
             integration["id"],
             group_ref,
         )
-        if connection is None:
+        if found is None:
             await abort_missing(context, INSTALLATION_KIND, f"of group {group_ref}")
-        return integration, connection
+        if found["id"] is None:
+            # The installation outlived its connection (deleting a connection leaves its
+            # installations): the customer must connect again.
+            await abort_with_reason(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the installation of group {group_ref!r} has no connection (it was "
+                "deleted): connect again and set the installation's connectionId",
+                "NO_CONNECTION",
+            )
+        return integration, found
 
     async def _connection(
         self,
