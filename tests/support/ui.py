@@ -13,9 +13,10 @@ import os
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -37,6 +38,9 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 INSTALL_HINT = "run scripts/install_ui.sh (`make test` does)"
+# How long one screen may take to appear: the first hydrate asks the provider for its
+# field metadata through the connection, on a busy 2-core machine.
+SCREEN_TIMEOUT = 20_000
 
 
 def missing_requirements() -> list[str]:
@@ -196,3 +200,23 @@ class Flow:
                 f"--- screenshot: {shot}\n--- browser:\n{self.log}"
             ) from error
         await self.screens.shoot(self.page, name)
+
+
+async def events(page: Page, count: int) -> list[dict[str, Any]]:
+    """The library's install/update/uninstall callbacks the page recorded (window.ampEvents,
+    tests/ui/page/main.jsx), once there are count."""
+    await page.wait_for_function(f"window.ampEvents.length >= {count}", timeout=SCREEN_TIMEOUT)
+    recorded: list[dict[str, Any]] = await page.evaluate("window.ampEvents")
+    return recorded
+
+
+async def approve_in_popup(page: Page, click: Callable[[], Awaitable[None]]) -> None:
+    """Clicks what opens the library's OAuth popup and waits until the popup is gone: the
+    sandbox's authorization page approves at once and redirects the popup to the api's
+    callback, whose page posts AUTHORIZATION_SUCCEEDED to the opener, which closes it."""
+    async with page.expect_popup() as opened:
+        await click()
+    popup = await opened.value
+    # The library closes the popup once it has the message (maybe already).
+    if not popup.is_closed():
+        await popup.wait_for_event("close", timeout=SCREEN_TIMEOUT)

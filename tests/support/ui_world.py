@@ -23,6 +23,8 @@ from tests.support.sandbox import HS_TOKEN, SF_TOKEN, bearer, password_tokens
 
 DESTINATION = "uiHook"
 TOKEN_PATHS = {"hubspot": HS_TOKEN, "salesforce": SF_TOKEN}
+# The customer, as the builder's product names them to the library.
+GROUP, GROUP_NAME, CONSUMER, CONSUMER_NAME = "acme", "Acme Inc", "alice", "Alice Liddell"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class ReadObject:
     display: str  # how the library titles the object (the catalog's display name)
     required: tuple[str, ...]
     optional: tuple[str, ...]
+    # `optionalFieldsAuto: all`: the customer may choose any field of the object.
+    any_field: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,11 @@ class ProviderCase:
     def manifest(self) -> str:
         required = "".join(f"\n            - fieldName: {f}" for f in self.read.required)
         optional = "".join(f"\n            - fieldName: {f}" for f in self.read.optional)
+        choices = ""
+        if optional:
+            choices += "\n          optionalFields:" + optional
+        if self.read.any_field:
+            choices += "\n          optionalFieldsAuto: all"
         return textwrap.dedent(
             f"""\
             specVersion: 1.0.0
@@ -61,10 +70,9 @@ class ProviderCase:
                   objects:
                     - objectName: {self.read.name}
                       destination: {DESTINATION}
-                      requiredFields:{{required}}
-                      optionalFields:{{optional}}
+                      requiredFields:{{required}}{{choices}}
             """
-        ).format(required=required, optional=optional)
+        ).format(required=required, choices=choices)
 
 
 # The fields are the ones the sandbox's records of these objects hold (services/sandbox).
@@ -82,6 +90,22 @@ SALESFORCE = ProviderCase(
 )
 
 
+# HubSpot deals, choosing any field: no other test reads deals' whole field list, so a
+# custom property made on the session's shared sandbox for this case disturbs none.
+HUBSPOT_ANY_DEAL_FIELD = ProviderCase(
+    "hubspot",
+    "HubSpot",
+    ("crm.objects.deals.read",),
+    ReadObject("deals", "Deals", ("name",), (), any_field=True),
+)
+
+
+def chosen(config: dict[str, Any], object_name: str, required: tuple[str, ...]) -> set[str]:
+    """The optional fields a stored config selects for object_name."""
+    selected = config["content"]["read"]["objects"][object_name]["selectedFields"]
+    return {name for name, on in selected.items() if on} - set(required)
+
+
 @dataclass
 class UiWorld:
     """One provider's project as the page sees it, and the builder's REST view of it."""
@@ -92,7 +116,13 @@ class UiWorld:
     builder: httpx.AsyncClient  # the API rooted at the project, with the admin key
     integration_id: str
 
-    def page_query(self, group: str, group_name: str, consumer: str, consumer_name: str) -> str:
+    def page_query(
+        self,
+        group: str = GROUP,
+        group_name: str = GROUP_NAME,
+        consumer: str = CONSUMER,
+        consumer_name: str = CONSUMER_NAME,
+    ) -> str:
         """The page's query string: the project, its frontend key, the integration, and
         the customer's group and user as the builder's product names them."""
         return urlencode(
@@ -111,6 +141,9 @@ class UiWorld:
         return await listed(
             self.builder, f"/integrations/{self.integration_id}/installations", groupRef=group
         )
+
+    async def connections(self, group: str) -> list[dict[str, Any]]:
+        return await listed(self.builder, "/connections", groupRef=group)
 
     async def installation(self, installation_id: str) -> dict[str, Any]:
         got = await self.builder.get(

@@ -13,37 +13,36 @@ the run's screenshot folder (printed at the end of the session)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from tests.support.control_plane import listed
 from tests.support.stack import Stack
-from tests.support.ui import BrowserLog, Flow, Screens, off_machine
-from tests.support.ui_world import HUBSPOT, SALESFORCE, ProviderCase, make_world, provider_labels
+from tests.support.ui import (
+    SCREEN_TIMEOUT,
+    BrowserLog,
+    Flow,
+    Screens,
+    approve_in_popup,
+    events,
+    off_machine,
+)
+from tests.support.ui_world import (
+    CONSUMER,
+    CONSUMER_NAME,
+    GROUP,
+    GROUP_NAME,
+    HUBSPOT,
+    SALESFORCE,
+    ProviderCase,
+    chosen,
+    make_world,
+    provider_labels,
+)
 
 pytestmark = pytest.mark.e2e
-
-# How long one screen may take to appear: the first hydrate asks the provider for its
-# field metadata through the connection, on a busy 2-core machine.
-SCREEN_TIMEOUT = 20_000
-# The customer, as the builder's product names them to the library.
-GROUP, GROUP_NAME, CONSUMER, CONSUMER_NAME = "acme", "Acme Inc", "alice", "Alice Liddell"
-
-
-async def events(page: Page, count: int) -> list[dict[str, Any]]:
-    """The library's install/update callbacks the page recorded, once there are count."""
-    await page.wait_for_function(f"window.ampEvents.length >= {count}", timeout=SCREEN_TIMEOUT)
-    recorded: list[dict[str, Any]] = await page.evaluate("window.ampEvents")
-    return recorded
-
-
-def chosen(config: dict[str, Any], object_name: str, required: tuple[str, ...]) -> set[str]:
-    """The optional fields a stored config selects for object_name."""
-    selected = config["content"]["read"]["objects"][object_name]["selectedFields"]
-    return {name for name, on in selected.items() if on} - set(required)
 
 
 @pytest.mark.parametrize("case", [HUBSPOT, SALESFORCE], ids=lambda c: c.provider)
@@ -77,12 +76,7 @@ async def test_a_customer_installs_and_changes_fields_through_the_embedded_ui(
         # The sandbox's authorization page approves at once and redirects the popup to
         # the api's callback, whose page posts AUTHORIZATION_SUCCEEDED to the opener.
         async with flow.step("connect"):
-            async with page.expect_popup() as opened:
-                await page.get_by_role("button", name="Next").click()
-            popup = await opened.value
-            # The library closes the popup once it has the message (maybe already).
-            if not popup.is_closed():
-                await popup.wait_for_event("close", timeout=SCREEN_TIMEOUT)
+            await approve_in_popup(page, page.get_by_role("button", name="Next").click)
 
         # The configure screen: the object and its fields, titled as the provider's own
         # metadata titles them (not as the manifest names them).
