@@ -381,9 +381,14 @@ async def test_oauth_update_refusals(
     path = f"/v1/projects/{project.name}/connections/{imported['id']}:oauth-update"
     await authorization_url(await project.http.patch(path))  # a builder may
 
+    # The embeddable UI's Manage tab re-authenticates with the project's frontend key.
     frontend_key = await create_api_key(admin, project.name, ["frontend"])
     async with client(stack, headers=as_key(frontend_key)) as frontend:
-        problem(await frontend.patch(path), 403)
+        await authorization_url(await frontend.patch(path))
+    elsewhere = (await create_project(admin, "elsewhere", "Elsewhere"))["name"]
+    stranger = await create_api_key(admin, elsewhere, ["frontend"])
+    async with client(stack, headers=as_key(stranger)) as other:
+        problem(await other.patch(path), 404)
 
     private_key = new_rsa_key()
     kid = await register_jwt_key(admin, project.name, spki_pem(private_key.public_key()))
