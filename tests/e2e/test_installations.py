@@ -208,6 +208,56 @@ async def test_installation_lifecycle(project: Project) -> None:
     assert [i["group"]["groupRef"] for i in left.json()] == ["globex"]
 
 
+async def test_uninstalling_removes_the_connection_only_when_no_other_installation_uses_it(
+    project: Project,
+) -> None:
+    # A second HubSpot integration: two installations of acme then share its connection.
+    twin_manifest = MANIFEST + textwrap.indent(
+        textwrap.dedent(
+            """\
+            - name: crm-twin
+              provider: hubspot
+              read:
+                objects:
+                  - objectName: contacts
+                    destination: crmWebhook
+            """
+        ),
+        "  ",
+    )
+    deployed = await project.http.put(
+        f"/v1/projects/{project.name}/integrations:batch", json={"sourceYaml": twin_manifest}
+    )
+    assert deployed.status_code == 200, deployed.text
+    twin = next(i for i in deployed.json() if i["name"] == "crm-twin")
+    hubspot = project.connections[("acme", "hubspot")]
+    salesforce = project.connections[("acme", "salesforce")]
+    created = [
+        await project.http.post(
+            project.installations(integration),
+            json={"groupRef": "acme", "connectionId": hubspot, "config": {"content": {}}},
+        )
+        for integration in (project.crm, twin)
+    ]
+    assert [c.status_code for c in created] == [201, 201], [c.text for c in created]
+    first, second = (c.json()["id"] for c in created)
+    connection = f"/v1/projects/{project.name}/connections/{hubspot}"
+
+    deleted = await project.http.delete(f"{project.installations()}/{first}")
+    assert deleted.status_code == 204, deleted.text
+    still = await project.http.get(connection)
+    assert still.status_code == 200, "the other installation still uses the connection"
+
+    deleted = await project.http.delete(f"{project.installations(twin)}/{second}")
+    assert deleted.status_code == 204, deleted.text
+    problem(await project.http.get(connection), 404)
+    # The provider was asked to revoke its tokens, as deleting the connection itself does.
+    assert deleted.headers.get("x-ampmesh-revoked-at-provider") in ("true", "false")
+    # The group's other connection, which no installation used, is not the uninstall's.
+    other = await project.http.get(f"/v1/projects/{project.name}/connections/{salesforce}")
+    assert other.status_code == 200, other.text
+
+
 @pytest.mark.parametrize(
     ("body", "issue"),
     [

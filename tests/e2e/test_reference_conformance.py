@@ -770,7 +770,22 @@ async def delete_installation(w: World) -> httpx.Response:
 
 @step("DELETE", f"{P}/connections/{{connectionId}}")
 async def delete_connection(w: World) -> httpx.Response:
-    return await w.http.delete(f"{w.project}/connections/{w['connection']}")
+    # Deleting the installation took its connection with it, as the reference does when
+    # no other installation uses one: this deletes another connection of the group.
+    gone = await w.http.get(f"{w.project}/connections/{w['connection']}")
+    assert gone.status_code == 404, f"the uninstalled connection stayed: {gone.text}"
+    other = await w.http.post(
+        f"{w.project}/connections:generate",
+        json={
+            "provider": PROVIDER,
+            "groupRef": w.group_ref,
+            "consumerRef": f"user-{w.tag}",
+            "providerWorkspaceRef": "acme",
+            "oauth2AuthorizationCode": {"accessToken": {"token": "spare-token"}},
+        },
+    )
+    assert other.status_code == 201, other.text
+    return await w.http.delete(f"{w.project}/connections/{other.json()['id']}")
 
 
 @step("DELETE", f"{P}/integrations/{{integrationIdOrName}}")

@@ -44,10 +44,10 @@ from services.api.platform.connection_credentials import (
 )
 from services.api.platform.connection_metadata import FROM_INPUT, WORKSPACE, with_workspace
 from services.api.platform.connection_oauth import OauthRpcs
+from services.api.platform.connection_removal import delete_credentials
 from services.api.platform.connection_rows import KIND, find_connection, to_message
 from services.api.token_errors import (
     abort_token_error,
-    abort_token_manager,
     require_token_manager,
 )
 from services.domain.token_manager_client import failure_reason
@@ -60,9 +60,6 @@ NOT_BUILT = (
     "no provider of the catalog needs a multi-step custom auth flow (none sets "
     "customOpts.multiStep): connect custom-auth providers with connections:generate"
 )
-# DeleteCredentials' answer about revocation (token_manager.proto), passed on to the
-# caller of DELETE .../connections/{id} as response headers of the same names.
-REVOCATION_HEADERS = ("x-ampmesh-revoked-at-provider", "x-ampmesh-revocation-detail")
 
 _REFRESH_MODES: Mapping[str, tm.RefreshMode] = {
     "force": tm.REFRESH_MODE_FORCE,
@@ -224,27 +221,7 @@ class Connections(OauthRpcs, connections_pb2_grpc.ConnectionServiceServicer):
     ) -> empty_pb2.Empty:
         principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         row = await find_connection(self.ctx, context, principal, project, request.connection_id)
-        tokens = await require_token_manager(self.ctx, context)
-        revocation: tuple[tuple[str, str], ...] = ()
-        try:
-            call = tokens.DeleteCredentials(
-                tm.DeleteCredentialsRequest(
-                    connection_id=str(row["id"]), project_id=project.id, revoke_at_provider=True
-                )
-            )
-            await call
-            # Whether the provider revoked them: the connection goes either way (a
-            # provider that cannot be reached must not keep it for ever), and the caller
-            # is told (these headers, and the connection.deleted notification).
-            revocation = tuple(
-                (key, str(value))
-                for key, value in (await call.initial_metadata() or ())
-                if key in REVOCATION_HEADERS
-            )
-        except grpc.aio.AioRpcError as error:
-            # Credentials already gone (an earlier delete stopped half-way): finish it.
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                await abort_token_manager(context, error, "delete the connection's credentials")
+        revocation = await delete_credentials(self.ctx, context, project.id, row["id"])
         await self.ctx.pool.execute(
             "DELETE FROM connections WHERE project_id = $1 AND id = $2",
             uuid.UUID(project.id),

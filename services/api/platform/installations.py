@@ -51,6 +51,7 @@ from services.api.context import ApiContext
 from services.api.platform import integrations
 from services.api.platform.config_checks import SECTIONS, ContentChecker
 from services.api.platform.config_patch import PatchError, apply_changes
+from services.api.platform.connection_removal import remove_if_unused
 from services.api.platform.installation_rows import (
     INSTALLATION_SELECT,
     save_config,
@@ -401,8 +402,9 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         row = await self._installation(
             context, self.ctx.pool, principal, integration, request.installation_id
         )
-        # Its configs and read state go with it (ON DELETE CASCADE). The connection stays:
-        # the group may use it for other integrations, and only its owner deletes it.
+        # Its configs and read state go with it (ON DELETE CASCADE); so does its
+        # connection when no other installation uses it, as the reference does
+        # (connection_removal.py).
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             if self.ctx.reads is not None:
                 try:
@@ -410,6 +412,9 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 except ReadsUnavailable as error:
                     await abort_reads_unavailable(context, error)
             await conn.execute("DELETE FROM installations WHERE id = $1", row["id"])
+        revocation = await remove_if_unused(self.ctx, project.id, row["connection_id"])
+        if revocation:
+            await context.send_initial_metadata(revocation)
         return empty_pb2.Empty()
 
     async def PatchObjectConfigContent(
