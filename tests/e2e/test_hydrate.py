@@ -99,7 +99,8 @@ async def test_a_hubspot_revision_hydrates_with_display_names_and_custom_fields(
             "mapToDisplayName": "Email address",
         }
     ]
-    assert contacts["optionalFields"] == [
+    listed, offered = contacts["optionalFields"][:2], contacts["optionalFields"][2:]
+    assert listed == [
         {"fieldName": "firstname", "displayName": "First Name"},
         {
             "mapToName": "segment",
@@ -109,6 +110,11 @@ async def test_a_hubspot_revision_hydrates_with_display_names_and_custom_fields(
         },
     ]
     metadata = contacts["allFieldsMetadata"]
+    # optionalFieldsAuto: all offers every other field of the instance as optional (install
+    # UIs offer only optionalFields), the custom one included, under its label.
+    labels = {field["fieldName"]: field["displayName"] for field in offered}
+    assert labels[name.lower()] == "Segment"
+    assert set(labels) == set(metadata) - {"email", "firstname"}
     assert metadata[name.lower()]["isCustom"] is True
     assert metadata[name.lower()]["displayName"] == "Segment"
     assert metadata["lifecyclestage"]["valueType"] == "singleSelect"

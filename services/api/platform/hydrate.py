@@ -157,6 +157,23 @@ def read_object(
         hydrated.backfill.CopyFrom(entry.backfill)
     hydrated.required_fields.extend(field_entry(f, description) for f in entry.required_fields)
     hydrated.optional_fields.extend(field_entry(f, description) for f in entry.optional_fields)
+    if entry.optional_fields_auto == "all" and description is not None:
+        # "Let the customer pick any field": every field the instance has that the
+        # manifest does not already list becomes an optional field (install UIs, the
+        # reference's included, offer only optionalFields), in the order the provider
+        # describes them.
+        listed = {
+            f.field_name.lower()
+            for f in (*entry.required_fields, *entry.optional_fields)
+            if f.field_name
+        }
+        hydrated.optional_fields.extend(
+            integrations_pb2.HydratedIntegrationField(
+                field_name=name, display_name=metadata.display_name
+            )
+            for name, metadata in description.fields.items()
+            if name.lower() not in listed
+        )
     if description is not None:
         for name, metadata in description.fields.items():
             hydrated.all_fields_metadata[name].CopyFrom(metadata)
