@@ -33,17 +33,6 @@ pytestmark = pytest.mark.e2e
 CASE = HUBSPOT_ANY_DEAL_FIELD
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ampmesh's hydrate (services/api/platform/hydrate.py read_object) echoes "
-        "optionalFieldsAuto and lists every field in allFields/allFieldsMetadata, but fills "
-        "optionalFields only from the manifest's list; the library's configure screen "
-        "offers optional fields from optionalFields alone (OptionalFieldsV2.tsx: "
-        "configureState.read.optionalFields, from utils/manifest.ts "
-        "getOptionalFieldsFromObject: object.optionalFields), so it offers none"
-    ),
-)
 async def test_a_custom_field_the_manifest_never_names_is_offered_and_installed(
     admin: httpx.AsyncClient, browser: Browser, page_origin: str, screens: Path
 ) -> None:

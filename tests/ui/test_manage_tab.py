@@ -7,9 +7,9 @@ mesh: "Remove connection" while nothing is installed (DELETE …/connections/{id
 all three in Debian's headless Chromium, nothing stubbed, and the builder's REST view is
 checked after each; every screen is shot into the run's screenshot folder.
 
-Two of the reference's behaviours ampmesh lacks are strict xfails here, so that they
-pass (and must be unmarked) once the mesh has them: a `frontend` key re-authenticating a
-connection, and an uninstall deleting the connection no other installation uses."""
+Two of the reference's behaviours the library relies on were found missing here and
+built: a `frontend` key re-authenticating a connection, and an uninstall deleting the
+connection no other installation uses (so "Reinstall" starts at the connect screen)."""
 
 from __future__ import annotations
 
@@ -133,16 +133,6 @@ async def test_a_customer_removes_the_connection_reconnects_installs_and_uninsta
         await world.builder.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the library's Re-authenticate sends PATCH …/connections/{id}:oauth-update with the "
-        "page's frontend API key (UpdateOauthConnect.tsx → useUpdateOauthConnectMutation → "
-        "oAuthApi.oauthUpdate); ampmesh answers 403 'this call needs an API key with the "
-        "'full' scope' (services/api/platform/connection_oauth.py OauthUpdate: keys must "
-        "be builders'), so the page shows 'Response returned an error code'"
-    ),
-)
 async def test_a_customer_reauthenticates_the_connection_in_manage(
     admin: httpx.AsyncClient, browser: Browser, page_origin: str, screens: Path
 ) -> None:
@@ -192,15 +182,6 @@ async def test_a_customer_reauthenticates_the_connection_in_manage(
         await world.builder.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ampmesh keeps the connection (services/api/platform/installations.py "
-        "DeleteInstallation: 'The connection stays'); the reference's deleteInstallation "
-        "'will also delete the associated Connection if it is not used by any other "
-        "Installations' (openapi/api/api.yaml)"
-    ),
-)
 async def test_uninstalling_deletes_the_connection_no_other_installation_uses(
     admin: httpx.AsyncClient,
 ) -> None:
