@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from playwright.async_api import Browser, Page, Response, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Response, async_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 UI = REPO / "tests" / "ui"
@@ -200,6 +200,18 @@ class Flow:
                 f"--- screenshot: {shot}\n--- browser:\n{self.log}"
             ) from error
         await self.screens.shoot(self.page, name)
+
+
+async def open_flow(browser: Browser, screens: Path, name: str) -> tuple[BrowserContext, Flow]:
+    """A fresh browser context (requests off the machine aborted) with one watched page,
+    driven as the flow `name` (its screenshots `<name>-NN-<step>.png` in screens); the
+    caller closes the context."""
+    context = await browser.new_context(viewport={"width": 1100, "height": 800})
+    await context.route(off_machine, lambda route: route.abort())
+    page = await context.new_page()
+    log = BrowserLog()
+    log.watch(page)
+    return context, Flow(page, Screens(screens, name), log)
 
 
 async def events(page: Page, count: int) -> list[dict[str, Any]]:

@@ -17,15 +17,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.support.metadata import custom_name
-from tests.support.ui import (
-    SCREEN_TIMEOUT,
-    BrowserLog,
-    Flow,
-    Screens,
-    approve_in_popup,
-    events,
-    off_machine,
-)
+from tests.support.ui import SCREEN_TIMEOUT, approve_in_popup, events, open_flow
 from tests.support.ui_world import GROUP, HUBSPOT_ANY_DEAL_FIELD, chosen, make_world
 
 pytestmark = pytest.mark.e2e
@@ -40,12 +32,8 @@ async def test_a_custom_field_the_manifest_never_names_is_offered_and_installed(
     name = custom_name("uitier")
     label = f"Renewal tier {name[-6:]}"  # unique on the shared sandbox, as the name is
     field = name.lower()  # HubSpot property names are lower case
-    context = await browser.new_context(viewport={"width": 1100, "height": 800})
-    await context.route(off_machine, lambda route: route.abort())
-    page = await context.new_page()
-    log = BrowserLog()
-    log.watch(page)
-    flow = Flow(page, Screens(screens, f"{CASE.provider}-any-field"), log)
+    context, flow = await open_flow(browser, screens, f"{CASE.provider}-any-field")
+    page, log = flow.page, flow.log
     install = page.get_by_role("button", name="Install")
     box = page.get_by_role("checkbox", name=label, exact=True)
     try:

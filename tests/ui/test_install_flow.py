@@ -20,15 +20,7 @@ from playwright.async_api import Browser, expect
 
 from tests.support.control_plane import listed
 from tests.support.stack import Stack
-from tests.support.ui import (
-    SCREEN_TIMEOUT,
-    BrowserLog,
-    Flow,
-    Screens,
-    approve_in_popup,
-    events,
-    off_machine,
-)
+from tests.support.ui import SCREEN_TIMEOUT, approve_in_popup, events, open_flow
 from tests.support.ui_world import (
     CONSUMER,
     CONSUMER_NAME,
@@ -58,12 +50,8 @@ async def test_a_customer_installs_and_changes_fields_through_the_embedded_ui(
     labels = await provider_labels(stack.endpoints["sandbox-http"], case)
     read = case.read
     first, second, third = read.optional
-    context = await browser.new_context(viewport={"width": 1100, "height": 800})
-    await context.route(off_machine, lambda route: route.abort())
-    page = await context.new_page()
-    log = BrowserLog()
-    log.watch(page)
-    flow = Flow(page, Screens(screens, case.provider), log)
+    context, flow = await open_flow(browser, screens, case.provider)
+    page, log = flow.page, flow.log
     try:
         async with flow.step("load"):
             await page.goto(

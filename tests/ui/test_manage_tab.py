@@ -21,15 +21,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.support.control_plane import connect_group
 from tests.support.stack import Stack
-from tests.support.ui import (
-    SCREEN_TIMEOUT,
-    BrowserLog,
-    Flow,
-    Screens,
-    approve_in_popup,
-    events,
-    off_machine,
-)
+from tests.support.ui import SCREEN_TIMEOUT, approve_in_popup, events, open_flow
 from tests.support.ui_world import GROUP, HUBSPOT, make_world
 
 pytestmark = pytest.mark.e2e
@@ -50,12 +42,8 @@ async def test_a_customer_removes_the_connection_reconnects_installs_and_uninsta
     screens: Path,
 ) -> None:
     world = await make_world(admin, CASE)
-    context = await browser.new_context(viewport={"width": 1100, "height": 800})
-    await context.route(off_machine, lambda route: route.abort())
-    page = await context.new_page()
-    log = BrowserLog()
-    log.watch(page)
-    flow = Flow(page, Screens(screens, f"{CASE.provider}-manage"), log)
+    context, flow = await open_flow(browser, screens, f"{CASE.provider}-manage")
+    page, log = flow.page, flow.log
     connect_screen = page.get_by_text(f"Set up {CASE.display} integration")
     install = page.get_by_role("button", name="Install")
     try:
@@ -140,12 +128,8 @@ async def test_a_customer_reauthenticates_the_connection_in_manage(
     answers oauth-update with the provider's authorization URL, the popup approves, and
     the group keeps its one connection, holding the new tokens."""
     world = await make_world(admin, CASE)
-    context = await browser.new_context(viewport={"width": 1100, "height": 800})
-    await context.route(off_machine, lambda route: route.abort())
-    page = await context.new_page()
-    log = BrowserLog()
-    log.watch(page)
-    flow = Flow(page, Screens(screens, f"{CASE.provider}-reauthenticate"), log)
+    context, flow = await open_flow(browser, screens, f"{CASE.provider}-reauthenticate")
+    page, log = flow.page, flow.log
     try:
         async with flow.step("load"):
             await page.goto(f"{page_origin}/?{world.page_query()}")
