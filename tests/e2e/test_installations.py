@@ -29,6 +29,7 @@ from tests.support.control_plane import (
     new_rsa_key,
     problem,
     register_jwt_key,
+    settled,
     sign_jwt,
     spki_pem,
 )
@@ -170,7 +171,7 @@ async def test_installation_lifecycle(project: Project) -> None:
 
     url = f"{project.installations()}/{installation['id']}"
     got = await project.http.get(url)
-    assert got.status_code == 200 and got.json() == installation
+    assert got.status_code == 200 and settled(got.json()) == settled(installation)
 
     other = await project.create("globex", {"read": {"objects": {"companies": COMPANIES}}})
     assert other.status_code == 201, other.text

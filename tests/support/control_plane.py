@@ -48,6 +48,14 @@ def line_of(text: str, needle: str, nth: int = 1) -> int:
 # --- REST through the edge -------------------------------------------------------------
 
 
+def settled(installation: dict[str, Any]) -> dict[str, Any]:
+    """An installation as shown, without its connection's updateTime: the connection is
+    shown as it is now, and the token-manager's announcements may touch it between two
+    reads of the same installation."""
+    connection = {k: v for k, v in installation["connection"].items() if k != "updateTime"}
+    return {**installation, "connection": connection}
+
+
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     """The problem+json body of a refusal with status."""
     assert response.status_code == status, response.text
