@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,67 +27,12 @@ from services.domain.connectors.base import (
 from services.domain.connectors.hubspot import HubSpotConnector
 from services.domain.connectors.registry import NoConnector, connector_for, provider_auth
 from services.domain.connectors.salesforce import SalesforceConnector
-from services.runtime.mcp_http import serving_http
-from services.sandbox.faults import Endpoint, Fault, FaultKind
-from services.sandbox.http_api import SandboxHttp
-from services.sandbox.oauth import OAuthConfig
+from services.sandbox.faults import FaultKind
 from services.sandbox.providers import Provider
-from services.sandbox.state import SandboxState
-from services.sandbox.tokens import Token
+from tests.support.served_sandbox import ACCESS_TOKEN, ServedSandbox
 
 UNTIL = datetime(2026, 11, 1, tzinfo=UTC)
 START = UNTIL - timedelta(days=10)
-ACCESS_TOKEN = "sandbox-access-token-for-connector-tests"
-TOKENS = {Provider.HUBSPOT: ACCESS_TOKEN + "-hs", Provider.SALESFORCE: ACCESS_TOKEN + "-sf"}
-
-
-@dataclass
-class Sandbox:
-    state: SandboxState
-    url: str
-
-    def auth(self, provider: Provider) -> ProviderAuth:
-        base = "/hubspot" if provider is Provider.HUBSPOT else "/salesforce"
-        return ProviderAuth(self.url + base, {"Authorization": f"Bearer {TOKENS[provider]}"})
-
-    def fault(self, **kwargs: Any) -> Fault:
-        return self.state.faults.add(Fault(id="", endpoint=Endpoint.RECORDS, **kwargs))
-
-
-@pytest.fixture(scope="module")
-async def served() -> AsyncIterator[Sandbox]:
-    state = SandboxState()
-    app = SandboxHttp(state, OAuthConfig(clients=(), users={}, access_token_lifetime=3600)).app()
-    async with serving_http(app, "127.0.0.1", 0) as port:
-        yield Sandbox(state, f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture
-async def sandbox(served: Sandbox) -> Sandbox:
-    served.state.records.clear()
-    served.state.faults.clear()
-    served.state.tokens.clear()
-    for provider in (Provider.HUBSPOT, Provider.SALESFORCE):
-        served.state.tokens.add(
-            Token(
-                provider=provider,
-                client_id="tests",
-                username=None,
-                scope="",
-                access_token=TOKENS[provider],
-                refresh_token=None,
-                expires_in=3600,
-                issued_at=time.time(),
-                grant_id=provider.name,
-            )
-        )
-    return served
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with provider_http.provider_session() as session:
-        yield session
 
 
 async def _read_all(
@@ -118,12 +61,16 @@ def _with_token(request: ReadRequest, token: str) -> ReadRequest:
     )
 
 
-def _seed(sandbox: Sandbox, provider: Provider, name: str, count: int) -> None:
+def _seed(sandbox: ServedSandbox, provider: Provider, name: str, count: int) -> None:
     sandbox.state.records.seed(provider, name, count, 7, START, UNTIL, replace=True)
 
 
 def _expected(
-    sandbox: Sandbox, provider: Provider, name: str, since: datetime | None, until: datetime | None
+    sandbox: ServedSandbox,
+    provider: Provider,
+    name: str,
+    since: datetime | None,
+    until: datetime | None,
 ) -> set[str]:
     return {
         r.id
@@ -133,7 +80,7 @@ def _expected(
 
 
 async def test_hubspot_full_history_lists_every_record_once(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.HUBSPOT, "contacts", 250)
     connector = HubSpotConnector()
@@ -150,7 +97,7 @@ async def test_hubspot_full_history_lists_every_record_once(
 
 
 async def test_hubspot_window_beyond_the_search_cap(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.HUBSPOT, "contacts", 26_000)
     # A few records share one instant at a page boundary region too.
@@ -174,7 +121,7 @@ async def test_hubspot_window_beyond_the_search_cap(
 
 
 async def test_hubspot_crowded_instant_beyond_the_cap(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     """More than 10,000 records modified in the same millisecond: read by id, none lost."""
     moment = START + timedelta(days=3)
@@ -195,7 +142,7 @@ async def test_hubspot_crowded_instant_beyond_the_cap(
 
 
 async def test_salesforce_window_and_full_history(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.SALESFORCE, "Account", 5000)
     connector = SalesforceConnector()
@@ -221,7 +168,7 @@ async def test_salesforce_window_and_full_history(
     assert {"Name", "Industry", "CreatedDate", "LastModifiedDate"} <= set(everything[0])
 
 
-async def test_salesforce_refusals(sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
+async def test_salesforce_refusals(sandbox: ServedSandbox, http: aiohttp.ClientSession) -> None:
     _seed(sandbox, Provider.SALESFORCE, "Account", 10)
     connector = SalesforceConnector()
     auth = sandbox.auth(Provider.SALESFORCE)
@@ -248,7 +195,7 @@ async def test_salesforce_refusals(sandbox: Sandbox, http: aiohttp.ClientSession
 
 
 async def test_rate_limit_honours_retry_after(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.HUBSPOT, "contacts", 5)
     connector = HubSpotConnector()
@@ -280,7 +227,7 @@ async def test_rate_limit_honours_retry_after(
 
 
 async def test_server_errors_are_retried_then_given_up(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     _seed(sandbox, Provider.SALESFORCE, "Account", 3)
     connector = SalesforceConnector()

@@ -4,18 +4,13 @@ unknown objects, refused tokens and faults, and custom fields created then updat
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 from ampmesh.platform.v1 import object_metadata_pb2 as om
 
-from services.domain.connectors import http as provider_http
 from services.domain.connectors.base import (
-    ProviderAuth,
     ProviderRequestError,
     ProviderUnavailable,
     TokenRejected,
@@ -24,64 +19,9 @@ from services.domain.connectors.hubspot_metadata import HubSpotMetadata
 from services.domain.connectors.metadata import definition_problems
 from services.domain.connectors.metadata_registry import metadata_connector_for
 from services.domain.connectors.salesforce_metadata import SalesforceMetadata
-from services.runtime.mcp_http import serving_http
 from services.sandbox.faults import Endpoint, Fault, FaultKind
-from services.sandbox.http_api import SandboxHttp
-from services.sandbox.oauth import OAuthConfig
 from services.sandbox.providers import Provider
-from services.sandbox.state import SandboxState
-from services.sandbox.tokens import Token
-
-TOKENS = {Provider.HUBSPOT: "metadata-token-hs", Provider.SALESFORCE: "metadata-token-sf"}
-
-
-@dataclass
-class Sandbox:
-    state: SandboxState
-    url: str
-
-    def auth(self, provider: Provider, token: str | None = None) -> ProviderAuth:
-        base = "/hubspot" if provider is Provider.HUBSPOT else "/salesforce"
-        return ProviderAuth(
-            self.url + base, {"Authorization": f"Bearer {token or TOKENS[provider]}"}
-        )
-
-
-@pytest.fixture(scope="module")
-async def served() -> AsyncIterator[Sandbox]:
-    state = SandboxState()
-    app = SandboxHttp(state, OAuthConfig(clients=(), users={}, access_token_lifetime=3600)).app()
-    async with serving_http(app, "127.0.0.1", 0) as port:
-        yield Sandbox(state, f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture
-async def sandbox(served: Sandbox) -> Sandbox:
-    served.state.records.clear()
-    served.state.schemas.reset()
-    served.state.faults.clear()
-    served.state.tokens.clear()
-    for provider in (Provider.HUBSPOT, Provider.SALESFORCE):
-        served.state.tokens.add(
-            Token(
-                provider=provider,
-                client_id="tests",
-                username=None,
-                scope="",
-                access_token=TOKENS[provider],
-                refresh_token=None,
-                expires_in=3600,
-                issued_at=time.time(),
-                grant_id=provider.name,
-            )
-        )
-    return served
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with provider_http.provider_session() as session:
-        yield session
+from tests.support.served_sandbox import ServedSandbox
 
 
 def definition(**fields: object) -> om.FieldDefinition:
@@ -98,7 +38,7 @@ def definition(**fields: object) -> om.FieldDefinition:
 
 
 async def test_hubspot_properties_describe_contacts_in_the_reference_shape(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     described = await HubSpotMetadata().describe(http, sandbox.auth(Provider.HUBSPOT), "contacts")
     fields = described.fields
@@ -121,7 +61,7 @@ async def test_hubspot_properties_describe_contacts_in_the_reference_shape(
 
 
 async def test_salesforce_describe_lower_cases_field_names_and_marks_required_ones(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     described = await SalesforceMetadata().describe(
         http, sandbox.auth(Provider.SALESFORCE), "account"
@@ -143,7 +83,7 @@ async def test_salesforce_describe_lower_cases_field_names_and_marks_required_on
 
 
 async def test_an_object_the_provider_does_not_have_is_a_404(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     for connector, provider in (
         (HubSpotMetadata(), Provider.HUBSPOT),
@@ -159,7 +99,7 @@ async def test_an_object_the_provider_does_not_have_is_a_404(
 
 
 async def test_an_object_with_seeded_records_is_described_from_its_fields(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     sandbox.state.records.seed(Provider.HUBSPOT, "tickets", 2, 1, moment, moment, replace=True)
@@ -168,7 +108,7 @@ async def test_an_object_with_seeded_records_is_described_from_its_fields(
 
 
 async def test_a_refused_token_and_a_failing_provider_are_told_apart(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     with pytest.raises(TokenRejected):
         await HubSpotMetadata().describe(
@@ -192,7 +132,7 @@ async def test_a_refused_token_and_a_failing_provider_are_told_apart(
 
 
 async def test_a_hubspot_property_is_created_then_updated(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     connector, auth = HubSpotMetadata(), sandbox.auth(Provider.HUBSPOT)
     tier = definition(
@@ -217,7 +157,7 @@ async def test_a_hubspot_property_is_created_then_updated(
 
 
 async def test_a_salesforce_custom_field_is_created_then_updated_through_the_tooling_api(
-    sandbox: Sandbox, http: aiohttp.ClientSession
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:
     connector, auth = SalesforceMetadata(), sandbox.auth(Provider.SALESFORCE)
     score = definition(
