@@ -178,3 +178,26 @@ async def test_the_grpc_listener_refuses_names_a_raw_http2_client_sends(stack: S
     assert unquote(headers["grpc-message"]).startswith(
         "header x~y: its name has characters gRPC metadata cannot carry"
     )
+
+
+@pytest.mark.parametrize("surface", ["api", "search"])
+async def test_a_transfer_encoding_the_edge_cannot_read_is_the_clients_fault(
+    stack: Stack, surface: str
+) -> None:
+    # Envoy's HTTP/1.1 codec answers an unknown Transfer-Encoding (here: empty) with 501,
+    # which clients read as "not built"; it is a 400 problem+json naming the header.
+    url = httpx.URL(stack.endpoints[surface])
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(
+            b"GET /v1/providers HTTP/1.1\r\nHost: edge\r\nTransfer-Encoding: \r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"application/problem+json" in head.lower()
+    assert b"Transfer-Encoding is not supported" in body
