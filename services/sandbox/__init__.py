@@ -15,6 +15,7 @@ read counters. Everything lives in memory: a restart is a clean sandbox.
       hubspot_search the search body parsed (pure) and matched against the indexes
       salesforce     Salesforce's query API and its cursors
       soql           the SOQL the sandbox understands, parsed (pure)
+      proxy_test     echo, download and upload routes the API proxy's tests call through it
       record_api     what every record request goes through (token, faults, counting)
       errors         the providers' error bodies
     state          SandboxState (records, faults, tokens, counters), from:

@@ -176,6 +176,10 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
         violations = []
         if given.kind not in {k.value for k in FaultKind} or given.kind == 0:
             violations.append(("fault.kind", "choose a FaultKind"))
+        if given.endpoint not in {e.value for e in Endpoint}:
+            violations.append(("fault.endpoint", "choose a FaultEndpoint"))
+        if given.provider not in {p.value for p in Provider}:
+            violations.append(("fault.provider", "choose a Provider"))
         if given.http_status and not 500 <= given.http_status <= 599:
             violations.append(("fault.http_status", "must be 500 to 599"))
         if given.skip < 0 or given.count < 0:
@@ -184,9 +188,13 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
             violations.append(("fault.delay", "a slow response needs a positive delay"))
         token_fault = given.kind in (FaultKind.EXPIRED_TOKEN, FaultKind.REVOKED_TOKEN)
         if token_fault and given.endpoint == Endpoint.REVOKE:
-            violations.append(("fault.endpoint", "token faults apply to TOKEN or RECORDS"))
+            violations.append(
+                ("fault.endpoint", "token faults apply to TOKEN, RECORDS or PROXY_TEST")
+            )
         if given.kind == FaultKind.EXPIRED_TOKEN and given.endpoint == Endpoint.TOKEN:
-            violations.append(("fault.endpoint", "an expired token fault applies to RECORDS"))
+            violations.append(
+                ("fault.endpoint", "an expired token fault applies to RECORDS or PROXY_TEST")
+            )
         if violations:
             await abort_invalid_argument(context, "invalid fault", violations)
         fault = Fault(
@@ -235,12 +243,15 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
                     token_requests_by_grant_type=dict(each.token_by_grant),
                     api_requests_by_status=dict(each.api_by_status),
                     token_requests_by_status=dict(each.token_by_status),
+                    proxy_test_requests_by_route=dict(each.proxy_test_by_route),
                 )
             )
             for grant, n in each.token_by_grant.items():
                 message.token_requests_by_grant_type[grant] += n
             for status, n in each.api_by_status.items():
                 message.api_requests_by_status[status] += n
+            for route, n in each.proxy_test_by_route.items():
+                message.proxy_test_requests_by_route[route] += n
         if request.reset:
             self.state.reset_counters()
         return message

@@ -43,6 +43,11 @@ class Endpoint(enum.IntEnum):
     TOKEN = 1
     REVOKE = 2
     RECORDS = 3
+    PROXY_TEST = 4
+
+
+# The endpoints that take a bearer access token, where token faults make sense.
+BEARER_ENDPOINTS = frozenset({Endpoint.RECORDS, Endpoint.PROXY_TEST})
 
 
 @dataclass
@@ -85,6 +90,7 @@ class RequestInfo:
 
     endpoint: Endpoint
     provider: Provider
+    # The record API's object, or the proxy-test route's name (echo, download, upload).
     object_name: str = ""
     grant_type: str = ""
     client_id: str = ""
@@ -150,9 +156,9 @@ def _matches(fault: Fault, request: RequestInfo) -> bool:
         return False
     # Token faults only make sense where tokens are presented or refreshed.
     if fault.kind is FaultKind.EXPIRED_TOKEN:
-        return request.endpoint is Endpoint.RECORDS
+        return request.endpoint in BEARER_ENDPOINTS
     if fault.kind is FaultKind.REVOKED_TOKEN:
-        return request.endpoint is Endpoint.RECORDS or (
+        return request.endpoint in BEARER_ENDPOINTS or (
             request.endpoint is Endpoint.TOKEN and request.grant_type == "refresh_token"
         )
     return True

@@ -1,10 +1,11 @@
 """The provider-facing HTTP API, assembled: each provider's OAuth endpoints
 (oauth_routes.py), record APIs (hubspot.py, salesforce.py, mirroring the connectors in
-services/domain/connectors/) and metadata APIs (hubspot_properties.py,
-salesforce_describe.py, over the object schemas of schemas.py), all going through the
-same fault and token checks (faults.py, record_api.py). Every answer is counted (see
-state.Counters). Pages are slices of the store's sorted indexes, rendered with orjson, so
-the sandbox is not what limits a benchmark reading through it.
+services/domain/connectors/), metadata APIs (hubspot_properties.py,
+salesforce_describe.py, over the object schemas of schemas.py) and the echo, download and
+upload routes the API proxy's tests call through the proxy (proxy_test.py), all going
+through the same fault and token checks (faults.py, record_api.py). Every answer is
+counted (see state.Counters). Pages are slices of the store's sorted indexes, rendered
+with orjson, so the sandbox is not what limits a benchmark reading through it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from services.sandbox.hubspot import HubSpotApi
 from services.sandbox.hubspot_properties import HubSpotProperties
 from services.sandbox.oauth import OAuthConfig
 from services.sandbox.oauth_routes import OAuthRoutes
+from services.sandbox.proxy_test import ProxyTestApi
 from services.sandbox.record_api import RecordApi
 from services.sandbox.salesforce import SalesforceApi
 from services.sandbox.salesforce_describe import SalesforceDescribe
@@ -33,9 +35,11 @@ class SandboxHttp:
         self.salesforce = SalesforceApi(records)
         self.hubspot_properties = HubSpotProperties(records, state.schemas)
         self.salesforce_describe = SalesforceDescribe(records, state.schemas)
+        self.proxy_test = ProxyTestApi(records)
 
     def app(self) -> Starlette:
         routes = [
+            *self.proxy_test.routes(),
             *self.oauth.routes(),
             *self.hubspot.routes(),
             *self.salesforce.routes(),

@@ -1,6 +1,8 @@
 """What every record API request goes through, whatever the provider: the bearer token
 looked up, faults fired (the object named for faults scoped to one), the token checked
-(401 in the provider's shape), the page rendered, and the answer counted."""
+(401 in the provider's shape), the page rendered, and the answer counted. The proxy-test
+routes (proxy_test.py) go through it too, under their own fault endpoint, with the
+route's name where a record API names its object."""
 
 from __future__ import annotations
 
@@ -30,12 +32,20 @@ class RecordApi:
         self.state = state
 
     async def serve(
-        self, request: Request, provider: Provider, object_name: str, render: Render
+        self,
+        request: Request,
+        provider: Provider,
+        object_name: str,
+        render: Render,
+        *,
+        endpoint: Endpoint = Endpoint.RECORDS,
     ) -> Response:
         started = time.monotonic()
+        if endpoint is Endpoint.PROXY_TEST:
+            self.state.counters.count_proxy_test(provider, object_name)
         token = self._bearer(request, provider)
         info = RequestInfo(
-            Endpoint.RECORDS,
+            endpoint,
             provider,
             object_name=object_name,
             client_id=token.client_id if token else "",

@@ -24,6 +24,9 @@ class ProviderCounters:
     token_by_grant: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     token_by_status: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     api_by_status: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # Requests each proxy-test route received, whatever it answered: how a test sees
+    # that a request did (or did not) reach the provider through the proxy.
+    proxy_test_by_route: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 @dataclass
@@ -47,6 +50,9 @@ class Counters:
     def count_api(self, provider: Provider, status: int, took: float) -> None:
         self.providers[provider].api_by_status[status] += 1
         self.api_latency.append(took)
+
+    def count_proxy_test(self, provider: Provider, route: str) -> None:
+        self.providers[provider].proxy_test_by_route[route] += 1
 
 
 def percentile(samples: list[float], fraction: float) -> float:
