@@ -67,5 +67,8 @@ NOT_BUILT_YET: dict[str, str] = {
         "orgs have no issue filed yet (`ampmesh up` makes the default org and its admin key)"
     ),
     "ampmesh.write.v1.WriteService": "the Write API is issue #16, not built yet",
-    "ampmesh.proxy.v1.ProxyService": "the proxy is issue #15, not built yet",
+    "ampmesh.proxy.v1.ProxyService": (
+        "forwarding over native gRPC is not built: call the proxy host over HTTP (the edge "
+        "forwards on its data path; README, 'Proxy')"
+    ),
 }

@@ -36,6 +36,11 @@ def point_at_sandbox(
             continue
         info = providers_pb2.ProviderInfo()
         info.CopyFrom(catalog[name])
+        # A module on the provider's own host (HubSpot's crm: <base>/crm) is served by the
+        # sandbox too, under the same path; one elsewhere (Pardot) is left as it is.
+        for module in info.modules.values():
+            if module.base_url.startswith(info.base_url):
+                module.base_url = root + base + module.base_url[len(info.base_url) :]
         info.base_url = root + base
         info.oauth2_opts.auth_url = root + authorize
         info.oauth2_opts.token_url = root + token

@@ -62,6 +62,14 @@ def provider_auth(
             "naming its workspace"
         )
     base_url = _PLACEHOLDER.sub(lambda match: values[match.group(1)], info.base_url)
+    headers, query = token_credentials(token)
+    return ProviderAuth(base_url=base_url.rstrip("/"), headers=headers, query=query)
+
+
+def token_credentials(
+    token: token_manager_pb2.GetTokenResponse,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The token-manager's attachments as (headers, query parameters) for a request."""
     headers: dict[str, str] = {}
     query: dict[str, str] = {}
     access = token.token
@@ -73,4 +81,4 @@ def provider_auth(
     if not access.attachments and access.token:
         # A token-manager answer without attachment rules: OAuth's default.
         headers["Authorization"] = f"{access.token_type or 'Bearer'} {access.token}"
-    return ProviderAuth(base_url=base_url.rstrip("/"), headers=headers, query=query)
+    return headers, query
