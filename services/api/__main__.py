@@ -5,20 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import redis.asyncio
 from ampmesh.messenger.v1 import messenger_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from temporalio.client import Client
 
-from services.api import read, search
+from services.api import proxy, read, search
 from services.api.auth import Authenticator
 from services.api.context import ApiContext, ApiPolicy
 from services.api.metadata_cache import DEFAULT_TTL_SECONDS, FieldMetadataCache
 from services.api.platform import BUILDERS
 from services.api.platform.providers import provider_catalog_service
+from services.api.proxy.limits import ProxyLimits
 from services.api.reads import Reads
 from services.domain.catalog import load_catalog
+from services.domain.catalog.rate_limits import RateLimitSettingError, rate_limits
 from services.domain.catalog.sandbox import point_at_sandbox
 from services.domain.connectors.http import provider_session
 from services.domain.routes import NOT_BUILT_YET, ROUTE_GROUPS
@@ -78,9 +81,33 @@ class ApiSettings(TokenManagerClientSettings):
         le=86400,
         description="seconds a provider's object description is reused (0: never cached)",
     )
+    redis_url: SecretStr = Field(
+        SecretStr(""), description="Redis URL: the proxy's throttle holds and rate limits"
+    )
+    proxy_decision_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="seconds an edge worker reuses a proxy decision (key, installation, token)",
+    )
+    proxy_rate_limits: str = Field(
+        "",
+        description="per-connection proxy limits: provider=calls/seconds[,...] (provider=0: none)",
+    )
+
+    @field_validator("proxy_rate_limits")
+    @classmethod
+    def _readable_rate_limits(cls, value: str) -> str:
+        try:
+            rate_limits(value)
+        except RateLimitSettingError as error:
+            raise ValueError(str(error)) from None
+        return value
 
 
-def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list[Service]:
+def build_services(
+    settings: ApiSettings, ctx: ApiContext | None = None, limits: ProxyLimits | None = None
+) -> list[Service]:
     """The public services of every enabled route group (placeholders until built).
 
     The providers catalog is read here, at start: a data file our contract cannot hold
@@ -103,6 +130,16 @@ def build_services(settings: ApiSettings, ctx: ApiContext | None = None) -> list
         implemented.append(read.service(ctx))
     if settings.enable_search_routes and ctx is not None:
         implemented.append(search.service(ctx))
+    if settings.enable_proxy_routes and ctx is not None:
+        # Internal: routed only from the edge's loopback listener (not in ROUTE_GROUPS).
+        implemented.append(
+            proxy.service(
+                ctx,
+                limits,
+                rate_limits(settings.proxy_rate_limits),
+                settings.proxy_decision_seconds,
+            )
+        )
     # Callers authenticate before learning that a method is not built, as for any call.
     gate = ctx.auth.authenticate if ctx is not None else None
     return with_fallback(enabled, implemented=implemented, reasons=NOT_BUILT_YET, gate=gate)
@@ -119,6 +156,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
         settings.enable_platform_routes
         or settings.enable_read_routes
         or settings.enable_search_routes
+        or settings.enable_proxy_routes
     ):
         yield build_services(settings)
         return
@@ -146,7 +184,19 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
             http=await resources.enter_async_context(provider_session()),
             field_metadata=FieldMetadataCache(settings.field_metadata_ttl_seconds),
         )
-        yield build_services(settings, ctx)
+        yield build_services(settings, ctx, await _proxy_limits(settings, resources))
+
+
+async def _proxy_limits(settings: ApiSettings, resources: AsyncExitStack) -> ProxyLimits | None:
+    """The proxy's Redis state; None without a Redis URL (throttled and rate-limited
+    proxy calls then answer UNAVAILABLE, every other call works). Redis is reached on
+    first use, so the api starts while it is down."""
+    url = settings.redis_url.get_secret_value()
+    if not settings.enable_proxy_routes or not url:
+        return None
+    client = redis.asyncio.Redis.from_url(url)
+    resources.push_async_callback(client.aclose)
+    return ProxyLimits(client)
 
 
 async def _reads(settings: ApiSettings) -> Reads | None:

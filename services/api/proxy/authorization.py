@@ -1,0 +1,358 @@
+"""ProxyAuthorizationService: what the edge does with the calls of one set of caller
+headers (ampmesh/edge/v1/proxy_authorization.proto).
+
+A decision is made from the caller's headers alone (never the path or body), so the edge
+can keep it and apply it to every call with the same headers, in memory, for
+`cache_seconds`: that is how the provider's bytes stay on Envoy's data path and most
+calls never reach Python (envoy/proxy.lua). A decision therefore ends before the token in
+it expires, and before the rate window its lease was taken from ends. Calls in throttle
+mode are always decided here, because a hold recorded through another edge must stop
+them (limits.py).
+
+Making one: the caller is authenticated (a builder's key: the proxy spends the
+customer's credentials on any path), the installation is found by id or by integration
+name and group ref, its integration must enable the proxy (and its config must not turn
+it off), its connection must be usable, the catalog must allow proxying to its provider,
+the host comes from the catalog (targets.py), and the credentials from the token-manager.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+import uuid
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import asyncpg
+import grpc
+from ampmesh.edge.v1 import proxy_authorization_pb2 as authorization_pb2
+from ampmesh.edge.v1 import proxy_authorization_pb2_grpc as authorization_pb2_grpc
+from ampmesh.token.v1 import token_manager_pb2 as tm
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
+
+from services.api.common import abort_invalid, abort_missing
+from services.api.context import ApiContext
+from services.api.proxy.limits import HoldTime, ProxyLimits, hold_from_retry_after
+from services.api.proxy.targets import TargetError, base_url_template, proxy_target
+from services.api.stored import INSTALLATION_KIND, config_content, integration_content
+from services.api.token_errors import (
+    RETRY_AFTER_HEADER,
+    abort_retry_later,
+    abort_token_error,
+    require_token_manager,
+)
+from services.domain.catalog.rate_limits import RateLimit
+from services.domain.connectors.registry import token_credentials
+from services.runtime.errors import abort_with_details, abort_with_reason, error_info
+from services.runtime.server import Service
+
+VERSION_HEADER = "x-amp-proxy-version"
+PROJECT_HEADER = "x-amp-project-id"
+INSTALLATION_HEADER = "x-amp-installation-id"
+INTEGRATION_HEADER = "x-amp-integration-name"
+GROUP_HEADER = "x-amp-group-ref"
+MODE_HEADER = "x-amp-rate-limiter-mode"
+THROTTLE = "throttle"
+RETRY_AT_HEADER = "x-amp-retry-after"
+RETRYABLE_HEADER = "x-amp-retryable"
+# A decision ends this long before its token expires, so no call carries a token that
+# expires on the way.
+TOKEN_MARGIN_SECONDS = 30.0
+TOKEN_DEADLINE = 10.0
+
+# The installation, what its integration and config say about the proxy, and its
+# connection, within the caller's project.
+_INSTALLATION = """
+    SELECT i.id, i.group_ref, g.name AS integration_name, r.content AS revision_content,
+           c.content AS config_content, n.id AS connection_id, n.provider,
+           n.provider_workspace_ref, n.status AS connection_status
+    FROM installations i
+    JOIN integrations g ON g.id = i.integration_id
+    LEFT JOIN LATERAL (
+        SELECT revision_id, content FROM configs WHERE installation_id = i.id
+        ORDER BY created_at DESC, id DESC LIMIT 1
+    ) c ON true
+    LEFT JOIN revisions r ON r.id = c.revision_id
+    LEFT JOIN connections n ON n.id = i.connection_id
+    WHERE g.project_id = $1
+"""
+_BY_ID = _INSTALLATION + " AND i.id = $2"
+_BY_GROUP = _INSTALLATION + " AND g.name = $2 AND i.group_ref = $3"
+
+
+def _headers(context: Any) -> dict[str, str]:
+    """The request metadata, first value of each (keys are lower case)."""
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        found.setdefault(str(key), str(value))
+    return found
+
+
+class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceServicer):
+    def __init__(
+        self,
+        ctx: ApiContext,
+        limits: ProxyLimits | None,
+        rate_limits: Mapping[str, RateLimit],
+        cache_seconds: float,
+    ) -> None:
+        self.ctx = ctx
+        self.limits = limits
+        self.rate_limits = dict(rate_limits)
+        self.cache_seconds = cache_seconds
+
+    async def Authorize(
+        self, request: authorization_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext
+    ) -> authorization_pb2.Decision:
+        principal = await self.ctx.auth.authenticate(context)
+        headers = _headers(context)
+        await _check_headers(context, headers)
+        project = await self.ctx.auth.project(context, principal, headers[PROJECT_HEADER])
+        await self.ctx.auth.require_builder(context, principal)
+        row = await self._installation(context, project.id, headers)
+        provider = str(row["provider"])
+        integration = integration_content(row["revision_content"] or "{}")
+        throttle = headers.get(MODE_HEADER, "") == THROTTLE
+        if throttle:
+            hold = await (await self._limits(context)).hold(str(row["connection_id"]))
+            if hold is not None:
+                await _abort_held(context, hold)
+        info = self.ctx.catalog.get(provider)
+        if info is None or not info.support.proxy:
+            await abort_with_reason(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the catalog does not allow proxying to {provider!r}",
+                "PROXY_NOT_SUPPORTED",
+            )
+        try:
+            target = proxy_target(
+                base_url_template(info, integration),
+                {"workspace": row["provider_workspace_ref"] or ""},
+                provider,
+            )
+        except TargetError as error:
+            await abort_with_reason(
+                context, grpc.StatusCode.FAILED_PRECONDITION, str(error), "CONNECTION_INCOMPLETE"
+            )
+        calls, cache_seconds = 0, self.cache_seconds
+        limit = self.rate_limits.get(provider)
+        if limit is not None:
+            lease = await (await self._limits(context)).lease(str(row["connection_id"]), limit)
+            if lease.calls == 0:
+                await _abort_rate_limited(context, provider, limit, lease.seconds_left)
+            calls, cache_seconds = lease.calls, min(cache_seconds, lease.seconds_left)
+        token = await self._token(context, project.id, row, request.token_rejected)
+        if token.token.HasField("expire_time"):
+            left = token.token.expire_time.seconds - time.time() - TOKEN_MARGIN_SECONDS
+            cache_seconds = max(0.0, min(cache_seconds, left))
+        credential_headers, credential_query = token_credentials(token)
+        return authorization_pb2.Decision(
+            scheme=target.scheme,
+            authority=target.authority,
+            path_prefix=target.path_prefix,
+            headers={name.lower(): value for name, value in credential_headers.items()},
+            query=_encoded(credential_query),
+            installation_id=str(row["id"]),
+            connection_id=str(row["connection_id"]),
+            project_id=project.id,
+            provider=provider,
+            cache_seconds=cache_seconds,
+            calls=calls,
+            throttle=throttle,
+        )
+
+    async def RecordHold(
+        self, request: authorization_pb2.RecordHoldRequest, context: grpc.aio.ServicerContext
+    ) -> authorization_pb2.Hold:
+        # Only the caller whose call met the 429 may hold its connection.
+        principal = await self.ctx.auth.authenticate(context)
+        headers = _headers(context)
+        await _check_headers(context, headers)
+        project = await self.ctx.auth.project(context, principal, headers[PROJECT_HEADER])
+        await self.ctx.auth.require_builder(context, principal)
+        row = await self._installation(context, project.id, headers)
+        if str(row["connection_id"]) != request.connection_id:
+            await abort_invalid(
+                context, {"connection_id": "is not the connection of these headers' installation"}
+            )
+        hold = await (await self._limits(context)).record_hold(
+            request.connection_id, hold_from_retry_after(request.retry_after)
+        )
+        return authorization_pb2.Hold(
+            retry_at=hold.rfc3339,
+            retryable=hold.retryable,
+            retry_after_seconds=hold.seconds_left(),
+        )
+
+    async def _installation(
+        self, context: Any, project_id: str, headers: Mapping[str, str]
+    ) -> asyncpg.Record:
+        """The installation the headers name, checked to allow proxying."""
+        project = uuid.UUID(project_id)
+        installation_id = headers.get(INSTALLATION_HEADER, "")
+        if installation_id:
+            named = installation_id
+            row = await self.ctx.pool.fetchrow(_BY_ID, project, uuid.UUID(installation_id))
+        else:
+            integration, group = headers[INTEGRATION_HEADER], headers[GROUP_HEADER]
+            named = f"{integration}/{group}"
+            row = await self.ctx.pool.fetchrow(_BY_GROUP, project, integration, group)
+        if row is None:
+            await abort_missing(context, INSTALLATION_KIND, named)
+        revision = integration_content(row["revision_content"] or "{}")
+        config = config_content(row["config_content"] or "{}")
+        if not revision.proxy.enabled or (config.HasField("proxy") and not config.proxy.enabled):
+            where = (
+                "its config turns it off (config.content.proxy.enabled)"
+                if revision.proxy.enabled
+                else "add proxy: {enabled: true} to the integration in amp.yaml"
+            )
+            await abort_with_reason(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"integration {row['integration_name']!r} does not enable the proxy for this "
+                f"installation: {where}",
+                "PROXY_NOT_ENABLED",
+            )
+        if row["connection_id"] is None:
+            await abort_with_reason(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"installation {named!r} has no connection: connect the customer's account",
+                "NO_CONNECTION",
+            )
+        if row["connection_status"] == "bad_credentials":
+            await abort_with_reason(
+                context,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "the provider refused the connection's credentials; reconnect it "
+                "(oauth-update) or rotate them (PATCH)",
+                "BAD_CREDENTIALS",
+            )
+        return row
+
+    async def _token(
+        self, context: Any, project_id: str, row: asyncpg.Record, rejected: bool
+    ) -> tm.GetTokenResponse:
+        tokens = await require_token_manager(self.ctx, context)
+        request = tm.GetTokenRequest(
+            connection_id=str(row["connection_id"]),
+            project_id=project_id,
+            # Valid for the whole time the edge may reuse the decision.
+            min_validity=duration_pb2.Duration(
+                seconds=int(self.cache_seconds + TOKEN_MARGIN_SECONDS)
+            ),
+        )
+        if rejected:
+            # The provider refused the token the edge had: refresh it, once.
+            request.refresh = tm.REFRESH_MODE_FORCE
+        try:
+            return await tokens.GetToken(request, timeout=TOKEN_DEADLINE)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                await abort_missing(context, "connection", str(row["connection_id"]))
+            await abort_token_error(context, error, "get the connection's token")
+
+    async def _limits(self, context: Any) -> ProxyLimits:
+        if self.limits is None:
+            await abort_retry_later(
+                context,
+                "throttling and rate limits need Redis, which this api was not given",
+                "REDIS_UNAVAILABLE",
+                5,
+            )
+        return self.limits
+
+
+async def _check_headers(context: Any, headers: Mapping[str, str]) -> None:
+    """INVALID_ARGUMENT naming every proxy header that is missing or malformed."""
+    problems: dict[str, str] = {}
+    version = headers.get(VERSION_HEADER, "")
+    if version != "1":
+        problems[VERSION_HEADER] = (
+            f"must be 1 (got {version!r})" if version else "is required and must be 1"
+        )
+    project = headers.get(PROJECT_HEADER, "")
+    if not project:
+        problems[PROJECT_HEADER] = "is required: the project's id"
+    elif not _is_uuid(project):
+        problems[PROJECT_HEADER] = "must be the project's id (a UUID), not its name"
+    installation = headers.get(INSTALLATION_HEADER, "")
+    if installation:
+        if not _is_uuid(installation):
+            problems[INSTALLATION_HEADER] = "must be an installation id (a UUID)"
+    elif not (headers.get(INTEGRATION_HEADER) and headers.get(GROUP_HEADER)):
+        problems[INSTALLATION_HEADER] = (
+            f"is required, or else both {INTEGRATION_HEADER} and {GROUP_HEADER}"
+        )
+    mode = headers.get(MODE_HEADER, "")
+    if mode and mode != THROTTLE:
+        problems[MODE_HEADER] = f"must be {THROTTLE!r} when given (got {mode!r})"
+    if problems:
+        await abort_invalid(context, problems, "the proxy headers are not valid")
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _encoded(query: Mapping[str, str]) -> str:
+    return urllib.parse.urlencode(sorted(query.items()))
+
+
+async def _send_retry_headers(context: Any, seconds: int, retry_at: str, retryable: bool) -> None:
+    await context.send_initial_metadata(
+        (
+            (RETRY_AFTER_HEADER, str(seconds)),
+            (RETRY_AT_HEADER, retry_at),
+            (RETRYABLE_HEADER, "true" if retryable else "false"),
+        )
+    )
+
+
+async def _abort_held(context: Any, hold: HoldTime) -> NoReturn:
+    seconds = hold.seconds_left()
+    await _send_retry_headers(context, seconds, hold.rfc3339, hold.retryable)
+    await abort_with_details(
+        context,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"the provider limited this connection's calls; throttled calls are held until "
+        f"{hold.rfc3339} (try again in {seconds} s)",
+        error_info("THROTTLED"),
+        error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)),
+    )
+
+
+async def _abort_rate_limited(
+    context: Any, provider: str, limit: RateLimit, seconds_left: float
+) -> NoReturn:
+    seconds = max(1, int(seconds_left + 0.999))
+    retry_at = HoldTime(until=time.time() + seconds_left, retryable=True).rfc3339
+    await _send_retry_headers(context, seconds, retry_at, True)
+    await abort_with_details(
+        context,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"this connection's calls to {provider} are limited to {limit}; try again in {seconds} s",
+        error_info("RATE_LIMITED"),
+        error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)),
+    )
+
+
+def service(
+    ctx: ApiContext,
+    limits: ProxyLimits | None,
+    rate_limits: Mapping[str, RateLimit],
+    cache_seconds: float,
+) -> Service:
+    return Service.from_servicer(
+        authorization_pb2.DESCRIPTOR.services_by_name["ProxyAuthorizationService"],
+        authorization_pb2_grpc.add_ProxyAuthorizationServiceServicer_to_server,
+        ProxyAuthorization(ctx, limits, rate_limits, cache_seconds),
+    )
