@@ -67,14 +67,16 @@ GEN_ENVOY = REPO / "gen" / "envoy"
 ENVOY = Path(sys.executable).parent / "envoy"
 
 SURFACES = ("api", "read", "write", "search", "proxy")
-# The api service's route group each public REST surface serves (services/domain/routes.py).
+# The api service's route group each transcoded REST surface serves
+# (services/domain/routes.py). The proxy surface transcodes nothing: it forwards on
+# Envoy's data path (envoy/proxy_listener.yaml.tmpl).
 GROUP_OF_SURFACE = {
     "api": "platform",
     "read": "read",
     "write": "write",
     "search": "search",
-    "proxy": "proxy",
 }
+PROXY = "proxy"
 # The reference accepts `?apiKey=` on these hosts.
 API_KEY_SURFACES = frozenset({"read", "write"})
 # The reference's write responses leave default values out; every other surface prints them.
@@ -95,6 +97,7 @@ PORT_NAMES = {
     **{surface: f"edge-{surface}" for surface in SURFACES},
     "grpc": "edge-grpc",
     "token-manager": "edge-token-manager",
+    "proxy-authz": "edge-proxy-authz",
     "envoy-admin": "envoy-admin",
 }
 
@@ -110,6 +113,7 @@ LUA_SCRIPTS: dict[str, tuple[str, ...]] = {
     "request_guard.lua": (),
     "body_shape.lua": ("json.lua",),
     "cors.lua": (),
+    "proxy.lua": ("json.lua",),
 }
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
 TIMEOUT = "15s"
@@ -331,12 +335,13 @@ def render_config(
     lua: Mapping[str, Path],
     route_facts: list[RouteFacts],
     cors: CorsSettings | None = None,
+    proxy_access_log: Path = Path("/dev/stdout"),
 ) -> dict[str, Any]:
     """The whole Envoy configuration, as a document (pure: reads only the templates).
 
     ports: the port of each listener, keyed as in PORT_NAMES; lua: where each of
     LUA_SCRIPTS is, as write_lua() wrote it; cors: the origins browsers may call from
-    (default: any).
+    (default: any); proxy_access_log: the file the proxy host logs each call to.
     """
     if not token_manager_shards:
         raise EdgeError("the edge needs at least one token-manager shard")
@@ -369,7 +374,9 @@ def render_config(
     )
     listeners: list[Any] = config["static_resources"]["listeners"]
     route_facts = with_omitted_empties(route_facts)
-    for surface in SURFACES:
+    listeners.extend(_proxy_listeners(ports, lua, cors, descriptor, proxy_access_log))
+    config["static_resources"]["clusters"].extend(_proxy_clusters(ports["proxy-authz"]))
+    for surface in GROUP_OF_SURFACE:
         services = surface_services(surface)
         listener = _fill(
             "rest_listener.yaml.tmpl",
@@ -416,6 +423,53 @@ def render_config(
         _fill("token_manager_listener.yaml.tmpl", port=ports["token-manager"], **certs)
     )
     return dict(config)
+
+
+# One DNS cache for the proxy's filter and clusters (Envoy requires them to be identical).
+PROXY_DNS_CACHE = {"name": "providers", "dns_lookup_family": "V4_ONLY"}
+# The dynamic forward proxy's clusters: their hosts come from calls, so none is known at
+# start (envoy/proxy_clusters.yaml.tmpl).
+FORWARD_CLUSTERS = frozenset({"proxy_https", "proxy_http"})
+# The system's trust store, for providers' certificates.
+SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _proxy_listeners(
+    ports: Mapping[str, int],
+    lua: Mapping[str, Path],
+    cors: CorsSettings,
+    descriptor: Path,
+    access_log: Path,
+) -> list[dict[str, Any]]:
+    """The proxy host, and the loopback listener its Lua asks for decisions through."""
+    return [
+        _fill(
+            "proxy_listener.yaml.tmpl",
+            port=ports[PROXY],
+            cors_lua=str(lua["cors.lua"]),
+            proxy_lua=str(lua["proxy.lua"]),
+            cors_policy=cors.policy(),
+            dns_cache=PROXY_DNS_CACHE,
+            access_log_path=str(access_log),
+        ),
+        _fill(
+            "proxy_authz_listener.yaml.tmpl",
+            port=ports["proxy-authz"],
+            api_route=_api_route(),
+            problem_lua=str(lua["problem.lua"]),
+            descriptor=str(descriptor),
+        ),
+    ]
+
+
+def _proxy_clusters(authz_port: int) -> list[dict[str, Any]]:
+    clusters: list[dict[str, Any]] = _fill(
+        "proxy_clusters.yaml.tmpl",
+        authz_port=authz_port,
+        dns_cache=PROXY_DNS_CACHE,
+        system_cas=SYSTEM_CAS,
+    )
+    return clusters
 
 
 def _lua_filter(name: str, source: Path) -> dict[str, Any]:
@@ -481,7 +535,7 @@ def unhealthy_clusters(clusters: Mapping[str, Any]) -> list[str]:
     """Names of the clusters with no healthy host, from admin /clusters?format=json."""
     missing = []
     for cluster in clusters.get("cluster_statuses", []):
-        if cluster.get("added_via_api"):
+        if cluster.get("added_via_api") or cluster.get("name") in FORWARD_CLUSTERS:
             continue
         hosts = cluster.get("host_statuses", [])
         if not any(_host_healthy(host) for host in hosts):
@@ -535,6 +589,8 @@ class Edge:
         """Write <home>/envoy/edge.yaml (and what it loads beside it); return its path."""
         ensure_service_credentials(self.cert_dir, self.name)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Envoy opens its access log files at start.
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
         descriptor = GEN_ENVOY / "ampmesh.binpb"
         if not descriptor.exists():
             raise EdgeError(f"{descriptor} is missing: run `make gen`")
@@ -547,6 +603,7 @@ class Edge:
             lua=write_lua(self.directory),
             route_facts=load_route_facts(),
             cors=self.cors,
+            proxy_access_log=self.home / "logs" / "proxy-access.log",
         )
         return write_config(config, self.config_path)
 
@@ -592,6 +649,9 @@ class Edge:
             "--disable-hot-restart",
             "--concurrency",
             "2",
+            # The proxy's access log reaches its file within a second (default: 10 s).
+            "--file-flush-interval-msec",
+            "1000",
             "--log-level",
             "info",
             stdin=asyncio.subprocess.DEVNULL,

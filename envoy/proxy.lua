@@ -1,0 +1,277 @@
+-- The proxy host's data path: each call is sent on to the provider of an installation,
+-- with the connection's credentials, by Envoy itself (the dynamic forward proxy), so the
+-- provider's bytes stream through without any Python process buffering them.
+--
+-- What to do with a call is decided by the api (ProxyAuthorizationService.Authorize,
+-- services/api/proxy), from the caller's proxy headers alone, and kept in this worker's
+-- memory for the decision's cache_seconds (at most `calls` calls when it has a lease of
+-- the connection's rate limit): most calls are decided here without leaving Envoy. A
+-- decision is never reused for calls in throttle mode, because a hold recorded through
+-- another edge process must stop them; those ask every time.
+--
+-- The api is reached through the edge's loopback listener proxy-authz, which transcodes
+-- JSON to gRPC and turns the api's errors into problem+json (envoy/problem.lua): a refusal
+-- is handed to the caller as it comes, with its Retry-After headers.
+--
+-- Applying a decision: the caller's credential and every x-amp-* header are removed, the
+-- connection's credential headers set, its credential query parameters replace any of
+-- the same name, the path is put under the base URL's path, and the host is the
+-- catalog's. The route to the provider matches only on this filter's dynamic metadata
+-- (namespace ampmesh.proxy, key `route`), which no caller can set: a call this filter
+-- did not decide never leaves the edge.
+--
+-- On the way back: a provider 401 ends the decision (the next call asks again, and the
+-- api refreshes the token once); a 429 to a throttled call is recorded as a hold
+-- (RecordHold) before the caller sees it, which answers X-Amp-Retry-After and
+-- X-Amp-Retryable. Every answer says who made it: x-amp-proxy-origin is "provider" for
+-- the provider's own answers, "ampmesh" for ampmesh's (problem+json).
+--
+-- json.lua comes first (the launcher puts it there).
+
+local AUTHZ_CLUSTER = "proxy_authz"
+local AUTHORIZE = "/ampmesh.edge.v1.ProxyAuthorizationService/Authorize"
+local RECORD_HOLD = "/ampmesh.edge.v1.ProxyAuthorizationService/RecordHold"
+local AUTHZ_TIMEOUT_MS = 15000
+local NAMESPACE = "ampmesh.proxy"
+local ORIGIN = "x-amp-proxy-origin"
+-- The caller's headers a decision depends on (and the api reads); none reaches the provider.
+local CALLER = {
+  "x-api-key", "authorization", "x-amp-proxy-version", "x-amp-project-id",
+  "x-amp-installation-id", "x-amp-integration-name", "x-amp-group-ref",
+  "x-amp-rate-limiter-mode",
+}
+-- Answers of the api passed on to the caller with a refusal.
+local REFUSAL_HEADERS = { "retry-after", "x-amp-retry-after", "x-amp-retryable", "x-request-id" }
+local METHODS = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true,
+  DELETE = true, OPTIONS = true }
+local MAX_ENTRIES = 10000
+local MAX_HEADER = 4096
+
+-- Decisions by caller-header key, in this worker's memory: {decision fields, expires,
+-- calls (nil: no limit), caller (the headers, for RecordHold)}.
+local decisions = {}
+local entries = 0
+-- Keys whose last decision met a provider 401: the next Authorize refreshes the token.
+local rejected = {}
+
+-- Answers the call itself (marked, so the listener's local_reply_config leaves it as it is).
+local function answer(handle, headers, body)
+  handle:streamInfo():dynamicMetadata():set(NAMESPACE, "answered", "1")
+  handle:respond(headers, body)
+end
+
+local function problem(handle, status, title, detail, extra)
+  local id = handle:headers():get("x-request-id") or ""
+  local headers = {
+    [":status"] = tostring(status),
+    ["content-type"] = "application/problem+json",
+    [ORIGIN] = "ampmesh",
+  }
+  for name, value in pairs(extra or {}) do headers[name] = value end
+  local body = "{\"type\":\"about:blank\",\"title\":" .. quote(title) .. ",\"status\":" ..
+    status .. ",\"detail\":" .. quote(detail) .. ",\"requestId\":" .. quote(id) .. "}"
+  answer(handle, headers, body)
+end
+
+-- Whether a path (without its query) stays under the base URL's path: no dot segments
+-- (also percent-encoded) and no backslashes, which some servers read as slashes.
+local function contained(path)
+  if find(path, "\\", 1, true) or find(string.lower(path), "%5c", 1, true) then
+    return false
+  end
+  for segment in string.gmatch(path, "[^/]+") do
+    local decoded = string.gsub(segment, "%%2[eE]", ".")
+    if decoded == "." or decoded == ".." then return false end
+  end
+  return true
+end
+
+local function store(key, entry)
+  if decisions[key] == nil then
+    entries = entries + 1
+    if entries > MAX_ENTRIES then
+      -- Forget everything rather than track recency: decisions are cheap to make again.
+      decisions = {}
+      entries = 1
+    end
+  end
+  decisions[key] = entry
+end
+
+local function query_names(query)
+  local names = {}
+  for pair in string.gmatch(query, "[^&]+") do
+    names[string.match(pair, "^[^=]*")] = true
+  end
+  return names
+end
+
+-- A decision for the caller's headers from the api, or nil once the call is answered.
+local function authorize(handle, caller, key)
+  local request = {
+    [":method"] = "POST", [":path"] = AUTHORIZE, [":authority"] = "proxy-authz",
+    ["content-type"] = "application/json",
+  }
+  for name, value in pairs(caller) do request[name] = value end
+  local body = "{}"
+  if rejected[key] then
+    body = "{\"tokenRejected\":true}"
+    rejected[key] = nil
+  end
+  local headers, reply = handle:httpCall(AUTHZ_CLUSTER, request, body, AUTHZ_TIMEOUT_MS)
+  local status = tonumber(headers[":status"]) or 503
+  if status ~= 200 then
+    if reply == nil or reply == "" or headers["content-type"] ~= "application/problem+json" then
+      problem(handle, 503, "Service Unavailable",
+        "the proxy could not reach its authorization service; try again")
+      return nil
+    end
+    local extra = { ["content-type"] = "application/problem+json", [":status"] = tostring(status),
+      [ORIGIN] = "ampmesh" }
+    for _, name in ipairs(REFUSAL_HEADERS) do extra[name] = headers[name] end
+    answer(handle, extra, reply)
+    return nil
+  end
+  local decision = decode(reply)
+  local entry = {
+    scheme = decision.scheme or "https",
+    authority = decision.authority,
+    prefix = decision.pathPrefix or "",
+    headers = decision.headers or {},
+    query = decision.query or "",
+    names = query_names(decision.query or ""),
+    installation = decision.installationId or "",
+    connection = decision.connectionId or "",
+    project = decision.projectId or "",
+    provider = decision.provider or "",
+    throttle = decision.throttle == true,
+    expires = os.time() + math.floor(tonumber(decision.cacheSeconds) or 0),
+    caller = caller,
+  }
+  local calls = tonumber(decision.calls) or 0
+  if calls > 0 then entry.calls = calls end
+  return entry
+end
+
+local function on_request(handle)
+  local headers = handle:headers()
+  local method = headers:get(":method")
+  if not METHODS[method] then
+    problem(handle, 405, "Method Not Allowed", "the proxy does not send " .. method .. " requests")
+    return
+  end
+  local full = headers:get(":path")
+  local path, query = string.match(full, "^([^?]*)%??(.*)$")
+  if not contained(path) then
+    problem(handle, 400, "Bad Request",
+      "the path must stay under the provider's base URL: no '.' or '..' segments and no backslashes")
+    return
+  end
+  local caller, parts = {}, {}
+  for i, name in ipairs(CALLER) do
+    local value = headers:get(name)
+    if value ~= nil and #value > MAX_HEADER then
+      problem(handle, 400, "Bad Request", name .. " is longer than " .. MAX_HEADER .. " bytes")
+      return
+    end
+    caller[name] = value
+    parts[i] = value or ""
+  end
+  local key = table.concat(parts, "\n")
+  local throttled = caller["x-amp-rate-limiter-mode"] == "throttle"
+  local entry = decisions[key]
+  if entry ~= nil and (throttled or entry.expires <= os.time()
+      or (entry.calls ~= nil and entry.calls <= 0)) then
+    entry = nil
+  end
+  if entry == nil then
+    entry = authorize(handle, caller, key)
+    if entry == nil then return end
+    store(key, entry)
+    headers = handle:headers() -- the call above yielded: the old handle is stale
+  end
+  if entry.calls ~= nil then entry.calls = entry.calls - 1 end
+
+  -- What the caller sent that the provider must not see.
+  local removed = {}
+  for name, _ in pairs(headers) do
+    if string.sub(name, 1, 6) == "x-amp-" or string.sub(name, 1, 10) == "x-forwarded"
+        or string.sub(name, 1, 8) == "x-envoy-" or name == "cookie" then
+      removed[#removed + 1] = name
+    end
+  end
+  for _, name in ipairs(removed) do headers:remove(name) end
+  for name, _ in pairs(caller) do headers:remove(name) end
+  for name, value in pairs(entry.headers) do headers:replace(name, value) end
+
+  local kept = {}
+  for pair in string.gmatch(query, "[^&]+") do
+    if not entry.names[string.match(pair, "^[^=]*")] then kept[#kept + 1] = pair end
+  end
+  if entry.query ~= "" then kept[#kept + 1] = entry.query end
+  local target = entry.prefix .. path
+  if #kept > 0 then target = target .. "?" .. table.concat(kept, "&") end
+  headers:replace(":path", target)
+  headers:replace(":authority", entry.authority)
+
+  local metadata = handle:streamInfo():dynamicMetadata()
+  metadata:set(NAMESPACE, "route", entry.scheme)
+  metadata:set(NAMESPACE, "key", key)
+  metadata:set(NAMESPACE, "path", path)
+  metadata:set(NAMESPACE, "project", entry.project)
+  metadata:set(NAMESPACE, "provider", entry.provider)
+  metadata:set(NAMESPACE, "installation", entry.installation)
+  metadata:set(NAMESPACE, "connection", entry.connection)
+  if throttled then metadata:set(NAMESPACE, "throttle", "1") end
+  handle:clearRouteCache()
+end
+
+-- Records a hold for a throttled call the provider answered 429, and says until when.
+local function hold(handle, headers, meta)
+  local entry = decisions[meta.key]
+  if entry == nil then return end
+  local request = {
+    [":method"] = "POST", [":path"] = RECORD_HOLD, [":authority"] = "proxy-authz",
+    ["content-type"] = "application/json",
+  }
+  for name, value in pairs(entry.caller) do request[name] = value end
+  local body = "{\"connectionId\":" .. quote(meta.connection) .. ",\"retryAfter\":" ..
+    quote(headers:get("retry-after") or "") .. "}"
+  local reply_headers, reply = handle:httpCall(AUTHZ_CLUSTER, request, body, AUTHZ_TIMEOUT_MS)
+  headers = handle:headers()
+  if reply_headers[":status"] ~= "200" then
+    handle:logWarn("proxy.lua: RecordHold answered " .. tostring(reply_headers[":status"]))
+    return
+  end
+  local recorded = decode(reply)
+  headers:replace("x-amp-retry-after", recorded.retryAt or "")
+  headers:replace("x-amp-retryable", recorded.retryable and "true" or "false")
+end
+
+function envoy_on_request(handle)
+  local ok, err = pcall(on_request, handle)
+  if not ok then
+    handle:logErr("proxy.lua: " .. tostring(err))
+    problem(handle, 500, "Internal Server Error", "the proxy could not handle this call")
+  end
+end
+
+function envoy_on_response(handle)
+  local headers = handle:headers()
+  local meta = handle:streamInfo():dynamicMetadata():get(NAMESPACE)
+  if meta == nil or meta.route == nil or headers:get(ORIGIN) == "ampmesh" then
+    -- Not forwarded, or forwarded and failed at the edge: ampmesh's own answer.
+    headers:replace(ORIGIN, "ampmesh")
+    return
+  end
+  headers:replace(ORIGIN, "provider")
+  local status = headers:get(":status")
+  if status == "401" then
+    local entry = decisions[meta.key]
+    if entry ~= nil then entry.expires = 0 end
+    rejected[meta.key] = true
+  elseif status == "429" and meta.throttle == "1" then
+    local ok, err = pcall(hold, handle, headers, meta)
+    if not ok then handle:logErr("proxy.lua: " .. tostring(err)) end
+  end
+end
