@@ -77,6 +77,7 @@ GROUP_OF_SURFACE = {
     "search": "search",
 }
 PROXY = "proxy"
+TRANSCODED_SURFACES = tuple(GROUP_OF_SURFACE)
 # The reference accepts `?apiKey=` on these hosts.
 API_KEY_SURFACES = frozenset({"read", "write"})
 # The reference's write responses leave default values out; every other surface prints them.
@@ -376,7 +377,7 @@ def render_config(
     route_facts = with_omitted_empties(route_facts)
     listeners.extend(_proxy_listeners(ports, lua, cors, descriptor, proxy_access_log))
     config["static_resources"]["clusters"].extend(_proxy_clusters(ports["proxy-authz"]))
-    for surface in GROUP_OF_SURFACE:
+    for surface in TRANSCODED_SURFACES:
         services = surface_services(surface)
         listener = _fill(
             "rest_listener.yaml.tmpl",

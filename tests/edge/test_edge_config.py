@@ -23,12 +23,15 @@ import pytest
 from ampmesh.edge.v1 import options_pb2
 from ruamel.yaml import YAML
 
+from services.domain.routes import ROUTE_GROUPS
+
 from services.launcher.edge import (
     ENVOY,
     GEN_ENVOY,
     LUA_FILTER,
     LUA_SCRIPTS,
     SURFACES,
+    TRANSCODED_SURFACES,
     TRANSCODER_FILTER,
     UNROUTED,
     Edge,
@@ -53,6 +56,9 @@ SHARDS = {
 INTERNAL_PACKAGES = ("token", "sandbox", "messenger", "scribe", "metrics")
 # protoc's .pyi types an extension as a plain FieldDescriptor, which Extensions[] refuses.
 REST: Any = options_pb2.rest
+
+# Served on the proxy host's data path, not transcoded (envoy/proxy.lua).
+PROXY_SERVICES = tuple(service.full_name for service in ROUTE_GROUPS["proxy"])
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -116,7 +122,7 @@ def test_each_rest_surface_transcodes_only_its_own_services(
 ) -> None:
     _, config = rendered
     seen: set[str] = set()
-    for surface in SURFACES:
+    for surface in TRANSCODED_SURFACES:
         filters = manager(config, surface)["http_filters"]
         transcoder = next(f for f in filters if f["name"] == TRANSCODER_FILTER)["typed_config"]
         assert transcoder["services"] == surface_services(surface)
@@ -149,7 +155,8 @@ def test_each_rest_surface_transcodes_only_its_own_services(
         }
         # and the catch-all, whose cluster does not exist (test_cors_config.py)
         assert prefixes == {f"/{s}/" for s in surface_services(surface)} | {"/"}
-    assert seen == set(public_services())
+    # The proxy host forwards on Envoy's data path: its REST bindings are not transcoded.
+    assert seen == set(public_services()) - set(PROXY_SERVICES)
 
 
 def test_routes_carry_the_rest_shape_problem_lua_applies(
@@ -157,13 +164,18 @@ def test_routes_carry_the_rest_shape_problem_lua_applies(
 ) -> None:
     _, config = rendered
     on_routes: dict[str, dict[str, Any]] = {}
-    for surface in SURFACES:
+    for surface in TRANSCODED_SURFACES:
         for route in routes_of(config, surface):
             metadata = route.get("metadata", {}).get("filter_metadata", {}).get(LUA_FILTER)
             if metadata:
                 on_routes[route["match"]["path"]] = metadata
     facts = with_omitted_empties(load_route_facts())
-    expected = {fact.path: fact.lua_metadata for fact in facts if fact.lua_metadata}
+    transcoded = {s for surface in TRANSCODED_SURFACES for s in surface_services(surface)}
+    expected = {
+        fact.path: fact.lua_metadata
+        for fact in facts
+        if fact.lua_metadata and fact.service in transcoded
+    }
     assert on_routes == expected
     assert on_routes["/ampmesh.platform.v1.ProjectService/ListProjects"] == {"unwrap": "projects"}
     assert on_routes["/ampmesh.platform.v1.ProjectService/CreateProject"] == {
@@ -179,7 +191,7 @@ def test_only_the_oauth_callback_tolerates_unknown_query_parameters(
     _, config = rendered
     tolerant = [
         (surface, route)
-        for surface in SURFACES
+        for surface in TRANSCODED_SURFACES
         for route in routes_of(config, surface)
         if route.get("typed_per_filter_config", {})
         .get(TRANSCODER_FILTER, {})
@@ -204,7 +216,7 @@ def test_installation_answers_leave_out_empty_destinations_and_schedules(
     _, config = rendered
     omitting = {
         route["match"]["path"]: route["metadata"]["filter_metadata"][LUA_FILTER]
-        for surface in SURFACES
+        for surface in TRANSCODED_SURFACES
         for route in routes_of(config, surface)
         if "omitEmpty" in route.get("metadata", {}).get("filter_metadata", {}).get(LUA_FILTER, {})
     }
@@ -284,7 +296,7 @@ def test_the_api_cluster_is_mtls_h2_and_health_checked(
         "exact": "api"
     }
     assert api["health_checks"][0]["grpc_health_check"] == {}
-    for surface in (*SURFACES, "grpc"):
+    for surface in (*TRANSCODED_SURFACES, "grpc"):
         for route in routes_of(config, surface):
             if route["route"]["cluster"] == UNROUTED:
                 continue  # the REST catch-all: never reaches a cluster
@@ -345,7 +357,9 @@ def test_render_config_is_pure_and_deterministic(tmp_path: Path) -> None:
     arguments: dict[str, Any] = {
         "ports": {
             name: 10000 + n
-            for n, name in enumerate([*SURFACES, "grpc", "token-manager", "envoy-admin"])
+            for n, name in enumerate(
+                [*SURFACES, "grpc", "token-manager", "proxy-authz", "envoy-admin"]
+            )
         },
         "api_address": "127.0.0.1:50051",
         "token_manager_shards": SHARDS,
