@@ -24,7 +24,6 @@ from ampmesh.edge.v1 import options_pb2
 from ruamel.yaml import YAML
 
 from services.domain.routes import ROUTE_GROUPS
-
 from services.launcher.edge import (
     ENVOY,
     GEN_ENVOY,
