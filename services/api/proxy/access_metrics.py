@@ -1,11 +1,14 @@
 """Per-call Prometheus metrics for the proxy host, from Envoy's gRPC access log stream.
 
 The proxy's calls never reach Python (envoy/proxy.lua decides, Envoy forwards), so the
-edge streams one HTTPAccessLogEntry per call here (envoy.access_loggers.http_grpc, the
-AccessLogService of the xds-protos wheel), in batches, on a stream it keeps open. proxy.lua
-tags each call with stream dynamic metadata under "ampmesh.proxy" (project, provider,
-origin: "provider" when the provider answered, "ampmesh" when ampmesh refused or failed),
-which Envoy copies into the entry's common_properties.metadata. From them:
+edge streams one HTTPAccessLogEntry per call here (envoy.access_loggers.http_grpc calls
+envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs), in batches, on a stream it
+keeps open. The messages are ampmesh.edge.v1's wire-compatible subsets of Envoy's
+(proto/ampmesh/edge/v1/access_log.proto), served by a generic handler under Envoy's
+service name, so the api needs no Envoy protos. proxy.lua tags each call with stream
+dynamic metadata under "ampmesh.proxy" (project, provider, origin: "provider" when the
+provider answered, "ampmesh" when ampmesh refused or failed), which Envoy copies into the
+entry's common_properties.metadata. From them:
 
     ampmesh_proxy_calls_total{project, provider, status_class, origin}
     ampmesh_proxy_call_seconds{provider, status_class}    first byte in to last byte out
@@ -18,19 +21,29 @@ tags and the status code, never from request headers or paths, which carry crede
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import grpc
-from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+from ampmesh.edge.v1.access_log_pb2 import (
+    HTTPAccessLogEntry,
+    StreamAccessLogsMessage,
+    StreamAccessLogsResponse,
+)
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Value
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
 
 _log = get_logger("ampmesh.proxy.metrics")
+
+# The name Envoy's http_grpc access logger calls; the api's AccessPolicy should let only
+# the edge (identity "envoy") call it, or any caller could write made-up calls.
+SERVICE_NAME = "envoy.service.accesslog.v3.AccessLogService"
+STREAM_METHOD = "StreamAccessLogs"
 
 METADATA_NAMESPACE = "ampmesh.proxy"
 PROVIDER_ORIGIN = "provider"
@@ -57,9 +70,9 @@ _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 class _Series:
     """The labelled children one label set observes into, looked up once."""
 
-    calls: Any
-    call_seconds: Any
-    upstream_seconds: Any
+    calls: Counter
+    call_seconds: Histogram
+    upstream_seconds: Histogram | None
 
 
 class ProxyCallMetrics:
@@ -91,8 +104,8 @@ class ProxyCallMetrics:
         self._series: dict[tuple[str, str, str, str], _Series] = {}
         self._overflowed = False
 
-    def observe(self, entry: Any) -> None:
-        """Count one envoy.data.accesslog.v3.HTTPAccessLogEntry."""
+    def observe(self, entry: HTTPAccessLogEntry) -> None:
+        """Count one access log entry (Envoy's envoy.data.accesslog.v3.HTTPAccessLogEntry)."""
         common = entry.common_properties
         # Fields read directly: this runs for every proxied call (no MessageToDict).
         # .get, not [], on the map: [] would add an empty entry to a message we only read.
@@ -144,12 +157,12 @@ class ProxyCallMetrics:
         return series
 
 
-def _text(fields: Any, key: str) -> str:
+def _text(fields: Mapping[str, Value], key: str) -> str:
     value = fields.get(key)
     return "" if value is None else value.string_value[:MAX_LABEL_LENGTH]
 
 
-def _seconds(duration: Any) -> float:
+def _seconds(duration: Duration) -> float:
     return duration.seconds + duration.nanos / 1e9
 
 
@@ -159,7 +172,7 @@ def default_metrics() -> ProxyCallMetrics:
     return ProxyCallMetrics()
 
 
-class AccessLogMetrics(als_pb2_grpc.AccessLogServiceServicer):
+class AccessLogMetrics:
     """envoy.service.accesslog.v3.AccessLogService: counts the HTTP entries it is sent.
 
     Envoy keeps one stream open per logger and worker and sends a message per flush; the
@@ -170,19 +183,30 @@ class AccessLogMetrics(als_pb2_grpc.AccessLogServiceServicer):
         self.metrics = default_metrics() if registry is REGISTRY else ProxyCallMetrics(registry)
 
     async def StreamAccessLogs(
-        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
-    ) -> Any:
+        self,
+        request_iterator: AsyncIterator[StreamAccessLogsMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> StreamAccessLogsResponse:
         observe = self.metrics.observe
         async for message in request_iterator:
             # tcp_logs (and the first message's identifier) carry nothing we count.
             for entry in message.http_logs.log_entry:
                 observe(entry)
-        return als_pb2.StreamAccessLogsResponse()
+        return StreamAccessLogsResponse()
 
 
 def service(registry: CollectorRegistry = REGISTRY) -> Service:
-    return Service.from_servicer(
-        als_pb2.DESCRIPTOR.services_by_name["AccessLogService"],
-        als_pb2_grpc.add_AccessLogServiceServicer_to_server,
-        AccessLogMetrics(registry),
+    """The AccessLogService under Envoy's name, for the api's server. Without registry, the
+    metrics go to the process's default registry, which the metrics port serves."""
+    servicer = AccessLogMetrics(registry)
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            STREAM_METHOD: grpc.stream_unary_rpc_method_handler(
+                servicer.StreamAccessLogs,
+                request_deserializer=StreamAccessLogsMessage.FromString,
+                response_serializer=StreamAccessLogsResponse.SerializeToString,
+            )
+        },
     )
+    return Service.from_handler(SERVICE_NAME, handler)
