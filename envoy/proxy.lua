@@ -113,6 +113,7 @@ local function authorize(handle, caller, key)
     ["content-type"] = "application/json",
   }
   for name, value in pairs(caller) do request[name] = value end
+  request["x-request-id"] = handle:headers():get("x-request-id")
   local body = "{}"
   if rejected[key] then
     body = "{\"tokenRejected\":true}"
