@@ -43,6 +43,8 @@ MANIFEST = textwrap.dedent(
             - objectName: companies
               destination: {DESTINATION}
               schedule: "*/30 * * * *"
+        proxy:
+          enabled: true
     """
 )
 # The edge refuses request bodies over 1 MiB.
@@ -91,6 +93,7 @@ class World:
     integration_id: str
     topic: str
     connection_id: str
+    installation_id: str
 
     @property
     def a(self) -> str:
@@ -235,7 +238,7 @@ async def world(stack: Stack) -> AsyncIterator[World]:
         # The customer connects HubSpot before the installation that uses the connection.
         connection = await connect_group(admin, a["name"], "hubspot", "acme")
         companies = {"objectName": "companies", "destination": DESTINATION}
-        await as_a(
+        installation = await as_a(
             "POST",
             f"/integrations/{integration['id']}/installations",
             {
@@ -258,6 +261,7 @@ async def world(stack: Stack) -> AsyncIterator[World]:
             integration_id=integration["id"],
             topic=topic["name"],
             connection_id=connection["id"],
+            installation_id=installation["id"],
         )
 
 
@@ -843,4 +847,109 @@ async def test_a_bad_search_is_refused_clearly_and_changes_nothing(world: World,
         assert name in issues, body
         for fragment in fragments:
             assert fragment in issues[name], (name, issues[name])
+    assert await world.snapshot() == before
+
+
+# --- the proxy host ----------------------------------------------------------------
+
+
+def proxy_headers(w: World, **changes: str | None) -> dict[str, str]:
+    """The headers of a proxied call to A's installation, with changes (None: left out)."""
+    headers: dict[str, str | None] = {
+        "x-api-key": w.a_key,
+        "x-amp-proxy-version": "1",
+        "x-amp-project-id": w.a_id,
+        "x-amp-installation-id": w.installation_id,
+    }
+    headers.update({name.replace("_", "-"): value for name, value in changes.items()})
+    return {name: value for name, value in headers.items() if value is not None}
+
+
+@dataclass
+class BadProxyCall:
+    status: int
+    words: str
+    headers: Callable[[World], dict[str, str]] = field(default=proxy_headers)
+    path: str = "/crm/v3/objects/companies"
+    issues: tuple[str, ...] = ()  # the headers the problem's issues[] names
+
+
+PROXY_CASES: dict[str, BadProxyCall] = {
+    "proxy: no credential": BadProxyCall(
+        401, "needs an API key", lambda w: proxy_headers(w, x_api_key=None)
+    ),
+    "proxy: a key that does not exist": BadProxyCall(
+        401, "not valid", lambda w: proxy_headers(w, x_api_key="amp_0000_nope")
+    ),
+    "proxy: project B's key": BadProxyCall(
+        404, "not found", lambda w: proxy_headers(w, x_api_key=w.b_key)
+    ),
+    "proxy: no version": BadProxyCall(
+        400,
+        "x-amp-proxy-version",
+        lambda w: proxy_headers(w, x_amp_proxy_version=None),
+        issues=("x-amp-proxy-version",),
+    ),
+    "proxy: version 2": BadProxyCall(
+        400,
+        "must be 1",
+        lambda w: proxy_headers(w, x_amp_proxy_version="2"),
+        issues=("x-amp-proxy-version",),
+    ),
+    "proxy: a project name for its id": BadProxyCall(
+        400,
+        "not its name",
+        lambda w: proxy_headers(w, x_amp_project_id=w.a_name),
+        issues=("x-amp-project-id",),
+    ),
+    "proxy: no installation named": BadProxyCall(
+        400,
+        "x-amp-group-ref",
+        lambda w: proxy_headers(w, x_amp_installation_id=None),
+        issues=("x-amp-installation-id",),
+    ),
+    "proxy: an installation that does not exist": BadProxyCall(
+        404, "not found", lambda w: proxy_headers(w, x_amp_installation_id=str(uuid.UUID(int=9)))
+    ),
+    "proxy: a group without an installation": BadProxyCall(
+        404,
+        "umbrella",
+        lambda w: proxy_headers(
+            w,
+            x_amp_installation_id=None,
+            x_amp_integration_name=INTEGRATION,
+            x_amp_group_ref="umbrella",
+        ),
+    ),
+    "proxy: an unknown rate limiter mode": BadProxyCall(
+        400,
+        "throttle",
+        lambda w: proxy_headers(w, x_amp_rate_limiter_mode="fast"),
+        issues=("x-amp-rate-limiter-mode",),
+    ),
+    "proxy: a path climbing out of the base URL": BadProxyCall(
+        400, "base URL", path="/crm/v3/../../../admin"
+    ),
+    "proxy: an encoded climb": BadProxyCall(400, "base URL", path="/crm/%2E%2e/admin"),
+}
+
+
+@pytest.mark.parametrize("case", list(PROXY_CASES))
+async def test_a_bad_proxy_call_is_refused_clearly_and_changes_nothing(
+    world: World, case: str
+) -> None:
+    bad = PROXY_CASES[case]
+    before = await world.snapshot()
+    proxy = world.stack.endpoints["proxy"]
+    request = world.anonymous.build_request(
+        "POST", f"{proxy}/", headers=bad.headers(world), content=b"{}"
+    )
+    request.extensions["target"] = bad.path.encode()  # as sent: httpx would resolve '..'
+    response = await world.anonymous.send(request)
+    body = check_problem(response, bad.status)
+    assert response.headers["x-amp-proxy-origin"] == "ampmesh"
+    assert bad.words in body["detail"], body
+    named = {issue["name"] for issue in body.get("issues", [])}
+    assert set(bad.issues) <= named, body
+    assert world.a_key not in response.text
     assert await world.snapshot() == before
