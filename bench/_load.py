@@ -1,5 +1,5 @@
-"""Load generators for the benchmarks (bench.edge_overhead, bench.token_path): grpc.aio
-worker processes and h2load.
+"""Load generators for the benchmarks (bench.edge_overhead, bench.token_path, bench.proxy):
+grpc.aio worker processes and h2load.
 
 - `GrpcWorkers`: N processes (spawned, never forked: grpc does not survive a fork of a
   process that already used it), each holding one channel per way in and driving it with
@@ -27,7 +27,7 @@ import struct
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -414,15 +414,18 @@ async def h2load(
     streams: int = 1,
     grpc_message: bytes | None = None,
     http1: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """A closed loop: `clients` connections, each keeping `streams` requests in flight.
 
     grpc_message: send this protobuf as a gRPC unary call (POST over h2c). h2load counts
     every HTTP 200 as success, whatever the grpc-status trailer says: callers must check
     the status elsewhere (bench.edge_overhead reads the server's per-code counters).
+    headers: sent with every request (they appear on h2load's command line, so only a
+    benchmark mesh's own throwaway credentials belong there).
     """
     run = _H2loadRun(delay=0.0, clients=clients, streams=streams, seconds=seconds)
-    return await _h2load([run], url, seconds, grpc_message, http1)
+    return await _h2load([run], url, seconds, grpc_message, http1, headers)
 
 
 async def h2load_open(
@@ -432,6 +435,7 @@ async def h2load_open(
     seconds: float,
     grpc_message: bytes | None = None,
     http1: bool = False,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """An open loop at `rate` requests/s in total, spread over one-connection h2load
     processes of at most H2LOAD_MAX_RPS_PER_CONNECTION each.
@@ -457,7 +461,7 @@ async def h2load_open(
         )
         for i in range(connections)
     ]
-    return await _h2load(runs, url, seconds, grpc_message, http1)
+    return await _h2load(runs, url, seconds, grpc_message, http1, headers)
 
 
 async def _h2load(
@@ -466,6 +470,7 @@ async def _h2load(
     seconds: float,
     grpc_message: bytes | None,
     http1: bool,
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     binary = require_h2load()
     limit = max(r.delay + r.warmup for r in runs) + seconds + 30
@@ -479,6 +484,7 @@ async def _h2load(
             body.write_bytes(grpc_frame(grpc_message))
             common += [f"--data={body}", "--header=content-type: application/grpc"]
             common.append("--header=te: trailers")
+        common += [f"--header={name}: {value}" for name, value in (headers or {}).items()]
         # The h2load processes are our only children that exit while this runs, so the
         # children's rusage delta is their CPU (the mesh and the grpc.aio workers are
         # reaped only at the end).
