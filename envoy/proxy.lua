@@ -48,9 +48,13 @@ local MAX_ENTRIES = 10000
 local MAX_HEADER = 4096
 
 -- Decisions by caller-header key, in this worker's memory: {decision fields, expires,
--- calls (nil: no limit), caller (the headers, for RecordHold)}.
+-- calls (nil: no limit), caller (the headers, for RecordHold), key, id}. The response
+-- path finds a call's decision by its id (in the stream's dynamic metadata, which access
+-- logs carry: the key holds the caller's credential, so it never goes there).
 local decisions = {}
+local by_id = {}
 local entries = 0
+local last_id = 0
 -- Keys whose last decision met a provider 401: the next Authorize refreshes the token.
 local rejected = {}
 
@@ -92,10 +96,15 @@ local function store(key, entry)
     if entries > MAX_ENTRIES then
       -- Forget everything rather than track recency: decisions are cheap to make again.
       decisions = {}
+      by_id = {}
       entries = 1
     end
   end
+  last_id = last_id + 1
+  entry.id = tostring(last_id)
+  entry.key = key
   decisions[key] = entry
+  by_id[entry.id] = entry
 end
 
 local function query_names(query)
@@ -217,7 +226,7 @@ local function on_request(handle)
 
   local metadata = handle:streamInfo():dynamicMetadata()
   metadata:set(NAMESPACE, "route", entry.scheme)
-  metadata:set(NAMESPACE, "key", key)
+  metadata:set(NAMESPACE, "decision", entry.id)
   metadata:set(NAMESPACE, "path", path)
   metadata:set(NAMESPACE, "project", entry.project)
   metadata:set(NAMESPACE, "provider", entry.provider)
@@ -229,7 +238,7 @@ end
 
 -- Records a hold for a throttled call the provider answered 429, and says until when.
 local function hold(handle, headers, meta)
-  local entry = decisions[meta.key]
+  local entry = by_id[meta.decision]
   if entry == nil then return end
   local request = {
     [":method"] = "POST", [":path"] = RECORD_HOLD, [":authority"] = "proxy-authz",
@@ -266,11 +275,14 @@ function envoy_on_response(handle)
     return
   end
   headers:replace(ORIGIN, "provider")
+  handle:streamInfo():dynamicMetadata():set(NAMESPACE, "origin", "provider")
   local status = headers:get(":status")
   if status == "401" then
-    local entry = decisions[meta.key]
-    if entry ~= nil then entry.expires = 0 end
-    rejected[meta.key] = true
+    local entry = by_id[meta.decision]
+    if entry ~= nil then
+      entry.expires = 0
+      rejected[entry.key] = true
+    end
   elseif status == "429" and meta.throttle == "1" then
     local ok, err = pcall(hold, handle, headers, meta)
     if not ok then handle:logErr("proxy.lua: " .. tostring(err)) end

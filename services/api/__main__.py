@@ -18,6 +18,8 @@ from services.api.context import ApiContext, ApiPolicy
 from services.api.metadata_cache import DEFAULT_TTL_SECONDS, FieldMetadataCache
 from services.api.platform import BUILDERS
 from services.api.platform.providers import provider_catalog_service
+from services.api.proxy import access_metrics
+from services.api.proxy.authorization import SERVICE_NAME as PROXY_AUTHORIZATION_SERVICE
 from services.api.proxy.limits import ProxyLimits
 from services.api.reads import Reads
 from services.domain.catalog import load_catalog
@@ -29,6 +31,7 @@ from services.domain.token_manager_client import TokenManagerClientSettings, tok
 from services.runtime.channels import mesh_channel
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import run_service
+from services.runtime.identity import AccessPolicy
 from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
 from services.runtime.tls import ensure_service_credentials
@@ -36,6 +39,15 @@ from services.runtime.unimplemented import with_fallback
 
 # Who may call the api service directly: the edge, and the MCP servers that drive it.
 CALLERS = ("envoy", "builder-mcp", "mcpanda")
+# Only the edge asks for proxy decisions (they hold credentials) and streams the proxy's
+# access logs (any other caller could count made-up calls).
+POLICY = AccessPolicy(
+    allowed=frozenset(CALLERS),
+    per_service={
+        access_metrics.SERVICE_NAME: frozenset({"envoy"}),
+        PROXY_AUTHORIZATION_SERVICE: frozenset({"envoy"}),
+    },
+)
 
 
 class ApiSettings(TokenManagerClientSettings):
@@ -130,6 +142,8 @@ def build_services(
         implemented.append(read.service(ctx))
     if settings.enable_search_routes and ctx is not None:
         implemented.append(search.service(ctx))
+    if settings.enable_proxy_routes:
+        implemented.append(access_metrics.service())
     if settings.enable_proxy_routes and ctx is not None:
         # Internal: routed only from the edge's loopback listener (not in ROUTE_GROUPS).
         implemented.append(
@@ -238,7 +252,7 @@ def _messenger(
 
 def main() -> None:
     run_service(
-        name="api", services=open_services, allowed_callers=CALLERS, settings_cls=ApiSettings
+        name="api", services=open_services, allowed_callers=POLICY, settings_cls=ApiSettings
     )
 
 

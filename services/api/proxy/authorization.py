@@ -21,11 +21,12 @@ from __future__ import annotations
 import time
 import urllib.parse
 import uuid
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 import grpc
+import redis.exceptions
 from ampmesh.edge.v1 import proxy_authorization_pb2 as authorization_pb2
 from ampmesh.edge.v1 import proxy_authorization_pb2_grpc as authorization_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2 as tm
@@ -46,8 +47,10 @@ from services.api.token_errors import (
 from services.domain.catalog.rate_limits import RateLimit
 from services.domain.connectors.registry import token_credentials
 from services.runtime.errors import abort_with_details, abort_with_reason, error_info
+from services.runtime.logs import get_logger
 from services.runtime.server import Service
 
+SERVICE_NAME = authorization_pb2.DESCRIPTOR.services_by_name["ProxyAuthorizationService"].full_name
 VERSION_HEADER = "x-amp-proxy-version"
 PROJECT_HEADER = "x-amp-project-id"
 INSTALLATION_HEADER = "x-amp-installation-id"
@@ -61,6 +64,10 @@ RETRYABLE_HEADER = "x-amp-retryable"
 # expires on the way.
 TOKEN_MARGIN_SECONDS = 30.0
 TOKEN_DEADLINE = 10.0
+REDIS_UNAVAILABLE = "REDIS_UNAVAILABLE"
+REDIS_RETRY_SECONDS = 5
+T = TypeVar("T")
+_log = get_logger("ampmesh.api.proxy")
 
 # The installation, what its integration and config say about the proxy, and its
 # connection, within the caller's project.
@@ -116,7 +123,8 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         integration = integration_content(row["revision_content"] or "{}")
         throttle = headers.get(MODE_HEADER, "") == THROTTLE
         if throttle:
-            hold = await (await self._limits(context)).hold(str(row["connection_id"]))
+            connection_id = str(row["connection_id"])
+            hold = await self._shared(context, lambda limits: limits.hold(connection_id))
             if hold is not None:
                 await _abort_held(context, hold)
         info = self.ctx.catalog.get(provider)
@@ -140,7 +148,10 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         calls, cache_seconds = 0, self.cache_seconds
         limit = self.rate_limits.get(provider)
         if limit is not None:
-            lease = await (await self._limits(context)).lease(str(row["connection_id"]), limit)
+            connection_id, lease_limit = str(row["connection_id"]), limit
+            lease = await self._shared(
+                context, lambda limits: limits.lease(connection_id, lease_limit)
+            )
             if lease.calls == 0:
                 await _abort_rate_limited(context, provider, limit, lease.seconds_left)
             calls, cache_seconds = lease.calls, min(cache_seconds, lease.seconds_left)
@@ -178,8 +189,9 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
             await abort_invalid(
                 context, {"connection_id": "is not the connection of these headers' installation"}
             )
-        hold = await (await self._limits(context)).record_hold(
-            request.connection_id, hold_from_retry_after(request.retry_after)
+        asked = hold_from_retry_after(request.retry_after)
+        hold = await self._shared(
+            context, lambda limits: limits.record_hold(request.connection_id, asked)
         )
         return authorization_pb2.Hold(
             retry_at=hold.rfc3339,
@@ -256,15 +268,26 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
                 await abort_missing(context, "connection", str(row["connection_id"]))
             await abort_token_error(context, error, "get the connection's token")
 
-    async def _limits(self, context: Any) -> ProxyLimits:
+    async def _shared(self, context: Any, call: Callable[[ProxyLimits], Awaitable[T]]) -> T:
+        """call on the shared limits; UNAVAILABLE (retry) when Redis is missing or down:
+        a hold or limit nobody can check must not let calls through."""
         if self.limits is None:
             await abort_retry_later(
                 context,
                 "throttling and rate limits need Redis, which this api was not given",
-                "REDIS_UNAVAILABLE",
-                5,
+                REDIS_UNAVAILABLE,
+                REDIS_RETRY_SECONDS,
             )
-        return self.limits
+        try:
+            return await call(self.limits)
+        except redis.exceptions.RedisError:
+            _log.warning("the proxy's limits could not be read or written in Redis")
+            await abort_retry_later(
+                context,
+                "the proxy's shared limits (Redis) could not be reached",
+                REDIS_UNAVAILABLE,
+                REDIS_RETRY_SECONDS,
+            )
 
 
 async def _check_headers(context: Any, headers: Mapping[str, str]) -> None:
