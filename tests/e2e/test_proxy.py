@@ -321,6 +321,31 @@ async def access_log_entry(stack: Stack, path: str) -> dict[str, Any]:
     raise AssertionError(f"no access log entry for {path} in {log}")
 
 
+async def test_each_call_is_counted_for_prometheus(
+    stack: Stack, proxy: httpx.AsyncClient, world_for_log: ProxyWorld
+) -> None:
+    answer = await proxy.get("/sandbox/echo/counted", headers=world_for_log.headers())
+    assert answer.status_code == 200, answer.text
+    refused = await proxy.get("/x", headers=world_for_log.headers(x_amp_proxy_version="9"))
+    assert refused.status_code == 400
+    # Envoy streams its access log to the api about once a second.
+    wanted = (
+        f'ampmesh_proxy_calls_total{{origin="provider",project="{world_for_log.project_id}",'
+        'provider="hubspot",status_class="2xx"} 1.0'
+    )
+    page = ""
+    async with httpx.AsyncClient(timeout=10) as http:
+        for _ in range(50):
+            page = (await http.get(stack.endpoints["api-metrics"])).text
+            if wanted in page:
+                break
+            await asyncio.sleep(0.2)
+    assert wanted in page, [line for line in page.splitlines() if "proxy_calls" in line]
+    assert 'ampmesh_proxy_upstream_seconds_count{provider="hubspot"}' in page
+    assert stack.admin_api_key not in page
+    assert str(world_for_log.installation["id"]) not in page  # not a label: unbounded
+
+
 @pytest.fixture
 async def world_for_log(stack: Stack) -> ProxyWorld:
     return await proxy_world(stack, "hubspot")
