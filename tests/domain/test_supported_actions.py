@@ -102,7 +102,7 @@ def test_reading_a_catalog_provider_without_a_connector_is_refused() -> None:
 def test_a_provider_with_some_actions_says_which() -> None:
     text = manifest("hubspot", "write:\n  objects:\n    - objectName: deals\n")
     ((_, _, message),) = issues(text)
-    assert "with hubspot ampmesh supports objectMetadata, read, search" in message
+    assert "with hubspot ampmesh supports objectMetadata, proxy, read, search" in message
 
 
 def test_sections_that_ask_nothing_of_a_connector_deploy() -> None:
@@ -116,16 +116,20 @@ def test_the_declaration_matches_the_connectors_that_exist() -> None:
     assert providers_supporting(Action.SEARCH) == sorted(SEARCHERS)
     assert providers_supporting(Action.OBJECT_METADATA) == sorted(METADATA_CONNECTORS)
     assert set(SUPPORTED_ACTIONS) <= set(CATALOG)
-    for action in (Action.WRITE, Action.SUBSCRIBE, Action.PROXY):
+    for action in (Action.WRITE, Action.SUBSCRIBE):
         assert providers_supporting(action) == [], action
+    # The proxy serves whatever the catalog allows; the table names those proven against
+    # the sandbox (tests/e2e/test_proxy.py), which the catalog must allow.
+    for provider in providers_supporting(Action.PROXY):
+        assert CATALOG[provider].support.proxy, provider
 
 
 def test_the_table_lists_every_provider_and_action() -> None:
     assert markdown_table().splitlines() == [
         "| Provider | Read | Write | Search | Subscribe | Proxy | Object metadata |",
         "|---|---|---|---|---|---|---|",
-        "| hubspot | yes | no | yes | no | no | yes |",
-        "| salesforce | yes | no | yes | no | no | yes |",
+        "| hubspot | yes | no | yes | no | yes | yes |",
+        "| salesforce | yes | no | yes | no | yes | yes |",
     ]
 
 

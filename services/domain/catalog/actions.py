@@ -13,10 +13,11 @@ Each action has code behind it, which the tests also assert:
 - objectMetadata: a metadata connector in services/domain/connectors/metadata_registry.py
   (hydrated revisions, the object metadata operations);
 - write, subscribe: not built for any provider yet;
-- proxy: a route, not a connector (it would serve any catalog provider with a base URL);
-  not built yet, so no provider has it. Manifests may still declare `proxy:` as the
-  reference allows (the proxy host answers UNIMPLEMENTED until it is built): it asks for
-  nothing at deploy time, unlike a read or a subscription that would silently never run.
+- proxy: a route, not a connector: the proxy host (services/api/proxy, envoy/proxy.lua)
+  serves every catalog provider whose catalog entry allows proxying, from its base URL
+  and the connection's credentials. The table lists it for the providers the sandbox
+  proves it against end to end; a `proxy:` section asks for nothing at deploy time (a
+  provider the catalog does not allow is refused when called, naming it).
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class Action(StrEnum):
 # Provider (catalog name) -> the actions ampmesh supports for it. A provider of the
 # catalog that is not listed supports none: it can be connected, not used.
 SUPPORTED_ACTIONS: Mapping[str, frozenset[Action]] = {
-    "hubspot": frozenset({Action.READ, Action.SEARCH, Action.OBJECT_METADATA}),
-    "salesforce": frozenset({Action.READ, Action.SEARCH, Action.OBJECT_METADATA}),
+    "hubspot": frozenset({Action.READ, Action.SEARCH, Action.PROXY, Action.OBJECT_METADATA}),
+    "salesforce": frozenset({Action.READ, Action.SEARCH, Action.PROXY, Action.OBJECT_METADATA}),
 }
 
 # What a manifest section asks of the provider (search rides on read: an installation
