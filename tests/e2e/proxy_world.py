@@ -1,7 +1,7 @@
 """A builder's setup for proxying to a customer's HubSpot or Salesforce (the sandbox):
 a project with the provider's app, an integration that enables the proxy, a connection
 holding real sandbox tokens, and the installation; plus the headers a proxied call
-carries. Used by the proxy tests and bench/proxy.py."""
+carries and the checks the proxy tests share. Used by the proxy tests and bench/proxy.py."""
 
 from __future__ import annotations
 
@@ -11,12 +11,34 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from tests.e2e.reads_world import CLIENT_ID, CLIENT_SECRET, sandbox_token
 from tests.support.control_plane import admin_client, create_project
 from tests.support.stack import Stack
 
 INTEGRATION = "proxied"
+
+# The header every proxy answer carries: "provider" for the provider's own, "ampmesh" for ours.
+ORIGIN = "x-amp-proxy-origin"
+
+
+async def echo_calls(sandbox: sandbox_pb2_grpc.SandboxControlServiceStub) -> int:
+    """How many calls the sandbox's echo route has received (the provider was called)."""
+    counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
+    return int(counters.proxy_test_requests_by_route.get("echo", 0))
+
+
+def assert_ours(response: httpx.Response, status: int, *named: str) -> dict[str, Any]:
+    """An answer ampmesh made: problem+json with the status, naming what was wrong."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers[ORIGIN] == "ampmesh"
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    for name in named:
+        assert name in problem["detail"], (name, problem)
+    return problem
 
 
 def proxy_manifest(provider: str, *, enabled: bool = True, use_module: bool = False) -> str:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
-from tests.e2e.proxy_world import ProxyWorld, proxy_world
+from tests.e2e.proxy_world import ORIGIN, ProxyWorld, assert_ours, echo_calls, proxy_world
 from tests.e2e.reads_world import SANDBOX_PROVIDERS
 from tests.support.control_plane import admin_client, create_api_key, create_project
 from tests.support.sandbox import duration
@@ -23,30 +23,11 @@ from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-ORIGIN = "x-amp-proxy-origin"
-
 
 @pytest.fixture
 async def proxy(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.endpoints["proxy"], timeout=30) as client:
         yield client
-
-
-async def echo_calls(sandbox: sandbox_pb2_grpc.SandboxControlServiceStub) -> int:
-    counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
-    return int(counters.proxy_test_requests_by_route.get("echo", 0))
-
-
-def assert_ours(response: httpx.Response, status: int, *named: str) -> dict[str, Any]:
-    """An answer ampmesh made: problem+json with the status, naming what was wrong."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.headers[ORIGIN] == "ampmesh"
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    for name in named:
-        assert name in problem["detail"], (name, problem)
-    return problem
 
 
 @pytest.mark.parametrize("provider", ["hubspot", "salesforce"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -15,14 +14,13 @@ from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from services.launcher.edge import Edge
 from services.launcher.ports import PortBook
-from tests.e2e.proxy_world import proxy_world
+from tests.e2e.proxy_world import ORIGIN, assert_ours, echo_calls, proxy_world
 from tests.e2e.reads_world import SANDBOX_PROVIDERS
 from tests.support.sandbox import duration
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-ORIGIN = "x-amp-proxy-origin"
 # HubSpot's documented limit (services/domain/catalog/rate_limits.py).
 LIMIT_CALLS = 100
 LIMIT_SECONDS = 10
@@ -58,23 +56,6 @@ async def edges(
         httpx.AsyncClient(base_url=second_edge.endpoints()["proxy"], timeout=30) as b,
     ):
         yield a, b
-
-
-async def echo_calls(sandbox: sandbox_pb2_grpc.SandboxControlServiceStub) -> int:
-    counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
-    return int(counters.proxy_test_requests_by_route.get("echo", 0))
-
-
-def assert_ours(answer: httpx.Response, status: int, *named: str) -> dict[str, Any]:
-    """An answer ampmesh made: problem+json with the status, naming what was wrong."""
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.headers[ORIGIN] == "ampmesh"
-    problem: dict[str, Any] = answer.json()
-    assert problem["status"] == status
-    for name in named:
-        assert name in problem["detail"], (name, problem)
-    return problem
 
 
 async def test_a_hold_recorded_through_one_edge_holds_throttled_calls_through_another(
