@@ -364,3 +364,13 @@ async def test_throttle_mode_holds_calls_after_a_provider_429(
     # A caller that did not ask for throttling gets the provider's answers as they come.
     passed = await proxy.get("/sandbox/echo/z", headers=world.headers())
     assert passed.status_code == 200, passed.text
+
+
+async def test_throttled_calls_each_take_one_call_of_the_rate_limit(
+    stack: Stack, proxy: httpx.AsyncClient
+) -> None:
+    # Each throttled call is decided alone: it must cost the window one call, not a lease.
+    world = await proxy_world(stack, "hubspot")
+    throttled = world.headers(x_amp_rate_limiter_mode="throttle")
+    answers = [await proxy.get("/sandbox/echo/t", headers=throttled) for _ in range(40)]
+    assert [a.status_code for a in answers] == [200] * 40

@@ -22,6 +22,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import asyncpg
@@ -30,12 +31,13 @@ import redis.exceptions
 from ampmesh.edge.v1 import proxy_authorization_pb2 as authorization_pb2
 from ampmesh.edge.v1 import proxy_authorization_pb2_grpc as authorization_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2 as tm
+from cachetools import TTLCache
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 
 from services.api.common import abort_invalid, abort_missing
 from services.api.context import ApiContext
-from services.api.proxy.limits import HoldTime, ProxyLimits, hold_from_retry_after
+from services.api.proxy.limits import LEASE_SHARE, HoldTime, ProxyLimits, hold_from_retry_after
 from services.api.proxy.targets import TargetError, base_url_template, proxy_target
 from services.api.stored import INSTALLATION_KIND, config_content, integration_content
 from services.api.token_errors import (
@@ -58,6 +60,18 @@ INTEGRATION_HEADER = "x-amp-integration-name"
 GROUP_HEADER = "x-amp-group-ref"
 MODE_HEADER = "x-amp-rate-limiter-mode"
 THROTTLE = "throttle"
+# The caller's headers a decision depends on (envoy/proxy.lua sends exactly these).
+CALLER_HEADERS = (
+    "x-api-key",
+    "authorization",
+    "x-amp-proxy-version",
+    "x-amp-project-id",
+    "x-amp-installation-id",
+    "x-amp-integration-name",
+    "x-amp-group-ref",
+    "x-amp-rate-limiter-mode",
+)
+RECENT_DECISIONS = 10_000
 RETRY_AT_HEADER = "x-amp-retry-after"
 RETRYABLE_HEADER = "x-amp-retryable"
 # A decision ends this long before its token expires, so no call carries a token that
@@ -97,6 +111,12 @@ def _headers(context: Any) -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True)
+class _Made:
+    decision: authorization_pb2.Decision  # without the call's mode, hold or lease
+    expires: float  # time.monotonic() after which it is made again
+
+
 class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceServicer):
     def __init__(
         self,
@@ -109,24 +129,57 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         self.limits = limits
         self.rate_limits = dict(rate_limits)
         self.cache_seconds = cache_seconds
+        # Decisions by caller headers, as the edge keeps them: throttled calls come here
+        # one by one, and each needs only its connection's hold (and lease) checked anew.
+        self._recent: TTLCache[tuple[str, ...], _Made] = TTLCache(
+            maxsize=RECENT_DECISIONS, ttl=max(cache_seconds, 0.001)
+        )
 
     async def Authorize(
         self, request: authorization_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext
     ) -> authorization_pb2.Decision:
-        principal = await self.ctx.auth.authenticate(context)
         headers = _headers(context)
+        throttle = headers.get(MODE_HEADER, "") == THROTTLE
+        key = tuple(headers.get(name, "") for name in CALLER_HEADERS)
+        made = None if request.token_rejected else self._recent.get(key)
+        if made is None or made.expires <= time.monotonic():
+            made = await self._decide(context, headers, request.token_rejected)
+            self._recent[key] = made
+        decision = authorization_pb2.Decision()
+        decision.CopyFrom(made.decision)
+        decision.cache_seconds = max(0.0, made.expires - time.monotonic())
+        decision.throttle = throttle
+        if throttle:
+            connection_id = decision.connection_id
+            hold = await self._shared(context, lambda limits: limits.hold(connection_id))
+            if hold is not None:
+                await _abort_held(context, hold)
+        limit = self.rate_limits.get(decision.provider)
+        if limit is not None:
+            # A throttled call is decided alone (the edge keeps no decision for it), so it
+            # takes one call of the window, not a lease to spend later.
+            size = 1 if throttle else max(1, limit.calls // LEASE_SHARE)
+            lease = await self._shared(
+                context, lambda limits: limits.lease(decision.connection_id, limit, size)
+            )
+            if lease.calls == 0:
+                await _abort_rate_limited(context, decision.provider, limit, lease.seconds_left)
+            decision.calls = lease.calls
+            decision.cache_seconds = min(decision.cache_seconds, lease.seconds_left)
+        return decision
+
+    async def _decide(
+        self, context: Any, headers: Mapping[str, str], token_rejected: bool
+    ) -> _Made:
+        """The decision for these headers, checked from the caller to the token (without
+        the connection's hold or rate limit, which are checked for every call)."""
+        principal = await self.ctx.auth.authenticate(context)
         await _check_headers(context, headers)
         project = await self.ctx.auth.project(context, principal, headers[PROJECT_HEADER])
         await self.ctx.auth.require_builder(context, principal)
         row = await self._installation(context, project.id, headers)
         provider = str(row["provider"])
         integration = integration_content(row["revision_content"] or "{}")
-        throttle = headers.get(MODE_HEADER, "") == THROTTLE
-        if throttle:
-            connection_id = str(row["connection_id"])
-            hold = await self._shared(context, lambda limits: limits.hold(connection_id))
-            if hold is not None:
-                await _abort_held(context, hold)
         info = self.ctx.catalog.get(provider)
         if info is None or not info.support.proxy:
             await abort_with_reason(
@@ -145,22 +198,13 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
             await abort_with_reason(
                 context, grpc.StatusCode.FAILED_PRECONDITION, str(error), "CONNECTION_INCOMPLETE"
             )
-        calls, cache_seconds = 0, self.cache_seconds
-        limit = self.rate_limits.get(provider)
-        if limit is not None:
-            connection_id, lease_limit = str(row["connection_id"]), limit
-            lease = await self._shared(
-                context, lambda limits: limits.lease(connection_id, lease_limit)
-            )
-            if lease.calls == 0:
-                await _abort_rate_limited(context, provider, limit, lease.seconds_left)
-            calls, cache_seconds = lease.calls, min(cache_seconds, lease.seconds_left)
-        token = await self._token(context, project.id, row, request.token_rejected)
+        cache_seconds = self.cache_seconds
+        token = await self._token(context, project.id, row, token_rejected)
         if token.token.HasField("expire_time"):
             left = token.token.expire_time.seconds - time.time() - TOKEN_MARGIN_SECONDS
             cache_seconds = max(0.0, min(cache_seconds, left))
         credential_headers, credential_query = token_credentials(token)
-        return authorization_pb2.Decision(
+        decision = authorization_pb2.Decision(
             scheme=target.scheme,
             authority=target.authority,
             path_prefix=target.path_prefix,
@@ -170,10 +214,8 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
             connection_id=str(row["connection_id"]),
             project_id=project.id,
             provider=provider,
-            cache_seconds=cache_seconds,
-            calls=calls,
-            throttle=throttle,
         )
+        return _Made(decision, time.monotonic() + cache_seconds)
 
     async def RecordHold(
         self, request: authorization_pb2.RecordHoldRequest, context: grpc.aio.ServicerContext

@@ -119,8 +119,9 @@ class ProxyLimits:
         )
         return hold
 
-    async def lease(self, connection_id: str, limit: RateLimit) -> Lease:
-        """Calls this edge worker may make now under the connection's limit."""
+    async def lease(self, connection_id: str, limit: RateLimit, size: int = 0) -> Lease:
+        """Calls an edge worker may make now under the connection's limit: up to `size`
+        (default a LEASE_SHARE-th of the limit, at least 1)."""
         now = time.time()
         window = int(now // limit.seconds)
         left = (window + 1) * limit.seconds - now
@@ -128,7 +129,7 @@ class ProxyLimits:
             keys=[f"{RATE_PREFIX}{connection_id}:{window}"],
             args=[
                 limit.calls,
-                max(1, limit.calls // LEASE_SHARE),
+                size or max(1, limit.calls // LEASE_SHARE),
                 math.ceil(left * 1000) + 1000,
             ],
         )
