@@ -9,6 +9,10 @@ the real local mesh (brought up with the sandbox in a temporary home, stopped at
               project, installation): Envoy's Lua filter applies the api's decision, kept
               per worker for its cache lifetime, and forwards with the connection's token.
 
+A third way, at full load only: the proxy in throttle mode (x-amp-rate-limiter-mode:
+throttle), in which Envoy asks the api for every call; it shows what deciding each call
+in Python would cost, and its maximum is below the half-load rate.
+
 The setup is a builder's (tests/e2e/proxy_world.py): a project with the Salesforce app,
 an integration with `proxy: {enabled: true}`, a connection holding sandbox tokens from the
 password grant, and an installation. Salesforce because it has no documented rate limit
@@ -32,8 +36,8 @@ requests that reached the echo route (at least as many as the generator counted,
 proxy answered some itself), non-200 answers, and the sandbox's own p50 per request. The
 api's Authorize calls during the window show how often an Envoy worker asked for a
 decision instead of reusing its cached one; CPU seconds per 1k requests of Envoy, the api
-process, the sandbox and the generator show who works per call: only Envoy and the
-provider should.
+process, the sandbox and the generator show who works per call: Envoy and the provider,
+and the api only for Envoy's access log stream (its proxy metrics, a batch a second).
 
 Arrangement. By default the sandbox is pinned to one core and Envoy, the generators and
 the rest of the mesh to the other, as if the provider ran on its own machine: the
@@ -42,15 +46,21 @@ shows as what Envoy's hop takes from throughput and adds to latency. --no-pin le
 kernel place everything (all then compete for both cores).
 
     .venv/bin/python -m bench.proxy [--seconds 10] [--warmup 2] [--rounds 3]
-        [--connections 32] [--no-pin]
+        [--connections 32] [--no-pin] [--no-throttle]
 
 Reading it: the targets are proxy / direct throughput >= 0.8, and added p50 <= 1 ms and
-added p99 <= 3 ms at half load; each prints PASS or MISS on its median. A window in which
+added p99 <= 3 ms at half load; each prints PASS or MISS on its median. "provider p50" is
+the sandbox's own time per request (its handler, from its counters); "max ms" the slowest
+call of the median window, where a stall (every call of a worker asking the api at once
+when its decision expires) shows first. An HTTP/1.1 connection has one call in flight, so
+a stall longer than an open-loop connection's send period (about 11 ms) delays that
+connection's next sends, timed from when they leave: a stall's weight in p99 is, if
+anything, understated. A window in which
 other processes took more than NOISY_CORES of CPU is measured again, a few times a run,
 and the "noise" line says how busy the machine was. Problems a window's checks find
 (errors, answers the provider did not give, a rate the proxy could not sustain) are
 printed as warnings: the benchmark reports, it does not assert, and exits 0 once it has
-measured (1 only when it could not run). Takes about 4 minutes with the defaults.
+measured (1 only when it could not run). Takes about 4 minutes 30 seconds with the defaults.
 """
 
 from __future__ import annotations
@@ -118,6 +128,10 @@ class Way:
 
 DIRECT = Way("direct", "direct to provider")
 PROXY = Way("proxy", "via proxy host")
+# x-amp-rate-limiter-mode: throttle makes every call ask the api (a hold recorded through
+# another edge must stop it): what deciding each call in Python would cost. Measured at
+# full load only; its maximum is below the half-load rate.
+THROTTLE = Way("throttle", "proxy, throttle")
 WAYS = (DIRECT, PROXY)
 # The processes whose CPU each window splits per request (the generator's comes apart).
 PROCESSES = ("envoy", "api", "sandbox")
@@ -134,6 +148,7 @@ class Sample:
     rate: float
     p50_ms: float
     p99_ms: float
+    max_ms: float
     # The sandbox's own p50 (request received to answer sent), over the window.
     provider_p50_ms: float
     envoy_cpu_s_per_1k: float
@@ -221,6 +236,7 @@ class Bench:
             rate=result.rate,
             p50_ms=result.percentile_ms(0.50),
             p99_ms=result.percentile_ms(0.99),
+            max_ms=result.latencies[-1] * 1000 if result.latencies else float("nan"),
             provider_p50_ms=counters.api_latency.p50.ToNanoseconds() / 1e6,
             envoy_cpu_s_per_1k=used["envoy"] * per,
             api_cpu_s_per_1k=used["api"] * per,
@@ -267,11 +283,15 @@ async def check_same_call(world: ProxyWorld, urls: dict[str, str], token: str) -
     async with httpx.AsyncClient(timeout=10) as client:
         direct = await client.get(urls["direct"], headers={"authorization": f"Bearer {token}"})
         proxied = await client.get(urls["proxy"], headers=world.headers())
-    for way, answer in (("direct", direct), ("via proxy", proxied)):
+        throttled = await client.get(
+            urls["proxy"], headers=world.headers(x_amp_rate_limiter_mode="throttle")
+        )
+    for way, answer in (("direct", direct), ("via proxy", proxied), ("throttled", throttled)):
         if answer.status_code != 200:
             raise BenchError(f"{way}: HTTP {answer.status_code} from {answer.url.path}")
-    if proxied.headers.get(ORIGIN) != "provider":
-        raise BenchError(f"via proxy: {ORIGIN} is {proxied.headers.get(ORIGIN)!r}, not provider")
+    for way, answer in (("via proxy", proxied), ("throttled", throttled)):
+        if answer.headers.get(ORIGIN) != "provider":
+            raise BenchError(f"{way}: {ORIGIN} is {answer.headers.get(ORIGIN)!r}, not provider")
     seen_direct, seen_proxied = direct.json(), proxied.json()
     expected = f"/{PROVIDER}{PATH}"
     for way, seen in (("direct", seen_direct), ("via proxy", seen_proxied)):
@@ -310,12 +330,12 @@ def arrange(mesh: Mesh, pinned: bool) -> str:
 
 
 async def run_rounds(
-    bench: Bench, rounds: int, rate: float | None, deadline: float
+    bench: Bench, ways: tuple[Way, ...], rounds: int, rate: float | None, deadline: float
 ) -> dict[str, list[Sample]]:
-    results: dict[str, list[Sample]] = {way.key: [] for way in WAYS}
+    results: dict[str, list[Sample]] = {way.key: [] for way in ways}
     for number in range(rounds):
         # Alternate the order, so a drift during a round does not favour one way.
-        order = WAYS if number % 2 == 0 else tuple(reversed(WAYS))
+        order = ways if number % 2 == 0 else tuple(reversed(ways))
         for way in order:
             if time.monotonic() > deadline:
                 raise BenchError("the benchmark ran past its time budget; use fewer --rounds")
@@ -333,9 +353,10 @@ async def run_rounds(
 def _print_table(title: str, results: dict[str, list[Sample]]) -> None:
     """One row per way; columns are joined by a space, so a wide value never runs into the
     next one."""
-    width = 22
+    width = 25
     head = [f"{'way':<19}", f"{'req/s':<{width}}", f"{'p50 ms':<{width}}"]
-    head += [f"{'p99 ms':<{width}}", f"{'provider p50':<12}", f"{'sandbox core':<12}"]
+    head += [f"{'p99 ms':<{width}}", f"{'max ms':<8}", f"{'provider p50':<12}"]
+    head.append(f"{'sandbox core':<12}")
     print(title)
     print("  " + " ".join(head) + " CPU s per 1k requests")
     print(
@@ -343,12 +364,13 @@ def _print_table(title: str, results: dict[str, list[Sample]]) -> None:
         + " ".join(" " * len(h) for h in head)
         + f" {'envoy':>6}{'api':>7}{'sandbox':>8}{'gen':>7}"
     )
-    for way in WAYS:
+    for way in (w for w in (DIRECT, PROXY, THROTTLE) if w.key in results):
         samples = results[way.key]
         cells = [f"{way.label:<19}"]
         cells.append(f"{spread(values_of(samples, 'rate'), '.0f'):<{width}}")
         cells.append(f"{spread(values_of(samples, 'p50_ms'), '.2f'):<{width}}")
         cells.append(f"{spread(values_of(samples, 'p99_ms'), '.2f'):<{width}}")
+        cells.append(f"{statistics.median(values_of(samples, 'max_ms')):<8.1f}")
         provider = statistics.median(values_of(samples, "provider_p50_ms"))
         cells.append(f"{f'{provider:.2f} ms':<12}")
         cells.append(f"{statistics.median(values_of(samples, 'sandbox_core')):<12.0%}")
@@ -359,8 +381,8 @@ def _print_table(title: str, results: dict[str, list[Sample]]) -> None:
         print("  " + " ".join(cells) + " " + cpu)
 
 
-def _ratio(rows: dict[str, list[Sample]], key: str) -> list[float]:
-    pairs = zip(values_of(rows["proxy"], key), values_of(rows["direct"], key), strict=True)
+def _ratio(rows: dict[str, list[Sample]], key: str, top: str = "proxy") -> list[float]:
+    pairs = zip(values_of(rows[top], key), values_of(rows["direct"], key), strict=True)
     return [a / b for a, b in pairs]
 
 
@@ -393,12 +415,19 @@ def report(
         f"  p99 added at {rate:.0f} req/s, proxy - direct:  {spread(p99, '+.2f')} ms  "
         f"(target <= {P99_TARGET_MS:g} ms)  {_verdict(statistics.median(p99) <= P99_TARGET_MS)}"
     )
+    throttled: list[float] = []
+    if THROTTLE.key in peak:
+        throttled = _ratio(peak, "rate", THROTTLE.key)
+        print(
+            f"  throughput, proxy in throttle mode (the api decides every call) / direct:  "
+            f"{spread(throttled, '.2f')}  (no target: the cost a decision per call would have)"
+        )
     proxied = [s for rows in (peak, half) for s in rows["proxy"]]
     asked = sum(s.authorize_calls for s in proxied)
     calls = sum(s.served for s in proxied)
     print(
         f"decisions: the api answered {asked} Authorize calls for {calls} proxied calls "
-        "(each Envoy worker reuses a decision for its cache lifetime)"
+        "outside throttle mode (each Envoy worker reuses a decision for its cache lifetime)"
     )
     others = [s.other_cores for rows in (peak, half) for samples in rows.values() for s in samples]
     print(
@@ -416,6 +445,7 @@ def report(
         "half_load_rate": rate,
         "windows_repeated": repeats,
         "proxy_over_direct_throughput": throughput,
+        "throttle_over_direct_throughput": throttled,
         "p50_added_ms": p50,
         "p99_added_ms": p99,
         "authorize_calls": asked,
@@ -456,7 +486,12 @@ async def _on_mesh(
         "direct": f"{stack.endpoints['sandbox-http']}/{PROVIDER}{PATH}",
         "proxy": f"{stack.endpoints['proxy']}{PATH}",
     }
-    headers = {"direct": {"authorization": f"Bearer {token}"}, "proxy": world.headers()}
+    urls[THROTTLE.key] = urls["proxy"]
+    headers = {
+        "direct": {"authorization": f"Bearer {token}"},
+        "proxy": world.headers(),
+        THROTTLE.key: world.headers(x_amp_rate_limiter_mode="throttle"),
+    }
     same = await check_same_call(world, urls, token)
     arrangement = arrange(mesh, pinned=not args.no_pin)
     async with controlling(stack) as control:
@@ -473,13 +508,14 @@ async def _on_mesh(
             f"{H2LOAD_MAX_RPS_PER_CONNECTION:.0f} req/s"
         )
         print(same)
-        peak = await run_rounds(bench, args.rounds, None, deadline)
+        full_ways = WAYS if args.no_throttle else (*WAYS, THROTTLE)
+        peak = await run_rounds(bench, full_ways, args.rounds, None, deadline)
         _print_table(
             f"full load (closed loop, {args.connections} connections, one request in flight each):",
             peak,
         )
         rate = statistics.median(s.rate for s in peak["direct"]) / 2
-        half = await run_rounds(bench, args.rounds, rate, deadline)
+        half = await run_rounds(bench, WAYS, args.rounds, rate, deadline)
         _print_table(
             f"half load (open loop at {rate:.0f} req/s, half of direct's median max, both ways):",
             half,
@@ -496,10 +532,13 @@ def main() -> None:
         "--connections", type=int, default=32, help="closed-loop connections (one request each)"
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument(
+        "--no-throttle", action="store_true", help="skip the throttle-mode full-load windows"
+    )
     args = parser.parse_args()
     # Two phases x rounds x ways, plus repeats, x (warm-up + window + checks), plus the
     # mesh's start, setup and stop.
-    windows = 2 * args.rounds * len(WAYS) + MAX_REPEATS
+    windows = args.rounds * (2 * len(WAYS) + (0 if args.no_throttle else 1)) + MAX_REPEATS
     estimate = windows * (args.warmup + args.seconds + 0.6) + 60
     if args.rounds < 1 or args.seconds <= 0 or args.warmup < 0 or estimate > 900:
         parser.error(f"rounds/seconds would take ~{estimate:.0f}s; keep it under 900s")
