@@ -5,9 +5,12 @@
 -- What to do with a call is decided by the api (ProxyAuthorizationService.Authorize,
 -- services/api/proxy), from the caller's proxy headers alone, and kept in this worker's
 -- memory for the decision's cache_seconds (at most `calls` calls when it has a lease of
--- the connection's rate limit): most calls are decided here without leaving Envoy. A
--- decision is never reused for calls in throttle mode, because a hold recorded through
--- another edge process must stop them; those ask every time.
+-- the connection's rate limit): most calls are decided here without leaving Envoy. In
+-- the last quarter of a decision's life one call asks for the next while the others go
+-- on with it, so a decision's end never stalls a busy worker's calls; a little jitter
+-- keeps workers from asking at the same moment. A decision is never reused for calls in
+-- throttle mode, because a hold recorded through another edge process must stop them;
+-- those ask every time.
 --
 -- The api is reached through the edge's loopback listener proxy-authz, which transcodes
 -- JSON to gRPC and turns the api's errors into problem+json (envoy/problem.lua): a refusal
@@ -90,21 +93,32 @@ local function contained(path)
   return true
 end
 
-local function store(key, entry)
-  if decisions[key] == nil then
-    entries = entries + 1
-    if entries > MAX_ENTRIES then
-      -- Forget everything rather than track recency: decisions are cheap to make again.
-      decisions = {}
-      by_id = {}
-      entries = 1
+-- Keeps a fresh decision for key and returns the entry to use. A key's entry stays the
+-- same table (and id) through refreshes, so calls in flight find it on their way back and
+-- the tables grow with the keys, not with the calls.
+local function store(key, fresh)
+  local kept = decisions[key]
+  if kept ~= nil then
+    for name in pairs(kept) do
+      if name ~= "id" then kept[name] = nil end
     end
+    for name, value in pairs(fresh) do kept[name] = value end
+    kept.key = key
+    return kept
+  end
+  entries = entries + 1
+  if entries > MAX_ENTRIES then
+    -- Forget everything rather than track recency: decisions are cheap to make again.
+    decisions = {}
+    by_id = {}
+    entries = 1
   end
   last_id = last_id + 1
-  entry.id = tostring(last_id)
-  entry.key = key
-  decisions[key] = entry
-  by_id[entry.id] = entry
+  fresh.id = tostring(last_id)
+  fresh.key = key
+  decisions[key] = fresh
+  by_id[fresh.id] = fresh
+  return fresh
 end
 
 local function query_names(query)
@@ -115,7 +129,9 @@ local function query_names(query)
   return names
 end
 
--- A decision for the caller's headers from the api, or nil once the call is answered.
+-- A decision for the caller's headers from the api; or nil and a refusal to answer with
+-- ({status, headers, body}: the api's own problem+json, or a 503 when it could not be
+-- reached).
 local function authorize(handle, caller, key)
   local request = {
     [":method"] = "POST", [":path"] = AUTHORIZE, [":authority"] = "proxy-authz",
@@ -132,15 +148,12 @@ local function authorize(handle, caller, key)
   local status = tonumber(headers[":status"]) or 503
   if status ~= 200 then
     if reply == nil or reply == "" or headers["content-type"] ~= "application/problem+json" then
-      problem(handle, 503, "Service Unavailable",
-        "the proxy could not reach its authorization service; try again")
-      return nil
+      return nil, { status = 503 }
     end
     local extra = { ["content-type"] = "application/problem+json", [":status"] = tostring(status),
       [ORIGIN] = "ampmesh" }
     for _, name in ipairs(REFUSAL_HEADERS) do extra[name] = headers[name] end
-    answer(handle, extra, reply)
-    return nil
+    return nil, { status = status, headers = extra, body = reply }
   end
   local decision = decode(reply)
   local entry = {
@@ -155,9 +168,13 @@ local function authorize(handle, caller, key)
     project = decision.projectId or "",
     provider = decision.provider or "",
     throttle = decision.throttle == true,
-    expires = os.time() + math.floor(tonumber(decision.cacheSeconds) or 0),
     caller = caller,
   }
+  -- Milliseconds, jittered down by up to a tenth; the refresh starts a quarter before.
+  local life = (tonumber(decision.cacheSeconds) or 0) * 1000 * (0.9 + 0.1 * math.random())
+  local now = handle:timestamp()
+  entry.expires = now + life
+  entry.refresh_at = now + life * 0.75
   local calls = tonumber(decision.calls) or 0
   if calls > 0 then entry.calls = calls end
   return entry
@@ -190,14 +207,40 @@ local function on_request(handle)
   local key = table.concat(parts, "\n")
   local throttled = caller["x-amp-rate-limiter-mode"] == "throttle"
   local entry = decisions[key]
-  if entry ~= nil and (throttled or entry.expires <= os.time()
+  local now = handle:timestamp()
+  local current = nil  -- a decision still good while this call asks for the next
+  if entry ~= nil and (throttled or entry.expires <= now
       or (entry.calls ~= nil and entry.calls <= 0)) then
     entry = nil
+  elseif entry ~= nil and now >= entry.refresh_at and not entry.refreshing then
+    -- This call asks for the next decision; the others keep this one meanwhile.
+    entry.refreshing = true
+    current, entry = entry, nil
   end
   if entry == nil then
-    entry = authorize(handle, caller, key)
-    if entry == nil then return end
-    store(key, entry)
+    local refusal
+    entry, refusal = authorize(handle, caller, key)
+    if entry == nil then
+      if current ~= nil and refusal.status >= 500 then
+        -- The api could not answer in time: the decision in hand is still good, and a
+        -- later call asks again.
+        current.refreshing = false
+        entry = current
+      else
+        -- Refused (a key revoked, an installation gone): nothing of it is kept.
+        local kept = decisions[key]
+        if kept ~= nil then kept.expires = 0 end
+        if refusal.status >= 500 and refusal.body == nil then
+          problem(handle, 503, "Service Unavailable",
+            "the proxy could not reach its authorization service; try again")
+        else
+          answer(handle, refusal.headers, refusal.body)
+        end
+        return
+      end
+    else
+      entry = store(key, entry)
+    end
     headers = handle:headers() -- the call above yielded: the old handle is stale
   end
   if entry.calls ~= nil then entry.calls = entry.calls - 1 end

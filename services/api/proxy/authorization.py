@@ -18,6 +18,7 @@ the host comes from the catalog (targets.py), and the credentials from the token
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.parse
 import uuid
@@ -134,6 +135,7 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         self._recent: TTLCache[tuple[str, ...], _Made] = TTLCache(
             maxsize=RECENT_DECISIONS, ttl=max(cache_seconds, 0.001)
         )
+        self._deciding: dict[tuple[str, ...], asyncio.Future[_Made | None]] = {}
 
     async def Authorize(
         self, request: authorization_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext
@@ -143,8 +145,7 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         key = tuple(headers.get(name, "") for name in CALLER_HEADERS)
         made = None if request.token_rejected else self._recent.get(key)
         if made is None or made.expires <= time.monotonic():
-            made = await self._decide(context, headers, request.token_rejected)
-            self._recent[key] = made
+            made = await self._decide_once(context, key, headers, request.token_rejected)
         decision = authorization_pb2.Decision()
         decision.CopyFrom(made.decision)
         decision.cache_seconds = max(0.0, made.expires - time.monotonic())
@@ -167,6 +168,35 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
             decision.calls = lease.calls
             decision.cache_seconds = min(decision.cache_seconds, lease.seconds_left)
         return decision
+
+    async def _decide_once(
+        self,
+        context: Any,
+        key: tuple[str, ...],
+        headers: Mapping[str, str],
+        token_rejected: bool,
+    ) -> _Made:
+        """One decision per set of headers at a time: calls arriving while it is made
+        (every edge worker's, when their decisions end together) wait for it, and make
+        their own only if it fails."""
+        pending = self._deciding.get(key)
+        if pending is not None and not token_rejected:
+            shared = await asyncio.shield(pending)
+            if shared is not None:
+                return shared
+        future: asyncio.Future[_Made | None] = asyncio.get_running_loop().create_future()
+        self._deciding[key] = future
+        try:
+            made = await self._decide(context, headers, token_rejected)
+        except BaseException:
+            future.set_result(None)
+            raise
+        finally:
+            if self._deciding.get(key) is future:
+                del self._deciding[key]
+        future.set_result(made)
+        self._recent[key] = made
+        return made
 
     async def _decide(
         self, context: Any, headers: Mapping[str, str], token_rejected: bool
