@@ -132,6 +132,7 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         self.cache_seconds = cache_seconds
         # Decisions by caller headers, as the edge keeps them: throttled calls come here
         # one by one, and each needs only its connection's hold (and lease) checked anew.
+        # Made again at each call outside throttle mode (the edge keeps those itself).
         self._recent: TTLCache[tuple[str, ...], _Made] = TTLCache(
             maxsize=RECENT_DECISIONS, ttl=max(cache_seconds, 0.001)
         )
@@ -143,7 +144,9 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         headers = _headers(context)
         throttle = headers.get(MODE_HEADER, "") == THROTTLE
         key = tuple(headers.get(name, "") for name in CALLER_HEADERS)
-        made = None if request.token_rejected else self._recent.get(key)
+        # The edge asks outside throttle mode when its decision ends or nears its end:
+        # it gets a new one, for a full life. Throttled calls reuse the one here.
+        made = self._recent.get(key) if throttle and not request.token_rejected else None
         if made is None or made.expires <= time.monotonic():
             made = await self._decide_once(context, key, headers, request.token_rejected)
         decision = authorization_pb2.Decision()
