@@ -48,8 +48,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import statistics
 import sys
 import time
@@ -59,31 +57,37 @@ from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import psutil
 from ampmesh.platform.v1 import providers_pb2
 from google.protobuf import json_format
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench._load import (
     DIRECT,
     EDGE,
     H2LOAD_MAX_RPS_PER_CONNECTION,
     GrpcWorkers,
-    LoadError,
     LoadResult,
     cpu_seconds,
     h2load,
     h2load_open,
     machine_busy,
-    make_home,
-    pin,
     require_h2load,
     spread,
     values_of,
 )
-from services.launcher.edge import EdgeError
-from services.launcher.infra.base import InfraError
-from services.launcher.mesh import Mesh, MeshError, running_mesh
+from bench._rounds import (
+    BenchError,
+    CpuColumn,
+    Rounds,
+    arrange,
+    differences,
+    fresh_mesh,
+    grpc_handled,
+    print_summary,
+    print_table,
+    ratios,
+    run,
+)
+from services.launcher.mesh import Mesh
 
 SERVICE = "ampmesh.platform.v1.ProviderService"
 METHOD = "GetProvider"
@@ -109,10 +113,11 @@ WAYS = (
     Way("grpc-edge-h2load", "gRPC via Envoy", "h2load h2c"),
     Way("rest-edge", "REST via Envoy", "h2load http/1.1"),
 )
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run or its result is invalid; one line says why."""
+CPU_COLUMNS = (
+    CpuColumn("api", 6),
+    CpuColumn("envoy", 7),
+    CpuColumn("generator", 7, heading="gen"),
+)
 
 
 @dataclass
@@ -150,9 +155,6 @@ class Bench:
     seconds: float
     warmup: float
     concurrency: int
-    # Windows measured again because other processes were busy during them.
-    repeats: int = 0
-    problems: list[str] = field(default_factory=list)
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -230,7 +232,8 @@ class Bench:
         )
 
     async def snapshot(self) -> Snapshot:
-        codes = await asyncio.to_thread(_rpc_codes, self.endpoints["api-metrics"])
+        url = self.endpoints["api-metrics"]
+        codes = await asyncio.to_thread(grpc_handled, url, SERVICE, METHOD)
         edge = self.mesh.edge
         assert edge is not None and edge.pid is not None
         return Snapshot(
@@ -240,22 +243,6 @@ class Bench:
             machine_busy=machine_busy(),
             codes=codes,
         )
-
-
-def _rpc_codes(metrics_url: str) -> Counter[str]:
-    """How many GetProvider calls the api has answered, per gRPC status code."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:  # noqa: S310 (loopback)
-        text = response.read().decode()
-    codes: Counter[str] = Counter()
-    for family in text_string_to_metric_families(text):
-        if family.name != "grpc_server_handled":
-            continue
-        for sample in family.samples:
-            labels = sample.labels
-            ours = labels.get("grpc_service") == SERVICE and labels.get("grpc_method") == METHOD
-            if ours and sample.name.endswith("_total"):
-                codes[labels["grpc_code"]] += int(sample.value)
-    return codes
 
 
 async def check_same_message(bench: Bench) -> str:
@@ -283,36 +270,13 @@ async def check_same_message(bench: Bench) -> str:
     )
 
 
-def arrange(mesh: Mesh, pinned: bool) -> str:
-    """Pin the api process to one core and everything else we run to the others; say so."""
-    cores = sorted(os.sched_getaffinity(0))
-    if not pinned:
-        return "arrangement: unpinned (the kernel places api, Envoy and the generators)"
-    if len(cores) < 2:
-        raise BenchError("pinning needs 2 cores or more: run with --no-pin")
-    api_cores, other_cores = {cores[0]}, set(cores[1:])
-    api_pid = mesh.service("api").process.pid
-    for child in psutil.Process().children(recursive=True):
-        pin(child.pid, api_cores if child.pid == api_pid else other_cores)
-    # This process too: the generators it starts next inherit the other cores.
-    pin(os.getpid(), other_cores)
-    return (
-        f"arrangement: pinned - api on core {cores[0]}; Envoy, the load generators and the "
-        f"rest of the mesh on core(s) {','.join(map(str, sorted(other_cores)))}"
-    )
-
-
 def _print_table(title: str, results: dict[str, list[Sample]], latency: bool) -> None:
-    """One row per way; columns are joined by a space, so a wide value never runs into the
-    next one."""
     width = 22
     names = ["p50 ms", "p99 ms"] if latency else ["api core"]
     widths = [width] * 2 if latency else [8]
     head = [f"{'way':<19}", f"{'generator':<16}", f"{'req/s':<{width}}"]
     head += [f"{n:<{w}}" for n, w in zip(names, widths, strict=True)]
-    print(title)
-    print("  " + " ".join(head) + " CPU s per 1k requests")
-    print("  " + " ".join(" " * len(h) for h in head) + f" {'api':>6}{'envoy':>7}{'gen':>7}")
+    rows = []
     for way in WAYS:
         samples = results[way.key]
         cells = [f"{way.label:<19}", f"{way.generator:<16}"]
@@ -322,54 +286,23 @@ def _print_table(title: str, results: dict[str, list[Sample]], latency: bool) ->
             cells.append(f"{spread(values_of(samples, 'p99_ms'), '.2f'):<{width}}")
         else:
             cells.append(f"{statistics.median(values_of(samples, 'api_core')):<8.0%}")
-        cpu = "".join(
-            f"{statistics.median(values_of(samples, f'{key}_cpu_s_per_1k')):>{width}.3f}"
-            for key, width in (("api", 6), ("envoy", 7), ("generator", 7))
-        )
-        print("  " + " ".join(cells) + " " + cpu)
-
-
-async def run_rounds(
-    bench: Bench, rounds: int, rate: float | None, deadline: float
-) -> dict[str, list[Sample]]:
-    results: dict[str, list[Sample]] = {way.key: [] for way in WAYS}
-    for number in range(rounds):
-        # Alternate the order too, so a drift during a round does not favour one way.
-        order = WAYS if number % 2 == 0 else tuple(reversed(WAYS))
-        for way in order:
-            if time.monotonic() > deadline:
-                raise BenchError("the benchmark ran past its time budget; use fewer --rounds")
-            sample = await bench.measure(way, rate)
-            # Other processes on the machine (tests, builds) steal whole windows: measure
-            # such a window again, a bounded number of times per run.
-            if sample.other_cores > NOISY_CORES and bench.repeats < MAX_REPEATS:
-                bench.repeats += 1
-                sample = await bench.measure(way, rate)
-            bench.problems.extend(sample.problems)
-            results[way.key].append(sample)
-    return results
-
-
-def _ratio(rows: dict[str, list[Sample]], top: str, bottom: str, key: str) -> list[float]:
-    pairs = zip(values_of(rows[top], key), values_of(rows[bottom], key), strict=True)
-    return [a / b for a, b in pairs]
-
-
-def _added(rows: dict[str, list[Sample]], top: str, bottom: str, key: str) -> list[float]:
-    pairs = zip(values_of(rows[top], key), values_of(rows[bottom], key), strict=True)
-    return [a - b for a, b in pairs]
+        rows.append((cells, samples))
+    print_table(title, head, rows, CPU_COLUMNS)
 
 
 def report(
-    peak: dict[str, list[Sample]], half: dict[str, list[Sample]], rate: float, repeats: int
+    peak: dict[str, list[Sample]],
+    half: dict[str, list[Sample]],
+    rate: float,
+    rounds: Rounds[Way, Sample],
 ) -> dict[str, Any]:
-    rest_direct = _ratio(peak, "rest-edge", "direct", "rate")
-    grpc_direct = _ratio(peak, "grpc-edge", "direct", "rate")
-    rest_grpc = _ratio(peak, "rest-edge", "grpc-edge-h2load", "rate")
+    rest_direct = ratios(peak, "rest-edge", "direct", "rate")
+    grpc_direct = ratios(peak, "grpc-edge", "direct", "rate")
+    rest_grpc = ratios(peak, "rest-edge", "grpc-edge-h2load", "rate")
     chained = [a * b for a, b in zip(grpc_direct, rest_grpc, strict=True)]
-    p99_rest = _added(half, "rest-edge", "direct", "p99_ms")
-    p99_grpc = _added(half, "grpc-edge", "direct", "p99_ms")
-    p99_rest_step = _added(half, "rest-edge", "grpc-edge-h2load", "p99_ms")
+    p99_rest = differences(half, "rest-edge", "direct", "p99_ms")
+    p99_grpc = differences(half, "grpc-edge", "direct", "p99_ms")
+    p99_rest_step = differences(half, "rest-edge", "grpc-edge-h2load", "p99_ms")
     p99_chained = [a + b for a, b in zip(p99_grpc, p99_rest_step, strict=True)]
     print("ratios, median [lowest to highest] over the rounds (ways compared within a round):")
     print(
@@ -390,21 +323,10 @@ def report(
         f"(gRPC via Envoy - direct, grpc.aio: {statistics.median(p99_grpc):+.2f}; "
         f"REST - gRPC via Envoy, h2load: {statistics.median(p99_rest_step):+.2f})"
     )
-    others = [s.other_cores for rows in (peak, half) for samples in rows.values() for s in samples]
-    print(
-        f"noise: besides api, Envoy and the generator, the machine was busy "
-        f"{statistics.median(others):.2f} cores in the median window, {max(others):.2f} at most "
-        f"(of {psutil.cpu_count()}); {repeats} window(s) measured again for being above "
-        f"{NOISY_CORES} (at most {MAX_REPEATS})"
-    )
-    if statistics.median(others) > NOISY_CORES:
-        print(
-            "warning: other work kept the machine busy through most windows; these figures "
-            "measure that contention more than the edge: run again when the machine is idle"
-        )
+    rounds.print_noise("api, Envoy and the generator", measured="the edge")
     return {
         "half_load_rate": rate,
-        "windows_repeated": repeats,
+        "windows_repeated": rounds.repeats,
         "rest_over_direct_throughput": rest_direct,
         "rest_over_direct_throughput_chained": chained,
         "p99_added_ms_rest_vs_direct": p99_rest,
@@ -418,25 +340,17 @@ async def _bench(args: argparse.Namespace) -> list[str]:
     """Run the benchmark on a mesh in a fresh home; the problems found (none if valid)."""
     require_h2load()
     started = time.monotonic()
-    home = make_home()
-    try:
-        async with running_mesh(home) as mesh:
-            summary, problems = await _on_mesh(mesh, args, deadline=started + args.budget)
-    except (MeshError, EdgeError, InfraError):
-        raise  # the home stays: the message names a log inside it
-    except BaseException:
-        shutil.rmtree(home, ignore_errors=True)
-        raise
-    shutil.rmtree(home, ignore_errors=True)
-    print(f"total {time.monotonic() - started:.0f}s including mesh start and stop")
-    print(json.dumps(summary))
+    async with fresh_mesh() as mesh:
+        summary, problems = await _on_mesh(mesh, args, deadline=started + args.budget)
+    print_summary(started, summary)
     return problems
 
 
 async def _on_mesh(
     mesh: Mesh, args: argparse.Namespace, deadline: float
 ) -> tuple[dict[str, Any], list[str]]:
-    arrangement = arrange(mesh, pinned=not args.no_pin)
+    # The api alone on a core, the bottleneck every way: the edge's cost is what it takes.
+    arrangement = arrange(mesh.service("api").process.pid, not args.no_pin, alone="api")
     endpoints = mesh.endpoints()
     request = providers_pb2.GetProviderRequest(provider=PROVIDER).SerializeToString()
     mesh.credentials(DIRECT_IDENTITY)  # issued here; the workers only load it
@@ -451,6 +365,7 @@ async def _on_mesh(
         cert_dir=mesh.cert_dir,
     ) as workers:
         bench = Bench(mesh, workers, args.seconds, args.warmup, args.concurrency)
+        rounds = Rounds(bench.measure, NOISY_CORES, MAX_REPEATS, deadline)
         same = await check_same_message(bench)
         print(
             f"edge overhead: {SERVICE}/{METHOD}({PROVIDER}), {args.rounds} rounds, "
@@ -465,18 +380,18 @@ async def _on_mesh(
             f"{args.concurrency} calls in flight in closed loops"
         )
         print(same)
-        peak = await run_rounds(bench, args.rounds, None, deadline)
+        peak = await rounds.run(WAYS, args.rounds, None)
         _print_table(
             f"maximum throughput (closed loop, {args.concurrency} in flight):", peak, False
         )
         rate = statistics.median(s.rate for s in peak["direct"]) / 2
-        half = await run_rounds(bench, args.rounds, rate, deadline)
+        half = await rounds.run(WAYS, args.rounds, rate)
         _print_table(
             f"half load (open loop at {rate:.0f} req/s, half of direct gRPC's median max):",
             half,
             True,
         )
-        return report(peak, half, rate, bench.repeats), bench.problems
+        return report(peak, half, rate, rounds), rounds.problems
 
 
 def main() -> None:
@@ -497,12 +412,7 @@ def main() -> None:
     if args.concurrency < args.workers or args.workers < 1:
         parser.error("--concurrency must be at least --workers, which must be at least 1")
     args.budget = estimate + 60
-    try:
-        problems = asyncio.run(_bench(args))
-    except (BenchError, LoadError, MeshError, EdgeError, InfraError) as failed:
-        # The launcher's errors may append a log tail: its first line says what failed.
-        print(f"edge_overhead: {str(failed).splitlines()[0]}", file=sys.stderr)
-        sys.exit(1)
+    problems = run("edge_overhead", _bench(args))
     for problem in problems:
         print(f"INVALID: {problem}", file=sys.stderr)
     sys.exit(1 if problems else 0)

@@ -67,39 +67,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import shutil
 import statistics
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
-import psutil
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench._load import (
     H2LOAD_MAX_RPS_PER_CONNECTION,
-    LoadError,
     LoadResult,
     cpu_seconds,
     h2load,
     h2load_open,
     machine_busy,
-    make_home,
-    pin,
     require_h2load,
     spread,
     values_of,
 )
-from services.launcher.edge import EdgeError
-from services.launcher.infra.base import InfraError
-from services.launcher.mesh import Mesh, MeshError, MeshOptions, running_mesh
+from bench._rounds import (
+    BenchError,
+    CpuColumn,
+    Rounds,
+    arrange,
+    differences,
+    fresh_mesh,
+    grpc_handled,
+    print_summary,
+    print_table,
+    ratios,
+    run,
+)
+from services.launcher.mesh import Mesh, MeshOptions
 from tests.e2e.proxy_world import ProxyWorld, proxy_world
 from tests.support.sandbox import controlling
 from tests.support.stack import Stack
@@ -135,10 +137,12 @@ THROTTLE = Way("throttle", "proxy, throttle")
 WAYS = (DIRECT, PROXY)
 # The processes whose CPU each window splits per request (the generator's comes apart).
 PROCESSES = ("envoy", "api", "sandbox")
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run; one line says why."""
+CPU_COLUMNS = (
+    CpuColumn("envoy", 6),
+    CpuColumn("api", 7),
+    CpuColumn("sandbox", 8),
+    CpuColumn("generator", 7, heading="gen"),
+)
 
 
 @dataclass
@@ -174,9 +178,6 @@ class Bench:
     seconds: float
     warmup: float
     connections: int
-    # Windows measured again because other processes were busy during them.
-    repeats: int = 0
-    problems: list[str] = field(default_factory=list)
 
     def pids(self) -> dict[str, int]:
         edge = self.mesh.edge
@@ -259,21 +260,7 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
 
 def _authorize_calls(metrics_url: str) -> int:
     """How many Authorize calls the api has answered (any status) since it started."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:  # noqa: S310 (loopback)
-        text = response.read().decode()
-    calls = 0
-    for family in text_string_to_metric_families(text):
-        if family.name != "grpc_server_handled":
-            continue
-        for sample in family.samples:
-            labels = sample.labels
-            ours = (
-                labels.get("grpc_service") == AUTHZ_SERVICE
-                and labels.get("grpc_method") == AUTHZ_METHOD
-            )
-            if ours and sample.name.endswith("_total"):
-                calls += int(sample.value)
-    return calls
+    return sum(grpc_handled(metrics_url, AUTHZ_SERVICE, AUTHZ_METHOD).values())
 
 
 async def check_same_call(world: ProxyWorld, urls: dict[str, str], token: str) -> str:
@@ -309,61 +296,12 @@ async def check_same_call(world: ProxyWorld, urls: dict[str, str], token: str) -
     )
 
 
-def arrange(mesh: Mesh, pinned: bool) -> str:
-    """Pin the sandbox to one core and everything else we run to the others; say so."""
-    cores = sorted(os.sched_getaffinity(0))
-    if not pinned:
-        return "arrangement: unpinned (the kernel places the sandbox, Envoy and the generators)"
-    if len(cores) < 2:
-        raise BenchError("pinning needs 2 cores or more: run with --no-pin")
-    sandbox_cores, other_cores = {cores[0]}, set(cores[1:])
-    sandbox_pid = mesh.service("sandbox").process.pid
-    for child in psutil.Process().children(recursive=True):
-        pin(child.pid, sandbox_cores if child.pid == sandbox_pid else other_cores)
-    # This process too: the generators it starts next inherit the other cores.
-    pin(os.getpid(), other_cores)
-    return (
-        f"arrangement: pinned - the sandbox (the provider) on core {cores[0]}; Envoy, the api, "
-        f"the load generators and the rest of the mesh on core(s) "
-        f"{','.join(map(str, sorted(other_cores)))}"
-    )
-
-
-async def run_rounds(
-    bench: Bench, ways: tuple[Way, ...], rounds: int, rate: float | None, deadline: float
-) -> dict[str, list[Sample]]:
-    results: dict[str, list[Sample]] = {way.key: [] for way in ways}
-    for number in range(rounds):
-        # Alternate the order, so a drift during a round does not favour one way.
-        order = ways if number % 2 == 0 else tuple(reversed(ways))
-        for way in order:
-            if time.monotonic() > deadline:
-                raise BenchError("the benchmark ran past its time budget; use fewer --rounds")
-            sample = await bench.measure(way, rate)
-            # Other processes on the machine (tests, builds) steal whole windows: measure
-            # such a window again, a bounded number of times per run.
-            if sample.other_cores > NOISY_CORES and bench.repeats < MAX_REPEATS:
-                bench.repeats += 1
-                sample = await bench.measure(way, rate)
-            bench.problems.extend(sample.problems)
-            results[way.key].append(sample)
-    return results
-
-
 def _print_table(title: str, results: dict[str, list[Sample]]) -> None:
-    """One row per way; columns are joined by a space, so a wide value never runs into the
-    next one."""
     width = 25
     head = [f"{'way':<19}", f"{'req/s':<{width}}", f"{'p50 ms':<{width}}"]
     head += [f"{'p99 ms':<{width}}", f"{'max ms':<8}", f"{'provider p50':<12}"]
     head.append(f"{'sandbox core':<12}")
-    print(title)
-    print("  " + " ".join(head) + " CPU s per 1k requests")
-    print(
-        "  "
-        + " ".join(" " * len(h) for h in head)
-        + f" {'envoy':>6}{'api':>7}{'sandbox':>8}{'gen':>7}"
-    )
+    rows = []
     for way in (w for w in (DIRECT, PROXY, THROTTLE) if w.key in results):
         samples = results[way.key]
         cells = [f"{way.label:<19}"]
@@ -374,21 +312,8 @@ def _print_table(title: str, results: dict[str, list[Sample]]) -> None:
         provider = statistics.median(values_of(samples, "provider_p50_ms"))
         cells.append(f"{f'{provider:.2f} ms':<12}")
         cells.append(f"{statistics.median(values_of(samples, 'sandbox_core')):<12.0%}")
-        cpu = "".join(
-            f"{statistics.median(values_of(samples, f'{key}_cpu_s_per_1k')):>{w}.3f}"
-            for key, w in (("envoy", 6), ("api", 7), ("sandbox", 8), ("generator", 7))
-        )
-        print("  " + " ".join(cells) + " " + cpu)
-
-
-def _ratio(rows: dict[str, list[Sample]], key: str, top: str = "proxy") -> list[float]:
-    pairs = zip(values_of(rows[top], key), values_of(rows["direct"], key), strict=True)
-    return [a / b for a, b in pairs]
-
-
-def _added(rows: dict[str, list[Sample]], key: str) -> list[float]:
-    pairs = zip(values_of(rows["proxy"], key), values_of(rows["direct"], key), strict=True)
-    return [a - b for a, b in pairs]
+        rows.append((cells, samples))
+    print_table(title, head, rows, CPU_COLUMNS)
 
 
 def _verdict(met: bool) -> str:
@@ -396,11 +321,14 @@ def _verdict(met: bool) -> str:
 
 
 def report(
-    peak: dict[str, list[Sample]], half: dict[str, list[Sample]], rate: float, repeats: int
+    peak: dict[str, list[Sample]],
+    half: dict[str, list[Sample]],
+    rate: float,
+    rounds: Rounds[Way, Sample],
 ) -> dict[str, Any]:
-    throughput = _ratio(peak, "rate")
-    p50 = _added(half, "p50_ms")
-    p99 = _added(half, "p99_ms")
+    throughput = ratios(peak, "proxy", "direct", "rate")
+    p50 = differences(half, "proxy", "direct", "p50_ms")
+    p99 = differences(half, "proxy", "direct", "p99_ms")
     print("ratios, median [lowest to highest] over the rounds (ways compared within a round):")
     print(
         f"  throughput, proxy / direct:  {spread(throughput, '.2f')}  "
@@ -417,7 +345,7 @@ def report(
     )
     throttled: list[float] = []
     if THROTTLE.key in peak:
-        throttled = _ratio(peak, "rate", THROTTLE.key)
+        throttled = ratios(peak, THROTTLE.key, "direct", "rate")
         print(
             f"  throughput, proxy in throttle mode (the api decides every call) / direct:  "
             f"{spread(throttled, '.2f')}  (no target: the cost a decision per call would have)"
@@ -429,21 +357,10 @@ def report(
         f"decisions: the api answered {asked} Authorize calls for {calls} proxied calls "
         "outside throttle mode (each Envoy worker reuses a decision for its cache lifetime)"
     )
-    others = [s.other_cores for rows in (peak, half) for samples in rows.values() for s in samples]
-    print(
-        f"noise: besides Envoy, the api, the sandbox and the generator, the machine was busy "
-        f"{statistics.median(others):.2f} cores in the median window, {max(others):.2f} at most "
-        f"(of {psutil.cpu_count()}); {repeats} window(s) measured again for being above "
-        f"{NOISY_CORES} (at most {MAX_REPEATS})"
-    )
-    if statistics.median(others) > NOISY_CORES:
-        print(
-            "warning: other work kept the machine busy through most windows; these figures "
-            "measure that contention more than the proxy: run again when the machine is idle"
-        )
+    rounds.print_noise("Envoy, the api, the sandbox and the generator", measured="the proxy")
     return {
         "half_load_rate": rate,
-        "windows_repeated": repeats,
+        "windows_repeated": rounds.repeats,
         "proxy_over_direct_throughput": throughput,
         "throttle_over_direct_throughput": throttled,
         "p50_added_ms": p50,
@@ -459,18 +376,9 @@ async def _bench(args: argparse.Namespace) -> list[str]:
     """Run the benchmark on a mesh in a fresh home; the problems its checks found."""
     require_h2load()
     started = time.monotonic()
-    home = make_home()
-    try:
-        async with running_mesh(home, MeshOptions(sandbox=True)) as mesh:
-            summary, problems = await _on_mesh(mesh, args, deadline=started + args.budget)
-    except (MeshError, EdgeError, InfraError):
-        raise  # the home stays: the message names a log inside it
-    except BaseException:
-        shutil.rmtree(home, ignore_errors=True)
-        raise
-    shutil.rmtree(home, ignore_errors=True)
-    print(f"total {time.monotonic() - started:.0f}s including mesh start and stop")
-    print(json.dumps(summary))
+    async with fresh_mesh(MeshOptions(sandbox=True)) as mesh:
+        summary, problems = await _on_mesh(mesh, args, deadline=started + args.budget)
+    print_summary(started, summary)
     return problems
 
 
@@ -493,9 +401,17 @@ async def _on_mesh(
         THROTTLE.key: world.headers(x_amp_rate_limiter_mode="throttle"),
     }
     same = await check_same_call(world, urls, token)
-    arrangement = arrange(mesh, pinned=not args.no_pin)
+    # The provider alone on a core, as if on its own machine: it is the bottleneck both ways.
+    arrangement = arrange(
+        mesh.service("sandbox").process.pid,
+        not args.no_pin,
+        alone="the sandbox (the provider)",
+        others="Envoy, the api, the load generators and the rest of the mesh",
+        unpinned_name="the sandbox",
+    )
     async with controlling(stack) as control:
         bench = Bench(mesh, control, urls, headers, args.seconds, args.warmup, args.connections)
+        rounds = Rounds(bench.measure, NOISY_CORES, MAX_REPEATS, deadline)
         print(
             f"proxy: GET {PATH} of {PROVIDER} (the sandbox), {args.rounds} rounds, "
             f"{args.seconds:g}s windows after {args.warmup:g}s warm-up "
@@ -509,18 +425,18 @@ async def _on_mesh(
         )
         print(same)
         full_ways = WAYS if args.no_throttle else (*WAYS, THROTTLE)
-        peak = await run_rounds(bench, full_ways, args.rounds, None, deadline)
+        peak = await rounds.run(full_ways, args.rounds, None)
         _print_table(
             f"full load (closed loop, {args.connections} connections, one request in flight each):",
             peak,
         )
         rate = statistics.median(s.rate for s in peak["direct"]) / 2
-        half = await run_rounds(bench, WAYS, args.rounds, rate, deadline)
+        half = await rounds.run(WAYS, args.rounds, rate)
         _print_table(
             f"half load (open loop at {rate:.0f} req/s, half of direct's median max, both ways):",
             half,
         )
-        return report(peak, half, rate, bench.repeats), bench.problems
+        return report(peak, half, rate, rounds), rounds.problems
 
 
 def main() -> None:
@@ -545,12 +461,7 @@ def main() -> None:
     if args.connections < 1:
         parser.error("--connections must be at least 1")
     args.budget = estimate + 60
-    try:
-        problems = asyncio.run(_bench(args))
-    except (BenchError, LoadError, MeshError, EdgeError, InfraError) as failed:
-        # The launcher's errors may append a log tail: its first line says what failed.
-        print(f"proxy bench: {str(failed).splitlines()[0]}", file=sys.stderr)
-        sys.exit(1)
+    problems = run("proxy bench", _bench(args))
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     # It reports; it does not assert: a missed target or a warning is in the output.

@@ -55,9 +55,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
-import os
-import shutil
 import statistics
 import sys
 import time
@@ -78,19 +75,27 @@ from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
 from bench._load import (
     DIRECT,
     GrpcWorkers,
-    LoadError,
     LoadResult,
     clock,
     cpu_seconds,
     machine_busy,
-    make_home,
-    pin,
     spread,
     values_of,
 )
-from services.launcher.edge import EdgeError
-from services.launcher.infra.base import InfraError
-from services.launcher.mesh import Mesh, MeshError, MeshOptions, running_mesh
+from bench._rounds import (
+    BenchError,
+    CpuColumn,
+    Rounds,
+    arrange,
+    differences,
+    fresh_mesh,
+    print_summary,
+    print_table,
+    ratios,
+    run,
+    unpin,
+)
+from services.launcher.mesh import Mesh, MeshOptions
 from services.runtime.channels import CONNECTION_ID_HEADER, mesh_channel, token_manager_channel
 
 SERVICE = "ampmesh.token.v1.TokenManagerService"
@@ -115,10 +120,6 @@ GET_TOKEN_TARGET = 0.8
 STORM_ADDED_TARGET_MS = 50.0
 
 
-class BenchError(RuntimeError):
-    """The benchmark cannot run or its result is invalid; one line says why."""
-
-
 @dataclass(frozen=True)
 class Way:
     key: str
@@ -129,6 +130,11 @@ class Way:
 WAYS = (
     Way("get-token", "GetToken", "GetToken (memory)"),
     Way("describe-shard", "DescribeShard", "DescribeShard (no-op)"),
+)
+CPU_COLUMNS = (
+    CpuColumn("shard", 6),
+    CpuColumn("envoy", 7),
+    CpuColumn("generator", 7, heading="gen"),
 )
 
 
@@ -157,8 +163,6 @@ class Throughput:
     seconds: float
     warmup: float
     concurrency: int
-    repeats: int = 0
-    problems: list[str] = field(default_factory=list)
 
     async def measure(self, way: Way, rate: float | None) -> Sample:
         workers = self.workers[way.key]
@@ -197,32 +201,12 @@ class Throughput:
             return await workers.closed(DIRECT, self.concurrency, seconds)
         return await workers.open(DIRECT, rate, seconds)
 
-    async def rounds(
-        self, rounds: int, rate: float | None, deadline: float
-    ) -> dict[str, list[Sample]]:
-        results: dict[str, list[Sample]] = {way.key: [] for way in WAYS}
-        for number in range(rounds):
-            # Alternate the order too, so a drift during a round favours neither RPC.
-            order = WAYS if number % 2 == 0 else tuple(reversed(WAYS))
-            for way in order:
-                if time.monotonic() > deadline:
-                    raise BenchError("the benchmark ran past its time budget; use fewer rounds")
-                sample = await self.measure(way, rate)
-                if sample.other_cores > NOISY_CORES and self.repeats < MAX_REPEATS:
-                    self.repeats += 1
-                    sample = await self.measure(way, rate)
-                self.problems.extend(sample.problems)
-                results[way.key].append(sample)
-        return results
-
 
 def _print_table(title: str, results: dict[str, list[Sample]], latency: bool) -> None:
     width = 22
     head = [f"{'rpc':<22}", f"{'req/s':<{width}}"]
     head += [f"{'p50 ms':<{width}}", f"{'p99 ms':<{width}}"] if latency else ["shard core"]
-    print(title)
-    print("  " + " ".join(head) + " CPU s per 1k calls")
-    print("  " + " ".join(" " * len(h) for h in head) + f" {'shard':>6}{'envoy':>7}{'gen':>7}")
+    rows = []
     for way in WAYS:
         samples = results[way.key]
         cells = [f"{way.label:<22}", f"{spread(values_of(samples, 'rate'), '.0f'):<{width}}"]
@@ -231,37 +215,8 @@ def _print_table(title: str, results: dict[str, list[Sample]], latency: bool) ->
             cells.append(f"{spread(values_of(samples, 'p99_ms'), '.2f'):<{width}}")
         else:
             cells.append(f"{statistics.median(values_of(samples, 'shard_core')):<10.0%}")
-        cpu = "".join(
-            f"{statistics.median(values_of(samples, f'{key}_cpu_s_per_1k')):>{w}.3f}"
-            for key, w in (("shard", 6), ("envoy", 7), ("generator", 7))
-        )
-        print("  " + " ".join(cells) + " " + cpu)
-
-
-def arrange(mesh: Mesh, shard: str, pinned: bool) -> str:
-    """Pin the shard to one core and everything else we run to the others; say so."""
-    if not pinned:
-        return "arrangement: unpinned (the kernel places the shard, Envoy and the generators)"
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < 2:
-        raise BenchError("pinning needs 2 cores or more: run with --no-pin")
-    shard_pid = mesh.service(shard).process.pid
-    for child in psutil.Process().children(recursive=True):
-        pin(child.pid, {cores[0]} if child.pid == shard_pid else set(cores[1:]))
-    # This process too: the generators it starts next inherit the other cores.
-    pin(os.getpid(), set(cores[1:]))
-    return (
-        f"arrangement: pinned - {shard} on core {cores[0]}; Envoy, the load generators and "
-        f"the rest of the mesh on core(s) {','.join(map(str, cores[1:]))}"
-    )
-
-
-def unpin() -> None:
-    """Let the kernel place everything again (the storms use the whole mesh)."""
-    cores = set(os.sched_getaffinity(0)) | set(range(psutil.cpu_count() or 1))
-    for child in psutil.Process().children(recursive=True):
-        pin(child.pid, cores)
-    pin(os.getpid(), cores)
+        rows.append((cells, samples))
+    print_table(title, head, rows, CPU_COLUMNS, per="calls")
 
 
 # --- part 1: cache hit ------------------------------------------------------------------
@@ -314,7 +269,10 @@ async def cache_hit(
 ) -> tuple[dict[str, Any], tm.GetTokenRequest, str, list[str]]:
     """Part 1; (its summary, the cached connection's GetToken request, its key, problems)."""
     request, key, shard = await store_api_key_connection(mesh)
-    arrangement = arrange(mesh, shard, pinned=not args.no_pin)
+    # The shard that owns the connection alone on a core, the bottleneck of both RPCs.
+    arrangement = arrange(
+        mesh.service(shard).process.pid, not args.no_pin, alone=shard, unpinned_name="the shard"
+    )
     endpoints = mesh.endpoints()
     hashed = ((CONNECTION_ID_HEADER, request.connection_id),)
     describe = tm.DescribeShardRequest(connection_id=request.connection_id)
@@ -352,28 +310,20 @@ async def cache_hit(
         )
         print(f"   {checked}")
         bench = Throughput(mesh, shard, workers, args.seconds, args.warmup, args.concurrency)
-        peak = await bench.rounds(args.rounds, None, deadline)
+        rounds = Rounds(bench.measure, NOISY_CORES, MAX_REPEATS, deadline)
+        peak = await rounds.run(WAYS, args.rounds, None)
         _print_table(
             f"maximum throughput (closed loop, {args.concurrency} in flight):", peak, False
         )
         rate = statistics.median(s.rate for s in peak["describe-shard"]) / 2
-        half = await bench.rounds(args.rounds, rate, deadline)
+        half = await rounds.run(WAYS, args.rounds, rate)
         _print_table(
             f"half load (open loop at {rate:.0f} req/s, half of DescribeShard's median max):",
             half,
             True,
         )
-    ratio = [
-        g.rate / d.rate for g, d in zip(peak["get-token"], peak["describe-shard"], strict=True)
-    ]
-    added = [
-        g - d
-        for g, d in zip(
-            values_of(half["get-token"], "p99_ms"),
-            values_of(half["describe-shard"], "p99_ms"),
-            strict=True,
-        )
-    ]
+    ratio = ratios(peak, "get-token", "describe-shard", "rate")
+    added = differences(half, "get-token", "describe-shard", "p99_ms")
     print(
         f"   throughput, GetToken / DescribeShard:  {spread(ratio, '.2f')}  "
         f"(target >= {GET_TOKEN_TARGET})"
@@ -381,12 +331,7 @@ async def cache_hit(
     print(
         f"   p99 added at {rate:.0f} req/s, GetToken - DescribeShard:  {spread(added, '+.2f')} ms"
     )
-    others = [s.other_cores for rows in (peak, half) for samples in rows.values() for s in samples]
-    print(
-        f"   noise: besides the shard, Envoy and the generator, the machine was busy "
-        f"{statistics.median(others):.2f} cores in the median window, {max(others):.2f} at "
-        f"most; {bench.repeats} window(s) measured again for being above {NOISY_CORES}"
-    )
+    print(f"   {rounds.noise('the shard, Envoy and the generator', limits=False)}")
     cores = {way.label: statistics.median(values_of(peak[way.key], "shard_core")) for way in WAYS}
     if min(cores.values()) < BOTTLENECK_CORE:
         print(
@@ -399,11 +344,11 @@ async def cache_hit(
         "half_load_rate": rate,
         "get_token_over_describe_shard": ratio,
         "p99_added_ms_at_half_load": added,
-        "windows_repeated": bench.repeats,
+        "windows_repeated": rounds.repeats,
         "max": {k: [asdict(s) for s in v] for k, v in peak.items()},
         "half": {k: [asdict(s) for s in v] for k, v in half.items()},
     }
-    return summary, request, key, bench.problems
+    return summary, request, key, rounds.problems
 
 
 # --- part 2: refresh storm --------------------------------------------------------------
@@ -709,27 +654,18 @@ async def refresh_storms(
 async def _bench(args: argparse.Namespace) -> list[str]:
     """Run both parts on a mesh in a fresh home; the problems found (none if valid)."""
     started = time.monotonic()
-    home = make_home()
-    try:
-        async with running_mesh(home, MeshOptions(sandbox=True)) as mesh:
-            print(f"token path: mesh with the provider sandbox up in {mesh.started_in:.1f}s")
-            hit, cached, key, problems = await cache_hit(mesh, args, started + args.budget)
-            unpin()
-            # One series of storms per size: a few callers show the refresh's own cost,
-            # many show what a burst that size costs on top of it.
-            storm, storm_problems = {}, []
-            for callers in args.callers:
-                sized = argparse.Namespace(**{**vars(args), "callers": callers})
-                storm[callers], found = await refresh_storms(mesh, sized, cached, key)
-                storm_problems += found
-    except (MeshError, EdgeError, InfraError):
-        raise  # the home stays: the message names a log inside it
-    except BaseException:
-        shutil.rmtree(home, ignore_errors=True)
-        raise
-    shutil.rmtree(home, ignore_errors=True)
-    print(f"total {time.monotonic() - started:.0f}s including mesh start and stop")
-    print(json.dumps({"cache_hit": hit, "refresh_storm": storm}))
+    async with fresh_mesh(MeshOptions(sandbox=True)) as mesh:
+        print(f"token path: mesh with the provider sandbox up in {mesh.started_in:.1f}s")
+        hit, cached, key, problems = await cache_hit(mesh, args, started + args.budget)
+        unpin()  # the storms use the whole mesh
+        # One series of storms per size: a few callers show the refresh's own cost,
+        # many show what a burst that size costs on top of it.
+        storm, storm_problems = {}, []
+        for callers in args.callers:
+            sized = argparse.Namespace(**{**vars(args), "callers": callers})
+            storm[callers], found = await refresh_storms(mesh, sized, cached, key)
+            storm_problems += found
+    print_summary(started, {"cache_hit": hit, "refresh_storm": storm})
     return problems + storm_problems
 
 
@@ -765,11 +701,7 @@ def main() -> None:
         parser.error("--storms and --callers must be at least 1")
     args.budget = estimate + 60
     try:
-        problems = asyncio.run(_bench(args))
-    except (BenchError, LoadError, MeshError, EdgeError, InfraError) as failed:
-        # The launcher's errors may append a log tail: its first line says what failed.
-        print(f"token_path: {str(failed).splitlines()[0]}", file=sys.stderr)
-        sys.exit(1)
+        problems = run("token_path", _bench(args))
     except grpc.aio.AioRpcError as failed:
         print(f"token_path: {failed.code().name}: {failed.details()}", file=sys.stderr)
         sys.exit(1)
