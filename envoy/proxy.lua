@@ -197,8 +197,10 @@ local function on_request(handle)
   local caller, parts = {}, {}
   for i, name in ipairs(CALLER) do
     local value = headers:get(name)
-    if value ~= nil and #value > MAX_HEADER then
-      problem(handle, 400, "Bad Request", name .. " is longer than " .. MAX_HEADER .. " bytes")
+    if value ~= nil and (#value > MAX_HEADER or string.find(value, "[^\32-\126]")) then
+      -- They travel on as gRPC metadata (to the api), which holds printable ASCII only.
+      problem(handle, 400, "Bad Request",
+        name .. " must be printable ASCII of at most " .. MAX_HEADER .. " bytes")
       return
     end
     caller[name] = value
@@ -245,10 +247,12 @@ local function on_request(handle)
   end
   if entry.calls ~= nil then entry.calls = entry.calls - 1 end
 
-  -- What the caller sent that the provider must not see.
+  -- What the caller sent that the provider must not see. x-forwarded-proto stays until
+  -- the route is chosen (without it the router finds none); the route removes it, and
+  -- x-forwarded-for, which Envoy sets after this filter.
   local removed = {}
   for name, _ in pairs(headers) do
-    if string.sub(name, 1, 6) == "x-amp-" or string.sub(name, 1, 10) == "x-forwarded"
+    if string.sub(name, 1, 6) == "x-amp-" or string.sub(name, 1, 12) == "x-forwarded-" and name ~= "x-forwarded-proto"
         or string.sub(name, 1, 8) == "x-envoy-" or name == "cookie" then
       removed[#removed + 1] = name
     end

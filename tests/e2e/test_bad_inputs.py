@@ -12,7 +12,7 @@ import json
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -869,7 +869,7 @@ def proxy_headers(w: World, **changes: str | None) -> dict[str, str]:
 class BadProxyCall:
     status: int
     words: str
-    headers: Callable[[World], dict[str, str]] = field(default=proxy_headers)
+    headers: Callable[[World], Mapping[str, str | bytes]] = field(default=proxy_headers)
     path: str = "/crm/v3/objects/companies"
     issues: tuple[str, ...] = ()  # the headers the problem's issues[] names
 
@@ -931,6 +931,14 @@ PROXY_CASES: dict[str, BadProxyCall] = {
         400, "base URL", path="/crm/v3/../../../admin"
     ),
     "proxy: an encoded climb": BadProxyCall(400, "base URL", path="/crm/%2E%2e/admin"),
+    "proxy: a group ref that is not ASCII": BadProxyCall(
+        400,
+        "x-amp-group-ref must be printable ASCII",
+        lambda w: {
+            **proxy_headers(w, x_amp_installation_id=None, x_amp_integration_name=INTEGRATION),
+            "x-amp-group-ref": "acmé".encode(),  # UTF-8 bytes, as a client may send
+        },
+    ),
 }
 
 
@@ -941,9 +949,11 @@ async def test_a_bad_proxy_call_is_refused_clearly_and_changes_nothing(
     bad = PROXY_CASES[case]
     before = await world.snapshot()
     proxy = world.stack.endpoints["proxy"]
-    request = world.anonymous.build_request(
-        "POST", f"{proxy}/", headers=bad.headers(world), content=b"{}"
-    )
+    raw = [
+        (name.encode(), value if isinstance(value, bytes) else value.encode())
+        for name, value in bad.headers(world).items()
+    ]
+    request = world.anonymous.build_request("POST", f"{proxy}/", headers=raw, content=b"{}")
     request.extensions["target"] = bad.path.encode()  # as sent: httpx would resolve '..'
     response = await world.anonymous.send(request)
     body = check_problem(response, bad.status)

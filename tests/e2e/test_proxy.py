@@ -41,6 +41,7 @@ async def test_a_call_reaches_the_provider_with_the_connections_token_and_none_o
     # What a caller might send that is its own: a credential for us, a cookie for us.
     headers["authorization"] = "Bearer the-callers-own-jwt"
     headers["cookie"] = "session=callers"
+    headers["x-forwarded-host"] = "callers.example"  # the edge's business, not the provider's
     headers["x-custom"] = "kept"
     body = b'{"properties": {"email": "ada@example.com"}}'
     for method in ("GET", "POST"):
@@ -61,7 +62,7 @@ async def test_a_call_reaches_the_provider_with_the_connections_token_and_none_o
         assert received["x-custom"] == "kept"
         assert received["content-type"] == "application/json"
         for name in received:
-            assert not name.startswith("x-amp-"), name
+            assert not name.startswith(("x-amp-", "x-forwarded-", "x-envoy-")), name
             assert name not in ("x-api-key", "cookie", "x-forwarded-for"), name
         assert stack.admin_api_key not in json.dumps(received)
         if method == "POST":
