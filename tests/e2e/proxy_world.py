@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
-from tests.e2e.reads_world import CLIENT_ID, CLIENT_SECRET, sandbox_token
+from tests.e2e.reads_world import CLIENT_ID, CLIENT_SECRET, sandbox_connection
 from tests.support.control_plane import admin_client, create_project
 from tests.support.stack import Stack
 
@@ -97,27 +96,10 @@ class ProxyWorld:
     async def connect(self, group: str, *, expires_in: int | None = None) -> dict[str, Any]:
         """A connection of group holding real sandbox tokens; expires_in overrides when
         the stored access token expires (in the past: the token-manager refreshes it)."""
-        tokens = await sandbox_token(self.stack, self.provider)
-        self.secrets += [tokens["access_token"], tokens["refresh_token"]]
-        seconds = int(tokens["expires_in"]) if expires_in is None else expires_in
-        expires = datetime.now(UTC) + timedelta(seconds=seconds)
-        created = await self.http.post(
-            "/connections:generate",
-            json={
-                "provider": self.provider,
-                "groupRef": group,
-                "consumerRef": f"{group}-user",
-                "oauth2AuthorizationCode": {
-                    "accessToken": {
-                        "token": tokens["access_token"],
-                        "expiresAt": expires.isoformat().replace("+00:00", "Z"),
-                    },
-                    "refreshToken": {"token": tokens["refresh_token"]},
-                },
-            },
+        self.connection, tokens = await sandbox_connection(
+            self.stack, self.http, self.provider, group, expires_in=expires_in
         )
-        assert created.status_code == 201, created.text
-        self.connection = created.json()
+        self.secrets += [tokens["access_token"], tokens["refresh_token"]]
         return self.connection
 
     async def install(self, group: str, *, expires_in: int | None = None) -> dict[str, Any]:

@@ -124,26 +124,8 @@ class ReadsWorld:
 
     async def connect(self, group: str) -> dict[str, Any]:
         """A connection of group holding real sandbox tokens (password grant)."""
-        tokens = await sandbox_token(self.stack, self.provider)
+        connection, tokens = await sandbox_connection(self.stack, self.http, self.provider, group)
         self.secrets += [tokens["access_token"], tokens["refresh_token"]]
-        expires = datetime.now(UTC) + timedelta(seconds=int(tokens["expires_in"]))
-        created = await self.http.post(
-            "/connections:generate",
-            json={
-                "provider": self.provider,
-                "groupRef": group,
-                "consumerRef": f"{group}-user",
-                "oauth2AuthorizationCode": {
-                    "accessToken": {
-                        "token": tokens["access_token"],
-                        "expiresAt": expires.isoformat().replace("+00:00", "Z"),
-                    },
-                    "refreshToken": {"token": tokens["refresh_token"]},
-                },
-            },
-        )
-        assert created.status_code == 201, created.text
-        connection: dict[str, Any] = created.json()
         return connection
 
     async def install(
@@ -256,6 +238,40 @@ async def seed(
     seeded = await sandbox.SeedRecords(request, timeout=60)
     assert seeded.created == count
     return seeded
+
+
+async def sandbox_connection(
+    stack: Stack,
+    http: httpx.AsyncClient,
+    provider: str,
+    group: str,
+    *,
+    expires_in: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A connection of group (http: the API rooted at the project) holding fresh sandbox
+    tokens, and the tokens; expires_in overrides when the stored access token expires
+    (negative: already expired, so the token-manager refreshes it when asked)."""
+    tokens = await sandbox_token(stack, provider)
+    seconds = int(tokens["expires_in"]) if expires_in is None else expires_in
+    expires = datetime.now(UTC) + timedelta(seconds=seconds)
+    created = await http.post(
+        "/connections:generate",
+        json={
+            "provider": provider,
+            "groupRef": group,
+            "consumerRef": f"{group}-user",
+            "oauth2AuthorizationCode": {
+                "accessToken": {
+                    "token": tokens["access_token"],
+                    "expiresAt": expires.isoformat().replace("+00:00", "Z"),
+                },
+                "refreshToken": {"token": tokens["refresh_token"]},
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    connection: dict[str, Any] = created.json()
+    return connection, tokens
 
 
 async def sandbox_token(stack: Stack, provider: str = "hubspot") -> dict[str, Any]:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,7 @@ from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from services.runtime.channels import mesh_channel
 from services.runtime.tls import ServiceCredentials
-
-
-@dataclass
-class SandboxProcess:
-    grpc_address: str
-    http_url: str
-    log_path: Path
+from tests.support.sandbox import SandboxProcess
 
 
 def _announcements(log_path: Path) -> dict[str, dict[str, Any]]:

@@ -17,13 +17,13 @@ import psutil
 import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2
 
-from tests.sandbox.conftest import SandboxProcess
 from tests.support.sandbox import (
     CONTACTS,
     HS,
     HS_TOKEN,
     SF,
     SF_TOKEN,
+    SandboxProcess,
     bearer,
     client_token,
     duration,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +17,16 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from services.runtime.channels import mesh_channel
 from tests.support.stack import Stack
+
+
+@dataclass(frozen=True)
+class SandboxProcess:
+    """A sandbox started as its own process (tests/sandbox/conftest.py)."""
+
+    grpc_address: str
+    http_url: str
+    log_path: Path
+
 
 # The OAuth client and the user the sandbox knows (services/sandbox/settings.py).
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
