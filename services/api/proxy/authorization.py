@@ -24,7 +24,7 @@ import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import grpc
@@ -34,47 +34,38 @@ from ampmesh.edge.v1 import proxy_authorization_pb2_grpc as authorization_pb2_gr
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from cachetools import TTLCache
 from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2
 
 from services.api.common import abort_invalid, abort_missing
 from services.api.context import ApiContext
-from services.api.proxy.limits import LEASE_SHARE, HoldTime, ProxyLimits, hold_from_retry_after
+from services.api.proxy.limits import LEASE_SHARE, ProxyLimits, hold_from_retry_after
+from services.api.proxy.refusals import (
+    CALLER_HEADERS,
+    GROUP_HEADER,
+    INSTALLATION_HEADER,
+    INTEGRATION_HEADER,
+    MODE_HEADER,
+    PROJECT_HEADER,
+    THROTTLE,
+    abort_held,
+    abort_rate_limited,
+    check_headers,
+)
 from services.api.proxy.targets import TargetError, base_url_template, proxy_target
 from services.api.stored import INSTALLATION_KIND, config_content, integration_content
 from services.api.token_errors import (
-    RETRY_AFTER_HEADER,
     abort_retry_later,
     abort_token_error,
     require_token_manager,
 )
 from services.domain.catalog.rate_limits import RateLimit
 from services.domain.connectors.registry import token_credentials
-from services.runtime.errors import abort_with_details, abort_with_reason, error_info
+from services.runtime.errors import abort_with_reason
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
 
 SERVICE_NAME = authorization_pb2.DESCRIPTOR.services_by_name["ProxyAuthorizationService"].full_name
-VERSION_HEADER = "x-amp-proxy-version"
-PROJECT_HEADER = "x-amp-project-id"
-INSTALLATION_HEADER = "x-amp-installation-id"
-INTEGRATION_HEADER = "x-amp-integration-name"
-GROUP_HEADER = "x-amp-group-ref"
-MODE_HEADER = "x-amp-rate-limiter-mode"
-THROTTLE = "throttle"
-# The caller's headers a decision depends on (envoy/proxy.lua sends exactly these).
-CALLER_HEADERS = (
-    "x-api-key",
-    "authorization",
-    "x-amp-proxy-version",
-    "x-amp-project-id",
-    "x-amp-installation-id",
-    "x-amp-integration-name",
-    "x-amp-group-ref",
-    "x-amp-rate-limiter-mode",
-)
+# Decisions kept for throttled calls (one per set of caller headers).
 RECENT_DECISIONS = 10_000
-RETRY_AT_HEADER = "x-amp-retry-after"
-RETRYABLE_HEADER = "x-amp-retryable"
 # A decision ends this long before its token expires, so no call carries a token that
 # expires on the way.
 TOKEN_MARGIN_SECONDS = 30.0
@@ -157,7 +148,7 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
             connection_id = decision.connection_id
             hold = await self._shared(context, lambda limits: limits.hold(connection_id))
             if hold is not None:
-                await _abort_held(context, hold)
+                await abort_held(context, hold)
         limit = self.rate_limits.get(decision.provider)
         if limit is not None:
             # A throttled call is decided alone (the edge keeps no decision for it), so it
@@ -167,7 +158,7 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
                 context, lambda limits: limits.lease(decision.connection_id, limit, size)
             )
             if lease.calls == 0:
-                await _abort_rate_limited(context, decision.provider, limit, lease.seconds_left)
+                await abort_rate_limited(context, decision.provider, limit, lease.seconds_left)
             decision.calls = lease.calls
             decision.cache_seconds = min(decision.cache_seconds, lease.seconds_left)
         return decision
@@ -207,7 +198,7 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         """The decision for these headers, checked from the caller to the token (without
         the connection's hold or rate limit, which are checked for every call)."""
         principal = await self.ctx.auth.authenticate(context)
-        await _check_headers(context, headers)
+        await check_headers(context, headers)
         project = await self.ctx.auth.project(context, principal, headers[PROJECT_HEADER])
         await self.ctx.auth.require_builder(context, principal)
         row = await self._installation(context, project.id, headers)
@@ -256,7 +247,7 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
         # Only the caller whose call met the 429 may hold its connection.
         principal = await self.ctx.auth.authenticate(context)
         headers = _headers(context)
-        await _check_headers(context, headers)
+        await check_headers(context, headers)
         project = await self.ctx.auth.project(context, principal, headers[PROJECT_HEADER])
         await self.ctx.auth.require_builder(context, principal)
         row = await self._installation(context, project.id, headers)
@@ -365,82 +356,8 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
             )
 
 
-async def _check_headers(context: Any, headers: Mapping[str, str]) -> None:
-    """INVALID_ARGUMENT naming every proxy header that is missing or malformed."""
-    problems: dict[str, str] = {}
-    version = headers.get(VERSION_HEADER, "")
-    if version != "1":
-        problems[VERSION_HEADER] = (
-            f"must be 1 (got {version!r})" if version else "is required and must be 1"
-        )
-    project = headers.get(PROJECT_HEADER, "")
-    if not project:
-        problems[PROJECT_HEADER] = "is required: the project's id"
-    elif not _is_uuid(project):
-        problems[PROJECT_HEADER] = "must be the project's id (a UUID), not its name"
-    installation = headers.get(INSTALLATION_HEADER, "")
-    if installation:
-        if not _is_uuid(installation):
-            problems[INSTALLATION_HEADER] = "must be an installation id (a UUID)"
-    elif not (headers.get(INTEGRATION_HEADER) and headers.get(GROUP_HEADER)):
-        problems[INSTALLATION_HEADER] = (
-            f"is required, or else both {INTEGRATION_HEADER} and {GROUP_HEADER}"
-        )
-    mode = headers.get(MODE_HEADER, "")
-    if mode and mode != THROTTLE:
-        problems[MODE_HEADER] = f"must be {THROTTLE!r} when given (got {mode!r})"
-    if problems:
-        await abort_invalid(context, problems, "the proxy headers are not valid")
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _encoded(query: Mapping[str, str]) -> str:
     return urllib.parse.urlencode(sorted(query.items()))
-
-
-async def _send_retry_headers(context: Any, seconds: int, retry_at: str, retryable: bool) -> None:
-    await context.send_initial_metadata(
-        (
-            (RETRY_AFTER_HEADER, str(seconds)),
-            (RETRY_AT_HEADER, retry_at),
-            (RETRYABLE_HEADER, "true" if retryable else "false"),
-        )
-    )
-
-
-async def _abort_held(context: Any, hold: HoldTime) -> NoReturn:
-    seconds = hold.seconds_left()
-    await _send_retry_headers(context, seconds, hold.rfc3339, hold.retryable)
-    await abort_with_details(
-        context,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        f"the provider limited this connection's calls; throttled calls are held until "
-        f"{hold.rfc3339} (try again in {seconds} s)",
-        error_info("THROTTLED"),
-        error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)),
-    )
-
-
-async def _abort_rate_limited(
-    context: Any, provider: str, limit: RateLimit, seconds_left: float
-) -> NoReturn:
-    seconds = max(1, int(seconds_left + 0.999))
-    retry_at = HoldTime(until=time.time() + seconds_left, retryable=True).rfc3339
-    await _send_retry_headers(context, seconds, retry_at, True)
-    await abort_with_details(
-        context,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        f"this connection's calls to {provider} are limited to {limit}; try again in {seconds} s",
-        error_info("RATE_LIMITED"),
-        error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds)),
-    )
 
 
 def service(
