@@ -40,8 +40,7 @@ from tests.support.control_plane import (
     create_provider_app,
     insert_webhook_destinations,
 )
-from tests.support.metadata import TOKEN_PATHS
-from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
+from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, TOKEN_PATHS, USERNAME
 from tests.support.stack import Stack
 
 OBJECTS = ("contacts", "companies", "deals")

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
-from tests.e2e.reads_world import CLIENT_ID, CLIENT_SECRET, sandbox_connection
+from tests.e2e.reads_world import CLIENT_ID, CLIENT_SECRET
 from tests.support.control_plane import admin_client, create_project
+from tests.support.sandbox import sandbox_connection
 from tests.support.stack import Stack
 
 INTEGRATION = "proxied"

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from tests.support.control_plane import admin_client, create_project
+from tests.support.sandbox import TOKEN_PATHS, sandbox_connection
 from tests.support.stack import Stack
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 USERNAME, PASSWORD = "sandbox-user", "sandbox-password"
-# The sandbox's token endpoint and its Provider value, per catalog provider.
-TOKEN_PATHS = {
-    "hubspot": "/hubspot/oauth/v1/token",
-    "salesforce": "/salesforce/services/oauth2/token",
-}
+# The sandbox's Provider value, per catalog provider.
 SANDBOX_PROVIDERS = {
     "hubspot": sandbox_pb2.PROVIDER_HUBSPOT,
     "salesforce": sandbox_pb2.PROVIDER_SALESFORCE,
@@ -238,40 +235,6 @@ async def seed(
     seeded = await sandbox.SeedRecords(request, timeout=60)
     assert seeded.created == count
     return seeded
-
-
-async def sandbox_connection(
-    stack: Stack,
-    http: httpx.AsyncClient,
-    provider: str,
-    group: str,
-    *,
-    expires_in: int | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A connection of group (http: the API rooted at the project) holding fresh sandbox
-    tokens, and the tokens; expires_in overrides when the stored access token expires
-    (negative: already expired, so the token-manager refreshes it when asked)."""
-    tokens = await sandbox_token(stack, provider)
-    seconds = int(tokens["expires_in"]) if expires_in is None else expires_in
-    expires = datetime.now(UTC) + timedelta(seconds=seconds)
-    created = await http.post(
-        "/connections:generate",
-        json={
-            "provider": provider,
-            "groupRef": group,
-            "consumerRef": f"{group}-user",
-            "oauth2AuthorizationCode": {
-                "accessToken": {
-                    "token": tokens["access_token"],
-                    "expiresAt": expires.isoformat().replace("+00:00", "Z"),
-                },
-                "refreshToken": {"token": tokens["refresh_token"]},
-            },
-        },
-    )
-    assert created.status_code == 201, created.text
-    connection: dict[str, Any] = created.json()
-    return connection, tokens
 
 
 async def sandbox_token(stack: Stack, provider: str = "hubspot") -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,13 +17,9 @@ from tests.support.control_plane import (
     insert_webhook_destinations,
     unique,
 )
-from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME
+from tests.support.sandbox import TOKEN_PATHS, sandbox_connection
 from tests.support.stack import Stack
 
-TOKEN_PATHS = {
-    "hubspot": "/hubspot/oauth/v1/token",
-    "salesforce": "/salesforce/services/oauth2/token",
-}
 # HubSpot contacts delivered as `people`; a HubSpot object the sandbox's instance does not
 # have (`spaceships`); Salesforce accounts with a field named in its API spelling.
 MANIFEST = textwrap.dedent(
@@ -91,32 +86,7 @@ class MetadataWorld:
 
     async def connect(self, provider: str, group: str) -> dict[str, Any]:
         """A connection of group to provider holding real sandbox tokens."""
-        async with httpx.AsyncClient(base_url=self.stack.endpoints["sandbox-http"]) as sandbox:
-            answer = await sandbox.post(
-                TOKEN_PATHS[provider],
-                data={"grant_type": "password", "username": USERNAME, "password": PASSWORD},
-                auth=(CLIENT_ID, CLIENT_SECRET),
-            )
-        assert answer.status_code == 200, answer.text
-        tokens = answer.json()
-        expires = datetime.now(UTC) + timedelta(seconds=int(tokens["expires_in"]))
-        created = await self.http.post(
-            "/connections:generate",
-            json={
-                "provider": provider,
-                "groupRef": group,
-                "consumerRef": f"{group}-user",
-                "oauth2AuthorizationCode": {
-                    "accessToken": {
-                        "token": tokens["access_token"],
-                        "expiresAt": expires.isoformat().replace("+00:00", "Z"),
-                    },
-                    "refreshToken": {"token": tokens["refresh_token"]},
-                },
-            },
-        )
-        assert created.status_code == 201, created.text
-        connection: dict[str, Any] = created.json()
+        connection, _ = await sandbox_connection(self.stack, self.http, provider, group)
         self.connections[(provider, group)] = connection
         return connection
 

@@ -90,6 +90,45 @@ async def password_tokens(http: httpx.AsyncClient, path: str = HS_TOKEN) -> dict
     return body
 
 
+# The token endpoint of each sandboxed catalog provider.
+TOKEN_PATHS = {"hubspot": HS_TOKEN, "salesforce": SF_TOKEN}
+
+
+async def sandbox_connection(
+    stack: Stack,
+    http: httpx.AsyncClient,
+    provider: str,
+    group: str,
+    *,
+    expires_in: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A connection of group (http: the API rooted at the project) holding fresh sandbox
+    tokens (password grant), and the tokens; expires_in overrides when the stored access
+    token expires (negative: already expired, so the token-manager refreshes it)."""
+    async with httpx.AsyncClient(base_url=stack.endpoints["sandbox-http"]) as sandbox:
+        tokens = await password_tokens(sandbox, TOKEN_PATHS[provider])
+    seconds = int(tokens["expires_in"]) if expires_in is None else expires_in
+    expires = datetime.now(UTC) + timedelta(seconds=seconds)
+    created = await http.post(
+        "/connections:generate",
+        json={
+            "provider": provider,
+            "groupRef": group,
+            "consumerRef": f"{group}-user",
+            "oauth2AuthorizationCode": {
+                "accessToken": {
+                    "token": tokens["access_token"],
+                    "expiresAt": expires.isoformat().replace("+00:00", "Z"),
+                },
+                "refreshToken": {"token": tokens["refresh_token"]},
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    connection: dict[str, Any] = created.json()
+    return connection, tokens
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
