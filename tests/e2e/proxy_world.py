@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
-from tests.e2e.reads_world import CLIENT_ID, CLIENT_SECRET
+from tests.e2e.reads_world import CLIENT_ID, CLIENT_SECRET, SANDBOX_PROVIDERS
 from tests.support.control_plane import admin_client, create_project
 from tests.support.sandbox import sandbox_connection
 from tests.support.stack import Stack
@@ -27,6 +27,28 @@ async def echo_calls(sandbox: sandbox_pb2_grpc.SandboxControlServiceStub) -> int
     """How many calls the sandbox's echo route has received (the provider was called)."""
     counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
     return int(counters.proxy_test_requests_by_route.get("echo", 0))
+
+
+async def echo_fails_once(
+    sandbox: sandbox_pb2_grpc.SandboxControlServiceStub,
+    provider: str,
+    kind: sandbox_pb2.FaultKind,
+    **fault: Any,
+) -> None:
+    """The provider's next answer on its echo route is the fault (kind, with the Fault's
+    other fields, e.g. http_status or retry_after)."""
+    await sandbox.InjectFault(
+        sandbox_pb2.InjectFaultRequest(
+            fault=sandbox_pb2.Fault(
+                kind=kind,
+                endpoint=sandbox_pb2.FAULT_ENDPOINT_PROXY_TEST,
+                provider=SANDBOX_PROVIDERS[provider],
+                object_name="echo",
+                count=1,
+                **fault,
+            )
+        )
+    )
 
 
 def assert_ours(response: httpx.Response, status: int, *named: str) -> dict[str, Any]:

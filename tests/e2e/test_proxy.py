@@ -15,7 +15,14 @@ import httpx
 import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
-from tests.e2e.proxy_world import ORIGIN, ProxyWorld, assert_ours, echo_calls, proxy_world
+from tests.e2e.proxy_world import (
+    ORIGIN,
+    ProxyWorld,
+    assert_ours,
+    echo_calls,
+    echo_fails_once,
+    proxy_world,
+)
 from tests.e2e.reads_world import SANDBOX_PROVIDERS
 from tests.support.control_plane import admin_client, create_api_key, create_project
 from tests.support.sandbox import duration
@@ -111,17 +118,7 @@ async def test_a_token_the_provider_refuses_is_refreshed_for_the_next_call(
     world = await proxy_world(stack, "salesforce")
     first = await proxy.get("/sandbox/echo/a", headers=world.headers())
     assert first.status_code == 200, first.text
-    await sandbox.InjectFault(
-        sandbox_pb2.InjectFaultRequest(
-            fault=sandbox_pb2.Fault(
-                kind=sandbox_pb2.FAULT_KIND_EXPIRED_TOKEN,
-                endpoint=sandbox_pb2.FAULT_ENDPOINT_PROXY_TEST,
-                provider=sandbox_pb2.PROVIDER_SALESFORCE,
-                object_name="echo",
-                count=1,
-            )
-        )
-    )
+    await echo_fails_once(sandbox, "salesforce", sandbox_pb2.FAULT_KIND_EXPIRED_TOKEN)
     refused = await proxy.get("/sandbox/echo/b", headers=world.headers())
     # The provider's own 401, passed on: the call cannot be replayed (its body streamed).
     assert refused.status_code == 401, refused.text
@@ -135,18 +132,7 @@ async def test_the_providers_errors_pass_through_unchanged(
     stack: Stack, proxy: httpx.AsyncClient, sandbox: sandbox_pb2_grpc.SandboxControlServiceStub
 ) -> None:
     world = await proxy_world(stack, "hubspot")
-    await sandbox.InjectFault(
-        sandbox_pb2.InjectFaultRequest(
-            fault=sandbox_pb2.Fault(
-                kind=sandbox_pb2.FAULT_KIND_SERVER_ERROR,
-                endpoint=sandbox_pb2.FAULT_ENDPOINT_PROXY_TEST,
-                provider=sandbox_pb2.PROVIDER_HUBSPOT,
-                object_name="echo",
-                http_status=502,
-                count=1,
-            )
-        )
-    )
+    await echo_fails_once(sandbox, "hubspot", sandbox_pb2.FAULT_KIND_SERVER_ERROR, http_status=502)
     failed = await proxy.get("/sandbox/echo/x", headers=world.headers())
     assert failed.status_code == 502
     assert failed.headers[ORIGIN] == "provider"
@@ -338,17 +324,8 @@ async def test_throttle_mode_holds_calls_after_a_provider_429(
 ) -> None:
     world = await proxy_world(stack, "salesforce")
     throttled = world.headers(x_amp_rate_limiter_mode="throttle")
-    await sandbox.InjectFault(
-        sandbox_pb2.InjectFaultRequest(
-            fault=sandbox_pb2.Fault(
-                kind=sandbox_pb2.FAULT_KIND_RATE_LIMIT,
-                endpoint=sandbox_pb2.FAULT_ENDPOINT_PROXY_TEST,
-                provider=sandbox_pb2.PROVIDER_SALESFORCE,
-                object_name="echo",
-                retry_after=duration(30),
-                count=1,
-            )
-        )
+    await echo_fails_once(
+        sandbox, "salesforce", sandbox_pb2.FAULT_KIND_RATE_LIMIT, retry_after=duration(30)
     )
     limited = await proxy.get("/sandbox/echo/x", headers=throttled)
     assert limited.status_code == 429, limited.text

@@ -14,8 +14,7 @@ from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from services.launcher.edge import Edge
 from services.launcher.ports import PortBook
-from tests.e2e.proxy_world import ORIGIN, assert_ours, echo_calls, proxy_world
-from tests.e2e.reads_world import SANDBOX_PROVIDERS
+from tests.e2e.proxy_world import ORIGIN, assert_ours, echo_calls, echo_fails_once, proxy_world
 from tests.support.sandbox import duration
 from tests.support.stack import Stack
 
@@ -70,17 +69,8 @@ async def test_a_hold_recorded_through_one_edge_holds_throttled_calls_through_an
     passed = await b.get("/sandbox/echo/before", headers=throttled)
     assert passed.status_code == 200, passed.text
     assert passed.headers[ORIGIN] == "provider"
-    await sandbox.InjectFault(
-        sandbox_pb2.InjectFaultRequest(
-            fault=sandbox_pb2.Fault(
-                kind=sandbox_pb2.FAULT_KIND_RATE_LIMIT,
-                endpoint=sandbox_pb2.FAULT_ENDPOINT_PROXY_TEST,
-                provider=SANDBOX_PROVIDERS["hubspot"],
-                object_name="echo",
-                retry_after=duration(30),
-                count=1,
-            )
-        )
+    await echo_fails_once(
+        sandbox, "hubspot", sandbox_pb2.FAULT_KIND_RATE_LIMIT, retry_after=duration(30)
     )
     limited = await a.get("/sandbox/echo/x", headers=throttled)
     assert limited.status_code == 429, limited.text
