@@ -86,6 +86,7 @@ async def test_leases_never_add_up_to_more_than_the_limit(limits: ProxyLimits) -
     assert (await limits.lease(key, limit)).calls == 1
     assert (await limits.lease(key, limit)).calls == 0
     assert (await limits.lease(f"{key}-other", limit)).calls == 2
+    assert (await limits.lease(f"{key}-other", limit, single=True)).calls == 1
 
 
 async def test_a_hold_is_kept_and_never_shortened(limits: ProxyLimits) -> None:

@@ -37,7 +37,7 @@ from google.protobuf import duration_pb2
 
 from services.api.common import abort_invalid, abort_missing
 from services.api.context import ApiContext
-from services.api.proxy.limits import LEASE_SHARE, ProxyLimits, hold_from_retry_after
+from services.api.proxy.limits import ProxyLimits, hold_from_retry_after
 from services.api.proxy.refusals import (
     CALLER_HEADERS,
     GROUP_HEADER,
@@ -151,11 +151,10 @@ class ProxyAuthorization(authorization_pb2_grpc.ProxyAuthorizationServiceService
                 await abort_held(context, hold)
         limit = self.rate_limits.get(decision.provider)
         if limit is not None:
-            # A throttled call is decided alone (the edge keeps no decision for it), so it
-            # takes one call of the window, not a lease to spend later.
-            size = 1 if throttle else max(1, limit.calls // LEASE_SHARE)
+            # A throttled call is decided alone (the edge keeps no decision for it).
             lease = await self._shared(
-                context, lambda limits: limits.lease(decision.connection_id, limit, size)
+                context,
+                lambda limits: limits.lease(decision.connection_id, limit, single=throttle),
             )
             if lease.calls == 0:
                 await abort_rate_limited(context, decision.provider, limit, lease.seconds_left)

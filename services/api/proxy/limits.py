@@ -119,9 +119,10 @@ class ProxyLimits:
         )
         return hold
 
-    async def lease(self, connection_id: str, limit: RateLimit, size: int = 0) -> Lease:
-        """Calls an edge worker may make now under the connection's limit: up to `size`
-        (default a LEASE_SHARE-th of the limit, at least 1)."""
+    async def lease(self, connection_id: str, limit: RateLimit, *, single: bool = False) -> Lease:
+        """Calls an edge worker may make now under the connection's limit: a
+        LEASE_SHARE-th of the limit (at least 1), or one call when `single` (a call
+        decided alone, which leaves nothing to spend later)."""
         now = time.time()
         window = int(now // limit.seconds)
         left = (window + 1) * limit.seconds - now
@@ -129,7 +130,7 @@ class ProxyLimits:
             keys=[f"{RATE_PREFIX}{connection_id}:{window}"],
             args=[
                 limit.calls,
-                size or max(1, limit.calls // LEASE_SHARE),
+                1 if single else max(1, limit.calls // LEASE_SHARE),
                 math.ceil(left * 1000) + 1000,
             ],
         )
