@@ -28,23 +28,27 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ampmesh/workflows/v1/async_write.proto\x12\x14\x61mpmesh.workflows.v1\x1a ampmesh/events/v1/envelope.proto\x1a(ampmesh/workflows/v1/object_target.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x03\n\x0f\x41syncWriteInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12!\n\x0coperation_id\x18\x03 \x01(\tR\x0boperationId\x12\x33\n\x04type\x18\x04 \x01(\x0e\x32\x1f.ampmesh.workflows.v1.WriteTypeR\x04type\x12;\n\x07records\x18\x05 \x03(\x0b\x32!.ampmesh.workflows.v1.WriteRecordR\x07records\x12\x14\n\x05\x62\x61tch\x18\x06 \x01(\x08R\x05\x62\x61tch\x12\x1e\n\x0b\x61ll_or_none\x18\x07 \x01(\x08R\tallOrNone\x12\x41\n\x0eretry_deadline\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rretryDeadline\x12:\n\x07headers\x18\t \x03(\x0b\x32 .ampmesh.workflows.v1.HttpHeaderR\x07headers\"{\n\x0bWriteRecord\x12/\n\x06record\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructR\x06record\x12;\n\x0c\x61ssociations\x18\x02 \x03(\x0b\x32\x17.google.protobuf.StructR\x0c\x61ssociations\"4\n\nHttpHeader\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value\"\xa8\x02\n\x10\x41syncWriteOutput\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\x12\x18\n\x07success\x18\x02 \x01(\x08R\x07success\x12#\n\rsuccess_count\x18\x03 \x01(\x05R\x0csuccessCount\x12#\n\rfailure_count\x18\x04 \x01(\x05R\x0c\x66\x61ilureCount\x12\x41\n\x07results\x18\x05 \x03(\x0b\x32\'.ampmesh.workflows.v1.WriteRecordResultR\x07results\x12\x32\n\x15successful_record_ids\x18\x06 \x03(\tR\x13successfulRecordIds\x12\x16\n\x06\x65rrors\x18\x07 \x03(\tR\x06\x65rrors\"\xa5\x01\n\x11WriteRecordResult\x12\x14\n\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n\x07success\x18\x02 \x01(\x08R\x07success\x12\x1b\n\trecord_id\x18\x03 \x01(\tR\x08recordId\x12\x16\n\x06\x65rrors\x18\x04 \x03(\tR\x06\x65rrors\x12+\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta*l\n\tWriteType\x12\x1a\n\x16WRITE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11WRITE_TYPE_CREATE\x10\x01\x12\x15\n\x11WRITE_TYPE_UPDATE\x10\x02\x12\x15\n\x11WRITE_TYPE_DELETE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ampmesh/workflows/v1/async_write.proto\x12\x14\x61mpmesh.workflows.v1\x1a ampmesh/events/v1/envelope.proto\x1a(ampmesh/workflows/v1/object_target.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x03\n\x0f\x41syncWriteInput\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12:\n\x06target\x18\x02 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12!\n\x0coperation_id\x18\x03 \x01(\tR\x0boperationId\x12\x33\n\x04type\x18\x04 \x01(\x0e\x32\x1f.ampmesh.workflows.v1.WriteTypeR\x04type\x12;\n\x07records\x18\x05 \x03(\x0b\x32!.ampmesh.workflows.v1.WriteRecordR\x07records\x12\x14\n\x05\x62\x61tch\x18\x06 \x01(\x08R\x05\x62\x61tch\x12\x1e\n\x0b\x61ll_or_none\x18\x07 \x01(\x08R\tallOrNone\x12\x41\n\x0eretry_deadline\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rretryDeadline\x12:\n\x07headers\x18\t \x03(\x0b\x32 .ampmesh.workflows.v1.HttpHeaderR\x07headers\x12*\n\x11shown_object_name\x18\n \x01(\tR\x0fshownObjectName\"\x98\x01\n\x0bWriteRecord\x12/\n\x06record\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructR\x06record\x12;\n\x0c\x61ssociations\x18\x02 \x03(\x0b\x32\x17.google.protobuf.StructR\x0c\x61ssociations\x12\x1b\n\trecord_id\x18\x03 \x01(\tR\x08recordId\"4\n\nHttpHeader\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value\"\xa8\x02\n\x10\x41syncWriteOutput\x12!\n\x0coperation_id\x18\x01 \x01(\tR\x0boperationId\x12\x18\n\x07success\x18\x02 \x01(\x08R\x07success\x12#\n\rsuccess_count\x18\x03 \x01(\x05R\x0csuccessCount\x12#\n\rfailure_count\x18\x04 \x01(\x05R\x0c\x66\x61ilureCount\x12\x41\n\x07results\x18\x05 \x03(\x0b\x32\'.ampmesh.workflows.v1.WriteRecordResultR\x07results\x12\x32\n\x15successful_record_ids\x18\x06 \x03(\tR\x13successfulRecordIds\x12\x16\n\x06\x65rrors\x18\x07 \x03(\tR\x06\x65rrors\"\xa5\x01\n\x11WriteRecordResult\x12\x14\n\x05index\x18\x01 \x01(\x05R\x05index\x12\x18\n\x07success\x18\x02 \x01(\x08R\x07success\x12\x1b\n\trecord_id\x18\x03 \x01(\tR\x08recordId\x12\x16\n\x06\x65rrors\x18\x04 \x03(\tR\x06\x65rrors\x12+\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\"\xc1\x01\n\x11WriteBatcherInput\x12:\n\x06target\x18\x01 \x01(\x0b\x32\".ampmesh.workflows.v1.ObjectTargetR\x06target\x12\x33\n\x04type\x18\x02 \x01(\x0e\x32\x1f.ampmesh.workflows.v1.WriteTypeR\x04type\x12;\n\x07pending\x18\x03 \x03(\x0b\x32!.ampmesh.workflows.v1.QueuedWriteR\x07pending\"\xc7\x02\n\x0bQueuedWrite\x12\x30\n\x04meta\x18\x01 \x01(\x0b\x32\x1c.ampmesh.events.v1.EventMetaR\x04meta\x12!\n\x0coperation_id\x18\x02 \x01(\tR\x0boperationId\x12\x39\n\x06record\x18\x03 \x01(\x0b\x32!.ampmesh.workflows.v1.WriteRecordR\x06record\x12\x39\n\nflush_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tflushTime\x12\x41\n\x0eretry_deadline\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rretryDeadline\x12*\n\x11shown_object_name\x18\x06 \x01(\tR\x0fshownObjectName*l\n\tWriteType\x12\x1a\n\x16WRITE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11WRITE_TYPE_CREATE\x10\x01\x12\x15\n\x11WRITE_TYPE_UPDATE\x10\x02\x12\x15\n\x11WRITE_TYPE_DELETE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ampmesh.workflows.v1.async_write_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WRITETYPE']._serialized_start=1309
-  _globals['_WRITETYPE']._serialized_end=1417
+  _globals['_WRITETYPE']._serialized_start=1909
+  _globals['_WRITETYPE']._serialized_end=2017
   _globals['_ASYNCWRITEINPUT']._serialized_start=204
-  _globals['_ASYNCWRITEINPUT']._serialized_end=661
-  _globals['_WRITERECORD']._serialized_start=663
-  _globals['_WRITERECORD']._serialized_end=786
-  _globals['_HTTPHEADER']._serialized_start=788
-  _globals['_HTTPHEADER']._serialized_end=840
-  _globals['_ASYNCWRITEOUTPUT']._serialized_start=843
-  _globals['_ASYNCWRITEOUTPUT']._serialized_end=1139
-  _globals['_WRITERECORDRESULT']._serialized_start=1142
-  _globals['_WRITERECORDRESULT']._serialized_end=1307
+  _globals['_ASYNCWRITEINPUT']._serialized_end=705
+  _globals['_WRITERECORD']._serialized_start=708
+  _globals['_WRITERECORD']._serialized_end=860
+  _globals['_HTTPHEADER']._serialized_start=862
+  _globals['_HTTPHEADER']._serialized_end=914
+  _globals['_ASYNCWRITEOUTPUT']._serialized_start=917
+  _globals['_ASYNCWRITEOUTPUT']._serialized_end=1213
+  _globals['_WRITERECORDRESULT']._serialized_start=1216
+  _globals['_WRITERECORDRESULT']._serialized_end=1381
+  _globals['_WRITEBATCHERINPUT']._serialized_start=1384
+  _globals['_WRITEBATCHERINPUT']._serialized_end=1577
+  _globals['_QUEUEDWRITE']._serialized_start=1580
+  _globals['_QUEUEDWRITE']._serialized_end=1907
 # @@protoc_insertion_point(module_scope)

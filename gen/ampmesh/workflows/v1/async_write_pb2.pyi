@@ -25,7 +25,7 @@ WRITE_TYPE_UPDATE: WriteType
 WRITE_TYPE_DELETE: WriteType
 
 class AsyncWriteInput(_message.Message):
-    __slots__ = ("meta", "target", "operation_id", "type", "records", "batch", "all_or_none", "retry_deadline", "headers")
+    __slots__ = ("meta", "target", "operation_id", "type", "records", "batch", "all_or_none", "retry_deadline", "headers", "shown_object_name")
     META_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class AsyncWriteInput(_message.Message):
     ALL_OR_NONE_FIELD_NUMBER: _ClassVar[int]
     RETRY_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
+    SHOWN_OBJECT_NAME_FIELD_NUMBER: _ClassVar[int]
     meta: _envelope_pb2.EventMeta
     target: _object_target_pb2.ObjectTarget
     operation_id: str
@@ -44,15 +45,18 @@ class AsyncWriteInput(_message.Message):
     all_or_none: bool
     retry_deadline: _timestamp_pb2.Timestamp
     headers: _containers.RepeatedCompositeFieldContainer[HttpHeader]
-    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., type: _Optional[_Union[WriteType, str]] = ..., records: _Optional[_Iterable[_Union[WriteRecord, _Mapping]]] = ..., batch: _Optional[bool] = ..., all_or_none: _Optional[bool] = ..., retry_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., headers: _Optional[_Iterable[_Union[HttpHeader, _Mapping]]] = ...) -> None: ...
+    shown_object_name: str
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., type: _Optional[_Union[WriteType, str]] = ..., records: _Optional[_Iterable[_Union[WriteRecord, _Mapping]]] = ..., batch: _Optional[bool] = ..., all_or_none: _Optional[bool] = ..., retry_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., headers: _Optional[_Iterable[_Union[HttpHeader, _Mapping]]] = ..., shown_object_name: _Optional[str] = ...) -> None: ...
 
 class WriteRecord(_message.Message):
-    __slots__ = ("record", "associations")
+    __slots__ = ("record", "associations", "record_id")
     RECORD_FIELD_NUMBER: _ClassVar[int]
     ASSOCIATIONS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     record: _struct_pb2.Struct
     associations: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
-    def __init__(self, record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., associations: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
+    record_id: str
+    def __init__(self, record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., associations: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., record_id: _Optional[str] = ...) -> None: ...
 
 class HttpHeader(_message.Message):
     __slots__ = ("key", "value")
@@ -93,3 +97,29 @@ class WriteRecordResult(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     data: _struct_pb2.Struct
     def __init__(self, index: _Optional[int] = ..., success: _Optional[bool] = ..., record_id: _Optional[str] = ..., errors: _Optional[_Iterable[str]] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class WriteBatcherInput(_message.Message):
+    __slots__ = ("target", "type", "pending")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    target: _object_target_pb2.ObjectTarget
+    type: WriteType
+    pending: _containers.RepeatedCompositeFieldContainer[QueuedWrite]
+    def __init__(self, target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., type: _Optional[_Union[WriteType, str]] = ..., pending: _Optional[_Iterable[_Union[QueuedWrite, _Mapping]]] = ...) -> None: ...
+
+class QueuedWrite(_message.Message):
+    __slots__ = ("meta", "operation_id", "record", "flush_time", "retry_deadline", "shown_object_name")
+    META_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_TIME_FIELD_NUMBER: _ClassVar[int]
+    RETRY_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    SHOWN_OBJECT_NAME_FIELD_NUMBER: _ClassVar[int]
+    meta: _envelope_pb2.EventMeta
+    operation_id: str
+    record: WriteRecord
+    flush_time: _timestamp_pb2.Timestamp
+    retry_deadline: _timestamp_pb2.Timestamp
+    shown_object_name: str
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., operation_id: _Optional[str] = ..., record: _Optional[_Union[WriteRecord, _Mapping]] = ..., flush_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., retry_deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shown_object_name: _Optional[str] = ...) -> None: ...
