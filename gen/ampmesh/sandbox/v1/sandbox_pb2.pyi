@@ -36,6 +36,7 @@ class FaultEndpoint(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAULT_ENDPOINT_REVOKE: _ClassVar[FaultEndpoint]
     FAULT_ENDPOINT_RECORDS: _ClassVar[FaultEndpoint]
     FAULT_ENDPOINT_PROXY_TEST: _ClassVar[FaultEndpoint]
+    FAULT_ENDPOINT_WRITES: _ClassVar[FaultEndpoint]
 
 class ResetScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,6 +60,7 @@ FAULT_ENDPOINT_TOKEN: FaultEndpoint
 FAULT_ENDPOINT_REVOKE: FaultEndpoint
 FAULT_ENDPOINT_RECORDS: FaultEndpoint
 FAULT_ENDPOINT_PROXY_TEST: FaultEndpoint
+FAULT_ENDPOINT_WRITES: FaultEndpoint
 RESET_SCOPE_UNSPECIFIED: ResetScope
 RESET_SCOPE_RECORDS: ResetScope
 RESET_SCOPE_FAULTS: ResetScope
@@ -152,7 +154,7 @@ class Fault(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[FaultKind, str]] = ..., endpoint: _Optional[_Union[FaultEndpoint, str]] = ..., provider: _Optional[_Union[Provider, str]] = ..., object_name: _Optional[str] = ..., grant_type: _Optional[str] = ..., client_id: _Optional[str] = ..., skip: _Optional[int] = ..., count: _Optional[int] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., http_status: _Optional[int] = ..., retry_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fired: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ProviderCounters(_message.Message):
-    __slots__ = ("provider", "token_requests_by_grant_type", "api_requests_by_status", "token_requests_by_status", "proxy_test_requests_by_route")
+    __slots__ = ("provider", "token_requests_by_grant_type", "api_requests_by_status", "token_requests_by_status", "proxy_test_requests_by_route", "write_requests_by_route", "records_written", "write_batch_sizes", "passthrough_headers")
     class TokenRequestsByGrantTypeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -181,17 +183,46 @@ class ProviderCounters(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class WriteRequestsByRouteEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class WriteBatchSizesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class PassthroughHeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     TOKEN_REQUESTS_BY_GRANT_TYPE_FIELD_NUMBER: _ClassVar[int]
     API_REQUESTS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_REQUESTS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     PROXY_TEST_REQUESTS_BY_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    WRITE_REQUESTS_BY_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    WRITE_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    PASSTHROUGH_HEADERS_FIELD_NUMBER: _ClassVar[int]
     provider: Provider
     token_requests_by_grant_type: _containers.ScalarMap[str, int]
     api_requests_by_status: _containers.ScalarMap[int, int]
     token_requests_by_status: _containers.ScalarMap[int, int]
     proxy_test_requests_by_route: _containers.ScalarMap[str, int]
-    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., token_requests_by_grant_type: _Optional[_Mapping[str, int]] = ..., api_requests_by_status: _Optional[_Mapping[int, int]] = ..., token_requests_by_status: _Optional[_Mapping[int, int]] = ..., proxy_test_requests_by_route: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    write_requests_by_route: _containers.ScalarMap[str, int]
+    records_written: int
+    write_batch_sizes: _containers.ScalarMap[int, int]
+    passthrough_headers: _containers.ScalarMap[str, int]
+    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., token_requests_by_grant_type: _Optional[_Mapping[str, int]] = ..., api_requests_by_status: _Optional[_Mapping[int, int]] = ..., token_requests_by_status: _Optional[_Mapping[int, int]] = ..., proxy_test_requests_by_route: _Optional[_Mapping[str, int]] = ..., write_requests_by_route: _Optional[_Mapping[str, int]] = ..., records_written: _Optional[int] = ..., write_batch_sizes: _Optional[_Mapping[int, int]] = ..., passthrough_headers: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class LatencySummary(_message.Message):
     __slots__ = ("count", "p50", "p99", "max")
@@ -206,7 +237,7 @@ class LatencySummary(_message.Message):
     def __init__(self, count: _Optional[int] = ..., p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Counters(_message.Message):
-    __slots__ = ("token_requests_by_grant_type", "api_requests_by_status", "providers", "faults_fired", "token_endpoint_latency", "api_latency", "start_time", "proxy_test_requests_by_route")
+    __slots__ = ("token_requests_by_grant_type", "api_requests_by_status", "providers", "faults_fired", "token_endpoint_latency", "api_latency", "start_time", "proxy_test_requests_by_route", "write_requests_by_route", "records_written", "write_batch_sizes", "passthrough_headers")
     class TokenRequestsByGrantTypeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +259,27 @@ class Counters(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class WriteRequestsByRouteEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class WriteBatchSizesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class PassthroughHeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     TOKEN_REQUESTS_BY_GRANT_TYPE_FIELD_NUMBER: _ClassVar[int]
     API_REQUESTS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +288,10 @@ class Counters(_message.Message):
     API_LATENCY_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     PROXY_TEST_REQUESTS_BY_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    WRITE_REQUESTS_BY_ROUTE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    WRITE_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    PASSTHROUGH_HEADERS_FIELD_NUMBER: _ClassVar[int]
     token_requests_by_grant_type: _containers.ScalarMap[str, int]
     api_requests_by_status: _containers.ScalarMap[int, int]
     providers: _containers.RepeatedCompositeFieldContainer[ProviderCounters]
@@ -244,7 +300,11 @@ class Counters(_message.Message):
     api_latency: LatencySummary
     start_time: _timestamp_pb2.Timestamp
     proxy_test_requests_by_route: _containers.ScalarMap[str, int]
-    def __init__(self, token_requests_by_grant_type: _Optional[_Mapping[str, int]] = ..., api_requests_by_status: _Optional[_Mapping[int, int]] = ..., providers: _Optional[_Iterable[_Union[ProviderCounters, _Mapping]]] = ..., faults_fired: _Optional[int] = ..., token_endpoint_latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., api_latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., proxy_test_requests_by_route: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    write_requests_by_route: _containers.ScalarMap[str, int]
+    records_written: int
+    write_batch_sizes: _containers.ScalarMap[int, int]
+    passthrough_headers: _containers.ScalarMap[str, int]
+    def __init__(self, token_requests_by_grant_type: _Optional[_Mapping[str, int]] = ..., api_requests_by_status: _Optional[_Mapping[int, int]] = ..., providers: _Optional[_Iterable[_Union[ProviderCounters, _Mapping]]] = ..., faults_fired: _Optional[int] = ..., token_endpoint_latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., api_latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., proxy_test_requests_by_route: _Optional[_Mapping[str, int]] = ..., write_requests_by_route: _Optional[_Mapping[str, int]] = ..., records_written: _Optional[int] = ..., write_batch_sizes: _Optional[_Mapping[int, int]] = ..., passthrough_headers: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class GetSandboxInfoRequest(_message.Message):
     __slots__ = ()
