@@ -15,7 +15,7 @@ ProviderResponse.
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,9 @@ from services.domain.connectors.base import (
 
 # Longest provider message kept in an exception (they end up in operation logs).
 MAX_MESSAGE = 300
+# The provider's refusals of a request (4xx): what a writer passes as `send`'s `accept`
+# to read the per-record errors in the body (401 and 429 keep their meaning regardless).
+CLIENT_ERRORS = frozenset(range(400, 500))
 # A provider answering slower than this is unavailable for this attempt (retried).
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60.0, connect=10.0)
 
@@ -93,8 +96,11 @@ async def send(
     json: Any = None,
     headers: Mapping[str, str] | None = None,
     max_wait: float = 60.0,
+    accept: Collection[int] = (),
 ) -> ProviderResponse:
-    """One provider call with retries; returns the successful (2xx) response.
+    """One provider call with retries; returns the successful (2xx) response, or one
+    whose status is in `accept` (writes read the provider's per-record refusals from a
+    4xx body; 401, 429 and 5xx are never accepted: they mean refresh and retry).
 
     Raises TokenRejected on 401, ProviderRequestError on other 4xx, ProviderUnavailable
     when 429/5xx/network failures outlast max_wait seconds (or a Retry-After asks for
@@ -105,13 +111,7 @@ async def send(
     content = orjson.dumps(json) if json is not None else None
     if content is not None:
         all_headers.setdefault("Content-Type", "application/json")
-    # Credential values and their last word (the token of `Bearer <token>`).
-    secrets = [
-        part
-        for value in (*auth.headers.values(), *auth.query.values())
-        for part in {value, value.rpartition(" ")[2]}
-        if len(part) >= 4
-    ]
+    secrets = _secrets(auth)
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(_Retryable),
         wait=_wait,
@@ -141,11 +141,35 @@ async def send(
                     raise _Retryable(
                         f"{method} {_where(url)} failed: {type(exc).__name__}", None
                     ) from exc
-                _check(method, url, response, secrets)
+                if not _accepted(response.status, accept):
+                    _check(method, url, response, secrets)
                 return response
     except _Retryable as exc:
         raise ProviderUnavailable(str(exc), retry_after=exc.retry_after) from None
     raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+
+def _accepted(status: int, accept: Collection[int]) -> bool:
+    # 401 (refresh), 429 and 5xx (retry) are handled here whatever the caller accepts.
+    return status in accept and status not in (401, 429) and status < 500
+
+
+def redact(text: str, auth: ProviderAuth) -> str:
+    """`text` without the connection's credentials (a provider may echo them back in an
+    error body, which a writer reports)."""
+    for secret in _secrets(auth):
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _secrets(auth: ProviderAuth) -> list[str]:
+    """Credential values and their last word (the token of `Bearer <token>`)."""
+    return [
+        part
+        for value in (*auth.headers.values(), *auth.query.values())
+        for part in {value, value.rpartition(" ")[2]}
+        if len(part) >= 4
+    ]
 
 
 def json_body(response: ProviderResponse) -> Any:
