@@ -1,4 +1,4 @@
-"""Which connector reads (and searches) which provider, and how to call it for one
+"""Which connector reads (searches, writes) which provider, and how to call it for one
 connection. What each provider supports is declared in services/domain/catalog/actions.py;
 tests/domain/test_supported_actions.py keeps the two in step."""
 
@@ -12,8 +12,11 @@ from ampmesh.token.v1 import token_manager_pb2
 
 from services.domain.connectors.base import Connector, ProviderAuth
 from services.domain.connectors.hubspot import HubSpotConnector
+from services.domain.connectors.hubspot_writes import HubSpotWriter
 from services.domain.connectors.salesforce import SalesforceConnector
+from services.domain.connectors.salesforce_writes import SalesforceWriter
 from services.domain.connectors.search import HubSpotSearcher, SalesforceSearcher, Searcher
+from services.domain.connectors.writes import Writer
 
 # Connectors hold no per-connection state, so one of each serves every read.
 CONNECTORS: dict[str, Connector] = {
@@ -23,12 +26,16 @@ CONNECTORS: dict[str, Connector] = {
 SEARCHERS: dict[str, Searcher] = {
     searcher.provider: searcher for searcher in (HubSpotSearcher(), SalesforceSearcher())
 }
+# Writers are stateless too: a WriteBatch carries all a write needs.
+WRITERS: dict[str, Writer] = {
+    writer.provider: writer for writer in (HubSpotWriter(), SalesforceWriter())
+}
 # The catalog's URL templates: Go's {{.name}} / {{ .name }}.
 _PLACEHOLDER = re.compile(r"\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 class NoConnector(KeyError):
-    """No connector reads this provider's records."""
+    """No connector reads (or writes) this provider's records."""
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -42,6 +49,17 @@ def connector_for(provider: str) -> Connector:
         known = ", ".join(sorted(CONNECTORS))
         raise NoConnector(
             f"reading {provider!r} records is not supported yet (connectors exist for {known})"
+        ) from None
+
+
+def writer_for(provider: str) -> Writer:
+    """The writer of a catalog provider; NoConnector (a KeyError) when there is none."""
+    try:
+        return WRITERS[provider]
+    except KeyError:
+        known = ", ".join(sorted(WRITERS))
+        raise NoConnector(
+            f"writing {provider!r} records is not supported yet (writers exist for {known})"
         ) from None
 
 

@@ -55,13 +55,16 @@ class WriteBatch:
     items: Sequence[WriteItem]
     # True: when one record fails, none is written (the provider's all-or-none where it
     # has one; HubSpot creates are rolled back by archiving; HubSpot updates ignore it).
+    # It covers one request: a longer batch (over max_batch) is refused whole, unwritten.
     all_or_none: bool = False
     # Extra HTTP headers the builder asked to send (Salesforce's Sforce-* headers).
     headers: Mapping[str, str] = field(default_factory=dict)
     # True when an earlier attempt of this same batch may have reached the provider (a
     # retried activity whose previous attempt died mid-call). A create the provider
     # refuses as a duplicate of an existing record it names is then that record's
-    # success, not a failure: the earlier attempt wrote it.
+    # success, not a failure: the earlier attempt wrote it (HubSpot contacts, unique by
+    # email; Salesforce has no such answer, see salesforce_writes.py). Likewise a delete
+    # whose record the provider no longer has. Both say so in the outcome's warnings.
     may_have_written: bool = False
     # Single-record endpoints are used when the request was for one record (the
     # reference's `record`), batch endpoints otherwise, even for a batch of one.
