@@ -15,7 +15,7 @@ from services.domain.catalog.actions import (
     providers_supporting,
 )
 from services.domain.connectors.metadata_registry import METADATA_CONNECTORS
-from services.domain.connectors.registry import CONNECTORS, SEARCHERS
+from services.domain.connectors.registry import CONNECTORS, SEARCHERS, WRITERS
 from services.domain.manifest import load_manifest, validate_manifest
 from tests.support.control_plane import line_of
 
@@ -53,21 +53,26 @@ def test_reads_of_the_providers_with_a_connector_deploy() -> None:
     assert issues(manifest("salesforce", READ_CONTACTS.replace("contacts", "Account"))) == []
 
 
-def test_a_write_section_is_refused_naming_the_action_the_provider_and_the_line() -> None:
-    text = manifest(
-        "hubspot",
-        READ_CONTACTS
-        + """\
+WRITE_CONTACTS = """\
     write:
       objects:
         - objectName: contacts
-""",
-    )
+"""
+
+
+def test_writes_of_the_providers_with_a_writer_deploy() -> None:
+    assert issues(manifest("hubspot", READ_CONTACTS + WRITE_CONTACTS)) == []
+    assert issues(manifest("salesforce", WRITE_CONTACTS.replace("contacts", "Account"))) == []
+
+
+def test_a_write_section_is_refused_naming_the_action_the_provider_and_the_line() -> None:
+    assert "asana" in CATALOG
+    text = manifest("asana", WRITE_CONTACTS)
     ((path, line, message),) = issues(text)
     assert path == "integrations[0].write"
     assert line == line_of(text, "write:")
-    assert "no write connector for provider 'hubspot'" in message
-    assert "not built for any provider yet" in message
+    assert "no write connector for provider 'asana'" in message
+    assert "it is built for hubspot, salesforce" in message
     assert "remove the write section" in message
 
 
@@ -100,9 +105,18 @@ def test_reading_a_catalog_provider_without_a_connector_is_refused() -> None:
 
 
 def test_a_provider_with_some_actions_says_which() -> None:
-    text = manifest("hubspot", "write:\n  objects:\n    - objectName: deals\n")
+    text = manifest(
+        "hubspot",
+        READ_CONTACTS
+        + """\
+    subscribe:
+      objects:
+        - objectName: contacts
+          destination: hook
+""",
+    )
     ((_, _, message),) = issues(text)
-    assert "with hubspot ampmesh supports objectMetadata, proxy, read, search" in message
+    assert "with hubspot ampmesh supports objectMetadata, proxy, read, search, write" in message
 
 
 def test_sections_that_ask_nothing_of_a_connector_deploy() -> None:
@@ -115,9 +129,9 @@ def test_the_declaration_matches_the_connectors_that_exist() -> None:
     assert providers_supporting(Action.READ) == sorted(CONNECTORS)
     assert providers_supporting(Action.SEARCH) == sorted(SEARCHERS)
     assert providers_supporting(Action.OBJECT_METADATA) == sorted(METADATA_CONNECTORS)
+    assert providers_supporting(Action.WRITE) == sorted(WRITERS)
     assert set(SUPPORTED_ACTIONS) <= set(CATALOG)
-    for action in (Action.WRITE, Action.SUBSCRIBE):
-        assert providers_supporting(action) == [], action
+    assert providers_supporting(Action.SUBSCRIBE) == []
     # The proxy serves whatever the catalog allows; the table names those proven against
     # the sandbox (tests/e2e/test_proxy.py), which the catalog must allow.
     for provider in providers_supporting(Action.PROXY):
@@ -128,8 +142,8 @@ def test_the_table_lists_every_provider_and_action() -> None:
     assert markdown_table().splitlines() == [
         "| Provider | Read | Write | Search | Subscribe | Proxy | Object metadata |",
         "|---|---|---|---|---|---|---|",
-        "| hubspot | yes | no | yes | no | yes | yes |",
-        "| salesforce | yes | no | yes | no | yes | yes |",
+        "| hubspot | yes | yes | yes | no | yes | yes |",
+        "| salesforce | yes | yes | yes | no | yes | yes |",
     ]
 
 

@@ -12,7 +12,8 @@ Each action has code behind it, which the tests also assert:
 - search: a search connector there too (SEARCHERS), over the objects an installation reads;
 - objectMetadata: a metadata connector in services/domain/connectors/metadata_registry.py
   (hydrated revisions, the object metadata operations);
-- write, subscribe: not built for any provider yet;
+- write: a writer in services/domain/connectors/registry.py (WRITERS);
+- subscribe: not built for any provider yet;
 - proxy: a route, not a connector: the proxy host (services/api/proxy, envoy/proxy.lua)
   serves every catalog provider whose catalog entry allows proxying, from its base URL
   and the connection's credentials. The table lists it for the providers the sandbox
@@ -40,8 +41,12 @@ class Action(StrEnum):
 # Provider (catalog name) -> the actions ampmesh supports for it. A provider of the
 # catalog that is not listed supports none: it can be connected, not used.
 SUPPORTED_ACTIONS: Mapping[str, frozenset[Action]] = {
-    "hubspot": frozenset({Action.READ, Action.SEARCH, Action.PROXY, Action.OBJECT_METADATA}),
-    "salesforce": frozenset({Action.READ, Action.SEARCH, Action.PROXY, Action.OBJECT_METADATA}),
+    "hubspot": frozenset(
+        {Action.READ, Action.WRITE, Action.SEARCH, Action.PROXY, Action.OBJECT_METADATA}
+    ),
+    "salesforce": frozenset(
+        {Action.READ, Action.WRITE, Action.SEARCH, Action.PROXY, Action.OBJECT_METADATA}
+    ),
 }
 
 # What a manifest section asks of the provider (search rides on read: an installation
