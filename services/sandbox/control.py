@@ -189,11 +189,14 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
         token_fault = given.kind in (FaultKind.EXPIRED_TOKEN, FaultKind.REVOKED_TOKEN)
         if token_fault and given.endpoint == Endpoint.REVOKE:
             violations.append(
-                ("fault.endpoint", "token faults apply to TOKEN, RECORDS or PROXY_TEST")
+                ("fault.endpoint", "token faults apply to TOKEN, RECORDS, PROXY_TEST or WRITES")
             )
         if given.kind == FaultKind.EXPIRED_TOKEN and given.endpoint == Endpoint.TOKEN:
             violations.append(
-                ("fault.endpoint", "an expired token fault applies to RECORDS or PROXY_TEST")
+                (
+                    "fault.endpoint",
+                    "an expired token fault applies to RECORDS, PROXY_TEST or WRITES",
+                )
             )
         if violations:
             await abort_invalid_argument(context, "invalid fault", violations)
@@ -244,6 +247,10 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
                     api_requests_by_status=dict(each.api_by_status),
                     token_requests_by_status=dict(each.token_by_status),
                     proxy_test_requests_by_route=dict(each.proxy_test_by_route),
+                    write_requests_by_route=dict(each.write_by_route),
+                    records_written=each.records_written,
+                    write_batch_sizes=dict(each.write_batch_sizes),
+                    passthrough_headers=dict(each.passthrough_headers),
                 )
             )
             for grant, n in each.token_by_grant.items():
@@ -252,6 +259,13 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
                 message.api_requests_by_status[status] += n
             for route, n in each.proxy_test_by_route.items():
                 message.proxy_test_requests_by_route[route] += n
+            for route, n in each.write_by_route.items():
+                message.write_requests_by_route[route] += n
+            message.records_written += each.records_written
+            for size, n in each.write_batch_sizes.items():
+                message.write_batch_sizes[size] += n
+            for header, n in each.passthrough_headers.items():
+                message.passthrough_headers[header] += n
         if request.reset:
             self.state.reset_counters()
         return message

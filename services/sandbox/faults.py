@@ -42,12 +42,15 @@ class Endpoint(enum.IntEnum):
     UNSPECIFIED = 0
     TOKEN = 1
     REVOKE = 2
+    # The record reads (and the metadata APIs); writes are WRITES, so a test can fail
+    # one side and not the other. UNSPECIFIED matches both.
     RECORDS = 3
     PROXY_TEST = 4
+    WRITES = 5
 
 
 # The endpoints that take a bearer access token, where token faults make sense.
-BEARER_ENDPOINTS = frozenset({Endpoint.RECORDS, Endpoint.PROXY_TEST})
+BEARER_ENDPOINTS = frozenset({Endpoint.RECORDS, Endpoint.PROXY_TEST, Endpoint.WRITES})
 
 
 @dataclass

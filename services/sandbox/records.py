@@ -1,6 +1,11 @@
 """The sandbox's records: seeded per provider and object, generated from a seed, touched on
-demand, and kept in two sorted indexes (by id and by modification time) that the record
-APIs slice by bisection.
+demand, written through the providers' write APIs, and kept in two sorted indexes (by id
+and by modification time) that the record APIs slice by bisection.
+
+Field values are JSON scalars. Seeded ones are text; a write keeps what the provider
+would store: HubSpot text only (hubspot_writes.py turns numbers and booleans into the
+strings HubSpot answers with), Salesforce typed values (a number stays a number, and a
+cleared field is None, read back as null).
 
 Every face of the process shares one store in one event loop, so no locking is needed:
 nothing here awaits.
@@ -21,15 +26,18 @@ from services.sandbox.providers import Provider
 
 @dataclass(eq=False)
 class Record:
-    """One seeded record: its id, field values and times, whatever the provider's shape."""
+    """One record: its id, field values and times, whatever the provider's shape."""
 
     id: str
-    fields: dict[str, str]
+    fields: dict[str, Any]
     created: datetime
     modified: datetime
     # Rendered pieces the provider faces reuse on every page; emptied whenever the
     # record changes.
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    # HubSpot associations given when the record was created, as given; nothing reads
+    # them back yet.
+    associations: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def hubspot_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """HubSpot's always-present properties, and the whole record with every property
@@ -52,7 +60,7 @@ class Record:
             cached = self.cache["hubspot"] = (system, whole)
         return cached
 
-    def salesforce_values(self) -> dict[str, str]:
+    def salesforce_values(self) -> dict[str, Any]:
         """Every field of the Salesforce row, system fields included, by API name."""
         cached = self.cache.get("salesforce")
         if cached is None:
@@ -73,6 +81,13 @@ class Record:
         else:
             self.salesforce_values()
 
+    def revise(self, provider: Provider, fields: dict[str, Any], when: datetime) -> None:
+        """Take these field values (all of them, not only the changed ones) as of `when`."""
+        self.fields = fields
+        self.modified = when
+        self.cache.clear()
+        self.prime(provider)
+
 
 def hubspot_time(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -85,6 +100,11 @@ def salesforce_time(moment: datetime) -> str:
 def id_key(provider: Provider, record_id: str) -> int | str:
     """How a provider orders its ids: HubSpot's are numbers, Salesforce's strings."""
     return int(record_id) if provider is Provider.HUBSPOT else record_id
+
+
+def to_millis(moment: datetime) -> datetime:
+    """The time as the providers keep it (milliseconds), so reads compare what they show."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def micros(moment: datetime) -> int:
@@ -152,6 +172,10 @@ def _new_id(provider: Provider, object_name: str, rng: random.Random) -> str:
 _GENERATIONS = itertools.count(1)
 
 
+def _write_ids() -> random.Random:
+    return random.Random("writes")  # noqa: S311 (test data)
+
+
 class ObjectRecords:
     """One object's records, in creation order and indexed for paging.
 
@@ -169,13 +193,31 @@ class ObjectRecords:
         self._by_modified: list[Record] = []
         self._modified_keys: list[tuple[int, int | str]] = []
         self._stale = True
+        # Id -> record, for the writes' lookups; built on first use after a change.
+        self._ids: dict[str, Record] | None = None
         # Unique among all objects' states past and present, and new after every
         # change: answers derived from the records can be cached under it.
         self.generation = next(_GENERATIONS)
 
     def changed(self) -> None:
         self._stale = True
+        self._ids = None
         self.generation = next(_GENERATIONS)
+
+    def get(self, record_id: str) -> Record | None:
+        if self._ids is None:
+            self._ids = {record.id: record for record in self.in_order}
+        return self._ids.get(record_id)
+
+    def add(self, records: list[Record]) -> None:
+        for record in records:
+            record.prime(self.provider)
+        self.in_order.extend(records)
+        self.changed()
+
+    def remove(self, ids: set[str]) -> None:
+        self.in_order[:] = [record for record in self.in_order if record.id not in ids]
+        self.changed()
 
     def by_id(self) -> tuple[list[Record], list[int | str]]:
         """Records sorted by id, and their sort keys (for bisect)."""
@@ -224,6 +266,7 @@ class RecordStore:
 
     def __init__(self) -> None:
         self._objects: dict[tuple[Provider, str], ObjectRecords] = {}
+        self._write_ids = _write_ids()
 
     def records(self, provider: Provider, object_name: str) -> list[Record]:
         """The object's records in creation order."""
@@ -237,6 +280,31 @@ class RecordStore:
 
     def clear(self) -> None:
         self._objects.clear()
+        self._write_ids = _write_ids()
+
+    def writable(self, provider: Provider, object_name: str) -> ObjectRecords:
+        """The object's records, kept in the store (a write may create the object)."""
+        return self._objects.setdefault((provider, object_name), ObjectRecords(provider))
+
+    def locate(self, provider: Provider, record_id: str) -> tuple[str, Record] | None:
+        """Which of the provider's objects holds the record, and the record: a
+        Salesforce collection delete names ids only, and a HubSpot association may
+        point at any object."""
+        for (owner, object_name), records in self._objects.items():
+            found = records.get(record_id) if owner is provider else None
+            if found is not None:
+                return object_name, found
+        return None
+
+    def new_id(self, provider: Provider, object_name: str, pending: set[str]) -> str:
+        """An id for a record a write creates, shaped as seeded ones are, unused in the
+        object and not among `pending` (the ids of a batch not yet added); the same after
+        every reset, as seeds are."""
+        records = self.object(provider, object_name)
+        while True:
+            record_id = _new_id(provider, object_name, self._write_ids)
+            if record_id not in pending and records.get(record_id) is None:
+                return record_id
 
     def seed(
         self,
@@ -296,12 +364,9 @@ class RecordStore:
             chosen = [by_id[record_id] for record_id in ids]
         else:
             chosen = rng.sample(records, min(count, len(records)))
-        when = when.replace(microsecond=when.microsecond // 1000 * 1000)
+        when = to_millis(when)
         for record in chosen:
-            record.fields = _fields(provider, object_name, rng)
-            record.modified = when
-            record.cache.clear()
-            record.prime(provider)
+            record.revise(provider, _fields(provider, object_name, rng), when)
         if chosen:
             self._objects[(provider, object_name)].changed()
         return chosen

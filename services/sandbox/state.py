@@ -9,6 +9,7 @@ SandboxState in one event loop, so no locking is needed: nothing here awaits.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,6 +28,15 @@ class ProviderCounters:
     # Requests each proxy-test route received, whatever it answered: how a test sees
     # that a request did (or did not) reach the provider through the proxy.
     proxy_test_by_route: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Requests each write route received, whatever it answered.
+    write_by_route: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Records the writes actually created, updated or deleted.
+    records_written: int = 0
+    # Batch write requests by the records each carried: how a test sees a writer split.
+    write_batch_sizes: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # Write requests carrying each Sforce-* header (lower-cased): how a test sees a
+    # header the builder gave pass through the connector.
+    passthrough_headers: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 @dataclass
@@ -53,6 +63,20 @@ class Counters:
 
     def count_proxy_test(self, provider: Provider, route: str) -> None:
         self.providers[provider].proxy_test_by_route[route] += 1
+
+    def count_write(self, provider: Provider, route: str, headers: Iterable[str]) -> None:
+        """A write request received on `route`, with these header names."""
+        counters = self.providers[provider]
+        counters.write_by_route[route] += 1
+        for name in {name.lower() for name in headers}:
+            if name.startswith("sforce-"):
+                counters.passthrough_headers[name] += 1
+
+    def count_batch(self, provider: Provider, size: int) -> None:
+        self.providers[provider].write_batch_sizes[size] += 1
+
+    def count_written(self, provider: Provider, records: int) -> None:
+        self.providers[provider].records_written += records
 
 
 def percentile(samples: list[float], fraction: float) -> float:
