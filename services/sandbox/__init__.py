@@ -1,9 +1,9 @@
 """The provider sandbox: one process that plays the third-party SaaS providers.
 
 It serves, over plain HTTP, an OAuth 2.0 authorization server (Authlib) and record APIs
-shaped like HubSpot CRM v3 objects and Salesforce REST query, over deterministic seeded
-data; and, over the mesh's gRPC, SandboxControlService to seed records, inject faults and
-read counters. Everything lives in memory: a restart is a clean sandbox.
+shaped like HubSpot CRM v3 objects and Salesforce REST query and sObject writes, over
+deterministic seeded data; and, over the mesh's gRPC, SandboxControlService to seed
+records, inject faults and read counters. Everything lives in memory: a restart is a clean sandbox.
 
     __main__       the process: both faces on one event loop
     settings       its settings (ports, the OAuth client and test user)
@@ -13,7 +13,9 @@ read counters. Everything lives in memory: a restart is a clean sandbox.
       oauth          the Authlib authorization server behind them
       hubspot        HubSpot's list and search APIs and its refresh-token revocation
       hubspot_search the search body parsed (pure) and matched against the indexes
+      hubspot_writes HubSpot's object create, update, archive and batch writes
       salesforce     Salesforce's query API and its cursors
+      salesforce_writes  Salesforce's sObject and composite collection writes
       soql           the SOQL the sandbox understands, parsed (pure)
       proxy_test     echo, download and upload routes the API proxy's tests call through it
       record_api     what every record request goes through (token, faults, counting)

@@ -1,6 +1,7 @@
 """The provider-facing HTTP API, assembled: each provider's OAuth endpoints
 (oauth_routes.py), record APIs (hubspot.py, salesforce.py, mirroring the connectors in
-services/domain/connectors/), metadata APIs (hubspot_properties.py,
+services/domain/connectors/), record writes (hubspot_writes.py, salesforce_writes.py),
+metadata APIs (hubspot_properties.py,
 salesforce_describe.py, over the object schemas of schemas.py) and the echo, download and
 upload routes the API proxy's tests call through the proxy (proxy_test.py), all going
 through the same fault and token checks (faults.py, record_api.py). Every answer is
@@ -14,12 +15,14 @@ from starlette.applications import Starlette
 
 from services.sandbox.hubspot import HubSpotApi
 from services.sandbox.hubspot_properties import HubSpotProperties
+from services.sandbox.hubspot_writes import HubSpotWrites
 from services.sandbox.oauth import OAuthConfig
 from services.sandbox.oauth_routes import OAuthRoutes
 from services.sandbox.proxy_test import ProxyTestApi
 from services.sandbox.record_api import RecordApi
 from services.sandbox.salesforce import SalesforceApi
 from services.sandbox.salesforce_describe import SalesforceDescribe
+from services.sandbox.salesforce_writes import SalesforceWrites
 from services.sandbox.state import SandboxState
 
 
@@ -33,6 +36,8 @@ class SandboxHttp:
         records = RecordApi(state)
         self.hubspot = HubSpotApi(records)
         self.salesforce = SalesforceApi(records)
+        self.hubspot_writes = HubSpotWrites(records)
+        self.salesforce_writes = SalesforceWrites(records)
         self.hubspot_properties = HubSpotProperties(records, state.schemas)
         self.salesforce_describe = SalesforceDescribe(records, state.schemas)
         self.proxy_test = ProxyTestApi(records)
@@ -43,6 +48,8 @@ class SandboxHttp:
             *self.oauth.routes(),
             *self.hubspot.routes(),
             *self.salesforce.routes(),
+            *self.hubspot_writes.routes(),
+            *self.salesforce_writes.routes(),
             *self.hubspot_properties.routes(),
             *self.salesforce_describe.routes(),
         ]

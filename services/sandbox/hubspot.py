@@ -5,7 +5,8 @@
     /hubspot/crm/v3/objects/{object}/search  POST    CRM search (hubspot_search.py)
 
 Pages are slices of the object's sorted indexes, rendered with orjson. Mirrors the
-connector in services/domain/connectors/hubspot.py.
+connector in services/domain/connectors/hubspot.py. The writes to the same objects are
+hubspot_writes.py's.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
 
 A query opens a cursor (its records, in answer order, and its SELECT list); pages are
 slices of it, their size from Sforce-Query-Options: batchSize. Mirrors the connector in
-services/domain/connectors/salesforce.py.
+services/domain/connectors/salesforce.py. The writes are salesforce_writes.py's; a cursor
+keeps the records it found, so a page after a write shows them as they were then.
 """
 
 from __future__ import annotations
