@@ -119,7 +119,9 @@ def _text(value: str | int | float | bool) -> str:
 class _Write:
     """One request's writes to one object: checked input by input, then added at once."""
 
-    def __init__(self, state: SandboxState, object_name: str) -> None:
+    def __init__(
+        self, state: SandboxState, object_name: str, emails: dict[str, str] | None = None
+    ) -> None:
         self.store = state.records
         self.object_name = object_name
         self.records = state.records.object(Provider.HUBSPOT, object_name)
@@ -128,8 +130,9 @@ class _Write:
         self.now = to_millis(datetime.now(UTC))
         self.created: list[Record] = []
         self.written = 0
-        # Contact emails (lower-cased) -> id, kept up to date as inputs are written.
-        self._emails: dict[str, str] | None = None
+        # Contact emails (lower-cased) -> id, kept up to date as inputs are written;
+        # built when first needed unless the last write's is still true.
+        self.emails = emails
 
     def create(self, given: dict[str, Any]) -> Record:
         values = self._properties(given.get("properties"))
@@ -161,12 +164,14 @@ class _Write:
         self.written += 1
         return record
 
-    def commit(self) -> None:
-        """Add the created records; let the indexes rebuild if anything changed."""
+    def commit(self) -> int:
+        """Add the created records, let the indexes rebuild if anything changed; the
+        object's generation now."""
         if self.created:
             self.store.writable(Provider.HUBSPOT, self.object_name).add(self.created)
         elif self.written:
-            self.records.changed()
+            self.records.changed(same_ids=True)
+        return self.store.object(Provider.HUBSPOT, self.object_name).generation
 
     def _properties(self, given: Any) -> dict[str, str | None]:
         """The values to store (None: clear), or the refusal naming every bad one."""
@@ -231,20 +236,20 @@ class _Write:
         (and its previous one free)."""
         if not self.contacts or "email" not in values:
             return
-        if self._emails is None:
-            self._emails = {}
+        emails = self.emails
+        if emails is None:
+            emails = self.emails = {}
             for record in self.records.in_order:
-                email = record.fields.get("email")
-                if email:
-                    self._emails[str(email).lower()] = record.id
+                if record.fields.get("email"):
+                    emails[str(record.fields["email"]).lower()] = record.id
         email = (values["email"] or "").lower()
-        holder = self._emails.get(email) if email else None
+        holder = emails.get(email) if email else None
         if holder is not None and holder != record_id:
             raise Refusal(409, "CONFLICT", f"Contact already exists. Existing ID: {holder}")
-        if previous and self._emails.get(str(previous).lower()) == record_id:
-            del self._emails[str(previous).lower()]
+        if previous and emails.get(str(previous).lower()) == record_id:
+            del emails[str(previous).lower()]
         if email:
-            self._emails[email] = record_id
+            emails[email] = record_id
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -282,6 +287,11 @@ class HubSpotWrites:
     def __init__(self, records: RecordApi) -> None:
         self.records = records
         self.state = records.state
+        # The contact emails as the last write left them, and the generation of the
+        # object they hold for: a run of contact writes then does not scan every contact
+        # per request (a seed, touch or archive moves the generation on, so they are
+        # rebuilt).
+        self._emails: tuple[int, dict[str, str]] | None = None
 
     def routes(self) -> list[Route]:
         objects = "/hubspot/crm/v3/objects/{object_name}"
@@ -319,13 +329,21 @@ class HubSpotWrites:
             request, Provider.HUBSPOT, object_name, render, endpoint=Endpoint.WRITES
         )
 
+    def _start(self, object_name: str) -> _Write:
+        generation = self.state.records.object(Provider.HUBSPOT, object_name).generation
+        kept = self._emails
+        emails = kept[1] if kept is not None and kept[0] == generation else None
+        return _Write(self.state, object_name, emails)
+
     def _finish(self, write: _Write) -> None:
-        write.commit()
+        generation = write.commit()
+        if write.contacts and write.emails is not None:
+            self._emails = (generation, write.emails)
         self.state.counters.count_written(Provider.HUBSPOT, write.written)
 
     async def _create(self, request: Request, object_name: str) -> Response:
         body = _json_object(await request.body())
-        write = _Write(self.state, object_name)
+        write = self._start(object_name)
         try:
             record = write.create(body)
         except Refusal as refusal:
@@ -335,7 +353,7 @@ class HubSpotWrites:
 
     async def _update(self, request: Request, object_name: str) -> Response:
         body = _json_object(await request.body())
-        write = _Write(self.state, object_name)
+        write = self._start(object_name)
         try:
             record = write.update(request.path_params["record_id"], body)
         except Refusal as refusal:
@@ -367,7 +385,7 @@ class HubSpotWrites:
             repeated = sorted({i for i in ids if ids.count(i) > 1})
             if repeated:
                 raise invalid(f"Duplicate IDs found in batch input: {repeated}").api_error()
-        write = _Write(self.state, object_name)
+        write = self._start(object_name)
         written: list[tuple[Record, str | None]] = []
         errors = []
         for given in inputs:

@@ -199,9 +199,11 @@ class ObjectRecords:
         # change: answers derived from the records can be cached under it.
         self.generation = next(_GENERATIONS)
 
-    def changed(self) -> None:
+    def changed(self, *, same_ids: bool = False) -> None:
+        """After any change; `same_ids` when no record came or went (the id map holds)."""
         self._stale = True
-        self._ids = None
+        if not same_ids:
+            self._ids = None
         self.generation = next(_GENERATIONS)
 
     def get(self, record_id: str) -> Record | None:
@@ -209,15 +211,22 @@ class ObjectRecords:
             self._ids = {record.id: record for record in self.in_order}
         return self._ids.get(record_id)
 
+    # add and remove keep the id map, so a run of writes does not rebuild it per request.
+
     def add(self, records: list[Record]) -> None:
         for record in records:
             record.prime(self.provider)
         self.in_order.extend(records)
-        self.changed()
+        self.changed(same_ids=True)
+        if self._ids is not None:
+            self._ids.update((record.id, record) for record in records)
 
     def remove(self, ids: set[str]) -> None:
         self.in_order[:] = [record for record in self.in_order if record.id not in ids]
-        self.changed()
+        self.changed(same_ids=True)
+        if self._ids is not None:
+            for record_id in ids:
+                self._ids.pop(record_id, None)
 
     def by_id(self) -> tuple[list[Record], list[int | str]]:
         """Records sorted by id, and their sort keys (for bisect)."""

@@ -169,7 +169,7 @@ class _Write:
         for object_name, updates in self.updated.items():
             for record, values in updates:
                 record.revise(Provider.SALESFORCE, {**record.fields, **values}, self.now)
-            records.object(Provider.SALESFORCE, object_name).changed()
+            records.object(Provider.SALESFORCE, object_name).changed(same_ids=True)
         for object_name, ids in self.deleted.items():
             records.object(Provider.SALESFORCE, object_name).remove(ids)
         created = sum(len(each) for each in self.created.values())

@@ -208,6 +208,11 @@ async def test_hubspot_refusals(sandbox: Any, http: httpx.AsyncClient) -> None:
         headers=headers,
     )
     assert associated.status_code == 201, associated.text
+    again = await http.post(
+        CONTACTS, json={"properties": {"email": "Z@example.org"}}, headers=headers
+    )
+    assert again.status_code == 409
+    assert again.json()["message"].endswith(f"Existing ID: {associated.json()['id']}")
     # Nothing refused was written.
     assert len(await _list(http, headers, "contacts")) == 3
 
