@@ -11,10 +11,13 @@ Through the record pipeline (record_api.py) under the WRITES fault endpoint. The
 are HubSpot's: a property the object's schema (schemas.py) lacks or that is read-only, a
 value that is not a JSON scalar, a contact without email, firstname or lastname, a
 contact email another contact holds (409, naming it: `Existing ID: <id>`), an unknown id
-(404), an association to no record. In a batch the good inputs are written and each bad
-one is an error carrying its objectWriteTraceId; results are ordered by id, not input,
-as HubSpot gives no order, and echo their input's trace id. HubSpot keeps text only, so a
-number or boolean is stored as the string HubSpot answers with; null clears a property.
+(404), an association to no record. An object the sandbox has no schema for takes any
+property; one with records is described from them (schemas.py) as the properties API
+describes it, so its first record's properties are its schema. In a batch the good
+inputs are written and each bad one is an error carrying its objectWriteTraceId; results
+are ordered by id, not input, as HubSpot promises no order, and echo their input's trace
+id. HubSpot keeps text only, so a number or boolean is stored as the string HubSpot
+answers with; null clears a property.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ answers 200 with one result per record in request order; a single-record refusal
 describe (schemas.py) lacks (INVALID_FIELD) or that is read-only, a required field
 missing, an unknown (NOT_FOUND) or malformed (MALFORMED_ID) id, and an Account whose Name
 an Account holds when Sforce-Duplicate-Rule-Header says allowSave=false
-(DUPLICATES_DETECTED). Values keep their JSON types, as Salesforce's do; an empty string
+(DUPLICATES_DETECTED). An sObject unknown to the org takes any field; one with records is
+described from them (schemas.py). Values keep their JSON types, as Salesforce's do; an empty string
 is stored as null, as Salesforce stores it.
 """
 
