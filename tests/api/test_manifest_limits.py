@@ -187,9 +187,8 @@ async def test_a_worker_answers_what_the_check_here_answers() -> None:
         assert parsed.manifest == here_parsed.manifest
         assert parsed.lines == here_parsed.lines
         assert issues == here_issues
-        # accountWebhook is missing, and ampmesh writes and subscribes to no provider yet.
+        # accountWebhook is missing, and ampmesh subscribes to no provider yet.
         assert {i.path for i in issues} == {
-            "integrations[0].write",
             "integrations[0].subscribe",
             "integrations[1].read.objects[0].destination",
         }
