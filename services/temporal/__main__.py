@@ -5,10 +5,11 @@ runs. At start it connects to the Temporal server and checks our namespace (a me
 workers could not reach Temporal must not report healthy), opens PostgreSQL and the
 token-manager channel, makes sure the keep-alive schedule exists, and runs one worker per
 task queue (worker.py) for the process's lifetime; it serves gRPC health, so the launcher
-and the edge supervise it like the others. The reads worker also holds one HTTP client
-(the connectors' connection pool), a Pub/Sub publisher and the catalog (pointed at the
-provider sandbox when AMPMESH_SANDBOX_URL is set). On SIGTERM the gRPC server drains first, then
-the workers stop (activities in flight get worker.GRACEFUL_SHUTDOWN).
+and the edge supervise it like the others. The reads and writes workers share one HTTP
+client (the connectors' connection pool), a Pub/Sub publisher and the catalog (pointed at
+the provider sandbox when AMPMESH_SANDBOX_URL is set). On SIGTERM the gRPC server drains
+first, then the workers stop (activities in flight get worker.GRACEFUL_SHUTDOWN; a write
+cut off mid-call is retried on another worker, as the heartbeat timeout tells Temporal).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ from services.temporal.worker import (
     connections_worker,
     ensure_keep_alive_schedule,
     reads_worker,
+    writes_worker,
 )
+from services.temporal.writes.activities import WriteActivities
 
 _log = get_logger("ampmesh.temporal")
 
@@ -120,7 +123,9 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
             catalog = point_at_sandbox(catalog, settings.sandbox_url)
         tokens = token_manager_stub(settings, resources)
         keep_alive = KeepAliveActivities(pool, tokens, catalog)
-        reads = await _read_activities(settings, resources, pool, tokens, catalog, client)
+        reads, writes = await _provider_activities(
+            settings, resources, pool, tokens, catalog, client
+        )
         await ensure_keep_alive_schedule(
             client, timedelta(seconds=settings.keep_alive_every_seconds)
         )
@@ -132,22 +137,26 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
         await resources.enter_async_context(
             reads_worker(client, reads, on_fatal_error=_stop_process)
         )
+        await resources.enter_async_context(
+            writes_worker(client, writes, on_fatal_error=_stop_process)
+        )
         yield []
 
 
-async def _read_activities(
+async def _provider_activities(
     settings: TemporalWorkerSettings,
     resources: AsyncExitStack,
     pool: asyncpg.Pool,
     tokens: token_manager_pb2_grpc.TokenManagerServiceStub,
     catalog: dict[str, providers_pb2.ProviderInfo],
     client: Client,
-) -> ReadActivities:
-    """The reads queue's activities; the publisher and HTTP client close with resources."""
+) -> tuple[ReadActivities, WriteActivities]:
+    """The reads and writes queues' activities, sharing one publisher and one HTTP client
+    (closed with resources)."""
     publisher = Publisher.open(settings.pubsub_emulator_host, settings.pubsub_project)
     resources.callback(publisher.close)
     http = await resources.enter_async_context(provider_session())
-    return ReadActivities(
+    reads = ReadActivities(
         pool=pool,
         tokens=tokens,
         catalog=catalog,
@@ -158,6 +167,16 @@ async def _read_activities(
         auth_for=registry.provider_auth,
         shaping=shape,
     )
+    writes = WriteActivities(
+        pool=pool,
+        tokens=tokens,
+        catalog=catalog,
+        http=http,
+        publisher=publisher,
+        writer_for=registry.writer_for,
+        auth_for=registry.provider_auth,
+    )
+    return reads, writes
 
 
 async def _stop_process(error: BaseException) -> None:

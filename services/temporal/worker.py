@@ -4,7 +4,9 @@ Queue `connections`: the token keep-alive (workflow TokenKeepAlive, activity
 keep_alive_batch), started every `keep_alive_every` by the schedule
 `ampmesh-token-keep-alive`. Queue `reads`: BackfillRead, ScheduledRead and TriggeredRead
 (reads/workflows.py) and their activities (reads/activities.py); the api starts them and
-makes the schedules. `writes`, … come beside them, each its own Worker in this process.
+makes the schedules. Queue `writes`: AsyncWrite and WriteBatcher (writes/workflows.py)
+and their activities (writes/activities.py); the api starts the first and signals the
+second. Each queue is its own Worker in this process.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from services.domain.read_workflows import READS_QUEUE
+from services.domain.write_workflows import WRITES_QUEUE
 from services.runtime.logs import get_logger
 from services.temporal.keep_alive.activities import KeepAliveActivities
 from services.temporal.keep_alive.workflows import WORKFLOW_NAME, TokenKeepAlive
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.workflows import BackfillRead, ScheduledRead, TriggeredRead
+from services.temporal.writes.activities import WriteActivities
+from services.temporal.writes.workflows import AsyncWrite, WriteBatcher
 
 CONNECTIONS_QUEUE = "connections"
 KEEP_ALIVE_SCHEDULE_ID = "ampmesh-token-keep-alive"
@@ -86,6 +91,31 @@ def reads_worker(
         task_queue=task_queue,
         workflows=[BackfillRead, ScheduledRead, TriggeredRead],
         activities=[reads.open_read, reads.read_pages, reads.save_read_watermark, reads.close_read],
+        workflow_runner=WORKFLOW_RUNNER,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        on_fatal_error=on_fatal_error,
+    )
+
+
+def writes_worker(
+    client: Client,
+    writes: WriteActivities,
+    *,
+    task_queue: str = WRITES_QUEUE,
+    on_fatal_error: FatalErrorHandler | None = None,
+) -> Worker:
+    """The worker of the writes queue (run it with `async with`)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AsyncWrite, WriteBatcher],
+        activities=[
+            writes.open_write,
+            writes.write_records,
+            writes.close_write,
+            writes.open_queued_writes,
+            writes.close_queued_writes,
+        ],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         on_fatal_error=on_fatal_error,
