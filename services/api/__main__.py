@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import asyncpg
 import redis.asyncio
 from ampmesh.messenger.v1 import messenger_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
@@ -12,7 +13,7 @@ from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr, field_validator
 from temporalio.client import Client
 
-from services.api import proxy, read, search
+from services.api import proxy, read, search, write
 from services.api.auth import Authenticator
 from services.api.context import ApiContext, ApiPolicy
 from services.api.metadata_cache import DEFAULT_TTL_SECONDS, FieldMetadataCache
@@ -22,6 +23,7 @@ from services.api.proxy import access_metrics
 from services.api.proxy.authorization import SERVICE_NAME as PROXY_AUTHORIZATION_SERVICE
 from services.api.proxy.limits import ProxyLimits
 from services.api.reads import Reads
+from services.api.writes import Writes
 from services.domain.catalog import load_catalog
 from services.domain.catalog.rate_limits import RateLimitSettingError, rate_limits
 from services.domain.catalog.sandbox import point_at_sandbox
@@ -31,6 +33,7 @@ from services.domain.token_manager_client import TokenManagerClientSettings, tok
 from services.runtime.channels import mesh_channel
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import run_service
+from services.runtime.events import EventBus, PubSubSettings, open_event_bus
 from services.runtime.identity import AccessPolicy
 from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
@@ -50,7 +53,7 @@ POLICY = AccessPolicy(
 )
 
 
-class ApiSettings(TokenManagerClientSettings):
+class ApiSettings(TokenManagerClientSettings, PubSubSettings):
     """The api service's settings: which route groups this deployment serves, and what
     the platform group needs (its database and the keyring sealing secrets at rest)."""
 
@@ -142,6 +145,8 @@ def build_services(
         implemented.append(read.service(ctx))
     if settings.enable_search_routes and ctx is not None:
         implemented.append(search.service(ctx))
+    if settings.enable_write_routes and ctx is not None:
+        implemented.append(write.service(ctx))
     if settings.enable_proxy_routes:
         implemented.append(access_metrics.service())
     if settings.enable_proxy_routes and ctx is not None:
@@ -169,6 +174,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
     if not (
         settings.enable_platform_routes
         or settings.enable_read_routes
+        or settings.enable_write_routes
         or settings.enable_search_routes
         or settings.enable_proxy_routes
     ):
@@ -181,6 +187,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
                 settings.database_url.get_secret_value(), needed_for="serve the platform routes"
             )
         )
+        temporal = await _temporal(settings)
         ctx = ApiContext(
             pool=pool,
             secrets=secrets,
@@ -193,7 +200,9 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
                 oauth_state_seconds=settings.oauth_state_seconds,
             ),
             tokens=_token_manager(settings, resources),
-            reads=await _reads(settings),
+            reads=Reads(temporal) if temporal is not None else None,
+            writes=Writes(temporal) if temporal is not None else None,
+            events=await _event_bus(settings, resources, pool),
             messenger=_messenger(settings, resources),
             http=await resources.enter_async_context(provider_session()),
             field_metadata=FieldMetadataCache(settings.field_metadata_ttl_seconds),
@@ -213,16 +222,25 @@ async def _proxy_limits(settings: ApiSettings, resources: AsyncExitStack) -> Pro
     return ProxyLimits(client)
 
 
-async def _reads(settings: ApiSettings) -> Reads | None:
-    """The read workflows' starter; None without a Temporal address. The client connects
-    lazily: the api serves everything else while Temporal is down, and calls that start
-    reads answer UNAVAILABLE until it is back."""
+async def _temporal(settings: ApiSettings) -> Client | None:
+    """The client of the read and write workflows; None without a Temporal address. It
+    connects lazily: the api serves everything else while Temporal is down, and calls
+    that start workflows answer UNAVAILABLE until it is back."""
     if not settings.temporal_address:
         return None
-    client = await Client.connect(
+    return await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
     )
-    return Reads(client)
+
+
+async def _event_bus(
+    settings: ApiSettings, resources: AsyncExitStack, pool: asyncpg.Pool
+) -> EventBus | None:
+    """The api's outbox and relay (write operations' events); None without a Pub/Sub
+    project, and writes then answer UNAVAILABLE."""
+    if not settings.pubsub_project or not settings.enable_write_routes:
+        return None
+    return await resources.enter_async_context(open_event_bus(settings, pool, source="api"))
 
 
 def _token_manager(

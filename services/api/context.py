@@ -1,6 +1,6 @@
 """What every platform servicer of the api shares: the database pool, the secret box, the
-catalog, the authenticator, the deployment's settings, the token-manager, and the HTTP
-session providers are called with.
+catalog, the authenticator, the deployment's settings, the token-manager, the HTTP
+session providers are called with, and the api's event bus and workflow starters.
 
 Servicers take an ApiContext and nothing else, so a test can build one against the real
 database of the session's stack (see tests/api) and call a servicer in-process.
@@ -20,6 +20,8 @@ from ampmesh.token.v1 import token_manager_pb2_grpc
 from services.api.auth import Authenticator
 from services.api.metadata_cache import FieldMetadataCache
 from services.api.reads import Reads
+from services.api.writes import Writes
+from services.runtime.events import EventBus
 from services.runtime.secretbox import SecretBox
 
 
@@ -59,3 +61,9 @@ class ApiContext:
     http: aiohttp.ClientSession | None = None
     # Providers' object descriptions, shared by hydrate and the object-metadata RPCs.
     field_metadata: FieldMetadataCache = field(default_factory=FieldMetadataCache)
+    # The api's own events (write operations) through its outbox; None when the
+    # deployment gives no Pub/Sub project, and writes then answer UNAVAILABLE.
+    events: EventBus | None = None
+    # The write workflows (Temporal, the same client as reads); None without Temporal,
+    # and asynchronous writes then answer UNAVAILABLE.
+    writes: Writes | None = None

@@ -66,7 +66,6 @@ NOT_BUILT_YET: dict[str, str] = {
     "ampmesh.platform.v1.OrgService": (
         "orgs have no issue filed yet (`ampmesh up` makes the default org and its admin key)"
     ),
-    "ampmesh.write.v1.WriteService": "the Write API is issue #16, not built yet",
     "ampmesh.proxy.v1.ProxyService": (
         "forwarding over native gRPC is not built: call the proxy host over HTTP (the edge "
         "forwards on its data path; README, 'Proxy')"
