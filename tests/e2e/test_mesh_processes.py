@@ -20,7 +20,6 @@ from ampmesh.platform.v1 import orgs_pb2, orgs_pb2_grpc
 from ampmesh.read.v1 import read_pb2, read_pb2_grpc
 from ampmesh.scribe.v1 import scribe_pb2, scribe_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2, token_manager_pb2_grpc
-from ampmesh.write.v1 import write_pb2, write_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from mcp import Client
@@ -117,10 +116,6 @@ async def test_api_serves_every_public_contract_naming_the_issue_that_builds_it(
         reads = read_pb2_grpc.ReadServiceStub(ch)
         assert "deprecated" in await unimplemented(
             reads.DeliverResults, read_pb2.DeliverResultsRequest(), key
-        )
-        writes = write_pb2_grpc.WriteServiceStub(ch)
-        assert "the Write API is issue #16" in await unimplemented(
-            writes.WriteRecords, write_pb2.WriteRecordsRequest(), key
         )
 
 
