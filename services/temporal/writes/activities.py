@@ -44,6 +44,7 @@ from services.temporal.reads.publish import Publisher
 from services.temporal.writes import events, records
 from services.temporal.writes.context import WriteContext, load_context
 from services.temporal.writes.provider import (
+    WRITER_MAX_WAIT,
     Attempt,
     AuthFor,
     ProviderWrites,
@@ -77,8 +78,13 @@ class WriteActivities:
         publisher: Publisher,
         writer_for: WriterFor,
         auth_for: AuthFor,
+        writer_max_wait: float = WRITER_MAX_WAIT,
     ) -> None:
+        """`writer_max_wait`: how long the writer retries 429s, 5xx and network failures
+        inside one attempt before Temporal's backoff takes over (0: one request per
+        attempt, as tests use to see Temporal's retries)."""
         self._pool = pool
+        self._writer_max_wait = writer_max_wait
         self._publisher = publisher
         self._provider = ProviderWrites(
             tokens=tokens, catalog=catalog, http=http, writer_for=writer_for, auth_for=auth_for
@@ -124,7 +130,7 @@ class WriteActivities:
                 writer,
                 batch,
                 attempt,
-                max_wait=writer_wait(retry_deadline(request, now), now),
+                max_wait=writer_wait(retry_deadline(request, now), now, self._writer_max_wait),
             )
         output = records.write_output(request, outcome)
         _log.info(

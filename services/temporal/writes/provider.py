@@ -76,10 +76,10 @@ def definitely_unwritten(error: ProviderUnavailable) -> bool:
     return " answered 429" in str(error)
 
 
-def writer_wait(deadline: datetime, now: datetime) -> float:
-    """The writer's max_wait: WRITER_MAX_WAIT, less near the deadline (0: one request)."""
+def writer_wait(deadline: datetime, now: datetime, most: float = WRITER_MAX_WAIT) -> float:
+    """The writer's max_wait: `most`, less near the deadline (0: one request)."""
     left = (deadline - now).total_seconds() - DEADLINE_MARGIN
-    return max(0.0, min(WRITER_MAX_WAIT, left))
+    return max(0.0, min(most, left))
 
 
 class Attempt:
