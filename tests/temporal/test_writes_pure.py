@@ -226,6 +226,19 @@ def test_the_deadline_names_the_last_provider_error() -> None:
     assert message == "gave up at the retry deadline: the provider had not answered"
 
 
+def test_a_write_past_its_deadline_gives_up_after_its_one_attempt() -> None:
+    last = ApplicationError("POST /crm answered 503: down")
+    error = activity_error(last, RetryState.MAXIMUM_ATTEMPTS_REACHED)
+    assert failure_message(error, past_deadline=True) == (
+        "gave up at the retry deadline: POST /crm answered 503: down",
+        False,
+    )
+    # A refusal for good is one whenever it comes.
+    gone = ApplicationError("installation i1 is gone", non_retryable=True)
+    refused = activity_error(gone, RetryState.NON_RETRYABLE_FAILURE)
+    assert failure_message(refused, past_deadline=True) == ("installation i1 is gone", False)
+
+
 def test_a_refusal_for_good_keeps_its_message_and_a_cancel_says_so() -> None:
     gone = ApplicationError("installation i1 is gone", non_retryable=True)
     assert failure_message(activity_error(gone, RetryState.NON_RETRYABLE_FAILURE)) == (

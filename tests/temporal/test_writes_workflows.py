@@ -39,7 +39,13 @@ from ampmesh.events.v1.envelope_pb2 import Envelope
 from ampmesh.sandbox.v1 import sandbox_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.workflows.v1 import async_write_pb2 as writes_pb2
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.exceptions import CancelledError
 
 from services.domain.catalog import load_catalog
 from services.domain.catalog.sandbox import point_at_sandbox
@@ -58,6 +64,7 @@ from services.runtime.pubsub_topology import emulator_subscriber
 from services.temporal.reads.publish import Publisher
 from services.temporal.worker import writes_worker
 from services.temporal.writes.activities import WriteActivities
+from services.temporal.writes.workflows import CANCELLED_ERROR
 from tests.support.control_plane import database_url, sandbox_tokens
 from tests.support.reads import Installation, Watch, make_installation
 from tests.support.sandbox import controlling, duration
@@ -95,6 +102,8 @@ class Recorder:
 
     batches: list[WriteBatch] = field(default_factory=list)
     after: AfterWrite | None = None
+    # Set once the writer has been called.
+    called: asyncio.Event = field(default_factory=asyncio.Event)
 
     def writer_for(self, provider: str) -> Writer:
         return _Recording(registry.writer_for(provider), self)
@@ -114,6 +123,7 @@ class _Recording:
         max_wait: float = 20.0,
     ) -> WriteOutcome:
         self._recorder.batches.append(batch)
+        self._recorder.called.set()
         outcome = await self._real.write(http, auth, batch, max_wait=max_wait)
         if self._recorder.after is not None:
             replaced = self._recorder.after(len(self._recorder.batches), outcome)
@@ -454,6 +464,41 @@ async def test_the_retry_deadline_fails_every_record_with_the_last_provider_erro
     assert not data.success and list(data.errors) == [error]
 
 
+async def test_a_write_started_after_its_deadline_gets_one_attempt(world: World) -> None:
+    await world.rate_limit(retry_after=duration(1))
+    output = await world.write(world.request(contact(), deadline_in=-5))
+    assert len(world.recorder.batches) == 1
+    (error,) = output.errors
+    assert error.startswith("gave up at the retry deadline: ") and "429" in error
+    # Without the fault the one attempt writes.
+    await world.control.ClearFaults(sandbox_pb2.ClearFaultsRequest())
+    assert (await world.write(world.request(contact(), deadline_in=-5))).success
+
+
+async def test_a_cancelled_write_closes_its_operation_then_ends_cancelled(world: World) -> None:
+    await world.rate_limit(retry_after=duration(1))
+    request = world.request(contact())
+    async with world.worker():
+        handle = await world.temporal.start_workflow(
+            ASYNC_WRITE_WORKFLOW,
+            request,
+            id=f"test-{async_write_workflow_id(request.operation_id)}",
+            task_queue=world.task_queue,
+            execution_timeout=timedelta(seconds=60),
+        )
+        await asyncio.wait_for(world.recorder.called.wait(), 30)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failed:
+            await handle.result()
+    assert isinstance(failed.value.cause, CancelledError)
+    await world.drain()
+    seen = world.events(request.operation_id)
+    finished = seen.one_finished()
+    assert finished.status == ops.OPERATION_STATUS_FAILURE
+    assert list(finished.errors) == [CANCELLED_ERROR]
+    assert not seen.one_notification().success
+
+
 async def test_a_retry_after_a_lost_answer_takes_the_record_the_first_attempt_wrote(
     world: World,
 ) -> None:
@@ -665,6 +710,25 @@ async def test_ten_thousand_signals_keep_every_runs_history_small(world: World) 
     )
     # Without continue-as-new one run would hold every signal (10,000 events at least).
     assert longest < 2_000
+
+
+async def test_a_cancelled_batcher_fails_what_waits_and_ends_cancelled(world: World) -> None:
+    workflow_id = world.batcher_id()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    queued = [world.queued(contact(), later) for _ in range(3)]
+    async with world.worker():
+        for each in queued:
+            handle = await world.enqueue(workflow_id, each)
+        await asyncio.sleep(1)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await world.temporal.get_workflow_handle(workflow_id).result()
+    assert world.recorder.batches == []
+    await world.drain()
+    for each in queued:
+        finished = world.events(each.operation_id).one_finished()
+        assert finished.status == ops.OPERATION_STATUS_FAILURE
+        assert finished.result == f"Write failed: {CANCELLED_ERROR}"
 
 
 # --- the doomed worker (run as a script) -------------------------------------------------

@@ -51,6 +51,7 @@ from temporalio.exceptions import (
     ApplicationError,
     CancelledError,
     RetryState,
+    TimeoutType,
 )
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
@@ -137,9 +138,10 @@ def failed_output(request: writes_pb2.AsyncWriteInput, message: str) -> writes_p
     return finish_output(output)
 
 
-def failure_message(error: BaseException) -> tuple[str, bool]:
+def failure_message(error: BaseException, *, past_deadline: bool = False) -> tuple[str, bool]:
     """Why a write_records call failed for good, and whether it was the workflow's
-    cancellation (then the operation still closes, and the workflow ends cancelled)."""
+    cancellation (then the operation still closes, and the workflow ends cancelled).
+    `past_deadline`: the call had its one attempt only, its deadline having passed."""
     if isinstance(error, asyncio.CancelledError):
         return CANCELLED_ERROR, True
     if not isinstance(error, ActivityError):
@@ -148,10 +150,12 @@ def failure_message(error: BaseException) -> tuple[str, bool]:
         return CANCELLED_ERROR, True
     # The last attempt's own error, under the timeout that ended the retries if any.
     last: ApplicationError | None = None
-    timed_out = error.retry_state == RetryState.TIMEOUT
+    timed_out = error.retry_state == RetryState.TIMEOUT or (
+        past_deadline and error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
+    )
     cause: BaseException | None = error.cause
     while cause is not None:
-        if isinstance(cause, ActivityTimeoutError):
+        if isinstance(cause, ActivityTimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_CLOSE:
             timed_out = True
         if isinstance(cause, ApplicationError) and last is None:
             last = cause
@@ -285,7 +289,7 @@ async def _write(request: writes_pb2.AsyncWriteInput) -> tuple[writes_pb2.AsyncW
             retry_policy=retry,
         )
     except (ActivityError, asyncio.CancelledError) as error:
-        message, cancelled = failure_message(error)
+        message, cancelled = failure_message(error, past_deadline=retry is WRITE_ONCE)
         return failed_output(request, message), cancelled
     output.operation_id = request.operation_id
     return output, False
