@@ -283,7 +283,7 @@ async def test_written_records_come_back_in_the_next_triggered_read(
         for body in receiver.received.bodies
         for entry in body.get("result") or ()
     }
-    assert {delivered[i]["fields"][builder_field] for i in ids} == set(addresses)
+    assert {delivered[i]["mappedFields"][builder_field] for i in ids} == set(addresses)
 
 
 def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
