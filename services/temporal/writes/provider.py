@@ -86,10 +86,10 @@ class Attempt:
     """What this attempt tells the next one through its heartbeat details: whether a
     provider call may be in flight, and whether an earlier attempt may have written.
 
-    `in_flight` starts true: the first heartbeat is sent at once, later ones the SDK may
-    hold back (throttling) when the process dies, so only the pessimistic state may be
-    left to a later heartbeat. It turns false only when the attempt knows the provider
-    wrote nothing (a 429, a 401, no token yet)."""
+    `in_flight` starts true and turns false only as the attempt fails knowing the
+    provider wrote nothing (a 429, a 401 after the refresh, no token): the first heartbeat
+    is sent at once, later ones the SDK may hold back (throttling) and lose when the
+    process dies, so a later heartbeat never turns the pessimistic state back on."""
 
     def __init__(self, earlier: bool) -> None:
         self.earlier = earlier
@@ -109,11 +109,6 @@ class Attempt:
     def wrote_nothing(self) -> None:
         if self.in_flight:
             self.in_flight = False
-            self.beat()
-
-    def calling(self) -> None:
-        if not self.in_flight:
-            self.in_flight = True
             self.beat()
 
     @contextlib.asynccontextmanager
@@ -227,12 +222,11 @@ class ProviderWrites:
             raise
         try:
             try:
-                attempt.calling()
                 return await writer.write(self._http, auth, batch, max_wait=max_wait)
             except TokenRejected:
-                attempt.wrote_nothing()
+                # Nothing written, but the call after the refresh is in flight in turn:
+                # the heartbeat keeps saying so (a later one might not get out).
                 auth = await self.auth(context, force=True)
-                attempt.calling()
                 return await writer.write(self._http, auth, batch, max_wait=max_wait)
         except TokenRejected:
             attempt.wrote_nothing()
