@@ -108,6 +108,28 @@ class WriteBatcherInput(_message.Message):
     pending: _containers.RepeatedCompositeFieldContainer[QueuedWrite]
     def __init__(self, target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., type: _Optional[_Union[WriteType, str]] = ..., pending: _Optional[_Iterable[_Union[QueuedWrite, _Mapping]]] = ...) -> None: ...
 
+class ClaimWritesInput(_message.Message):
+    __slots__ = ("batcher_id", "batch_key", "size", "regardless")
+    BATCHER_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    REGARDLESS_FIELD_NUMBER: _ClassVar[int]
+    batcher_id: str
+    batch_key: str
+    size: int
+    regardless: bool
+    def __init__(self, batcher_id: _Optional[str] = ..., batch_key: _Optional[str] = ..., size: _Optional[int] = ..., regardless: _Optional[bool] = ...) -> None: ...
+
+class ClaimedWrites(_message.Message):
+    __slots__ = ("writes", "waiting", "next_flush_time")
+    WRITES_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FLUSH_TIME_FIELD_NUMBER: _ClassVar[int]
+    writes: _containers.RepeatedCompositeFieldContainer[QueuedWrite]
+    waiting: int
+    next_flush_time: _timestamp_pb2.Timestamp
+    def __init__(self, writes: _Optional[_Iterable[_Union[QueuedWrite, _Mapping]]] = ..., waiting: _Optional[int] = ..., next_flush_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class QueuedWrite(_message.Message):
     __slots__ = ("meta", "operation_id", "record", "flush_time", "retry_deadline", "shown_object_name")
     META_FIELD_NUMBER: _ClassVar[int]
