@@ -10,18 +10,22 @@ database transaction, which then rolls back).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from typing import Any, NoReturn
 
+import asyncpg
 import grpc
-from ampmesh.workflows.v1 import async_write_pb2
+from ampmesh.workflows.v1 import async_write_pb2, object_target_pb2
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from services.domain.write_workflows import (
     ASYNC_WRITE_WORKFLOW,
+    AUTO_BATCH_SIZE,
     ENQUEUE_SIGNAL,
     WRITE_BATCHER_WORKFLOW,
     WRITES_QUEUE,
@@ -29,6 +33,23 @@ from services.domain.write_workflows import (
     batcher_workflow_id,
 )
 from services.runtime.errors import abort_with_details, error_info
+
+# One auto-batched record waiting for its batch (services/temporal/writes/queue.py takes it).
+_QUEUE = """
+    INSERT INTO write_queue (operation_id, batcher_id, queued, record_id, flush_at)
+    VALUES ($1, $2, $3, $4, $5)
+"""
+# The batcher's earliest flush time before this record, its row locked until the
+# transaction commits (a claim takes the same lock, so counts stay exact); then its count
+# of waiting records with this one.
+_EARLIEST = "SELECT earliest_flush FROM write_batchers WHERE batcher_id = $1 FOR UPDATE"
+_COUNT = """
+    INSERT INTO write_batchers (batcher_id, waiting, earliest_flush) VALUES ($1, 1, $2)
+    ON CONFLICT (batcher_id) DO UPDATE SET
+        waiting = write_batchers.waiting + 1,
+        earliest_flush = least(write_batchers.earliest_flush, EXCLUDED.earliest_flush)
+    RETURNING waiting
+"""
 
 
 class WritesUnavailable(RuntimeError):
@@ -58,25 +79,47 @@ class Writes:
 
     async def enqueue(
         self,
-        target: Any,
+        conn: asyncpg.Connection,
+        target: object_target_pb2.ObjectTarget,
         write_type: async_write_pb2.WriteType,
         queued: async_write_pb2.QueuedWrite,
         type_name: str,
     ) -> str:
-        """Add one record to its group's batcher, starting the batcher when none runs;
-        returns the batcher's workflow id."""
+        """Queue one record for its group's batcher (inside the caller's transaction: the
+        row commits with the operation's creation) and wake the batcher when it must act
+        on it, starting it when none runs; returns the batcher's workflow id.
+
+        The record waits in PostgreSQL, not in the workflow. A wake (a signal carrying the
+        operation id and flush time only) is sent for the first waiting record (the
+        batcher may have ended), for each full batch, and for a flush time sooner than
+        every other waiting record's; between those the batcher needs no news, so its
+        history holds a signal per hundred records, not one per record."""
         workflow_id = batcher_workflow_id(target.installation_id, target.object_name, type_name)
+        flush_at = queued.flush_time.ToDatetime(tzinfo=UTC)
+        await conn.execute(
+            _QUEUE,
+            uuid.UUID(queued.operation_id),
+            workflow_id,
+            queued.SerializeToString(),
+            queued.record.record_id,
+            flush_at,
+        )
+        earliest = await conn.fetchval(_EARLIEST, workflow_id)
+        waiting = await conn.fetchval(_COUNT, workflow_id, flush_at)
+        sooner = earliest is None or flush_at < earliest
+        if not (waiting == 1 or waiting % AUTO_BATCH_SIZE == 0 or sooner):
+            return workflow_id
+        wake = async_write_pb2.QueuedWrite(
+            operation_id=queued.operation_id, flush_time=queued.flush_time
+        )
         with _refusals():
             await self.temporal.start_workflow(
                 WRITE_BATCHER_WORKFLOW,
-                async_write_pb2.WriteBatcherInput(
-                    target=target,
-                    type=write_type,
-                ),
+                async_write_pb2.WriteBatcherInput(target=target, type=write_type),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 start_signal=ENQUEUE_SIGNAL,
-                start_signal_args=[queued],
+                start_signal_args=[wake],
             )
         return workflow_id
 

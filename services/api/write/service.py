@@ -204,6 +204,7 @@ class WriteApi(write_pb2_grpc.WriteServiceServicer):
                 )
             else:
                 workflow_id = await writes.enqueue(
+                    conn,
                     workflow_target,
                     _WRITE_TYPES[ask.type],
                     async_write_pb2.QueuedWrite(

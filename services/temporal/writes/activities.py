@@ -1,11 +1,13 @@
 """The write activities: open_write, write_records and close_write (AsyncWrite), and
-open_queued_writes and close_queued_writes (WriteBatcher, whose batches write through
-write_records too), each a thin step over the modules beside it:
+claim_writes, open_queued_writes, close_queued_writes and release_writes (WriteBatcher,
+whose batches write through write_records too), each a thin step over the modules beside
+it:
 
 - writes.context: the installation as it is now (one query per call);
 - writes.provider: the provider call of an attempt (token, writer, refresh, heartbeats);
 - writes.records: the contract's messages as the writer's batch and back;
-- writes.events: the events an operation publishes.
+- writes.events: the events an operation publishes;
+- writes.queue: the auto-batched records waiting in PostgreSQL.
 
 Exactly once where the provider can tell. write_records heartbeats from its start and
 every couple of seconds while the provider call runs (the workflow's heartbeat timeout
@@ -41,7 +43,7 @@ from temporalio.exceptions import ApplicationError
 
 from services.runtime.logs import get_logger
 from services.temporal.reads.publish import Publisher
-from services.temporal.writes import events, records
+from services.temporal.writes import events, queue, records
 from services.temporal.writes.context import WriteContext, load_context
 from services.temporal.writes.provider import (
     WRITER_MAX_WAIT,
@@ -52,11 +54,13 @@ from services.temporal.writes.provider import (
     writer_wait,
 )
 from services.temporal.writes.workflows import (
+    CLAIM_WRITES_ACTIVITY,
     CLOSE_QUEUED_ACTIVITY,
     CLOSE_WRITE_ACTIVITY,
     INSTALLATION_GONE,
     OPEN_QUEUED_ACTIVITY,
     OPEN_WRITE_ACTIVITY,
+    RELEASE_WRITES_ACTIVITY,
     WRITE_NOT_POSSIBLE,
     WRITE_RECORDS_ACTIVITY,
     retry_deadline,
@@ -203,3 +207,11 @@ class WriteActivities:
             written=output.success_count,
             failed=output.failure_count,
         )
+
+    @activity.defn(name=CLAIM_WRITES_ACTIVITY)
+    async def claim_writes(self, request: writes_pb2.ClaimWritesInput) -> writes_pb2.ClaimedWrites:
+        return await queue.claim(self._pool, request, datetime.now(UTC))
+
+    @activity.defn(name=RELEASE_WRITES_ACTIVITY)
+    async def release_writes(self, batch_key: str) -> None:
+        await queue.release(self._pool, batch_key)

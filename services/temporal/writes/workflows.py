@@ -20,24 +20,31 @@ every record with "gave up at the retry deadline: <the last provider error>". Wh
 retried attempt may find its records already written, and what it does then, is in
 activities.py.
 
-Batching. A batch is written when AUTO_BATCH_SIZE records wait or the earliest flush
-time of those waiting comes; it takes the oldest records, except that a record whose
-provider id is already in this batch or in one in flight waits for the next (two updates
-of one record are never in one provider request, and are written in the order they
-came). A run writes up to MAX_BATCHES_IN_FLIGHT batches at once as they fall due, then,
-once they have all ended, continues as new with whatever still waits, so a run's history
-holds a few batches and the signals that arrived meanwhile however many records pass
-through. A batch retries until the latest retry deadline of its records (none of them is
-given up on while another of its batch is still worth retrying). The batcher ends when
-nothing waits; the next record starts a new one (signal-with-start).
+Batching. The records of a batcher wait in PostgreSQL (table write_queue, written by the
+api when it accepts them; services/temporal/writes/queue.py), and a signal only says one
+more waits and until when, so neither the workflow's state nor its continue-as-new input
+grows with the queue: ten thousand records piled up behind an hour of 429s cost the
+workflow nothing. The batcher claims a batch (claim_writes) when AUTO_BATCH_SIZE records
+may wait or the earliest flush time comes; the claim takes the oldest records, except that
+a record whose provider id is already in a claimed batch waits for a later one (two
+updates of one record are never in one provider request, and are written in the order
+they came), and takes none when no batch is due yet. A claim is keyed by the run and its
+number, so a retried claim returns what it took. Up to MAX_BATCHES_IN_FLIGHT batches are
+written at once; each is released from the queue (release_writes) once its operations
+are closed. A run continues as new after RUN_BATCHES batches; it ends when a claim finds
+nothing waiting and no wake came since (a wake arriving while it ends makes Temporal
+refuse the ending, and the run goes on). The api sends a wake only when the batcher must
+act (services/api/writes.py), and a claim waits for the api's uncommitted records (a row
+lock both take), so a record is never left waiting with no batcher. A batch retries
+until the latest retry deadline of its records (none of them is given up on while
+another of its batch is still worth retrying).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from ampmesh.events.v1 import envelope_pb2
@@ -67,6 +74,8 @@ WRITE_RECORDS_ACTIVITY = "write_records"
 CLOSE_WRITE_ACTIVITY = "close_write"
 OPEN_QUEUED_ACTIVITY = "open_queued_writes"
 CLOSE_QUEUED_ACTIVITY = "close_queued_writes"
+CLAIM_WRITES_ACTIVITY = "claim_writes"
+RELEASE_WRITES_ACTIVITY = "release_writes"
 
 # Error types the activities raise (ApplicationError.type); the first three never retry.
 INSTALLATION_GONE = "InstallationGone"
@@ -81,8 +90,12 @@ CANCELLED_ERROR = "the write was cancelled before it finished (was its installat
 # The reference's default `retryPolicy.deadlineHours` / `autoBatchPolicy.retryDeadlineHours`.
 DEFAULT_RETRY_WINDOW = timedelta(hours=1)
 
-# Batches one run writes at once (and in all) before continuing as new.
+# Batches a batcher writes at once.
 MAX_BATCHES_IN_FLIGHT = 4
+# Batches a run writes before it continues as new, so its history stays small.
+RUN_BATCHES = 20
+# Shortest sleep between claims that found nothing to take.
+MIN_NAP = timedelta(seconds=1)
 
 # One attempt: the writer's own retries (at most WRITER_MAX_WAIT in activities.py) and
 # one request of up to 60 s (connectors.http), with room to spare.
@@ -170,39 +183,6 @@ def failure_message(error: BaseException, *, past_deadline: bool = False) -> tup
 
 def _at(moment: object) -> datetime:
     return moment.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
-
-
-def take_batch(
-    pending: Sequence[writes_pb2.QueuedWrite],
-    busy: set[str],
-    size: int = AUTO_BATCH_SIZE,
-) -> tuple[list[writes_pb2.QueuedWrite], list[writes_pb2.QueuedWrite]]:
-    """(the next batch, what still waits), oldest first. A record whose provider id is in
-    `busy` (batches in flight), in this batch, or held back already waits, so every
-    later write of that record waits behind it."""
-    taken: list[writes_pb2.QueuedWrite] = []
-    left: list[writes_pb2.QueuedWrite] = []
-    held = set(busy)
-    for queued in pending:
-        record_id = queued.record.record_id
-        if len(taken) < size and not (record_id and record_id in held):
-            taken.append(queued)
-        else:
-            left.append(queued)
-        if record_id:
-            held.add(record_id)
-    return taken, left
-
-
-def is_due(pending: Sequence[writes_pb2.QueuedWrite], now: datetime) -> bool:
-    """A batch is due: a full one waits, or some record's flush time has come."""
-    return len(pending) >= AUTO_BATCH_SIZE or any(_at(q.flush_time) <= now for q in pending)
-
-
-def next_flush(pending: Sequence[writes_pb2.QueuedWrite], now: datetime) -> datetime | None:
-    """The earliest flush time still ahead (None: none is)."""
-    ahead = [moment for q in pending if (moment := _at(q.flush_time)) > now]
-    return min(ahead) if ahead else None
 
 
 def batch_deadline(batch: Sequence[writes_pb2.QueuedWrite], now: datetime) -> datetime:
@@ -323,99 +303,105 @@ class AsyncWrite:
 
 @workflow.defn(name=WRITE_BATCHER_WORKFLOW)
 class WriteBatcher:
-    """The auto-batching of one installation's single-record writes to one object."""
+    """The auto-batching of one installation's single-record writes to one object. The
+    records wait in PostgreSQL (services/temporal/writes/queue.py); a signal only says
+    that one more waits, and until when."""
 
     def __init__(self) -> None:
-        # Records signalled and not yet taken into a batch, oldest first.
-        self._pending: list[writes_pb2.QueuedWrite] = []
-        self._known: set[str] = set()
+        # A wake came since the last claim (the api sends one only when the batcher must
+        # act: its first waiting record, a full batch, a sooner flush time).
+        self._woken = False
         self._target = target_pb2.ObjectTarget()
         self._type: writes_pb2.WriteType = writes_pb2.WRITE_TYPE_UNSPECIFIED
 
     @workflow.signal(name=ENQUEUE_SIGNAL)
     def enqueue(self, queued: writes_pb2.QueuedWrite) -> None:
-        # A signal sent twice for one operation (the api retrying) queues it once.
-        if queued.operation_id in self._known:
-            return
-        self._known.add(queued.operation_id)
-        self._pending.append(queued)
+        self._woken = True
 
     @workflow.run
     async def run(self, request: writes_pb2.WriteBatcherInput) -> None:
         self._target, self._type = request.target, request.type
-        # Signals may have been handled before the run began (signal-with-start): the
-        # records carried over are older.
-        carried = [q for q in request.pending if q.operation_id not in self._known]
-        self._known.update(q.operation_id for q in carried)
-        self._pending = [*carried, *self._pending]
-        in_flight: dict[asyncio.Task[None], list[writes_pb2.QueuedWrite]] = {}
-        started = 0
+        in_flight: dict[asyncio.Task[None], str] = {}
+        claims = started = 0
+        waiting, flush = 0, None
         try:
             while True:
-                now = workflow.now()
-                if started < MAX_BATCHES_IN_FLIGHT and is_due(self._pending, now):
-                    batch, left = take_batch(self._pending, self._busy(in_flight))
-                    if batch:
-                        self._pending = left
-                        in_flight[asyncio.create_task(self._flush(batch))] = batch
+                if len(in_flight) < MAX_BATCHES_IN_FLIGHT and started < RUN_BATCHES:
+                    self._woken = False
+                    claimed = await self._claim(claims)
+                    claims += 1
+                    waiting = claimed.waiting
+                    flush = (
+                        _at(claimed.next_flush_time)
+                        if claimed.HasField("next_flush_time")
+                        else None
+                    )
+                    if claimed.writes:
+                        key = self._key(claims - 1)
+                        task = asyncio.create_task(self._flush(list(claimed.writes), key))
+                        in_flight[task] = key
                         started += 1
                         continue
                 if not in_flight:
-                    if started or not self._pending:
-                        break
-                    await self._until(lambda: is_due(self._pending, workflow.now()), now)
-                    continue
-                more = started < MAX_BATCHES_IN_FLIGHT
-                await self._until(
-                    functools.partial(self._woken, in_flight, more), now if more else None
-                )
+                    if started >= RUN_BATCHES:
+                        break  # continues as new
+                    if waiting == 0:
+                        if not self._woken:
+                            break
+                        continue  # a wake came during the claim: claim again
+                room = len(in_flight) < MAX_BATCHES_IN_FLIGHT and started < RUN_BATCHES
+                await self._wait(in_flight, flush if room else None, room=room)
                 for task in [task for task in in_flight if task.done()]:
                     del in_flight[task]
                     task.result()
         except asyncio.CancelledError:
-            await self._cancel(in_flight)
+            await self._cancel(in_flight, claims)
             raise
-        # Signal handlers are synchronous, but wait for any in progress all the same
-        # before the run hands its records on.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._pending:
+        if started >= RUN_BATCHES or self._woken:
+            # More may wait: a new run (a few bytes of input) goes on from PostgreSQL.
             workflow.continue_as_new(
-                writes_pb2.WriteBatcherInput(
-                    target=request.target, type=request.type, pending=self._pending
-                )
+                writes_pb2.WriteBatcherInput(target=request.target, type=request.type)
             )
 
-    @staticmethod
-    def _busy(in_flight: dict[asyncio.Task[None], list[writes_pb2.QueuedWrite]]) -> set[str]:
-        return {
-            q.record.record_id for batch in in_flight.values() for q in batch if q.record.record_id
-        }
+    def _key(self, claim_number: int) -> str:
+        return f"{workflow.info().run_id}/{claim_number}"
 
-    def _woken(
-        self, in_flight: dict[asyncio.Task[None], list[writes_pb2.QueuedWrite]], more: bool
-    ) -> bool:
-        """A batch in flight ended, or (`more`: the run may start another) one is ready."""
-        return any(task.done() for task in in_flight) or (more and self._ready(in_flight))
+    async def _claim(
+        self, claim_number: int, *, regardless: bool = False
+    ) -> writes_pb2.ClaimedWrites:
+        claimed: writes_pb2.ClaimedWrites = await workflow.execute_activity(
+            CLAIM_WRITES_ACTIVITY,
+            writes_pb2.ClaimWritesInput(
+                batcher_id=workflow.info().workflow_id,
+                batch_key=self._key(claim_number),
+                size=AUTO_BATCH_SIZE,
+                regardless=regardless,
+            ),
+            result_type=writes_pb2.ClaimedWrites,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+        )
+        return claimed
 
-    def _ready(self, in_flight: dict[asyncio.Task[None], list[writes_pb2.QueuedWrite]]) -> bool:
-        """A batch is due and could be taken now (not every due record is held back)."""
-        if not is_due(self._pending, workflow.now()):
-            return False
-        batch, _ = take_batch(self._pending, self._busy(in_flight))
-        return bool(batch)
-
-    async def _until(self, condition: Callable[[], bool], now: datetime | None) -> None:
-        """Wait for the condition, or until the next flush time when `now` is given."""
-        flush = next_flush(self._pending, now) if now is not None else None
+    async def _wait(
+        self, in_flight: dict[asyncio.Task[None], str], flush: datetime | None, *, room: bool
+    ) -> None:
+        """Until a batch in flight ends, or, when another may start (`room`), a wake comes
+        or the earliest flush time of what waits (at least MIN_NAP away: a due record held
+        back behind a batch in flight waits for that batch, not in a loop of claims)."""
+        now = workflow.now()
+        nap = max(flush - now, MIN_NAP) if flush is not None else None
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                condition,
-                timeout=flush - now if flush is not None and now is not None else None,
+                lambda: (room and self._woken) or any(task.done() for task in in_flight),
+                timeout=nap,
             )
 
-    async def _flush(self, batch: list[writes_pb2.QueuedWrite]) -> None:
+    async def _flush(self, batch: list[writes_pb2.QueuedWrite], key: str) -> None:
         """Open the batch's operations, write its records, close each operation with its
-        record's outcome (cancelled: every record failed, saying so)."""
+        record's outcome (cancelled: every record failed, saying so), then release the
+        records from the queue."""
         operations = writes_pb2.WriteBatcherInput(
             target=self._target,
             type=self._type,
@@ -439,13 +425,16 @@ class WriteBatcher:
             # the history.
             result.ClearField("data")
         try:
-            await self._close(operations, output)
+            await self._close(operations, output, key)
         except asyncio.CancelledError:
             # Cancelled while closing: close again (the same events, the same keys).
-            await self._close(operations, output)
+            await self._close(operations, output, key)
 
     async def _close(
-        self, operations: writes_pb2.WriteBatcherInput, output: writes_pb2.AsyncWriteOutput
+        self,
+        operations: writes_pb2.WriteBatcherInput,
+        output: writes_pb2.AsyncWriteOutput,
+        key: str,
     ) -> None:
         await workflow.execute_activity(
             CLOSE_QUEUED_ACTIVITY,
@@ -453,24 +442,28 @@ class WriteBatcher:
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
+        await workflow.execute_activity(
+            RELEASE_WRITES_ACTIVITY,
+            key,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+        )
 
-    async def _cancel(
-        self, in_flight: dict[asyncio.Task[None], list[writes_pb2.QueuedWrite]]
-    ) -> None:
+    async def _cancel(self, in_flight: dict[asyncio.Task[None], str], claims: int) -> None:
         """The batcher was cancelled: batches in flight end cancelled (closing their
         operations), and every record still waiting fails."""
         for task in in_flight:
             task.cancel()
         await asyncio.gather(*in_flight, return_exceptions=True)
-        while self._pending:
-            batch, self._pending = (
-                self._pending[:AUTO_BATCH_SIZE],
-                self._pending[AUTO_BATCH_SIZE:],
-            )
+        while True:
+            claimed = await self._claim(claims, regardless=True)
+            if not claimed.writes:
+                return
             operations = writes_pb2.WriteBatcherInput(
-                target=self._target,
-                type=self._type,
-                pending=batch,
+                target=self._target, type=self._type, pending=claimed.writes
             )
-            request = writes_pb2.AsyncWriteInput(records=[q.record for q in batch])
-            await self._close(operations, failed_output(request, CANCELLED_ERROR))
+            request = writes_pb2.AsyncWriteInput(records=[q.record for q in claimed.writes])
+            await self._close(
+                operations, failed_output(request, CANCELLED_ERROR), self._key(claims)
+            )
+            claims += 1
