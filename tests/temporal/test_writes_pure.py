@@ -23,7 +23,6 @@ from temporalio.exceptions import (
 
 from services.domain.connectors.base import ProviderUnavailable
 from services.domain.connectors.writes import ItemOutcome, WriteOutcome, WriteType
-from services.domain.write_workflows import AUTO_BATCH_SIZE
 from services.temporal.writes import events, records
 from services.temporal.writes.context import WriteContext
 from services.temporal.writes.provider import (
@@ -40,10 +39,7 @@ from services.temporal.writes.workflows import (
     failed_output,
     failure_message,
     finish_output,
-    is_due,
-    next_flush,
     retry_deadline,
-    take_batch,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -89,50 +85,6 @@ def output_of(*successes: bool) -> writes_pb2.AsyncWriteOutput:
 
 
 # --- batching ----------------------------------------------------------------------------
-
-
-def test_a_batch_is_due_when_a_full_one_waits_or_a_flush_time_has_come() -> None:
-    waiting = [queued(f"op{n}") for n in range(AUTO_BATCH_SIZE - 1)]
-    assert not is_due(waiting, NOW)
-    assert is_due([*waiting, queued("last")], NOW)
-    assert is_due([*waiting, queued("late", flush_in=-1)], NOW)
-    assert is_due([queued("now", flush_in=0)], NOW)
-    assert not is_due([], NOW)
-
-
-def test_the_next_flush_is_the_earliest_still_ahead() -> None:
-    pending = [queued("a", flush_in=300), queued("b", flush_in=60), queued("c", flush_in=-5)]
-    assert next_flush(pending, NOW) == NOW + timedelta(seconds=60)
-    assert next_flush([queued("c", flush_in=-5)], NOW) is None
-
-
-def test_a_batch_takes_the_oldest_records_up_to_its_size() -> None:
-    pending = [queued(f"op{n}") for n in range(AUTO_BATCH_SIZE + 20)]
-    batch, left = take_batch(pending, set())
-    assert [q.operation_id for q in batch] == [f"op{n}" for n in range(AUTO_BATCH_SIZE)]
-    assert [q.operation_id for q in left] == [f"op{n}" for n in range(AUTO_BATCH_SIZE, 120)]
-
-
-def test_a_record_already_in_the_batch_or_in_flight_waits_and_so_does_every_later_write_of_it() -> (
-    None
-):
-    pending = [
-        queued("u1", record_id="7"),
-        queued("u2", record_id="8"),
-        queued("u3", record_id="7"),  # a second update of 7: the next batch
-        queued("c1"),  # creates have no id: never held back
-        queued("u4", record_id="9"),  # 9 is in a batch in flight
-        queued("c2"),
-    ]
-    batch, left = take_batch(pending, {"9"})
-    assert [q.operation_id for q in batch] == ["u1", "u2", "c1", "c2"]
-    assert [q.operation_id for q in left] == ["u3", "u4"]
-    # A full batch leaves 7's first update behind: its second must not overtake it.
-    batch, left = take_batch(pending, set(), size=1)
-    assert [q.operation_id for q in batch] == ["u1"]
-    later = [queued("x", record_id="8"), queued("y", record_id="8")]
-    batch, left = take_batch(later, set(), size=0)
-    assert batch == [] and [q.operation_id for q in left] == ["x", "y"]
 
 
 def test_a_batch_retries_until_the_latest_deadline_of_its_records() -> None:
