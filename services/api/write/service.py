@@ -53,7 +53,6 @@ from services.domain.write_plan import (
 )
 from services.runtime.errors import abort_not_found, abort_with_reason
 from services.runtime.events import EventBus
-from services.runtime.request_id import current_request_id
 from services.runtime.server import Service
 
 _WRITE_TYPES = {
@@ -137,21 +136,27 @@ class WriteApi(write_pb2_grpc.WriteServiceServicer):
         events: EventBus,
         writes: Writes | None,
     ) -> tuple[write_pb2.WriteRecordsResponse, int]:
-        facts = write_events.WriteFacts(
-            project_id=project_id,
-            integration_id=target.integration_id,
-            installation_id=target.installation_id,
-            connection_id=target.connection_id,
-            config_id=target.config_id,
-            object_name=plan.object_name,
+        operation = write_events.Operation(
+            meta=meta_for(async_write_pb2.AsyncWriteInput, project_id, f"{operation_id}/start"),
+            target=target_pb2.ObjectTarget(
+                project_id=project_id,
+                integration_id=target.integration_id,
+                installation_id=target.installation_id,
+                connection_id=target.connection_id,
+                provider=target.provider,
+                object_name=plan.object_name,
+            ),
+            operation_id=operation_id,
+            write_type=_WRITE_TYPES[ask.type],
+            batch=not ask.single,
+            shown_object_name=plan.shown_name,
+            source="api",
         )
         if not ask.asynchronous:
-            return await write_now(
-                self.ctx, context, events, facts, target, plan, prepared, ask, operation_id
-            )
+            return await write_now(self.ctx, context, events, operation, target, prepared, ask)
         assert writes is not None  # _infrastructure made sure
         try:
-            await self._accept(events, writes, facts, target, plan, prepared, ask, operation_id)
+            await self._accept(events, writes, operation, target.config_id, prepared, ask)
         except WritesUnavailable as error:
             await abort_writes_unavailable(context, error)
         return write_pb2.WriteRecordsResponse(operation_id=operation_id), 200
@@ -160,75 +165,51 @@ class WriteApi(write_pb2_grpc.WriteServiceServicer):
         self,
         events: EventBus,
         writes: Writes,
-        facts: write_events.WriteFacts,
-        target: WriteTarget,
-        plan: WritePlan,
+        operation: write_events.Operation,
+        config_id: str,
         prepared: Prepared,
         ask: WriteAsk,
-        operation_id: str,
     ) -> None:
         """Stage the operation's creation and start its workflow (or queue its record) in
         one transaction: Temporal refusing rolls the creation back."""
-        now = datetime.now(UTC)
-        workflow_target = target_pb2.ObjectTarget(
-            project_id=facts.project_id,
-            integration_id=target.integration_id,
-            installation_id=target.installation_id,
-            connection_id=target.connection_id,
-            provider=target.provider,
-            object_name=plan.object_name,
-        )
+        asked = operation.meta.time.ToDatetime(tzinfo=UTC)
         records = [_workflow_record(item) for item in prepared.items]
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             if ask.batch_delay is None:
                 workflow_id = await writes.start(
                     async_write_pb2.AsyncWriteInput(
-                        meta=meta_for(
-                            async_write_pb2.AsyncWriteInput,
-                            facts.project_id,
-                            f"{operation_id}/start",
-                        ),
-                        target=workflow_target,
-                        operation_id=operation_id,
-                        type=_WRITE_TYPES[ask.type],
+                        meta=operation.meta,
+                        target=operation.target,
+                        operation_id=operation.operation_id,
+                        type=operation.write_type,  # type: ignore[arg-type]
                         records=records,
-                        batch=not ask.single,
+                        batch=operation.batch,
                         all_or_none=ask.all_or_none,
-                        retry_deadline=_stamp(now + ask.retry_for),
+                        retry_deadline=_stamp(asked + ask.retry_for),
                         headers=[
                             async_write_pb2.HttpHeader(key=k, value=v)
                             for k, v in ask.headers.items()
                         ],
-                        shown_object_name=plan.shown_name,
+                        shown_object_name=operation.shown_object_name,
                     )
                 )
             else:
                 workflow_id = await writes.enqueue(
                     conn,
-                    workflow_target,
-                    _WRITE_TYPES[ask.type],
+                    operation.target,
+                    operation.write_type,  # type: ignore[arg-type]
                     async_write_pb2.QueuedWrite(
-                        meta=meta_for(
-                            async_write_pb2.QueuedWrite, facts.project_id, f"{operation_id}/queued"
-                        ),
-                        operation_id=operation_id,
+                        meta=operation.meta,
+                        operation_id=operation.operation_id,
                         record=records[0],
-                        flush_time=_stamp(now + ask.batch_delay),
-                        retry_deadline=_stamp(now + ask.retry_for),
-                        shown_object_name=plan.shown_name,
+                        flush_time=_stamp(asked + ask.batch_delay),
+                        retry_deadline=_stamp(asked + ask.retry_for),
+                        shown_object_name=operation.shown_object_name,
                     ),
                     ask.type.value,
                 )
             await events.stage(
-                conn,
-                write_events.operation_created(
-                    facts,
-                    operation_id,
-                    now,
-                    source="api",
-                    request_id=current_request_id() or "",
-                    workflow_id=workflow_id,
-                ),
+                conn, write_events.operation_created(operation, workflow_id, "", config_id)
             )
         events.kick()
 

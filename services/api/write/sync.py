@@ -23,10 +23,10 @@ from services.api.write.target import WriteTarget
 from services.domain import write_events
 from services.domain.connectors.registry import writer_for
 from services.domain.connectors.writes import WriteBatch, WriteItem, WriteOutcome
-from services.domain.write_plan import PreparedRecord, WritePlan
+from services.domain.write_outputs import output_of
+from services.domain.write_plan import PreparedRecord
 from services.runtime.events import EventBus
 from services.runtime.logs import get_logger
-from services.runtime.request_id import current_request_id
 
 # Response metadata the edge turns into the HTTP status (envoy/problem.lua).
 HTTP_STATUS_HEADER = "x-ampmesh-http-status"
@@ -61,23 +61,20 @@ async def write_now(
     ctx: ApiContext,
     context: Any,
     events: EventBus,
-    facts: write_events.WriteFacts,
+    operation: write_events.Operation,
     target: WriteTarget,
-    plan: WritePlan,
     prepared: Prepared,
     ask: WriteAsk,
-    operation_id: str,
 ) -> tuple[write_pb2.WriteRecordsResponse, int]:
     writer = writer_for(target.provider)
     batch = WriteBatch(
-        object_name=plan.object_name,
+        object_name=operation.target.object_name,
         type=ask.type,
         items=prepared.items,
         all_or_none=ask.all_or_none,
         headers=ask.headers,
         single=ask.single,
     )
-    started = datetime.now(UTC)
 
     async def call(http: Any, auth: Any) -> WriteOutcome:
         return await writer.write(http, auth, batch, max_wait=SYNC_MAX_WAIT)
@@ -85,13 +82,13 @@ async def write_now(
     outcome = await call_provider(
         ctx,
         context,
-        project_id=facts.project_id,
+        project_id=operation.target.project_id,
         connection=target.connection(),
         call=call,
-        doing=f"write {plan.object_name} records",
+        doing=f"write {operation.target.object_name} records",
     )
-    response, status = answer(operation_id, outcome, single=ask.single)
-    await _record(events, facts, operation_id, outcome, single=ask.single, started=started)
+    response, status = answer(operation.operation_id, outcome, single=ask.single)
+    await _record(events, operation, target.config_id, outcome, len(prepared.items))
     return response, status
 
 
@@ -134,45 +131,25 @@ def _result(item: Any) -> write_pb2.WriteResult:
 
 async def _record(
     events: EventBus,
-    facts: write_events.WriteFacts,
-    operation_id: str,
+    operation: write_events.Operation,
+    config_id: str,
     outcome: WriteOutcome,
-    *,
-    single: bool,
-    started: datetime,
+    records: int,
 ) -> None:
-    """The operation's created, log and finished events, in one outbox transaction. The
-    provider has written by now: a failure here loses the operation's history, not the
-    write, so it is logged and the caller still gets the provider's answer."""
-    request_id = current_request_id() or ""
-    records = [
-        write_events.RecordResult(item.success, item.record_id, tuple(item.errors))
-        for item in outcome.items
-    ]
-    text = write_events.result_text(records, single=single)
-    failed = any(not record.success for record in records)
+    """The operation's created, finished log line and finished events, in one outbox
+    transaction, worded as an asynchronous write's are. The provider has written by now:
+    a failure here loses the operation's history, not the write, so it is logged and the
+    caller still gets the provider's answer."""
+    now = datetime.now(UTC)
+    output = output_of(operation.operation_id, outcome, records)
+    result = write_events.result_text(operation, output)
+    error = "" if output.success else "; ".join(output.errors)
     envelopes = [
-        write_events.operation_created(
-            facts, operation_id, started, source="api", request_id=request_id
-        ),
+        write_events.operation_created(operation, "", "", config_id),
         write_events.log_entry(
-            facts,
-            operation_id,
-            "finished",
-            text,
-            source="api",
-            request_id=request_id,
-            error="; ".join(e for r in records for e in r.errors)[:1000] if failed else "",
+            operation, "finished", f"[{operation.shown}] {result}", now, error=error
         ),
-        write_events.operation_finished(
-            facts,
-            operation_id,
-            records,
-            single=single,
-            started=started,
-            source="api",
-            request_id=request_id,
-        ),
+        write_events.operation_finished(operation, output, result, now),
     ]
     try:
         async with events.pool.acquire() as conn, conn.transaction():
@@ -181,7 +158,7 @@ async def _record(
     except Exception as error:
         _log.error(
             "write operation not recorded",
-            operation_id=operation_id,
+            operation_id=operation.operation_id,
             error=type(error).__name__,
         )
         return

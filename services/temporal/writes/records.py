@@ -13,14 +13,13 @@ from ampmesh.workflows.v1 import async_write_pb2 as writes_pb2
 from google.protobuf import json_format, struct_pb2
 
 from services.domain.connectors.writes import WriteBatch, WriteItem, WriteOutcome, WriteType
-from services.temporal.writes.workflows import finish_output
+from services.domain.write_outputs import NO_OUTCOME, finish_output, output_of
 
 WRITE_TYPES: dict[int, WriteType] = {
     writes_pb2.WRITE_TYPE_CREATE: WriteType.CREATE,
     writes_pb2.WRITE_TYPE_UPDATE: WriteType.UPDATE,
     writes_pb2.WRITE_TYPE_DELETE: WriteType.DELETE,
 }
-NO_OUTCOME = "the writer reported nothing about this record"
 # Integers a double holds exactly.
 _EXACT = 2**53
 
@@ -74,21 +73,7 @@ def write_output(
     request: writes_pb2.AsyncWriteInput, outcome: WriteOutcome
 ) -> writes_pb2.AsyncWriteOutput:
     """The workflow's output for what the provider did with each record."""
-    output = writes_pb2.AsyncWriteOutput(operation_id=request.operation_id)
-    for index in range(len(request.records)):
-        result = output.results.add(index=index)
-        if index >= len(outcome.items):
-            result.errors.append(NO_OUTCOME)
-            continue
-        item = outcome.items[index]
-        result.success = item.success
-        result.record_id = item.record_id
-        result.errors.extend(item.errors)
-        if not item.success and not item.errors:
-            result.errors.append("the provider did not write the record and gave no reason")
-        if item.data:
-            json_format.ParseDict(item.data, result.data)
-    return finish_output(output)
+    return output_of(request.operation_id, outcome, len(request.records))
 
 
 def split_output(

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from ampmesh.events.v1 import envelope_pb2
@@ -62,6 +62,7 @@ from temporalio.exceptions import (
 )
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
+from services.domain.write_outputs import finish_output
 from services.domain.write_workflows import (
     ASYNC_WRITE_WORKFLOW,
     AUTO_BATCH_SIZE,
@@ -123,23 +124,6 @@ BOOKKEEPING_RETRY = RetryPolicy(
 
 
 # --- outputs (pure) ----------------------------------------------------------------------
-
-
-def unique(messages: Iterable[str]) -> list[str]:
-    """Messages once each, in order (a deadline fails a hundred records with one message)."""
-    return list(dict.fromkeys(message for message in messages if message))
-
-
-def finish_output(output: writes_pb2.AsyncWriteOutput) -> writes_pb2.AsyncWriteOutput:
-    """Fill the output's totals from its per-record results (in place; returned)."""
-    written = [result for result in output.results if result.success]
-    output.success_count = len(written)
-    output.failure_count = len(output.results) - len(written)
-    output.success = bool(output.results) and output.failure_count == 0
-    del output.successful_record_ids[:]
-    output.successful_record_ids.extend(r.record_id for r in written if r.record_id)
-    output.errors[:] = unique([*output.errors, *(e for r in output.results for e in r.errors)])
-    return output
 
 
 def failed_output(request: writes_pb2.AsyncWriteInput, message: str) -> writes_pb2.AsyncWriteOutput:
