@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import aiohttp
-import grpc
 from ampmesh.events.v1 import read_result_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from ampmesh.platform.v1 import providers_pb2
@@ -45,10 +44,11 @@ from services.domain.connectors.base import (
 )
 from services.domain.read_bodies import set_body
 from services.runtime.logs import get_logger
+from services.temporal.connection_auth import CREDENTIALS_REFUSED, connection_auth
 from services.temporal.reads import events
 from services.temporal.reads.context import ReadContext
 from services.temporal.reads.publish import Publisher, wait_all
-from services.temporal.reads.workflows import INSTALLATION_GONE, PROVIDER_REQUEST_ERROR
+from services.temporal.reads.workflows import PROVIDER_REQUEST_ERROR
 
 _log = get_logger("ampmesh.temporal.reads")
 
@@ -57,14 +57,6 @@ BODY_LIMIT = 300_000
 # How often the activity heartbeats while a page is slow (the provider retrying): well
 # inside the workflow's 10 s heartbeat timeout.
 HEARTBEAT_EVERY = 2.0
-TOKEN_DEADLINE = 20.0
-# The token-manager's answers for a connection whose credentials the provider refuses.
-_CREDENTIALS_REFUSED = (
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.UNAUTHENTICATED,
-)
-CREDENTIALS_REFUSED = "CredentialsRefused"
 # Pages published but not yet acknowledged at most (each up to 300 KB per part).
 PAGES_IN_FLIGHT = 32
 # Seconds between progress events of a read (and one after its last page).
@@ -168,53 +160,18 @@ class Pages:
         self._shape = shaping
 
     async def auth(self, context: ReadContext, *, force: bool = False) -> ProviderAuth:
-        """The provider auth of the read's connection, from a token-manager token."""
-        request = token_manager_pb2.GetTokenRequest(
-            connection_id=context.connection_id, project_id=context.project_id
+        """The provider auth of the connection, from a token-manager token."""
+        return await connection_auth(
+            self._tokens,
+            self._catalog,
+            self._auth_for,
+            connection_id=context.connection_id,
+            project_id=context.project_id,
+            provider=context.provider,
+            workspace=context.workspace,
+            unusable=PROVIDER_REQUEST_ERROR,
+            force=force,
         )
-        if force:
-            request.refresh = token_manager_pb2.REFRESH_MODE_FORCE
-        try:
-            response = await self._tokens.GetToken(request, timeout=TOKEN_DEADLINE)
-        except grpc.aio.AioRpcError as error:
-            code = error.code()
-            if code == grpc.StatusCode.NOT_FOUND:
-                raise ApplicationError(
-                    f"connection {context.connection_id} is gone",
-                    type=INSTALLATION_GONE,
-                    non_retryable=True,
-                ) from None
-            if code in _CREDENTIALS_REFUSED:
-                # The provider refused the connection's credentials (bad_credentials):
-                # only the customer reconnecting helps, so the read fails now, visibly,
-                # instead of retrying for ever.
-                raise ApplicationError(
-                    f"connection {context.connection_id} has credentials the provider "
-                    "refuses: reconnect it",
-                    type=CREDENTIALS_REFUSED,
-                    non_retryable=True,
-                ) from None
-            # The status message is the token-manager's: only its code leaves here.
-            raise ApplicationError(
-                f"the token-manager refused a token for connection {context.connection_id} "
-                f"({code.name})",
-                type="TokenUnavailable",
-            ) from None
-        info = self._catalog.get(context.provider)
-        if info is None:
-            raise ApplicationError(
-                f"provider {context.provider!r} is not in the catalog",
-                type=PROVIDER_REQUEST_ERROR,
-                non_retryable=True,
-            )
-        try:
-            return self._auth_for(info, context.workspace, response)
-        except ValueError as error:
-            # The connection lacks what the provider's URL needs (its workspace): only
-            # reconnecting it can help.
-            raise ApplicationError(
-                str(error), type=PROVIDER_REQUEST_ERROR, non_retryable=True
-            ) from None
 
     async def read(
         self, request: read_page_pb2.ReadPageInput, context: ReadContext

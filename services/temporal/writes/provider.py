@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-import grpc
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2, token_manager_pb2_grpc
 from temporalio import activity
@@ -26,10 +25,9 @@ from services.domain.connectors.base import (
     TokenRejected,
 )
 from services.domain.connectors.writes import ItemOutcome, WriteBatch, WriteOutcome, Writer
+from services.temporal.connection_auth import connection_auth
 from services.temporal.writes.context import WriteContext
 from services.temporal.writes.workflows import (
-    CREDENTIALS_REFUSED,
-    INSTALLATION_GONE,
     PROVIDER_UNAVAILABLE,
     WRITE_NOT_POSSIBLE,
 )
@@ -42,19 +40,12 @@ AuthFor = Callable[
 # How often the attempt heartbeats, also while the provider call runs: well inside the
 # workflow's 15 s heartbeat timeout.
 HEARTBEAT_EVERY = 2.0
-TOKEN_DEADLINE = 20.0
 # The writer's own retries (429, 5xx, network) last at most this long in one attempt;
 # Temporal's backoff takes over after.
 WRITER_MAX_WAIT = 20.0
 # An attempt near the retry deadline retries inside the writer only until this long
 # before it, so its last provider error, not the deadline cutting the call, is reported.
 DEADLINE_MARGIN = 5.0
-# The token-manager's answers for a connection whose credentials the provider refuses.
-_CREDENTIALS_REFUSED = (
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.UNAUTHENTICATED,
-)
 
 
 def earlier_may_have_written(attempt: int, details: Sequence[Any]) -> bool:
@@ -159,50 +150,18 @@ class ProviderWrites:
             ) from None
 
     async def auth(self, context: WriteContext, *, force: bool = False) -> ProviderAuth:
-        """The provider auth of the write's connection, from a token-manager token."""
-        request = token_manager_pb2.GetTokenRequest(
-            connection_id=context.connection_id, project_id=context.project_id
+        """The provider auth of the connection, from a token-manager token."""
+        return await connection_auth(
+            self._tokens,
+            self._catalog,
+            self._auth_for,
+            connection_id=context.connection_id,
+            project_id=context.project_id,
+            provider=context.provider,
+            workspace=context.workspace,
+            unusable=WRITE_NOT_POSSIBLE,
+            force=force,
         )
-        if force:
-            request.refresh = token_manager_pb2.REFRESH_MODE_FORCE
-        try:
-            response = await self._tokens.GetToken(request, timeout=TOKEN_DEADLINE)
-        except grpc.aio.AioRpcError as error:
-            code = error.code()
-            if code == grpc.StatusCode.NOT_FOUND:
-                raise ApplicationError(
-                    f"connection {context.connection_id} is gone",
-                    type=INSTALLATION_GONE,
-                    non_retryable=True,
-                ) from None
-            if code in _CREDENTIALS_REFUSED:
-                # Only the customer reconnecting helps: fail now, visibly.
-                raise ApplicationError(
-                    f"connection {context.connection_id} has credentials the provider "
-                    "refuses: reconnect it",
-                    type=CREDENTIALS_REFUSED,
-                    non_retryable=True,
-                ) from None
-            # The status message is the token-manager's: only its code leaves here.
-            raise ApplicationError(
-                f"the token-manager refused a token for connection {context.connection_id} "
-                f"({code.name})",
-                type="TokenUnavailable",
-            ) from None
-        info = self._catalog.get(context.provider)
-        if info is None:
-            raise ApplicationError(
-                f"provider {context.provider!r} is not in the catalog",
-                type=WRITE_NOT_POSSIBLE,
-                non_retryable=True,
-            )
-        try:
-            return self._auth_for(info, context.workspace, response)
-        except ValueError as error:
-            # The connection lacks what the provider's URL needs: only reconnecting helps.
-            raise ApplicationError(
-                str(error), type=WRITE_NOT_POSSIBLE, non_retryable=True
-            ) from None
 
     async def write(
         self,
