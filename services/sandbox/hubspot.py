@@ -2,6 +2,7 @@
 
     /hubspot/oauth/v1/refresh-tokens/T       DELETE  HubSpot's documented revocation
     /hubspot/crm/v3/objects/{object}         GET     list: limit, after, properties
+    /hubspot/crm/v3/objects/{object}/{id}    GET     one record: properties
     /hubspot/crm/v3/objects/{object}/search  POST    CRM search (hubspot_search.py)
 
 Pages are slices of the object's sorted indexes, rendered with orjson. Mirrors the
@@ -52,6 +53,7 @@ class HubSpotApi:
                 methods=["DELETE"],
             ),
             Route("/hubspot/crm/v3/objects/{object_name}", self.list, methods=["GET"]),
+            Route("/hubspot/crm/v3/objects/{object_name}/{record_id}", self.one, methods=["GET"]),
             Route("/hubspot/crm/v3/objects/{object_name}/search", self.search, methods=["POST"]),
         ]
 
@@ -74,6 +76,10 @@ class HubSpotApi:
         object_name = request.path_params["object_name"]
         return await self.records.serve(request, Provider.HUBSPOT, object_name, self._page)
 
+    async def one(self, request: Request) -> Response:
+        object_name = request.path_params["object_name"]
+        return await self.records.serve(request, Provider.HUBSPOT, object_name, self._one)
+
     async def search(self, request: Request) -> Response:
         object_name = request.path_params["object_name"]
         return await self.records.serve(request, Provider.HUBSPOT, object_name, self._search)
@@ -95,6 +101,18 @@ class HubSpotApi:
         if start + limit < len(records):
             body["paging"] = {"next": {"after": page[-1].id}}
         return orjson.dumps(body)
+
+    async def _one(self, request: Request, object_name: str) -> bytes:
+        """GET one record by id: every property, or the system ones and those asked."""
+        record_id = request.path_params["record_id"]
+        record = self.state.records.object(Provider.HUBSPOT, object_name).get(record_id)
+        if record is None:
+            raise ApiError(
+                404,
+                provider_error(Provider.HUBSPOT, 404, "OBJECT_NOT_FOUND", "resource not found"),
+            )
+        wanted = [p for p in request.query_params.get("properties", "").split(",") if p]
+        return orjson.dumps(hubspot_record(record, wanted))
 
     async def _search(self, request: Request, object_name: str) -> bytes:
         try:

@@ -648,3 +648,19 @@ async def test_write_counters(sandbox: Any, http: httpx.AsyncClient) -> None:
     zeroed = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
     assert not zeroed.write_requests_by_route and zeroed.records_written == 0
     assert not zeroed.write_batch_sizes and not zeroed.passthrough_headers
+
+
+async def test_hubspot_reads_one_record_by_id(sandbox: Any, http: httpx.AsyncClient) -> None:
+    headers = await _hubspot(http)
+    created = await http.post(
+        f"{OBJECTS}/deals", json={"properties": {"name": "One", "amount": "5"}}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    record_id = created.json()["id"]
+    got = await http.get(f"{OBJECTS}/deals/{record_id}?properties=amount", headers=headers)
+    assert got.status_code == 200, got.text
+    assert got.json()["id"] == record_id
+    assert got.json()["properties"]["amount"] == "5"
+    missing = await http.get(f"{OBJECTS}/deals/999", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json()["category"] == "OBJECT_NOT_FOUND"
