@@ -27,10 +27,19 @@ client_secrets        how a provider app's client secret is sealed (api, token-m
 destination_secrets   how a destination's signing secret and headers are sealed (api,
                       messenger)
 webhook_urls          which webhook URLs are allowed (api on save, messenger on send)
+write_plan            a builder's record resolved into the provider's field names
+                      (reverse mapping, field settings and defaults) (api)
+write_workflows       the write workflows' names, ids and task queue (api starts and
+                      wakes them, temporal runs them)
+write_events          a write operation's events: created, log lines, finished (api for
+                      synchronous writes, temporal for asynchronous ones)
+write_outputs         a write's per-record outcome and totals as AsyncWriteOutput (api,
+                      temporal)
 connectors/           the providers' documented APIs (HubSpot, Salesforce): record pages,
-                      search, field metadata and custom fields, and the HTTP machinery
-                      they share (retries, Retry-After, error mapping) (temporal reads
-                      with them; the api calls providers with them)
+                      search, field metadata and custom fields, record writes, and the
+                      HTTP machinery they share (retries, Retry-After, error mapping)
+                      (temporal reads and writes with them; the api calls providers with
+                      them)
 token_manager_client  the token-manager's client settings and stub, and the one
                       classifier of its failure reasons (TokenFailureReason) (api,
                       temporal; the token-manager writes reasons with it)
