@@ -19,6 +19,7 @@ from ampmesh.token.v1 import token_manager_pb2_grpc
 
 from services.api.auth import Authenticator
 from services.api.metadata_cache import FieldMetadataCache
+from services.api.provider_auths import ProviderAuths
 from services.api.reads import Reads
 from services.api.writes import Writes
 from services.runtime.events import EventBus
@@ -67,3 +68,5 @@ class ApiContext:
     # The write workflows (Temporal, the same client as reads); None without Temporal,
     # and asynchronous writes then answer UNAVAILABLE.
     writes: Writes | None = None
+    # Connections' provider auth, reused for a few seconds (services/api/provider_calls.py).
+    provider_auths: ProviderAuths = field(default_factory=ProviderAuths)

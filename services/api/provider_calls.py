@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC
 from typing import Any, NoReturn, TypeVar
 
 import aiohttp
@@ -69,7 +70,15 @@ async def connection_auth(
     connection: Mapping[str, Any],
     force_refresh: bool = False,
 ) -> ProviderAuth:
-    """Where and how to call the provider of `connection` (a connections row)."""
+    """Where and how to call the provider of `connection` (a connections row). Reused
+    for up to AUTH_REUSE_SECONDS (ctx.provider_auths): a write or a search in a loop
+    then costs the provider call, not also a token-manager round trip each time; a
+    token the provider refuses is refreshed (force_refresh) and replaces the kept one."""
+    connection_id = str(connection["id"])
+    if not force_refresh:
+        kept = ctx.provider_auths.get(connection_id)
+        if kept is not None:
+            return kept
     tokens = await require_token_manager(ctx, context)
     request = tm.GetTokenRequest(connection_id=str(connection["id"]), project_id=project_id)
     if force_refresh:
@@ -90,7 +99,7 @@ async def connection_auth(
             error_info("PROVIDER_NOT_IN_CATALOG"),
         )
     try:
-        return provider_auth(info, connection["provider_workspace_ref"] or "", answer)
+        auth = provider_auth(info, connection["provider_workspace_ref"] or "", answer)
     except ValueError as error:  # the URL needs a workspace the connection lacks
         await abort_with_details(
             context,
@@ -98,6 +107,13 @@ async def connection_auth(
             str(error),
             error_info("CONNECTION_INCOMPLETE"),
         )
+    expires = (
+        answer.token.expire_time.ToDatetime(tzinfo=UTC)
+        if answer.token.HasField("expire_time")
+        else None
+    )
+    ctx.provider_auths.put(connection_id, auth, expires)
+    return auth
 
 
 async def call_provider(
