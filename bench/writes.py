@@ -90,12 +90,10 @@ class Bench:
                 headers={"Authorization": f"Bearer {world.access_token}"},
                 timeout=60,
             ),
-            "ampmesh": httpx.AsyncClient(
-                base_url=str(world.write_http.base_url) + world.path(OBJECT),
-                headers={"x-api-key": stack.admin_api_key},
-                timeout=60,
-            ),
+            "ampmesh": httpx.AsyncClient(headers={"x-api-key": stack.admin_api_key}, timeout=60),
         }
+        # The write host's URL of the object (httpx would add a slash to a base URL's path).
+        self.url = str(world.write_http.base_url).rstrip("/") + world.path(OBJECT)
         self.group = world.group
 
     async def close(self) -> None:
@@ -114,7 +112,9 @@ class Bench:
         async def worker() -> None:
             nonlocal written
             while queue:
-                written += await send(http, queue.pop())
+                # Not `written += await ...`: that reads `written` before awaiting.
+                done = await send(http, queue.pop())
+                written += done
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(self.concurrency)))
@@ -125,7 +125,7 @@ class Bench:
 
     async def _platform_batch(self, http: httpx.AsyncClient, records: list[dict[str, Any]]) -> int:
         answer = await http.post(
-            "",
+            self.url,
             json={
                 "groupRef": self.group,
                 "type": "create",
@@ -146,7 +146,7 @@ class Bench:
                 await _direct_single(http, record)
             else:
                 answer = await http.post(
-                    "", json={"groupRef": self.group, "type": "create", "record": record}
+                    self.url, json={"groupRef": self.group, "type": "create", "record": record}
                 )
                 if answer.status_code != 200:
                     raise BenchError(
