@@ -367,6 +367,30 @@ async def test_hubspot_retried_create_takes_the_existing_contact(
     assert len(stored(sandbox, HS, "contacts")) == 2
 
 
+async def test_a_create_whose_answer_is_lost_is_not_sent_again(
+    sandbox: ServedSandbox, http: aiohttp.ClientSession
+) -> None:
+    kept = await write(
+        sandbox, http, HS, WriteBatch("contacts", CREATE, creates({"email": "k@x.io"}))
+    )
+    existing = kept.items[0].record_id
+    sandbox.state.reset_counters()
+    write_fault(sandbox, kind=FaultKind.DROP_CONNECTION, count=1)
+    with pytest.raises(ProviderUnavailable, match="got no answer"):
+        await write(sandbox, http, HS, WriteBatch("contacts", CREATE, creates({"email": "l@x.io"})))
+    # Once: a create sent again might be written twice (a retried write, which knows its
+    # first attempt may have written, can tell; this call cannot).
+    routes = sandbox.state.counters.providers[HS].write_by_route
+    assert routes["batch_create"] == 1
+    # An update is the same whoever sends it: sent again after a lost answer.
+    write_fault(sandbox, kind=FaultKind.DROP_CONNECTION, count=1)
+    update = WriteBatch("contacts", UPDATE, [WriteItem({"firstname": "L"}, record_id=existing)])
+    outcome = await write(sandbox, http, HS, update)
+    assert outcome.items[0].success
+    assert routes["batch_update"] == 2
+    sandbox.state.faults.clear()
+
+
 async def test_hubspot_write_retries_rate_limits_and_maps_failures(
     sandbox: ServedSandbox, http: aiohttp.ClientSession
 ) -> None:

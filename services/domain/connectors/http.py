@@ -97,10 +97,16 @@ async def send(
     headers: Mapping[str, str] | None = None,
     max_wait: float = 60.0,
     accept: Collection[int] = (),
+    resend_unanswered: bool = True,
 ) -> ProviderResponse:
     """One provider call with retries; returns the successful (2xx) response, or one
     whose status is in `accept` (writes read the provider's per-record refusals from a
     4xx body; 401, 429 and 5xx are never accepted: they mean refresh and retry).
+
+    `resend_unanswered` False: a request that may have reached the provider but got no
+    answer (anything but a failure to connect) is not sent again but raised as
+    ProviderUnavailable at once: for a create the provider cannot recognise, sending it
+    again could write it twice.
 
     Raises TokenRejected on 401, ProviderRequestError on other 4xx, ProviderUnavailable
     when 429/5xx/network failures outlast max_wait seconds (or a Retry-After asks for
@@ -138,6 +144,14 @@ async def send(
                             content=await answer.read(),
                         )
                 except (aiohttp.ClientError, TimeoutError) as exc:
+                    if not resend_unanswered and not isinstance(exc, aiohttp.ClientConnectorError):
+                        # Sent, perhaps received, never answered: sending it again could
+                        # do it twice. The caller decides (a retried write knows it may
+                        # find its records written).
+                        raise ProviderUnavailable(
+                            f"{method} {_where(url)} got no answer ({type(exc).__name__}): "
+                            "it may have been carried out"
+                        ) from None
                     raise _Retryable(
                         f"{method} {_where(url)} failed: {type(exc).__name__}", None
                     ) from exc

@@ -103,6 +103,9 @@ class _Call:
             headers=self.prepared.headers,
             max_wait=self.max_wait,
             accept=CLIENT_ERRORS,
+            # A create sent again after a lost answer could be written twice; a retried
+            # write (Temporal, may_have_written) can tell, this call cannot.
+            resend_unanswered=self.batch.type is not WriteType.CREATE,
         )
 
     async def send_single(self) -> WriteOutcome:
