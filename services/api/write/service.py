@@ -118,7 +118,9 @@ class WriteApi(write_pb2_grpc.WriteServiceServicer):
                 context, project_id, target, plan, prepared, ask, operation_id, events, writes
             )
         except BaseException:
-            # Refused or unavailable before anything was written: the key is free again.
+            # Refused, or the provider unavailable: the key is free again for a retry. A
+            # create whose answer was lost may have been written (its 503 says so), and a
+            # retry under the same key then writes again, as one under a new key would.
             await idempotency.release(self.ctx.pool, project_id, key, operation_id)
             raise
         await idempotency.save(self.ctx.pool, project_id, key, operation_id, status, response)
