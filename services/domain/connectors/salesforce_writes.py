@@ -26,9 +26,15 @@ from urllib.parse import quote
 import aiohttp
 
 from services.domain.connectors.base import ProviderAuth, ProviderRequestError
-from services.domain.connectors.http import CLIENT_ERRORS, ProviderResponse, json_body, send
+from services.domain.connectors.http import ProviderResponse, json_body
 from services.domain.connectors.salesforce import API_VERSION
-from services.domain.connectors.write_support import Prepared, prepare, raw_text, refusal
+from services.domain.connectors.write_support import (
+    Prepared,
+    WriteCall,
+    prepare,
+    raw_text,
+    refusal,
+)
 from services.domain.connectors.writes import ItemOutcome, WriteBatch, WriteOutcome, WriteType
 
 MAX_BATCH = 200
@@ -75,7 +81,7 @@ class SalesforceWriter:
         return outcome
 
 
-class _Call:
+class _Call(WriteCall):
     """One WriteBatch's requests."""
 
     def __init__(
@@ -86,27 +92,8 @@ class _Call:
         prepared: Prepared,
         max_wait: float,
     ) -> None:
-        self.http, self.auth, self.batch = http, auth, batch
-        self.prepared, self.max_wait = prepared, max_wait
+        super().__init__(http, auth, batch, prepared, max_wait)
         self.root = f"{auth.base_url}/services/data/{API_VERSION}"
-
-    async def _send(
-        self, method: str, url: str, body: Any = None, params: dict[str, str] | None = None
-    ) -> ProviderResponse:
-        return await send(
-            self.http,
-            method,
-            url,
-            auth=self.auth,
-            json=body,
-            params=params,
-            headers=self.prepared.headers,
-            max_wait=self.max_wait,
-            accept=CLIENT_ERRORS,
-            # A create sent again after a lost answer could be written twice; a retried
-            # write (Temporal, may_have_written) can tell, this call cannot.
-            resend_unanswered=self.batch.type is not WriteType.CREATE,
-        )
 
     async def send_single(self) -> WriteOutcome:
         index = self.prepared.chunks[0][0]

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
 
 from services.domain.connectors.base import ProviderAuth
-from services.domain.connectors.http import redact
+from services.domain.connectors.http import CLIENT_ERRORS, ProviderResponse, redact, send
 from services.domain.connectors.writes import ItemOutcome, WriteBatch, WriteOutcome, WriteType
 
 # Longest refusal kept per record (they end up in operation logs and API answers).
@@ -113,3 +116,38 @@ def refusal(code: object, message: object, auth: ProviderAuth) -> str:
 def raw_text(content: bytes, auth: ProviderAuth) -> str:
     """A provider's answer as text for WriteOutcome.raw_response."""
     return redact(content.decode("utf-8", "replace"), auth)
+
+
+class WriteCall:
+    """One WriteBatch's requests to a provider: what both writers' calls share."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        auth: ProviderAuth,
+        batch: WriteBatch,
+        prepared: Prepared,
+        max_wait: float,
+    ) -> None:
+        self.http, self.auth, self.batch = http, auth, batch
+        self.prepared, self.max_wait = prepared, max_wait
+
+    async def _send(
+        self, method: str, url: str, body: Any = None, params: dict[str, str] | None = None
+    ) -> ProviderResponse:
+        """One request with the builder's headers; 4xx answers come back (per-record
+        refusals are read from them)."""
+        return await send(
+            self.http,
+            method,
+            url,
+            auth=self.auth,
+            json=body,
+            params=params,
+            headers=self.prepared.headers,
+            max_wait=self.max_wait,
+            accept=CLIENT_ERRORS,
+            # A create sent again after a lost answer could be written twice; a retried
+            # write (Temporal, may_have_written) can tell, this call cannot.
+            resend_unanswered=self.batch.type is not WriteType.CREATE,
+        )
