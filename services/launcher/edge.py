@@ -683,6 +683,11 @@ class Edge:
             await process.wait()
             return None
 
+    @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        """The Envoy process, running or exited: the supervisor waits on it."""
+        return self._process
+
 
 async def probe(endpoints: Mapping[str, str], timeout: float = 2.0) -> bool:  # noqa: ASYNC109 (per HTTP request)
     """Whether the edge's admin interface reports it ready (/ready answers LIVE)."""
