@@ -1,10 +1,14 @@
 """Removing a connection: its credentials deleted by the token-manager (which asks the
 provider to revoke them first, and announces connection.deleted), then its row.
 
-DeleteConnection removes the connection it names. DeleteInstallation removes the
-connection its installation leaves unused, as the reference documents ("This will also
-delete the associated Connection if it is not used by any other Installations"): the
-embeddable UI relies on it, sending a customer who uninstalled back to the connect screen.
+DeleteConnection removes the connection it names, unless installations use it: it is
+refused then (FAILED_PRECONDITION, reason CONNECTION_IN_USE, naming them), since deleting
+it would leave them pointing at nothing, their reads and writes failing with no
+connection to re-authenticate. Uninstalling them removes it with the last one.
+DeleteInstallation removes the connection its installation leaves unused, as the reference
+documents ("This will also delete the associated Connection if it is not used by any other
+Installations"): the embeddable UI relies on it, sending a customer who uninstalled back
+to the connect screen.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from ampmesh.token.v1 import token_manager_pb2 as tm
 
 from services.api.context import ApiContext
 from services.api.token_errors import abort_token_manager, require_token_manager
+from services.runtime.errors import abort_with_details, error_info
 from services.runtime.logs import get_logger
 
 # Response headers (gRPC initial metadata) saying whether the provider revoked the
@@ -24,6 +29,33 @@ from services.runtime.logs import get_logger
 # keep it for ever), and the caller is told.
 REVOCATION_HEADERS = ("x-ampmesh-revoked-at-provider", "x-ampmesh-revocation-detail")
 _log = get_logger("ampmesh.api.connections")
+# Installations a refusal names in its message (all of them are in its ErrorInfo count).
+NAMED_USERS = 10
+
+
+async def refuse_if_used(ctx: ApiContext, context: Any, connection_id: uuid.UUID) -> None:
+    """FAILED_PRECONDITION naming the installations that use the connection, if any."""
+    rows = await ctx.pool.fetch(
+        "SELECT id, count(*) OVER () AS total FROM installations WHERE connection_id = $1 "
+        "ORDER BY created_at, id LIMIT $2",
+        connection_id,
+        NAMED_USERS,
+    )
+    if not rows:
+        return
+    total = rows[0]["total"]
+    named = ", ".join(str(row["id"]) for row in rows)
+    more = f" and {total - len(rows)} more" if total > len(rows) else ""
+    await abort_with_details(
+        context,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        f"connection {str(connection_id)!r} is used by {total} installation(s): {named}{more}; "
+        "delete those installations first (the last one's deletion removes the connection)",
+        error_info(
+            "CONNECTION_IN_USE",
+            metadata={"installationCount": str(total), "installationIds": named},
+        ),
+    )
 
 
 async def delete_credentials(

@@ -44,7 +44,7 @@ from services.api.platform.connection_credentials import (
 )
 from services.api.platform.connection_metadata import FROM_INPUT, WORKSPACE, with_workspace
 from services.api.platform.connection_oauth import OauthRpcs
-from services.api.platform.connection_removal import delete_credentials
+from services.api.platform.connection_removal import delete_credentials, refuse_if_used
 from services.api.platform.connection_rows import KIND, find_connection, to_message
 from services.api.token_errors import (
     abort_token_error,
@@ -221,9 +221,14 @@ class Connections(OauthRpcs, connections_pb2_grpc.ConnectionServiceServicer):
     ) -> empty_pb2.Empty:
         principal, project = await self.ctx.auth.caller(context, request.project_id_or_name)
         row = await find_connection(self.ctx, context, principal, project, request.connection_id)
+        await refuse_if_used(self.ctx, context, row["id"])
         revocation = await delete_credentials(self.ctx, context, project.id, row["id"])
+        # Unless an installation took the connection up meanwhile: the row stays then, its
+        # credentials gone, and that installation's next call says to reconnect, as after
+        # an uninstall's removal (connection_removal.remove_if_unused).
         await self.ctx.pool.execute(
-            "DELETE FROM connections WHERE project_id = $1 AND id = $2",
+            "DELETE FROM connections WHERE project_id = $1 AND id = $2 "
+            "AND NOT EXISTS (SELECT 1 FROM installations WHERE connection_id = $2)",
             uuid.UUID(project.id),
             row["id"],
         )
