@@ -110,7 +110,9 @@ class HubSpotConnector:
         body = json_body(await send(http, "POST", url, auth=auth, json=search))
         records: list[dict[str, Any]] = body.get("results") or []
         total = body.get("total")
-        estimated = before + after + int(total) if isinstance(total, int) else None
+        # `total` counts every record the current search matches, whatever the offset:
+        # the records delivered before it began are the only ones to add.
+        estimated = before + int(total) if isinstance(total, int) else None
         next_after = (((body.get("paging") or {}).get("next")) or {}).get("after")
         delivered = before + after + len(records)
         # Ids read at the instant a restarted search begins with (the previous search's
