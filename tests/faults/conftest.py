@@ -1,0 +1,40 @@
+"""The fault matrix's own mesh: killing PostgreSQL or the Temporal server must not take
+down the mesh every other test shares, so this folder starts one of its own (with the
+provider sandbox) and `make test` runs it in a pytest run of its own, after the rest.
+
+The table of what each fault cost is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.launcher.mesh import MeshOptions, running_mesh
+from tests.faults.matrix import Row
+from tests.support.stack import Stack
+
+ROWS: list[Row] = []
+
+
+@pytest.fixture(scope="session")
+async def stack() -> AsyncIterator[Stack]:
+    """This folder's mesh (it replaces the session-wide `stack` for these tests)."""
+    home = Path(tempfile.mkdtemp(prefix="ampmesh-faults-"))
+    home.chmod(0o755)
+    async with running_mesh(home, MeshOptions(sandbox=True)) as mesh:
+        yield Stack(mesh, mesh.endpoints())
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not ROWS:
+        return
+    lines = [Row.header(), *(row.line() for row in ROWS)]
+    terminalreporter.section("fault matrix")
+    for line in lines:
+        terminalreporter.write_line(line)
