@@ -19,6 +19,13 @@ The edge is the mesh's front door (ARCHITECTURE.md, boundaries A and B):
   it (gen/envoy/routes.json's bodyShape);
 - an internal mTLS listener in front of the token-manager shards, ring-hashed on
   x-ampmesh-connection-id, forwarding the caller's identity in x-forwarded-client-cert;
+- on every public listener, a client's own x-request-id kept when it is sane
+  (envoy/request_id.lua), else a fresh one; echoed in the response;
+- load it cannot serve shed rather than queued (OverloadSettings): a token bucket per API
+  key (x-api-key, or the Authorization header) on each public listener, answered 429 with
+  Retry-After, and a cap on the public requests in flight to the api (its cluster's
+  circuit breaker), answered 503 with Retry-After, both problem+json; the internal
+  listeners (token-manager, proxy-authz) and health checks are never shed by them;
 - the admin interface, on 127.0.0.1.
 
     edge = Edge(home, PortBook(home), home / "certs")
@@ -40,6 +47,7 @@ import contextlib
 import copy
 import dataclasses
 import json
+import os
 import re
 import shutil
 import signal
@@ -115,7 +123,31 @@ LUA_SCRIPTS: dict[str, tuple[str, ...]] = {
     "body_shape.lua": ("json.lua",),
     "cors.lua": (),
     "proxy.lua": ("json.lua",),
+    "request_id.lua": (),
 }
+REQUEST_ID_FILTER = "envoy.filters.http.lua.request_id"
+# Where the connection manager's early header mutation puts a client's x-request-id, before
+# it makes a fresh one for the request: request_id.lua puts it back when it is sane.
+CLIENT_REQUEST_ID_ASIDE = "x-ampmesh-client-request-id"
+CLIENT_REQUEST_ID = {
+    "name": "envoy.http.early_header_mutation.header_mutation",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.http.early_header_mutation"
+        ".header_mutation.v3.HeaderMutation",
+        "mutations": [
+            # A client's own aside header is not an id it chose.
+            {"remove": CLIENT_REQUEST_ID_ASIDE},
+            {
+                "append": {
+                    "header": {"key": CLIENT_REQUEST_ID_ASIDE, "value": "%REQ(x-request-id)%"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            },
+            {"remove": "x-request-id"},
+        ],
+    },
+}
+RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
 TIMEOUT = "15s"
 # The cluster of the REST listeners' catch-all route; none is defined (see _rest_routes).
@@ -124,6 +156,142 @@ UNROUTED = "unrouted"
 
 class EdgeError(RuntimeError):
     """The edge could not be configured or started; the message says why (and quotes its log)."""
+
+
+# How long a client shed by the edge is told to wait (Retry-After, seconds): the per-key
+# buckets refill every second, and a second is long against a request's usual
+# milliseconds, short against a client's patience.
+RETRY_AFTER_SECONDS = 1
+# Distinct keys each listener keeps a bucket for (least recently used go first). A flood of
+# made-up keys each gets a fresh bucket: the circuit breaker is what bounds that.
+RATE_LIMIT_KEYS = 10000
+# The request headers a caller authenticates with, each with its own buckets: the
+# descriptor's value is the header's, kept in Envoy's memory only (never logged, and the
+# 429 does not quote it).
+RATE_LIMITED_HEADERS = {"x-api-key": "api_key", "authorization": "authorization"}
+# OverloadSettings' fields, and the environment variables that set them.
+OVERLOAD_VARIABLES = {
+    "per_key_rate": "AMPMESH_EDGE_RATE_LIMIT_PER_KEY",
+    "per_key_burst": "AMPMESH_EDGE_RATE_LIMIT_BURST",
+    "max_requests": "AMPMESH_EDGE_MAX_REQUESTS",
+    "max_pending_requests": "AMPMESH_EDGE_MAX_PENDING_REQUESTS",
+}
+
+
+@dataclass(frozen=True)
+class OverloadSettings:
+    """How much the public edge accepts before it sheds (bench/overload.py measured the
+    defaults; ARCHITECTURE.md has the figures).
+
+    per_key_rate: requests a second one API key (or bearer token) may send to each public
+    listener, refilled each second; per_key_burst: how many it may send at once after a
+    quiet spell (the bucket's size). max_requests: public requests in flight to the api at
+    once, from every public listener together; beyond it a request is answered 503 at once
+    instead of queueing behind the api's backlog. max_pending_requests: those waiting for a
+    connection to the api (there is one HTTP/2 connection, so only while it opens).
+    """
+
+    per_key_rate: int = 200
+    per_key_burst: int = 400
+    max_requests: int = 64
+    max_pending_requests: int = 64
+
+    def __post_init__(self) -> None:
+        for name, variable in OVERLOAD_VARIABLES.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise EdgeError(f"{variable}: {value!r} is not a whole number of at least 1")
+        if self.per_key_burst < self.per_key_rate:
+            raise EdgeError(
+                f"{OVERLOAD_VARIABLES['per_key_burst']} ({self.per_key_burst}) is below "
+                f"{OVERLOAD_VARIABLES['per_key_rate']} ({self.per_key_rate}): a key could never "
+                "send its whole second's worth"
+            )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> OverloadSettings:
+        """The defaults, with each variable that is set read as a whole number (the burst
+        defaults to twice the rate when only the rate is set)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for name, variable in OVERLOAD_VARIABLES.items():
+            text = environ.get(variable, "").strip()
+            if not text:
+                continue
+            if not text.isdigit() or int(text) < 1:
+                raise EdgeError(f"{variable}: {text[:40]!r} is not a whole number of at least 1")
+            values[name] = int(text)
+        if "per_key_rate" in values and "per_key_burst" not in values:
+            values["per_key_burst"] = 2 * values["per_key_rate"]
+        return cls(**values)
+
+    def rate_limit_filter(self, stat_prefix: str, *, grpc: bool = False) -> dict[str, Any]:
+        """The local_ratelimit filter of a public listener: a bucket per key."""
+        everything = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+        per_key = {
+            "max_tokens": self.per_key_burst,
+            "tokens_per_fill": self.per_key_rate,
+            "fill_interval": "1s",
+        }
+        config: dict[str, Any] = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3"
+            ".LocalRateLimit",
+            "stat_prefix": f"{stat_prefix}_per_key",
+            "filter_enabled": everything,
+            "filter_enforced": everything,
+            # Required beside the descriptors, and never the limit: a request with no key
+            # (which the api answers 401) is bounded by the circuit breaker.
+            "token_bucket": {
+                "max_tokens": 1_000_000_000,
+                "tokens_per_fill": 1_000_000_000,
+                "fill_interval": "1s",
+            },
+            "always_consume_default_token_bucket": False,
+            # One bucket per distinct value: an entry with no value is a template.
+            "max_dynamic_descriptors": RATE_LIMIT_KEYS,
+            "rate_limits": [
+                {"actions": [{"request_headers": {"header_name": h, "descriptor_key": k}}]}
+                for h, k in RATE_LIMITED_HEADERS.items()
+            ],
+            "descriptors": [
+                {"entries": [{"key": k}], "token_bucket": per_key}
+                for k in RATE_LIMITED_HEADERS.values()
+            ],
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "retry-after", "value": str(RETRY_AFTER_SECONDS)},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
+        }
+        if grpc:
+            # What gRPC clients' retry policies read as "slow down", not "server down".
+            config["rate_limited_as_resource_exhausted"] = True
+        return {"name": RATE_LIMIT_FILTER, "typed_config": config}
+
+    def api_circuit_breakers(self) -> dict[str, Any]:
+        """The api cluster's thresholds: DEFAULT for the public listeners' routes, HIGH
+        (unbounded) for the internal proxy-authz route, so the proxy's decisions are never
+        shed by the public traffic they serve."""
+        unbounded = 1_000_000
+        return {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "max_requests": self.max_requests,
+                    "max_pending_requests": self.max_pending_requests,
+                    "max_connections": unbounded,
+                    "max_retries": 3,
+                },
+                {
+                    "priority": "HIGH",
+                    "max_requests": unbounded,
+                    "max_pending_requests": unbounded,
+                    "max_connections": unbounded,
+                    "max_retries": unbounded,
+                },
+            ]
+        }
 
 
 @dataclass(frozen=True)
@@ -257,13 +425,28 @@ def _fill(template: str, **values: Any) -> Any:
     return YAML(typ="safe", pure=True).load(filled)
 
 
-def _api_route() -> dict[str, Any]:
-    return {
+def _api_route(*, internal: bool = False) -> dict[str, Any]:
+    route: dict[str, Any] = {
         "cluster": "api",
         "timeout": TIMEOUT,
         # A gRPC client's deadline (grpc-timeout) applies, up to the route's timeout.
         "max_stream_duration": {"grpc_timeout_header_max": TIMEOUT},
     }
+    if internal:
+        # The api cluster's HIGH thresholds (OverloadSettings.api_circuit_breakers).
+        route["priority"] = "HIGH"
+    return route
+
+
+def _keep_client_request_id(manager: dict[str, Any], lua: Path, position: int) -> None:
+    """Make a connection manager keep a client's sane x-request-id (envoy/request_id.lua),
+    the Lua at `position` among its filters: before any that may answer the request."""
+    manager["early_header_mutation_extensions"] = [copy.deepcopy(CLIENT_REQUEST_ID)]
+    manager["http_filters"].insert(position, _lua_filter(REQUEST_ID_FILTER, lua))
+
+
+def _filter_index(filters: list[dict[str, Any]], name: str) -> int:
+    return next(n for n, f in enumerate(filters) if f["name"] == name)
 
 
 def _rest_path_routes(fact: RouteFacts, **extras: Any) -> list[dict[str, Any]]:
@@ -336,17 +519,20 @@ def render_config(
     lua: Mapping[str, Path],
     route_facts: list[RouteFacts],
     cors: CorsSettings | None = None,
+    overload: OverloadSettings | None = None,
     proxy_access_log: Path = Path("/dev/stdout"),
 ) -> dict[str, Any]:
     """The whole Envoy configuration, as a document (pure: reads only the templates).
 
     ports: the port of each listener, keyed as in PORT_NAMES; lua: where each of
     LUA_SCRIPTS is, as write_lua() wrote it; cors: the origins browsers may call from
-    (default: any); proxy_access_log: the file the proxy host logs each call to.
+    (default: any); overload: what the public listeners accept before shedding (default:
+    OverloadSettings()); proxy_access_log: the file the proxy host logs each call to.
     """
     if not token_manager_shards:
         raise EdgeError("the edge needs at least one token-manager shard")
     cors = cors or CorsSettings()
+    overload = overload or OverloadSettings()
     certs = {
         "envoy_cert": str(cert_dir / "envoy.pem"),
         "envoy_key": str(cert_dir / "envoy.key"),
@@ -371,11 +557,12 @@ def render_config(
         api_host=api_host,
         api_port=api_port,
         token_manager_endpoints=endpoints,
+        api_circuit_breakers=overload.api_circuit_breakers(),
         **certs,
     )
     listeners: list[Any] = config["static_resources"]["listeners"]
     route_facts = with_omitted_empties(route_facts)
-    listeners.extend(_proxy_listeners(ports, lua, cors, descriptor, proxy_access_log))
+    listeners.extend(_proxy_listeners(ports, lua, cors, descriptor, proxy_access_log, overload))
     config["static_resources"]["clusters"].extend(_proxy_clusters(ports["proxy-authz"]))
     for surface in TRANSCODED_SURFACES:
         services = surface_services(surface)
@@ -405,21 +592,30 @@ def render_config(
             filters.insert(
                 guard + 1, _lua_filter("envoy.filters.http.lua.api_key", lua["api_key.lua"])
             )
+        # Before the buffer filter, so a shed request's body is never read; after the
+        # guard and api_key.lua, so `?apiKey=` is limited as the header is.
+        buffer = _filter_index(filters, BUFFER_FILTER)
+        filters.insert(buffer, overload.rate_limit_filter(surface))
         # After the buffer filter, so the body is whole and at most 1 MiB.
-        buffer = next(n for n, f in enumerate(filters) if f["name"] == BUFFER_FILTER)
+        buffer = _filter_index(filters, BUFFER_FILTER)
         filters.insert(buffer + 1, _lua_filter(BODY_SHAPE_FILTER, lua["body_shape.lua"]))
+        # After problem.lua (which has no request path), before everything that may answer.
+        _keep_client_request_id(manager, lua["request_id.lua"], 1)
         listeners.append(listener)
     grpc_routes = [
         {"match": {"prefix": f"/{s}/"}, "route": _api_route()} for s in public_services()
     ]
-    listeners.append(
-        _fill(
-            "grpc_listener.yaml.tmpl",
-            port=ports["grpc"],
-            routes=grpc_routes,
-            request_guard_lua=str(lua["request_guard.lua"]),
-        )
+    grpc = _fill(
+        "grpc_listener.yaml.tmpl",
+        port=ports["grpc"],
+        routes=grpc_routes,
+        request_guard_lua=str(lua["request_guard.lua"]),
     )
+    grpc_manager = grpc["filter_chains"][0]["filters"][0]["typed_config"]
+    guard = _filter_index(grpc_manager["http_filters"], REQUEST_GUARD_FILTER)
+    grpc_manager["http_filters"].insert(guard + 1, overload.rate_limit_filter("grpc", grpc=True))
+    _keep_client_request_id(grpc_manager, lua["request_id.lua"], 0)
+    listeners.append(grpc)
     listeners.append(
         _fill("token_manager_listener.yaml.tmpl", port=ports["token-manager"], **certs)
     )
@@ -441,22 +637,30 @@ def _proxy_listeners(
     cors: CorsSettings,
     descriptor: Path,
     access_log: Path,
+    overload: OverloadSettings,
 ) -> list[dict[str, Any]]:
     """The proxy host, and the loopback listener its Lua asks for decisions through."""
+    proxy = _fill(
+        "proxy_listener.yaml.tmpl",
+        port=ports[PROXY],
+        cors_lua=str(lua["cors.lua"]),
+        proxy_lua=str(lua["proxy.lua"]),
+        cors_policy=cors.policy(),
+        dns_cache=PROXY_DNS_CACHE,
+        access_log_path=str(access_log),
+    )
+    manager = proxy["filter_chains"][0]["filters"][0]["typed_config"]
+    filters = manager["http_filters"]
+    # After CORS (preflights are never limited), before proxy.lua asks for a decision.
+    filters.insert(_filter_index(filters, CORS_FILTER) + 1, overload.rate_limit_filter(PROXY))
+    _keep_client_request_id(manager, lua["request_id.lua"], 0)
     return [
-        _fill(
-            "proxy_listener.yaml.tmpl",
-            port=ports[PROXY],
-            cors_lua=str(lua["cors.lua"]),
-            proxy_lua=str(lua["proxy.lua"]),
-            cors_policy=cors.policy(),
-            dns_cache=PROXY_DNS_CACHE,
-            access_log_path=str(access_log),
-        ),
+        proxy,
         _fill(
             "proxy_authz_listener.yaml.tmpl",
             port=ports["proxy-authz"],
-            api_route=_api_route(),
+            # Never shed by the public listeners' cap: each is a public call already let in.
+            api_route=_api_route(internal=True),
             problem_lua=str(lua["problem.lua"]),
             descriptor=str(descriptor),
         ),
@@ -556,7 +760,12 @@ class Edge:
     name = "envoy"
 
     def __init__(
-        self, home: Path, ports: PortBook, cert_dir: Path, cors: CorsSettings | None = None
+        self,
+        home: Path,
+        ports: PortBook,
+        cert_dir: Path,
+        cors: CorsSettings | None = None,
+        overload: OverloadSettings | None = None,
     ) -> None:
         self.home = home
         # The deployment's setting ($AMPMESH_CORS_ALLOWED_ORIGINS) unless told otherwise.
@@ -564,6 +773,8 @@ class Edge:
             self.cors = CorsSettings.from_environment() if cors is None else cors
         except CorsSettingError as error:
             raise EdgeError(str(error)) from None
+        # $AMPMESH_EDGE_* (OverloadSettings) unless told otherwise.
+        self.overload = OverloadSettings.from_environment() if overload is None else overload
         self.cert_dir = cert_dir
         self.directory = home / "envoy"
         self.config_path = self.directory / "edge.yaml"
@@ -604,6 +815,7 @@ class Edge:
             lua=write_lua(self.directory),
             route_facts=load_route_facts(),
             cors=self.cors,
+            overload=self.overload,
             proxy_access_log=self.home / "logs" / "proxy-access.log",
         )
         return write_config(config, self.config_path)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,6 +40,7 @@ from services.domain.routes import NOT_BUILT_YET
 from services.launcher.processes import stop_service
 from services.runtime.channels import mesh_channel
 from services.runtime.unimplemented import unimplemented_message
+from tests.support.control_plane import eventually
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -225,6 +228,70 @@ async def test_an_upstream_that_is_down_is_a_503_with_a_fixed_detail(
     )
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
     assert failed.value.details() == "upstream service unavailable"
+
+
+# --- request ids ----------------------------------------------------------------------------
+
+# The edge's own ids are Envoy's UUIDs.
+FRESH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+async def _logged_by_api(stack: Stack, request_id: str) -> None:
+    log = stack.home / "logs" / "api.log"
+
+    async def found() -> bool:
+        return f'"{request_id}"' in log.read_text(errors="replace")
+
+    await eventually(found, f"log request id {request_id} in {log}", patience=10)
+
+
+async def test_a_clients_own_request_id_is_kept_echoed_and_logged(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    # A client tags its calls to find them in our logs, or to tie a retry to its first try.
+    chosen = f"client.{uuid.uuid4().hex}:try-1_a"
+    api = stack.endpoints["api"]
+    listing = await http.get(f"{api}/v1/providers", headers={"x-request-id": chosen})
+    assert listing.status_code == 200, listing.text
+    assert listing.headers["x-request-id"] == chosen
+    await _logged_by_api(stack, chosen)
+    # An error names it as the problem's requestId.
+    refused = await http.get(f"{api}/v1/orgs/{stack.org_id}", headers={"x-request-id": chosen})
+    assert assert_problem(refused, 401)["requestId"] == chosen
+    # A native gRPC call's metadata too: the api echoes the id it used in the trailers.
+    on_grpc = f"grpc.{uuid.uuid4().hex}"
+    async with grpc.aio.insecure_channel(stack.endpoints["grpc"]) as channel:
+        call = providers_pb2_grpc.ProviderServiceStub(channel).ListProviders(
+            providers_pb2.ListProvidersRequest(), metadata=(("x-request-id", on_grpc),), timeout=10
+        )
+        await call
+        echoed = dict(await call.trailing_metadata())
+    assert echoed["x-request-id"] == on_grpc
+    await _logged_by_api(stack, on_grpc)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param(["a" * 129], id="longer-than-128"),
+        pytest.param(["two words"], id="space"),
+        pytest.param(['forged" level="error'], id="quote"),
+        pytest.param(["{x}"], id="brace"),
+        pytest.param(["first", "second"], id="two-headers"),
+    ],
+)
+async def test_a_request_id_that_could_pollute_logs_is_replaced_not_refused(
+    stack: Stack, http: httpx.AsyncClient, sent: list[str]
+) -> None:
+    api = stack.endpoints["api"]
+    headers = [("x-request-id", value) for value in sent]
+    response = await http.get(f"{api}/v1/providers", headers=headers)
+    # Only the label is bad, not the request: it is answered, under the edge's own id.
+    assert response.status_code == 200, response.text
+    assert FRESH_ID.fullmatch(response.headers["x-request-id"])
+    refused = await http.get(f"{api}/v1/orgs/{stack.org_id}", headers=headers)
+    problem = assert_problem(refused, 401)
+    assert FRESH_ID.fullmatch(problem["requestId"])
 
 
 # --- public gRPC ----------------------------------------------------------------------------

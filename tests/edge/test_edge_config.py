@@ -132,23 +132,27 @@ def test_each_rest_surface_transcodes_only_its_own_services(
         assert all(transcoder["request_validation_options"].values())
         printing = transcoder["print_options"]["always_print_primitive_fields"]
         assert printing is (surface != "write"), surface
-        # problem.lua first (last on responses), then CORS (preflights answered, and
-        # cors.lua after the cors filter on responses), then request_guard.lua before
-        # anything reads the request; api_key.lua before the transcoder; body_shape.lua
-        # reads the whole body the buffer filter holds, then the transcoder does.
+        # problem.lua first (last on responses), then request_id.lua (every answer names
+        # the id the request keeps), CORS (preflights answered, and cors.lua after the
+        # cors filter on responses), then request_guard.lua before anything reads the
+        # request; api_key.lua before the per-key limit (test_overload_config.py) and the
+        # transcoder; body_shape.lua reads the whole body the buffer filter holds, then
+        # the transcoder does.
         names = [f["name"] for f in filters]
         assert names[0] == LUA_FILTER and names[-1] == "envoy.filters.http.router"
-        assert names[1:4] == [
+        assert names[1:5] == [
+            "envoy.filters.http.lua.request_id",
             "envoy.filters.http.lua.cors",
             "envoy.filters.http.cors",
             "envoy.filters.http.lua.request_guard",
         ]
-        assert names[-4:-1] == [
+        assert names[-5:-1] == [
+            "envoy.filters.http.local_ratelimit",
             "envoy.filters.http.buffer",  # caps bodies whatever their chunking
             "envoy.filters.http.lua.body_shape",
             TRANSCODER_FILTER,
         ]
-        assert (len(names) == 9) is (surface in ("read", "write")), names
+        assert (len(names) == 11) is (surface in ("read", "write")), names
         prefixes = {
             r["match"]["prefix"] for r in routes_of(config, surface) if "prefix" in r["match"]
         }
@@ -241,8 +245,14 @@ def test_the_grpc_listener_routes_public_services_only(
         assert not any(p.startswith(f"/ampmesh.{package}.") for p in prefixes)
     assert not any("grpc." in p for p in prefixes)  # health, reflection
     names = [f["name"] for f in manager(config, "grpc")["http_filters"]]
-    # Statuses pass through untouched; headers gRPC cannot carry are refused first.
-    assert names == ["envoy.filters.http.lua.request_guard", "envoy.filters.http.router"]
+    # Statuses pass through untouched; headers gRPC cannot carry are refused first (after
+    # the request id is settled, which the refusal's log names), then each key's limit.
+    assert names == [
+        "envoy.filters.http.lua.request_id",
+        "envoy.filters.http.lua.request_guard",
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.router",
+    ]
 
 
 def test_the_token_manager_listener_requires_mesh_certificates_and_hashes(
