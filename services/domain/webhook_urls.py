@@ -4,7 +4,9 @@ can change after it was saved).
 
 https:// only; http:// only to loopback when the deployment allows it (the local mesh);
 with refuse_private_destinations, the host must resolve to public addresses only, so a
-destination cannot reach the deployment's own network (SSRF).
+destination cannot reach the deployment's own network (SSRF). Messenger checks names'
+addresses where it connects (`address_problem` on each address its resolver returns), so
+that the address checked is the one connected to.
 """
 
 from __future__ import annotations
@@ -69,15 +71,45 @@ def address_kind(address: IpAddress) -> str | None:
     return None
 
 
+# Named in a refusal, so that an operator knows which setting decides it.
+REFUSE_PRIVATE_SETTING = "AMPMESH_REFUSE_PRIVATE_DESTINATIONS"
+
+
+def address_problem(host: str, address: IpAddress, policy: WebhookUrlPolicy) -> str | None:
+    """Why a destination on host must not reach address under policy, or None."""
+    if not policy.refuse_private_destinations:
+        return None
+    if address.is_loopback and policy.allow_loopback_webhooks:
+        return None
+    kind = address_kind(address)
+    if kind is None:
+        return None
+    return (
+        f"host {host!r} resolves to {address}, {kind}: destinations must be reachable on "
+        f"the public internet ({REFUSE_PRIVATE_SETTING})"
+    )
+
+
+def parse_address(text: str) -> IpAddress | None:
+    """text as an IP address (an IPv6 zone left out; an IPv4-mapped one as IPv4)."""
+    return _as_ip(text.split("%")[0])
+
+
 async def webhook_url_problem(
-    url: str, policy: WebhookUrlPolicy, resolve: Resolver = resolve_host
+    url: str,
+    policy: WebhookUrlPolicy,
+    resolve: Resolver = resolve_host,
+    *,
+    check_names: bool = True,
 ) -> str | None:
     """Why url cannot be a webhook destination under policy, or None when it can.
 
     https:// only; http:// only to a loopback host (127.0.0.0/8, ::1, localhost) when
     policy.allow_loopback_webhooks. With policy.refuse_private_destinations, the host must
     resolve (within RESOLVE_TIMEOUT_SECONDS) to public addresses only; loopback ones pass
-    when loopback webhooks are allowed.
+    when loopback webhooks are allowed. check_names=False leaves a host name's addresses
+    to the caller (a literal address is still checked): messenger checks them as it
+    connects.
     """
     if not url:
         return "is required: an absolute https:// URL"
@@ -108,6 +140,8 @@ async def webhook_url_problem(
         return None
     if literal is not None:
         addresses = [literal]
+    elif not check_names:
+        return None
     else:
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
@@ -116,16 +150,11 @@ async def webhook_url_problem(
             return f"host {host!r} did not resolve within {RESOLVE_TIMEOUT_SECONDS:g} s"
         except (OSError, UnicodeError):
             return f"host {host!r} does not resolve"
-        addresses = [a for a in (_as_ip(text.split("%")[0]) for text in resolved) if a]
+        addresses = [a for a in (parse_address(text) for text in resolved) if a]
         if not addresses:
             return f"host {host!r} does not resolve"
     for address in addresses:
-        if address.is_loopback and policy.allow_loopback_webhooks:
-            continue
-        kind = address_kind(address)
-        if kind is not None:
-            return (
-                f"host {host!r} resolves to {address}, {kind}: destinations must be "
-                "reachable on the public internet"
-            )
+        why = address_problem(host, address, policy)
+        if why is not None:
+            return why
     return None

@@ -3,7 +3,9 @@ signing key, cached for TARGET_TTL), and one signed POST to it.
 
 An attempt never raises for the receiver's failures: it is an `Attempt` saying how it
 went (outcome, status, the answer's first bytes, Retry-After, error), which outcomes.py
-records and retry.py decides on.
+records and retry.py decides on. A URL the rules refuse (webhook_urls.py: its form when
+the destination is read, its host name's addresses when connecting, addresses.py) is a
+CLIENT_ERROR, never retried: the same request would be refused again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import asyncpg
 from ampmesh.messenger.v1 import messenger_pb2 as pb
 
 from services.domain.destination_secrets import SIGNING_KEY, open_secrets
-from services.domain.webhook_urls import WebhookUrlPolicy, webhook_url_problem
+from services.domain.webhook_urls import Resolver, WebhookUrlPolicy, webhook_url_problem
+from services.messenger.addresses import RESOLUTION_TTL, CheckedResolver, RefusedAddress
 from services.messenger.retry import outcome_of, retry_after_seconds
 from services.messenger.settings import MessengerSettings
 from services.messenger.signing import signature_headers, signing_key
@@ -28,8 +31,8 @@ from services.runtime.secretbox import SecretBox, SecretBoxError
 RESPONSE_HEAD = 1024  # bytes of a receiver's answer kept per attempt
 USER_AGENT = "ampmesh-webhooks/1"
 # How long a destination's URL, headers and opened key are reused before re-reading them
-# (and re-checking the URL's addresses): edits apply within this, without a query and an
-# AES-GCM open per delivery.
+# (and re-checking the URL's form): edits apply within this, without a query and an
+# AES-GCM open per delivery. Its host's addresses are checked where it is connected to.
 TARGET_TTL = 5.0
 
 
@@ -46,6 +49,8 @@ class Target:
     # Why it cannot be called now (URL refused, no signing key); None when it can.
     problem: str | None
     expires: float
+    # The problem is the URL rules' refusal (not retried), not a missing key.
+    refused: bool = False
 
 
 @dataclass
@@ -72,6 +77,7 @@ class Sender:
         box: SecretBox,
         settings: MessengerSettings,
         metrics: MessengerMetrics,
+        resolve: Resolver | None = None,
     ) -> None:
         self.pool = pool
         self.box = box
@@ -79,6 +85,8 @@ class Sender:
         self.metrics = metrics
         # The settings carry the deployment's two URL rules.
         self.policy: WebhookUrlPolicy = settings
+        # Host names' resolution (the system's unless given: tests give theirs).
+        self._resolve = resolve
         # Made on first use, inside the running loop (aiohttp binds a session to it).
         self._http: aiohttp.ClientSession | None = None
         self._targets: dict[str, Target] = {}
@@ -93,7 +101,11 @@ class Sender:
         connection on each request), and sending is most of what messenger does."""
         if self._http is None:
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.settings.max_concurrency),
+                connector=aiohttp.TCPConnector(
+                    limit=self.settings.max_concurrency,
+                    resolver=CheckedResolver(self.policy, self._resolve),
+                    ttl_dns_cache=RESOLUTION_TTL,
+                ),
                 headers={"user-agent": USER_AGENT},
                 # A receiver's answer is kept as it came (its first bytes), not inflated.
                 auto_decompress=False,
@@ -120,6 +132,7 @@ class Sender:
         url = str(metadata.get("url", ""))
         headers = {str(k): str(v) for k, v in (metadata.get("headers") or {}).items()}
         problem: str | None = None
+        refused = False
         key: bytes | None = None
         if row["type"] != "webhook":
             problem = f"destination type {row['type']!r} is not delivered to"
@@ -134,9 +147,12 @@ class Sender:
             except (SecretBoxError, KeyError, ValueError):
                 problem = "the destination's signing key cannot be opened with this keyring"
         if problem is None:
-            why = await webhook_url_problem(url, self.policy)
+            # A name's addresses are checked by the connector's resolver, on the very
+            # addresses connected to: a check here would be one lookup more per TTL, and
+            # the name could resolve elsewhere by the time of the POST.
+            why = await webhook_url_problem(url, self.policy, check_names=False)
             if why:
-                problem = f"url {why}"
+                problem, refused = f"url {why}", True
         target = Target(
             id=destination_id,
             project_id=str(row["project_id"]),
@@ -146,6 +162,7 @@ class Sender:
             key=key,
             problem=problem,
             expires=now + TARGET_TTL,
+            refused=refused,
         )
         self._targets[destination_id] = target
         return target
@@ -158,7 +175,11 @@ class Sender:
         clock = time.perf_counter()
         if target.problem is not None or target.key is None:
             return Attempt(
-                outcome=pb.ATTEMPT_OUTCOME_NETWORK_ERROR,
+                outcome=(
+                    pb.ATTEMPT_OUTCOME_CLIENT_ERROR
+                    if target.refused
+                    else pb.ATTEMPT_OUTCOME_NETWORK_ERROR
+                ),
                 started=started,
                 duration=0.0,
                 error=target.problem or "no signing key",
@@ -201,6 +222,13 @@ class Sender:
         except TimeoutError:
             attempt.outcome = pb.ATTEMPT_OUTCOME_TIMEOUT
             attempt.error = f"no answer within {wait:g} s"
+        except aiohttp.ClientConnectorDNSError as error:
+            if isinstance(error.os_error, RefusedAddress):
+                attempt.outcome = pb.ATTEMPT_OUTCOME_CLIENT_ERROR
+                attempt.error = f"url {error.os_error}"
+            else:
+                attempt.outcome = pb.ATTEMPT_OUTCOME_NETWORK_ERROR
+                attempt.error = "cannot resolve the receiver's host (ClientConnectorDNSError)"
         except aiohttp.ClientError as error:
             attempt.outcome = pb.ATTEMPT_OUTCOME_NETWORK_ERROR
             # The class names the failure; aiohttp's message can carry the URL (and any
