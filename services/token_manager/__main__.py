@@ -1,7 +1,8 @@
 """`python -m services.token_manager`: one token-manager shard.
 
 It holds every connection's credentials (sealed in PostgreSQL, cached sealed in Redis and
-opened in the shard's memory: store.py), exchanges OAuth authorization codes, hands out
+opened in the shard's memory: store.py, redis_tier.py, memory.py; every shard hears of
+every change at once: invalidation.py), exchanges OAuth authorization codes, hands out
 usable tokens, refreshes them ahead of expiry once per connection across all shards
 (refresh.py), revokes them at providers that can (provider.py), and announces every change
 on the event bus through a transactional outbox (announce.py, services.runtime.events).
@@ -13,6 +14,7 @@ bus, the provider client, the provider-app lookup (apps.py) and the servicer
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -30,10 +32,13 @@ from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
 from services.token_manager import announce
 from services.token_manager.apps import provider_apps
+from services.token_manager.invalidation import Listener
+from services.token_manager.memory import MemoryCache
 from services.token_manager.provider import ProviderClient, RetryPolicy
+from services.token_manager.redis_tier import RedisTier
 from services.token_manager.servicer import TokenManager
 from services.token_manager.settings import TokenManagerSettings
-from services.token_manager.store import CredentialStore, MemoryCache
+from services.token_manager.store import CredentialStore, Opened
 
 # The mesh identities allowed to call it (through Envoy, which forwards theirs); any
 # other certificate is refused.
@@ -43,30 +48,56 @@ SOURCE = announce.SOURCE
 
 @asynccontextmanager
 async def open_store(settings: TokenManagerSettings) -> AsyncIterator[CredentialStore]:
-    """The pool, the Redis client and the SecretBox, checked reachable; StartupError with
-    one line when one is not."""
+    """The pool, the Redis tier, the change listener and the SecretBox, checked reachable;
+    StartupError with one line when one is not."""
     redis_url = settings.redis_url.get_secret_value()
     if not redis_url:
         raise StartupError("AMPMESH_REDIS_URL is required to cache credentials")
     box = keyring_from_settings(settings.secret_keys.get_secret_value())
+    database_url = settings.database_url.get_secret_value()
     async with AsyncExitStack() as resources:
         pool = await resources.enter_async_context(
-            open_pool(settings.database_url.get_secret_value(), needed_for="store credentials")
+            open_pool(database_url, needed_for="store credentials")
         )
-        client = redis.asyncio.Redis.from_url(redis_url)
+        client = redis.asyncio.Redis.from_url(
+            redis_url,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            socket_timeout=settings.redis_timeout_seconds,
+        )
         resources.push_async_callback(client.aclose)
         try:
             await client.ping()
         except (OSError, redis.exceptions.RedisError) as error:
             raise StartupError(f"cannot reach Redis: {type(error).__name__}: {error}") from None
-        yield CredentialStore(
+        memory: MemoryCache[Opened] = MemoryCache(
+            settings.memory_cache_entries, settings.memory_cache_seconds
+        )
+        listener = Listener(
+            database_url, memory, keepalive_seconds=settings.listen_keepalive_seconds
+        )
+        resources.push_async_callback(listener.aclose)
+        try:
+            await listener.start(within=10.0)
+        except TimeoutError:
+            raise StartupError("cannot listen for credential changes in PostgreSQL") from None
+        tier = RedisTier(
+            client, settings.redis_cache_seconds, retry_after=settings.redis_retry_seconds
+        )
+        resources.push_async_callback(tier.aclose)
+        store = CredentialStore(
             pool,
-            client,
+            tier,
             box,
-            memory=MemoryCache(settings.memory_cache_entries, settings.memory_cache_seconds),
-            redis_ttl_seconds=settings.redis_cache_seconds,
+            memory=memory,
+            listener=listener,
             lock_timeout_seconds=settings.refresh_lock_seconds,
         )
+        tier.on_recovery = store.settle_debts
+        settling = asyncio.create_task(
+            store.keep_settling(settings.cache_debt_sweep_seconds), name="settle cache debts"
+        )
+        resources.callback(settling.cancel)
+        yield store
 
 
 @asynccontextmanager

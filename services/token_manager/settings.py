@@ -31,6 +31,26 @@ class TokenManagerSettings(PubSubSettings):
     redis_cache_seconds: int = Field(
         3600, ge=1, description="TTL of the sealed credentials cached in Redis"
     )
+    redis_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="longest wait for Redis to connect or answer before this shard serves "
+        "from PostgreSQL and stops calling Redis until a probe answers",
+    )
+    redis_retry_seconds: float = Field(
+        0.5, gt=0, description="first wait before probing a Redis that stopped answering"
+    )
+    cache_debt_sweep_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="how often a shard writes to Redis the changes it missed (a shard killed "
+        "mid-write, a Redis outage)",
+    )
+    listen_keepalive_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="how often the connection that hears credential changes is checked alive",
+    )
     refresh_margin_seconds: int = Field(
         300, ge=0, description="a token expiring within this margin is refreshed first"
     )

@@ -2,24 +2,31 @@
 
 PostgreSQL is the truth; Redis and memory are caches any shard may lack or lose. Redis
 holds the same SEALED bytes as PostgreSQL (with the id of their key), so a Redis dump
-reveals nothing; only a shard's memory holds opened credentials, in a small LRU whose
-entries also age out, so a shard that lost ownership and regains it later does not serve
-what another shard replaced meanwhile for long.
+reveals nothing; only a shard's memory holds opened credentials, in a small LRU
+(memory.py).
+
+Every change of a connection's credentials, in the transaction that makes it, records
+that Redis is owed the change (`token_cache_debts`) and tells every shard
+(invalidation.py), which drops its memory copy on commit. After the commit the shard
+writes the change to Redis (redis_tier.py: never over a newer one) and settles the debt.
+Redis down is a degraded mode, not a failure: reads skip it and go to PostgreSQL, writes
+leave their debts, and a connection with a debt is never read from Redis, so what Redis
+kept across an outage (it keeps an append-only file) is not served for a connection that
+changed meanwhile. Debts are settled once Redis answers again (`settle_debts`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
-import time
 import uuid
 import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -27,13 +34,35 @@ import asyncpg
 from ampmesh.events.v1 import connection_events_pb2 as events_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from google.protobuf import json_format
-from redis.asyncio import Redis
 
 from services.runtime.database import is_uuid
+from services.runtime.logs import get_logger
 from services.runtime.secretbox import Sealed, SecretBox
 from services.token_manager import credentials as creds
+from services.token_manager.invalidation import CHANGED, CHANNEL, SETTLED, Listener, message
+from services.token_manager.memory import MemoryCache
+from services.token_manager.redis_tier import STAMP_LENGTH, TOMBSTONE, VALUE, RedisTier
 
-REDIS_PREFIX = "ampmesh:tm:cred:"
+__all__ = [
+    "AlreadyExists",
+    "CredentialStore",
+    "Locked",
+    "MemoryCache",
+    "NotFound",
+    "Opened",
+    "Row",
+    "Stage",
+    "redis_key",
+]
+
+_log = get_logger("ampmesh.token_manager.store")
+
+# v2: values carry the stamp of their change (redis_tier.py); the v1 keys held bare rows
+# and simply expire.
+REDIS_PREFIX = "ampmesh:tm:cred:v2:"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class AlreadyExists(Exception):
@@ -46,6 +75,14 @@ class NotFound(Exception):
 
 def redis_key(connection_id: str) -> str:
     return REDIS_PREFIX + connection_id
+
+
+def stamp(created_at: datetime, version: int) -> str:
+    """Orders the changes of a connection id: by its row's creation, then version. Hex of
+    fixed width, so comparing the text compares the numbers (in Python and in Redis's Lua)."""
+    text = f"{(created_at - _EPOCH) // _MICROSECOND:016x}{version:08x}"
+    assert len(text) == STAMP_LENGTH
+    return text
 
 
 def associated_data(connection_id: str) -> bytes:
@@ -71,6 +108,16 @@ class Row:
     updated_at: datetime
     last_refreshed_at: datetime | None = None
     retried_refresh_failures: int = 0
+
+    @cached_property
+    def stamp(self) -> str:
+        return stamp(self.created_at, self.version)
+
+    @property
+    def deleted_stamp(self) -> str:
+        """The stamp of this row's deletion: after every version of it, before any
+        row created later under the same connection id."""
+        return stamp(self.created_at, self.version + 1)
 
     @cached_property
     def context(self) -> tm.ConnectionContext:
@@ -108,11 +155,14 @@ class Row:
                 fields[name] = fields[name].isoformat()
         fields["key_id"] = self.sealed.key_id
         fields["sealed"] = self.sealed.data.hex()
-        return json.dumps(fields)
+        return self.stamp + VALUE + json.dumps(fields)
 
     @classmethod
-    def from_redis(cls, value: str | bytes) -> Row:
-        fields = json.loads(value)
+    def from_redis(cls, value: str) -> Row | None:
+        """The row a Redis value holds; None for a tombstone (deleted credentials)."""
+        if value[STAMP_LENGTH : STAMP_LENGTH + 1] != VALUE:
+            return None
+        fields = json.loads(value[STAMP_LENGTH + 1 :])
         expires = fields.get("access_token_expires_at")
         refreshed = fields.get("last_refreshed_at")
         return cls(
@@ -144,39 +194,13 @@ class Opened:
     # so a replace() for another tier starts with nothing derived.
     derived: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
+    @property
+    def connection_id(self) -> str:
+        return self.row.connection_id
 
-class MemoryCache:
-    """A bounded LRU whose entries also expire: the shard's fastest tier."""
-
-    def __init__(self, max_entries: int, ttl_seconds: float) -> None:
-        self._entries: OrderedDict[str, tuple[float, Opened]] = OrderedDict()
-        self._max = max_entries
-        self._ttl = ttl_seconds
-
-    def get(self, connection_id: str) -> Opened | None:
-        entry = self._entries.get(connection_id)
-        if entry is None:
-            return None
-        stored_at, opened = entry
-        if time.monotonic() - stored_at > self._ttl:
-            del self._entries[connection_id]
-            return None
-        self._entries.move_to_end(connection_id)
-        return opened
-
-    def put(self, opened: Opened) -> None:
-        if self._max <= 0:
-            return
-        self._entries[opened.row.connection_id] = (time.monotonic(), opened)
-        self._entries.move_to_end(opened.row.connection_id)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
-
-    def evict(self, connection_id: str) -> None:
-        self._entries.pop(connection_id, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+    @property
+    def stamp(self) -> str:
+        return self.row.stamp
 
 
 # Called inside the transaction that writes a row, with that row: stages the events that
@@ -192,29 +216,32 @@ class CredentialStore:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        redis: Redis,
+        redis: RedisTier,
         box: SecretBox,
         *,
-        memory: MemoryCache,
-        redis_ttl_seconds: int,
+        memory: MemoryCache[Opened],
+        listener: Listener | None = None,
         lock_timeout_seconds: float = 30.0,
     ) -> None:
         self.pool = pool
         self.redis = redis
         self.box = box
         self.memory = memory
-        self.redis_ttl_seconds = redis_ttl_seconds
+        self.listener = listener
         self.lock_timeout_seconds = lock_timeout_seconds
         # Writes and cache fills of one connection take turns on this shard (the edge sends
-        # a connection's calls here), so a fill that read PostgreSQL before a replace or
-        # delete cannot put the old credentials back in Redis after it.
+        # a connection's calls here): fills from two callers do not race each other.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._settling = asyncio.Lock()
 
     def _lock(self, connection_id: str) -> asyncio.Lock:
         lock = self._locks.get(connection_id)
         if lock is None:
             lock = self._locks[connection_id] = asyncio.Lock()
         return lock
+
+    def _trusts_redis(self, connection_id: str) -> bool:
+        return self.listener is None or self.listener.trusts_redis(connection_id)
 
     def seal(self, connection_id: str, credentials: tm.Credentials) -> Sealed:
         return self.box.seal(credentials.SerializeToString(), associated_data(connection_id))
@@ -250,6 +277,7 @@ class CredentialStore:
                         raise AlreadyExists(context.connection_id)
                     record = await self._update(connection, context, credentials, sealed)
                 row = Row.from_record(record)
+                await changed(connection, row.connection_id, row.stamp)
                 await stage(connection, row)
             return await self._cached(row, credentials)
 
@@ -261,6 +289,7 @@ class CredentialStore:
             sealed = self.seal(context.connection_id, credentials)
             async with self.pool.acquire() as connection, connection.transaction():
                 row = Row.from_record(await self._update(connection, context, credentials, sealed))
+                await changed(connection, row.connection_id, row.stamp)
                 await stage(connection, row)
             return await self._cached(row, credentials)
 
@@ -290,11 +319,34 @@ class CredentialStore:
         opened = self.memory.get(connection_id)
         if opened is None:
             async with self._lock(connection_id):
-                opened = await self._from_redis(connection_id)
-                if opened is None:
-                    opened = await self._from_postgres(connection_id)
+                opened = await self._read(connection_id)
         if opened is None or opened.row.project_id != _canonical(project_id):
             raise NotFound(connection_id)
+        return opened
+
+    async def _read(self, connection_id: str) -> Opened | None:
+        # Taken before reading: a clear meanwhile (the shard stopped hearing of changes)
+        # means what is read may be older than a change it missed.
+        epoch = self.memory.epoch
+        if self._trusts_redis(connection_id):
+            value = await self.redis.get(redis_key(connection_id))
+            row = Row.from_redis(value) if value is not None else None
+            if row is not None:
+                opened = Opened(row, self.open(row), tm.TOKEN_SOURCE_REDIS)
+                self.memory.put(replace(opened, source=tm.TOKEN_SOURCE_MEMORY), epoch)
+                return opened
+        record = await self.pool.fetchrow(
+            "SELECT * FROM connection_credentials WHERE connection_id = $1",
+            connection_id,
+        )
+        if record is None:
+            return None
+        row = Row.from_record(record)
+        opened = Opened(row, self.open(row), tm.TOKEN_SOURCE_POSTGRES)
+        if self._trusts_redis(connection_id):
+            # Never over a newer change another shard has written meanwhile.
+            await self.redis.put(redis_key(connection_id), row.stamp, row.to_redis())
+        self.memory.put(replace(opened, source=tm.TOKEN_SOURCE_MEMORY), epoch)
         return opened
 
     async def delete(self, connection_id: str, project_id: str, stage: Stage = _no_stage) -> Row:
@@ -311,8 +363,10 @@ class CredentialStore:
                 if record is None:
                     raise NotFound(connection_id)
                 row = Row.from_record(record)
+                await changed(connection, connection_id, row.deleted_stamp)
                 await stage(connection, row)
-            await self.evict(connection_id)
+            self.memory.invalidate(connection_id, row.deleted_stamp)
+            await self._settle(connection_id, row.deleted_stamp, row.deleted_stamp + TOMBSTONE)
             return row
 
     @asynccontextmanager
@@ -341,40 +395,88 @@ class CredentialStore:
         async with self._lock(row.connection_id):
             return await self._cached(row, credentials)
 
-    async def evict(self, connection_id: str) -> None:
-        self.memory.evict(connection_id)
-        await self.redis.delete(redis_key(connection_id))
-
     async def _cached(self, row: Row, credentials: tm.Credentials) -> Opened:
-        """Write-through after a store: the shard that stored serves the next GetToken."""
-        await self.redis.set(
-            redis_key(row.connection_id), row.to_redis(), ex=self.redis_ttl_seconds
-        )
+        """Write-through after a commit: the shard that stored serves the next GetToken,
+        and Redis holds the change unless it is down (then the debt stays for later)."""
         opened = Opened(row, credentials, tm.TOKEN_SOURCE_MEMORY)
         self.memory.put(opened)
+        await self._settle(row.connection_id, row.stamp, row.to_redis())
         return opened
 
-    async def _from_redis(self, connection_id: str) -> Opened | None:
-        value = await self.redis.get(redis_key(connection_id))
-        if value is None:
-            return None
-        row = Row.from_redis(value)
-        opened = Opened(row, self.open(row), tm.TOKEN_SOURCE_REDIS)
-        self.memory.put(replace(opened, source=tm.TOKEN_SOURCE_MEMORY))
-        return opened
+    async def _settle(self, connection_id: str, change: str, value: str) -> bool:
+        """Writes a change to Redis and, once written, settles its debt; False when it
+        stays owed (Redis or PostgreSQL not answering: settle_debts retries)."""
+        if not await self.redis.put(redis_key(connection_id), change, value):
+            return False
+        try:
+            await self.pool.execute(
+                "WITH settled AS (DELETE FROM token_cache_debts "
+                "WHERE connection_id = $1 AND stamp = $2 RETURNING connection_id) "
+                "SELECT pg_notify($3, $4) FROM settled",
+                connection_id,
+                change,
+                CHANNEL,
+                message(SETTLED, change, connection_id),
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            _log.warning(
+                "Redis is up to date but its debt is not settled yet",
+                connection_id=connection_id,
+                error=type(error).__name__,
+            )
+            return False
+        return True
 
-    async def _from_postgres(self, connection_id: str) -> Opened | None:
-        record = await self.pool.fetchrow(
-            "SELECT * FROM connection_credentials WHERE connection_id = $1",
-            connection_id,
-        )
-        if record is None:
-            return None
-        row = Row.from_record(record)
-        opened = Opened(row, self.open(row), tm.TOKEN_SOURCE_POSTGRES)
-        await self.redis.set(redis_key(connection_id), row.to_redis(), ex=self.redis_ttl_seconds)
-        self.memory.put(replace(opened, source=tm.TOKEN_SOURCE_MEMORY))
-        return opened
+    async def settle_debts(self, older_than: float = 0.0, batch: int = 500) -> int:
+        """Brings Redis up to date for every connection changed while it could not be
+        written (a tombstone of the change's stamp: the next read fills it from
+        PostgreSQL); returns how many debts were settled. Any shard may run it, any time:
+        a tombstone never replaces a newer value, and a debt is deleted only with the
+        stamp it was settled for."""
+        settled, after = 0, ""
+        async with self._settling:
+            while self.redis.available:
+                rows = await self.pool.fetch(
+                    "SELECT connection_id, stamp FROM token_cache_debts "
+                    "WHERE marked_at <= now() - $1::interval AND connection_id > $2 "
+                    "ORDER BY connection_id LIMIT $3",
+                    timedelta(seconds=older_than),
+                    after,
+                    batch,
+                )
+                for record in rows:
+                    owed = record["stamp"]
+                    if await self._settle(record["connection_id"], owed, owed + TOMBSTONE):
+                        settled += 1
+                if len(rows) < batch:
+                    break
+                after = rows[-1]["connection_id"]
+        return settled
+
+    async def keep_settling(self, every: float) -> None:
+        """Settles debts left behind (a shard killed between commit and Redis, a failed
+        write) every few seconds; never raises."""
+        while True:
+            await asyncio.sleep(every)
+            if not self.redis.available:
+                continue
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self.settle_debts(older_than=every)
+
+
+async def changed(connection: asyncpg.Connection, connection_id: str, change: str) -> None:
+    """In the transaction that changes a connection's credentials: Redis is owed the change,
+    and every shard hears of it (invalidation.py) when, and only if, it commits."""
+    await connection.execute(
+        "WITH owed AS (INSERT INTO token_cache_debts (connection_id, stamp) VALUES ($1, $2) "
+        "ON CONFLICT (connection_id) DO UPDATE SET stamp = EXCLUDED.stamp, marked_at = now() "
+        "RETURNING connection_id) "
+        "SELECT pg_notify($3, $4) FROM owed",
+        connection_id,
+        change,
+        CHANNEL,
+        message(CHANGED, change, connection_id),
+    )
 
 
 @dataclass
@@ -417,6 +519,7 @@ class Locked:
         )
         self.row = Row.from_record(record)
         self.credentials = credentials
+        await changed(self.connection, self.row.connection_id, self.row.stamp)
         return self.row
 
 

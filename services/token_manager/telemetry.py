@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from ampmesh.token.v1 import token_manager_pb2 as tm
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 SOURCES: dict[int, str] = {
     tm.TOKEN_SOURCE_MEMORY: "memory",
@@ -38,6 +38,25 @@ class TokenMetrics:
             "Time a provider's token endpoint took to answer a successful grant.",
             ["provider"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        # The degraded modes an operator should see (redis_tier.py, invalidation.py).
+        self.redis_available = Gauge(
+            "ampmesh_token_redis_available",
+            "1 while this shard uses Redis, 0 while it serves from PostgreSQL because "
+            "Redis does not answer.",
+        )
+        self.redis_outages = Counter(
+            "ampmesh_token_redis_outages_total",
+            "Times this shard stopped using Redis after a failed call.",
+        )
+        self.listening = Gauge(
+            "ampmesh_token_invalidations_listening",
+            "1 while this shard hears every credential change from PostgreSQL (and so "
+            "uses its memory and Redis), 0 while it reconnects.",
+        )
+        self.invalidations = Counter(
+            "ampmesh_token_invalidations_total",
+            "Credential changes this shard heard of (each evicts its memory copy).",
         )
 
     def served_from(self, source: int) -> None:
