@@ -6,14 +6,31 @@ Services never create tables; the launcher (or a deployment's release step) call
 the configuration is built here.
 
     head = await migrate("postgresql://ampmesh:…@127.0.0.1:5432/ampmesh")
+
+And every service's pool (`open_pool`), made to live through a PostgreSQL restart:
+
+- a new connection that PostgreSQL refuses (down, or "the database system is starting
+  up") is tried again for about a second before the caller hears of it, so a quick
+  restart is not seen at all;
+- a pool-level read (`pool.fetch`, `fetchrow`, `fetchval`, `execute` of a statement that
+  changes nothing) whose connection turns out dead is sent again on a new one, and the
+  pool's other connections, opened to the same dead server, are replaced;
+- what cannot be retried safely here (a write that may have committed, a transaction's
+  body, which only its caller can run again) raises as it did; `unavailable(error)`
+  (db_errors.py) tells those failures apart, and the runtime answers them UNAVAILABLE
+  (errors.py), which callers retry, never INTERNAL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 from alembic import command
@@ -23,7 +40,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.runtime.db_errors import SERVER_GONE, unavailable
 from services.runtime.entrypoint import StartupError
+from services.runtime.logs import get_logger
+
+_log = get_logger("ampmesh.database")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -86,6 +107,110 @@ async def migrate(database_url: str) -> str:
         await engine.dispose()
 
 
+# --- surviving a PostgreSQL restart -------------------------------------------------------
+
+# How long opening a connection keeps trying while PostgreSQL refuses (down or starting).
+CONNECT_PATIENCE = 1.0
+# How many times a pool-level read is sent again after its connection died under it.
+READ_RETRIES = 2
+
+_READS = re.compile(r"^\s*(SELECT|WITH|VALUES|SHOW|TABLE)\b", re.IGNORECASE)
+_CHANGES = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|CREATE|DROP|ALTER|NOTIFY|pg_notify|nextval|"
+    r"setval|pg_advisory\w*)\b",
+    re.IGNORECASE,
+)
+
+
+def read_only(query: str) -> bool:
+    """Whether a statement can be sent twice without changing more than once: a query
+    that names no statement or function that writes (a SELECT … FOR UPDATE outside a
+    transaction locks only for its own duration)."""
+    return bool(_READS.match(query)) and not _CHANGES.search(query)
+
+
+async def _connect_patiently(*args: Any, **kwargs: Any) -> Any:
+    """asyncpg.connect, tried again with backoff for CONNECT_PATIENCE seconds while the
+    server refuses or is starting up."""
+    deadline = time.monotonic() + CONNECT_PATIENCE
+    delay = 0.05
+    while True:
+        try:
+            return await asyncpg.connect(*args, **kwargs)
+        except Exception as error:
+            refused = isinstance(error, (*SERVER_GONE, OSError, TimeoutError))
+            if not refused or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.4)
+
+
+T = TypeVar("T")
+
+
+class ResilientPool(asyncpg.Pool):
+    """asyncpg's pool, whose pool-level reads survive a dead connection (see the module)."""
+
+    _expired_at = 0.0
+
+    async def _lost_server(self) -> None:
+        # One dead connection means the server restarted or went away: its siblings were
+        # opened to the same server. Replaced as they are next acquired.
+        now = time.monotonic()
+        if now - self._expired_at > 1.0:
+            self._expired_at = now
+            await self.expire_connections()
+
+    async def _send(self, query: str, call: Callable[[Any], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            acquired = False
+            try:
+                async with self.acquire() as connection:
+                    acquired = True
+                    return await call(connection)
+            except Exception as error:
+                # Not acquired: opening a connection already waited (_connect_patiently).
+                if not acquired or not unavailable(error):
+                    raise
+                await self._lost_server()
+                attempt += 1
+                if attempt > READ_RETRIES or not read_only(query):
+                    raise
+                _log.info("connection lost under a read; sending it again", attempt=attempt)
+
+    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._send(query, lambda c: c.fetch(query, *args, **kwargs))
+
+    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._send(query, lambda c: c.fetchrow(query, *args, **kwargs))
+
+    async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._send(query, lambda c: c.fetchval(query, *args, **kwargs))
+
+    async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._send(query, lambda c: c.execute(query, *args, **kwargs))
+
+
+async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> Any:
+    """A ResilientPool (asyncpg.create_pool's defaults otherwise), connected."""
+    pool = ResilientPool(
+        database_url,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        connect=_connect_patiently,
+        setup=None,
+        init=None,
+        reset=None,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+    )
+    return await pool
+
+
 @asynccontextmanager
 async def open_pool(
     database_url: str, *, needed_for: str, min_size: int = 1, max_size: int = 10
@@ -95,7 +220,7 @@ async def open_pool(
     if not database_url:
         raise StartupError(f"AMPMESH_DATABASE_URL is required to {needed_for}")
     try:
-        pool = await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size)
+        pool = await create_pool(database_url, min_size=min_size, max_size=max_size)
     except (OSError, asyncpg.PostgresError) as error:
         raise StartupError(f"cannot reach PostgreSQL: {error}") from None
     try:

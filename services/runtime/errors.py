@@ -14,10 +14,11 @@ turns these into the REST error body.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any, NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
 # googleapis-common-protos ships no type information; pyproject may later say so globally.
@@ -27,6 +28,8 @@ from google.rpc import (  # type: ignore[import-untyped, unused-ignore]
 )
 from grpc_status import rpc_status
 
+from services.runtime.db_errors import RETRY_AFTER_SECONDS as DATABASE_RETRY_AFTER_SECONDS
+from services.runtime.db_errors import unavailable as database_unavailable
 from services.runtime.logs import get_logger
 from services.runtime.request_id import current_request_id
 
@@ -46,12 +49,26 @@ async def abort_unexpected(context: Any, method: str, error: Exception) -> NoRet
     """End an RPC whose handler raised `error` (not an abort): INTERNAL without its text.
 
     Call it from the `except` block that caught error: the traceback logged here is the one
-    being handled. Generated servicer base classes set UNIMPLEMENTED and raise
-    NotImplementedError for every method a service has not overridden: that keeps its code,
-    with a message of ours instead of theirs.
+    being handled. PostgreSQL being down or restarting is not a defect: that answers
+    UNAVAILABLE with a RetryInfo (db_errors.py), which callers retry. Generated servicer
+    base classes set UNIMPLEMENTED and raise NotImplementedError for every method a
+    service has not overridden: that keeps its code, with a message of ours instead of
+    theirs.
     """
     if isinstance(error, NotImplementedError) and context.code() == grpc.StatusCode.UNIMPLEMENTED:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+    if database_unavailable(error):
+        # PostgreSQL down or restarting: nothing wrong with the request, worth a retry.
+        _log.warning("database unavailable", method=method, error=type(error).__name__)
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(timedelta(seconds=DATABASE_RETRY_AFTER_SECONDS))
+        await abort_with_details(
+            context,
+            grpc.StatusCode.UNAVAILABLE,
+            f"the database cannot be reached right now; try again shortly "
+            f"(request id {current_request_id() or 'none'})",
+            error_details_pb2.RetryInfo(retry_delay=delay),
+        )
     _log.exception("unhandled exception", method=method)
     await context.abort(grpc.StatusCode.INTERNAL, internal_error_message())
     raise AssertionError("unreachable: abort raises")  # for type checkers
