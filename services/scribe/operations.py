@@ -227,13 +227,20 @@ class OperationStore:
 
     async def _note_installation(self, connection: asyncpg.Connection, operation_id: str) -> None:
         """installations.last_operation_status follows the installation's newest operation
-        (whatever order its events came in)."""
+        (whatever order its events came in), and so does its health_status once that
+        operation has ended: unhealthy after a failure, healthy again after a success; an
+        operation still running leaves it as the one before left it. (The api shows an
+        installation whose connection has bad credentials, or is gone, as unhealthy too.)"""
         await connection.execute(
             """
-            UPDATE installations i SET last_operation_status = o.status
+            UPDATE installations i SET last_operation_status = o.status,
+                health_status = CASE o.status WHEN 'success' THEN 'healthy'
+                    WHEN 'failure' THEN 'unhealthy' ELSE i.health_status END
             FROM operations o
             WHERE o.id = $1::uuid AND i.id = o.installation_id AND i.project_id = o.project_id
-              AND i.last_operation_status IS DISTINCT FROM o.status
+              AND (i.last_operation_status IS DISTINCT FROM o.status
+                OR (o.status = 'success' AND i.health_status <> 'healthy')
+                OR (o.status = 'failure' AND i.health_status <> 'unhealthy'))
               AND NOT EXISTS (
                 SELECT 1 FROM operations n WHERE n.installation_id = o.installation_id
                   AND (n.created_at, n.id) > (o.created_at, o.id))

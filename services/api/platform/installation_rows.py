@@ -62,6 +62,16 @@ def content_json(content: config_pb2.ConfigContent) -> str:
     return json.dumps(json_format.MessageToDict(content), sort_keys=True)
 
 
+def health_status(row: asyncpg.Record) -> str:
+    """healthy, or unhealthy: when its connection is gone or has bad credentials (the
+    provider refused them; nothing works until the customer reconnects), or when its
+    newest operation failed (scribe keeps that in health_status, healthy again after a
+    success)."""
+    if row["cn_id"] is None or row["cn_status"] == "bad_credentials":
+        return "unhealthy"
+    return "unhealthy" if row["health_status"] == "unhealthy" else "healthy"
+
+
 def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
     installation = installations_pb2.Installation(
         id=str(row["id"]),
@@ -75,7 +85,7 @@ def to_message(row: asyncpg.Record) -> installations_pb2.Installation:
             project_id=str(row["project_id"]),
             create_time=timestamp(row["created_at"]),
         ),
-        health_status=row["health_status"],
+        health_status=health_status(row),
         created_by=row["created_by"],
     )
     with_times(installation, row["created_at"], row["updated_at"])
