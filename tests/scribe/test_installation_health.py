@@ -32,7 +32,9 @@ def created(inst: Installation, operation_id: str, at: float) -> Envelope:
     )
 
 
-def finished(inst: Installation, operation_id: str, at: float, status: int) -> Envelope:
+def finished(
+    inst: Installation, operation_id: str, at: float, status: oe.OperationStatus.ValueType
+) -> Envelope:
     message = oe.OperationFinished(
         operation_id=operation_id,
         sequence=2,
