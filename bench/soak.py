@@ -14,7 +14,8 @@ API, as builders and their customers would send it:
 3. Backfills: --backfills loops, each with its own project and object; each round seeds
    --records new HubSpot records of its object in the sandbox, installs the integration
    for a new group (which starts the backfill) and waits until every record reached the
-   receiver. The loops run back to back for the whole soak.
+   receiver and the API reports the read's operation ended in success. The loops run
+   back to back for the whole soak.
 4. Deliveries: the backfills' pages go to a local webhook receiver (tests/support/
    webhooks.py) that checks every signature with the svix library and answers
    --failure-share of the requests (chosen at random) with 500, so messenger retries.
@@ -31,7 +32,10 @@ over every sample), which tells a plateau from a steady climb. Target: no servic
 more than 10% (PASS/MISS), and zero lost records. The growth of the rest is printed with
 its verdict but is no target: the infrastructure holds the data the soak adds (projects,
 connections, deliveries, workflow histories) and the provider sandbox, a stand-in for
-HubSpot, keeps what tests read back (every token it issued, every latency it measured).
+HubSpot, keeps what tests read back (every token it issued, every latency it measured)
+and caches its last 64 searches, each holding the records of one backfill. A tree's RSS
+counts a shared page once per process (PostgreSQL's shared buffers, once per backend):
+the PSS column, which splits shared pages, is the growth to read for such trees.
 Errors are counted by kind: HTTP answers of our API other than the expected, token
 checks that failed, backfills that timed out, processes that changed pid or died.
 
@@ -79,11 +83,15 @@ from tests.support.webhooks import Answer, Receiver, serve
 GROWTH_TARGET = 0.10
 # Samples whose median is the "after warm-up" and the "end" figure.
 EDGE_SAMPLES = 3
+# How long a read's operation may take to be reported ended once its records arrived.
+OPERATION_PATIENCE = 60.0
 # After the last backfill finished, how long redeliveries may still come in.
 LATE_REDELIVERIES = 10.0
 BENCH = "bench (client, receiver)"
-# The provider's stand-in: it keeps every token it issued and every latency it measured
-# (what tests read back), so it grows with the traffic by design; not a target.
+# The provider's stand-in, not a target: it keeps every token it issued and every latency
+# it measured (what tests read back), and its last 64 searches (services/sandbox/hubspot.py
+# MAX_SEARCHES) each hold an object's records as they were, so until 64 backfills ran it
+# grows by a backfill's records each time.
 SANDBOX = "sandbox"
 
 
@@ -188,18 +196,31 @@ def processes_of(mesh: Mesh) -> dict[str, int]:
     return pids
 
 
-def tree_rss(pid: int) -> int:
-    """Resident memory of a process and its children (this process: without them, since
-    the whole mesh is its children)."""
+def tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of a process and its children (this process: without them, since the
+    whole mesh is its children). PSS splits a shared page among the processes sharing it:
+    a tree's RSS counts PostgreSQL's shared buffers once per backend that touched them."""
     process = psutil.Process(pid)
     family = [process]
     if pid != os.getpid():
         family += process.children(recursive=True)
-    total = 0
+    rss = pss = 0
     for member in family:
         with contextlib.suppress(psutil.NoSuchProcess):
-            total += member.memory_info().rss
-    return total
+            try:
+                full = member.memory_full_info()
+                rss, pss = rss + full.rss, pss + full.pss
+            except psutil.AccessDenied:
+                resident = member.memory_info().rss
+                rss, pss = rss + resident, pss + resident
+    return rss, pss
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float  # time.monotonic()
+    rss: int
+    pss: int
 
 
 class Memory:
@@ -211,8 +232,7 @@ class Memory:
         self.every = every
         self.services = {s.name for s in mesh.services}
         self.pids = processes_of(mesh)
-        # name -> (time.monotonic(), bytes) of each sample
-        self.samples: defaultdict[str, list[tuple[float, int]]] = defaultdict(list)
+        self.samples: defaultdict[str, list[Sample]] = defaultdict(list)
 
     def sample(self) -> None:
         current = processes_of(self.mesh)
@@ -221,10 +241,10 @@ class Memory:
                 self.tally.error(f"process {name}: restarted (pid {self.pids.get(name)} -> {pid})")
                 self.pids[name] = pid
             try:
-                self.samples[name].append((time.monotonic(), tree_rss(pid)))
+                self.samples[name].append(Sample(time.monotonic(), *tree_memory(pid)))
             except psutil.NoSuchProcess:
                 self.tally.error(f"process {name}: gone")
-        self.samples[BENCH].append((time.monotonic(), tree_rss(os.getpid())))
+        self.samples[BENCH].append(Sample(time.monotonic(), *tree_memory(os.getpid())))
 
     async def run(self, start_at: float, stop_at: float) -> None:
         # Restarts during the warm-up count too: the pids are checked from the start.
@@ -245,10 +265,11 @@ class Growth:
     peak: int
     samples: int
     slope: float  # bytes per minute, least squares over every sample after the warm-up
+    pss_ratio: float  # the same growth measured in PSS
 
     @property
     def ratio(self) -> float:
-        return self.end / self.after_warmup - 1 if self.after_warmup else 0.0
+        return _ratio(self.after_warmup, self.end)
 
     @property
     def verdict(self) -> str:
@@ -266,23 +287,34 @@ def _kind(memory: Memory, name: str) -> str:
     return "service" if name in memory.services else "infrastructure"
 
 
+def _ratio(before: float, after: float) -> float:
+    return after / before - 1 if before else 0.0
+
+
+def _edges(values: list[int]) -> tuple[int, int]:
+    """The figure after the warm-up and at the end: medians of the first and last samples."""
+    edge = min(EDGE_SAMPLES, len(values))
+    return int(statistics.median(values[:edge])), int(statistics.median(values[-edge:]))
+
+
 def growth(memory: Memory) -> list[Growth]:
     rows = []
     for name, samples in memory.samples.items():
         if len(samples) < 2:
             continue
-        values = [rss for _, rss in samples]
-        edge = min(EDGE_SAMPLES, len(values))
-        slope = statistics.linear_regression([t / 60 for t, _ in samples], values).slope
+        rss = [s.rss for s in samples]
+        after_warmup, end = _edges(rss)
+        slope = statistics.linear_regression([s.at / 60 for s in samples], rss).slope
         rows.append(
             Growth(
                 name=name,
                 kind=_kind(memory, name),
-                after_warmup=int(statistics.median(values[:edge])),
-                end=int(statistics.median(values[-edge:])),
-                peak=max(values),
-                samples=len(values),
+                after_warmup=after_warmup,
+                end=end,
+                peak=max(rss),
+                samples=len(rss),
                 slope=slope,
+                pss_ratio=_ratio(*_edges([s.pss for s in samples])),
             )
         )
     # Services first (the target is theirs), then the sandbox, the infrastructure, this process.
@@ -377,6 +409,26 @@ class Soak:
                 self.tally.api("forced GET refresh=force", answer)
         self.tally.done["forced refresh calls"] += len(answers)
 
+    async def operation_end(self, world: ReadsWorld, installation_id: str) -> str:
+        """How the installation's read operation ended, as the API reports it (scribe
+        records it after the last page): success, failure, or what it still says after
+        OPERATION_PATIENCE seconds."""
+        deadline = time.monotonic() + OPERATION_PATIENCE
+        status = "nothing (no operation listed)"
+        while time.monotonic() < deadline:
+            listed = await world.http.get(
+                f"/integrations/{world.integration['id']}/installations/{installation_id}"
+                "/operations"
+            )
+            if not self.tally.api("list operations", listed):
+                return f"HTTP {listed.status_code}"
+            for operation in listed.json()["results"]:
+                status = str(operation["status"])
+                if status in ("success", "failure"):
+                    return status
+            await asyncio.sleep(0.5)
+        return f"{status} after {OPERATION_PATIENCE:.0f} s"
+
     async def backfills(self, index: int) -> None:
         """Back-to-back backfills of one project's own object until the soak ends."""
         object_name = f"soak_{index}_{uuid.uuid4().hex[:6]}"
@@ -394,8 +446,12 @@ class Soak:
             if missing:
                 self.tally.error(f"backfill: {len(missing)} records not there after patience")
                 return
-            self.tally.done["backfills"] += 1
             self.tally.done["records backfilled"] += len(ids)
+            ended = await self.operation_end(world, installation["id"])
+            if ended == "success":
+                self.tally.done["backfills"] += 1
+            else:
+                self.tally.error(f"backfill: every record arrived, the operation says {ended}")
 
         try:
             await forever("backfill", self.tally, self.stop_at, 0.0, one)
@@ -416,22 +472,22 @@ def print_report(soak: Soak, rows: list[Growth], minutes: float, warmup: float) 
     )
     print(
         f"\n{'process':<26} {'after warm-up':>13} {'end':>9} {'peak':>9} {'growth':>8} "
-        f"{'trend':>12}"
+        f"{'trend':>12} {'PSS':>7}"
     )
     for row in rows:
         mark = row.verdict if row.kind == "service" else f"({row.verdict}, {row.kind})"
         print(
             f"{row.name:<26} {row.after_warmup / 2**20:>9.0f} MiB {row.end / 2**20:>5.0f} MiB "
             f"{row.peak / 2**20:>5.0f} MiB {row.ratio:>+7.1%} {row.slope / 2**20:>+6.1f} MiB/min"
-            f"  {mark}"
+            f" {row.pss_ratio:>+7.1%}  {mark}"
         )
         if row.kind == "service" and row.verdict == "MISS":
             problems.append(f"{row.name} grew {row.ratio:+.1%} (target <= {GROWTH_TARGET:.0%})")
     if rows:
         print(
             f"({rows[0].samples} samples each; after warm-up and end: medians of "
-            f"{EDGE_SAMPLES}; trend: least squares over all; the target, <= "
-            f"{GROWTH_TARGET:.0%}, is the services')"
+            f"{EDGE_SAMPLES}; trend: least squares over all; PSS: the growth in proportional "
+            f"set size; the target, <= {GROWTH_TARGET:.0%} in RSS, is the services')"
         )
 
     expected = sum(len(ids) for ids in soak.expected.values())
