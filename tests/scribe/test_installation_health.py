@@ -33,7 +33,7 @@ def created(inst: Installation, operation_id: str, at: float) -> Envelope:
 
 
 def finished(
-    inst: Installation, operation_id: str, at: float, status: oe.OperationStatus.ValueType
+    inst: Installation, operation_id: str, at: float, status: oe.OperationStatus
 ) -> Envelope:
     message = oe.OperationFinished(
         operation_id=operation_id,
