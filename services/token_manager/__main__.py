@@ -20,7 +20,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 import redis.asyncio
-import redis.exceptions
 from ampmesh.token.v1 import token_manager_pb2, token_manager_pb2_grpc
 
 from services.domain.catalog import load_catalog
@@ -48,8 +47,9 @@ SOURCE = announce.SOURCE
 
 @asynccontextmanager
 async def open_store(settings: TokenManagerSettings) -> AsyncIterator[CredentialStore]:
-    """The pool, the Redis tier, the change listener and the SecretBox, checked reachable;
-    StartupError with one line when one is not."""
+    """The pool, the Redis tier, the change listener and the SecretBox; StartupError with
+    one line when PostgreSQL cannot be reached (Redis may be down: the shard starts
+    serving from PostgreSQL and uses Redis once it answers)."""
     redis_url = settings.redis_url.get_secret_value()
     if not redis_url:
         raise StartupError("AMPMESH_REDIS_URL is required to cache credentials")
@@ -65,15 +65,14 @@ async def open_store(settings: TokenManagerSettings) -> AsyncIterator[Credential
             socket_timeout=settings.redis_timeout_seconds,
         )
         resources.push_async_callback(client.aclose)
-        try:
-            await client.ping()
-        except (OSError, redis.exceptions.RedisError) as error:
-            raise StartupError(f"cannot reach Redis: {type(error).__name__}: {error}") from None
         memory: MemoryCache[Opened] = MemoryCache(
             settings.memory_cache_entries, settings.memory_cache_seconds
         )
         listener = Listener(
-            database_url, memory, keepalive_seconds=settings.listen_keepalive_seconds
+            database_url,
+            memory,
+            name=settings.shard_name or settings.service_name,
+            keepalive_seconds=settings.listen_keepalive_seconds,
         )
         resources.push_async_callback(listener.aclose)
         try:
@@ -84,6 +83,7 @@ async def open_store(settings: TokenManagerSettings) -> AsyncIterator[Credential
             client, settings.redis_cache_seconds, retry_after=settings.redis_retry_seconds
         )
         resources.push_async_callback(tier.aclose)
+        await tier.start()
         store = CredentialStore(
             pool,
             tier,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -56,18 +57,24 @@ class Listener:
         database_url: str,
         memory: MemoryCache,
         *,
+        name: str = "token-manager",
         keepalive_seconds: float = 5.0,
         retry_after: float = 0.2,
         max_retry_after: float = 5.0,
     ) -> None:
         self.database_url = database_url
         self.memory = memory
+        # Its session's application_name: how an operator (or a test) finds it.
+        self.application_name = f"{name} invalidations"
         self.keepalive_seconds = keepalive_seconds
         self.retry_after = retry_after
         self.max_retry_after = max_retry_after
         # Connection id -> the newest stamp Redis may not hold yet.
         self.owed: dict[str, str] = {}
         self._listening = False
+        # (connection id, stamp) -> resolved when this shard hears that change; what a
+        # writer waits on after its commit (see `expect`).
+        self._expected: dict[tuple[str, str], tuple[float, asyncio.Future[None]]] = {}
         self._first = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.memory.enabled = False
@@ -80,6 +87,33 @@ class Listener:
     def trusts_redis(self, connection_id: str) -> bool:
         """Whether Redis's copy of the connection (if any) may be served."""
         return self._listening and connection_id not in self.owed
+
+    def expect(self, connection_id: str, stamp: str) -> None:
+        """Before a change commits: `heard` will wait for its notification. PostgreSQL
+        hands a notification to every listening session at once, so once this shard has
+        heard its own change, the other shards' copies are on their way: a writer that
+        waits for it answers after the change is out, not merely committed."""
+        if not self._listening:
+            return
+        now = time.monotonic()
+        while self._expected:
+            # Changes that rolled back are never heard: forget them after a while.
+            key, (at, _) = next(iter(self._expected.items()))
+            if now - at < 10.0:
+                break
+            del self._expected[key]
+        future = asyncio.get_running_loop().create_future()
+        self._expected[(connection_id, stamp)] = (now, future)
+
+    async def heard(self, connection_id: str, stamp: str, within: float = 1.0) -> None:
+        """After the commit: until this shard heard the change (at most `within`)."""
+        entry = self._expected.get((connection_id, stamp))
+        if entry is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await asyncio.shield(entry[1])
+        self._expected.pop((connection_id, stamp), None)
 
     async def start(self, within: float) -> None:
         """Starts listening; raises TimeoutError when the first LISTEN takes longer than
@@ -99,7 +133,11 @@ class Listener:
         while True:
             connection: asyncpg.Connection | None = None
             try:
-                connection = await asyncpg.connect(self.database_url, timeout=5)
+                connection = await asyncpg.connect(
+                    self.database_url,
+                    timeout=5,
+                    server_settings={"application_name": self.application_name},
+                )
                 lost = asyncio.Event()
                 connection.add_termination_listener(_setter(lost))
                 await connection.add_listener(CHANNEL, self._heard)
@@ -147,6 +185,10 @@ class Listener:
         self.memory.enabled = False
         self.memory.clear()
         self.owed.clear()
+        for _, future in self._expected.values():
+            if not future.done():
+                future.set_result(None)  # nothing more will be heard: do not wait
+        self._expected.clear()
         token_metrics().listening.set(0)
 
     def _heard(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
@@ -159,6 +201,9 @@ class Listener:
             self.memory.invalidate(connection_id, stamp)
             if self.owed.get(connection_id, "") < stamp:
                 self.owed[connection_id] = stamp
+            expected = self._expected.get((connection_id, stamp))
+            if expected is not None and not expected[1].done():
+                expected[1].set_result(None)
         elif kind == SETTLED and self.owed.get(connection_id, stamp) <= stamp:
             self.owed.pop(connection_id, None)
 

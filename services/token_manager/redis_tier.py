@@ -76,6 +76,14 @@ class RedisTier:
         self._probe: asyncio.Task[None] | None = None
         token_metrics().redis_available.set(1)
 
+    async def start(self) -> None:
+        """Checks Redis once: a shard that starts while Redis is down serves from
+        PostgreSQL and probes, rather than refusing to start."""
+        try:
+            await self.client.ping()
+        except _UNAVAILABLE as error:
+            self._lost(error)
+
     @property
     def available(self) -> bool:
         """Whether this shard uses Redis now (False from a failure until a probe answers)."""

@@ -277,7 +277,7 @@ class CredentialStore:
                         raise AlreadyExists(context.connection_id)
                     record = await self._update(connection, context, credentials, sealed)
                 row = Row.from_record(record)
-                await changed(connection, row.connection_id, row.stamp)
+                await changed(connection, row.connection_id, row.stamp, self.listener)
                 await stage(connection, row)
             return await self._cached(row, credentials)
 
@@ -289,7 +289,7 @@ class CredentialStore:
             sealed = self.seal(context.connection_id, credentials)
             async with self.pool.acquire() as connection, connection.transaction():
                 row = Row.from_record(await self._update(connection, context, credentials, sealed))
-                await changed(connection, row.connection_id, row.stamp)
+                await changed(connection, row.connection_id, row.stamp, self.listener)
                 await stage(connection, row)
             return await self._cached(row, credentials)
 
@@ -363,10 +363,11 @@ class CredentialStore:
                 if record is None:
                     raise NotFound(connection_id)
                 row = Row.from_record(record)
-                await changed(connection, connection_id, row.deleted_stamp)
+                await changed(connection, connection_id, row.deleted_stamp, self.listener)
                 await stage(connection, row)
             self.memory.invalidate(connection_id, row.deleted_stamp)
             await self._settle(connection_id, row.deleted_stamp, row.deleted_stamp + TOMBSTONE)
+            await self._heard(connection_id, row.deleted_stamp)
             return row
 
     @asynccontextmanager
@@ -401,7 +402,12 @@ class CredentialStore:
         opened = Opened(row, credentials, tm.TOKEN_SOURCE_MEMORY)
         self.memory.put(opened)
         await self._settle(row.connection_id, row.stamp, row.to_redis())
+        await self._heard(row.connection_id, row.stamp)
         return opened
+
+    async def _heard(self, connection_id: str, change: str) -> None:
+        if self.listener is not None:
+            await self.listener.heard(connection_id, change)
 
     async def _settle(self, connection_id: str, change: str, value: str) -> bool:
         """Writes a change to Redis and, once written, settles its debt; False when it
@@ -464,9 +470,16 @@ class CredentialStore:
                 await self.settle_debts(older_than=every)
 
 
-async def changed(connection: asyncpg.Connection, connection_id: str, change: str) -> None:
+async def changed(
+    connection: asyncpg.Connection,
+    connection_id: str,
+    change: str,
+    listener: Listener | None,
+) -> None:
     """In the transaction that changes a connection's credentials: Redis is owed the change,
     and every shard hears of it (invalidation.py) when, and only if, it commits."""
+    if listener is not None:
+        listener.expect(connection_id, change)
     await connection.execute(
         "WITH owed AS (INSERT INTO token_cache_debts (connection_id, stamp) VALUES ($1, $2) "
         "ON CONFLICT (connection_id) DO UPDATE SET stamp = EXCLUDED.stamp, marked_at = now() "
@@ -519,7 +532,7 @@ class Locked:
         )
         self.row = Row.from_record(record)
         self.credentials = credentials
-        await changed(self.connection, self.row.connection_id, self.row.stamp)
+        await changed(self.connection, self.row.connection_id, self.row.stamp, self.store.listener)
         return self.row
 
 
