@@ -184,7 +184,7 @@ async def test_with_redis_stopped_tokens_come_from_postgresql_and_nothing_stale_
             assert await cache.exists(redis_key(changed.connection_id))
             # …which no shard serves: a fresh one finds the debt and reads PostgreSQL,
             # until the debt is settled and Redis holds the new credentials.
-            sources = []
+            sources: list[int] = []
             deadline = time.monotonic() + 30
             while not sources or sources[-1] != tm.TOKEN_SOURCE_REDIS:
                 assert time.monotonic() < deadline, f"Redis never served again: {sources}"
