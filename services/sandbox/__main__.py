@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
@@ -14,6 +15,7 @@ from services.runtime.server import Service
 from services.sandbox.control import SandboxControl
 from services.sandbox.http_api import SandboxHttp
 from services.sandbox.oauth import OAuthConfig, SandboxClient
+from services.sandbox.persistence import kept_in
 from services.sandbox.settings import SandboxSettings
 from services.sandbox.state import SandboxState
 
@@ -40,7 +42,11 @@ async def build_services(settings: SandboxSettings) -> AsyncIterator[list[Servic
     config = oauth_config(settings)
     app = SandboxHttp(state, config).app()
     host = settings.sandbox_http_host
-    async with serving_http(app, host, settings.sandbox_http_port) as port:
+    async with AsyncExitStack() as stack:
+        if settings.sandbox_state_file:
+            # Outermost: written a last time once the HTTP face has stopped changing it.
+            await stack.enter_async_context(kept_in(state, Path(settings.sandbox_state_file)))
+        port = await stack.enter_async_context(serving_http(app, host, settings.sandbox_http_port))
         url = f"http://{host}:{port}"
         _log.info("sandbox serving", url=url)
         control = SandboxControl(state, config, url)

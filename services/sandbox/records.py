@@ -291,6 +291,16 @@ class RecordStore:
         self._objects.clear()
         self._write_ids = _write_ids()
 
+    def objects(self) -> list[tuple[Provider, str, ObjectRecords]]:
+        """Every object the store holds (what persistence.py keeps)."""
+        return [(provider, name, found) for (provider, name), found in self._objects.items()]
+
+    @property
+    def write_ids(self) -> random.Random:
+        """Where the ids of records writes create come from (kept with the records, so a
+        restarted sandbox does not hand out an id again)."""
+        return self._write_ids
+
     def writable(self, provider: Provider, object_name: str) -> ObjectRecords:
         """The object's records, kept in the store (a write may create the object)."""
         return self._objects.setdefault((provider, object_name), ObjectRecords(provider))

@@ -25,3 +25,10 @@ class SandboxSettings(ServiceSettings):
     sandbox_access_token_lifetime: int = Field(
         3600, ge=1, description="seconds an access token lives"
     )
+    sandbox_state_file: str = Field(
+        "",
+        description=(
+            "keep records, schemas and issued tokens in this JSON file across restarts "
+            "(loaded at start, written when they change and at stop); empty = in memory only"
+        ),
+    )
