@@ -1,13 +1,18 @@
 """`ampmesh` (or `python -m services.launcher`): run the whole mesh on this machine.
 
-    ampmesh up [--json] [--shards N] [--detach]
+    ampmesh up [--json] [--shards N] [--detach] [--sandbox [--keep-sandbox-state]]
         start PostgreSQL, Redis, Temporal, the Pub/Sub emulator, every service and the
         Envoy edge, each gated on its health check; print where everything listens; run
         until Ctrl-C or `ampmesh down`, then stop it all in reverse order. --detach
-        returns once the mesh is up and leaves it running in the background.
+        returns once the mesh is up and leaves it running in the background. While up,
+        a process that exits or stops answering its health check is restarted (with
+        backoff; one restarted 5 times within 5 minutes is given up on).
     ampmesh status [--json]
-        each process, its health now, its endpoint, how long `up` took and the mesh's
-        resident memory.
+        each process, its health now, its pid, restarts and last exit, its endpoint, how
+        long `up` took and the mesh's resident memory.
+    ampmesh restart NAME
+        restart one process (a service, postgres, redis, temporal, pubsub or envoy) of
+        the running mesh; wait until it is healthy; print its new pid.
     ampmesh down
         stop the mesh started from this home.
 
@@ -33,6 +38,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from services.api.bootstrap import rotate_admin_key
+from services.launcher.control import ControlError, ask
 from services.launcher.infra import InfraError
 from services.launcher.mesh import ADMIN_KEY_FILE, MeshOptions, running_mesh, write_private
 from services.launcher.processes import MeshError, tail
@@ -152,7 +158,7 @@ def _print_summary(described: dict[str, Any], console: Console) -> None:
     console.print("`ampmesh status` for every process; Ctrl-C or `ampmesh down` stops the mesh.")
 
 
-def _detach(home: Path, shards: int, sandbox: bool) -> int:
+def _detach(home: Path, shards: int, sandbox: bool, keep_sandbox_state: bool = False) -> int:
     """Run `ampmesh up` in the background; return once it is up (or has failed)."""
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "logs" / "launcher.log"
@@ -160,6 +166,8 @@ def _detach(home: Path, shards: int, sandbox: bool) -> int:
     command = [sys.executable, "-m", "services.launcher", "up", "--json", "--shards", str(shards)]
     if sandbox:
         command.append("--sandbox")
+    if keep_sandbox_state:
+        command.append("--keep-sandbox-state")
     with log_path.open("ab") as log:
         child = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             command,
@@ -201,15 +209,31 @@ async def _status(home: Path, as_json: bool) -> int:
     console = Console()
     endpoints = described["endpoints"]
     table = Table(title=f"ampmesh ({described['home']})")
-    for column in ("process", "pid", "health", "endpoint"):
+    for column in ("process", "pid", "health", "restarts", "last exit", "endpoint"):
         table.add_column(column)
     for process in described["processes"]:
         name = process["name"]
         key = {"api": "api-service", "envoy": "envoy-admin"}.get(name, name)
         endpoint = endpoints.get(key, "")
-        health = "[green]healthy" if process["healthy"] else "[red]unhealthy"
-        table.add_row(name, str(process["pid"]), health, endpoint)
+        state = process.get("state", "running")
+        if state == "failed":
+            health = "[red]crash-looping"
+        elif state in ("restarting", "stopped"):
+            health = f"[yellow]{state}"
+        else:
+            health = "[green]healthy" if process["healthy"] else "[red]unhealthy"
+        table.add_row(
+            name,
+            str(process["pid"]),
+            health,
+            str(process.get("restarts", 0)),
+            process.get("lastExit") or "",
+            endpoint,
+        )
     console.print(table)
+    for process in described["processes"]:
+        if process.get("reason"):
+            console.print(f"{process['name']}: {process['reason']}", highlight=False)
     for name in ("api", "read", "write", "search", "proxy", "grpc"):
         if name in endpoints:
             console.print(f"{name:<8} {endpoints[name]}", highlight=False)
@@ -217,6 +241,30 @@ async def _status(home: Path, as_json: bool) -> int:
     console.print(f"up in {described['upSeconds']:.1f}s; resident memory {memory:.0f} MiB")
     healthy = all(p["healthy"] for p in described["processes"])
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+async def _restart(home: Path, name: str) -> int:
+    described = read_json(home / STATE_FILE)
+    socket = (described or {}).get("controlSocket")
+    if described is None or running_launcher(home) is None or not socket:
+        print(f"ampmesh is not running from {home}: `ampmesh up` first", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    names = [p["name"] for p in described.get("processes", [])]
+    if name not in names:
+        print(f"no process is named {name!r}; the mesh runs: {', '.join(names)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"restarting {name}…", file=sys.stderr)
+    try:
+        # Stopping takes up to its grace, starting up to the mesh's start limit.
+        answer = await ask(Path(socket), {"command": "restart", "name": name}, timeout=300)
+    except ControlError as error:
+        print(f"could not ask the launcher to restart {name}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if not answer.get("ok"):
+        print(f"restarting {name} failed: {answer.get('error')}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{name} restarted and healthy: pid {answer['pid']} (restarts {answer['restarts']})")
+    return EXIT_OK
 
 
 async def _rotate_admin_key(home: Path) -> int:
@@ -254,8 +302,21 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also start the provider sandbox; hubspot and salesforce then point at it",
     )
+    up.add_argument(
+        "--keep-sandbox-state",
+        action="store_true",
+        help=(
+            "with --sandbox: keep the sandbox's seeded records and issued tokens in "
+            "$AMPMESH_HOME/sandbox/state.json, across its restarts and `down`/`up` "
+            "(or set AMPMESH_KEEP_SANDBOX_STATE=true)"
+        ),
+    )
     state = commands.add_parser("status", help="what runs, its health and endpoints")
     state.add_argument("--json", action="store_true", help="one JSON object")
+    restart = commands.add_parser(
+        "restart", help="restart one process of the running mesh and wait until healthy"
+    )
+    restart.add_argument("name", help="the process: a service, postgres, redis, ... or envoy")
     commands.add_parser("down", help="stop the mesh started from this home")
     admin = commands.add_parser("admin-key", help="the org admin API key")
     admin.add_argument("action", choices=["rotate"], help="replace it; the old one stops working")
@@ -263,11 +324,22 @@ def main(argv: list[str] | None = None) -> None:
     home = home_dir()
     if args.command == "up" and args.shards < 1:
         parser.error("--shards must be at least 1")
+    if args.command == "up" and args.keep_sandbox_state and not args.sandbox:
+        parser.error("--keep-sandbox-state needs --sandbox")
+    if args.command == "up" and args.sandbox:
+        wanted = os.environ.get("AMPMESH_KEEP_SANDBOX_STATE", "").lower()
+        args.keep_sandbox_state = args.keep_sandbox_state or wanted in ("1", "true", "yes")
     if args.command == "up" and args.detach:
-        code = _detach(home, args.shards, args.sandbox)
+        code = _detach(home, args.shards, args.sandbox, args.keep_sandbox_state)
     elif args.command == "up":
-        options = MeshOptions(token_manager_shards=args.shards, sandbox=args.sandbox)
+        options = MeshOptions(
+            token_manager_shards=args.shards,
+            sandbox=args.sandbox,
+            keep_sandbox_state=args.keep_sandbox_state,
+        )
         code = asyncio.run(_up(home, options, args.json))
+    elif args.command == "restart":
+        code = asyncio.run(_restart(home, args.name))
     elif args.command == "status":
         code = asyncio.run(_status(home, args.json))
     elif args.command == "admin-key":

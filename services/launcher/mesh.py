@@ -12,10 +12,16 @@
   5. the Envoy edge in front of api and the token-manager shards;
   6. the MCP servers, which drive the api.
 
+Once up, a `Supervisor` (supervisor.py) watches every process and restarts one that exits
+or stops answering its health check, with backoff and a crash-loop limit; mesh.json is
+rewritten on every change (pids, restarts, last exit reasons), and the launcher answers
+`ampmesh restart NAME` on its control socket (control.py).
+
 All state lives under one home directory: certs/, logs/<process>.log, one folder per
 infrastructure component, envoy/, ports.json (ports kept across runs) and mesh.json (what
-runs where, written once everything is healthy and removed on a clean stop; `ampmesh
-status` and `ampmesh down` read it). Leaving the context stops everything in reverse.
+runs where, written once everything is healthy, rewritten when the supervisor restarts
+something, and removed on a clean stop; `ampmesh status` and `ampmesh down` read it).
+Leaving the context stops everything in reverse.
 """
 
 from __future__ import annotations
@@ -26,13 +32,15 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from services.api.bootstrap import AdminCredential, ensure_admin
+from services.launcher import control
 from services.launcher.cors import CorsSettingError, CorsSettings
 from services.launcher.edge import Edge
 from services.launcher.infra import Component, check_prerequisites, default_components
@@ -46,13 +54,30 @@ from services.launcher.processes import (
     grpc_healthy,
     start_service,
     stop_service,
+    user_settings,
     wait_announced,
 )
 from services.launcher.state import STATE_FILE
+from services.launcher.supervisor import (
+    ProcessRecord,
+    SupervisionError,
+    SupervisionPolicy,
+    Supervisor,
+    Unit,
+)
+from services.launcher.units import ComponentUnit, EdgeUnit, ServiceUnit
 from services.runtime.secretbox import SecretBox
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
 
-__all__ = ["Mesh", "MeshError", "MeshOptions", "Step", "running_mesh"]
+__all__ = [
+    "Mesh",
+    "MeshError",
+    "MeshOptions",
+    "Step",
+    "SupervisionError",
+    "SupervisionPolicy",
+    "running_mesh",
+]
 
 # Every identity that holds a certificate in the local mesh.
 IDENTITIES = (
@@ -70,6 +95,8 @@ IDENTITIES = (
 
 ADMIN_KEY_FILE = "admin-api-key"
 KEYRING_FILE = Path("secrets") / "keyring"
+# Where the sandbox keeps its records and tokens across restarts (--keep-sandbox-state).
+SANDBOX_STATE_FILE = Path("sandbox") / "state.json"
 
 # A progress report: (step name, state, detail). States: "starting", "ready", "failed".
 Step = Callable[[str, str, str], None]
@@ -86,6 +113,13 @@ class MeshOptions:
     sandbox: bool = False
     start_within: float = 90.0
     stop_grace: float = 15.0
+    # Restart what dies or hangs (supervisor.py); without it, nothing is watched, and
+    # restart() still works.
+    supervise: bool = True
+    policy: SupervisionPolicy = field(default_factory=SupervisionPolicy)
+    # The sandbox keeps its records and issued tokens in <home>/sandbox/state.json, across
+    # its restarts and the mesh's.
+    keep_sandbox_state: bool = False
 
 
 @dataclass
@@ -97,6 +131,8 @@ class Mesh:
     edge: Edge | None = None
     admin: AdminCredential | None = None
     started_in: float = 0.0
+    supervisor: Supervisor | None = None
+    control_socket: Path | None = None
 
     @property
     def cert_dir(self) -> Path:
@@ -110,17 +146,55 @@ class Mesh:
         return next(s for s in self.services if s.name == name)
 
     async def restart(self, name: str) -> RunningService:
-        """Start a service again (same port, same settings) after it stopped or was killed,
-        and wait until it is healthy."""
-        old = self.service(name)
-        if old.process.returncode is None:
-            await stop_service(old, self.options.stop_grace)
-        running = await start_service(old.spec, self.home, old.port, old.env)
-        self.services[self.services.index(old)] = running
-        await wait_announced(running, self.options.start_within)
+        """Start a service again (same port, same settings), whether it runs, stopped or
+        was killed, and wait until it is healthy; one the supervisor restarted meanwhile
+        counts. Goes through the supervisor: never races its automatic restarts."""
+        self.service(name)
+        await self.restart_process(name)
+        return self.service(name)
+
+    async def restart_process(self, name: str) -> ProcessRecord:
+        """Restart any process by name (a service, postgres, redis, temporal, pubsub,
+        envoy) and wait until it is healthy; its record (pid, restarts, last exit)."""
+        return await self._supervisor().restart(name)
+
+    def hold(self, name: str) -> None:
+        """Leave the process down when it next exits (killed by a test that needs it dead
+        for a while) instead of restarting it; restart(name) ends the hold."""
+        self._supervisor().hold(name)
+
+    def healthy(self) -> bool:
+        """Every process runs and passed its last health check (stopped ones excepted)."""
+        return self._supervisor().healthy()
+
+    async def wait_healthy(self, timeout: float = 120.0) -> None:  # noqa: ASYNC109 (reported)
+        """Return once every process is healthy again; TimeoutError naming those not."""
+        await self._supervisor().wait_healthy(timeout)
+
+    def restarts(self, name: str) -> int:
+        """How many times the process was restarted (by the supervisor or on request)."""
+        return self._supervisor().restarts(name)
+
+    def _supervisor(self) -> Supervisor:
+        if self.supervisor is None:
+            raise MeshError("the mesh is not up yet")
+        return self.supervisor
+
+    def units(self) -> list[Unit]:
+        """Every process of the mesh as the supervisor sees it, in start order."""
         launcher = self.credentials(LAUNCHER_IDENTITY)
-        running.healthy = await grpc_healthy(running.address, running.identity, launcher)
-        return running
+        units: list[Unit] = [ComponentUnit(c) for c in self.components]
+        early = [s for s in self.services if not s.spec.after_edge]
+        late = [s for s in self.services if s.spec.after_edge]
+        units += [ServiceUnit(s.name, self.services, self.home, launcher) for s in early]
+        if self.edge is not None:
+            units.append(EdgeUnit(self.edge))
+        units += [ServiceUnit(s.name, self.services, self.home, launcher) for s in late]
+        return units
+
+    def write_state(self) -> None:
+        """(Re)write mesh.json, at once (a reader never sees half a file)."""
+        write_private(self.home / STATE_FILE, json.dumps(self.describe(), indent=2))
 
     def endpoints(self) -> dict[str, str]:
         endpoints: dict[str, str] = {}
@@ -160,7 +234,15 @@ class Mesh:
         if self.edge is not None:
             processes.append(_process(self.edge.name, self.edge.pid, "edge"))
         for entry in processes:
-            entry["healthy"] = True  # described only once every step's health check passed
+            if self.supervisor is not None and entry["name"] in self.supervisor.records:
+                # pid, createTime, state, healthy, restarts, lastExit, reason.
+                entry.update(self.supervisor.records[entry["name"]].describe())
+            else:
+                entry.update(healthy=True, state="running", restarts=0, lastExit=None)
+        # Read again each time: `ampmesh admin-key rotate` replaces it while the mesh runs.
+        admin_key = _read_secret(self.home / ADMIN_KEY_FILE) or (
+            self.admin.api_key if self.admin else None
+        )
         return {
             "home": str(self.home),
             "launcherPid": os.getpid(),
@@ -169,8 +251,17 @@ class Mesh:
             "tlsServerName": self.tls_server_names(),
             "upSeconds": round(self.started_in, 2),
             "orgId": self.admin.org_id if self.admin else None,
-            "adminApiKey": self.admin.api_key if self.admin else None,
+            "adminApiKey": admin_key,
+            "controlSocket": str(self.control_socket) if self.control_socket else None,
+            "supervised": self.options.supervise,
         }
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _process(name: str, pid: int | None, kind: str) -> dict[str, Any]:
@@ -211,6 +302,8 @@ async def running_mesh(
         mesh.components = default_components(home, ports)
         await _all(_start_component(c, options.start_within, report) for c in mesh.components)
 
+        # The user's AMPMESH_* settings, taken once: every start and restart passes these.
+        settings = user_settings(os.environ)
         infra_env: dict[str, str] = {}
         for component in mesh.components:
             infra_env.update(component.service_env())
@@ -234,9 +327,10 @@ async def running_mesh(
             sandbox_port = ports.get("sandbox-http")
             infra_env["AMPMESH_SANDBOX_HTTP_PORT"] = str(sandbox_port)
             infra_env["AMPMESH_SANDBOX_URL"] = f"http://127.0.0.1:{sandbox_port}"
-        await _start_services(
-            mesh, [s for s in specs if not s.after_edge], ports, infra_env, report
-        )
+            if options.keep_sandbox_state:
+                specs = [_keeping_state(s, home) if s.name == "sandbox" else s for s in specs]
+        early = [s for s in specs if not s.after_edge]
+        await _start_services(mesh, early, ports, infra_env, settings, report)
 
         report("envoy", "starting", "")
         shards = {s.name: s.address for s in mesh.services if s.identity == "token-manager"}
@@ -249,13 +343,45 @@ async def running_mesh(
         # Locally the builder is whoever runs the mesh: the MCP servers act with the org
         # admin key (a deployment gives builder-mcp a project key instead).
         infra_env["AMPMESH_API_KEY"] = mesh.admin.api_key
-        await _start_services(mesh, [s for s in specs if s.after_edge], ports, infra_env, report)
+        late = [s for s in specs if s.after_edge]
+        await _start_services(mesh, late, ports, infra_env, settings, report)
 
         mesh.started_in = time.monotonic() - started
-        write_private(home / STATE_FILE, json.dumps(mesh.describe(), indent=2))
-        yield mesh
+        mesh.supervisor = Supervisor(mesh.units(), options.policy, on_change=mesh.write_state)
+        if options.supervise:
+            mesh.supervisor.start()
+        mesh.control_socket = control.socket_path(home)
+        server = await control.serve(mesh.control_socket, partial(_answer, mesh))
+        try:
+            mesh.write_state()
+            yield mesh
+        finally:
+            server.close()
+            mesh.control_socket.unlink(missing_ok=True)
     finally:
+        if mesh.supervisor is not None:
+            await mesh.supervisor.close()
         await stop(mesh, report)
+
+
+def _keeping_state(spec: ServiceSpec, home: Path) -> ServiceSpec:
+    path = home / SANDBOX_STATE_FILE
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return replace(spec, env={**spec.env, "AMPMESH_SANDBOX_STATE_FILE": str(path)})
+
+
+async def _answer(mesh: Mesh, request: dict[str, Any]) -> dict[str, Any]:
+    """A request on the control socket (control.py)."""
+    if request.get("command") != "restart":
+        return {"ok": False, "error": f"unknown command {request.get('command')!r}"}
+    name = request.get("name")
+    if not isinstance(name, str) or not name:
+        return {"ok": False, "error": "name: the process to restart is missing"}
+    try:
+        record = await mesh.restart_process(name)
+    except (SupervisionError, MeshError) as error:
+        return {"ok": False, "error": str(error)}
+    return {"ok": True, "name": name, "pid": record.pid, "restarts": record.restarts}
 
 
 def ensure_keyring(home: Path) -> str:
@@ -270,10 +396,13 @@ def ensure_keyring(home: Path) -> str:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (mesh.json holds the admin API key)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a file only its owner can read (mesh.json holds the admin API key), whole:
+    written beside it, then renamed over it."""
+    partial_path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(partial_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(text)
+    os.replace(partial_path, path)
 
 
 async def _start_component(component: Component, within: float, report: Step) -> None:
@@ -291,6 +420,7 @@ async def _start_services(
     specs: Sequence[ServiceSpec],
     ports: PortBook,
     env: dict[str, str],
+    settings: dict[str, str],
     report: Step,
 ) -> None:
     credentials = mesh.credentials(LAUNCHER_IDENTITY)
@@ -300,7 +430,8 @@ async def _start_services(
         # Booked like the gRPC port, so a restart (and the next `up`) keeps the URL that
         # Prometheus scrapes.
         metrics = {"AMPMESH_METRICS_PORT": str(ports.get(f"{spec.name}-metrics"))}
-        running = await start_service(spec, mesh.home, ports.get(spec.name), {**env, **metrics})
+        launcher_env = {**env, **metrics}
+        running = await start_service(spec, mesh.home, ports.get(spec.name), launcher_env, settings)
         mesh.services.append(running)
         started.append(running)
 

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -105,6 +106,10 @@ class RunningService:
     address: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     healthy: bool = False
+    # The user's AMPMESH_* settings it was started with (a restart passes the same).
+    settings: Mapping[str, str] | None = None
+    # Set by stop_service: the supervisor leaves a process stopped on purpose down.
+    stopped_on_purpose: bool = False
 
     @property
     def name(self) -> str:
@@ -115,6 +120,35 @@ class RunningService:
         return self.spec.mesh_identity
 
 
+# Variables that wire a process to the rest of the mesh. The launcher sets them for the
+# processes that need them; one left over in the user's shell (a deployment's URL, a
+# builder's API key) must not reach the processes it does not set them for.
+WIRING_VARIABLES = frozenset(
+    {
+        "AMPMESH_API_ADDRESS",
+        "AMPMESH_API_IDENTITY",
+        "AMPMESH_API_KEY",
+        "AMPMESH_MCP_PORT",
+        "AMPMESH_SANDBOX_HTTP_PORT",
+        "AMPMESH_SANDBOX_URL",
+        "AMPMESH_SANDBOX_STATE_FILE",
+        "AMPMESH_SHARD_NAME",
+    }
+)
+
+
+def user_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The AMPMESH_* settings the user set for the mesh's processes (AMPMESH_SANDBOX_*,
+    a log level, a limit, ...): they pass to every process, under the launcher's own
+    values, which always win. Taken once when the mesh starts, so a restart sees the same
+    settings whatever the launcher's environment became since."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if key.startswith("AMPMESH_") and key not in WIRING_VARIABLES
+    }
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -123,20 +157,36 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 async def start_service(
-    spec: ServiceSpec, home: Path, port: int, env: dict[str, str]
+    spec: ServiceSpec,
+    home: Path,
+    port: int,
+    env: dict[str, str],
+    settings: Mapping[str, str] | None = None,
 ) -> RunningService:
-    """Spawn the service's process with its settings; returns at once."""
+    """Spawn the service's process with its settings; returns at once.
+
+    `env` is the launcher's own AMPMESH_* values; `settings` the user's (user_settings()),
+    which pass under them. Without `settings`, no AMPMESH_* variable of the launcher's
+    environment reaches the process."""
     log_path = home / "logs" / f"{spec.name}.log"
     with log_path.open("ab") as log:
         offset = log.tell()
-        process = await _spawn(spec, home, port, env, log)
-    return RunningService(spec, process, log_path, port, dict(env), offset)
+        process = await _spawn(spec, home, port, env, settings or {}, log)
+    return RunningService(spec, process, log_path, port, dict(env), offset, settings=settings)
 
 
 async def _spawn(
-    spec: ServiceSpec, home: Path, port: int, extra_env: dict[str, str], log: IO[bytes]
+    spec: ServiceSpec,
+    home: Path,
+    port: int,
+    extra_env: dict[str, str],
+    settings: Mapping[str, str],
+    log: IO[bytes],
 ) -> asyncio.subprocess.Process:
+    # The launcher's environment minus its AMPMESH_* (which may name another mesh); the
+    # user's settings as taken at the mesh's start.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMPMESH_")}
+    env.update(settings)
     env.update(
         {
             "AMPMESH_HOME": str(home),
@@ -219,6 +269,7 @@ async def grpc_healthy(
 
 async def stop_service(running: RunningService, grace: float) -> int | None:
     """SIGTERM (the service drains), SIGKILL after grace; the exit code, None if killed."""
+    running.stopped_on_purpose = True
     if running.process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             running.process.send_signal(signal.SIGTERM)

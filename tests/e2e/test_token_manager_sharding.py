@@ -67,6 +67,8 @@ async def test_killing_a_shard_moves_its_connections_and_requests_keep_succeedin
         before = await owners(stub)
         victim = mesh.service("token-manager-0")
         scraped = victim.extra["token-manager-0-metrics"]
+        # Left dead (not restarted by the mesh's supervisor) while the survivor serves.
+        mesh.hold("token-manager-0")
         victim.process.kill()
         await victim.process.wait()
         try:

@@ -57,6 +57,9 @@ class Component(ABC):
         self.home = home.resolve()
         self.ports = ports
         self.process: asyncio.subprocess.Process | None = None
+        # Set by stop(), cleared by start(): the supervisor leaves a component stopped on
+        # purpose down.
+        self.stopped_on_purpose = False
 
     # What a subclass provides.
 
@@ -122,6 +125,7 @@ class Component(ABC):
         if self.process is not None and self.process.returncode is None:
             raise InfraError(f"{self.name} is already running (pid {self.process.pid})")
         self.check()
+        self.stopped_on_purpose = False
         deadline = time.monotonic() + within
         await self.prepare()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +146,7 @@ class Component(ABC):
             await self.after_ready()
         except BaseException:
             await self.stop(grace=5.0)
+            self.stopped_on_purpose = False  # it failed; nobody asked for it to stay down
             raise
 
     async def _wait_ready(self, deadline: float, within: float) -> None:
@@ -167,6 +172,7 @@ class Component(ABC):
         Returns the exit code, or None when it had to be killed (or never ran).
         """
         process = self.process
+        self.stopped_on_purpose = True
         if process is None:
             return None
         if process.returncode is not None:
