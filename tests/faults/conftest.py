@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 
 from services.launcher.mesh import MeshOptions, running_mesh
-from tests.faults.matrix import Row
+from tests.faults.matrix import ROWS, Row
 from tests.support.stack import Stack
-
-ROWS: list[Row] = []
 
 
 @pytest.fixture(scope="session")

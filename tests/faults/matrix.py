@@ -191,3 +191,7 @@ class Row:
             f"{self.duplicates:>6} {self.extra_pages:>11} {self.pages_in_flight:>9} "
             f"{self.token_failures_after:>11} {self.redelivered_messages:>11}"
         )
+
+
+# The table's lines, in the order the faults ran (the conftest prints them at the end).
+ROWS: list[Row] = []

@@ -20,10 +20,10 @@ import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2_grpc
 
 from tests.e2e.reads_world import ReadsWorld, make_world, provider_ids, seed
-from tests.faults.conftest import ROWS
 from tests.faults.matrix import (
     PAGE_SIZE,
     RECORDS,
+    ROWS,
     DedupingReceiver,
     Row,
     TokenStream,
