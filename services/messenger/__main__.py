@@ -21,17 +21,29 @@ from services.messenger.consumers import (
     Consumers,
 )
 from services.messenger.deliveries import Deliverer
+from services.messenger.recorded_pages import RecordedPages
 from services.messenger.service import Messenger
 from services.messenger.settings import MessengerSettings
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.events import open_event_bus
+from services.runtime.identity import AccessPolicy
 from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
 from services.runtime.subscriber import consume, keep_consuming
 
 # The mesh identities allowed to call it; any other certificate is refused.
 CALLERS = ("api", "mcpanda", "builder-mcp")
+# The temporal worker asks what was recorded of its reads' pages, and nothing else.
+RECORDED_PAGES_CALLERS = ("temporal",)
+ACCESS = AccessPolicy(
+    allowed=frozenset(CALLERS),
+    per_service={
+        messenger_pb2.DESCRIPTOR.services_by_name["RecordedPagesService"].full_name: frozenset(
+            RECORDED_PAGES_CALLERS
+        )
+    },
+)
 
 
 @contextlib.asynccontextmanager
@@ -93,13 +105,18 @@ async def open_messenger(
 
 @contextlib.asynccontextmanager
 async def open_services(settings: MessengerSettings) -> AsyncIterator[list[Service]]:
-    async with open_messenger(settings) as (servicer, _):
+    async with open_messenger(settings) as (servicer, deliverer):
         yield [
             Service.from_servicer(
                 messenger_pb2.DESCRIPTOR.services_by_name["MessengerService"],
                 messenger_pb2_grpc.add_MessengerServiceServicer_to_server,
                 servicer,
-            )
+            ),
+            Service.from_servicer(
+                messenger_pb2.DESCRIPTOR.services_by_name["RecordedPagesService"],
+                messenger_pb2_grpc.add_RecordedPagesServiceServicer_to_server,
+                RecordedPages(servicer.pool, deliverer),
+            ),
         ]
 
 
@@ -107,7 +124,7 @@ def main() -> None:
     run_service(
         name="messenger",
         services=open_services,
-        allowed_callers=CALLERS,
+        allowed_callers=ACCESS,
         settings_cls=MessengerSettings,
     )
 

@@ -313,3 +313,37 @@ class EnableEndpointRequest(_message.Message):
     destination_id: str
     discard_held: bool
     def __init__(self, project_id: _Optional[str] = ..., destination_id: _Optional[str] = ..., discard_held: _Optional[bool] = ...) -> None: ...
+
+class CountRecordedPagesRequest(_message.Message):
+    __slots__ = ("project_id", "operation_id", "destination_id")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    operation_id: str
+    destination_id: str
+    def __init__(self, project_id: _Optional[str] = ..., operation_id: _Optional[str] = ..., destination_id: _Optional[str] = ...) -> None: ...
+
+class CountRecordedPagesResponse(_message.Message):
+    __slots__ = ("recorded", "destination_found")
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FOUND_FIELD_NUMBER: _ClassVar[int]
+    recorded: int
+    destination_found: bool
+    def __init__(self, recorded: _Optional[int] = ..., destination_found: _Optional[bool] = ...) -> None: ...
+
+class FindUnrecordedPagesRequest(_message.Message):
+    __slots__ = ("project_id", "destination_id", "keys")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    destination_id: str
+    keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_id: _Optional[str] = ..., destination_id: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FindUnrecordedPagesResponse(_message.Message):
+    __slots__ = ("missing_keys",)
+    MISSING_KEYS_FIELD_NUMBER: _ClassVar[int]
+    missing_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, missing_keys: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -367,3 +367,133 @@ class MessengerService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RecordedPagesServiceStub:
+    """What messenger has recorded of a read's pages: the temporal worker asks before it
+    reports a read done, and publishes again the pages that never arrived (the Pub/Sub
+    emulator keeps nothing across a restart; a message can be lost). Only the `temporal`
+    mesh identity may call it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CountRecordedPages = channel.unary_unary(
+                '/ampmesh.messenger.v1.RecordedPagesService/CountRecordedPages',
+                request_serializer=ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.CountRecordedPagesRequest.SerializeToString,
+                response_deserializer=ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.CountRecordedPagesResponse.FromString,
+                _registered_method=True)
+        self.FindUnrecordedPages = channel.unary_unary(
+                '/ampmesh.messenger.v1.RecordedPagesService/FindUnrecordedPages',
+                request_serializer=ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.FindUnrecordedPagesRequest.SerializeToString,
+                response_deserializer=ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.FindUnrecordedPagesResponse.FromString,
+                _registered_method=True)
+
+
+class RecordedPagesServiceServicer:
+    """What messenger has recorded of a read's pages: the temporal worker asks before it
+    reports a read done, and publishes again the pages that never arrived (the Pub/Sub
+    emulator keeps nothing across a restart; a message can be lost). Only the `temporal`
+    mesh identity may call it.
+    """
+
+    def CountRecordedPages(self, request, context):
+        """Counts the read-result deliveries recorded for an operation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindUnrecordedPages(self, request, context):
+        """Of the page keys given (`<operation>/page/<n>/part/<m>`, the events' idempotency
+        keys), returns those with no recorded delivery to the destination.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RecordedPagesServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CountRecordedPages': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountRecordedPages,
+                    request_deserializer=ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.CountRecordedPagesRequest.FromString,
+                    response_serializer=ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.CountRecordedPagesResponse.SerializeToString,
+            ),
+            'FindUnrecordedPages': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindUnrecordedPages,
+                    request_deserializer=ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.FindUnrecordedPagesRequest.FromString,
+                    response_serializer=ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.FindUnrecordedPagesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ampmesh.messenger.v1.RecordedPagesService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ampmesh.messenger.v1.RecordedPagesService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RecordedPagesService:
+    """What messenger has recorded of a read's pages: the temporal worker asks before it
+    reports a read done, and publishes again the pages that never arrived (the Pub/Sub
+    emulator keeps nothing across a restart; a message can be lost). Only the `temporal`
+    mesh identity may call it.
+    """
+
+    @staticmethod
+    def CountRecordedPages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ampmesh.messenger.v1.RecordedPagesService/CountRecordedPages',
+            ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.CountRecordedPagesRequest.SerializeToString,
+            ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.CountRecordedPagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindUnrecordedPages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ampmesh.messenger.v1.RecordedPagesService/FindUnrecordedPages',
+            ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.FindUnrecordedPagesRequest.SerializeToString,
+            ampmesh_dot_messenger_dot_v1_dot_messenger__pb2.FindUnrecordedPagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -87,3 +87,33 @@ class CloseReadOutput(_message.Message):
     result: str
     schedule_paused: bool
     def __init__(self, result: _Optional[str] = ..., schedule_paused: _Optional[bool] = ...) -> None: ...
+
+class ConfirmReadInput(_message.Message):
+    __slots__ = ("meta", "target", "operation_id", "read_type", "plan", "give_up_time")
+    META_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    READ_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    GIVE_UP_TIME_FIELD_NUMBER: _ClassVar[int]
+    meta: _envelope_pb2.EventMeta
+    target: _object_target_pb2.ObjectTarget
+    operation_id: str
+    read_type: _operation_events_pb2.ReadType
+    plan: _read_plan_pb2.ReadPlan
+    give_up_time: _timestamp_pb2.Timestamp
+    def __init__(self, meta: _Optional[_Union[_envelope_pb2.EventMeta, _Mapping]] = ..., target: _Optional[_Union[_object_target_pb2.ObjectTarget, _Mapping]] = ..., operation_id: _Optional[str] = ..., read_type: _Optional[_Union[_operation_events_pb2.ReadType, str]] = ..., plan: _Optional[_Union[_read_plan_pb2.ReadPlan, _Mapping]] = ..., give_up_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ConfirmReadOutput(_message.Message):
+    __slots__ = ("complete", "published", "recorded", "republished_pages", "error")
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    REPUBLISHED_PAGES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    complete: bool
+    published: int
+    recorded: int
+    republished_pages: int
+    error: str
+    def __init__(self, complete: _Optional[bool] = ..., published: _Optional[int] = ..., recorded: _Optional[int] = ..., republished_pages: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
