@@ -22,6 +22,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 import asyncpg
+from ampmesh.messenger.v1 import messenger_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr
@@ -33,11 +34,13 @@ from services.domain.catalog.sandbox import point_at_sandbox
 from services.domain.connectors import registry
 from services.domain.connectors.http import provider_session
 from services.domain.token_manager_client import TokenManagerClientSettings, token_manager_stub
+from services.runtime.channels import mesh_channel
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
 from services.runtime.events import PubSubSettings
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
+from services.runtime.tls import ensure_service_credentials
 from services.temporal.keep_alive.activities import KeepAliveActivities
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
@@ -69,6 +72,11 @@ class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings):
     )
     sandbox_url: str = Field(
         "", description="provider sandbox URL: hubspot and salesforce point at it when set"
+    )
+    messenger_address: str = Field(
+        "",
+        description="messenger's gRPC address, host:port: a read is reported done once "
+        "messenger has recorded its pages; empty: once they are on the bus",
     )
 
 
@@ -166,6 +174,7 @@ async def _provider_activities(
         connector_for=registry.connector_for,
         auth_for=registry.provider_auth,
         shaping=shape,
+        messenger=_recorded_pages(settings, resources),
     )
     writes = WriteActivities(
         pool=pool,
@@ -177,6 +186,22 @@ async def _provider_activities(
         auth_for=registry.provider_auth,
     )
     return reads, writes
+
+
+def _recorded_pages(
+    settings: TemporalWorkerSettings, resources: AsyncExitStack
+) -> messenger_pb2_grpc.RecordedPagesServiceStub | None:
+    """A stub for messenger's RecordedPagesService, called with the worker's own
+    certificate; None without an address. The channel connects on first use."""
+    if not settings.messenger_address:
+        _log.warning("no messenger address: reads are done once their pages are on the bus")
+        return None
+    credentials = ensure_service_credentials(
+        settings.cert_dir, settings.identity, create=settings.create_certs
+    )
+    channel = mesh_channel(settings.messenger_address, credentials, server_identity="messenger")
+    resources.push_async_callback(channel.close)
+    return messenger_pb2_grpc.RecordedPagesServiceStub(channel)
 
 
 async def _stop_process(error: BaseException) -> None:

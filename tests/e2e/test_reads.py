@@ -19,14 +19,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from ampmesh.workflows.v1 import backfill_read_pb2
 from temporalio.client import Client
 
-from services.domain.read_workflows import schedule_id
+from services.domain.read_workflows import backfill_workflow_id, schedule_id
+from services.temporal.reads.pages import PAGES_IN_FLIGHT
 from tests.e2e.reads_world import Fields, ReadsWorld, make_world, provider_ids, seed
-from tests.support.control_plane import assert_not_logged, issue_names
-from tests.support.stack import Stack
+from tests.support.control_plane import assert_not_logged, database_url, issue_names
+from tests.support.stack import Stack, component
 from tests.support.webhooks import HOOK, Receiver, serve
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +39,14 @@ pytestmark = pytest.mark.e2e
 ARRIVAL_PATIENCE = 240.0
 OPERATION_PATIENCE = 60.0
 BACKFILL_RECORDS = 50_000
+KILLED_RECORDS = 20_000
+LOST_RECORDS = 10_000
+# The kill comes once the provider was asked for this many pages (of about 100).
+KILL_AT_PAGE = 60
+# Pages a killed read may fetch again beyond those published and awaiting their acks
+# (pages.PAGES_IN_FLIGHT): the one being fetched, and the last batch of page rows not
+# yet written to PostgreSQL.
+SETTLING_SLACK = 8
 
 
 def object_name(prefix: str) -> str:
@@ -243,6 +254,12 @@ async def test_a_receiver_failing_for_a_minute_loses_nothing(
     assert receiver.received.refused > 0
 
 
+async def page_requests(sandbox: sandbox_pb2_grpc.SandboxControlServiceStub) -> int:
+    """Record API requests the sandbox answered 200 since its counters were reset."""
+    counters = await sandbox.GetCounters(sandbox_pb2.GetCountersRequest())
+    return counters.api_requests_by_status.get(200, 0)
+
+
 @pytest.mark.parametrize("victim", ["temporal-worker", "messenger"])
 async def test_killing_a_service_mid_backfill_loses_nothing(
     stack: Stack,
@@ -250,20 +267,121 @@ async def test_killing_a_service_mid_backfill_loses_nothing(
     receiver: Receiver,
     victim: str,
 ) -> None:
+    """A killed worker's read resumes after its last page on the bus: the provider is
+    asked for at most the pages that were in flight at the kill again, and no record
+    arrives twice."""
     world = await world_for(stack, receiver, "killed")
-    await seed(sandbox, world.object_name, 20_000)
+    await seed(sandbox, world.object_name, KILLED_RECORDS)
     ids = await provider_ids(stack, world.object_name)
-    await world.install("acme")
-    # Mid-backfill: some records arrived, most have not.
+    await sandbox.GetCounters(sandbox_pb2.GetCountersRequest(reset=True))
+    installation = await world.install("acme")
+    # Mid-backfill: some records arrived, and more pages were read than can be in flight
+    # (a read that started over would read those again).
+    deadline = time.monotonic() + ARRIVAL_PATIENCE
+    while len(receiver.received.records) < 1_000 or await page_requests(sandbox) < KILL_AT_PAGE:
+        assert time.monotonic() < deadline, "the backfill never got far enough"
+        await asyncio.sleep(0.05)
+    running = stack.mesh.service(victim)
+    running.process.kill()
+    at_kill = await page_requests(sandbox)
+    await running.process.wait()
+    await stack.mesh.restart(victim)
+    await all_arrive(receiver, ids)
+    operation = await finished_operation(world, installation["id"])
+    assert operation["status"] == "success", operation
+    requests = await page_requests(sandbox)
+    one_pass = await one_pass_of(stack, installation["id"], world.object_name)
+    assert one_pass > PAGES_IN_FLIGHT
+    print(f"victim={victim} page requests={requests} at kill={at_kill} one pass={one_pass}")
+    assert requests - one_pass <= PAGES_IN_FLIGHT + SETTLING_SLACK, (
+        f"{requests} page requests for {one_pass} pages: the read started over"
+    )
+    if victim == "temporal-worker":
+        # Pages read again keep their keys: messenger sends each once.
+        assert receiver.received.duplicate_records == 0
+
+
+async def one_pass_of(stack: Stack, installation_id: str, object_name: str) -> int:
+    """The pages of one pass of a finished backfill: the page number it ended at."""
+    temporal = await Client.connect(stack.endpoints["temporal"], namespace="ampmesh")
+    backfill = temporal.get_workflow_handle(
+        backfill_workflow_id(installation_id, object_name),
+        result_type=backfill_read_pb2.BackfillReadOutput,
+    )
+    return (await backfill.result()).cursor.pages_done
+
+
+async def test_pages_the_bus_lost_are_published_again_before_the_read_is_done(
+    stack: Stack, sandbox: sandbox_pb2_grpc.SandboxControlServiceStub, receiver: Receiver
+) -> None:
+    """Messenger is down while the backfill publishes, and the Pub/Sub emulator restarts
+    (it keeps nothing): the pages it held are fetched from the provider again and
+    published under their keys, every record arrives once, and the operation says
+    success only once messenger has recorded every page."""
+    world = await world_for(stack, receiver, "lost")
+    await seed(sandbox, world.object_name, LOST_RECORDS)
+    ids = await provider_ids(stack, world.object_name)
+    await sandbox.GetCounters(sandbox_pb2.GetCountersRequest(reset=True))
+    installation = await world.install("acme")
     deadline = time.monotonic() + ARRIVAL_PATIENCE
     while len(receiver.received.records) < 1_000:
         assert time.monotonic() < deadline, "the backfill never started delivering"
         await asyncio.sleep(0.05)
-    running = stack.mesh.service(victim)
-    running.process.kill()
-    await running.process.wait()
-    await stack.mesh.restart(victim)
+    # Messenger stops (and stays stopped); the rest of the pages wait in the emulator.
+    hold = getattr(stack.mesh, "hold", None)
+    if hold is not None:
+        hold("messenger")
+    messenger = stack.mesh.service("messenger")
+    messenger.process.terminate()
+    await messenger.process.wait()
+    # The read has fetched every page once its request count stops moving.
+    seen, still_since = -1, time.monotonic()
+    while time.monotonic() - still_since < 3:
+        now = await page_requests(sandbox)
+        if now != seen:
+            seen, still_since = now, time.monotonic()
+        assert time.monotonic() < deadline, "the backfill never finished reading"
+        await asyncio.sleep(0.2)
+    restart_process = getattr(stack.mesh, "restart_process", None)
+    if restart_process is not None:
+        await restart_process("pubsub")
+    else:
+        pubsub = component(stack, "pubsub")
+        await pubsub.stop()
+        await pubsub.start()
+    operations = await world.operations(installation["id"])
+    assert [o["status"] for o in operations] == ["in_progress"], operations
+    await stack.mesh.restart("messenger")
+
+    async def recorded() -> int:
+        pool = await asyncpg.connect(database_url(stack))
+        try:
+            total: int = await pool.fetchval(
+                "SELECT coalesce(sum(record_count), 0) FROM webhook_deliveries "
+                "WHERE operation_id = $1",
+                operations[0]["id"],
+            )
+            return total
+        finally:
+            await pool.close()
+
+    # The operation ends only once messenger has recorded every page.
+    deadline = time.monotonic() + ARRIVAL_PATIENCE
+    while True:
+        got = await world.http.get(f"/operations/{operations[0]['id']}")
+        assert got.status_code == 200, got.text
+        if got.json()["status"] != "in_progress":
+            assert got.json()["status"] == "success", got.json()
+            assert await recorded() == LOST_RECORDS
+            break
+        assert time.monotonic() < deadline, f"the operation never ended: {got.json()}"
+        await asyncio.sleep(0.2)
     await all_arrive(receiver, ids)
+    assert receiver.received.duplicate_records == 0
+    one_pass = await one_pass_of(stack, installation["id"], world.object_name)
+    requests = await page_requests(sandbox)
+    print(f"lost pages fetched again: {requests - one_pass} (one pass: {one_pass})")
+    assert requests > one_pass, "no page was lost: the test proved nothing"
 
 
 async def test_deleting_an_installation_mid_backfill_ends_its_operation(

@@ -18,18 +18,27 @@ import aiohttp
 import asyncpg
 import orjson
 import pytest
+from ampmesh.events.v1 import envelope_pb2
 from ampmesh.events.v1 import operation_events_pb2 as ops
 from ampmesh.events.v1.read_result_pb2 import BODY_ENCODING_ZLIB
 from ampmesh.manifest.v1 import config_pb2, manifest_pb2
+from ampmesh.messenger.v1 import messenger_pb2, messenger_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2 as tm
-from ampmesh.workflows.v1 import backfill_read_pb2, scheduled_read_pb2, triggered_read_pb2
+from ampmesh.workflows.v1 import (
+    backfill_read_pb2,
+    read_page_pb2,
+    scheduled_read_pb2,
+    triggered_read_pb2,
+)
 from ampmesh.workflows.v1.read_plan_pb2 import ReadPlan
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
+from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
+from services.domain.catalog import load_catalog
 from services.domain.connectors.base import (
     Page,
     PageTokenExpired,
@@ -49,6 +58,8 @@ from services.domain.read_workflows import (
     TRIGGERED_WORKFLOW,
     read_schedule,
 )
+from services.runtime.channels import mesh_channel
+from services.temporal.reads import activities as read_activities
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
 from services.temporal.worker import reads_worker
@@ -240,8 +251,6 @@ async def harness(
     pool: asyncpg.Pool,
     watches: dict[str, Watch],
 ) -> AsyncIterator[Harness]:
-    from services.domain.catalog import load_catalog
-
     pubsub = next(c for c in stack.mesh.components if c.name == "pubsub")
     publisher = Publisher.open(
         stack.endpoints["pubsub"], pubsub.service_env()["AMPMESH_PUBSUB_PROJECT"]
@@ -698,3 +707,186 @@ async def test_a_deleted_installation_stops_a_read_at_its_next_call(harness: Har
     assert output.status == ops.OPERATION_STATUS_FAILURE
     assert output.error == f"installation {installation.installation_id} is gone"
     assert output.cursor.records_done == 2_000
+
+
+async def test_a_cancellation_while_the_read_opens_closes_its_operation_as_failed(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The api cancels an installation's backfills when it deletes it: a backfill still
+    opening then ends its operation too, saying it was cancelled."""
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(100)
+    operation = str(uuid.uuid4())
+    original = read_activities.load_context
+    opening, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_to_open(pool: Any, target: Any, plan: Any) -> Any:
+        # open_read's load hangs; close_read's goes through.
+        if not opening.is_set():
+            opening.set()
+            await release.wait()
+        return await original(pool, target, plan)
+
+    monkeypatch.setattr(read_activities, "load_context", slow_to_open)
+    try:
+        async with harness.worker():
+            handle = await harness.start(
+                BACKFILL_WORKFLOW,
+                small_page_backfill(installation, operation),
+                backfill_read_pb2.BackfillReadOutput,
+            )
+            await asyncio.wait_for(opening.wait(), 30)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as ended:
+                await handle.result()
+            release.set()
+    finally:
+        release.set()
+    assert isinstance(ended.value.cause, CancelledError)
+    assert harness.provider.requests == 0
+    await harness.operations.drain()
+    (finished,) = harness.operations.of(operation, "operation_finished")
+    assert finished.operation_finished.status == ops.OPERATION_STATUS_FAILURE
+    assert "the read was cancelled before it finished" in finished.operation_finished.result
+    assert await watermark(harness.pool, installation) is None
+
+
+async def stored_pages(pool: asyncpg.Pool, operation: str) -> list[int]:
+    rows = await pool.fetch(
+        "SELECT page_number FROM read_pages WHERE operation_id = $1 ORDER BY page_number",
+        operation,
+    )
+    return [row["page_number"] for row in rows]
+
+
+async def test_a_call_without_heartbeat_details_resumes_after_its_last_page_on_the_bus(
+    harness: Harness,
+) -> None:
+    """A worker killed with -9 takes the heartbeats the SDK had not sent yet (it sends
+    them at most every 8 s) with it: the retried call resumes from the pages written
+    to PostgreSQL, not from the start."""
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(3_000)
+    operation = str(uuid.uuid4())
+    request = read_page_pb2.ReadPageInput(
+        meta=envelope_pb2.EventMeta(project_id=installation.project_id),
+        target=installation.target(),
+        operation_id=operation,
+        read_type=ops.READ_TYPE_BACKFILL,
+        page_size=10,
+        max_pages=300,
+    )
+    request.meta.time.FromDatetime(T0)
+    request.cursor.until.FromDatetime(T0 + timedelta(days=30))
+    original = harness.provider.read_page
+    hanging = hang_from(harness.provider, 150)  # page 16
+    first = ActivityEnvironment()
+    call = asyncio.create_task(first.run(harness.activities.read_pages, request))
+    await asyncio.wait_for(hanging.wait(), 30)
+    for _ in range(100):
+        if await stored_pages(harness.pool, operation) == list(range(1, 16)):
+            break
+        await asyncio.sleep(0.1)
+    assert await stored_pages(harness.pool, operation) == list(range(1, 16))
+    first.cancel()
+    with pytest.raises(BaseException):  # noqa: B017 (cancelled, as a killed worker's call ends)
+        await call
+    harness.provider.read_page = original  # type: ignore[method-assign]
+    before = harness.provider.requests
+    # A fresh attempt, with the workflow's cursor from before the call and no heartbeat.
+    output = await ActivityEnvironment().run(harness.activities.read_pages, request)
+    assert output.done
+    assert harness.provider.requests - before == 300 - 15
+    assert output.cursor.pages_done == 300 and output.cursor.records_done == 3_000
+    await harness.results.drain()
+    pages = harness.results.of(operation, "read_result_page")
+    ids = body_ids(pages)
+    assert sorted(set(ids)) == [f"{n:06d}" for n in range(1, 3_001)]
+    # Each page went out once, under its own key: nothing before page 16 came again.
+    keys = [p.meta.idempotency_key for p in pages]
+    assert len(keys) == len(set(keys)) == 300
+
+
+class DroppingPublisher(Publisher):
+    """Acknowledges the messages of `dropped` keys the first time without publishing
+    them, as a Pub/Sub emulator that restarts after acknowledging them loses them."""
+
+    def __init__(self, publisher: Publisher, dropped: set[str]) -> None:
+        self.__dict__.update(publisher.__dict__)
+        self.dropped = set(dropped)
+
+    def start(self, envelopes: Any) -> list[asyncio.Future[str]]:
+        futures: list[asyncio.Future[str]] = []
+        for envelope in envelopes:
+            key = envelope.meta.idempotency_key
+            if key in self.dropped:
+                self.dropped.discard(key)
+                lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                lost.set_result("lost")
+                futures.append(lost)
+            else:
+                futures.extend(super().start([envelope]))
+        return futures
+
+
+async def test_a_page_messenger_never_recorded_is_fetched_and_published_again_before_done(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read is done only once messenger has recorded every page: a page lost
+    between Pub/Sub's acknowledgement and messenger is fetched again from its cursor in
+    PostgreSQL and published under its key; no other page is fetched twice."""
+    monkeypatch.setattr(read_activities, "STALLED_AFTER", 1.0)
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    harness.provider.seed(500)
+    operation = str(uuid.uuid4())
+    lost = {f"{operation}/page/3/part/1", f"{operation}/page/7/part/1"}
+    publisher = harness.activities._publisher
+    messenger_address = harness.stack.mesh.service("messenger").address
+    channel = mesh_channel(
+        messenger_address, harness.stack.credentials("temporal"), server_identity="messenger"
+    )
+    messenger = messenger_pb2_grpc.RecordedPagesServiceStub(channel)
+    try:
+        async with provider_session() as http:
+            activities = ReadActivities(
+                pool=harness.pool,
+                tokens=harness.tokens,  # type: ignore[arg-type]
+                catalog=load_catalog(),
+                http=http,
+                publisher=DroppingPublisher(publisher, lost),
+                client=harness.temporal,
+                connector_for=lambda name: harness.provider,
+                auth_for=bearer_auth,
+                shaping=FakeShaping(),
+                messenger=messenger,
+            )
+            request = read_request(
+                triggered_read_pb2.TriggeredReadInput, installation, operation_id=operation
+            )
+            async with reads_worker(harness.temporal, activities, task_queue=harness.task_queue):
+                handle = await harness.start(
+                    TRIGGERED_WORKFLOW, request, triggered_read_pb2.TriggeredReadOutput, 120
+                )
+                output = await handle.result()
+        assert output.status == ops.OPERATION_STATUS_SUCCESS, output.error
+        # Ten pages of 50, and the two lost ones once more.
+        assert harness.provider.requests == 10 + 2
+        keys = [f"{operation}/page/{n}/part/1" for n in range(1, 11)]
+        recorded = await messenger.CountRecordedPages(
+            messenger_pb2.CountRecordedPagesRequest(
+                project_id=installation.project_id, operation_id=operation
+            )
+        )
+        assert recorded.recorded == 10
+        missing = await messenger.FindUnrecordedPages(
+            messenger_pb2.FindUnrecordedPagesRequest(
+                project_id=installation.project_id,
+                destination_id=installation.destination_id,
+                keys=keys,
+            )
+        )
+        assert list(missing.missing_keys) == []
+        # Its pages are forgotten once it closed.
+        assert await stored_pages(harness.pool, operation) == []
+    finally:
+        await channel.close()

@@ -8,6 +8,11 @@ side.
 Everything a page needs is in the read's context (its plan and installation, loaded once
 per call by reads.context); connection credentials come from the token-manager, one
 token per call (a forced refresh and a second try when the provider rejects it).
+
+Each acknowledged page is written to read_pages (reads.progress) with the cursor it was
+fetched from and the one after it: a call starts after the operation's newest page there
+(a killed worker's retry resumes from its last page on the bus), and confirm_read fetches
+and publishes again, under the same keys, a page messenger never recorded.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from services.runtime.logs import get_logger
 from services.temporal.connection_auth import CREDENTIALS_REFUSED, connection_auth
 from services.temporal.reads import events
 from services.temporal.reads.context import ReadContext
+from services.temporal.reads.progress import PageRecorder, PageRow, ReadPages, StoredPage
 from services.temporal.reads.publish import Publisher, wait_all
 from services.temporal.reads.workflows import PROVIDER_REQUEST_ERROR
 
@@ -83,8 +89,9 @@ AuthFor = Callable[
 
 class _Beat:
     """Heartbeats the last acknowledged cursor now, and again every HEARTBEAT_EVERY
-    while a page is slow, so a living call is never timed out and a dead one resumes
-    from the last page that is on the bus."""
+    while a page is slow, so a living call is never timed out. The details show where
+    the call is; a retried call resumes from read_pages, not from them (the SDK sends
+    them at most every 8 s, and a killed process loses the rest)."""
 
     def __init__(self) -> None:
         self.details = b""
@@ -114,6 +121,8 @@ class _Published:
     """A page handed to the publisher, and what the cursor becomes once it is acked."""
 
     number: int
+    # The page token the page was fetched with ("" when its query started again).
+    fetched_with: str
     next_page_token: str
     records: int
     newest: datetime | None
@@ -123,6 +132,16 @@ class _Published:
     # The lower bound the page's query ran with (moved up when a forgotten query was
     # read again): the next page token belongs to that query.
     since: datetime | None = None
+
+    def fetched_from(self, cursor: target_pb2.ReadCursor) -> target_pb2.ReadCursor:
+        """The cursor the page was fetched from, given the one after the page before: the
+        page can be fetched again from it."""
+        before = target_pb2.ReadCursor()
+        before.CopyFrom(cursor)
+        if self.since is not None:
+            before.since.FromDatetime(self.since)
+        before.page_token = self.fetched_with
+        return before
 
     def advance(self, cursor: target_pb2.ReadCursor) -> None:
         if self.since is not None:
@@ -150,7 +169,9 @@ class Pages:
         connector_for: ConnectorFor,
         auth_for: AuthFor,
         shaping: Shaping,
+        store: ReadPages,
     ) -> None:
+        self._store = store
         self._tokens = tokens
         self._catalog = catalog
         self.http = http
@@ -176,39 +197,33 @@ class Pages:
     async def read(
         self, request: read_page_pb2.ReadPageInput, context: ReadContext
     ) -> read_page_pb2.ReadPageOutput:
-        """Read up to request.max_pages pages from the cursor (or the call's last
-        heartbeat), publishing each; the cursor after the last acknowledged page."""
+        """Read up to request.max_pages pages from the cursor (or after the operation's
+        newest page on the bus), publishing each; the cursor after the last acknowledged
+        page."""
         started = time.perf_counter()
         cursor = target_pb2.ReadCursor()
-        details = activity.info().heartbeat_details
-        if details and isinstance(details[0], bytes):
-            cursor.ParseFromString(details[0])
-        else:
-            cursor.CopyFrom(request.cursor)
-        try:
-            connector = self._connector_for(context.provider)
-        except KeyError as error:
-            raise ApplicationError(
-                str(error), type=PROVIDER_REQUEST_ERROR, non_retryable=True
-            ) from None
+        cursor.CopyFrom(request.cursor)
+        stored = await self._store.newest(request.operation_id)
+        if stored is not None and stored.pages_done > cursor.pages_done:
+            # An earlier attempt of this call (its worker killed) got this far.
+            _log.info(
+                "read resumed after its last page on the bus",
+                operation_id=request.operation_id,
+                pages_done=stored.pages_done,
+                given=cursor.pages_done,
+            )
+            cursor.CopyFrom(stored)
+        connector = self._connector(context)
         selection = self._shape.plan_selection(context.plan.selection)
-        reader = _PageReader(
-            self,
-            context,
-            connector,
-            since=cursor.since.ToDatetime(tzinfo=UTC) if cursor.HasField("since") else None,
-            until=cursor.until.ToDatetime(tzinfo=UTC) if cursor.HasField("until") else None,
-            fields=list(selection.provider_fields()),
-            page_size=context.page_size(request.page_size),
-        )
-        if cursor.HasField("max_modified_time"):
-            reader.newest = cursor.max_modified_time.ToDatetime(tzinfo=UTC)
+        page_size = context.page_size(request.page_size)
+        reader = self._reader(context, connector, cursor, selection, page_size)
         header = events.page_header(request, context)
         message = read_result_pb2.WebhookMessage()
         json_format.ParseDict(header, message, ignore_unknown_fields=True)
         output = read_page_pb2.ReadPageOutput()
         beat = _Beat()
         beat.set(cursor)
+        recorder = PageRecorder(self._store, request.operation_id, context.project_id, page_size)
         max_pages = max(request.max_pages, 1)
         progress: list[asyncio.Future[str]] = []
         # Pages published and not yet acknowledged, oldest first: the settler moves the
@@ -221,7 +236,18 @@ class Pages:
             progress_due = 0.0
             while (published := await in_flight.get()) is not None:
                 await wait_all(published.acks)
+                before = published.fetched_from(cursor)
                 published.advance(cursor)
+                recorder.add(
+                    PageRow(
+                        number=published.number,
+                        cursor=before.SerializeToString(),
+                        next_cursor=cursor.SerializeToString(),
+                        parts=len(published.acks),
+                        records=published.records,
+                        last=not published.next_page_token,
+                    )
+                )
                 if published.estimated_total is not None:
                     output.records_estimated_total = published.estimated_total
                 output.page_count += 1
@@ -241,7 +267,7 @@ class Pages:
                 beat.set(cursor)
 
         try:
-            async with beat.running(), asyncio.TaskGroup() as group:
+            async with beat.running(), recorder.running(), asyncio.TaskGroup() as group:
                 settling = group.create_task(settler())
                 try:
                     token = cursor.page_token
@@ -253,6 +279,7 @@ class Pages:
                             self._shape.render_record(connector, raw, selection)
                             for raw in page.records
                         ]
+                        fetched_with = reader.fetched_with
                         token = page.next_page_token
                         envelopes = self._page_envelopes(
                             request, context, message, header, records, number, not token
@@ -260,6 +287,7 @@ class Pages:
                         await in_flight.put(
                             _Published(
                                 number=number,
+                                fetched_with=fetched_with,
                                 next_page_token=token,
                                 records=len(records),
                                 newest=reader.page_newest,
@@ -300,6 +328,64 @@ class Pages:
             records_per_second=round(output.record_count / elapsed) if elapsed > 0 else None,
         )
         return output
+
+    def _connector(self, context: ReadContext) -> Connector:
+        try:
+            return self._connector_for(context.provider)
+        except KeyError as error:
+            raise ApplicationError(
+                str(error), type=PROVIDER_REQUEST_ERROR, non_retryable=True
+            ) from None
+
+    def _reader(
+        self,
+        context: ReadContext,
+        connector: Connector,
+        cursor: target_pb2.ReadCursor,
+        selection: Any,
+        page_size: int,
+    ) -> _PageReader:
+        """A reader of the cursor's window, from its newest record read so far."""
+        reader = _PageReader(
+            self,
+            context,
+            connector,
+            since=cursor.since.ToDatetime(tzinfo=UTC) if cursor.HasField("since") else None,
+            until=cursor.until.ToDatetime(tzinfo=UTC) if cursor.HasField("until") else None,
+            fields=list(selection.provider_fields()),
+            page_size=page_size,
+        )
+        if cursor.HasField("max_modified_time"):
+            reader.newest = cursor.max_modified_time.ToDatetime(tzinfo=UTC)
+        return reader
+
+    async def republish(
+        self, request: read_page_pb2.ReadPageInput, context: ReadContext, page: StoredPage
+    ) -> int:
+        """Fetch one published page again from the cursor it was fetched from, and
+        publish it under the same keys (messenger records a key once); how many parts
+        it made this time."""
+        connector = self._connector(context)
+        selection = self._shape.plan_selection(context.plan.selection)
+        reader = self._reader(context, connector, page.cursor, selection, page.page_size)
+        try:
+            fetched = await reader.fetch(page.cursor.page_token, requery=False)
+        except PageTokenExpired as error:
+            raise ApplicationError(
+                f"page {page.number} of the read never reached messenger, and "
+                f"{context.provider} no longer has the query it came from: {error}",
+                type=PROVIDER_REQUEST_ERROR,
+                non_retryable=True,
+            ) from None
+        records = [self._shape.render_record(connector, raw, selection) for raw in fetched.records]
+        header = events.page_header(request, context)
+        message = read_result_pb2.WebhookMessage()
+        json_format.ParseDict(header, message, ignore_unknown_fields=True)
+        envelopes = self._page_envelopes(
+            request, context, message, header, records, page.number, page.last
+        )
+        await self._publisher.publish_all(envelopes)
+        return len(envelopes)
 
     def _page_envelopes(
         self,
@@ -369,16 +455,23 @@ class _PageReader:
         self.newest: datetime | None = None
         # The newest modification time in the page fetch returned last.
         self.page_newest: datetime | None = None
+        # The page token fetch used last ("" when the provider forgot the query).
+        self.fetched_with = ""
 
     @property
     def since(self) -> datetime | None:
         """The lower bound of the query the pages now come from."""
         return self._since
 
-    async def fetch(self, page_token: str) -> Page:
+    async def fetch(self, page_token: str, *, requery: bool = True) -> Page:
+        """The page at page_token; when the provider forgot the query (and requery),
+        the first page of a query from the newest record read."""
+        self.fetched_with = page_token
         try:
             page = await self._fetch(page_token, self._since)
         except PageTokenExpired:
+            if not requery:
+                raise
             # Records come oldest first: everything before `newest` has been read, so a
             # fresh query from there leaves no gap (the records at `newest` come twice).
             _log.info(
@@ -388,6 +481,7 @@ class _PageReader:
             # Later pages belong to the new query: it is the window's lower bound now
             # (the cursor takes it too, so a retried call resumes the same query).
             self._since = self.newest or self._since
+            self.fetched_with = ""
             page = await self._fetch("", self._since)
         self.page_newest = _newest(self._connector, page.records)
         if self.page_newest is not None and (self.newest is None or self.page_newest > self.newest):

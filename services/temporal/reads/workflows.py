@@ -5,11 +5,17 @@ then save_read_watermark (backfill and scheduled) and close_read. The activities
 activities.py and are called by name: the workflow sandbox re-imports this module on
 every run, so it imports only generated messages, temporalio and the shared names.
 
+A read whose pages are all on the bus is not done yet: confirm_read waits until
+messenger has recorded every page (publishing again, from the read's pages in
+PostgreSQL, those it never recorded) and only then does the read move the watermark and
+close as a success; after CONFIRM_PATIENCE it closes as a failure saying what is missing.
+
 A provider refusing the request for good (a non-retryable ApplicationError from
 read_pages) ends the operation in FAILURE; unavailability is retried by the activity's
 retry policy without limit, so a backfill outlives a provider outage. A read cancelled
-while it reads pages (the api cancels an installation's backfills when it is deleted)
-closes its operation in FAILURE saying so, then ends cancelled rather than completed.
+while it opens, reads pages or is confirmed (the api cancels an installation's
+backfills when it is deleted) closes its operation in FAILURE saying so, then ends
+cancelled rather than completed.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ OPEN_READ_ACTIVITY = "open_read"
 READ_PAGES_ACTIVITY = "read_pages"
 SAVE_WATERMARK_ACTIVITY = "save_read_watermark"
 CLOSE_READ_ACTIVITY = "close_read"
+CONFIRM_READ_ACTIVITY = "confirm_read"
+# workflow.patched id of the confirm step (runs started before it replay without it).
+CONFIRM_PATCH = "read-confirm-pages"
 
 # The error a cancelled read's operation ends with (the reference has no cancelled status).
 CANCELLED_ERROR = "the read was cancelled before it finished (was its installation deleted?)"
@@ -74,6 +83,11 @@ READ_PAGES_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=2),
     maximum_attempts=0,
 )
+# How long a read waits for messenger to record every page it published (publishing
+# again what goes missing) before it gives up and fails; messenger down for that long
+# is an outage to look at, not a wait to hide.
+CONFIRM_PATIENCE = timedelta(hours=1)
+CONFIRM_HEARTBEAT = timedelta(seconds=60)
 # The bookkeeping activities talk to PostgreSQL and Pub/Sub only.
 BOOKKEEPING_TIMEOUT = timedelta(minutes=1)
 BOOKKEEPING_RETRY = RetryPolicy(
@@ -107,6 +121,12 @@ def _now_meta(given: envelope_pb2.EventMeta, message: type[protobuf_message.Mess
         given.idempotency_key = workflow.info().workflow_id
 
 
+def _cancelled(error: BaseException) -> bool:
+    """The error is the workflow's cancellation reaching an activity it awaited."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    return isinstance(cause, (CancelledError, asyncio.CancelledError))
+
+
 async def _open(
     meta: envelope_pb2.EventMeta,
     target: target_pb2.ObjectTarget,
@@ -118,7 +138,8 @@ async def _open(
     full_history: bool = False,
     page_size: int = 0,
     plan: ReadPlan | None = None,
-) -> read_operation_pb2.OpenReadOutput:
+) -> read_operation_pb2.OpenReadOutput | None:
+    """What open_read settled; None when the workflow was cancelled while it ran."""
     request = read_operation_pb2.OpenReadInput(
         meta=meta,
         target=target,
@@ -134,14 +155,80 @@ async def _open(
     request.until.FromDatetime(until)
     if plan is not None:
         request.plan.CopyFrom(plan)
-    result: read_operation_pb2.OpenReadOutput = await workflow.execute_activity(
-        OPEN_READ_ACTIVITY,
-        request,
-        result_type=read_operation_pb2.OpenReadOutput,
-        start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-        retry_policy=BOOKKEEPING_RETRY,
-    )
+    try:
+        result: read_operation_pb2.OpenReadOutput = await workflow.execute_activity(
+            OPEN_READ_ACTIVITY,
+            request,
+            result_type=read_operation_pb2.OpenReadOutput,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+        )
+    except (ActivityError, asyncio.CancelledError) as error:
+        if _cancelled(error):
+            return None
+        raise
     return result
+
+
+def _cancelled_while_opening(since: datetime | None, until: datetime) -> _Outcome:
+    """The outcome of a read cancelled before it read anything: its window, no counts."""
+    window = target_pb2.ReadCursor()
+    if since is not None:
+        window.since.FromDatetime(since)
+    window.until.FromDatetime(until)
+    return _Outcome(
+        window,
+        operations_pb2.OPERATION_STATUS_FAILURE,
+        CANCELLED_ERROR,
+        None,
+        cancelled=True,
+    )
+
+
+async def _confirm(
+    meta: envelope_pb2.EventMeta,
+    target: target_pb2.ObjectTarget,
+    operation_id: str,
+    read_type: int,
+    plan: ReadPlan | None,
+    outcome: _Outcome,
+) -> _Outcome:
+    """A read that got every page onto the bus is done once messenger has recorded them
+    all; else it fails saying what is missing (or ends cancelled)."""
+    if outcome.status != operations_pb2.OPERATION_STATUS_SUCCESS or not workflow.patched(
+        CONFIRM_PATCH
+    ):
+        return outcome
+    request = read_operation_pb2.ConfirmReadInput(
+        meta=meta,
+        target=target,
+        operation_id=operation_id,
+        read_type=read_type,  # type: ignore[arg-type]
+    )
+    if plan is not None:
+        request.plan.CopyFrom(plan)
+    request.give_up_time.FromDatetime(workflow.now() + CONFIRM_PATIENCE)
+    failed = operations_pb2.OPERATION_STATUS_FAILURE
+    try:
+        result: read_operation_pb2.ConfirmReadOutput = await workflow.execute_activity(
+            CONFIRM_READ_ACTIVITY,
+            request,
+            result_type=read_operation_pb2.ConfirmReadOutput,
+            start_to_close_timeout=CONFIRM_PATIENCE + BOOKKEEPING_TIMEOUT,
+            heartbeat_timeout=CONFIRM_HEARTBEAT,
+            retry_policy=BOOKKEEPING_RETRY,
+        )
+    except (ActivityError, asyncio.CancelledError) as error:
+        if _cancelled(error):
+            return _Outcome(
+                outcome.cursor, failed, CANCELLED_ERROR, outcome.estimated_total, cancelled=True
+            )
+        cause = error.cause if isinstance(error, ActivityError) else error
+        message = cause.message if isinstance(cause, ApplicationError) else str(error)
+        return _Outcome(outcome.cursor, failed, message, outcome.estimated_total)
+    if result.complete:
+        return outcome
+    return _Outcome(outcome.cursor, failed, result.error, outcome.estimated_total)
 
 
 async def _read_window(
@@ -180,7 +267,7 @@ async def _read_window(
         except (ActivityError, asyncio.CancelledError) as error:
             failed = operations_pb2.OPERATION_STATUS_FAILURE
             cause = error.cause if isinstance(error, ActivityError) else error
-            if isinstance(cause, (CancelledError, asyncio.CancelledError)):
+            if _cancelled(error):
                 # The workflow was cancelled, and its call with it. The counts stop at
                 # the last finished call: a call's heartbeats never reach the workflow.
                 return _Outcome(cursor, failed, CANCELLED_ERROR, estimated, cancelled=True), True
@@ -317,17 +404,22 @@ async def _windowed_read(
     _now_meta(meta, type(request))
     operation_id = request.operation_id or str(workflow.uuid4())
     until = request.until.ToDatetime() if request.HasField("until") else workflow.now()
+    since = request.since.ToDatetime() if request.HasField("since") else None
     opened = await _open(
         meta,
         request.target,
         operation_id,
         read_type,
-        since=request.since.ToDatetime() if request.HasField("since") else None,
+        since=since,
         until=until,
         full_history=full_history,
         page_size=request.page_size,
         plan=_given_plan(request),
     )
+    if opened is None:
+        cancelled = _cancelled_while_opening(since, until)
+        await _close(meta, request.target, operation_id, read_type, cancelled, _given_plan(request))
+        raise CancelledError(CANCELLED_ERROR)
     if opened.skip:
         workflow.logger.info(
             "read skipped",
@@ -344,6 +436,7 @@ async def _windowed_read(
     )
     if not finished:
         workflow.continue_as_new(_following(request, meta, operation_id, until, outcome))
+    outcome = await _confirm(meta, request.target, operation_id, read_type, plan, outcome)
     if save_watermark and outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
         await _save_watermark(meta, request.target, operation_id, outcome.cursor)
     await _close(meta, request.target, operation_id, read_type, outcome, plan)
@@ -423,18 +516,32 @@ class ScheduledRead:
         read_type = operations_pb2.READ_TYPE_SCHEDULED
         resuming = request.resume.ByteSize() > 0
         until = request.resume.until.ToDatetime() if resuming else _scheduled_time()
+        since = (
+            request.resume.since.ToDatetime()
+            if resuming and request.resume.HasField("since")
+            else None
+        )
         opened = await _open(
             meta,
             request.target,
             operation_id,
             read_type,
-            since=request.resume.since.ToDatetime()
-            if resuming and request.resume.HasField("since")
-            else None,
+            since=since,
             until=until,
             page_size=request.page_size,
             plan=_given_plan(request),
         )
+        if opened is None:
+            await _close(
+                meta,
+                request.target,
+                operation_id,
+                read_type,
+                _cancelled_while_opening(since, until),
+                _given_plan(request),
+                schedule_id=request.schedule_id,
+            )
+            raise CancelledError(CANCELLED_ERROR)
         if opened.skip:
             workflow.logger.info("scheduled read skipped", extra={"reason": opened.skip_reason})
             return scheduled_read_pb2.ScheduledReadOutput(operation_id=operation_id)
@@ -450,6 +557,7 @@ class ScheduledRead:
             following.operation_id = operation_id
             following.resume.CopyFrom(outcome.cursor)
             workflow.continue_as_new(following)
+        outcome = await _confirm(meta, request.target, operation_id, read_type, plan, outcome)
         if outcome.status == operations_pb2.OPERATION_STATUS_SUCCESS:
             await _save_watermark(meta, request.target, operation_id, outcome.cursor)
         closed = await _close(
