@@ -148,6 +148,9 @@ CLIENT_REQUEST_ID = {
     },
 }
 RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
+# The api again, for the edge's own calls (proxy-authz decisions, the proxy's access log
+# stream): the same host, its own connection and no cap, so public load never sheds them.
+API_INTERNAL = "api_internal"
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
 TIMEOUT = "15s"
 # The cluster of the REST listeners' catch-all route; none is defined (see _rest_routes).
@@ -180,8 +183,7 @@ OVERLOAD_VARIABLES = {
 
 @dataclass(frozen=True)
 class OverloadSettings:
-    """How much the public edge accepts before it sheds (bench/overload.py measured the
-    defaults; ARCHITECTURE.md has the figures).
+    """How much the public edge accepts before it sheds.
 
     per_key_rate: requests a second one API key (or bearer token) may send to each public
     listener, refilled each second; per_key_burst: how many it may send at once after a
@@ -189,12 +191,22 @@ class OverloadSettings:
     once, from every public listener together; beyond it a request is answered 503 at once
     instead of queueing behind the api's backlog. max_pending_requests: those waiting for a
     connection to the api (there is one HTTP/2 connection, so only while it opens).
+
+    The defaults, from bench/overload.py on the 2-core development machine (shared, so
+    noisy): the api served a cheap authenticated GET at 210 to 350 req/s at best, reached
+    with 8 to 16 requests in flight; past 16, throughput fell and p50 grew to 100-300 ms.
+    One key may send about that capacity (so one key alone cannot push the api past it
+    through its own bucket: overload takes several keys, which the cap covers), with two
+    seconds' worth at once. The cap is three times the knee, which also leaves room for
+    the heaviest client the suite runs (32 writes in flight on one key); a deployment
+    whose clients never hold that many lowers it toward the knee (AMPMESH_EDGE_MAX_REQUESTS)
+    for tighter latency under overload.
     """
 
-    per_key_rate: int = 200
-    per_key_burst: int = 400
-    max_requests: int = 64
-    max_pending_requests: int = 64
+    per_key_rate: int = 300
+    per_key_burst: int = 600
+    max_requests: int = 48
+    max_pending_requests: int = 48
 
     def __post_init__(self) -> None:
         for name, variable in OVERLOAD_VARIABLES.items():
@@ -270,26 +282,15 @@ class OverloadSettings:
         return {"name": RATE_LIMIT_FILTER, "typed_config": config}
 
     def api_circuit_breakers(self) -> dict[str, Any]:
-        """The api cluster's thresholds: DEFAULT for the public listeners' routes, HIGH
-        (unbounded) for the internal proxy-authz route, so the proxy's decisions are never
-        shed by the public traffic they serve."""
-        unbounded = 1_000_000
+        """The api cluster's thresholds (the public listeners' routes use it; the edge's
+        own calls use API_INTERNAL, which has none)."""
         return {
             "thresholds": [
                 {
                     "priority": "DEFAULT",
                     "max_requests": self.max_requests,
                     "max_pending_requests": self.max_pending_requests,
-                    "max_connections": unbounded,
-                    "max_retries": 3,
-                },
-                {
-                    "priority": "HIGH",
-                    "max_requests": unbounded,
-                    "max_pending_requests": unbounded,
-                    "max_connections": unbounded,
-                    "max_retries": unbounded,
-                },
+                }
             ]
         }
 
@@ -426,16 +427,13 @@ def _fill(template: str, **values: Any) -> Any:
 
 
 def _api_route(*, internal: bool = False) -> dict[str, Any]:
-    route: dict[str, Any] = {
-        "cluster": "api",
+    return {
+        # The edge's own calls (proxy-authz) never wait behind the public cap.
+        "cluster": API_INTERNAL if internal else "api",
         "timeout": TIMEOUT,
         # A gRPC client's deadline (grpc-timeout) applies, up to the route's timeout.
         "max_stream_duration": {"grpc_timeout_header_max": TIMEOUT},
     }
-    if internal:
-        # The api cluster's HIGH thresholds (OverloadSettings.api_circuit_breakers).
-        route["priority"] = "HIGH"
-    return route
 
 
 def _keep_client_request_id(manager: dict[str, Any], lua: Path, position: int) -> None:
@@ -563,7 +561,13 @@ def render_config(
     listeners: list[Any] = config["static_resources"]["listeners"]
     route_facts = with_omitted_empties(route_facts)
     listeners.extend(_proxy_listeners(ports, lua, cors, descriptor, proxy_access_log, overload))
-    config["static_resources"]["clusters"].extend(_proxy_clusters(ports["proxy-authz"]))
+    clusters = config["static_resources"]["clusters"]
+    clusters.extend(_proxy_clusters(ports["proxy-authz"]))
+    internal = copy.deepcopy(next(c for c in clusters if c["name"] == "api"))
+    internal["name"] = internal["load_assignment"]["cluster_name"] = API_INTERNAL
+    # Envoy's defaults (1024 each) are far above what the edge itself asks.
+    del internal["circuit_breakers"]
+    clusters.append(internal)
     for surface in TRANSCODED_SURFACES:
         services = surface_services(surface)
         listener = _fill(

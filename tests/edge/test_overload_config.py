@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from services.launcher.edge import (
+    API_INTERNAL,
     BUFFER_FILTER,
     GEN_ENVOY,
     OVERLOAD_VARIABLES,
@@ -152,21 +153,29 @@ def test_every_public_listener_limits_each_key_and_no_internal_one_does(tmp_path
     assert proxy.index(RATE_LIMIT_FILTER) < proxy.index("envoy.filters.http.lua.proxy")
 
 
-def test_the_api_cluster_caps_public_requests_but_not_the_proxys_decisions(
+def test_the_api_cluster_caps_public_requests_but_not_the_edges_own_calls(
     tmp_path: Path,
 ) -> None:
     config = _render(OverloadSettings(max_requests=11, max_pending_requests=4), tmp_path)
-    api = next(c for c in config["static_resources"]["clusters"] if c["name"] == "api")
-    thresholds = {t["priority"]: t for t in api["circuit_breakers"]["thresholds"]}
-    assert thresholds["DEFAULT"]["max_requests"] == 11
-    assert thresholds["DEFAULT"]["max_pending_requests"] == 4
-    assert thresholds["HIGH"]["max_requests"] >= 100_000
-    # Only the internal proxy-authz listener's routes run at HIGH priority.
-    for name in (*PUBLIC, "proxy-authz"):
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    (threshold,) = clusters["api"]["circuit_breakers"]["thresholds"]
+    assert (threshold["max_requests"], threshold["max_pending_requests"]) == (11, 4)
+    # The same host, health-checked alike, without the cap.
+    internal = clusters[API_INTERNAL]
+    assert "circuit_breakers" not in internal
+    assert (
+        internal["load_assignment"]["endpoints"] == clusters["api"]["load_assignment"]["endpoints"]
+    )
+    assert internal["health_checks"] == clusters["api"]["health_checks"]
+    for name in PUBLIC:
         for route in _manager(config, name)["route_config"]["virtual_hosts"][0]["routes"]:
-            if route.get("route", {}).get("cluster") == "api":
-                expected = "HIGH" if name == "proxy-authz" else None
-                assert route["route"].get("priority") == expected, (name, route["match"])
+            assert route.get("route", {}).get("cluster") != API_INTERNAL, name
+    (authz,) = _manager(config, "proxy-authz")["route_config"]["virtual_hosts"][0]["routes"]
+    assert authz["route"]["cluster"] == API_INTERNAL
+    loggers = _manager(config, PROXY)["access_log"]
+    grpc_logs = [a for a in loggers if a["name"] == "envoy.access_loggers.http_grpc"]
+    service = grpc_logs[0]["typed_config"]["common_config"]["grpc_service"]
+    assert service["envoy_grpc"]["cluster_name"] == API_INTERNAL
 
 
 def test_every_public_listener_judges_the_clients_request_id_first(tmp_path: Path) -> None:
