@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import grpc
@@ -281,8 +284,17 @@ async def test_a_credential_replaced_on_one_shard_is_never_served_by_another(
             assert gone.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def kill_postgres(stack: Stack, postgres: Any) -> None:
+    """kill -9 of the server's whole process group: no shutdown, crash recovery on start.
+    The launcher's supervisor would restart it at once: held down until restarted."""
+    stack.mesh.hold("postgres")
+    os.killpg(postgres.process.pid, signal.SIGKILL)
+    await postgres.process.wait()
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
 async def test_postgresql_restarted_calls_are_unavailable_meanwhile_and_succeed_after(
-    stack: Stack,
+    stack: Stack, how: str
 ) -> None:
     postgres = component(stack, "postgres")
     project, connection_id = str(uuid.uuid4()), f"restart-{uuid.uuid4()}"
@@ -300,7 +312,7 @@ async def test_postgresql_restarted_calls_are_unavailable_meanwhile_and_succeed_
             metadata=hashed(connection_id),
         )
         assert (await admin.get("/v1/projects")).status_code == 200
-        await postgres.stop()
+        await (postgres.stop() if how == "stopped" else kill_postgres(stack, postgres))
         try:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await edge.GetToken(request)
@@ -308,7 +320,7 @@ async def test_postgresql_restarted_calls_are_unavailable_meanwhile_and_succeed_
             listed = await admin.get("/v1/projects")
             assert listed.status_code == 503, listed.text
         finally:
-            await postgres.start()
+            await (postgres.start() if how == "stopped" else stack.mesh.restart_process("postgres"))
 
         # The first calls after the start may still meet it recovering; then each succeeds.
         deadline = time.monotonic() + 30
