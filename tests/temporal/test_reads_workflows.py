@@ -431,7 +431,7 @@ async def test_a_triggered_read_returns_only_records_modified_in_its_window(
     )
 
 
-async def test_a_worker_stopped_mid_read_is_resumed_from_its_heartbeat_without_gaps(
+async def test_a_worker_stopped_mid_read_is_resumed_after_its_last_page_without_gaps(
     harness: Harness,
 ) -> None:
     installation = await make_installation(harness.pool, harness.stack.org_id)
@@ -448,7 +448,7 @@ async def test_a_worker_stopped_mid_read_is_resumed_from_its_heartbeat_without_g
     )
     async with harness.worker():
         await asyncio.wait_for(hanging.wait(), 30)
-    # The first worker is gone mid-call; its heartbeat says 15 pages are on the bus.
+    # The first worker is gone mid-call; read_pages says 15 pages are on the bus.
     harness.provider.read_page = original  # type: ignore[method-assign]
     first_requests = harness.provider.requests
     async with harness.worker():
@@ -457,7 +457,7 @@ async def test_a_worker_stopped_mid_read_is_resumed_from_its_heartbeat_without_g
     await harness.results.drain()
     ids = body_ids(harness.results.of(operation, "read_result_page"))
     assert sorted(set(ids)) == [f"{n:06d}" for n in range(1, 3_001)]
-    # Resumed from the heartbeat, not from the start: pages 1-15 were not fetched again.
+    # Resumed after page 15, not from the start: pages 1-15 were not fetched again.
     assert harness.provider.requests - first_requests == 300 - 15
 
 
