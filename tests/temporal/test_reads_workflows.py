@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import aiohttp
@@ -26,6 +26,7 @@ from ampmesh.messenger.v1 import messenger_pb2, messenger_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.workflows.v1 import (
     backfill_read_pb2,
+    read_operation_pb2,
     read_page_pb2,
     scheduled_read_pb2,
     triggered_read_pb2,
@@ -890,3 +891,54 @@ async def test_a_page_messenger_never_recorded_is_fetched_and_published_again_be
         assert await stored_pages(harness.pool, operation) == []
     finally:
         await channel.close()
+
+
+async def test_a_read_messenger_never_records_gives_up_saying_what_is_missing(
+    harness: Harness,
+) -> None:
+    """Pages published whose deliveries never appear (messenger recording nothing) are
+    not waited for forever: at give_up_time confirm_read reports the read incomplete,
+    with how many of its messages messenger recorded."""
+    installation = await make_installation(harness.pool, harness.stack.org_id)
+    operation = str(uuid.uuid4())
+    page = read_page_pb2.ReadPageInput().cursor
+    await harness.pool.execute(
+        "INSERT INTO read_pages (operation_id, page_number, project_id, cursor, next_cursor, "
+        "page_size, parts, records) VALUES ($1, 1, $2::uuid, $3, $3, 10, 2, 10)",
+        operation,
+        installation.project_id,
+        page.SerializeToString(),
+    )
+    address = harness.stack.mesh.service("messenger").address
+    channel = mesh_channel(
+        address, harness.stack.credentials("temporal"), server_identity="messenger"
+    )
+    try:
+        async with provider_session() as http:
+            activities = ReadActivities(
+                pool=harness.pool,
+                tokens=harness.tokens,  # type: ignore[arg-type]
+                catalog=load_catalog(),
+                http=http,
+                publisher=harness.activities._publisher,
+                client=harness.temporal,
+                connector_for=lambda name: harness.provider,
+                auth_for=bearer_auth,
+                shaping=FakeShaping(),
+                messenger=messenger_pb2_grpc.RecordedPagesServiceStub(channel),
+            )
+            request = read_operation_pb2.ConfirmReadInput(
+                meta=envelope_pb2.EventMeta(project_id=installation.project_id),
+                target=installation.target(),
+                operation_id=operation,
+                read_type=ops.READ_TYPE_TRIGGERED,
+            )
+            request.give_up_time.FromDatetime(datetime.now(UTC))
+            output = await ActivityEnvironment().run(activities.confirm_read, request)
+    finally:
+        await channel.close()
+        await harness.pool.execute("DELETE FROM read_pages WHERE operation_id = $1", operation)
+    assert not output.complete
+    assert (output.published, output.recorded) == (2, 0)
+    assert "messenger recorded 0 of the 2 messages the read published" in output.error
+    assert harness.provider.requests == 0
