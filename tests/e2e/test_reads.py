@@ -29,7 +29,7 @@ from services.domain.read_workflows import backfill_workflow_id, schedule_id
 from services.temporal.reads.pages import PAGES_IN_FLIGHT
 from tests.e2e.reads_world import Fields, ReadsWorld, make_world, provider_ids, seed
 from tests.support.control_plane import assert_not_logged, database_url, issue_names
-from tests.support.stack import Stack, component
+from tests.support.stack import Stack
 from tests.support.webhooks import HOOK, Receiver, serve
 
 pytestmark = pytest.mark.e2e
@@ -328,9 +328,7 @@ async def test_pages_the_bus_lost_are_published_again_before_the_read_is_done(
         assert time.monotonic() < deadline, "the backfill never started delivering"
         await asyncio.sleep(0.05)
     # Messenger stops (and stays stopped); the rest of the pages wait in the emulator.
-    hold = getattr(stack.mesh, "hold", None)
-    if hold is not None:
-        hold("messenger")
+    stack.mesh.hold("messenger")
     messenger = stack.mesh.service("messenger")
     messenger.process.terminate()
     await messenger.process.wait()
@@ -342,13 +340,7 @@ async def test_pages_the_bus_lost_are_published_again_before_the_read_is_done(
             seen, still_since = now, time.monotonic()
         assert time.monotonic() < deadline, "the backfill never finished reading"
         await asyncio.sleep(0.2)
-    restart_process = getattr(stack.mesh, "restart_process", None)
-    if restart_process is not None:
-        await restart_process("pubsub")
-    else:
-        pubsub = component(stack, "pubsub")
-        await pubsub.stop()
-        await pubsub.start()
+    await stack.mesh.restart_process("pubsub")
     operations = await world.operations(installation["id"])
     assert [o["status"] for o in operations] == ["in_progress"], operations
     await stack.mesh.restart("messenger")
