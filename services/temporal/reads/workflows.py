@@ -64,7 +64,8 @@ PROVIDER_REQUEST_ERROR = "ProviderRequestError"
 
 # Pages per read_pages call: enough that Temporal's per-activity cost (a few history
 # events, two round trips, and draining the call's pages in flight) is small next to the
-# pages' own. A retried call resumes from its last heartbeat, so size costs no rework.
+# pages' own. A retried call resumes after its last page written to read_pages, so size
+# costs no rework.
 PAGES_PER_CALL = 200
 # read_pages calls per run before continuing as new: keeps a million-record backfill's
 # history as short to replay as a small one's.
