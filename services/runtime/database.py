@@ -15,8 +15,10 @@ And every service's pool (`open_pool`), made to live through a PostgreSQL restar
 - a pool-level read (`pool.fetch`, `fetchrow`, `fetchval`, `execute` of a statement that
   changes nothing) whose connection turns out dead is sent again on a new one, and the
   pool's other connections, opened to the same dead server, are replaced;
-- what cannot be retried safely here (a write that may have committed, a transaction's
-  body, which only its caller can run again) raises as it did; `unavailable(error)`
+- a transaction run by `in_transaction` whose connection died before its COMMIT is run
+  again on a new connection (PostgreSQL rolled it back);
+- what cannot be retried safely here (a write that may have committed, a transaction
+  whose caller holds it open itself) raises as it did; `unavailable(error)`
   (db_errors.py) tells those failures apart, and the runtime answers them UNAVAILABLE
   (errors.py), which callers retry, never INTERNAL.
 """
@@ -24,6 +26,7 @@ And every service's pool (`open_pool`), made to live through a PostgreSQL restar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import uuid
@@ -148,6 +151,13 @@ async def _connect_patiently(*args: Any, **kwargs: Any) -> Any:
 T = TypeVar("T")
 
 
+def _discard(connection: Any) -> None:
+    """Never reuse a connection whose server went away under it: its protocol state may
+    be anything (asyncpg already detached one it saw close)."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        connection.terminate()
+
+
 class ResilientPool(asyncpg.Pool):
     """asyncpg's pool, whose pool-level reads survive a dead connection (see the module)."""
 
@@ -168,7 +178,12 @@ class ResilientPool(asyncpg.Pool):
             try:
                 async with self.acquire() as connection:
                     acquired = True
-                    return await call(connection)
+                    try:
+                        return await call(connection)
+                    except Exception as error:
+                        if unavailable(error):
+                            _discard(connection)
+                        raise
             except Exception as error:
                 # Not acquired: opening a connection already waited (_connect_patiently).
                 if not acquired or not unavailable(error):
@@ -190,6 +205,44 @@ class ResilientPool(asyncpg.Pool):
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
         return await self._send(query, lambda c: c.execute(query, *args, **kwargs))
+
+
+async def in_transaction(
+    pool: asyncpg.Pool,
+    body: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    attempts: int = 3,
+) -> T:
+    """body(connection) in a transaction, run again on a new connection when its
+    connection died before COMMIT was sent (PostgreSQL rolled it back: nothing happened),
+    never when it died during COMMIT (it may have committed). body must do nothing but
+    through the connection, or nothing that cannot be done twice."""
+    attempt = 0
+    while True:
+        attempt += 1
+        committing = False
+        try:
+            async with pool.acquire() as connection:
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    result = await body(connection)
+                except BaseException as error:
+                    if isinstance(error, Exception) and unavailable(error):
+                        _discard(connection)  # and the server rolled back
+                    else:
+                        with contextlib.suppress(Exception):
+                            await transaction.rollback()
+                    raise
+                committing = True
+                await transaction.commit()
+                return result
+        except Exception as error:
+            if committing or attempt >= attempts or not unavailable(error):
+                raise
+            if isinstance(pool, ResilientPool):
+                await pool._lost_server()
+            _log.info("connection lost in a transaction; running it again", attempt=attempt)
 
 
 async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> Any:

@@ -26,6 +26,11 @@ def unavailable(error: BaseException) -> bool:
     connection closed under the statement)."""
     if isinstance(error, (*SERVER_GONE, OSError)):
         return True
+    if isinstance(error, asyncpg.exceptions.InternalClientError):
+        # What asyncpg raises from a connection whose server ended it in the middle of an
+        # exchange ("cannot switch to state 12; another operation (2) is in progress"):
+        # seen when a backend is terminated between a statement's prepare and execute.
+        return True
     if isinstance(error, asyncpg.InterfaceError):
         # The same class also reports misuse (two operations at once): only a closed
         # connection is the server's doing.

@@ -35,7 +35,7 @@ from ampmesh.events.v1 import connection_events_pb2 as events_pb2
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from google.protobuf import json_format
 
-from services.runtime.database import is_uuid
+from services.runtime.database import in_transaction, is_uuid
 from services.runtime.logs import get_logger
 from services.runtime.secretbox import Sealed, SecretBox
 from services.token_manager import credentials as creds
@@ -263,7 +263,8 @@ class CredentialStore:
         a connection of the same project instead of refusing (the OAuth flows' upsert)."""
         async with self._lock(context.connection_id):
             sealed = self.seal(context.connection_id, credentials)
-            async with self.pool.acquire() as connection, connection.transaction():
+
+            async def insert(connection: asyncpg.Connection) -> Row:
                 record = await connection.fetchrow(
                     "INSERT INTO connection_credentials (connection_id, project_id, provider, "
                     "auth_scheme, connection, credentials_sealed, credentials_key_id, "
@@ -279,6 +280,9 @@ class CredentialStore:
                 row = Row.from_record(record)
                 await changed(connection, row.connection_id, row.stamp, self.listener)
                 await stage(connection, row)
+                return row
+
+            row = await in_transaction(self.pool, insert)
             return await self._cached(row, credentials)
 
     async def replace(
@@ -287,10 +291,14 @@ class CredentialStore:
         """Rotates a connection's credentials; the connection is `created` again."""
         async with self._lock(context.connection_id):
             sealed = self.seal(context.connection_id, credentials)
-            async with self.pool.acquire() as connection, connection.transaction():
+
+            async def update(connection: asyncpg.Connection) -> Row:
                 row = Row.from_record(await self._update(connection, context, credentials, sealed))
                 await changed(connection, row.connection_id, row.stamp, self.listener)
                 await stage(connection, row)
+                return row
+
+            row = await in_transaction(self.pool, update)
             return await self._cached(row, credentials)
 
     async def _update(
@@ -353,7 +361,8 @@ class CredentialStore:
         if not is_uuid(project_id):
             raise NotFound(connection_id)
         async with self._lock(connection_id):
-            async with self.pool.acquire() as connection, connection.transaction():
+
+            async def remove(connection: asyncpg.Connection) -> Row:
                 record = await connection.fetchrow(
                     "DELETE FROM connection_credentials "
                     "WHERE connection_id = $1 AND project_id = $2 RETURNING *",
@@ -365,6 +374,9 @@ class CredentialStore:
                 row = Row.from_record(record)
                 await changed(connection, connection_id, row.deleted_stamp, self.listener)
                 await stage(connection, row)
+                return row
+
+            row = await in_transaction(self.pool, remove)
             self.memory.invalidate(connection_id, row.deleted_stamp)
             await self._settle(connection_id, row.deleted_stamp, row.deleted_stamp + TOMBSTONE)
             await self._heard(connection_id, row.deleted_stamp)
