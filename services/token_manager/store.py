@@ -18,7 +18,6 @@ changed meanwhile. Debts are settled once Redis answers again (`settle_debts`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import uuid
@@ -478,8 +477,11 @@ class CredentialStore:
             await asyncio.sleep(every)
             if not self.redis.available:
                 continue
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            try:
                 await self.settle_debts(older_than=every)
+            except Exception as error:
+                # PostgreSQL restarting, most likely: the debts wait for the next round.
+                _log.warning("cannot settle Redis's debts now", error=type(error).__name__)
 
 
 async def changed(
