@@ -39,6 +39,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+import psutil
 
 from bench._load import (
     H2LOAD_MAX_RPS_PER_CONNECTION,
@@ -46,7 +47,9 @@ from bench._load import (
     LoadResult,
     _h2load,
     _H2loadRun,
+    cpu_seconds,
     h2load,
+    machine_busy,
 )
 from bench._rounds import BenchError, fresh_mesh, run
 from services.launcher.mesh import Mesh, MeshOptions
@@ -226,8 +229,9 @@ async def _healthy_within(mesh: Mesh, patience: float) -> bool:
 
 async def bench(seconds: float, keys: int) -> bool:
     async with fresh_mesh(MeshOptions()) as mesh:
-        settings = mesh.edge.overload if mesh.edge is not None else None
-        print(f"edge settings: {settings}")
+        if mesh.edge is None:
+            raise BenchError("the mesh has no edge")
+        print(f"edge settings: {mesh.edge.overload}")
         url, secrets = await _world(mesh, keys)
 
         print(f"\n1. capacity (closed loops of {CAPACITY_SECONDS:.0f} s, {keys} keys)")
@@ -255,11 +259,23 @@ async def bench(seconds: float, keys: int) -> bool:
         rate = best * OVERLOAD
         print(f"\n3. loaded ({rate:.0f} req/s, {OVERLOAD:.0f}x capacity, for {seconds:.0f} s)")
         sampled = Sampled()
+        # Who had the CPU: under overload the api needs its share, and the edge's shedding,
+        # the generators and other work on the machine compete with it.
+        pids = {"api": mesh.service("api").process.pid, "envoy": mesh.edge.pid}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+        busy_before, started = machine_busy(), time.monotonic()
         sampler = asyncio.create_task(
             _sample_shapes(url, secrets[0], time.monotonic() + seconds, sampled)
         )
         loaded = await _open(url, secrets, rate, seconds)
         await sampler
+        window = time.monotonic() - started
+        cores = {
+            name: (cpu_seconds(pid) - before[name]) / window
+            for name, pid in pids.items()
+            if pid and name in before
+        }
+        machine = (machine_busy() - busy_before) / window
         loaded_p99 = loaded.percentile_ms(0.99)
         ratio = loaded_p99 / p99 if p99 else float("inf")
         # Fewer than offered: the generator fell behind (the machine is short of CPU).
@@ -272,6 +288,10 @@ async def bench(seconds: float, keys: int) -> bool:
             f"   accepted: {loaded.ok_rate:.0f} req/s, p50 {loaded.percentile_ms(0.5):.1f} ms, "
             f"p99 {loaded_p99:.1f} ms = {ratio:.2f}x unloaded p99 "
             f"(target <= {TARGET_P99_RATIO:.0f}x)"
+        )
+        print(
+            f"   cores busy: api {cores.get('api', 0):.2f}, envoy {cores.get('envoy', 0):.2f}, "
+            f"whole machine {machine:.2f} (of {psutil.cpu_count()})"
         )
         print(
             f"   shed answers sampled: {sampled.shed}, with problem+json and Retry-After: "

@@ -23,9 +23,10 @@ The edge is the mesh's front door (ARCHITECTURE.md, boundaries A and B):
   (envoy/request_id.lua), else a fresh one; echoed in the response;
 - load it cannot serve shed rather than queued (OverloadSettings): a token bucket per API
   key (x-api-key, or the Authorization header) on each public listener, answered 429 with
-  Retry-After, and a cap on the public requests in flight to the api (its cluster's
-  circuit breaker), answered 503 with Retry-After, both problem+json; the internal
-  listeners (token-manager, proxy-authz) and health checks are never shed by them;
+  Retry-After, and caps on the public requests in flight to the api (circuit breakers:
+  one for the write surface, one for the others), answered 503 with Retry-After, both
+  problem+json; the internal listeners (token-manager, proxy-authz), the edge's own calls
+  and health checks are never shed by them;
 - the admin interface, on 127.0.0.1.
 
     edge = Edge(home, PortBook(home), home / "certs")
@@ -148,6 +149,8 @@ CLIENT_REQUEST_ID = {
     },
 }
 RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
+# The api again, for the write surface: its own cap (OverloadSettings.max_write_requests).
+API_WRITE = "api_write"
 # The api again, for the edge's own calls (proxy-authz decisions, the proxy's access log
 # stream): the same host, its own connection and no cap, so public load never sheds them.
 API_INTERNAL = "api_internal"
@@ -177,6 +180,7 @@ OVERLOAD_VARIABLES = {
     "per_key_rate": "AMPMESH_EDGE_RATE_LIMIT_PER_KEY",
     "per_key_burst": "AMPMESH_EDGE_RATE_LIMIT_BURST",
     "max_requests": "AMPMESH_EDGE_MAX_REQUESTS",
+    "max_write_requests": "AMPMESH_EDGE_MAX_WRITE_REQUESTS",
     "max_pending_requests": "AMPMESH_EDGE_MAX_PENDING_REQUESTS",
 }
 
@@ -187,26 +191,31 @@ class OverloadSettings:
 
     per_key_rate: requests a second one API key (or bearer token) may send to each public
     listener, refilled each second; per_key_burst: how many it may send at once after a
-    quiet spell (the bucket's size). max_requests: public requests in flight to the api at
-    once, from every public listener together; beyond it a request is answered 503 at once
-    instead of queueing behind the api's backlog. max_pending_requests: those waiting for a
-    connection to the api (there is one HTTP/2 connection, so only while it opens).
+    quiet spell (the bucket's size). max_requests: requests in flight to the api at once
+    from the api, read and search listeners and native gRPC together; beyond it a request
+    is answered 503 at once instead of queueing behind the api's backlog.
+    max_write_requests: the same for the write listener, on its own: a synchronous write
+    waits seconds on the provider while costing the api little, so a cap sized for cheap
+    calls would shed writes the api could well hold, and writes never crowd out reads.
+    max_pending_requests: requests waiting for a connection to the api (one HTTP/2
+    connection per cluster, so only while it opens).
 
     The defaults, from bench/overload.py on the 2-core development machine (shared, so
-    noisy): the api served a cheap authenticated GET at 210 to 350 req/s at best, reached
-    with 8 to 16 requests in flight; past 16, throughput fell and p50 grew to 100-300 ms.
-    One key may send about that capacity (so one key alone cannot push the api past it
-    through its own bucket: overload takes several keys, which the cap covers), with two
-    seconds' worth at once. The cap is three times the knee, which also leaves room for
-    the heaviest client the suite runs (32 writes in flight on one key); a deployment
-    whose clients never hold that many lowers it toward the knee (AMPMESH_EDGE_MAX_REQUESTS)
-    for tighter latency under overload.
+    noisy): the api served a cheap authenticated GET at 210 to 440 req/s at best, reached
+    with 8 (most runs) to 16 requests in flight; more in flight only queued, and under twice
+    that load with 32 to 48 allowed in flight the api's throughput collapsed (150 req/s,
+    p99 of seconds) while with 8 it held (424 req/s, p99 3.5x unloaded). One key may send
+    about that capacity (so one key alone cannot push the api past it through its own
+    bucket: overload takes several keys, which the cap covers), two seconds' worth at once.
+    Writes: room for the heaviest client the suite runs (32 asynchronous writes in flight
+    on one key) twice over.
     """
 
-    per_key_rate: int = 300
-    per_key_burst: int = 600
-    max_requests: int = 48
-    max_pending_requests: int = 48
+    per_key_rate: int = 400
+    per_key_burst: int = 800
+    max_requests: int = 8
+    max_write_requests: int = 64
+    max_pending_requests: int = 64
 
     def __post_init__(self) -> None:
         for name, variable in OVERLOAD_VARIABLES.items():
@@ -281,15 +290,15 @@ class OverloadSettings:
             config["rate_limited_as_resource_exhausted"] = True
         return {"name": RATE_LIMIT_FILTER, "typed_config": config}
 
-    def api_circuit_breakers(self) -> dict[str, Any]:
-        """The api cluster's thresholds (the public listeners' routes use it; the edge's
-        own calls use API_INTERNAL, which has none)."""
+    def api_circuit_breakers(self, max_requests: int) -> dict[str, Any]:
+        """A capped api cluster's thresholds (the edge's own calls use API_INTERNAL, which
+        has none)."""
         return {
             "thresholds": [
                 {
                     "priority": "DEFAULT",
-                    "max_requests": self.max_requests,
-                    "max_pending_requests": self.max_pending_requests,
+                    "max_requests": max_requests,
+                    "max_pending_requests": min(max_requests, self.max_pending_requests),
                 }
             ]
         }
@@ -426,10 +435,9 @@ def _fill(template: str, **values: Any) -> Any:
     return YAML(typ="safe", pure=True).load(filled)
 
 
-def _api_route(*, internal: bool = False) -> dict[str, Any]:
+def _api_route(cluster: str = "api") -> dict[str, Any]:
     return {
-        # The edge's own calls (proxy-authz) never wait behind the public cap.
-        "cluster": API_INTERNAL if internal else "api",
+        "cluster": cluster,
         "timeout": TIMEOUT,
         # A gRPC client's deadline (grpc-timeout) applies, up to the route's timeout.
         "max_stream_duration": {"grpc_timeout_header_max": TIMEOUT},
@@ -447,7 +455,7 @@ def _filter_index(filters: list[dict[str, Any]], name: str) -> int:
     return next(n for n, f in enumerate(filters) if f["name"] == name)
 
 
-def _rest_path_routes(fact: RouteFacts, **extras: Any) -> list[dict[str, Any]]:
+def _rest_path_routes(fact: RouteFacts, cluster: str, **extras: Any) -> list[dict[str, Any]]:
     """A route for each of fact's REST bindings, matched on the path and verb a client
     sends, with extras (metadata, per-filter config)."""
     routes = []
@@ -457,12 +465,12 @@ def _rest_path_routes(fact: RouteFacts, **extras: Any) -> list[dict[str, Any]]:
             "safe_regex": {"regex": template_regex(template)},
             "headers": [{"name": ":method", "string_match": {"exact": verb}}],
         }
-        routes.append({"match": match, "route": _api_route(), **extras})
+        routes.append({"match": match, "route": _api_route(cluster), **extras})
     return routes
 
 
 def _rest_routes(
-    services: list[str], facts: list[RouteFacts], transcoder: dict[str, Any]
+    services: list[str], facts: list[RouteFacts], transcoder: dict[str, Any], cluster: str
 ) -> list[dict[str, Any]]:
     mine = [f for f in facts if f.service in services]
     routes: list[dict[str, Any]] = []
@@ -481,18 +489,18 @@ def _rest_routes(
             tolerant["request_validation_options"]["reject_unknown_query_parameters"] = False
             extras["typed_per_filter_config"] = {TRANSCODER_FILTER: tolerant}
         if extras:
-            routes += _rest_path_routes(fact, **extras)
+            routes += _rest_path_routes(fact, cluster, **extras)
     # Matched on the transcoded path: the REST shape problem.lua gives the response.
     for fact in mine:
         if fact.lua_metadata:
             routes.append(
                 {
                     "match": {"path": fact.path},
-                    "route": _api_route(),
+                    "route": _api_route(cluster),
                     "metadata": {"filter_metadata": {LUA_FILTER: fact.lua_metadata}},
                 }
             )
-    routes.extend({"match": {"prefix": f"/{s}/"}, "route": _api_route()} for s in services)
+    routes.extend({"match": {"prefix": f"/{s}/"}, "route": _api_route(cluster)} for s in services)
     # Last, so any request has a route: the cors filter takes its policy from the route
     # the request matches, and with none (or a direct_response, which it also skips) sends
     # no CORS headers, not even on the transcoder's 404 for an unknown path. Its cluster
@@ -555,7 +563,7 @@ def render_config(
         api_host=api_host,
         api_port=api_port,
         token_manager_endpoints=endpoints,
-        api_circuit_breakers=overload.api_circuit_breakers(),
+        api_circuit_breakers=overload.api_circuit_breakers(overload.max_requests),
         **certs,
     )
     listeners: list[Any] = config["static_resources"]["listeners"]
@@ -563,11 +571,19 @@ def render_config(
     listeners.extend(_proxy_listeners(ports, lua, cors, descriptor, proxy_access_log, overload))
     clusters = config["static_resources"]["clusters"]
     clusters.extend(_proxy_clusters(ports["proxy-authz"]))
-    internal = copy.deepcopy(next(c for c in clusters if c["name"] == "api"))
-    internal["name"] = internal["load_assignment"]["cluster_name"] = API_INTERNAL
-    # Envoy's defaults (1024 each) are far above what the edge itself asks.
-    del internal["circuit_breakers"]
-    clusters.append(internal)
+    api = next(c for c in clusters if c["name"] == "api")
+    for name, breakers in (
+        (API_WRITE, overload.api_circuit_breakers(overload.max_write_requests)),
+        # Envoy's defaults (1024 each) are far above what the edge itself asks.
+        (API_INTERNAL, None),
+    ):
+        copied = copy.deepcopy(api)
+        copied["name"] = copied["load_assignment"]["cluster_name"] = name
+        if breakers is None:
+            del copied["circuit_breakers"]
+        else:
+            copied["circuit_breakers"] = breakers
+        clusters.append(copied)
     for surface in TRANSCODED_SURFACES:
         services = surface_services(surface)
         listener = _fill(
@@ -588,7 +604,7 @@ def render_config(
         filters = manager["http_filters"]
         transcoder = next(f for f in filters if f["name"] == TRANSCODER_FILTER)["typed_config"]
         manager["route_config"]["virtual_hosts"][0]["routes"] = _rest_routes(
-            services, route_facts, transcoder
+            services, route_facts, transcoder, API_WRITE if surface == "write" else "api"
         )
         if surface in API_KEY_SURFACES:
             # After request_guard.lua: the guard judges what the client sent.
@@ -606,8 +622,11 @@ def render_config(
         # After problem.lua (which has no request path), before everything that may answer.
         _keep_client_request_id(manager, lua["request_id.lua"], 1)
         listeners.append(listener)
+    # Native gRPC calls of the write services share the write surface's cap.
+    writes = set(surface_services("write"))
     grpc_routes = [
-        {"match": {"prefix": f"/{s}/"}, "route": _api_route()} for s in public_services()
+        {"match": {"prefix": f"/{s}/"}, "route": _api_route(API_WRITE if s in writes else "api")}
+        for s in public_services()
     ]
     grpc = _fill(
         "grpc_listener.yaml.tmpl",
@@ -664,7 +683,7 @@ def _proxy_listeners(
             "proxy_authz_listener.yaml.tmpl",
             port=ports["proxy-authz"],
             # Never shed by the public listeners' cap: each is a public call already let in.
-            api_route=_api_route(internal=True),
+            api_route=_api_route(API_INTERNAL),
             problem_lua=str(lua["problem.lua"]),
             descriptor=str(descriptor),
         ),

@@ -240,7 +240,10 @@ def test_the_grpc_listener_routes_public_services_only(
     routes = routes_of(config, "grpc")
     prefixes = [r["match"]["prefix"] for r in routes]
     assert prefixes == [f"/{s}/" for s in public_services()]
-    assert all(r["route"]["cluster"] == "api" for r in routes)
+    writes = {f"/{s}/" for s in surface_services("write")}
+    for route in routes:
+        written = route["match"]["prefix"] in writes
+        assert route["route"]["cluster"] == ("api_write" if written else "api")
     for package in INTERNAL_PACKAGES:
         assert not any(p.startswith(f"/ampmesh.{package}.") for p in prefixes)
     assert not any("grpc." in p for p in prefixes)  # health, reflection
@@ -305,11 +308,19 @@ def test_the_api_cluster_is_mtls_h2_and_health_checked(
         "exact": "api"
     }
     assert api["health_checks"][0]["grpc_health_check"] == {}
+    # The write surface's own copy, capped apart (test_overload_config.py).
+    write = cluster(config, "api_write")
+    assert {k: v for k, v in write.items() if k not in ("name", "circuit_breakers")} == {
+        **{k: v for k, v in api.items() if k not in ("name", "circuit_breakers")},
+        "load_assignment": {**api["load_assignment"], "cluster_name": "api_write"},
+    }
+    writes = {f"/{s}/" for s in surface_services("write")}
     for surface in (*TRANSCODED_SURFACES, "grpc"):
         for route in routes_of(config, surface):
             if route["route"]["cluster"] == UNROUTED:
                 continue  # the REST catch-all: never reaches a cluster
-            assert route["route"]["cluster"] == "api"
+            written = surface == "write" or route["match"].get("prefix") in writes
+            assert route["route"]["cluster"] == ("api_write" if written else "api")
             assert route["route"]["max_stream_duration"]["grpc_timeout_header_max"]
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from services.launcher.edge import (
     API_INTERNAL,
+    API_WRITE,
     BUFFER_FILTER,
     GEN_ENVOY,
     OVERLOAD_VARIABLES,
@@ -56,12 +57,17 @@ def test_the_settings_come_from_the_environment() -> None:
         {
             "AMPMESH_EDGE_RATE_LIMIT_PER_KEY": "50",
             "AMPMESH_EDGE_MAX_REQUESTS": " 20 ",
+            "AMPMESH_EDGE_MAX_WRITE_REQUESTS": "30",
             "AMPMESH_EDGE_MAX_PENDING_REQUESTS": "5",
         }
     )
     # The burst follows the rate when only the rate is set.
     assert read == OverloadSettings(
-        per_key_rate=50, per_key_burst=100, max_requests=20, max_pending_requests=5
+        per_key_rate=50,
+        per_key_burst=100,
+        max_requests=20,
+        max_write_requests=30,
+        max_pending_requests=5,
     )
     both = {"AMPMESH_EDGE_RATE_LIMIT_PER_KEY": "50", "AMPMESH_EDGE_RATE_LIMIT_BURST": "60"}
     assert OverloadSettings.from_environment(both).per_key_burst == 60
@@ -156,10 +162,16 @@ def test_every_public_listener_limits_each_key_and_no_internal_one_does(tmp_path
 def test_the_api_cluster_caps_public_requests_but_not_the_edges_own_calls(
     tmp_path: Path,
 ) -> None:
-    config = _render(OverloadSettings(max_requests=11, max_pending_requests=4), tmp_path)
+    settings = OverloadSettings(max_requests=11, max_write_requests=30, max_pending_requests=4)
+    config = _render(settings, tmp_path)
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     (threshold,) = clusters["api"]["circuit_breakers"]["thresholds"]
     assert (threshold["max_requests"], threshold["max_pending_requests"]) == (11, 4)
+    # The write surface is capped apart.
+    (threshold,) = clusters[API_WRITE]["circuit_breakers"]["thresholds"]
+    assert (threshold["max_requests"], threshold["max_pending_requests"]) == (30, 4)
+    write_routes = _manager(config, "write")["route_config"]["virtual_hosts"][0]["routes"]
+    assert {r["route"]["cluster"] for r in write_routes} == {API_WRITE, "unrouted"}
     # The same host, health-checked alike, without the cap.
     internal = clusters[API_INTERNAL]
     assert "circuit_breakers" not in internal
