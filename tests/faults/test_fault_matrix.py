@@ -86,7 +86,8 @@ async def test_the_mesh_heals_and_loses_nothing_when_killed(
 ) -> None:
     home = stack.home
     await healthy_again(home, HEAL_PATIENCE)  # the previous fault healed
-    async with serve(DedupingReceiver()) as receiver:
+    receiver = DedupingReceiver()
+    async with serve(receiver):
         world = await make_world(stack, receiver.url(), f"faults_{uuid.uuid4().hex[:8]}")
         receiver.secrets[HOOK] = world.signing_key
         await seed(sandbox, world.object_name, RECORDS)
