@@ -42,7 +42,7 @@ import psutil
 from services.api.bootstrap import AdminCredential, ensure_admin
 from services.launcher import control
 from services.launcher.cors import CorsSettingError, CorsSettings
-from services.launcher.edge import Edge
+from services.launcher.edge import Edge, EdgeError, OverloadSettings
 from services.launcher.infra import Component, check_prerequisites, default_components
 from services.launcher.ports import PortBook
 from services.launcher.processes import (
@@ -290,7 +290,8 @@ async def running_mesh(
         try:
             # Read before anything starts: a bad value should not cost a whole start-up.
             cors = CorsSettings.from_environment()
-        except CorsSettingError as error:
+            overload = OverloadSettings.from_environment()
+        except (CorsSettingError, EdgeError) as error:
             raise MeshError(str(error)) from None
         report("prerequisites", "ready", "")
         report("certificates", "starting", str(home / "certs"))
@@ -314,7 +315,7 @@ async def running_mesh(
         # The local mesh delivers to webhooks on this machine (tests, a builder's laptop).
         infra_env["AMPMESH_ALLOW_LOOPBACK_WEBHOOKS"] = "true"
         infra_env["AMPMESH_REFUSE_PRIVATE_DESTINATIONS"] = "false"
-        mesh.edge = Edge(home, ports, home / "certs", cors)
+        mesh.edge = Edge(home, ports, home / "certs", cors, overload)
         edge_endpoints = mesh.edge.endpoints()
         # api and temporal reach the token-manager shards through the edge's ring hash.
         infra_env["AMPMESH_TOKEN_MANAGER_ADDRESS"] = edge_endpoints["token-manager"]
