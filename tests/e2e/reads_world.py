@@ -14,7 +14,10 @@ from typing import Any
 
 import httpx
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
+from ampmesh.workflows.v1 import backfill_read_pb2
+from temporalio.client import Client
 
+from services.domain.read_workflows import backfill_workflow_id
 from tests.support.control_plane import admin_client, create_project
 from tests.support.sandbox import TOKEN_PATHS, sandbox_connection
 from tests.support.stack import Stack
@@ -267,3 +270,13 @@ async def provider_ids(stack: Stack, object_name: str) -> set[str]:
             after = body.get("paging", {}).get("next", {}).get("after", "")
             if not after:
                 return ids
+
+
+async def one_pass_of(stack: Stack, installation_id: str, object_name: str) -> int:
+    """The pages of one pass of a finished backfill: the page number it ended at."""
+    temporal = await Client.connect(stack.endpoints["temporal"], namespace="ampmesh")
+    backfill = temporal.get_workflow_handle(
+        backfill_workflow_id(installation_id, object_name),
+        result_type=backfill_read_pb2.BackfillReadOutput,
+    )
+    return (await backfill.result()).cursor.pages_done

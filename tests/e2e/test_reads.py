@@ -22,12 +22,18 @@ from typing import Any
 import asyncpg
 import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
-from ampmesh.workflows.v1 import backfill_read_pb2
 from temporalio.client import Client
 
-from services.domain.read_workflows import backfill_workflow_id, schedule_id
+from services.domain.read_workflows import schedule_id
 from services.temporal.reads.pages import PAGES_IN_FLIGHT
-from tests.e2e.reads_world import Fields, ReadsWorld, make_world, provider_ids, seed
+from tests.e2e.reads_world import (
+    Fields,
+    ReadsWorld,
+    make_world,
+    one_pass_of,
+    provider_ids,
+    seed,
+)
 from tests.support.control_plane import assert_not_logged, database_url, issue_names
 from tests.support.stack import Stack
 from tests.support.webhooks import HOOK, Receiver, serve
@@ -299,16 +305,6 @@ async def test_killing_a_service_mid_backfill_loses_nothing(
     if victim == "temporal-worker":
         # Pages read again keep their keys: messenger sends each once.
         assert receiver.received.duplicate_records == 0
-
-
-async def one_pass_of(stack: Stack, installation_id: str, object_name: str) -> int:
-    """The pages of one pass of a finished backfill: the page number it ended at."""
-    temporal = await Client.connect(stack.endpoints["temporal"], namespace="ampmesh")
-    backfill = temporal.get_workflow_handle(
-        backfill_workflow_id(installation_id, object_name),
-        result_type=backfill_read_pb2.BackfillReadOutput,
-    )
-    return (await backfill.result()).cursor.pages_done
 
 
 async def test_pages_the_bus_lost_are_published_again_before_the_read_is_done(

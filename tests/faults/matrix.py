@@ -38,10 +38,6 @@ from tests.support.stack import Stack
 from tests.support.webhooks import Receiver
 
 RECORDS = 20_000
-PAGE_SIZE = 100  # the HubSpot connector's page size
-# The reads pipeline keeps at most this many pages published but unacknowledged, plus
-# the one being fetched (services/temporal/reads/pages.py PAGES_IN_FLIGHT).
-PAGES_IN_FLIGHT = 32 + 1
 
 
 class DedupingReceiver(Receiver):
