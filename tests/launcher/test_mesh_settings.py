@@ -9,12 +9,19 @@ import pytest
 from services.launcher.mesh import MeshError, running_mesh
 
 
-async def test_a_bad_cors_setting_stops_the_mesh_before_anything_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("variable", "value", "refusal"),
+    [
+        ("AMPMESH_CORS_ALLOWED_ORIGINS", "https://app.example.com/path", "is not an origin"),
+        ("AMPMESH_EDGE_MAX_REQUESTS", "lots", "is not a whole number"),
+    ],
+)
+async def test_a_bad_edge_setting_stops_the_mesh_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, refusal: str
 ) -> None:
-    monkeypatch.setenv("AMPMESH_CORS_ALLOWED_ORIGINS", "https://app.example.com/path")
+    monkeypatch.setenv(variable, value)
     steps: list[tuple[str, str]] = []
-    with pytest.raises(MeshError, match=r"AMPMESH_CORS_ALLOWED_ORIGINS.*is not an origin"):
+    with pytest.raises(MeshError, match=rf"{variable}.*{refusal}"):
         async with running_mesh(
             tmp_path, progress=lambda step, state, _: steps.append((step, state))
         ):
