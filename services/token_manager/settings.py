@@ -26,7 +26,10 @@ class TokenManagerSettings(PubSubSettings):
         4096, ge=0, description="opened credentials a shard keeps in memory (LRU)"
     )
     memory_cache_seconds: float = Field(
-        60.0, ge=0, description="how long a shard trusts its memory before asking Redis again"
+        60.0,
+        ge=0,
+        description="how long a shard keeps credentials in memory at most (changes on any "
+        "shard evict them at once; this is the last resort)",
     )
     redis_cache_seconds: int = Field(
         3600, ge=1, description="TTL of the sealed credentials cached in Redis"
