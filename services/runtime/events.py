@@ -11,6 +11,15 @@ failures are counted in `attempts` and retried with bounded exponential backoff;
 never stops the service. Delivery is at least once (a crash between publish and mark
 republishes), so consumers deduplicate on `meta.idempotency_key`.
 
+A Pub/Sub emulator keeps nothing across a restart: what was published but not yet
+consumed is gone with it. Against an emulator, the relay keeps a marker on the bus (the
+subscription `ampmesh-bus-epoch.<source>`) and looks for it every few seconds; when it is
+missing, the bus is a new one (restarted, or first seen): the relay makes sure the
+topology exists, publishes again the rows it published within the replay window
+(`AMPMESH_PUBSUB_REPLAY_WINDOW`, an hour: a consumer down for less than that loses
+nothing; published rows are kept longer than that), and marks the new bus, one process
+of the source at a time (an advisory lock). Consumers drop the repeats (idempotency keys).
+
     async with EventBus.open(source="token-manager", pool=pool, emulator_host=h,
                              project=p) as bus:
         async with pool.acquire() as connection, connection.transaction():
@@ -38,6 +47,7 @@ from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.api_core import exceptions as google_exceptions
 from google.api_core import retry as google_retry
 from google.cloud import pubsub_v1
+from google.pubsub_v1 import SubscriberClient as AdminSubscriber
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from pydantic import Field
 
@@ -45,6 +55,12 @@ from services.runtime.config import ServiceSettings
 from services.runtime.entrypoint import StartupError
 from services.runtime.envelopes import attributes_of, topic_id_of
 from services.runtime.logs import get_logger
+from services.runtime.pubsub_topology import (
+    apply_topology,
+    emulator_publisher,
+    emulator_subscriber,
+    topology,
+)
 
 if TYPE_CHECKING:
     pass
@@ -73,6 +89,11 @@ _RETENTION = timedelta(days=7)
 _SWEEP_EVERY = 600.0
 # publish(): attempts of its own before it leaves the row to the relay.
 _PUBLISH_ATTEMPTS = 3
+# Against an emulator: how often the relay looks for its marker on the bus (one cheap
+# admin call), so that a restart is noticed within seconds.
+_EPOCH_CHECK_EVERY = 2.0
+_EPOCH_TOPIC = "ampmesh-bus-epoch"
+_EPOCH_CALL_TIMEOUT = 5.0
 
 
 # --- settings --------------------------------------------------------------------------
@@ -85,6 +106,12 @@ class PubSubSettings(ServiceSettings):
         "", description="host:port of a Pub/Sub emulator; unset = Cloud Pub/Sub"
     )
     pubsub_project: str = Field("", description="the Pub/Sub (Google Cloud) project id")
+    pubsub_replay_window: float = Field(
+        3600.0,
+        ge=0,
+        description="seconds back the event relay publishes its events again when the Pub/Sub "
+        "emulator was restarted (it forgets what was not consumed yet)",
+    )
 
 
 def open_event_bus(
@@ -101,6 +128,7 @@ def open_event_bus(
         pool=pool,
         emulator_host=settings.pubsub_emulator_host,
         project=settings.pubsub_project,
+        replay_window=timedelta(seconds=settings.pubsub_replay_window),
     )
 
 
@@ -148,6 +176,57 @@ class PublishError(RuntimeError):
     """An event could not be published now; it stays in the outbox for the relay."""
 
 
+class _BusEpoch:
+    """The relay's marker on an emulator: a subscription that exists as long as the
+    emulator's state does. Blocking admin calls (run on a thread)."""
+
+    def __init__(self, host: str, project: str, source: str) -> None:
+        self.host = host
+        self.project = project
+        self.topic = f"projects/{project}/topics/{_EPOCH_TOPIC}"
+        self.subscription = f"projects/{project}/subscriptions/{_EPOCH_TOPIC}.{source}"
+        self._subscriber: AdminSubscriber | None = None
+
+    def current(self) -> bool:
+        """Whether the marker is there (False: the bus forgot everything since)."""
+        if self._subscriber is None:
+            self._subscriber = emulator_subscriber(self.host)
+        try:
+            self._subscriber.get_subscription(
+                subscription=self.subscription, retry=None, timeout=_EPOCH_CALL_TIMEOUT
+            )
+        except google_exceptions.NotFound:
+            return False
+        return True
+
+    def prepare(self) -> None:
+        """Make sure the contract's topics and subscriptions exist before anything is
+        published again: a message published to a topic whose subscriptions are not
+        there yet reaches no one (the launcher re-creates them too, racing us)."""
+        apply_topology(self.host, topology(self.project))
+
+    def mark(self) -> None:
+        with (
+            emulator_publisher(self.host) as publisher,
+            contextlib.suppress(google_exceptions.AlreadyExists),
+        ):
+            publisher.create_topic(name=self.topic, retry=None, timeout=_EPOCH_CALL_TIMEOUT)
+        with (
+            emulator_subscriber(self.host) as subscriber,
+            contextlib.suppress(google_exceptions.AlreadyExists),
+        ):
+            subscriber.create_subscription(
+                name=self.subscription,
+                topic=self.topic,
+                retry=None,
+                timeout=_EPOCH_CALL_TIMEOUT,
+            )
+
+    def close(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.transport.close()
+
+
 class EventBus:
     """Stages events in the outbox and relays them to Pub/Sub (one per process)."""
 
@@ -160,6 +239,8 @@ class EventBus:
         project: str,
         relay_interval: float = 1.0,
         batch_size: int = 100,
+        emulator_host: str = "",
+        replay_window: timedelta = timedelta(hours=1),
     ) -> None:
         if not source:
             raise ValueError("an event bus needs its source (the publishing service)")
@@ -175,6 +256,10 @@ class EventBus:
         # that keeps failing neither blocks the rows behind it nor is retried in a loop.
         self._not_before: dict[int, float] = {}
         self._last_sweep = float("-inf")
+        # Only an emulator forgets on a restart; Cloud Pub/Sub keeps what it acked.
+        self.replay_window = replay_window
+        self._epoch = _BusEpoch(emulator_host, project, source) if emulator_host else None
+        self._epoch_checked = float("-inf")
 
     @classmethod
     @asynccontextmanager
@@ -187,6 +272,7 @@ class EventBus:
         project: str,
         relay_interval: float = 1.0,
         batch_size: int = 100,
+        replay_window: timedelta = timedelta(hours=1),
     ) -> AsyncIterator[EventBus]:
         """A bus with its relay running; on exit the relay publishes what it can (for a
         few seconds at most) and stops; what is left waits for the next relay."""
@@ -197,7 +283,17 @@ class EventBus:
             project=project,
             relay_interval=relay_interval,
             batch_size=batch_size,
+            emulator_host=emulator_host,
+            replay_window=replay_window,
         )
+        # Before anything of this process is published: a replay decided later would send
+        # what it publishes meanwhile a second time.
+        try:
+            await bus._follow_epoch()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            # PostgreSQL not there yet: the relay looks again on its first round.
+            bus._epoch_checked = float("-inf")
+            _log.warning("event bus epoch not checked yet", error=type(error).__name__)
         relay = asyncio.create_task(bus.run_relay(), name=f"event relay ({source})")
         try:
             yield bus
@@ -205,6 +301,8 @@ class EventBus:
             await bus._stop_relay(relay)
             # stop() flushes the client's batches and joins its threads: blocking.
             await asyncio.to_thread(bus.publisher.stop)
+            if bus._epoch is not None:
+                bus._epoch.close()
 
     async def stage(self, connection: asyncpg.Connection, envelope: Envelope) -> int:
         """Write the event into the outbox within the caller's open transaction; returns
@@ -280,6 +378,7 @@ class EventBus:
         failures = 0
         while not self._stop.is_set():
             try:
+                await self._follow_epoch()
                 outcome = await self._relay_batch()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 # PostgreSQL unreachable or restarting: the rows wait, the service lives.
@@ -302,6 +401,48 @@ class EventBus:
             await _wait(self._wake, self.relay_interval)
             self._wake.clear()
 
+    async def _follow_epoch(self) -> None:
+        """Against an emulator, every few seconds: if the bus lost its state since the
+        last look, publish again what this source published within the replay window
+        (its consumers may not have taken it before the restart)."""
+        if self._epoch is None:
+            return
+        now = time.monotonic()
+        if now - self._epoch_checked < _EPOCH_CHECK_EVERY:
+            return
+        self._epoch_checked = now
+        try:
+            if await asyncio.to_thread(self._epoch.current):
+                return
+            # One process of the source replays: the others wait on the lock, then find
+            # the marker (and publish nothing of this source's meanwhile, which a late
+            # replay would send a second time).
+            async with self.pool.acquire() as connection, connection.transaction():
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))", f"{_EPOCH_TOPIC}:{self.source}"
+                )
+                if await asyncio.to_thread(self._epoch.current):
+                    return
+                await asyncio.to_thread(self._epoch.prepare)
+                replayed = await connection.execute(
+                    "UPDATE event_outbox SET published_at = NULL"
+                    " WHERE source = $1 AND published_at >= now() - $2::interval",
+                    self.source,
+                    self.replay_window,
+                )
+                # Last: if it fails, the replay is rolled back and tried on the next look.
+                await asyncio.to_thread(self._epoch.mark)
+        except google_exceptions.GoogleAPICallError as error:
+            # The bus is down or starting: looked at again on the next round.
+            _log.warning("event bus not reachable", error=type(error).__name__)
+            return
+        _log.info(
+            "a new event bus (the emulator restarted or is fresh): events published "
+            "within the replay window are published again",
+            replayed=int(replayed.split()[-1]),
+            window_seconds=self.replay_window.total_seconds(),
+        )
+
     async def _sweep_published(self) -> None:
         """Now and then, forget this source's rows published longer ago than the
         retention: the outbox guards against loss, it is not an archive (scribe keeps
@@ -315,7 +456,8 @@ class EventBus:
                 "DELETE FROM event_outbox"
                 " WHERE source = $1 AND published_at < now() - $2::interval",
                 self.source,
-                _RETENTION,
+                # Never the rows a new bus would need again.
+                max(_RETENTION, self.replay_window),
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             _log.warning("event outbox sweep failed", error=type(error).__name__)
