@@ -238,7 +238,7 @@ class Pages:
                 await wait_all(published.acks)
                 before = published.fetched_from(cursor)
                 published.advance(cursor)
-                recorder.add(
+                await recorder.add(
                     PageRow(
                         number=published.number,
                         cursor=before.SerializeToString(),

@@ -130,6 +130,10 @@ class ReadPages:
         await self._pool.execute(_FORGET, operation_id)
 
 
+# Settled pages whose rows may wait to be written before the read stops fetching.
+MAX_UNWRITTEN = 8
+
+
 class PageRecorder:
     """Writes one call's settled pages, in batches, one write at a time, in order."""
 
@@ -142,11 +146,30 @@ class PageRecorder:
         self._page_size = page_size
         self._waiting: list[PageRow] = []
         self._wake = asyncio.Event()
+        self._written = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self._closing = False
 
-    def add(self, row: PageRow) -> None:
+    async def add(self, row: PageRow) -> None:
+        """Queue a settled page's row. Waits while more than MAX_UNWRITTEN rows wait, and
+        fails as soon as a write has failed: a read must never run far ahead of what a
+        retried call can resume from (PostgreSQL down for ten seconds once let a read fetch
+        eighty pages it then read again)."""
+        self._raise_if_failed()
         self._waiting.append(row)
         self._wake.set()
+        while len(self._waiting) > MAX_UNWRITTEN and self._task is not None:
+            self._written.clear()
+            written = asyncio.ensure_future(self._written.wait())
+            await asyncio.wait({written, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            written.cancel()
+            self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            failure = self._task.exception()
+            if failure is not None:
+                raise failure
 
     async def _write(self) -> None:
         while True:
@@ -157,6 +180,7 @@ class PageRecorder:
                 await self._pages.record(
                     self._operation_id, self._project_id, self._page_size, batch
                 )
+            self._written.set()
             if self._closing and not self._waiting:
                 return
 
@@ -164,7 +188,7 @@ class PageRecorder:
     async def running(self) -> AsyncIterator[None]:
         """Writes while the block runs; when it ends normally, everything added is
         written before this returns (a write that fails fails the call)."""
-        task = asyncio.create_task(self._write())
+        task = self._task = asyncio.create_task(self._write())
         try:
             yield
         except BaseException:
