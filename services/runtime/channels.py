@@ -175,6 +175,12 @@ def mesh_channel(
     channel_options: list[tuple[str, Any]] = [
         ("grpc.service_config", service_config(services, timeout=timeout, retry=retry)),
         ("grpc.enable_retries", 1 if retry is not None else 0),
+        # A peer of the mesh (Envoy, a service) that dies is restarted within seconds by
+        # the supervisor; grpc's default reconnect backoff grows to two minutes, during
+        # which every call on the channel fails at once although the peer is back.
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
     ]
     if server_identity is not None:
         channel_options.append(("grpc.ssl_target_name_override", server_identity))
