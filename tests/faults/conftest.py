@@ -7,6 +7,7 @@ The table of what each fault cost is printed at the end of the run.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -26,7 +27,9 @@ async def stack() -> AsyncIterator[Stack]:
     home.chmod(0o755)
     async with running_mesh(home, MeshOptions(sandbox=True)) as mesh:
         yield Stack(mesh, mesh.endpoints())
-    shutil.rmtree(home, ignore_errors=True)
+    # AMPMESH_TEST_KEEP_HOME=1 keeps the logs of a run to read what a fault did.
+    if not os.environ.get("AMPMESH_TEST_KEEP_HOME"):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
