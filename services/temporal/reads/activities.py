@@ -57,10 +57,13 @@ _log = get_logger("ampmesh.temporal.reads")
 
 # confirm_read: messenger's count of a read's pages is asked again after FIRST_POLL,
 # doubling to LAST_POLL; pages are published again once the count has not moved for
-# STALLED_AFTER (messenger answering, but no page of the read arriving any more).
+# STALLED_AFTER (messenger answering, but no page of the read arriving any more). It
+# outlasts the subscriptions' 30 s ack deadline, after which Pub/Sub hands a message a
+# killed messenger had pulled but not recorded to another: at 20 s, a killed messenger
+# made the read fetch again the 13 pages that were about to come back by themselves.
 FIRST_POLL = 0.25
 LAST_POLL = 5.0
-STALLED_AFTER = 20.0
+STALLED_AFTER = 45.0
 LONGEST_STALL = 600.0
 # A messenger call that takes longer is retried at the next poll.
 MESSENGER_TIMEOUT = 10.0

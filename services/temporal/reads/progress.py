@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import asyncpg
 from ampmesh.workflows.v1 import object_target_pb2 as target_pb2
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from services.runtime.db_errors import unavailable
 
 _INSERT = """
     INSERT INTO read_pages
@@ -132,6 +135,8 @@ class ReadPages:
 
 # Settled pages whose rows may wait to be written before the read stops fetching.
 MAX_UNWRITTEN = 8
+# How long a write of settled pages waits for PostgreSQL to come back before the call fails.
+WRITE_PATIENCE = 30.0
 
 
 class PageRecorder:
@@ -177,9 +182,20 @@ class PageRecorder:
             self._wake.clear()
             batch, self._waiting = self._waiting, []
             if batch:
-                await self._pages.record(
-                    self._operation_id, self._project_id, self._page_size, batch
-                )
+                # The upsert is idempotent, so a PostgreSQL restart (the supervisor brings
+                # it back within seconds) is waited out here, the read held meanwhile by
+                # add(), rather than failing the call: a retried call would fetch again
+                # every page settled since the last row written.
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception(unavailable),
+                    wait=wait_exponential(multiplier=0.2, max=2.0),
+                    stop=stop_after_delay(WRITE_PATIENCE),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._pages.record(
+                            self._operation_id, self._project_id, self._page_size, batch
+                        )
             self._written.set()
             if self._closing and not self._waiting:
                 return
