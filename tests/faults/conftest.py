@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from ampmesh.sandbox.v1 import sandbox_pb2_grpc
 
 from services.launcher.mesh import MeshOptions, running_mesh
 from tests.faults.matrix import ROWS, Row
+from tests.support.sandbox import controlling
 from tests.support.stack import Stack
 
 
@@ -30,6 +32,12 @@ async def stack() -> AsyncIterator[Stack]:
     # AMPMESH_TEST_KEEP_HOME=1 keeps the logs of a run to read what a fault did.
     if not os.environ.get("AMPMESH_TEST_KEEP_HOME"):
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+async def sandbox(stack: Stack) -> AsyncIterator[sandbox_pb2_grpc.SandboxControlServiceStub]:
+    async with controlling(stack) as control:
+        yield control
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -33,7 +32,6 @@ from tests.faults.matrix import (
     recorded_pid,
 )
 from tests.support.control_plane import database_url
-from tests.support.sandbox import controlling
 from tests.support.stack import Stack
 from tests.support.webhooks import HOOK, serve
 
@@ -61,12 +59,6 @@ TOKEN_CONNECTIONS = 6
 
 # The provider requests a read makes beyond its pages when nothing is killed.
 OVERHEAD: dict[str, int] = {}
-
-
-@pytest.fixture
-async def sandbox(stack: Stack) -> AsyncIterator[sandbox_pb2_grpc.SandboxControlServiceStub]:
-    async with controlling(stack) as control:
-        yield control
 
 
 async def settled_pages(stack: Stack, world: ReadsWorld, installation_id: str) -> int:
