@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2_grpc
 
+from services.launcher.processes import default_services
 from tests.e2e.reads_world import ReadsWorld, make_world, one_pass_of, provider_ids, seed
 from tests.faults.matrix import (
     RECORDS,
@@ -37,17 +38,8 @@ from tests.support.webhooks import HOOK, serve
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = [
-    "token-manager-0",
-    "token-manager-1",
-    "scribe",
-    "messenger",
-    "metrics",
-    "temporal-worker",
-    "api",
-    "builder-mcp",
-    "mcpanda",
-]
+# Every service `ampmesh up` starts (the sandbox, which plays the provider, is not one).
+SERVICES = [spec.name for spec in default_services()]
 INFRASTRUCTURE = ["postgres", "redis", "temporal", "pubsub", "envoy"]
 # Killed once this share of the records has arrived: mid-backfill.
 KILL_AFTER = 2_000

@@ -148,10 +148,14 @@ class Receiver:
             return
         if not isinstance(message, dict):
             return
-        for entry in message.get("result") or ():
-            received.records[str(entry.get("id"))] += 1
+        self._count(message)
         if self.keep_bodies:
             received.bodies.append(message)
+
+    def _count(self, message: dict[str, Any]) -> None:
+        """Count a verified read result's records (a subclass may count them otherwise)."""
+        for entry in message.get("result") or ():
+            self.received.records[str(entry.get("id"))] += 1
 
     def _answer(self, path: str, headers: dict[str, str], body: bytes) -> Answer:
         """Record the request and choose its answer."""
