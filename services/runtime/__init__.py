@@ -22,7 +22,9 @@ The process kernel
   mcp_service       running an MCP service (api channel, tools, health)
 
 Storage
-  database          asyncpg pools and the alembic migrations' entry point
+  database          asyncpg pools (living through a PostgreSQL restart) and the alembic
+                    migrations' entry point
+  db_errors         which database errors mean "PostgreSQL cannot be used now" (UNAVAILABLE)
   migrations/       the PostgreSQL schema, as alembic revisions
   secretbox         AES-256-GCM sealing with a rotating keyring (what is sealed, and how
                     it is laid out, is services.domain's: client_secrets,
