@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+import httpx
 import pytest
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from ampmesh.token.v1 import token_manager_pb2_grpc as tm_grpc
@@ -292,6 +293,22 @@ async def kill_postgres(stack: Stack, postgres: Any) -> None:
     await postgres.process.wait()
 
 
+async def every_shard_listening(stack: Stack, patience: float) -> None:
+    """Wait until each token-manager shard hears credential changes again (its gauge)."""
+    urls = [
+        url
+        for name, url in stack.endpoints.items()
+        if name.startswith("token-manager-") and name.endswith("-metrics")
+    ]
+    assert urls, "no token-manager metrics endpoint"
+    deadline = time.monotonic() + patience
+    async with httpx.AsyncClient(timeout=5) as http:
+        for url in urls:
+            while "ampmesh_token_invalidations_listening 1.0" not in (await http.get(url)).text:
+                assert time.monotonic() < deadline, f"{url}: the shard never listened again"
+                await asyncio.sleep(0.5)
+
+
 @pytest.mark.parametrize("how", ["stopped", "killed"])
 async def test_postgresql_restarted_calls_are_unavailable_meanwhile_and_succeed_after(
     stack: Stack, how: str
@@ -361,3 +378,6 @@ async def test_postgresql_restarted_calls_are_unavailable_meanwhile_and_succeed_
         await edge.DeleteCredentials(
             tm.DeleteCredentialsRequest(connection_id=connection_id, project_id=project)
         )
+    # The shards serve from memory again only once they hear changes again (they back off
+    # up to 5 s between tries): the tests after this one expect a mesh back to normal.
+    await every_shard_listening(stack, patience=30)
