@@ -5,6 +5,7 @@ from ampmesh.events.v1 import connection_events_pb2 as _connection_events_pb2
 from ampmesh.events.v1 import log_entry_pb2 as _log_entry_pb2
 from ampmesh.events.v1 import notifications_pb2 as _notifications_pb2
 from ampmesh.events.v1 import operation_events_pb2 as _operation_events_pb2
+from ampmesh.events.v1 import provider_events_pb2 as _provider_events_pb2
 from ampmesh.events.v1 import read_result_pb2 as _read_result_pb2
 from ampmesh.events.v1 import topics_pb2 as _topics_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -38,7 +39,7 @@ class EventMeta(_message.Message):
     def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., project_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., request_id: _Optional[str] = ..., traceparent: _Optional[str] = ..., tracestate: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("meta", "read_result_page", "operation_created", "operation_progress", "operation_finished", "backfill_progress", "log_entry", "connection_created", "connection_refreshed", "connection_updated", "connection_deleted", "connection_error", "notification")
+    __slots__ = ("meta", "read_result_page", "operation_created", "operation_progress", "operation_finished", "backfill_progress", "log_entry", "connection_created", "connection_refreshed", "connection_updated", "connection_deleted", "connection_error", "notification", "provider_events")
     META_FIELD_NUMBER: _ClassVar[int]
     READ_RESULT_PAGE_FIELD_NUMBER: _ClassVar[int]
     OPERATION_CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +53,7 @@ class Envelope(_message.Message):
     CONNECTION_DELETED_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_ERROR_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_EVENTS_FIELD_NUMBER: _ClassVar[int]
     meta: EventMeta
     read_result_page: _read_result_pb2.ReadResultPage
     operation_created: _operation_events_pb2.OperationCreated
@@ -65,4 +67,5 @@ class Envelope(_message.Message):
     connection_deleted: _connection_events_pb2.ConnectionDeleted
     connection_error: _connection_events_pb2.ConnectionError
     notification: _notifications_pb2.Notification
-    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., read_result_page: _Optional[_Union[_read_result_pb2.ReadResultPage, _Mapping]] = ..., operation_created: _Optional[_Union[_operation_events_pb2.OperationCreated, _Mapping]] = ..., operation_progress: _Optional[_Union[_operation_events_pb2.OperationProgress, _Mapping]] = ..., operation_finished: _Optional[_Union[_operation_events_pb2.OperationFinished, _Mapping]] = ..., backfill_progress: _Optional[_Union[_backfill_progress_pb2.BackfillProgress, _Mapping]] = ..., log_entry: _Optional[_Union[_log_entry_pb2.LogEntry, _Mapping]] = ..., connection_created: _Optional[_Union[_connection_events_pb2.ConnectionCreated, _Mapping]] = ..., connection_refreshed: _Optional[_Union[_connection_events_pb2.ConnectionRefreshed, _Mapping]] = ..., connection_updated: _Optional[_Union[_connection_events_pb2.ConnectionUpdated, _Mapping]] = ..., connection_deleted: _Optional[_Union[_connection_events_pb2.ConnectionDeleted, _Mapping]] = ..., connection_error: _Optional[_Union[_connection_events_pb2.ConnectionError, _Mapping]] = ..., notification: _Optional[_Union[_notifications_pb2.Notification, _Mapping]] = ...) -> None: ...
+    provider_events: _provider_events_pb2.ProviderEventBatch
+    def __init__(self, meta: _Optional[_Union[EventMeta, _Mapping]] = ..., read_result_page: _Optional[_Union[_read_result_pb2.ReadResultPage, _Mapping]] = ..., operation_created: _Optional[_Union[_operation_events_pb2.OperationCreated, _Mapping]] = ..., operation_progress: _Optional[_Union[_operation_events_pb2.OperationProgress, _Mapping]] = ..., operation_finished: _Optional[_Union[_operation_events_pb2.OperationFinished, _Mapping]] = ..., backfill_progress: _Optional[_Union[_backfill_progress_pb2.BackfillProgress, _Mapping]] = ..., log_entry: _Optional[_Union[_log_entry_pb2.LogEntry, _Mapping]] = ..., connection_created: _Optional[_Union[_connection_events_pb2.ConnectionCreated, _Mapping]] = ..., connection_refreshed: _Optional[_Union[_connection_events_pb2.ConnectionRefreshed, _Mapping]] = ..., connection_updated: _Optional[_Union[_connection_events_pb2.ConnectionUpdated, _Mapping]] = ..., connection_deleted: _Optional[_Union[_connection_events_pb2.ConnectionDeleted, _Mapping]] = ..., connection_error: _Optional[_Union[_connection_events_pb2.ConnectionError, _Mapping]] = ..., notification: _Optional[_Union[_notifications_pb2.Notification, _Mapping]] = ..., provider_events: _Optional[_Union[_provider_events_pb2.ProviderEventBatch, _Mapping]] = ...) -> None: ...

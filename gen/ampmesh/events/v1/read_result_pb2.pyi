@@ -93,7 +93,7 @@ class ResultInfo(_message.Message):
     def __init__(self, type: _Optional[str] = ..., download_url: _Optional[str] = ..., num_records: _Optional[int] = ...) -> None: ...
 
 class ResultEntry(_message.Message):
-    __slots__ = ("fields", "mapped_fields", "associations", "raw", "raw_event", "from_record", "to_record", "subscribe_event_type", "provider_event_type", "id", "fields_updated")
+    __slots__ = ("fields", "mapped_fields", "associations", "raw", "raw_event", "from_record", "to_record", "subscribe_event_type", "provider_event_type", "id", "fields_updated", "deleted")
     class AssociationsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +112,7 @@ class ResultEntry(_message.Message):
     PROVIDER_EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     FIELDS_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
     fields: _struct_pb2.Struct
     mapped_fields: _struct_pb2.Struct
     associations: _containers.MessageMap[str, _struct_pb2.ListValue]
@@ -123,7 +124,8 @@ class ResultEntry(_message.Message):
     provider_event_type: str
     id: str
     fields_updated: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mapped_fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., associations: _Optional[_Mapping[str, _struct_pb2.ListValue]] = ..., raw: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., raw_event: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., from_record: _Optional[_Union[AssociatedObject, _Mapping]] = ..., to_record: _Optional[_Union[AssociatedObject, _Mapping]] = ..., subscribe_event_type: _Optional[str] = ..., provider_event_type: _Optional[str] = ..., id: _Optional[str] = ..., fields_updated: _Optional[_Iterable[str]] = ...) -> None: ...
+    deleted: bool
+    def __init__(self, fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., mapped_fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., associations: _Optional[_Mapping[str, _struct_pb2.ListValue]] = ..., raw: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., raw_event: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., from_record: _Optional[_Union[AssociatedObject, _Mapping]] = ..., to_record: _Optional[_Union[AssociatedObject, _Mapping]] = ..., subscribe_event_type: _Optional[str] = ..., provider_event_type: _Optional[str] = ..., id: _Optional[str] = ..., fields_updated: _Optional[_Iterable[str]] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class Association(_message.Message):
     __slots__ = ("id", "object_name", "raw_object_name", "fields", "mapped_fields", "raw", "provider_association_metadata")

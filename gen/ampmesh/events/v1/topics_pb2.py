@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61mpmesh/events/v1/topics.proto\x12\x11\x61mpmesh.events.v1\x1a google/protobuf/descriptor.proto*\xbc\x02\n\x05Topic\x12\x15\n\x11TOPIC_UNSPECIFIED\x10\x00\x12=\n\x12TOPIC_READ_RESULTS\x10\x01\x1a%\xca\xf3\x18\x14\x61mpmesh-read-results\xda\xf3\x18\tmessenger\x12\x36\n\x10TOPIC_OPERATIONS\x10\x02\x1a \xca\xf3\x18\x12\x61mpmesh-operations\xda\xf3\x18\x06scribe\x12*\n\nTOPIC_LOGS\x10\x03\x1a\x1a\xca\xf3\x18\x0c\x61mpmesh-logs\xda\xf3\x18\x06scribe\x12\x38\n\x11TOPIC_CONNECTIONS\x10\x04\x1a!\xca\xf3\x18\x13\x61mpmesh-connections\xda\xf3\x18\x06scribe\x12?\n\x13TOPIC_NOTIFICATIONS\x10\x05\x1a&\xca\xf3\x18\x15\x61mpmesh-notifications\xda\xf3\x18\tmessenger:K\n\x0fpubsub_topic_id\x12!.google.protobuf.EnumValueOptions\x18\xb9\x8e\x03 \x01(\tR\rpubsubTopicId:R\n\x12pubsub_subscribers\x12!.google.protobuf.EnumValueOptions\x18\xbb\x8e\x03 \x03(\tR\x11pubsubSubscribers:O\n\x05topic\x12\x1d.google.protobuf.FieldOptions\x18\xba\x8e\x03 \x01(\x0e\x32\x18.ampmesh.events.v1.TopicR\x05topicb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61mpmesh/events/v1/topics.proto\x12\x11\x61mpmesh.events.v1\x1a google/protobuf/descriptor.proto*\x80\x03\n\x05Topic\x12\x15\n\x11TOPIC_UNSPECIFIED\x10\x00\x12=\n\x12TOPIC_READ_RESULTS\x10\x01\x1a%\xca\xf3\x18\x14\x61mpmesh-read-results\xda\xf3\x18\tmessenger\x12\x36\n\x10TOPIC_OPERATIONS\x10\x02\x1a \xca\xf3\x18\x12\x61mpmesh-operations\xda\xf3\x18\x06scribe\x12*\n\nTOPIC_LOGS\x10\x03\x1a\x1a\xca\xf3\x18\x0c\x61mpmesh-logs\xda\xf3\x18\x06scribe\x12\x38\n\x11TOPIC_CONNECTIONS\x10\x04\x1a!\xca\xf3\x18\x13\x61mpmesh-connections\xda\xf3\x18\x06scribe\x12?\n\x13TOPIC_NOTIFICATIONS\x10\x05\x1a&\xca\xf3\x18\x15\x61mpmesh-notifications\xda\xf3\x18\tmessenger\x12\x42\n\x15TOPIC_PROVIDER_EVENTS\x10\x06\x1a\'\xca\xf3\x18\x17\x61mpmesh-provider-events\xda\xf3\x18\x08temporal:K\n\x0fpubsub_topic_id\x12!.google.protobuf.EnumValueOptions\x18\xb9\x8e\x03 \x01(\tR\rpubsubTopicId:R\n\x12pubsub_subscribers\x12!.google.protobuf.EnumValueOptions\x18\xbb\x8e\x03 \x03(\tR\x11pubsubSubscribers:O\n\x05topic\x12\x1d.google.protobuf.FieldOptions\x18\xba\x8e\x03 \x01(\x0e\x32\x18.ampmesh.events.v1.TopicR\x05topicb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOPIC'].values_by_name["TOPIC_CONNECTIONS"]._serialized_options = b'\312\363\030\023ampmesh-connections\332\363\030\006scribe'
   _globals['_TOPIC'].values_by_name["TOPIC_NOTIFICATIONS"]._loaded_options = None
   _globals['_TOPIC'].values_by_name["TOPIC_NOTIFICATIONS"]._serialized_options = b'\312\363\030\025ampmesh-notifications\332\363\030\tmessenger'
+  _globals['_TOPIC'].values_by_name["TOPIC_PROVIDER_EVENTS"]._loaded_options = None
+  _globals['_TOPIC'].values_by_name["TOPIC_PROVIDER_EVENTS"]._serialized_options = b'\312\363\030\027ampmesh-provider-events\332\363\030\010temporal'
   _globals['_TOPIC']._serialized_start=88
-  _globals['_TOPIC']._serialized_end=404
+  _globals['_TOPIC']._serialized_end=472
 # @@protoc_insertion_point(module_scope)

@@ -13,12 +13,14 @@ class Topic(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TOPIC_LOGS: _ClassVar[Topic]
     TOPIC_CONNECTIONS: _ClassVar[Topic]
     TOPIC_NOTIFICATIONS: _ClassVar[Topic]
+    TOPIC_PROVIDER_EVENTS: _ClassVar[Topic]
 TOPIC_UNSPECIFIED: Topic
 TOPIC_READ_RESULTS: Topic
 TOPIC_OPERATIONS: Topic
 TOPIC_LOGS: Topic
 TOPIC_CONNECTIONS: Topic
 TOPIC_NOTIFICATIONS: Topic
+TOPIC_PROVIDER_EVENTS: Topic
 PUBSUB_TOPIC_ID_FIELD_NUMBER: _ClassVar[int]
 pubsub_topic_id: _descriptor.FieldDescriptor
 PUBSUB_SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]

@@ -28,6 +28,10 @@ class FaultKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAULT_KIND_EXPIRED_TOKEN: _ClassVar[FaultKind]
     FAULT_KIND_REVOKED_TOKEN: _ClassVar[FaultKind]
     FAULT_KIND_DROP_CONNECTION: _ClassVar[FaultKind]
+    FAULT_KIND_DUPLICATE_EVENT: _ClassVar[FaultKind]
+    FAULT_KIND_REORDER_EVENTS: _ClassVar[FaultKind]
+    FAULT_KIND_BAD_SIGNATURE: _ClassVar[FaultKind]
+    FAULT_KIND_STALE_TIMESTAMP: _ClassVar[FaultKind]
 
 class FaultEndpoint(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,6 +41,8 @@ class FaultEndpoint(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAULT_ENDPOINT_RECORDS: _ClassVar[FaultEndpoint]
     FAULT_ENDPOINT_PROXY_TEST: _ClassVar[FaultEndpoint]
     FAULT_ENDPOINT_WRITES: _ClassVar[FaultEndpoint]
+    FAULT_ENDPOINT_WEBHOOKS: _ClassVar[FaultEndpoint]
+    FAULT_ENDPOINT_SUBSCRIPTIONS: _ClassVar[FaultEndpoint]
 
 class ResetScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -55,12 +61,18 @@ FAULT_KIND_SLOW_RESPONSE: FaultKind
 FAULT_KIND_EXPIRED_TOKEN: FaultKind
 FAULT_KIND_REVOKED_TOKEN: FaultKind
 FAULT_KIND_DROP_CONNECTION: FaultKind
+FAULT_KIND_DUPLICATE_EVENT: FaultKind
+FAULT_KIND_REORDER_EVENTS: FaultKind
+FAULT_KIND_BAD_SIGNATURE: FaultKind
+FAULT_KIND_STALE_TIMESTAMP: FaultKind
 FAULT_ENDPOINT_UNSPECIFIED: FaultEndpoint
 FAULT_ENDPOINT_TOKEN: FaultEndpoint
 FAULT_ENDPOINT_REVOKE: FaultEndpoint
 FAULT_ENDPOINT_RECORDS: FaultEndpoint
 FAULT_ENDPOINT_PROXY_TEST: FaultEndpoint
 FAULT_ENDPOINT_WRITES: FaultEndpoint
+FAULT_ENDPOINT_WEBHOOKS: FaultEndpoint
+FAULT_ENDPOINT_SUBSCRIPTIONS: FaultEndpoint
 RESET_SCOPE_UNSPECIFIED: ResetScope
 RESET_SCOPE_RECORDS: ResetScope
 RESET_SCOPE_FAULTS: ResetScope
@@ -154,7 +166,7 @@ class Fault(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[FaultKind, str]] = ..., endpoint: _Optional[_Union[FaultEndpoint, str]] = ..., provider: _Optional[_Union[Provider, str]] = ..., object_name: _Optional[str] = ..., grant_type: _Optional[str] = ..., client_id: _Optional[str] = ..., skip: _Optional[int] = ..., count: _Optional[int] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., http_status: _Optional[int] = ..., retry_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., fired: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ProviderCounters(_message.Message):
-    __slots__ = ("provider", "token_requests_by_grant_type", "api_requests_by_status", "token_requests_by_status", "proxy_test_requests_by_route", "write_requests_by_route", "records_written", "write_batch_sizes", "passthrough_headers")
+    __slots__ = ("provider", "token_requests_by_grant_type", "api_requests_by_status", "token_requests_by_status", "proxy_test_requests_by_route", "write_requests_by_route", "records_written", "write_batch_sizes", "passthrough_headers", "webhook_requests_by_status", "webhook_events_delivered")
     class TokenRequestsByGrantTypeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +216,13 @@ class ProviderCounters(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class WebhookRequestsByStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     TOKEN_REQUESTS_BY_GRANT_TYPE_FIELD_NUMBER: _ClassVar[int]
     API_REQUESTS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +232,8 @@ class ProviderCounters(_message.Message):
     RECORDS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     WRITE_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
     PASSTHROUGH_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_REQUESTS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_EVENTS_DELIVERED_FIELD_NUMBER: _ClassVar[int]
     provider: Provider
     token_requests_by_grant_type: _containers.ScalarMap[str, int]
     api_requests_by_status: _containers.ScalarMap[int, int]
@@ -222,7 +243,9 @@ class ProviderCounters(_message.Message):
     records_written: int
     write_batch_sizes: _containers.ScalarMap[int, int]
     passthrough_headers: _containers.ScalarMap[str, int]
-    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., token_requests_by_grant_type: _Optional[_Mapping[str, int]] = ..., api_requests_by_status: _Optional[_Mapping[int, int]] = ..., token_requests_by_status: _Optional[_Mapping[int, int]] = ..., proxy_test_requests_by_route: _Optional[_Mapping[str, int]] = ..., write_requests_by_route: _Optional[_Mapping[str, int]] = ..., records_written: _Optional[int] = ..., write_batch_sizes: _Optional[_Mapping[int, int]] = ..., passthrough_headers: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    webhook_requests_by_status: _containers.ScalarMap[int, int]
+    webhook_events_delivered: int
+    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., token_requests_by_grant_type: _Optional[_Mapping[str, int]] = ..., api_requests_by_status: _Optional[_Mapping[int, int]] = ..., token_requests_by_status: _Optional[_Mapping[int, int]] = ..., proxy_test_requests_by_route: _Optional[_Mapping[str, int]] = ..., write_requests_by_route: _Optional[_Mapping[str, int]] = ..., records_written: _Optional[int] = ..., write_batch_sizes: _Optional[_Mapping[int, int]] = ..., passthrough_headers: _Optional[_Mapping[str, int]] = ..., webhook_requests_by_status: _Optional[_Mapping[int, int]] = ..., webhook_events_delivered: _Optional[int] = ...) -> None: ...
 
 class LatencySummary(_message.Message):
     __slots__ = ("count", "p50", "p99", "max")
@@ -237,7 +260,7 @@ class LatencySummary(_message.Message):
     def __init__(self, count: _Optional[int] = ..., p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Counters(_message.Message):
-    __slots__ = ("token_requests_by_grant_type", "api_requests_by_status", "providers", "faults_fired", "token_endpoint_latency", "api_latency", "start_time", "proxy_test_requests_by_route", "write_requests_by_route", "records_written", "write_batch_sizes", "passthrough_headers")
+    __slots__ = ("token_requests_by_grant_type", "api_requests_by_status", "providers", "faults_fired", "token_endpoint_latency", "api_latency", "start_time", "proxy_test_requests_by_route", "write_requests_by_route", "records_written", "write_batch_sizes", "passthrough_headers", "webhook_requests_by_status", "webhook_events_delivered")
     class TokenRequestsByGrantTypeEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -280,6 +303,13 @@ class Counters(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class WebhookRequestsByStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     TOKEN_REQUESTS_BY_GRANT_TYPE_FIELD_NUMBER: _ClassVar[int]
     API_REQUESTS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +322,8 @@ class Counters(_message.Message):
     RECORDS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     WRITE_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
     PASSTHROUGH_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_REQUESTS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_EVENTS_DELIVERED_FIELD_NUMBER: _ClassVar[int]
     token_requests_by_grant_type: _containers.ScalarMap[str, int]
     api_requests_by_status: _containers.ScalarMap[int, int]
     providers: _containers.RepeatedCompositeFieldContainer[ProviderCounters]
@@ -304,7 +336,9 @@ class Counters(_message.Message):
     records_written: int
     write_batch_sizes: _containers.ScalarMap[int, int]
     passthrough_headers: _containers.ScalarMap[str, int]
-    def __init__(self, token_requests_by_grant_type: _Optional[_Mapping[str, int]] = ..., api_requests_by_status: _Optional[_Mapping[int, int]] = ..., providers: _Optional[_Iterable[_Union[ProviderCounters, _Mapping]]] = ..., faults_fired: _Optional[int] = ..., token_endpoint_latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., api_latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., proxy_test_requests_by_route: _Optional[_Mapping[str, int]] = ..., write_requests_by_route: _Optional[_Mapping[str, int]] = ..., records_written: _Optional[int] = ..., write_batch_sizes: _Optional[_Mapping[int, int]] = ..., passthrough_headers: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    webhook_requests_by_status: _containers.ScalarMap[int, int]
+    webhook_events_delivered: int
+    def __init__(self, token_requests_by_grant_type: _Optional[_Mapping[str, int]] = ..., api_requests_by_status: _Optional[_Mapping[int, int]] = ..., providers: _Optional[_Iterable[_Union[ProviderCounters, _Mapping]]] = ..., faults_fired: _Optional[int] = ..., token_endpoint_latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., api_latency: _Optional[_Union[LatencySummary, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., proxy_test_requests_by_route: _Optional[_Mapping[str, int]] = ..., write_requests_by_route: _Optional[_Mapping[str, int]] = ..., records_written: _Optional[int] = ..., write_batch_sizes: _Optional[_Mapping[int, int]] = ..., passthrough_headers: _Optional[_Mapping[str, int]] = ..., webhook_requests_by_status: _Optional[_Mapping[int, int]] = ..., webhook_events_delivered: _Optional[int] = ...) -> None: ...
 
 class GetSandboxInfoRequest(_message.Message):
     __slots__ = ()
@@ -401,3 +435,73 @@ class GetCountersRequest(_message.Message):
     RESET_FIELD_NUMBER: _ClassVar[int]
     reset: bool
     def __init__(self, reset: _Optional[bool] = ...) -> None: ...
+
+class DeleteRecordsRequest(_message.Message):
+    __slots__ = ("provider", "object_name", "ids", "count", "seed")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_NAME_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    provider: Provider
+    object_name: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    count: int
+    seed: int
+    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., object_name: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class DeleteRecordsResponse(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListWebhookSubscriptionsRequest(_message.Message):
+    __slots__ = ("provider",)
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    provider: Provider
+    def __init__(self, provider: _Optional[_Union[Provider, str]] = ...) -> None: ...
+
+class WebhookSubscription(_message.Message):
+    __slots__ = ("provider", "id", "app_id", "account_id", "object_name", "event_type", "property_name", "target_url", "active")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_NAME_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PROPERTY_NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_URL_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    provider: Provider
+    id: str
+    app_id: str
+    account_id: str
+    object_name: str
+    event_type: str
+    property_name: str
+    target_url: str
+    active: bool
+    def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., id: _Optional[str] = ..., app_id: _Optional[str] = ..., account_id: _Optional[str] = ..., object_name: _Optional[str] = ..., event_type: _Optional[str] = ..., property_name: _Optional[str] = ..., target_url: _Optional[str] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class ListWebhookSubscriptionsResponse(_message.Message):
+    __slots__ = ("subscriptions",)
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    subscriptions: _containers.RepeatedCompositeFieldContainer[WebhookSubscription]
+    def __init__(self, subscriptions: _Optional[_Iterable[_Union[WebhookSubscription, _Mapping]]] = ...) -> None: ...
+
+class FlushWebhooksRequest(_message.Message):
+    __slots__ = ("timeout",)
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    timeout: _duration_pb2.Duration
+    def __init__(self, timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class FlushWebhooksResponse(_message.Message):
+    __slots__ = ("delivered", "abandoned", "pending")
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    ABANDONED_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    delivered: int
+    abandoned: int
+    pending: int
+    def __init__(self, delivered: _Optional[int] = ..., abandoned: _Optional[int] = ..., pending: _Optional[int] = ...) -> None: ...

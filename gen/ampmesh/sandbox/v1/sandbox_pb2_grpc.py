@@ -76,6 +76,21 @@ class SandboxControlServiceStub:
                 request_serializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.GetCountersRequest.SerializeToString,
                 response_deserializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.Counters.FromString,
                 _registered_method=True)
+        self.DeleteRecords = channel.unary_unary(
+                '/ampmesh.sandbox.v1.SandboxControlService/DeleteRecords',
+                request_serializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.DeleteRecordsRequest.SerializeToString,
+                response_deserializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.DeleteRecordsResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookSubscriptions = channel.unary_unary(
+                '/ampmesh.sandbox.v1.SandboxControlService/ListWebhookSubscriptions',
+                request_serializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.ListWebhookSubscriptionsRequest.SerializeToString,
+                response_deserializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.ListWebhookSubscriptionsResponse.FromString,
+                _registered_method=True)
+        self.FlushWebhooks = channel.unary_unary(
+                '/ampmesh.sandbox.v1.SandboxControlService/FlushWebhooks',
+                request_serializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.FlushWebhooksRequest.SerializeToString,
+                response_deserializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.FlushWebhooksResponse.FromString,
+                _registered_method=True)
 
 
 class SandboxControlServiceServicer:
@@ -140,6 +155,32 @@ class SandboxControlServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteRecords(self, request, context):
+        """Deletes records as the provider's own delete would (HubSpot archives them,
+        Salesforce moves them to the recycle bin): reads that ask for deleted records
+        still find them, and subscriptions receive delete events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookSubscriptions(self, request, context):
+        """Lists the webhook subscriptions registered through the emulated providers' APIs
+        (HubSpot's webhooks API, Salesforce's change data capture channel members and
+        event relays).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FlushWebhooks(self, request, context):
+        """Waits until every change event raised so far has been sent to its subscriber (or
+        given up on), and reports what was sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SandboxControlServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +223,21 @@ def add_SandboxControlServiceServicer_to_server(servicer, server):
                     servicer.GetCounters,
                     request_deserializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.GetCountersRequest.FromString,
                     response_serializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.Counters.SerializeToString,
+            ),
+            'DeleteRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRecords,
+                    request_deserializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.DeleteRecordsRequest.FromString,
+                    response_serializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.DeleteRecordsResponse.SerializeToString,
+            ),
+            'ListWebhookSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookSubscriptions,
+                    request_deserializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.ListWebhookSubscriptionsRequest.FromString,
+                    response_serializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.ListWebhookSubscriptionsResponse.SerializeToString,
+            ),
+            'FlushWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.FlushWebhooks,
+                    request_deserializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.FlushWebhooksRequest.FromString,
+                    response_serializer=ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.FlushWebhooksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +457,87 @@ class SandboxControlService:
             '/ampmesh.sandbox.v1.SandboxControlService/GetCounters',
             ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.GetCountersRequest.SerializeToString,
             ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.Counters.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ampmesh.sandbox.v1.SandboxControlService/DeleteRecords',
+            ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.DeleteRecordsRequest.SerializeToString,
+            ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.DeleteRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ampmesh.sandbox.v1.SandboxControlService/ListWebhookSubscriptions',
+            ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.ListWebhookSubscriptionsRequest.SerializeToString,
+            ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.ListWebhookSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FlushWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ampmesh.sandbox.v1.SandboxControlService/FlushWebhooks',
+            ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.FlushWebhooksRequest.SerializeToString,
+            ampmesh_dot_sandbox_dot_v1_dot_sandbox__pb2.FlushWebhooksResponse.FromString,
             options,
             channel_credentials,
             insecure,
