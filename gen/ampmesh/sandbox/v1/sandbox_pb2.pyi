@@ -51,6 +51,7 @@ class ResetScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESET_SCOPE_FAULTS: _ClassVar[ResetScope]
     RESET_SCOPE_COUNTERS: _ClassVar[ResetScope]
     RESET_SCOPE_TOKENS: _ClassVar[ResetScope]
+    RESET_SCOPE_SUBSCRIPTIONS: _ClassVar[ResetScope]
 PROVIDER_UNSPECIFIED: Provider
 PROVIDER_HUBSPOT: Provider
 PROVIDER_SALESFORCE: Provider
@@ -78,6 +79,7 @@ RESET_SCOPE_RECORDS: ResetScope
 RESET_SCOPE_FAULTS: ResetScope
 RESET_SCOPE_COUNTERS: ResetScope
 RESET_SCOPE_TOKENS: ResetScope
+RESET_SCOPE_SUBSCRIPTIONS: ResetScope
 
 class ProviderEndpoints(_message.Message):
     __slots__ = ("provider", "catalog_name", "base_url", "authorize_url", "token_url", "revoke_url")
@@ -96,16 +98,20 @@ class ProviderEndpoints(_message.Message):
     def __init__(self, provider: _Optional[_Union[Provider, str]] = ..., catalog_name: _Optional[str] = ..., base_url: _Optional[str] = ..., authorize_url: _Optional[str] = ..., token_url: _Optional[str] = ..., revoke_url: _Optional[str] = ...) -> None: ...
 
 class OAuthClient(_message.Message):
-    __slots__ = ("client_id", "client_secret", "redirect_uris", "grant_types")
+    __slots__ = ("client_id", "client_secret", "redirect_uris", "grant_types", "app_id", "developer_api_key")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
     REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
     GRANT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVELOPER_API_KEY_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     client_secret: str
     redirect_uris: _containers.RepeatedScalarFieldContainer[str]
     grant_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., grant_types: _Optional[_Iterable[str]] = ...) -> None: ...
+    app_id: str
+    developer_api_key: str
+    def __init__(self, client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., grant_types: _Optional[_Iterable[str]] = ..., app_id: _Optional[str] = ..., developer_api_key: _Optional[str] = ...) -> None: ...
 
 class TestUser(_message.Message):
     __slots__ = ("username", "password")
