@@ -27,6 +27,8 @@ client_secrets        how a provider app's client secret is sealed (api, token-m
 destination_secrets   how a destination's signing secret and headers are sealed (api,
                       messenger)
 webhook_urls          which webhook URLs are allowed (api on save, messenger on send)
+subscribe_names       subscribe actions' queue, workflow ids, webhook paths and headers,
+                      and the providers' event names (api, temporal, sandbox)
 write_plan            a builder's record resolved into the provider's field names
                       (reverse mapping, field settings and defaults) (api)
 write_workflows       the write workflows' names, ids and task queue (api starts and
