@@ -23,7 +23,7 @@ PUBLIC_URL_SETTING = "AMPMESH_SUBSCRIBE_WEBHOOK_URL"
 # the edge on every request to the subscribe host (a client's own value is replaced).
 ORIGINAL_URI_HEADER = "x-ampmesh-original-uri"
 # The token a Salesforce event relay presents on an installation's own URL.
-RELAY_TOKEN_HEADER = "x-ampmesh-relay-token"
+RELAY_TOKEN_HEADER = "x-ampmesh-relay-token"  # noqa: S105 (a header name)
 HUBSPOT_SIGNATURE_HEADER = "x-hubspot-signature-v3"
 HUBSPOT_TIMESTAMP_HEADER = "x-hubspot-request-timestamp"
 # HubSpot's rule: requests signed longer ago than this are refused.
