@@ -1,7 +1,7 @@
 """What a record looks like when ampmesh hands it over: the reference's ResultEntry, in
 read deliveries (services/temporal/reads) and in search answers (services/api/search).
 
-    {"fields": {...}, "mappedFields": {...}, "raw": {...}, "id": "..."}
+    {"fields": {...}, "mappedFields": {...}, "raw": {...}, "id": "...", "deleted": true}
 
 - `fields`: the selected provider fields that are not mapped, keyed by lower-cased
   provider name (all of the record's fields when the installation selects "all");
@@ -10,7 +10,11 @@ read deliveries (services/temporal/reads) and in search answers (services/api/se
   a mapped field is not repeated in `fields`, as the reference says fields holds only
   unmapped ones;
 - `raw`: the record exactly as the provider returned it;
-- `id`: the provider's record id (reads; the search answer has no place for it).
+- `id`: the provider's record id (reads; the search answer has no place for it);
+- `deleted`: only on a record the provider returned as deleted (a read's window holds
+  the records deleted in it: HubSpot's archived ones, Salesforce's IsDeleted rows), which
+  is otherwise shaped like any other from what the provider still returns; absent on live
+  records, as the proto's JSON mapping leaves a false bool out.
 
 Value mappings (selectedValueMappings): per field, delivered value -> provider value
 (the reference: "The key is the value delivered to the webhook, the value is the value
@@ -114,7 +118,15 @@ def result_entry(connector: Connector, raw: dict[str, Any], selection: Selection
     if selection.value_mappings:
         _map_values(fields, selection.value_mappings)
         _map_values(mapped, selection.value_mappings)
-    return {"fields": fields, "mappedFields": mapped, "raw": raw, "id": connector.record_id(raw)}
+    entry: dict[str, Any] = {
+        "fields": fields,
+        "mappedFields": mapped,
+        "raw": raw,
+        "id": connector.record_id(raw),
+    }
+    if connector.deleted(raw):
+        entry["deleted"] = True
+    return entry
 
 
 def _map_values(values: dict[str, Any], mappings: Mapping[str, Mapping[str, Any]]) -> None:

@@ -87,7 +87,8 @@ async def test_hubspot_full_history_lists_every_record_once(
     request = ReadRequest("contacts", ["email", "firstname"], None, None)
     records, pages = await _read_all(connector, http, sandbox.auth(Provider.HUBSPOT), request)
     ids = [connector.record_id(r) for r in records]
-    assert len(pages) == 3
+    # Three pages of live records, then the (empty) archived phase.
+    assert len(pages) == 4 and not pages[-1].records
     assert len(ids) == len(set(ids)) == 250
     assert set(ids) == _expected(sandbox, Provider.HUBSPOT, "contacts", None, None)
     values = connector.field_values(records[0])
@@ -158,8 +159,21 @@ async def test_salesforce_window_and_full_history(
     stamps = [connector.modified_time(r) for r in records]
     assert stamps == sorted(stamps)  # type: ignore[type-var]
     assert all(since <= s < until for s in stamps)  # type: ignore[operator]
-    assert set(records[0]) == {"attributes", "Id", "SystemModstamp", "Name", "Industry"}
-    assert set(connector.field_values(records[0])) == {"id", "systemmodstamp", "name", "industry"}
+    assert set(records[0]) == {
+        "attributes",
+        "Id",
+        "SystemModstamp",
+        "Name",
+        "Industry",
+        "IsDeleted",
+    }
+    assert set(connector.field_values(records[0])) == {
+        "id",
+        "systemmodstamp",
+        "name",
+        "industry",
+        "isdeleted",
+    }
 
     everything, _ = await _read_all(connector, http, auth, ReadRequest("Account", [], None, None))
     assert {connector.record_id(r) for r in everything} == _expected(

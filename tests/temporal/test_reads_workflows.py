@@ -157,6 +157,9 @@ class FakeProvider:
     def field_values(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         return dict(raw["properties"])
 
+    def deleted(self, raw: Mapping[str, Any]) -> bool:
+        return bool(raw.get("deleted"))
+
 
 class FakeShaping:
     """Renders {id, fields, raw}; packs records into bodies of at most `limit` bytes."""

@@ -1,6 +1,10 @@
 """What every connector offers the read workflows: one page of one object's records in a
 modification-time window, and the few facts the platform needs about each record.
 
+A window holds the records changed in it and the records deleted in it (as the provider
+still returns them: HubSpot's archived records, Salesforce's recycle bin); `deleted`
+tells them apart.
+
 A connector speaks one provider's documented record API (paths, query shapes, paging
 tokens, error bodies). Everything else is shared: authentication comes from the
 token-manager, retries and Retry-After from `connectors.http`, field selection and
@@ -114,4 +118,9 @@ class Connector(Protocol):
     def field_values(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """The record's field values keyed by lower-cased provider field name (HubSpot's
         `properties`; a Salesforce row without `attributes`)."""
+        ...
+
+    def deleted(self, raw: Mapping[str, Any]) -> bool:
+        """Whether the provider returned the record as deleted (HubSpot `archived`,
+        Salesforce `IsDeleted`)."""
         ...

@@ -12,6 +12,15 @@ already delivered at that instant are dropped, so none comes twice either). If a
 10,000 share one modification time that would not move forward, so that instant is then
 read on its own, by record id (its records may then come twice), and the window resumes
 just after it. The page token carries all of this.
+
+After the live records come the deleted ones: HubSpot archives a deleted record (and
+keeps it about 90 days), and only its list endpoint with `archived=true` returns archived
+records. That list has no time filter, so the archived phase pages through every archived
+record of the object (by id, up to 100 per request) and keeps those whose `archivedAt`
+lies in the window: a read costs one list request per 100 archived records, whatever the
+window. The phase is part of the page token (`{"phase": "archived", "after": ...}`), so a
+resumed read continues inside it; a token without a phase is the live phase's (tokens
+saved before deletions were read resume as they were).
 """
 
 from __future__ import annotations
@@ -32,6 +41,12 @@ SEARCH_LIMIT = 200
 # HubSpot answers 400 when a search's `after` reaches this.
 SEARCH_CAP = 10_000
 MODIFIED = "hs_lastmodifieddate"
+# The archived phase's page token marker.
+ARCHIVED_PHASE = "archived"
+# List requests one archived page may make while every record it got lies outside the
+# window, so a window with few deletions among many archived records does not cost one
+# empty page (and one read_pages row) per 100 archived records.
+ARCHIVED_REQUESTS_PER_PAGE = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -41,17 +56,30 @@ class HubSpotConnector:
     async def read_page(
         self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
     ) -> Page:
+        if request.page_token and _decode(request.page_token).get("phase") == ARCHIVED_PHASE:
+            return await self._archived_page(http, auth, request)
         if request.since is None and request.until is None:
-            return await self._list_page(http, auth, request)
-        return await self._search_page(http, auth, request)
+            page = await self._list_page(http, auth, request)
+        else:
+            page = await self._search_page(http, auth, request)
+        if not page.next_page_token:
+            # The live records are read: the deleted ones of the window come next.
+            page.next_page_token = _encode(phase=ARCHIVED_PHASE)
+        return page
 
     def record_id(self, raw: Mapping[str, Any]) -> str:
         return str(raw["id"])
 
     def modified_time(self, raw: Mapping[str, Any]) -> datetime | None:
+        # An archived record changed last when it was archived (the archived phase's
+        # window is on that time).
+        archived_at = raw.get("archivedAt") if raw.get("archived") is True else None
         properties = raw.get("properties") or {}
-        value = properties.get(MODIFIED) or raw.get("updatedAt")
+        value = archived_at or properties.get(MODIFIED) or raw.get("updatedAt")
         return _parse_time(value) if value else None
+
+    def deleted(self, raw: Mapping[str, Any]) -> bool:
+        return raw.get("archived") is True
 
     def field_values(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         # HubSpot's internal property names are lower-case by definition, so the
@@ -73,6 +101,42 @@ class HubSpotConnector:
         return Page(
             records=body.get("results") or [], next_page_token=_encode(after=after) if after else ""
         )
+
+    async def _archived_page(
+        self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
+    ) -> Page:
+        """Archived records of the window, from the archived list (no time filter: the
+        window is applied here, on archivedAt)."""
+        params = {"limit": str(_limit(request.page_size, LIST_LIMIT)), "archived": "true"}
+        if request.fields:
+            params["properties"] = ",".join(request.fields)
+        after = str(_decode(request.page_token).get("after") or "")
+        url = f"{auth.base_url}/crm/v3/objects/{request.object_name}"
+        since, until = _millis(request.since), _millis(request.until)
+        records: list[dict[str, Any]] = []
+        for _ in range(ARCHIVED_REQUESTS_PER_PAGE):
+            if after:
+                params["after"] = after
+            body = json_body(await send(http, "GET", url, auth=auth, params=params))
+            for record in body.get("results") or []:
+                # The endpoint answers archived records only; a record that is not
+                # (another server's answer) is no deletion to deliver.
+                if record.get("archived") is not True:
+                    continue
+                moment = self.modified_time(record)
+                if moment is None:
+                    # No time to place it in a window: only a read without bounds takes it.
+                    if since is None and until is None:
+                        records.append(record)
+                    continue
+                millis = _epoch_millis(moment)
+                if (since is None or millis >= since) and (until is None or millis < until):
+                    records.append(record)
+            after = str((((body.get("paging") or {}).get("next")) or {}).get("after") or "")
+            if records or not after:
+                break
+        token = _encode(phase=ARCHIVED_PHASE, after=after) if after else ""
+        return Page(records=records, next_page_token=token)
 
     async def _search_page(
         self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest

@@ -1,10 +1,13 @@
-"""Salesforce records through the REST query resource (SOQL).
+"""Salesforce records through the REST queryAll resource (SOQL).
 
-One window is one query, `SELECT <fields> FROM <object> WHERE SystemModstamp >= since
-AND SystemModstamp < until ORDER BY SystemModstamp ASC, Id ASC`, read page by page
-through `nextRecordsUrl` (the page token). SystemModstamp rather than LastModifiedDate
-because it also moves on system changes and is indexed. Page size is the
-`Sforce-Query-Options: batchSize=` hint (Salesforce honours 200 to 2,000).
+One window is one query, `SELECT <fields>, IsDeleted FROM <object> WHERE SystemModstamp
+>= since AND SystemModstamp < until ORDER BY SystemModstamp ASC, Id ASC`, read page by
+page through `nextRecordsUrl` (the page token). SystemModstamp rather than
+LastModifiedDate because it also moves on system changes (a delete among them) and is
+indexed. `queryAll` rather than `query` so that the records deleted in the window (in the
+recycle bin, which Salesforce empties after about 15 days) come in the same pages, with
+`IsDeleted: true`. Page size is the `Sforce-Query-Options: batchSize=` hint (Salesforce
+honours 200 to 2,000).
 
 A query cursor that Salesforce has dropped answers 400 INVALID_QUERY_LOCATOR; that is
 raised as PageTokenExpired (code INVALID_QUERY_LOCATOR) so the caller restarts the window
@@ -41,6 +44,8 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # Always selected: the record id and the time the window filters on, whatever was asked.
 SYSTEM_FIELDS = ("Id", "SystemModstamp")
+# Selected by reads, after the others, to tell the deleted rows queryAll returns.
+DELETED_FIELD = "IsDeleted"
 _COMMON_FIELDS = ("CreatedDate", "LastModifiedDate")
 
 
@@ -91,6 +96,9 @@ class SalesforceConnector:
     def field_values(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         return {name.lower(): value for name, value in raw.items() if name != "attributes"}
 
+    def deleted(self, raw: Mapping[str, Any]) -> bool:
+        return raw.get(DELETED_FIELD) is True
+
 
 def soql(request: ReadRequest) -> str:
     """The window's query (object and field names are checked: they are spliced in)."""
@@ -101,7 +109,10 @@ def soql(request: ReadRequest) -> str:
     if request.until is not None:
         conditions.append(f"SystemModstamp < {_literal(request.until)}")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    fields = ", ".join(select_list(request.object_name, request.fields))
+    selected = select_list(request.object_name, request.fields)
+    if DELETED_FIELD.lower() not in {name.lower() for name in selected}:
+        selected.append(DELETED_FIELD)
+    fields = ", ".join(selected)
     return (
         f"SELECT {fields} FROM {request.object_name}{where}"  # noqa: S608 (names checked)
         " ORDER BY SystemModstamp ASC, Id ASC"
