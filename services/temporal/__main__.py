@@ -10,6 +10,8 @@ client (the connectors' connection pool), a Pub/Sub publisher and the catalog (p
 the provider sandbox when AMPMESH_SANDBOX_URL is set). On SIGTERM the gRPC server drains
 first, then the workers stop (activities in flight get worker.GRACEFUL_SHUTDOWN; a write
 cut off mid-call is retried on another worker, as the heartbeat timeout tells Temporal).
+The subscribe queue's registration shares them too, and its sweeper runs beside the
+workers (subscribe/registration_sweep.py).
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ from services.temporal.keep_alive.activities import KeepAliveActivities
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
+from services.temporal.subscribe.registration_activities import RegistrationActivities
+from services.temporal.subscribe.registration_sweep import sweeping
 from services.temporal.worker import (
     connections_worker,
     ensure_keep_alive_schedule,
     reads_worker,
+    subscribe_worker,
     writes_worker,
 )
 from services.temporal.writes.activities import WriteActivities
@@ -72,6 +77,11 @@ class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings):
     )
     sandbox_url: str = Field(
         "", description="provider sandbox URL: hubspot and salesforce point at it when set"
+    )
+    subscribe_webhook_url: str = Field(
+        "",
+        description="the public base URL providers send change events to (the edge's "
+        "subscribe host); empty: registering subscriptions fails, saying so",
     )
     messenger_address: str = Field(
         "",
@@ -131,7 +141,7 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
             catalog = point_at_sandbox(catalog, settings.sandbox_url)
         tokens = token_manager_stub(settings, resources)
         keep_alive = KeepAliveActivities(pool, tokens, catalog)
-        reads, writes = await _provider_activities(
+        reads, writes, registration = await _provider_activities(
             settings, resources, pool, tokens, catalog, client
         )
         await ensure_keep_alive_schedule(
@@ -148,6 +158,10 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
         await resources.enter_async_context(
             writes_worker(client, writes, on_fatal_error=_stop_process)
         )
+        await resources.enter_async_context(
+            subscribe_worker(client, registration, on_fatal_error=_stop_process)
+        )
+        await resources.enter_async_context(sweeping(pool, client))
         yield []
 
 
@@ -158,9 +172,9 @@ async def _provider_activities(
     tokens: token_manager_pb2_grpc.TokenManagerServiceStub,
     catalog: dict[str, providers_pb2.ProviderInfo],
     client: Client,
-) -> tuple[ReadActivities, WriteActivities]:
-    """The reads and writes queues' activities, sharing one publisher and one HTTP client
-    (closed with resources)."""
+) -> tuple[ReadActivities, WriteActivities, RegistrationActivities]:
+    """The reads, writes and subscribe queues' activities, sharing one publisher and one
+    HTTP client (closed with resources)."""
     publisher = Publisher.open(settings.pubsub_emulator_host, settings.pubsub_project)
     resources.callback(publisher.close)
     http = await resources.enter_async_context(provider_session())
@@ -185,7 +199,18 @@ async def _provider_activities(
         writer_for=registry.writer_for,
         auth_for=registry.provider_auth,
     )
-    return reads, writes
+    registration = RegistrationActivities(
+        pool=pool,
+        tokens=tokens,
+        catalog=catalog,
+        http=http,
+        publisher=publisher,
+        auth_for=registry.provider_auth,
+        public_url=settings.subscribe_webhook_url,
+    )
+    if not settings.subscribe_webhook_url:
+        _log.warning("no AMPMESH_SUBSCRIBE_WEBHOOK_URL: subscriptions cannot be registered")
+    return reads, writes, registration
 
 
 def _recorded_pages(

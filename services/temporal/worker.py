@@ -6,7 +6,10 @@ keep_alive_batch), started every `keep_alive_every` by the schedule
 (reads/workflows.py) and their activities (reads/activities.py); the api starts them and
 makes the schedules. Queue `writes`: AsyncWrite and WriteBatcher (writes/workflows.py)
 and their activities (writes/activities.py); the api starts the first and signals the
-second. Each queue is its own Worker in this process.
+second. Queue `subscribe`: SyncSubscriptions (subscribe/registration.py) and its
+activities (subscribe/registration_activities.py); the api starts it after changing an
+installation's subscribe objects, and the sweeper (subscribe/registration_sweep.py) for
+rows left waiting. Each queue is its own Worker in this process.
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from services.domain.read_workflows import READS_QUEUE
+from services.domain.subscribe_names import SUBSCRIBE_QUEUE
 from services.domain.write_workflows import WRITES_QUEUE
 from services.runtime.logs import get_logger
 from services.temporal.keep_alive.activities import KeepAliveActivities
 from services.temporal.keep_alive.workflows import WORKFLOW_NAME, TokenKeepAlive
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.workflows import BackfillRead, ScheduledRead, TriggeredRead
+from services.temporal.subscribe.registration import SyncSubscriptions
+from services.temporal.subscribe.registration_activities import RegistrationActivities
 from services.temporal.writes.activities import WriteActivities
 from services.temporal.writes.workflows import AsyncWrite, WriteBatcher
 
@@ -123,6 +129,30 @@ def writes_worker(
             writes.open_queued_writes,
             writes.close_queued_writes,
             writes.release_writes,
+        ],
+        workflow_runner=WORKFLOW_RUNNER,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        on_fatal_error=on_fatal_error,
+    )
+
+
+def subscribe_worker(
+    client: Client,
+    registration: RegistrationActivities,
+    *,
+    task_queue: str = SUBSCRIBE_QUEUE,
+    on_fatal_error: FatalErrorHandler | None = None,
+) -> Worker:
+    """The worker of the subscribe queue (run it with `async with`)."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[SyncSubscriptions],
+        activities=[
+            registration.load_subscriptions,
+            registration.register_subscriptions,
+            registration.remove_subscriptions,
+            registration.fail_subscriptions,
         ],
         workflow_runner=WORKFLOW_RUNNER,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
