@@ -207,19 +207,27 @@ class SubscribeConsumer:
                 work = grouped.get(key)
                 if work is None:
                     work = grouped[key] = _Work(target, route, [])
-                fields = list(event.fields_updated)
+                record_event = RecordEvent(event, list(event.fields_updated))
                 if provider == "hubspot" and event.subscribe_event_type == subscribe_names.UPDATE:
+                    # One event per changed property: the record's changes in this
+                    # request are one delivery, watched as a whole.
                     record_key = (target.installation_id, event.object_name, event.record_id)
                     earlier = coalesced.get(record_key)
                     if earlier is not None:
                         _merge(earlier, event)
                         _count(provider, "coalesced")
                         continue
-                    coalesced[record_key] = record_event = RecordEvent(event, fields)
-                else:
-                    record_event = RecordEvent(event, fields)
+                    coalesced[record_key] = record_event
                 work.events.append(record_event)
-        return list(grouped.values())
+        for work in grouped.values():
+            kept = [
+                e
+                for e in work.events
+                if e.event_type != subscribe_names.UPDATE or work.route.watches(e.fields_updated)
+            ]
+            _count(provider, "unwatched", len(work.events) - len(kept))
+            work.events[:] = kept
+        return [work for work in grouped.values() if work.events]
 
     async def _deliver(self, connector: Connector, provider: str, work: _Work) -> int:
         """Fetch what the events need, publish their deliveries; how many."""
@@ -343,8 +351,6 @@ def _admit(target: Target, event: ProviderEvent) -> str:
             return "disabled"
         if not event.record_id:
             return "invalid"
-        if kind == subscribe_names.UPDATE and not route.watches(list(event.fields_updated)):
-            return "unwatched"
         return ""
     # Association and other events are not delivered yet (their fetch and shape differ).
     return "unsupported"
