@@ -3,7 +3,10 @@
 It serves, over plain HTTP, an OAuth 2.0 authorization server (Authlib) and record APIs
 shaped like HubSpot CRM v3 objects and Salesforce REST query and sObject writes, over
 deterministic seeded data; and, over the mesh's gRPC, SandboxControlService to seed
-records, inject faults and read counters. Everything lives in memory: a restart is a clean sandbox.
+records, inject faults and read counters. When records change it sends the change events
+the emulated providers would (HubSpot webhooks, Salesforce change data capture through
+an event relay) to what was registered through their subscription APIs. Everything lives
+in memory (unless AMPMESH_SANDBOX_STATE_FILE keeps it): a restart is a clean sandbox.
 
     __main__       the process: both faces on one event loop
     settings       its settings (ports, the OAuth client and test user)
@@ -17,6 +20,8 @@ records, inject faults and read counters. Everything lives in memory: a restart 
       salesforce     Salesforce's query API and its cursors
       salesforce_writes  Salesforce's sObject and composite collection writes
       soql           the SOQL the sandbox understands, parsed (pure)
+      hubspot_webhooks  HubSpot's webhooks API v3 and its access-token introspection
+      salesforce_events Salesforce's userinfo, channel members, event relays, record GET
       proxy_test     echo, download and upload routes the API proxy's tests call through it
       record_api     what every record request goes through (token, faults, counting)
       errors         the providers' error bodies
@@ -25,4 +30,5 @@ records, inject faults and read counters. Everything lives in memory: a restart 
       records        seeded records and their sorted indexes
       faults         injected faults and how they answer
       tokens         issued tokens and authorization codes
+      webhooks       subscriptions, the change events records raise, and their sender
 """

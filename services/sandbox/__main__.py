@@ -18,6 +18,7 @@ from services.sandbox.oauth import OAuthConfig, SandboxClient
 from services.sandbox.persistence import kept_in
 from services.sandbox.settings import SandboxSettings
 from services.sandbox.state import SandboxState
+from services.sandbox.webhooks import Dispatcher, HubSpotApp
 
 _log = get_logger("ampmesh.sandbox")
 
@@ -27,6 +28,8 @@ def oauth_config(settings: SandboxSettings) -> OAuthConfig:
         client_id=settings.sandbox_client_id,
         client_secret=settings.sandbox_client_secret,
         redirect_uris=tuple(settings.sandbox_redirect_uris),
+        app_id=str(settings.sandbox_hubspot_app_id),
+        developer_api_key=settings.sandbox_developer_api_key,
     )
     return OAuthConfig(
         clients=(client,),
@@ -39,6 +42,11 @@ def oauth_config(settings: SandboxSettings) -> OAuthConfig:
 async def build_services(settings: SandboxSettings) -> AsyncIterator[list[Service]]:
     """The HTTP face runs for as long as the gRPC control service does."""
     state = SandboxState()
+    state.webhooks.app = HubSpotApp(
+        app_id=settings.sandbox_hubspot_app_id,
+        developer_api_key=settings.sandbox_developer_api_key,
+        client_secret=settings.sandbox_client_secret,
+    )
     config = oauth_config(settings)
     app = SandboxHttp(state, config).app()
     host = settings.sandbox_http_host
@@ -46,6 +54,8 @@ async def build_services(settings: SandboxSettings) -> AsyncIterator[list[Servic
         if settings.sandbox_state_file:
             # Outermost: written a last time once the HTTP face has stopped changing it.
             await stack.enter_async_context(kept_in(state, Path(settings.sandbox_state_file)))
+        # Change events go out for as long as the provider APIs can raise them.
+        await stack.enter_async_context(Dispatcher(state).running())
         port = await stack.enter_async_context(serving_http(app, host, settings.sandbox_http_port))
         url = f"http://{host}:{port}"
         _log.info("sandbox serving", url=url)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import gc
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from google.protobuf import duration_pb2, empty_pb2, timestamp_pb2
 
+from services.domain.subscribe_names import (
+    parse_hubspot_event_type,
+    salesforce_object_of_entity,
+)
 from services.runtime.errors import abort_invalid_argument, abort_not_found
-from services.sandbox.faults import Endpoint, Fault, FaultKind
+from services.sandbox.faults import WEBHOOK_KINDS, Endpoint, Fault, FaultKind
 from services.sandbox.oauth import OAuthConfig
-from services.sandbox.providers import CATALOG_NAMES, PATHS, Provider
+from services.sandbox.providers import CATALOG_NAMES, PATHS, SALESFORCE_ORG_ID, Provider
 from services.sandbox.state import SandboxState, percentile
+from services.sandbox.webhooks import CHANGE_EVENTS, Change, WebhookBook, flush
 
 MAX_SEED_COUNT = 100_000
 
@@ -63,6 +69,8 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
                 client_secret=client.client_secret,
                 redirect_uris=list(client.redirect_uris),
                 grant_types=list(client.grant_types),
+                app_id=client.app_id,
+                developer_api_key=client.developer_api_key,
             )
             for client in self.config.clients
         ]
@@ -110,6 +118,7 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
             until,
             replace=request.replace,
         )
+        self.state.webhooks.raise_events(provider, request.object_name, Change.CREATE, created)
         _settle()
         return sandbox_pb2.SeedRecordsResponse(
             created=len(created),
@@ -137,12 +146,22 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
             if request.HasField("modify_time")
             else datetime.now(UTC)
         )
+        changes: dict[str, list[str]] = {}
         try:
             touched = self.state.records.touch(
-                provider, request.object_name, list(request.ids), request.count, request.seed, when
+                provider,
+                request.object_name,
+                list(request.ids),
+                request.count,
+                request.seed,
+                when,
+                changes,
             )
         except KeyError as exc:
             await abort_not_found(context, "record", str(exc.args[0]))
+        self.state.webhooks.raise_events(
+            provider, request.object_name, Change.UPDATE, touched, changes
+        )
         _settle()
         return sandbox_pb2.TouchRecordsResponse(ids=[record.id for record in touched])
 
@@ -152,6 +171,7 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
             sandbox_pb2.RESET_SCOPE_FAULTS,
             sandbox_pb2.RESET_SCOPE_COUNTERS,
             sandbox_pb2.RESET_SCOPE_TOKENS,
+            sandbox_pb2.RESET_SCOPE_SUBSCRIPTIONS,
         }
         if sandbox_pb2.RESET_SCOPE_UNSPECIFIED in scopes:
             await abort_invalid_argument(
@@ -167,7 +187,62 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
             self.state.reset_counters()
         if sandbox_pb2.RESET_SCOPE_TOKENS in scopes:
             self.state.tokens.clear()
+        if sandbox_pb2.RESET_SCOPE_SUBSCRIPTIONS in scopes:
+            self.state.webhooks.clear()
         return empty_pb2.Empty()
+
+    async def DeleteRecords(
+        self, request: sandbox_pb2.DeleteRecordsRequest, context: Any
+    ) -> sandbox_pb2.DeleteRecordsResponse:
+        provider = await _provider(request.provider, context)
+        if not request.object_name:
+            await abort_invalid_argument(
+                context, "invalid DeleteRecords request", [("object_name", "name the object")]
+            )
+        if not request.ids and request.count < 1:
+            await abort_invalid_argument(
+                context,
+                "invalid DeleteRecords request",
+                [("count", "give ids, or a count of at least 1")],
+            )
+        found = self.state.records.object(provider, request.object_name)
+        if request.ids:
+            missing = [i for i in request.ids if found.get(i) is None]
+            if missing:
+                await abort_not_found(context, "record", ", ".join(missing))
+            ids = list(dict.fromkeys(request.ids))
+        else:
+            rng = random.Random(f"delete/{provider.name}/{request.object_name}/{request.seed}")  # noqa: S311
+            chosen = rng.sample(found.in_order, min(request.count, len(found.in_order)))
+            ids = [record.id for record in chosen]
+        buried = {r.id: r for r in found.bury(set(ids), datetime.now(UTC))}
+        self.state.webhooks.raise_events(
+            provider, request.object_name, Change.DELETE, [buried[i] for i in ids]
+        )
+        return sandbox_pb2.DeleteRecordsResponse(ids=ids)
+
+    async def ListWebhookSubscriptions(
+        self, request: sandbox_pb2.ListWebhookSubscriptionsRequest, context: Any
+    ) -> sandbox_pb2.ListWebhookSubscriptionsResponse:
+        wanted = request.provider
+        listed: list[sandbox_pb2.WebhookSubscription] = []
+        if wanted in (sandbox_pb2.PROVIDER_UNSPECIFIED, sandbox_pb2.PROVIDER_HUBSPOT):
+            listed += _hubspot_subscriptions(self.state.webhooks)
+        if wanted in (sandbox_pb2.PROVIDER_UNSPECIFIED, sandbox_pb2.PROVIDER_SALESFORCE):
+            listed += _salesforce_subscriptions(self.state.webhooks)
+        return sandbox_pb2.ListWebhookSubscriptionsResponse(subscriptions=listed)
+
+    async def FlushWebhooks(
+        self, request: sandbox_pb2.FlushWebhooksRequest, context: Any
+    ) -> sandbox_pb2.FlushWebhooksResponse:
+        timeout = _seconds(request.timeout) if request.HasField("timeout") else 30.0
+        await flush(self.state, within=timeout)
+        counters = self.state.counters
+        return sandbox_pb2.FlushWebhooksResponse(
+            delivered=sum(c.webhook_events_delivered for c in counters.providers.values()),
+            abandoned=counters.webhooks_abandoned,
+            pending=max(0, self.state.webhooks.pending),
+        )
 
     async def InjectFault(
         self, request: sandbox_pb2.InjectFaultRequest, context: Any
@@ -190,6 +265,17 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
         if token_fault and given.endpoint == Endpoint.REVOKE:
             violations.append(
                 ("fault.endpoint", "token faults apply to TOKEN, RECORDS, PROXY_TEST or WRITES")
+            )
+        webhook_kind = given.kind in WEBHOOK_KINDS
+        if webhook_kind and given.endpoint not in (Endpoint.UNSPECIFIED, Endpoint.WEBHOOKS):
+            violations.append(("fault.endpoint", "webhook faults apply to WEBHOOKS only"))
+        if not webhook_kind and given.endpoint == Endpoint.WEBHOOKS and given.kind:
+            violations.append(
+                (
+                    "fault.kind",
+                    "WEBHOOKS takes DUPLICATE_EVENT, REORDER_EVENTS, BAD_SIGNATURE "
+                    "or STALE_TIMESTAMP",
+                )
             )
         if given.kind == FaultKind.EXPIRED_TOKEN and given.endpoint == Endpoint.TOKEN:
             violations.append(
@@ -251,8 +337,13 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
                     records_written=each.records_written,
                     write_batch_sizes=dict(each.write_batch_sizes),
                     passthrough_headers=dict(each.passthrough_headers),
+                    webhook_requests_by_status=dict(each.webhook_by_status),
+                    webhook_events_delivered=each.webhook_events_delivered,
                 )
             )
+            for status, n in each.webhook_by_status.items():
+                message.webhook_requests_by_status[status] += n
+            message.webhook_events_delivered += each.webhook_events_delivered
             for grant, n in each.token_by_grant.items():
                 message.token_requests_by_grant_type[grant] += n
             for status, n in each.api_by_status.items():
@@ -312,6 +403,53 @@ def _fault_message(fault: Fault) -> sandbox_pb2.Fault:
     if fault.kind is FaultKind.SLOW_RESPONSE:
         message.delay.CopyFrom(_duration(fault.delay))
     return message
+
+
+def _hubspot_subscriptions(book: WebhookBook) -> list[sandbox_pb2.WebhookSubscription]:
+    target = book.settings.target_url if book.settings is not None else ""
+    listed = []
+    for sub in book.subscriptions.values():
+        parsed = parse_hubspot_event_type(sub.event_type)
+        listed.append(
+            sandbox_pb2.WebhookSubscription(
+                provider=sandbox_pb2.PROVIDER_HUBSPOT,
+                id=str(sub.id),
+                app_id=str(book.app.app_id),
+                object_name=parsed[0] if parsed else "",
+                event_type=sub.event_type,
+                property_name=sub.property_name or "",
+                target_url=target,
+                active=sub.active,
+            )
+        )
+    return listed
+
+
+def _salesforce_subscriptions(book: WebhookBook) -> list[sandbox_pb2.WebhookSubscription]:
+    """One per channel member and relay (where its events go); a member without a relay
+    is listed without a target, a relay without a member without an object."""
+    relays = list(book.relays.values())
+    listed = []
+
+    def one(item_id: str, object_name: str, relay: Any) -> sandbox_pb2.WebhookSubscription:
+        return sandbox_pb2.WebhookSubscription(
+            provider=sandbox_pb2.PROVIDER_SALESFORCE,
+            id=item_id,
+            account_id=SALESFORCE_ORG_ID,
+            object_name=object_name,
+            event_type=CHANGE_EVENTS,
+            target_url=relay.destination if relay is not None else "",
+            active=relay is None or relay.state == "RUN",
+        )
+
+    for member in book.members.values():
+        object_name = salesforce_object_of_entity(member.selected_entity)
+        listed += [one(member.id, object_name, relay) for relay in relays] or [
+            one(member.id, object_name, None)
+        ]
+    if not book.members:
+        listed += [one(relay.id, "", relay) for relay in relays]
+    return listed
 
 
 def _settle() -> None:

@@ -34,6 +34,22 @@ class FaultKind(enum.IntEnum):
     EXPIRED_TOKEN = 4
     REVOKED_TOKEN = 5
     DROP_CONNECTION = 6
+    # Webhooks only (webhooks.py acts on them when it sends).
+    DUPLICATE_EVENT = 7
+    REORDER_EVENTS = 8
+    BAD_SIGNATURE = 9
+    STALE_TIMESTAMP = 10
+
+
+# The kinds that change what the sandbox sends to subscribers, not how it answers.
+WEBHOOK_KINDS = frozenset(
+    {
+        FaultKind.DUPLICATE_EVENT,
+        FaultKind.REORDER_EVENTS,
+        FaultKind.BAD_SIGNATURE,
+        FaultKind.STALE_TIMESTAMP,
+    }
+)
 
 
 class Endpoint(enum.IntEnum):
@@ -47,10 +63,16 @@ class Endpoint(enum.IntEnum):
     RECORDS = 3
     PROXY_TEST = 4
     WRITES = 5
+    # The change events the sandbox sends (webhooks.py): only the webhook kinds apply.
+    WEBHOOKS = 6
+    # HubSpot's webhooks API, Salesforce's Tooling API subscription sObjects.
+    SUBSCRIPTIONS = 7
 
 
 # The endpoints that take a bearer access token, where token faults make sense.
-BEARER_ENDPOINTS = frozenset({Endpoint.RECORDS, Endpoint.PROXY_TEST, Endpoint.WRITES})
+BEARER_ENDPOINTS = frozenset(
+    {Endpoint.RECORDS, Endpoint.PROXY_TEST, Endpoint.WRITES, Endpoint.SUBSCRIPTIONS}
+)
 
 
 @dataclass
@@ -156,6 +178,9 @@ def _matches(fault: Fault, request: RequestInfo) -> bool:
     if fault.grant_type and fault.grant_type != request.grant_type:
         return False
     if fault.client_id and fault.client_id != request.client_id:
+        return False
+    # What is sent to subscribers meets only the webhook kinds, and only it does.
+    if (fault.kind in WEBHOOK_KINDS) != (request.endpoint is Endpoint.WEBHOOKS):
         return False
     # Token faults only make sense where tokens are presented or refreshed.
     if fault.kind is FaultKind.EXPIRED_TOKEN:

@@ -1,9 +1,12 @@
 """HubSpot's record APIs and its own token revocation, as the sandbox answers them:
 
     /hubspot/oauth/v1/refresh-tokens/T       DELETE  HubSpot's documented revocation
-    /hubspot/crm/v3/objects/{object}         GET     list: limit, after, properties
-    /hubspot/crm/v3/objects/{object}/{id}    GET     one record: properties
+    /hubspot/crm/v3/objects/{object}         GET     list: limit, after, properties;
+                                                     archived=true lists only the
+                                                     archived records (archivedAt)
+    /hubspot/crm/v3/objects/{object}/{id}    GET     one record: properties, archived
     /hubspot/crm/v3/objects/{object}/search  POST    CRM search (hubspot_search.py)
+    /hubspot/crm/v3/objects/{object}/batch/read  POST  records by id (live ones only)
 
 Pages are slices of the object's sorted indexes, rendered with orjson. Mirrors the
 connector in services/domain/connectors/hubspot.py. The writes to the same objects are
@@ -15,6 +18,7 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -27,7 +31,7 @@ from services.sandbox.faults import Endpoint, RequestInfo, apply_faults, oauth_e
 from services.sandbox.hubspot_search import InvalidSearch, matching, parse_search
 from services.sandbox.providers import Provider
 from services.sandbox.record_api import RecordApi
-from services.sandbox.records import Record
+from services.sandbox.records import Record, hubspot_time
 
 MAX_LIMIT = 100  # of the list API (HubSpot's documented maximum)
 # Search answers kept (each holds up to every record of an object).
@@ -55,6 +59,11 @@ class HubSpotApi:
             Route("/hubspot/crm/v3/objects/{object_name}", self.list, methods=["GET"]),
             Route("/hubspot/crm/v3/objects/{object_name}/{record_id}", self.one, methods=["GET"]),
             Route("/hubspot/crm/v3/objects/{object_name}/search", self.search, methods=["POST"]),
+            Route(
+                "/hubspot/crm/v3/objects/{object_name}/batch/read",
+                self.batch_read,
+                methods=["POST"],
+            ),
         ]
 
     async def delete_refresh_token(self, request: Request) -> Response:
@@ -84,6 +93,52 @@ class HubSpotApi:
         object_name = request.path_params["object_name"]
         return await self.records.serve(request, Provider.HUBSPOT, object_name, self._search)
 
+    async def batch_read(self, request: Request) -> Response:
+        object_name = request.path_params["object_name"]
+        return await self.records.serve(request, Provider.HUBSPOT, object_name, self._batch_read)
+
+    async def _batch_read(self, request: Request, object_name: str) -> bytes:
+        """HubSpot's batch read: the live records of the ids given (unknown ones are
+        left out and listed as errors), in input order."""
+        started = hubspot_time(datetime.now(UTC))
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError:
+            raise invalid("Invalid input JSON: the body is not JSON") from None
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not all(
+            isinstance(item, dict) and item.get("id") is not None for item in inputs
+        ):
+            raise invalid("inputs must be a list of objects with an id")
+        if not 1 <= len(inputs) <= MAX_LIMIT:
+            raise invalid(f"inputs must hold 1 to {MAX_LIMIT} items, not {len(inputs)}")
+        if body.get("idProperty"):
+            raise invalid("the sandbox reads by record id only (no idProperty)")
+        wanted = body.get("properties") or []
+        if not isinstance(wanted, list) or not all(isinstance(p, str) for p in wanted):
+            raise invalid("properties must be a list of property names")
+        found = self.state.records.object(Provider.HUBSPOT, object_name)
+        results, missing = [], []
+        for item in inputs:
+            record = found.get(str(item["id"]))
+            if record is None:
+                missing.append(str(item["id"]))
+            else:
+                results.append(hubspot_record(record, wanted))
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+        if missing:
+            answer["numErrors"] = 1
+            answer["errors"] = [
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": "Could not get some records",
+                    "context": {"ids": missing},
+                }
+            ]
+        answer |= {"startedAt": started, "completedAt": hubspot_time(datetime.now(UTC))}
+        return orjson.dumps(answer)
+
     async def _page(self, request: Request, object_name: str) -> bytes:
         params = request.query_params
         try:
@@ -94,7 +149,10 @@ class HubSpotApi:
         if not 1 <= limit <= MAX_LIMIT:
             raise invalid(f"limit must be between 1 and {MAX_LIMIT}")
         wanted = [p for p in params.get("properties", "").split(",") if p]
-        records, keys = self.state.records.object(Provider.HUBSPOT, object_name).by_id()
+        found = self.state.records.object(Provider.HUBSPOT, object_name)
+        if params.get("archived", "false").lower() == "true":
+            found = found.tombstones
+        records, keys = found.by_id()
         start = 0 if after is None else bisect.bisect_right(keys, after)
         page = records[start : start + limit]
         body: dict[str, Any] = {"results": [hubspot_record(r, wanted) for r in page]}
@@ -105,7 +163,10 @@ class HubSpotApi:
     async def _one(self, request: Request, object_name: str) -> bytes:
         """GET one record by id: every property, or the system ones and those asked."""
         record_id = request.path_params["record_id"]
-        record = self.state.records.object(Provider.HUBSPOT, object_name).get(record_id)
+        found = self.state.records.object(Provider.HUBSPOT, object_name)
+        if request.query_params.get("archived", "false").lower() == "true":
+            found = found.tombstones
+        record = found.get(record_id)
         if record is None:
             raise ApiError(
                 404,

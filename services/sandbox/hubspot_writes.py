@@ -2,7 +2,8 @@
 
     /hubspot/crm/v3/objects/{object}                POST    create, 201 with the record
     /hubspot/crm/v3/objects/{object}/{id}           PATCH   update, 200 with the record
-    /hubspot/crm/v3/objects/{object}/{id}           DELETE  archive, 204
+    /hubspot/crm/v3/objects/{object}/{id}           DELETE  archive, 204 (kept archived:
+                                                            ?archived=true lists it)
     /hubspot/crm/v3/objects/{object}/batch/create   POST    201, or 207 when inputs failed
     /hubspot/crm/v3/objects/{object}/batch/update   POST    200, or 207 when inputs failed
     /hubspot/crm/v3/objects/{object}/batch/archive  POST    204 (unknown ids ignored)
@@ -17,7 +18,9 @@ describes it, so its first record's properties are its schema. In a batch the go
 inputs are written and each bad one is an error carrying its objectWriteTraceId; results
 are ordered by id, not input, as HubSpot promises no order, and echo their input's trace
 id. HubSpot keeps text only, so a number or boolean is stored as the string HubSpot
-answers with; null clears a property.
+answers with; null clears a property. Every write raises the change events the app's
+webhook subscriptions ask for (webhooks.py): creation, propertyChange per changed
+property, deletion.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from services.sandbox.errors import ApiError
 from services.sandbox.faults import Endpoint
 from services.sandbox.providers import Provider
 from services.sandbox.record_api import RecordApi, Render
-from services.sandbox.records import Record, hubspot_time, to_millis
+from services.sandbox.records import Record, changed_fields, hubspot_time, to_millis
 from services.sandbox.state import SandboxState
+from services.sandbox.webhooks import Change
 
 MAX_BATCH = 100
 _JSON = "application/json"
@@ -132,6 +136,8 @@ class _Write:
         self.contacts = object_name in ("contacts", "contact")
         self.now = to_millis(datetime.now(UTC))
         self.created: list[Record] = []
+        # Updated records and the names of the properties whose values changed.
+        self.updated: dict[str, tuple[Record, list[str]]] = {}
         self.written = 0
         # Contact emails (lower-cased) -> id, kept up to date as inputs are written;
         # built when first needed unless the last write's is still true.
@@ -159,11 +165,15 @@ class _Write:
         values = self._properties(given.get("properties"))
         self._claim_email(record_id, record.fields.get("email"), values)
         fields = {**record.fields, **values}
+        before = record.fields
         record.revise(
             Provider.HUBSPOT,
             {name: value for name, value in fields.items() if value is not None},
             self.now,
         )
+        earlier = self.updated.get(record.id, (record, []))[1]
+        names = [n for n in changed_fields(before, record.fields) if n not in earlier]
+        self.updated[record.id] = (record, earlier + names)
         self.written += 1
         return record
 
@@ -340,6 +350,15 @@ class HubSpotWrites:
 
     def _finish(self, write: _Write) -> None:
         generation = write.commit()
+        webhooks = self.state.webhooks
+        webhooks.raise_events(Provider.HUBSPOT, write.object_name, Change.CREATE, write.created)
+        webhooks.raise_events(
+            Provider.HUBSPOT,
+            write.object_name,
+            Change.UPDATE,
+            [record for record, _ in write.updated.values()],
+            {record_id: names for record_id, (_, names) in write.updated.items()},
+        )
         if write.contacts and write.emails is not None:
             self._emails = (generation, write.emails)
         self.state.counters.count_written(Provider.HUBSPOT, write.written)
@@ -369,7 +388,8 @@ class HubSpotWrites:
         found = self.state.records.object(Provider.HUBSPOT, object_name)
         if found.get(record_id) is None:
             raise not_found(record_id).api_error()
-        found.remove({record_id})
+        buried = found.bury({record_id}, datetime.now(UTC))
+        self.state.webhooks.raise_events(Provider.HUBSPOT, object_name, Change.DELETE, buried)
         self.state.counters.count_written(Provider.HUBSPOT, 1)
         return Response(status_code=204)
 
@@ -423,7 +443,7 @@ class HubSpotWrites:
         # As HubSpot: an id that names no record is no error.
         ids = {str(given.get("id")) for given in inputs}
         present = {record_id for record_id in ids if found.get(record_id) is not None}
-        if present:
-            found.remove(present)
+        buried = found.bury(present, datetime.now(UTC))
+        self.state.webhooks.raise_events(Provider.HUBSPOT, object_name, Change.DELETE, buried)
         self.state.counters.count_written(Provider.HUBSPOT, len(present))
         return Response(status_code=204)

@@ -51,6 +51,9 @@ class SandboxClient(ClientMixin):
     client_secret: str
     redirect_uris: tuple[str, ...]
     grant_types: tuple[str, ...] = GRANT_TYPES
+    # HubSpot: the developer app this client is, as its webhooks API names it.
+    app_id: str = ""
+    developer_api_key: str = ""
 
     def get_client_id(self) -> str:
         return self.client_id

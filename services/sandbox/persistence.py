@@ -1,11 +1,14 @@
 """The sandbox's state kept in a file (AMPMESH_SANDBOX_STATE_FILE), so a restart of the
 sandbox, or of the whole mesh (`ampmesh up --sandbox --keep-sandbox-state`), finds its
-seeded records, object schemas and issued tokens again.
+seeded records, object schemas, issued tokens and webhook subscriptions again.
 
-Kept: every object's records (ids, field values, times, associations), the id sequence
-writes draw from, the schemas (custom fields included), authorization codes and tokens
-(with their revocations and forced expiries). Not kept: faults and counters, which
-describe one test's run rather than the provider's data.
+Kept: every object's records (ids, field values, times, associations) and its deleted
+ones (tombstones, with their deletion time), the id sequence writes draw from, the
+schemas (custom fields included), authorization codes and tokens (with their
+revocations and forced expiries), and the webhook registrations (HubSpot settings and
+subscriptions, Salesforce channel members and event relays, and their id sequences).
+Not kept: faults, counters and change events not yet sent, which describe one test's
+run rather than the provider's data.
 
 Cheap on a store of tens of thousands of records: the file is written at most once per
 `every` seconds, and only when something changed since the last write (each object's
@@ -33,6 +36,13 @@ from services.sandbox.records import Record
 from services.sandbox.schemas import SalesforceObject
 from services.sandbox.state import SandboxState
 from services.sandbox.tokens import AuthorizationCode, Token
+from services.sandbox.webhooks import (
+    ChannelMember,
+    EventRelay,
+    HubSpotSettings,
+    HubSpotSubscription,
+    WebhookBook,
+)
 
 _log = get_logger("ampmesh.sandbox.persistence")
 
@@ -56,6 +66,17 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
                 ]
                 for r in found.in_order
             ],
+            "tombstones": [
+                [
+                    r.id,
+                    r.fields,
+                    r.created.isoformat(),
+                    r.modified.isoformat(),
+                    r.associations,
+                    r.deleted.isoformat() if r.deleted else None,
+                ]
+                for r in found.tombstones.in_order
+            ],
         }
         for provider, object_name, found in records.objects()
     ]
@@ -71,6 +92,7 @@ def snapshot(state: SandboxState) -> dict[str, Any]:
         "codes": [_token_json(c) for c in tokens.codes.values()],
         # Each token once, whether found by its access or its refresh token.
         "tokens": [_token_json(t) for t in {id(t): t for t in _all_tokens(state)}.values()],
+        "webhooks": _webhooks_json(state.webhooks),
     }
 
 
@@ -97,6 +119,21 @@ def restore(state: SandboxState, kept: dict[str, Any]) -> int:
             ]
         )
         loaded += len(found.in_order)
+        found.tombstones.add(
+            [
+                Record(
+                    record_id,
+                    fields,
+                    datetime.fromisoformat(created),
+                    datetime.fromisoformat(modified),
+                    associations=associations,
+                    deleted=datetime.fromisoformat(deleted) if deleted else None,
+                )
+                for record_id, fields, created, modified, associations, deleted in entry.get(
+                    "tombstones", []
+                )
+            ]
+        )
     records.write_ids.setstate(_rng_tuple(kept["writeIds"]))
     state.schemas.hubspot = kept["schemas"]["hubspot"]
     state.schemas.salesforce = {
@@ -110,13 +147,15 @@ def restore(state: SandboxState, kept: dict[str, Any]) -> int:
     for token in kept["tokens"]:
         token["provider"] = Provider[token["provider"]]
         tokens.add(Token(**token))
+    if "webhooks" in kept:
+        _restore_webhooks(state.webhooks, kept["webhooks"])
     return loaded
 
 
 def fingerprint(state: SandboxState) -> tuple[Any, ...]:
     """Changes whenever something kept changes; cheap (no record is looked at)."""
     objects = tuple(
-        (provider, name, found.generation, len(found.in_order))
+        (provider, name, found.generation, len(found.in_order), len(found.tombstones.in_order))
         for provider, name, found in state.records.objects()
     )
     tokens = list(_all_tokens(state))
@@ -127,7 +166,14 @@ def fingerprint(state: SandboxState) -> tuple[Any, ...]:
             (o.name, len(o.fields), tuple(o.custom_ids)) for o in state.schemas.salesforce.values()
         ),
     )
-    return (objects, tuple(state.tokens.codes), len(tokens), flags, schemas)
+    return (
+        objects,
+        tuple(state.tokens.codes),
+        len(tokens),
+        flags,
+        schemas,
+        state.webhooks.version,
+    )
 
 
 def load(state: SandboxState, path: Path) -> None:
@@ -142,6 +188,7 @@ def load(state: SandboxState, path: Path) -> None:
         _log.warning("sandbox state not loaded", path=str(path), error=str(error))
         state.records.clear()
         state.tokens.clear()
+        state.webhooks.clear()
         state.schemas.reset()
         return
     _log.info("sandbox state loaded", path=str(path), records=loaded)
@@ -188,6 +235,27 @@ async def kept_in(state: SandboxState, path: Path, every: float = 2.0) -> AsyncI
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await save()
+
+
+def _webhooks_json(book: WebhookBook) -> dict[str, Any]:
+    return {
+        "settings": dataclasses.asdict(book.settings) if book.settings else None,
+        "subscriptions": [dataclasses.asdict(s) for s in book.subscriptions.values()],
+        "members": [dataclasses.asdict(m) for m in book.members.values()],
+        "relays": [dataclasses.asdict(r) for r in book.relays.values()],
+        "nextSubscriptionId": book.next_subscription_id,
+        "nextToolingId": book.next_tooling_id,
+    }
+
+
+def _restore_webhooks(book: WebhookBook, kept: dict[str, Any]) -> None:
+    book.clear()
+    book.settings = HubSpotSettings(**kept["settings"]) if kept["settings"] else None
+    book.subscriptions = {s["id"]: HubSpotSubscription(**s) for s in kept["subscriptions"]}
+    book.members = {m["id"]: ChannelMember(**m) for m in kept["members"]}
+    book.relays = {r["id"]: EventRelay(**r) for r in kept["relays"]}
+    book.next_subscription_id = kept["nextSubscriptionId"]
+    book.next_tooling_id = kept["nextToolingId"]
 
 
 def _all_tokens(state: SandboxState) -> list[Token]:

@@ -30,3 +30,11 @@ PATHS = {
         "revoke": "/salesforce/services/oauth2/revoke",
     },
 }
+
+# The one account each emulated provider has: the HubSpot portal (hub id) every token
+# belongs to, and the Salesforce org and its user (what token introspection and the
+# change events name).
+HUBSPOT_PORTAL_ID = 2026018
+HUBSPOT_DOMAIN = "sandbox.hubspot.test"
+SALESFORCE_ORG_ID = "00D5g000004SbxTEAS"
+SALESFORCE_USER_ID = "0055g00000A1b2CAAR"

@@ -39,11 +39,16 @@ class RecordApi:
         render: Render,
         *,
         endpoint: Endpoint = Endpoint.RECORDS,
+        token: Token | None = None,
+        bearer: bool = True,
     ) -> Response:
+        """`bearer=False`: the token is the one given (found elsewhere than in the
+        Authorization header, as HubSpot's introspection names it in its path)."""
         started = time.monotonic()
         if endpoint is Endpoint.PROXY_TEST:
             self.state.counters.count_proxy_test(provider, object_name)
-        token = self._bearer(request, provider)
+        if bearer:
+            token = self._bearer(request, provider)
         info = RequestInfo(
             endpoint,
             provider,

@@ -38,6 +38,9 @@ class Record:
     # HubSpot associations given when the record was created, as given; nothing reads
     # them back yet.
     associations: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    # When the record was deleted (HubSpot archived it, Salesforce moved it to the
+    # recycle bin): it is then a tombstone, which only the deleted-record reads find.
+    deleted: datetime | None = None
 
     def hubspot_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """HubSpot's always-present properties, and the whole record with every property
@@ -55,8 +58,10 @@ class Record:
                 "properties": {**system, **self.fields},
                 "createdAt": created,
                 "updatedAt": updated,
-                "archived": False,
+                "archived": self.deleted is not None,
             }
+            if self.deleted is not None:
+                whole["archivedAt"] = hubspot_time(self.deleted)
             cached = self.cache["hubspot"] = (system, whole)
         return cached
 
@@ -70,6 +75,7 @@ class Record:
                 "CreatedDate": salesforce_time(self.created),
                 "LastModifiedDate": modified,
                 "SystemModstamp": modified,
+                "IsDeleted": self.deleted is not None,
                 **self.fields,
             }
         return cached
@@ -87,6 +93,21 @@ class Record:
         self.modified = when
         self.cache.clear()
         self.prime(provider)
+
+    def bury(self, provider: Provider, when: datetime) -> None:
+        """Become a tombstone deleted at `when` (Salesforce's deletion is a modification:
+        its LastModifiedDate and SystemModstamp move on; HubSpot's keeps updatedAt)."""
+        self.deleted = when
+        if provider is Provider.SALESFORCE:
+            self.modified = when
+        self.cache.clear()
+        self.prime(provider)
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The names whose values differ (set, changed or cleared), in a stable order."""
+    names = list(after) + [name for name in before if name not in after]
+    return [name for name in names if before.get(name) != after.get(name)]
 
 
 def hubspot_time(moment: datetime) -> str:
@@ -198,6 +219,30 @@ class ObjectRecords:
         # Unique among all objects' states past and present, and new after every
         # change: answers derived from the records can be cached under it.
         self.generation = next(_GENERATIONS)
+        # The deleted records (tombstones), indexed as the live ones; made on first use.
+        self._tombstones: ObjectRecords | None = None
+
+    @property
+    def tombstones(self) -> ObjectRecords:
+        if self._tombstones is None:
+            self._tombstones = ObjectRecords(self.provider)
+        return self._tombstones
+
+    def bury(self, ids: set[str], when: datetime) -> list[Record]:
+        """Delete these live records as the provider does: they leave the live views and
+        are kept as tombstones (deleted at `when`). The records buried."""
+        buried = [record for record in self.in_order if record.id in ids]
+        if not buried:
+            return []
+        for record in buried:
+            record.bury(self.provider, to_millis(when))
+        self.remove({record.id for record in buried})
+        tombstones = self.tombstones
+        # A record deleted again (an id reused after a reset of writes) replaces its
+        # older tombstone.
+        tombstones.remove({record.id for record in buried})
+        tombstones.add(buried)
+        return buried
 
     def changed(self, *, same_ids: bool = False) -> None:
         """After any change; `same_ids` when no record came or went (the id map holds)."""
@@ -214,6 +259,8 @@ class ObjectRecords:
     # add and remove keep the id map, so a run of writes does not rebuild it per request.
 
     def add(self, records: list[Record]) -> None:
+        if not records:
+            return
         for record in records:
             record.prime(self.provider)
         self.in_order.extend(records)
@@ -322,7 +369,11 @@ class RecordStore:
         records = self.object(provider, object_name)
         while True:
             record_id = _new_id(provider, object_name, self._write_ids)
-            if record_id not in pending and records.get(record_id) is None:
+            if (
+                record_id not in pending
+                and records.get(record_id) is None
+                and records.tombstones.get(record_id) is None
+            ):
                 return record_id
 
     def seed(
@@ -371,8 +422,10 @@ class RecordStore:
         count: int,
         seed: int,
         when: datetime,
+        changes: dict[str, list[str]] | None = None,
     ) -> list[Record]:
-        """Give some records new values and a new modification time."""
+        """Give some records new values and a new modification time; `changes` (when
+        given) receives each record's changed field names."""
         records = self.records(provider, object_name)
         rng = random.Random(f"touch/{provider.name}/{object_name}/{seed}")  # noqa: S311
         if ids:
@@ -385,7 +438,10 @@ class RecordStore:
             chosen = rng.sample(records, min(count, len(records)))
         when = to_millis(when)
         for record in chosen:
+            before = record.fields
             record.revise(provider, _fields(provider, object_name, rng), when)
+            if changes is not None:
+                changes[record.id] = changed_fields(before, record.fields)
         if chosen:
             self._objects[(provider, object_name)].changed()
         return chosen

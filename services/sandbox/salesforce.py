@@ -2,6 +2,10 @@
 
     /salesforce/services/data/vNN.0/query?q=SOQL     query (any API version; soql.py)
     /salesforce/services/data/vNN.0/query/{locator}  next page (nextRecordsUrl)
+    /salesforce/services/data/vNN.0/queryAll?q=SOQL  the same, deleted records included
+                                                     (IsDeleted true; a deletion moved
+                                                     their SystemModstamp on)
+    /salesforce/services/data/vNN.0/queryAll/{locator}  its next page
 
 A query opens a cursor (its records, in answer order, and its SELECT list); pages are
 slices of it, their size from Sforce-Query-Options: batchSize. Mirrors the connector in
@@ -25,7 +29,7 @@ from starlette.routing import Route
 from services.sandbox.errors import ApiError, provider_error
 from services.sandbox.providers import Provider
 from services.sandbox.record_api import RecordApi
-from services.sandbox.records import ObjectRecords, Record, window
+from services.sandbox.records import ObjectRecords, Record, micros, window
 from services.sandbox.soql import MalformedQuery, Soql, object_of, parse_soql, satisfies
 
 BATCH_SIZE = 2000
@@ -42,6 +46,8 @@ class _Cursor:
     records: list[Record]
     object_name: str
     fields: list[str]
+    # A queryAll cursor (its next pages are queryAll/{locator}).
+    everything: bool = False
 
 
 class SalesforceApi:
@@ -60,6 +66,12 @@ class SalesforceApi:
                 self.more,
                 methods=["GET"],
             ),
+            Route("/salesforce/services/data/{version}/queryAll", self.query_all, methods=["GET"]),
+            Route(
+                "/salesforce/services/data/{version}/queryAll/{locator}",
+                self.more,
+                methods=["GET"],
+            ),
         ]
 
     async def query(self, request: Request) -> Response:
@@ -67,12 +79,19 @@ class SalesforceApi:
         object_name = object_of(request.query_params.get("q", ""))
         return await self.records.serve(request, Provider.SALESFORCE, object_name, self._query)
 
+    async def query_all(self, request: Request) -> Response:
+        object_name = object_of(request.query_params.get("q", ""))
+        return await self.records.serve(request, Provider.SALESFORCE, object_name, self._query_all)
+
     async def more(self, request: Request) -> Response:
         cursor = self._cursors.get(request.path_params["locator"].rpartition("-")[0])
         object_name = cursor.object_name if cursor is not None else ""
         return await self.records.serve(request, Provider.SALESFORCE, object_name, self._more)
 
-    async def _query(self, request: Request, _: str) -> bytes:
+    async def _query_all(self, request: Request, _: str) -> bytes:
+        return await self._query(request, _, everything=True)
+
+    async def _query(self, request: Request, _: str, *, everything: bool = False) -> bytes:
         version = _version(request)
         try:
             query = parse_soql(request.query_params.get("q", ""))
@@ -82,6 +101,14 @@ class SalesforceApi:
         ordered_by_time, keys = found.by_modified()
         start, stop = window(keys, query.lower, True, query.upper, True)
         records = ordered_by_time[start:stop]
+        if everything:
+            buried, buried_keys = found.tombstones.by_modified()
+            start, stop = window(buried_keys, query.lower, True, query.upper, True)
+            if start < stop:
+                records = sorted(
+                    [*records, *buried[start:stop]],
+                    key=lambda r: (micros(r.modified), r.id),
+                )
         if query.equals:
             # A search: the names as the rows spell them (SOQL's are case-insensitive).
             names = _fields(query, [name for name, _ in query.equals], self._columns(query, found))
@@ -95,7 +122,7 @@ class SalesforceApi:
             records = records[: query.limit]
         fields = _fields(query, query.fields, self._columns(query, found))
         locator = "01g" + secrets.token_hex(8).upper()
-        self._cursors[locator] = _Cursor(records, query.object_name, fields)
+        self._cursors[locator] = _Cursor(records, query.object_name, fields, everything)
         while len(self._cursors) > MAX_CURSORS:
             self._cursors.popitem(last=False)
         return self._page(version, locator, 0, _batch_size(request))
@@ -105,6 +132,8 @@ class SalesforceApi:
         through the Tooling API is a column whose value is null until set); None when the
         sandbox knows neither (every name is then accepted)."""
         columns = list(found.in_order[0].salesforce_values()) if found.in_order else []
+        # Every sObject has it (true only in the recycle bin, which queryAll reads).
+        columns.append("IsDeleted")
         described = self.state.schemas.salesforce_object(query.object_name)
         if described is not None:
             columns += described.fields
@@ -124,7 +153,8 @@ class SalesforceApi:
         done = offset + batch >= total
         body: dict[str, Any] = {"totalSize": total, "done": done}
         if not done:
-            body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}-{offset + batch}"
+            path = "queryAll" if cursor.everything else "query"
+            body["nextRecordsUrl"] = f"/services/data/{version}/{path}/{locator}-{offset + batch}"
         body["records"] = [_row(version, cursor.object_name, r, cursor.fields) for r in page]
         return orjson.dumps(body)
 

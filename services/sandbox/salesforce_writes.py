@@ -37,9 +37,10 @@ from services.sandbox.errors import ApiError
 from services.sandbox.faults import Endpoint
 from services.sandbox.providers import Provider
 from services.sandbox.record_api import RecordApi, Render
-from services.sandbox.records import Record, to_millis
+from services.sandbox.records import Record, changed_fields, to_millis
 from services.sandbox.schemas import SalesforceObject
 from services.sandbox.state import SandboxState
+from services.sandbox.webhooks import Change
 
 MAX_RECORDS = 200
 _JSON = "application/json"
@@ -163,16 +164,31 @@ class _Write:
         return record_id
 
     def commit(self) -> int:
-        """Write what was checked; the number of records written."""
+        """Write what was checked, raising its change events; the number of records
+        written."""
         records = self.state.records
+        webhooks = self.state.webhooks
         for object_name, new in self.created.items():
             records.writable(Provider.SALESFORCE, object_name).add(new)
+            webhooks.raise_events(Provider.SALESFORCE, object_name, Change.CREATE, new)
         for object_name, updates in self.updated.items():
+            changes: dict[str, list[str]] = {}
             for record, values in updates:
+                before = record.fields
                 record.revise(Provider.SALESFORCE, {**record.fields, **values}, self.now)
+                changes[record.id] = changed_fields(before, record.fields)
             records.object(Provider.SALESFORCE, object_name).changed(same_ids=True)
+            webhooks.raise_events(
+                Provider.SALESFORCE,
+                object_name,
+                Change.UPDATE,
+                [record for record, _ in updates],
+                changes,
+            )
         for object_name, ids in self.deleted.items():
-            records.object(Provider.SALESFORCE, object_name).remove(ids)
+            # Into the recycle bin: queryAll still finds them (IsDeleted true).
+            buried = records.object(Provider.SALESFORCE, object_name).bury(ids, self.now)
+            webhooks.raise_events(Provider.SALESFORCE, object_name, Change.DELETE, buried)
         created = sum(len(each) for each in self.created.values())
         updated = sum(len(each) for each in self.updated.values())
         return created + updated + sum(len(each) for each in self.deleted.values())

@@ -20,6 +20,13 @@ class SandboxSettings(ServiceSettings):
         default_factory=lambda: ["http://127.0.0.1/callback"],
         description="redirect URIs allowed besides any http loopback URI (JSON list)",
     )
+    sandbox_hubspot_app_id: int = Field(
+        1_000_001, ge=1, description="the HubSpot developer app id of the OAuth client"
+    )
+    sandbox_developer_api_key: str = Field(
+        "sandbox-developer-key",
+        description="the HubSpot developer API key (hapikey) of that app (a sandbox value)",
+    )
     sandbox_username: str = Field("sandbox-user", description="the test user (auto-approved)")
     sandbox_password: str = Field("sandbox-password", description="the test user's password")
     sandbox_access_token_lifetime: int = Field(
@@ -28,7 +35,8 @@ class SandboxSettings(ServiceSettings):
     sandbox_state_file: str = Field(
         "",
         description=(
-            "keep records, schemas and issued tokens in this JSON file across restarts "
+            "keep records (deleted ones too), schemas, issued tokens and webhook "
+            "subscriptions in this JSON file across restarts "
             "(loaded at start, written when they change and at stop); empty = in memory only"
         ),
     )

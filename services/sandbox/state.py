@@ -18,6 +18,7 @@ from services.sandbox.providers import CATALOG_NAMES, Provider
 from services.sandbox.records import RecordStore
 from services.sandbox.schemas import SchemaStore
 from services.sandbox.tokens import TokenStore
+from services.sandbox.webhooks import WebhookBook
 
 
 @dataclass
@@ -37,6 +38,10 @@ class ProviderCounters:
     # Write requests carrying each Sforce-* header (lower-cased): how a test sees a
     # header the builder gave pass through the connector.
     passthrough_headers: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Webhook requests sent to subscribers by the status answered (0: none).
+    webhook_by_status: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # Change events a subscriber accepted (2xx), duplicates sent by a fault not counted.
+    webhook_events_delivered: int = 0
 
 
 @dataclass
@@ -49,6 +54,8 @@ class Counters:
     token_latency: list[float] = field(default_factory=list)
     api_latency: list[float] = field(default_factory=list)
     faults_fired_at_start: int = 0
+    # Change events given up on after every retry.
+    webhooks_abandoned: int = 0
     start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def count_token(self, provider: Provider, grant_type: str, status: int, took: float) -> None:
@@ -98,6 +105,8 @@ class SandboxState:
         self.faults = FaultBook()
         self.counters = Counters()
         self.tokens = TokenStore()
+        # Webhook subscriptions and the change events waiting to be sent.
+        self.webhooks = WebhookBook()
 
     def reset_counters(self) -> None:
         self.counters = Counters(faults_fired_at_start=self.faults.fired_total)
