@@ -13,7 +13,7 @@ from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr, field_validator
 from temporalio.client import Client
 
-from services.api import proxy, read, search, write
+from services.api import proxy, read, search, subscribe, write
 from services.api.auth import Authenticator
 from services.api.context import ApiContext, ApiPolicy
 from services.api.metadata_cache import DEFAULT_TTL_SECONDS, FieldMetadataCache
@@ -62,6 +62,9 @@ class ApiSettings(TokenManagerClientSettings, PubSubSettings):
     enable_write_routes: bool = Field(True, description="serve the Write API")
     enable_search_routes: bool = Field(True, description="serve the Search API")
     enable_proxy_routes: bool = Field(True, description="serve the proxy")
+    enable_subscribe_routes: bool = Field(
+        True, description="receive providers' change webhooks (the subscribe host)"
+    )
     database_url: SecretStr = Field(
         SecretStr(""), description="PostgreSQL URL (postgresql://user:password@host:port/db)"
     )
@@ -147,6 +150,8 @@ def build_services(
         implemented.append(search.service(ctx))
     if settings.enable_write_routes and ctx is not None:
         implemented.append(write.service(ctx))
+    if settings.enable_subscribe_routes and ctx is not None:
+        implemented.append(subscribe.provider_webhook_service(ctx))
     if settings.enable_proxy_routes:
         implemented.append(access_metrics.service())
     if settings.enable_proxy_routes and ctx is not None:
@@ -177,6 +182,7 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
         or settings.enable_write_routes
         or settings.enable_search_routes
         or settings.enable_proxy_routes
+        or settings.enable_subscribe_routes
     ):
         yield build_services(settings)
         return
@@ -236,9 +242,11 @@ async def _temporal(settings: ApiSettings) -> Client | None:
 async def _event_bus(
     settings: ApiSettings, resources: AsyncExitStack, pool: asyncpg.Pool
 ) -> EventBus | None:
-    """The api's outbox and relay (write operations' events); None without a Pub/Sub
-    project, and writes then answer UNAVAILABLE."""
-    if not settings.pubsub_project or not settings.enable_write_routes:
+    """The api's outbox and relay (write operations' events, providers' change events);
+    None without a Pub/Sub project, and writes and webhooks then answer UNAVAILABLE."""
+    if not settings.pubsub_project or not (
+        settings.enable_write_routes or settings.enable_subscribe_routes
+    ):
         return None
     return await resources.enter_async_context(open_event_bus(settings, pool, source="api"))
 

@@ -25,6 +25,7 @@ from ampmesh.platform.v1 import (
 from ampmesh.proxy.v1 import proxy_pb2
 from ampmesh.read.v1 import read_pb2
 from ampmesh.search.v1 import search_pb2
+from ampmesh.subscribe.v1 import provider_webhooks_pb2
 from ampmesh.write.v1 import write_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
@@ -59,6 +60,8 @@ ROUTE_GROUPS: dict[str, tuple[ServiceDescriptor, ...]] = {
     "write": _services(write_pb2),
     "search": _services(search_pb2),
     "proxy": _services(proxy_pb2),
+    # Providers' change webhooks: no API key, each provider's own verification.
+    "subscribe": _services(provider_webhooks_pb2),
 }
 
 # Why each public service answers UNIMPLEMENTED for now, and which issue builds it.

@@ -150,10 +150,10 @@ async def _up(home: Path, options: MeshOptions, as_json: bool) -> int:
 def _print_summary(described: dict[str, Any], console: Console) -> None:
     endpoints = described["endpoints"]
     console.print(f"ampmesh is up in {described['upSeconds']:.1f}s (home {described['home']})")
-    for name in ("api", "read", "write", "search", "proxy", "grpc"):
+    for name in ("api", "read", "write", "search", "proxy", "subscribe", "grpc"):
         if name in endpoints:
-            console.print(f"  {name:<8} {endpoints[name]}", highlight=False)
-    console.print(f"  org      {described['orgId']}", highlight=False)
+            console.print(f"  {name:<9} {endpoints[name]}", highlight=False)
+    console.print(f"  org       {described['orgId']}", highlight=False)
     console.print(f"  admin API key (X-Api-Key) {described['adminApiKey']}", highlight=False)
     console.print("`ampmesh status` for every process; Ctrl-C or `ampmesh down` stops the mesh.")
 
@@ -234,9 +234,9 @@ async def _status(home: Path, as_json: bool) -> int:
     for process in described["processes"]:
         if process.get("reason"):
             console.print(f"{process['name']}: {process['reason']}", highlight=False)
-    for name in ("api", "read", "write", "search", "proxy", "grpc"):
+    for name in ("api", "read", "write", "search", "proxy", "subscribe", "grpc"):
         if name in endpoints:
-            console.print(f"{name:<8} {endpoints[name]}", highlight=False)
+            console.print(f"{name:<9} {endpoints[name]}", highlight=False)
     memory = described["memoryBytes"] / 2**20
     console.print(f"up in {described['upSeconds']:.1f}s; resident memory {memory:.0f} MiB")
     healthy = all(p["healthy"] for p in described["processes"])

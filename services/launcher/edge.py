@@ -75,7 +75,7 @@ TEMPLATES = REPO / "envoy"
 GEN_ENVOY = REPO / "gen" / "envoy"
 ENVOY = Path(sys.executable).parent / "envoy"
 
-SURFACES = ("api", "read", "write", "search", "proxy")
+SURFACES = ("api", "read", "write", "search", "proxy", "subscribe")
 # The api service's route group each transcoded REST surface serves
 # (services/domain/routes.py). The proxy surface transcodes nothing: it forwards on
 # Envoy's data path (envoy/proxy_listener.yaml.tmpl).
@@ -84,6 +84,7 @@ GROUP_OF_SURFACE = {
     "read": "read",
     "write": "write",
     "search": "search",
+    "subscribe": "subscribe",
 }
 PROXY = "proxy"
 TRANSCODED_SURFACES = tuple(GROUP_OF_SURFACE)
@@ -91,6 +92,20 @@ TRANSCODED_SURFACES = tuple(GROUP_OF_SURFACE)
 API_KEY_SURFACES = frozenset({"read", "write"})
 # The reference's write responses leave default values out; every other surface prints them.
 COMPACT_SURFACES = frozenset({"write"})
+# The public host providers send change webhooks to (the reference's
+# subscribe-webhook.withampersand.com). Its bodies are raw bytes (google.api.HttpBody) the
+# api verifies signatures over, so nothing reshapes or judges them on the way; providers
+# add query parameters of their own, which are ignored rather than refused; and the URL
+# the provider called reaches the api in x-ampmesh-original-uri (envoy/original_uri.lua).
+# Providers cannot send an API key, so the per-key rate limit has nothing to key on:
+# it is off on this host. Keying on the path or the client's address instead would
+# answer 429 to a provider's burst, which it retries later, delaying every event behind
+# it; the api cap (circuit breaker) is what bounds the load, as on the other hosts, and
+# the providers bound their own concurrency (HubSpot's maxConcurrentRequests).
+SUBSCRIBE = "subscribe"
+# Only through the REST host, where the edge sets the URL the signature covers: over
+# native gRPC a caller would choose x-ampmesh-original-uri itself.
+REST_ONLY_GROUPS = frozenset({SUBSCRIBE})
 # Members these services' answers leave out when they are "" (problem.lua, `omitEmpty`):
 # an installation's config shows what the customer chose, and the reference leaves out a
 # read object's destination and schedule nobody chose, where a proto3 string prints "".
@@ -125,7 +140,9 @@ LUA_SCRIPTS: dict[str, tuple[str, ...]] = {
     "cors.lua": (),
     "proxy.lua": ("json.lua",),
     "request_id.lua": (),
+    "original_uri.lua": (),
 }
+ORIGINAL_URI_FILTER = "envoy.filters.http.lua.original_uri"
 REQUEST_ID_FILTER = "envoy.filters.http.lua.request_id"
 # Where the connection manager's early header mutation puts a client's x-request-id, before
 # it makes a fresh one for the request: request_id.lua puts it back when it is sane.
@@ -420,7 +437,13 @@ def surface_services(surface: str) -> list[str]:
 
 
 def public_services() -> list[str]:
-    return sorted(s.full_name for services in ROUTE_GROUPS.values() for s in services)
+    """Full names of the public services native gRPC clients may call."""
+    return sorted(
+        s.full_name
+        for group, services in ROUTE_GROUPS.items()
+        if group not in REST_ONLY_GROUPS
+        for s in services
+    )
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -477,9 +500,21 @@ def _rest_path_routes(fact: RouteFacts, cluster: str, **extras: Any) -> list[dic
 
 
 def _rest_routes(
-    services: list[str], facts: list[RouteFacts], transcoder: dict[str, Any], cluster: str
+    services: list[str],
+    facts: list[RouteFacts],
+    transcoder: dict[str, Any],
+    cluster: str,
+    *,
+    raw_bodies: bool = False,
 ) -> list[dict[str, Any]]:
+    """raw_bodies: the surface's bodies are raw bytes (SUBSCRIBE): no body shape, and
+    unknown query parameters ignored on every route."""
     mine = [f for f in facts if f.service in services]
+    if raw_bodies:
+        mine = [
+            dataclasses.replace(f, body_shape=None, ignore_unknown_query_parameters=True)
+            for f in mine
+        ]
     routes: list[dict[str, Any]] = []
     # Matched on the REST request, before transcoding: body_shape.lua, which runs before
     # the transcoder, reads the shape from the route of the REST path, and the transcoder
@@ -610,8 +645,13 @@ def render_config(
         manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
         filters = manager["http_filters"]
         transcoder = next(f for f in filters if f["name"] == TRANSCODER_FILTER)["typed_config"]
+        raw_bodies = surface == SUBSCRIBE
         manager["route_config"]["virtual_hosts"][0]["routes"] = _rest_routes(
-            services, route_facts, transcoder, API_WRITE if surface == "write" else "api"
+            services,
+            route_facts,
+            transcoder,
+            API_WRITE if surface == "write" else "api",
+            raw_bodies=raw_bodies,
         )
         if surface in API_KEY_SURFACES:
             # After request_guard.lua: the guard judges what the client sent.
@@ -619,13 +659,19 @@ def render_config(
             filters.insert(
                 guard + 1, _lua_filter("envoy.filters.http.lua.api_key", lua["api_key.lua"])
             )
-        # Before the buffer filter, so a shed request's body is never read; after the
-        # guard and api_key.lua, so `?apiKey=` is limited as the header is.
-        buffer = _filter_index(filters, BUFFER_FILTER)
-        filters.insert(buffer, overload.rate_limit_filter(surface))
-        # After the buffer filter, so the body is whole and at most 1 MiB.
-        buffer = _filter_index(filters, BUFFER_FILTER)
-        filters.insert(buffer + 1, _lua_filter(BODY_SHAPE_FILTER, lua["body_shape.lua"]))
+        if raw_bodies:
+            # Before the transcoder, which rewrites :path to the gRPC method's; after the
+            # guard, which judges what the client sent.
+            guard = _filter_index(filters, REQUEST_GUARD_FILTER)
+            filters.insert(guard + 1, _lua_filter(ORIGINAL_URI_FILTER, lua["original_uri.lua"]))
+        else:
+            # Before the buffer filter, so a shed request's body is never read; after the
+            # guard and api_key.lua, so `?apiKey=` is limited as the header is.
+            buffer = _filter_index(filters, BUFFER_FILTER)
+            filters.insert(buffer, overload.rate_limit_filter(surface))
+            # After the buffer filter, so the body is whole and at most 1 MiB.
+            buffer = _filter_index(filters, BUFFER_FILTER)
+            filters.insert(buffer + 1, _lua_filter(BODY_SHAPE_FILTER, lua["body_shape.lua"]))
         # After problem.lua (which has no request path), before everything that may answer.
         _keep_client_request_id(manager, lua["request_id.lua"], 1)
         listeners.append(listener)

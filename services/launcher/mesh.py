@@ -40,9 +40,10 @@ from typing import Any
 import psutil
 
 from services.api.bootstrap import AdminCredential, ensure_admin
+from services.domain.subscribe_names import PUBLIC_URL_SETTING
 from services.launcher import control
 from services.launcher.cors import CorsSettingError, CorsSettings
-from services.launcher.edge import Edge, EdgeError, OverloadSettings
+from services.launcher.edge import SUBSCRIBE, Edge, EdgeError, OverloadSettings
 from services.launcher.infra import Component, check_prerequisites, default_components
 from services.launcher.ports import PortBook
 from services.launcher.processes import (
@@ -321,6 +322,12 @@ async def running_mesh(
         infra_env["AMPMESH_TOKEN_MANAGER_ADDRESS"] = edge_endpoints["token-manager"]
         infra_env["AMPMESH_TOKEN_MANAGER_SERVER_NAME"] = "envoy"  # noqa: S105 (a TLS name)
         infra_env["AMPMESH_OAUTH_CALLBACK_URL"] = f"{edge_endpoints['api']}/callbacks/v1/oauth"
+        # Where providers send change webhooks (the sandbox among them; registration gives
+        # them this URL). A URL the user set (a tunnel to this machine, so a real provider
+        # reaches it) wins.
+        infra_env[PUBLIC_URL_SETTING] = (
+            settings.get(PUBLIC_URL_SETTING) or edge_endpoints[SUBSCRIBE]
+        )
         # The api asks messenger about deliveries; its port is booked before either starts.
         infra_env["AMPMESH_MESSENGER_ADDRESS"] = f"127.0.0.1:{ports.get('messenger')}"
         specs = default_services(options.token_manager_shards, sandbox=options.sandbox)
