@@ -18,8 +18,9 @@ keeps it about 90 days), and only its list endpoint with `archived=true` returns
 records. That list has no time filter, so the archived phase pages through every archived
 record of the object (by id, up to 100 per request) and keeps those whose `archivedAt`
 lies in the window: a read costs one list request per 100 archived records, whatever the
-window. The phase is part of the page token (`{"phase": "archived", "after": ...}`), so a
-resumed read continues inside it; a token without a phase is the live phase's (tokens
+window. The phase is part of the page token (`{"phase": "archived", "after": ...}`, with
+the live records' estimate and the deletions found so far), so a resumed read continues
+inside it; a token without a phase is the live phase's (tokens
 saved before deletions were read resume as they were).
 """
 
@@ -63,8 +64,9 @@ class HubSpotConnector:
         else:
             page = await self._search_page(http, auth, request)
         if not page.next_page_token:
-            # The live records are read: the deleted ones of the window come next.
-            page.next_page_token = _encode(phase=ARCHIVED_PHASE)
+            # The live records are read: the deleted ones of the window come next. The
+            # window's estimate goes along, so the archived pages still give one.
+            page.next_page_token = _encode(phase=ARCHIVED_PHASE, estimate=page.estimated_total)
         return page
 
     def record_id(self, raw: Mapping[str, Any]) -> str:
@@ -110,7 +112,10 @@ class HubSpotConnector:
         params = {"limit": str(_limit(request.page_size, LIST_LIMIT)), "archived": "true"}
         if request.fields:
             params["properties"] = ",".join(request.fields)
-        after = str(_decode(request.page_token).get("after") or "")
+        state = _decode(request.page_token)
+        after = str(state.get("after") or "")
+        estimate: int | None = state.get("estimate")
+        found = int(state.get("found", 0))
         url = f"{auth.base_url}/crm/v3/objects/{request.object_name}"
         since, until = _millis(request.since), _millis(request.until)
         records: list[dict[str, Any]] = []
@@ -135,8 +140,19 @@ class HubSpotConnector:
             after = str((((body.get("paging") or {}).get("next")) or {}).get("after") or "")
             if records or not after:
                 break
-        token = _encode(phase=ARCHIVED_PHASE, after=after) if after else ""
-        return Page(records=records, next_page_token=token)
+        # The live records' estimate plus the deletions found so far: never below what
+        # the read has delivered (HubSpot cannot count the window's deletions up front).
+        found += len(records)
+        token = (
+            _encode(phase=ARCHIVED_PHASE, after=after, estimate=estimate, found=found or None)
+            if after
+            else ""
+        )
+        return Page(
+            records=records,
+            next_page_token=token,
+            estimated_total=None if estimate is None else estimate + found,
+        )
 
     async def _search_page(
         self, http: aiohttp.ClientSession, auth: ProviderAuth, request: ReadRequest
