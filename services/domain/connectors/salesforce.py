@@ -60,7 +60,7 @@ class SalesforceConnector:
         if request.page_token:
             url, params = f"{auth.base_url}{request.page_token}", None
         else:
-            url = f"{auth.base_url}/services/data/{API_VERSION}/query"
+            url = f"{auth.base_url}/services/data/{API_VERSION}/queryAll"
             params = {"q": soql(request)}
         try:
             response = await send(http, "GET", url, auth=auth, params=params, headers=headers)
