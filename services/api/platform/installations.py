@@ -18,11 +18,18 @@ Responses show the connection as GET .../connections/{id} does, without credenti
 `skipSampling` is accepted and has nothing to skip: installing reads no sample (the reads
 of issue #6 start a backfill or a schedule, never a sample).
 
+Every change (create, update of the config or the connection, patch, delete) is
+announced by `installation.created|updated|deleted` (installation_events.py), staged in
+the api's outbox by the transaction that makes it: a deployment without an event bus
+refuses changes (UNAVAILABLE), as writes do. The same transaction keeps the
+installation's `subscriptions` row in step, and SyncSubscriptions is started after commit
+(subscriptions.py, which also says when a deletion leaves the connection to the worker).
+
 This module is the servicer: auth, loading and locking rows, transactions, reads that
 follow a saved config. What it decides without I/O lives beside it: config_checks.py
 (content against the revision), update_masks.py (what each update mask changes),
 config_patch.py (JSON Patch of one object's config); installation_rows.py reads and shows
-an installation's row and saves configs. It stays one module of a little over 500 lines:
+an installation's row and saves configs. It stays one module of about 600 lines:
 the RPCs share the helpers that find, lock and choose rows (integration, installation,
 group filter, connection), and splitting those off would only move the class apart.
 """
@@ -48,7 +55,7 @@ from services.api.common import (
     abort_missing,
 )
 from services.api.context import ApiContext
-from services.api.platform import integrations
+from services.api.platform import installation_events, integrations, subscriptions
 from services.api.platform.config_checks import SECTIONS, ContentChecker
 from services.api.platform.config_patch import PatchError, apply_changes
 from services.api.platform.connection_removal import remove_if_unused
@@ -71,12 +78,15 @@ from services.api.stored import (
     find_integration,
     integration_content,
 )
-from services.runtime.errors import abort_not_found
+from services.runtime.errors import abort_not_found, abort_with_reason
+from services.runtime.events import EventBus
+from services.runtime.logs import get_logger
 from services.runtime.server import Service
 from services.runtime.unimplemented import partially_built
 
 CREATE_AUTHOR = "api:create-installation"
 PATCH_AUTHOR = "api:patch-config-content"
+_log = get_logger("ampmesh.api.installations")
 
 # --- the service ---------------------------------------------------------------------------
 
@@ -269,6 +279,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             problems["body.config.content"] = "is required: the installation's initial config"
         if problems:
             await abort_invalid(context, problems)
+        events = await self._events(context)
         connection_id = await self._connection(
             context,
             project,
@@ -310,15 +321,19 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 await self._reads_follow(
                     context, conn, project, integration, installation_id, connection_id, content
                 )
+                row = await self._installation(
+                    context, conn, principal, integration, str(installation_id)
+                )
+                await events.stage(conn, installation_events.created(row, integration))
+                sync = await self._subscriptions_follow(conn, project, integration, row, content)
         except asyncpg.UniqueViolationError:
             await abort_conflict(
                 context,
                 f"group {given.group_ref!r} already has an installation of integration "
                 f"{integration['name']!r}",
             )
-        row = await self._installation(
-            context, self.ctx.pool, principal, integration, str(installation_id)
-        )
+        events.kick()
+        await subscriptions.start(self.ctx, sync)
         return to_message(row)
 
     async def UpdateInstallation(
@@ -332,8 +347,10 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         if problems := mask_problems(masks):
             await abort_invalid(context, problems)
         given = request.update.installation
+        events = await self._events(context)
+        sync = None
         async with self.ctx.pool.acquire() as conn, conn.transaction():
-            row = await self._installation(
+            row = before = await self._installation(
                 context, conn, principal, integration, request.installation_id, for_update=True
             )
             # The connection named is looked up first, so that the masks' functions do
@@ -390,6 +407,18 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
             row = await self._installation(
                 context, conn, principal, integration, request.installation_id
             )
+            switched = connection_id is not None and connection_id != before["connection_id"]
+            # A mask that changes nothing (the same connection again) announces nothing.
+            if config_changed or switched:
+                await events.stage(
+                    conn,
+                    installation_events.updated(
+                        before, row, integration, config_saved=config_changed
+                    ),
+                )
+                sync = await self._subscriptions_follow(conn, project, integration, row, content)
+        events.kick()
+        await subscriptions.start(self.ctx, sync)
         return to_message(row)
 
     async def DeleteInstallation(
@@ -402,16 +431,33 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         row = await self._installation(
             context, self.ctx.pool, principal, integration, request.installation_id
         )
+        events = await self._events(context)
         # Its configs and read state go with it (ON DELETE CASCADE); so does its
         # connection when no other installation uses it, as the reference does
-        # (connection_removal.py).
+        # (connection_removal.py), unless its provider-side subscriptions still need the
+        # connection's token to be removed (subscriptions.py: the worker removes it then).
         async with self.ctx.pool.acquire() as conn, conn.transaction():
+            # Locked and read again: the notification shows the config that is deleted.
+            row = await self._installation(
+                context, conn, principal, integration, request.installation_id, for_update=True
+            )
             if self.ctx.reads is not None:
                 try:
                     await self.ctx.reads.installation_deleted(conn, str(row["id"]))
                 except ReadsUnavailable as error:
                     await abort_reads_unavailable(context, error)
+            await events.stage(conn, installation_events.deleted(row, integration))
+            sync = await subscriptions.installation_deleted(conn, project.id, row["id"])
             await conn.execute("DELETE FROM installations WHERE id = $1", row["id"])
+        events.kick()
+        await subscriptions.start(self.ctx, sync)
+        if sync is not None and sync.keeps_connection:
+            _log.info(
+                "connection kept for the removal of the installation's subscriptions",
+                installation_id=str(row["id"]),
+                connection_id=str(row["connection_id"]),
+            )
+            return empty_pb2.Empty()
         revocation = await remove_if_unused(self.ctx, project.id, row["connection_id"])
         if revocation:
             await context.send_initial_metadata(revocation)
@@ -434,6 +480,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
         if problems:
             await abort_invalid(context, problems)
         section, name = request.action, request.object_name
+        events = await self._events(context)
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             installation_id = request.installation_id
             if request.group_ref:
@@ -452,7 +499,7 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                         f"{integration['name']!r}",
                     )
                 installation_id = str(found)
-            row = await self._installation(
+            row = before = await self._installation(
                 context, conn, principal, integration, installation_id, for_update=True
             )
             content = (
@@ -492,9 +539,49 @@ class Installations(installations_pb2_grpc.InstallationServiceServicer):
                 context, conn, project, integration, row["id"], row["connection_id"], content
             )
             row = await self._installation(context, conn, principal, integration, installation_id)
+            await events.stage(
+                conn, installation_events.updated(before, row, integration, config_saved=True)
+            )
+            sync = await self._subscriptions_follow(conn, project, integration, row, content)
+        events.kick()
+        await subscriptions.start(self.ctx, sync)
         return to_message(row)
 
     # --- helpers ---------------------------------------------------------------------
+
+    async def _events(self, context: Any) -> EventBus:
+        """The api's outbox, which every change of an installation announces itself
+        through; UNAVAILABLE, with nothing changed, in a deployment without one (a change
+        that could not be announced is not made, as writes do)."""
+        if self.ctx.events is None:
+            await abort_with_reason(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "this deployment runs without an event bus (AMPMESH_PUBSUB_PROJECT): "
+                "installation changes cannot be announced, so none is made",
+                "EVENTS_UNAVAILABLE",
+            )
+        return self.ctx.events
+
+    @staticmethod
+    async def _subscriptions_follow(
+        conn: asyncpg.Connection,
+        project: ProjectRow,
+        integration: asyncpg.Record,
+        row: asyncpg.Record,
+        content: config_pb2.ConfigContent,
+    ) -> subscriptions.Sync | None:
+        """The installation's subscriptions row in step with the config and connection
+        just saved (the workflow is started after commit)."""
+        return await subscriptions.installation_saved(
+            conn,
+            project_id=project.id,
+            integration_id=integration["id"],
+            provider=integration["provider"],
+            installation_id=row["id"],
+            connection_id=row["connection_id"],
+            content=content,
+        )
 
     async def _reads_follow(
         self,
