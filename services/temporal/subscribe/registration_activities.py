@@ -471,7 +471,19 @@ class RegistrationActivities:
                 registrar = HubSpotRegistrar(self, db, row)
             else:
                 registrar = SalesforceRegistrar(self, db, row)
-            removed = await registrar.remove()
+            try:
+                removed = await registrar.remove()
+            except (ApplicationError, ProviderRequestError, TokenRejected) as error:
+                if isinstance(error, ApplicationError) and not error.non_retryable:
+                    raise
+                # Refused for good (a key or a connection no longer accepted): nothing
+                # will remove them, and the installation is gone; the row goes too.
+                _log.warning(
+                    "subscriptions left at the provider",
+                    installation_id=row.installation_id,
+                    provider=row.provider,
+                    why=str(error),
+                )
         await db.execute(
             "DELETE FROM subscriptions WHERE installation_id = $1::uuid AND change = $2",
             row.installation_id,
@@ -639,6 +651,15 @@ class HubSpotRegistrar(Registrar):
             return await hubspot.hub_id(self.http, base, token, max_wait=self.wait)
 
         self.account_id, _ = await self.owner.with_refresh(row, introspect)
+        try:
+            return await self._register_app(keys, app, base)
+        except TokenRejected:
+            raise _refused(f"HubSpot refused the app's key ({API_KEY_FIELD})") from None
+
+    async def _register_app(
+        self, keys: dict[str, set[tuple[str, str]]], app: hubspot.HubSpotApp, base: str
+    ) -> SyncOutcome:
+        row = self.row
         await _lock(self.db, f"hubspot/{row.integration_id}")
         target = self.owner.public_url + subscribe_names.integration_webhook_path(
             row.project_id, row.integration_id
@@ -733,12 +754,15 @@ class HubSpotRegistrar(Registrar):
             return []
         base = self.owner.base_url("hubspot")
         await _lock(self.db, f"hubspot/{self.row.integration_id}")
-        existing = {
-            s.key: s
-            for s in await hubspot.list_subscriptions(self.http, base, app, max_wait=self.wait)
-        }
-        removed = list(self.registered)
-        await self._delete(base, app, hubspot_keys_of(self.registered), existing)
+        try:
+            existing = {
+                s.key: s
+                for s in await hubspot.list_subscriptions(self.http, base, app, max_wait=self.wait)
+            }
+            removed = list(self.registered)
+            await self._delete(base, app, hubspot_keys_of(self.registered), existing)
+        except TokenRejected:
+            raise _refused(f"HubSpot refused the app's key ({API_KEY_FIELD})") from None
         self.registered = {}
         return removed
 
