@@ -32,6 +32,7 @@ from services.temporal.reads.publish import Publisher
 from services.temporal.subscribe.events import subscribe_consumer
 from tests.support.control_plane import sandbox_tokens
 from tests.support.reads import Watch
+from tests.support.sandbox import SF_TOKEN, password_tokens
 from tests.support.stack import Stack, component
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +93,9 @@ def _revision(provider: str, object_name: str) -> dict[str, Any]:
     }
 
 
-def _config(provider: str, object_name: str, selected: list[str]) -> dict[str, Any]:
+def _config(
+    provider: str, object_name: str, selected: list[str], watch: list[str] | None = None
+) -> dict[str, Any]:
     return {
         "provider": provider,
         "read": {
@@ -111,7 +114,10 @@ def _config(provider: str, object_name: str, selected: list[str]) -> dict[str, A
                     "inheritFieldsAndMappings": True,
                     "createEvent": {"enabled": "always"},
                     # Provider spelling differs in case from HubSpot's `firstname`.
-                    "updateEvent": {"enabled": "always", "requiredWatchFields": ["FirstName"]},
+                    "updateEvent": {
+                        "enabled": "always",
+                        "requiredWatchFields": watch or ["FirstName"],
+                    },
                     "deleteEvent": {"enabled": "always"},
                 }
             }
@@ -126,6 +132,7 @@ async def install(
     object_name: str,
     account_id: str,
     selected: list[str],
+    watch: list[str] | None = None,
 ) -> Installed:
     """A project, destination, integration, revision, connection, installation and
     config as the control plane stores them, and the installation's active
@@ -187,7 +194,7 @@ async def install(
             "VALUES ($1::uuid, $2, $3::jsonb)",
             installation,
             revision,
-            json.dumps(_config(provider, object_name, selected)),
+            json.dumps(_config(provider, object_name, selected, watch)),
         )
         await db.execute(
             "INSERT INTO subscriptions (installation_id, project_id, integration_id, provider, "
@@ -485,16 +492,34 @@ async def test_salesforce_relay_events_map_to_their_installation_only(
     watches: dict[str, Watch],
     bus: tuple[str, str, Publisher],
 ) -> None:
-    """A relay's batch names its installation: an event of another org is not its own;
-    a create carrying every selected field is delivered from the event (no fetch)."""
+    """A relay's batch names its installation: an event of another org is not its own.
+    A create carrying every selected field is delivered from the event; an update
+    carrying less is delivered from the record fetched by id (sObject GET); one whose
+    record is gone is skipped."""
     subscription, project, publisher = bus
+    async with httpx.AsyncClient(base_url=stack.endpoints["sandbox-http"]) as sandbox:
+        access = (await password_tokens(sandbox, SF_TOKEN))["access_token"]
+        answer = await sandbox.post(
+            "/salesforce/services/data/v60.0/sobjects/Account",
+            json={"Name": "Initech", "Industry": "Software"},
+            headers={"Authorization": f"Bearer {access}"},
+        )
+        assert answer.status_code == 201, answer.text
+        existing = str(answer.json()["id"])
     org = "00D" + uuid.uuid4().hex[:15].upper()
-    installed = await install(pool, stack.org_id, "salesforce", "Account", org, ["Industry"])
+    installed = await install(
+        pool, stack.org_id, "salesforce", "Account", org, ["Industry"], watch=["name"]
+    )
     base = uuid.uuid4().hex
 
     def change(
-        n: int, change_type: str, values: dict[str, Any], account: str = org
+        n: int,
+        change_type: str,
+        values: dict[str, Any],
+        account: str = org,
+        record_id: str = "",
     ) -> ProviderEvent:
+        record_id = record_id or f"001{n:015d}"
         raw: dict[str, Any] = {
             "id": f"{base}-{n}",
             "detail-type": "AccountChangeEvent",
@@ -502,8 +527,9 @@ async def test_salesforce_relay_events_map_to_their_installation_only(
                 "payload": {
                     "ChangeEventHeader": {
                         "entityName": "Account",
-                        "recordIds": [f"001{n:015d}"],
+                        "recordIds": [record_id],
                         "changeType": change_type,
+                        "changedFields": list(values) if change_type == "UPDATE" else [],
                     },
                     **values,
                 },
@@ -514,10 +540,14 @@ async def test_salesforce_relay_events_map_to_their_installation_only(
             event_id=f"{base}-{n}",
             account_id=account,
             object_name="Account",
-            record_id=f"001{n:015d}",
+            record_id=record_id,
             provider_event_type=change_type,
-            subscribe_event_type={"CREATE": "create", "DELETE": "delete"}[change_type],
+            subscribe_event_type={"CREATE": "create", "UPDATE": "update", "DELETE": "delete"}[
+                change_type
+            ],
         )
+        if change_type == "UPDATE":
+            event.fields_updated.extend(values)
         event.raw_event.update(raw)
         if values:
             event.values.update(values)
@@ -527,12 +557,15 @@ async def test_salesforce_relay_events_map_to_their_installation_only(
         change(1, "CREATE", {"Name": "Acme", "Industry": "Energy", "Phone": "1"}),
         change(2, "DELETE", {}),
         change(3, "DELETE", {}, account="00DOTHERORG0000000"),
+        change(4, "UPDATE", {"Name": "Initech"}, record_id=existing),
+        change(5, "UPDATE", {"Name": "Gone"}),
     ]
-    tokens = SandboxTokens("unused")
+    deleted_before = counted("salesforce", "record_deleted")
+    tokens = SandboxTokens(access)
     async with subscribe_consumer(
         pool=pool,
         tokens=tokens,  # type: ignore[arg-type]
-        catalog=load_catalog(),
+        catalog=point_at_sandbox(load_catalog(), stack.endpoints["sandbox-http"]),
         emulator_host=stack.endpoints["pubsub"],
         project=project,
         subscription=subscription,
@@ -544,12 +577,16 @@ async def test_salesforce_relay_events_map_to_their_installation_only(
                 )
             ]
         )
-        pages = await wait_for_pages(watches["ampmesh-read-results"], installed.installation_id, 2)
-    assert set(pages) == {f"subscribe/{installed.installation_id}/{base}-{n}" for n in (1, 2)}
+        pages = await wait_for_pages(watches["ampmesh-read-results"], installed.installation_id, 3)
+        assert counted("salesforce", "record_deleted") == deleted_before + 1
+    assert set(pages) == {f"subscribe/{installed.installation_id}/{base}-{n}" for n in (1, 2, 4)}
     (create,) = pages[f"subscribe/{installed.installation_id}/{base}-1"]["body"]["result"]
     assert create["fields"] == {"industry": "Energy", "name": "Acme"}
     assert create["id"] == "001" + "1".zfill(15)
     assert create["subscribeEventType"] == "create" and create["providerEventType"] == "CREATE"
     (delete,) = pages[f"subscribe/{installed.installation_id}/{base}-2"]["body"]["result"]
     assert delete["deleted"] is True and delete["id"] == "001" + "2".zfill(15)
-    assert tokens.calls == 0
+    (update,) = pages[f"subscribe/{installed.installation_id}/{base}-4"]["body"]["result"]
+    assert update["fields"] == {"industry": "Software", "name": "Initech"}
+    assert update["fieldsUpdated"] == ["Name"] and update["raw"]["Id"] == existing
+    assert tokens.calls == 1  # one token for the batch's fetches

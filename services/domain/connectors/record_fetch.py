@@ -50,14 +50,17 @@ async def fetch_records(
     object_name: str,
     ids: Sequence[str],
     fields: Sequence[str],
+    *,
+    max_wait: float = 10.0,
 ) -> Fetched:
     """The records of one object by id. fields: provider field names to ask for (empty:
-    the provider's or connector's default set). KeyError for a provider without a
-    fetcher."""
+    the provider's or connector's default set). max_wait: seconds 429/5xx answers are
+    retried before ProviderUnavailable (short: the caller holds a Pub/Sub lease). KeyError
+    for a provider without a fetcher."""
     unique = list(dict.fromkeys(ids))
     if not unique:
         return Fetched()
-    return await FETCHERS[provider](http, auth, object_name, unique, fields)
+    return await FETCHERS[provider](http, auth, object_name, unique, fields, max_wait)
 
 
 async def _hubspot(
@@ -66,6 +69,7 @@ async def _hubspot(
     object_name: str,
     ids: list[str],
     fields: Sequence[str],
+    max_wait: float,
 ) -> Fetched:
     chunks = [ids[i : i + HUBSPOT_BATCH] for i in range(0, len(ids), HUBSPOT_BATCH)]
     url = f"{auth.base_url}/crm/v3/objects/{object_name}/batch/read"
@@ -74,7 +78,9 @@ async def _hubspot(
         body: dict[str, Any] = {"inputs": [{"id": record_id} for record_id in chunk]}
         if fields:
             body["properties"] = list(fields)
-        response = await send(http, "POST", url, auth=auth, json=body, accept=(_NOT_FOUND,))
+        response = await send(
+            http, "POST", url, auth=auth, json=body, accept=(_NOT_FOUND,), max_wait=max_wait
+        )
         if response.status == _NOT_FOUND:
             return []
         answer = json_body(response)
@@ -95,6 +101,7 @@ async def _salesforce(
     object_name: str,
     ids: list[str],
     fields: Sequence[str],
+    max_wait: float,
 ) -> Fetched:
     selected = ",".join(select_list(object_name, fields))
     base = f"{auth.base_url}/services/data/{API_VERSION}/sobjects/{object_name}"
@@ -109,6 +116,7 @@ async def _salesforce(
             auth=auth,
             params={"fields": selected},
             accept=(_NOT_FOUND,),
+            max_wait=max_wait,
         )
         if response.status == _NOT_FOUND:
             # NOT_FOUND, or ENTITY_IS_DELETED for a record in the recycle bin.

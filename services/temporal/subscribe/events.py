@@ -15,7 +15,9 @@ Per batch (one inbound provider webhook):
    message is acknowledged only once every page is (a crash processes the batch again,
    and messenger keeps one delivery per key).
 
-Failures: a provider answering 429/5xx past the connector's retries, the token-manager
+Failures: a provider answering 429/5xx past the fetch's retries (10 s: the message's
+lease is 30 s, and a batch still being worked on when it ends would be handed out
+again), the token-manager
 or the bus unavailable: the message is nacked and redelivered after the subscription's
 backoff, and after its max delivery attempts goes to its dead letter (the topology's,
 services/runtime/pubsub_topology.py), so no batch loops for ever. Credentials the
