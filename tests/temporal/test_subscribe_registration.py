@@ -685,3 +685,22 @@ async def test_salesforce_registers_channel_members_and_a_relay_then_the_differe
         assert await world.salesforce_tooling("SELECT Id FROM EventRelayConfig") == []
         assert await world.row(one) is None
         assert world.tokens.deleted == [one.connection_id]
+
+
+async def test_a_config_without_subscribe_objects_removes_what_was_registered(
+    world: World, activities: RegistrationActivities
+) -> None:
+    project = await world.project("hubspot")
+    integration, revision = await world.integration(project, "hubspot", ["contacts"])
+    one = await world.install(project, integration, revision, "hubspot", contacts("firstname"))
+    async with world.worker(activities):
+        assert not (await world.sync(one)).error
+        assert await world.hubspot_keys()
+        await world.configure(one, {})
+        result = await world.sync(one)
+    assert not result.error and list(result.removed_objects) == ["contacts"]
+    assert await world.hubspot_keys() == set()
+    row = await world.row(one)
+    assert row is not None
+    assert (row["status"], json.loads(row["registered"])) == ("active", {})
+    assert world.tokens.deleted == []  # the installation and its connection stay

@@ -439,19 +439,27 @@ class RegistrationActivities:
                     await db.execute("SELECT pg_advisory_unlock_all()")
 
     async def _register(self, db: asyncpg.Connection, row: Row, call: SyncCall) -> SyncOutcome:
-        if not self.public_url:
-            raise _refused(
-                f"{subscribe_names.PUBLIC_URL_SETTING} is not set: providers would not "
-                "know where to send change events"
-            )
         wanted = wanted_of(row)
         if row.provider == "hubspot":
             registrar: Registrar = HubSpotRegistrar(self, db, row)
         elif row.provider == "salesforce":
             registrar = SalesforceRegistrar(self, db, row)
+        elif not wanted and not row.registered:
+            registrar = Registrar(self, db, row)
         else:
             raise _refused(f"subscribing to {row.provider!r} change events is not supported")
-        outcome = await registrar.register(wanted)
+        if not wanted:
+            # Nothing subscribed any more: what was registered goes, nothing is set up
+            # (no app, token or public URL needed for what is not there).
+            removed = await registrar.remove() if row.registered else []
+            outcome = SyncOutcome(removed_objects=removed)
+        else:
+            if not self.public_url:
+                raise _refused(
+                    f"{subscribe_names.PUBLIC_URL_SETTING} is not set: providers would not "
+                    "know where to send change events"
+                )
+            outcome = await registrar.register(wanted)
         await self.save(db, row, registrar, active=True, change=call.change or row.change)
         _log.info(
             "subscriptions registered",
