@@ -19,6 +19,7 @@ import orjson
 import pytest
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from ampmesh.events.v1.provider_events_pb2 import ProviderEvent, ProviderEventBatch
+from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 from ampmesh.token.v1 import token_manager_pb2 as tm
 from google.protobuf import json_format
 from prometheus_client import REGISTRY
@@ -26,9 +27,11 @@ from prometheus_client import REGISTRY
 from services.domain.catalog import load_catalog
 from services.domain.catalog.sandbox import point_at_sandbox
 from services.domain.read_bodies import page_body
+from services.runtime.channels import mesh_channel
 from services.runtime.envelopes import new_envelope
 from services.runtime.pubsub_topology import emulator_subscriber
 from services.temporal.reads.publish import Publisher
+from services.temporal.subscribe import events as subscribe_events
 from services.temporal.subscribe.events import subscribe_consumer
 from tests.support.control_plane import sandbox_tokens
 from tests.support.reads import Watch
@@ -590,3 +593,57 @@ async def test_salesforce_relay_events_map_to_their_installation_only(
     assert update["fields"] == {"industry": "Software", "name": "Initech"}
     assert update["fieldsUpdated"] == ["Name"] and update["raw"]["Id"] == existing
     assert tokens.calls == 1  # one token for the batch's fetches
+
+
+async def test_a_provider_outage_gives_the_batch_back_until_the_record_can_be_fetched(
+    stack: Stack,
+    pool: Any,
+    watches: dict[str, Watch],
+    bus: tuple[str, str, Publisher],
+    hubspot: tuple[str, httpx.AsyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HubSpot answering 503 past the fetch's retries: the message is nacked and
+    redelivered (no delivery is lost, none is made from a half-processed batch)."""
+    monkeypatch.setattr(subscribe_events, "FETCH_WAIT", 0.5)
+    subscription, project, publisher = bus
+    access, http = hubspot
+    account = str(9000 + uuid.uuid4().int % 1000)
+    installed = await install(pool, stack.org_id, "hubspot", "contacts", account, ["firstname"])
+    created = await create_contact(http, firstname="Katherine", email="k@x.io")
+    base = uuid.uuid4().int % 10**9 * 1000
+    channel = mesh_channel(
+        stack.endpoints["sandbox"], stack.credentials("tests"), server_identity="sandbox"
+    )
+    async with channel:
+        control = sandbox_pb2_grpc.SandboxControlServiceStub(channel)
+        fault = await control.InjectFault(
+            sandbox_pb2.InjectFaultRequest(
+                fault=sandbox_pb2.Fault(
+                    kind=sandbox_pb2.FAULT_KIND_SERVER_ERROR,
+                    endpoint=sandbox_pb2.FAULT_ENDPOINT_RECORDS,
+                    provider=sandbox_pb2.PROVIDER_HUBSPOT,
+                    object_name="contacts",
+                    count=8,
+                )
+            )
+        )
+        retried_before = counted("hubspot", "retried")
+        event = hubspot_event(base + 1, created, "creation", account=account)
+        await publisher.publish_all([batch_envelope(installed, "hubspot", [event])])
+        async with subscribe_consumer(
+            pool=pool,
+            tokens=SandboxTokens(access),  # type: ignore[arg-type]
+            catalog=point_at_sandbox(load_catalog(), stack.endpoints["sandbox-http"]),
+            emulator_host=stack.endpoints["pubsub"],
+            project=project,
+            subscription=subscription,
+        ):
+            pages = await wait_for_pages(
+                watches["ampmesh-read-results"], installed.installation_id, 1
+            )
+        await control.ClearFaults(sandbox_pb2.ClearFaultsRequest(ids=[fault.id]))
+    assert set(pages) == {f"subscribe/{installed.installation_id}/{base + 1}"}
+    assert counted("hubspot", "retried") > retried_before
+    (entry,) = pages[f"subscribe/{installed.installation_id}/{base + 1}"]["body"]["result"]
+    assert entry["fields"] == {"firstname": "Katherine"}

@@ -27,7 +27,7 @@ provider refuses, a request it refuses, an unknown account: counted, logged, ack
 Counted in `ampmesh_subscribe_events_total{provider, outcome}`, one per event and
 installation where one exists (outcomes: delivered, unknown_account, unsubscribed,
 disabled, unwatched, coalesced, record_deleted, credentials_refused, provider_refused,
-unsupported, invalid, no_destination).
+unsupported, invalid, no_destination; and retried: events of a batch given back).
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ MAX_MESSAGES = 50
 # cost as much as the fetch; a token revoked meanwhile is refused (401) and refreshed.
 AUTH_TTL = 30.0
 _UNUSABLE = "SubscribeConnectionUnusable"
+# Seconds a record fetch retries 429/5xx answers before the batch is given back.
+FETCH_WAIT = 10.0
 
 
 @lru_cache(maxsize=1)
@@ -254,8 +256,10 @@ class SubscribeConsumer:
                     reason=error.type,
                 )
                 return 0
+            _count(provider, "retried", len(work.events))
             raise Retry(str(error)) from None
         except ProviderUnavailable as error:
+            _count(provider, "retried", len(work.events))
             raise Retry(str(error)) from None
         except ProviderRequestError as error:
             _count(provider, "provider_refused", len(work.events))
@@ -309,12 +313,24 @@ class SubscribeConsumer:
         auth = await self._auth(target, provider)
         try:
             found = await fetch_records(
-                self._http, auth, provider, work.route.object_name, wanted, fields
+                self._http,
+                auth,
+                provider,
+                work.route.object_name,
+                wanted,
+                fields,
+                max_wait=FETCH_WAIT,
             )
         except TokenRejected:
             auth = await self._auth(target, provider, force=True)
             found = await fetch_records(
-                self._http, auth, provider, work.route.object_name, wanted, fields
+                self._http,
+                auth,
+                provider,
+                work.route.object_name,
+                wanted,
+                fields,
+                max_wait=FETCH_WAIT,
             )
         return records | found.records
 
