@@ -704,3 +704,92 @@ async def test_a_config_without_subscribe_objects_removes_what_was_registered(
     assert row is not None
     assert (row["status"], json.loads(row["registered"])) == ("active", {})
     assert world.tokens.deleted == []  # the installation and its connection stay
+
+
+async def test_salesforce_installations_on_one_org_share_its_channel_members(
+    world: World, activities: RegistrationActivities
+) -> None:
+    project = await world.project("salesforce")
+    integration, revision = await world.integration(project, "salesforce", ["Account", "Contact"])
+    one = await world.install(project, integration, revision, "salesforce", sf_objects("Account"))
+    two = await world.install(
+        project, integration, revision, "salesforce", sf_objects("Account", "Contact")
+    )
+    async with world.worker(activities):
+        assert not (await world.sync(one)).error
+        result = await world.sync(two)
+        assert not result.error
+        # The org's Account member existed: the second installation reuses it.
+        assert list(result.registered_objects) == ["Contact"]
+        members = await world.salesforce_tooling(
+            "SELECT Id, SelectedEntity FROM PlatformEventChannelMember"
+        )
+        assert sorted(m["SelectedEntity"] for m in members) == [
+            "AccountChangeEvent",
+            "ContactChangeEvent",
+        ]
+        relays = await world.salesforce_tooling("SELECT Id, DeveloperName FROM EventRelayConfig")
+        assert sorted(r["DeveloperName"] for r in relays) == sorted(
+            [relay_name(one.installation_id), relay_name(two.installation_id)]
+        )
+        await world.uninstall(one)
+        await world.sync(one, deleted=True)
+        members = await world.salesforce_tooling(
+            "SELECT Id, SelectedEntity FROM PlatformEventChannelMember"
+        )
+        assert sorted(m["SelectedEntity"] for m in members) == [
+            "AccountChangeEvent",
+            "ContactChangeEvent",
+        ]
+        relays = await world.salesforce_tooling("SELECT Id, DeveloperName FROM EventRelayConfig")
+        assert [r["DeveloperName"] for r in relays] == [relay_name(two.installation_id)]
+        await world.uninstall(two)
+        await world.sync(two, deleted=True)
+    assert await world.salesforce_tooling("SELECT Id FROM PlatformEventChannelMember") == []
+    assert await world.salesforce_tooling("SELECT Id FROM EventRelayConfig") == []
+
+
+async def test_a_developer_key_hubspot_refuses_fails_at_once_without_showing_it(
+    world: World, activities: RegistrationActivities
+) -> None:
+    world.api_key = "not-the-sandbox-key"
+    project = await world.project("hubspot")
+    integration, revision = await world.integration(project, "hubspot", ["contacts"])
+    one = await world.install(project, integration, revision, "hubspot", contacts("firstname"))
+    async with world.worker(activities):
+        result = await world.sync(one)
+    assert "developerApiKey" in result.error and "gave up" not in result.error
+    assert world.api_key not in result.error
+    row = await world.row(one)
+    assert row is not None and row["status"] == "failed"
+
+
+async def test_a_removal_the_provider_keeps_failing_is_left_for_the_sweeper(
+    world: World, activities: RegistrationActivities
+) -> None:
+    project = await world.project("salesforce")
+    integration, revision = await world.integration(project, "salesforce", ["Account"])
+    one = await world.install(project, integration, revision, "salesforce", sf_objects("Account"))
+    async with world.worker(activities):
+        assert not (await world.sync(one)).error
+        await world.uninstall(one)
+        await world.control.InjectFault(
+            sandbox_pb2.InjectFaultRequest(
+                fault=sandbox_pb2.Fault(
+                    kind=sandbox_pb2.FAULT_KIND_SERVER_ERROR,
+                    endpoint=sandbox_pb2.FAULT_ENDPOINT_SUBSCRIPTIONS,
+                    provider=SF,
+                )
+            )
+        )
+        result = await world.sync(one, deleted=True)
+        assert "gave up after" in result.error
+        row = await world.row(one)
+        assert row is not None and (row["status"], row["error"]) == ("removing", result.error)
+        assert world.tokens.deleted == []  # its connection is still needed
+        await world.control.ClearFaults(sandbox_pb2.ClearFaultsRequest())
+        # The sweeper's next start of the same change finishes it.
+        await world.sync(one, deleted=True)
+    assert await world.row(one) is None
+    assert await world.salesforce_tooling("SELECT Id FROM EventRelayConfig") == []
+    assert world.tokens.deleted == [one.connection_id]
