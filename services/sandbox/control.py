@@ -22,6 +22,8 @@ from services.sandbox.state import SandboxState, percentile
 from services.sandbox.webhooks import CHANGE_EVENTS, Change, WebhookBook, flush
 
 MAX_SEED_COUNT = 100_000
+# The longest one FlushWebhooks waits when the caller's deadline is unknown.
+FLUSH_CAP = 2.5
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
@@ -236,6 +238,12 @@ class SandboxControl(sandbox_pb2_grpc.SandboxControlServiceServicer):
         self, request: sandbox_pb2.FlushWebhooksRequest, context: Any
     ) -> sandbox_pb2.FlushWebhooksResponse:
         timeout = _seconds(request.timeout) if request.HasField("timeout") else 30.0
+        remaining = context.time_remaining() if context is not None else None
+        # Answer with what is still pending rather than let the caller's deadline pass
+        # without an answer: mesh channels give calls 5 s and do not always tell the
+        # server (then None), and calls were seen cut before the deadline the server
+        # saw; a caller wanting longer calls again while pending > 0.
+        timeout = min(timeout, FLUSH_CAP if remaining is None else remaining * 0.6)
         await flush(self.state, within=timeout)
         counters = self.state.counters
         return sandbox_pb2.FlushWebhooksResponse(

@@ -133,3 +133,69 @@ async def test_records_and_tokens_survive_a_stop_and_a_kill(
                 auth=("sandbox-client", "sandbox-secret"),
             )
             assert again.status_code == 400, again.text
+
+
+async def test_tombstones_and_subscriptions_survive_a_restart(
+    tmp_path: Path, cert_dir: Path, creds_for: Callable[[str], ServiceCredentials]
+) -> None:
+    state_file = tmp_path / "state.json"
+    log_path = tmp_path / "sandbox.log"
+    credentials = creds_for("tests")
+    with sandbox(cert_dir, log_path, state_file) as first:
+        async with mesh_channel(first["grpc"], credentials, server_identity="sandbox") as channel:
+            control = sandbox_pb2_grpc.SandboxControlServiceStub(channel)
+            info = await control.GetSandboxInfo(sandbox_pb2.GetSandboxInfoRequest())
+            app, key = info.clients[0].app_id, info.clients[0].developer_api_key
+            await seed_records(control, HS, "contacts", 5)
+            deleted = await control.DeleteRecords(
+                sandbox_pb2.DeleteRecordsRequest(provider=HS, object_name="contacts", count=2)
+            )
+        async with httpx.AsyncClient(base_url=first["http"], timeout=10) as http:
+            hooks, params = f"/hubspot/webhooks/v3/{app}", {"hapikey": key}
+            put = await http.put(
+                f"{hooks}/settings", params=params, json={"targetUrl": "https://example.test/h"}
+            )
+            assert put.status_code == 200
+            made = await http.post(
+                f"{hooks}/subscriptions", params=params, json={"eventType": "contact.creation"}
+            )
+            assert made.status_code == 201
+            tokens = await password_tokens(http, "/salesforce/services/oauth2/token")
+            member = await http.post(
+                "/salesforce/services/data/v59.0/tooling/sobjects/PlatformEventChannelMember",
+                json={
+                    "FullName": "ChangeEvents_AccountChangeEvent",
+                    "Metadata": {
+                        "eventChannel": "ChangeEvents",
+                        "selectedEntity": "AccountChangeEvent",
+                    },
+                },
+                headers=bearer(tokens["access_token"]),
+            )
+            assert member.status_code == 201
+
+    with sandbox(cert_dir, log_path, state_file) as second:
+        async with httpx.AsyncClient(base_url=second["http"], timeout=10) as http:
+            archived = await http.get(
+                CONTACTS,
+                params={"archived": "true"},
+                headers=bearer((await password_tokens(http))["access_token"]),
+            )
+            assert sorted(r["id"] for r in archived.json()["results"]) == sorted(deleted.ids)
+            listed = await http.get(f"{hooks}/subscriptions", params=params)
+            assert [s["id"] for s in listed.json()["results"]] == [made.json()["id"]]
+            settings = await http.get(f"{hooks}/settings", params=params)
+            assert settings.json()["targetUrl"] == "https://example.test/h"
+            # Ids go on after a restart: a new subscription never reuses an old id.
+            other = await http.post(
+                f"{hooks}/subscriptions", params=params, json={"eventType": "contact.deletion"}
+            )
+            assert int(other.json()["id"]) > int(made.json()["id"])
+        async with mesh_channel(second["grpc"], credentials, server_identity="sandbox") as channel:
+            control = sandbox_pb2_grpc.SandboxControlServiceStub(channel)
+            kept = await control.ListWebhookSubscriptions(
+                sandbox_pb2.ListWebhookSubscriptionsRequest(
+                    provider=sandbox_pb2.PROVIDER_SALESFORCE
+                )
+            )
+            assert [s.id for s in kept.subscriptions] == [member.json()["id"]]
