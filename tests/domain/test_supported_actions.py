@@ -76,21 +76,40 @@ def test_a_write_section_is_refused_naming_the_action_the_provider_and_the_line(
     assert "remove the write section" in message
 
 
-def test_a_subscribe_section_is_refused() -> None:
-    text = manifest(
-        "salesforce",
-        READ_CONTACTS
-        + """\
+SUBSCRIBE_CONTACTS = """\
     subscribe:
       objects:
         - objectName: contacts
           destination: hook
-""",
+"""
+
+
+def test_subscribe_sections_of_the_providers_with_webhooks_deploy() -> None:
+    assert issues(manifest("hubspot", READ_CONTACTS + SUBSCRIBE_CONTACTS)) == []
+    assert issues(manifest("salesforce", READ_CONTACTS + SUBSCRIBE_CONTACTS)) == []
+
+
+def test_a_subscribe_section_is_refused_where_there_is_no_subscribe_connector() -> None:
+    assert "asana" in CATALOG
+    text = manifest("asana", READ_CONTACTS + SUBSCRIBE_CONTACTS)
+    found = {(path, message) for path, _, message in issues(text)}
+    assert any(
+        path == "integrations[0].subscribe"
+        and "no subscribe connector for provider 'asana'" in message
+        for path, message in found
+    ), found
+
+
+def test_a_hubspot_object_without_webhooks_is_refused_by_name() -> None:
+    text = manifest(
+        "hubspot",
+        READ_CONTACTS.replace("contacts", "quotes")
+        + SUBSCRIBE_CONTACTS.replace("contacts", "quotes"),
     )
-    ((path, line, message),) = issues(text)
-    assert path == "integrations[0].subscribe"
-    assert line == line_of(text, "subscribe:")
-    assert "no subscribe connector for provider 'salesforce'" in message
+    ((path, _, message),) = issues(text)
+    assert path == "integrations[0].subscribe.objects[0].objectName"
+    assert "HubSpot sends webhooks only for contacts, companies, deals, tickets" in message
+    assert "'quotes' has none" in message
 
 
 def test_reading_a_catalog_provider_without_a_connector_is_refused() -> None:
@@ -102,21 +121,6 @@ def test_reading_a_catalog_provider_without_a_connector_is_refused() -> None:
         "ampmesh has no read connector for provider 'asana' (it is built for hubspot, "
         "salesforce): remove the read section"
     )
-
-
-def test_a_provider_with_some_actions_says_which() -> None:
-    text = manifest(
-        "hubspot",
-        READ_CONTACTS
-        + """\
-    subscribe:
-      objects:
-        - objectName: contacts
-          destination: hook
-""",
-    )
-    ((_, _, message),) = issues(text)
-    assert "with hubspot ampmesh supports objectMetadata, proxy, read, search, write" in message
 
 
 def test_sections_that_ask_nothing_of_a_connector_deploy() -> None:
@@ -131,7 +135,8 @@ def test_the_declaration_matches_the_connectors_that_exist() -> None:
     assert providers_supporting(Action.OBJECT_METADATA) == sorted(METADATA_CONNECTORS)
     assert providers_supporting(Action.WRITE) == sorted(WRITERS)
     assert set(SUPPORTED_ACTIONS) <= set(CATALOG)
-    assert providers_supporting(Action.SUBSCRIBE) == []
+    # The providers whose subscriptions services/domain/connectors/*_subscriptions.py register.
+    assert providers_supporting(Action.SUBSCRIBE) == ["hubspot", "salesforce"]
     # The proxy serves whatever the catalog allows; the table names those proven against
     # the sandbox (tests/e2e/test_proxy.py), which the catalog must allow.
     for provider in providers_supporting(Action.PROXY):
@@ -142,8 +147,8 @@ def test_the_table_lists_every_provider_and_action() -> None:
     assert markdown_table().splitlines() == [
         "| Provider | Read | Write | Search | Subscribe | Proxy | Object metadata |",
         "|---|---|---|---|---|---|---|",
-        "| hubspot | yes | yes | yes | no | yes | yes |",
-        "| salesforce | yes | yes | yes | no | yes | yes |",
+        "| hubspot | yes | yes | yes | yes | yes | yes |",
+        "| salesforce | yes | yes | yes | yes | yes | yes |",
     ]
 
 

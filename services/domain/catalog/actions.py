@@ -42,10 +42,24 @@ class Action(StrEnum):
 # catalog that is not listed supports none: it can be connected, not used.
 SUPPORTED_ACTIONS: Mapping[str, frozenset[Action]] = {
     "hubspot": frozenset(
-        {Action.READ, Action.WRITE, Action.SEARCH, Action.PROXY, Action.OBJECT_METADATA}
+        {
+            Action.READ,
+            Action.WRITE,
+            Action.SEARCH,
+            Action.PROXY,
+            Action.OBJECT_METADATA,
+            Action.SUBSCRIBE,
+        }
     ),
     "salesforce": frozenset(
-        {Action.READ, Action.WRITE, Action.SEARCH, Action.PROXY, Action.OBJECT_METADATA}
+        {
+            Action.READ,
+            Action.WRITE,
+            Action.SEARCH,
+            Action.PROXY,
+            Action.OBJECT_METADATA,
+            Action.SUBSCRIBE,
+        }
     ),
 }
 

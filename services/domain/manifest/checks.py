@@ -37,6 +37,7 @@ from services.domain.manifest.rules import (
     schedule_problem,
     suggestion,
 )
+from services.domain.subscribe_names import HUBSPOT_EVENT_OBJECTS
 
 
 def validate_manifest(
@@ -314,6 +315,16 @@ class _IntegrationChecker:
         for index, sub in enumerate(objects):
             at = f"subscribe.objects[{index}]"
             self.check_destination(f"{at}.destination", sub.destination)
+            if (
+                integration.provider == "hubspot"
+                and sub.object_name
+                and sub.object_name not in HUBSPOT_EVENT_OBJECTS
+            ):
+                self.problem(
+                    f"{at}.objectName",
+                    f"HubSpot sends webhooks only for {', '.join(HUBSPOT_EVENT_OBJECTS)}; "
+                    f"{sub.object_name!r} has none",
+                )
             if integration.HasField("read") and sub.object_name not in read_names:
                 self.problem(
                     f"{at}.objectName",
