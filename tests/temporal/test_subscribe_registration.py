@@ -793,3 +793,21 @@ async def test_a_removal_the_provider_keeps_failing_is_left_for_the_sweeper(
     assert await world.row(one) is None
     assert await world.salesforce_tooling("SELECT Id FROM EventRelayConfig") == []
     assert world.tokens.deleted == [one.connection_id]
+
+
+async def test_an_introspection_that_keeps_failing_never_shows_the_token(
+    world: World, activities: RegistrationActivities
+) -> None:
+    project = await world.project("hubspot")
+    integration, revision = await world.integration(project, "hubspot", ["contacts"])
+    one = await world.install(project, integration, revision, "hubspot", contacts("firstname"))
+    # Every HubSpot endpoint, the introspection (whose path holds the token) first.
+    await world.control.InjectFault(
+        sandbox_pb2.InjectFaultRequest(
+            fault=sandbox_pb2.Fault(kind=sandbox_pb2.FAULT_KIND_SERVER_ERROR, provider=HS)
+        )
+    )
+    async with world.worker(activities):
+        result = await world.sync(one)
+    assert "access-tokens" in result.error and "gave up after" in result.error
+    assert world.sandbox_tokens["hubspot"] not in result.error

@@ -87,6 +87,7 @@ async def hub_id(
         response = await send(
             http, "GET", url, auth=ProviderAuth(base_url=base_url), max_wait=max_wait
         )
+        body = json_body(response)
     except TokenRejected as error:
         raise TokenRejected(_hide(str(error), access_token)) from None
     except ProviderRequestError as error:
@@ -99,7 +100,6 @@ async def hub_id(
         raise ProviderUnavailable(
             _hide(str(error), access_token), retry_after=error.retry_after
         ) from None
-    body = json_body(response)
     hub = body.get("hub_id") if isinstance(body, dict) else None
     if hub is None or str(hub) == "":
         raise ProviderRequestError(
