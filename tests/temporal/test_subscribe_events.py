@@ -403,6 +403,8 @@ async def test_hubspot_events_become_subscribe_deliveries(
         assert entry["subscribeEventType"] == "create"
         assert entry["providerEventType"] == "contact.creation"
         assert entry["rawEvent"]["eventId"] == base + 1
+        # The provider's integers stay integers (a Struct holds them as doubles).
+        assert f'"eventId":{base + 1},'.encode() in page_body(create["page"])
         assert entry["fields"] == {"firstname": "Ada", "lastname": "Lovelace"}
         assert entry["mappedFields"] == {"mail": "ada@x.io"}
         assert entry["raw"]["id"] == created

@@ -19,7 +19,7 @@ import orjson
 from ampmesh.events.v1 import read_result_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from ampmesh.events.v1.provider_events_pb2 import ProviderEvent
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 
 from services.domain import subscribe_names
 from services.domain.connectors.base import Connector
@@ -32,6 +32,8 @@ from services.temporal.subscribe.targets import ObjectRoute, Target
 
 SOURCE = "temporal"
 ACTION = "subscribe"
+# Bodies up to this size travel as plain JSON (BODY_ENCODING_UNSPECIFIED).
+COMPRESS_ABOVE = 16_384
 
 
 @dataclass
@@ -93,7 +95,7 @@ def entry(
     made["id"] = event.record_id
     made["subscribeEventType"] = event.subscribe_event_type
     made["providerEventType"] = event.provider_event_type
-    made["rawEvent"] = json_format.MessageToDict(event.raw_event)
+    made["rawEvent"] = struct_dict(event.raw_event)
     if event.subscribe_event_type == subscribe_names.UPDATE and record_event.fields_updated:
         made["fieldsUpdated"] = record_event.fields_updated
     if event.subscribe_event_type == subscribe_names.DELETE:
@@ -124,13 +126,40 @@ def envelope(
     )
     page.message.result_info.type = "inline"
     page.message.result_info.num_records = count
-    set_body(page, body)
+    if len(body) > COMPRESS_ABOVE:
+        set_body(page, body)
+    else:
+        # One record's body: zlib's setup costs more than its few bytes save.
+        page.body = body
     return new_envelope(
         project_id=target.project_id,
         idempotency_key=idempotency_key(target.installation_id, record_event.event.event_id),
         source=SOURCE,
         read_result_page=page,
     )
+
+
+def struct_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as JSON-like data, whole numbers as ints (a Struct keeps every number as
+    a double, and `"eventId": 1.0` is not what the provider sent); json_format's
+    MessageToDict, which keeps the floats, costs several times more."""
+    return {key: _value(value) for key, value in struct.fields.items()}
+
+
+def _value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() else number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_dict(value.struct_value)
+    if kind == "list_value":
+        return [_value(item) for item in value.list_value.values]
+    return None
 
 
 def message_of(head: dict[str, Any]) -> read_result_pb2.WebhookMessage:

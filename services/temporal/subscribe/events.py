@@ -9,8 +9,9 @@ Per batch (one inbound provider webhook):
    (case-insensitively); HubSpot's one-event-per-property updates of one record are
    coalesced into one delivery;
 3. the records, fetched by id where the event does not carry what the read action
-   selects (connectors/record_fetch.py: one call per object for HubSpot), deletes not
-   (the id alone); a record gone since its create or update event is skipped;
+   selects (connectors/record_fetch.py: one call per object for HubSpot; fetches.py
+   merges those of the batches handled side by side), deletes not (the id alone); a
+   record gone since its create or update event is skipped;
 4. one ReadResultPage per record event (deliveries.py), published concurrently; the
    message is acknowledged only once every page is (a crash processes the batch again,
    and messenger keeps one delivery per key).
@@ -43,12 +44,11 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from ampmesh.events.v1 import topics_pb2
+from ampmesh.events.v1 import read_result_pb2, topics_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from ampmesh.events.v1.provider_events_pb2 import ProviderEvent, ProviderEventBatch
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
-from google.protobuf import json_format
 from prometheus_client import Counter
 from temporalio.exceptions import ApplicationError
 
@@ -62,7 +62,6 @@ from services.domain.connectors.base import (
     TokenRejected,
 )
 from services.domain.connectors.http import provider_session
-from services.domain.connectors.record_fetch import fetch_records
 from services.runtime.logs import get_logger
 from services.runtime.pubsub_topology import subscription_id
 from services.runtime.subscriber import consume, keep_consuming
@@ -75,13 +74,14 @@ from services.temporal.connection_auth import (
 from services.temporal.reads.publish import Publisher, wait_all
 from services.temporal.subscribe import deliveries
 from services.temporal.subscribe.deliveries import RecordEvent
+from services.temporal.subscribe.fetches import FetchCoalescer
 from services.temporal.subscribe.targets import ObjectRoute, Target, Targets
 
 _log = get_logger("ampmesh.temporal.subscribe")
 
 SUBSCRIPTION = subscription_id(topics_pb2.TOPIC_PROVIDER_EVENTS, "temporal")
-# Batches handled at once (each up to 100 HubSpot events).
-MAX_MESSAGES = 50
+# Batches handled at once (each up to 100 HubSpot events; a relay's, one event).
+MAX_MESSAGES = 100
 # Seconds a connection's provider auth is reused: a token-manager call per batch would
 # cost as much as the fetch; a token revoked meanwhile is refused (401) and refreshed.
 AUTH_TTL = 30.0
@@ -139,6 +139,10 @@ class SubscribeConsumer:
         self._publisher = publisher
         self._auth_for = auth_for
         self._auths: dict[str, tuple[float, ProviderAuth]] = {}
+        self._fetches = FetchCoalescer(http, FETCH_WAIT)
+        self._headers: dict[
+            tuple[int, str], tuple[Target, dict[str, Any], read_result_pb2.WebhookMessage]
+        ] = {}
 
     async def handle(
         self, envelope: Envelope, attributes: Mapping[str, str], delivery_attempt: int | None
@@ -270,8 +274,7 @@ class SubscribeConsumer:
                 error=str(error)[:200],
             )
             return 0
-        head = deliveries.header(target, route, provider)
-        message = deliveries.message_of(head)
+        head, message = self._header(target, route, provider)
         envelopes = []
         for record_event in work.events:
             raw: dict[str, Any] | None = None
@@ -309,30 +312,32 @@ class SubscribeConsumer:
         if not wanted:
             return records
         fields = selection.provider_fields()
-        target = work.target
+        target, name = work.target, work.route.object_name
         auth = await self._auth(target, provider)
+        fetch = self._fetches.fetch
         try:
-            found = await fetch_records(
-                self._http,
-                auth,
-                provider,
-                work.route.object_name,
-                wanted,
-                fields,
-                max_wait=FETCH_WAIT,
-            )
+            found = await fetch(target.connection_id, auth, provider, name, wanted, fields)
         except TokenRejected:
             auth = await self._auth(target, provider, force=True)
-            found = await fetch_records(
-                self._http,
-                auth,
-                provider,
-                work.route.object_name,
-                wanted,
-                fields,
-                max_wait=FETCH_WAIT,
-            )
+            found = await fetch(target.connection_id, auth, provider, name, wanted, fields)
         return records | found.records
+
+    def _header(
+        self, target: Target, route: ObjectRoute, provider: str
+    ) -> tuple[dict[str, Any], read_result_pb2.WebhookMessage]:
+        """The installation's object's header, made once per looked-up target (parsing
+        it into a WebhookMessage costs more than rendering a record)."""
+        key = (id(target), route.object_name)
+        cached = self._headers.get(key)
+        if cached is not None and cached[0] is target:
+            return cached[1], cached[2]
+        if len(self._headers) > 10_000:
+            self._headers.clear()
+        head = deliveries.header(target, route, provider)
+        message = deliveries.message_of(head)
+        # The target is kept with them: its id is not reused while it is cached.
+        self._headers[key] = (target, head, message)
+        return head, message
 
     async def _auth(self, target: Target, provider: str, *, force: bool = False) -> ProviderAuth:
         now = time.monotonic()
@@ -392,7 +397,7 @@ def _carried(provider: str, route: ObjectRoute, event: ProviderEvent) -> dict[st
     None when it must be fetched (always for HubSpot)."""
     if provider != "salesforce" or not event.HasField("values"):
         return None
-    values = json_format.MessageToDict(event.values)
+    values = deliveries.struct_dict(event.values)
     values.pop("ChangeEventHeader", None)
     selection = route.selection
     if selection.fields is None:
