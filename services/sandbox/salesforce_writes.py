@@ -87,6 +87,11 @@ def _not_found() -> Failure:
     return Failure("NOT_FOUND", "The requested resource does not exist", status=404)
 
 
+def _deleted() -> Failure:
+    """A record in the recycle bin: Salesforce names it so rather than not finding it."""
+    return Failure("ENTITY_IS_DELETED", "entity is deleted", status=404)
+
+
 @dataclass
 class _Outcome:
     """One record's result: the id to show (none for a create that failed), or why it
@@ -142,9 +147,10 @@ class _Write:
     def update(self, object_name: str, record_id: Any, given: dict[str, Any]) -> str:
         described, object_name = self._object(object_name)
         record_id = self._id(record_id)
-        record = self.state.records.object(Provider.SALESFORCE, object_name).get(record_id)
+        found = self.state.records.object(Provider.SALESFORCE, object_name)
+        record = found.get(record_id)
         if record is None:
-            raise _not_found()
+            raise _deleted() if found.tombstones.get(record_id) is not None else _not_found()
         values = _values(object_name, described, given, creating=False)
         _require([n for n in _required(described) if n in values and values[n] is None])
         self.updated.setdefault(object_name, []).append((record, values))
@@ -154,12 +160,13 @@ class _Write:
         """Delete by id, from the object named, or whichever object holds it."""
         record_id = self._id(record_id)
         if object_name is None:
-            found = self.state.records.locate(Provider.SALESFORCE, record_id)
-            object_name = found[0] if found is not None else ""
+            located = self.state.records.locate(Provider.SALESFORCE, record_id)
+            object_name = located[0] if located is not None else ""
         else:
             object_name = self._object(object_name)[1]
-        if self.state.records.object(Provider.SALESFORCE, object_name).get(record_id) is None:
-            raise _not_found()
+        records = self.state.records.object(Provider.SALESFORCE, object_name)
+        if records.get(record_id) is None:
+            raise _deleted() if records.tombstones.get(record_id) is not None else _not_found()
         self.deleted.setdefault(object_name, set()).add(record_id)
         return record_id
 

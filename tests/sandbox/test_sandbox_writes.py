@@ -360,10 +360,11 @@ async def test_salesforce_create_update_delete(sandbox: Any, http: httpx.AsyncCl
     deleted = await http.delete(f"{SOBJECTS}/Account/{record_id}", headers=headers)
     assert deleted.status_code == 204
     assert await _soql(http, headers, f"{soql} WHERE Name = 'Ampersand'") == []
+    # In the recycle bin now: Salesforce says so rather than not finding it.
     gone = await http.delete(f"{SOBJECTS}/Account/{record_id}", headers=headers)
     assert gone.status_code == 404
     assert gone.json() == [
-        {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND", "fields": []}
+        {"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED", "fields": []}
     ]
     malformed = await http.patch(f"{SOBJECTS}/Account/nope", json={}, headers=headers)
     assert malformed.status_code == 400
