@@ -32,7 +32,10 @@ from services.runtime.envelopes import new_envelope
 from services.runtime.pubsub_topology import emulator_subscriber
 from services.temporal.reads.publish import Publisher
 from services.temporal.subscribe import events as subscribe_events
+from services.temporal.subscribe.deliveries import RecordEvent
+from services.temporal.subscribe.events import merge_property_change as merge
 from services.temporal.subscribe.events import subscribe_consumer
+from services.temporal.subscribe.targets import object_routes
 from tests.support.control_plane import sandbox_tokens
 from tests.support.reads import Watch
 from tests.support.sandbox import SF_TOKEN, password_tokens
@@ -649,3 +652,56 @@ async def test_a_provider_outage_gives_the_batch_back_until_the_record_can_be_fe
     assert counted("hubspot", "retried") > retried_before
     (entry,) = pages[f"subscribe/{installed.installation_id}/{base + 1}"]["body"]["result"]
     assert entry["fields"] == {"firstname": "Katherine"}
+
+
+def test_routes_watch_what_the_config_says_and_fall_back_to_the_manifests_destination() -> None:
+    revision = {
+        "read": {
+            "objects": [
+                {"objectName": "contacts", "destination": "reads"},
+                {"objectName": "deals", "destination": "reads"},
+            ]
+        },
+        "subscribe": {
+            "objects": [
+                {"objectName": "contacts", "destination": "events"},
+                {"objectName": "tickets", "destination": "events"},
+            ]
+        },
+    }
+    config = {
+        "subscribe": {
+            "objects": {
+                "contacts": {
+                    "objectName": "contacts",
+                    "updateEvent": {"enabled": "always", "watchFieldsAuto": "all"},
+                    "deleteEvent": {"enabled": "never"},
+                },
+                "deals": {
+                    "objectName": "deals",
+                    "destination": "own",
+                    "updateEvent": {"enabled": "always"},
+                },
+                # No read object of that name: nothing to project it with.
+                "tickets": {"objectName": "tickets", "createEvent": {"enabled": "always"}},
+            }
+        }
+    }
+    routes = object_routes(revision, config, "crm", "", {"events": "d-1", "own": "d-2"})
+    assert set(routes) == {"contacts", "deals"}
+    contacts, deals = routes["contacts"], routes["deals"]
+    assert (contacts.destination_name, contacts.destination_id) == ("events", "d-1")
+    assert (deals.destination_name, deals.destination_id) == ("own", "d-2")
+    assert contacts.watches(["anything"]) and contacts.enabled("update")
+    assert not contacts.enabled("delete") and not contacts.enabled("create")
+    # Neither watched fields nor "all": no update is delivered.
+    assert deals.enabled("update") and not deals.watches(["amount"])
+
+
+def test_coalesced_property_changes_keep_the_smallest_event_id() -> None:
+    first = hubspot_event(10, "5", "propertyChange", "lastname", "B")
+    record_event = RecordEvent(first, ["lastname"])
+    merge(record_event, hubspot_event(9, "5", "propertyChange", "FirstName", "A"))
+    merge(record_event, hubspot_event(11, "5", "propertyChange", "firstname", "A"))
+    assert record_event.event.event_id == "9"
+    assert record_event.fields_updated == ["lastname", "FirstName"]

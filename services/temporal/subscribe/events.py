@@ -222,7 +222,7 @@ class SubscribeConsumer:
                     record_key = (target.installation_id, event.object_name, event.record_id)
                     earlier = coalesced.get(record_key)
                     if earlier is not None:
-                        _merge(earlier, event)
+                        merge_property_change(earlier, event)
                         _count(provider, "coalesced")
                         continue
                     coalesced[record_key] = record_event
@@ -379,7 +379,7 @@ def _admit(target: Target, event: ProviderEvent) -> str:
     return "unsupported"
 
 
-def _merge(into: RecordEvent, event: ProviderEvent) -> None:
+def merge_property_change(into: RecordEvent, event: ProviderEvent) -> None:
     """A second property change of the same record: the fields' union, and the smaller
     provider event id (its key and raw event) so every processing picks the same."""
     seen = {name.lower() for name in into.fields_updated}
