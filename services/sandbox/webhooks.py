@@ -356,14 +356,15 @@ class WebhookBook:
             return self.ready.popleft()
         if not self.hubspot_units:
             return None
+        if self.settings is None:  # unregistered meanwhile: nowhere to send any of them
+            self.pending -= sum(len(events) for _, events in self.hubspot_units)
+            self.hubspot_units.clear()
+            return None
         object_name, events = self.hubspot_units.popleft()
         events = list(events)
         units = self.hubspot_units
         while units and units[0][0] == object_name and len(events) + len(units[0][1]) <= MAX_BATCH:
             events.extend(units.popleft()[1])
-        if self.settings is None:  # unregistered meanwhile: nowhere to send
-            self.pending -= len(events)
-            return None
         return Delivery(
             Provider.HUBSPOT, object_name, self.settings.target_url, events, epoch=self.epoch
         )
