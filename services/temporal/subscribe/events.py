@@ -422,10 +422,13 @@ async def run_subscribe_consumer(
     project: str,
     subscription: str = SUBSCRIPTION,
     auth_for: AuthFor = registry.provider_auth,
+    publisher: Publisher | None = None,
 ) -> None:
-    """Consume the subscription until cancelled, subscribing again after an outage; its
-    own publisher (batching, like the reads') and provider HTTP session."""
-    publisher = Publisher.open(emulator_host, project)
+    """Consume the subscription until cancelled, subscribing again after an outage, with
+    a provider HTTP session of its own and the given publisher (else one of its own,
+    batching like the reads')."""
+    own = publisher is None
+    publishing = Publisher.open(emulator_host, project) if publisher is None else publisher
     try:
         async with provider_session() as http:
             consumer = SubscribeConsumer(
@@ -433,7 +436,7 @@ async def run_subscribe_consumer(
                 tokens=tokens,
                 catalog=catalog,
                 http=http,
-                publisher=publisher,
+                publisher=publishing,
                 auth_for=auth_for,
             )
 
@@ -448,7 +451,8 @@ async def run_subscribe_consumer(
 
             await keep_consuming(run, subscription)
     finally:
-        await asyncio.to_thread(publisher.close)
+        if own:
+            await asyncio.to_thread(publishing.close)
 
 
 @asynccontextmanager
@@ -462,8 +466,11 @@ async def subscribe_consumer(
     subscription: str = SUBSCRIPTION,
     auth_for: AuthFor = registry.provider_auth,
 ) -> AsyncIterator[asyncio.Task[None]]:
-    """run_subscribe_consumer as a task for the process's lifetime (cancelled on exit,
-    which settles the batch in hand: what was handled is acked, the rest given back)."""
+    """run_subscribe_consumer as a task for the process's lifetime; a missing Pub/Sub
+    project fails here, at start (StartupError). On exit the task is cancelled, which
+    settles the batch in hand (what was handled is acked, the rest given back), then
+    the publisher flushes and stops."""
+    publisher = Publisher.open(emulator_host, project)
     task = asyncio.create_task(
         run_subscribe_consumer(
             pool=pool,
@@ -473,6 +480,7 @@ async def subscribe_consumer(
             project=project,
             subscription=subscription,
             auth_for=auth_for,
+            publisher=publisher,
         ),
         name="subscribe consumer",
     )
@@ -482,3 +490,4 @@ async def subscribe_consumer(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await asyncio.to_thread(publisher.close)
