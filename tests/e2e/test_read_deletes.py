@@ -184,6 +184,13 @@ async def test_reads_deliver_deleted_records_once_in_their_window(
     values = deleted_entry["raw"]["properties"] if provider == "hubspot" else deleted_entry["raw"]
     assert deleted_entry["mappedFields"] == {mapped: values[source]}
     await operation_succeeds(world, installation["id"], 1)
+    # Deleted records count as records read.
+    got = await world.http.get(
+        f"/integrations/{world.integration['id']}/installations/{installation['id']}"
+        f"/objects/{world.object_name}/backfill-progress"
+    )
+    assert got.status_code == 200, got.text
+    assert got.json()["recordsProcessed"] == RECORDS
 
     # Later deletions and changes reach the builder in the next read since the last.
     receiver.clear()
