@@ -20,8 +20,9 @@ record of the object (by id, up to 100 per request) and keeps those whose `archi
 lies in the window: a read costs one list request per 100 archived records, whatever the
 window. The phase is part of the page token (`{"phase": "archived", "after": ...}`, with
 the live records' estimate and the deletions found so far), so a resumed read continues
-inside it; a token without a phase is the live phase's (tokens
-saved before deletions were read resume as they were).
+inside it; a token without a phase is the live phase's (tokens saved before deletions
+were read resume as they were). An archived record's modification time is its
+archivedAt.
 """
 
 from __future__ import annotations
