@@ -7,7 +7,7 @@ faults, and deleted records kept as tombstones."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,6 +15,15 @@ import pytest
 from ampmesh.sandbox.v1 import sandbox_pb2
 
 from services.domain.subscribe_names import RELAY_TOKEN_HEADER
+from services.sandbox.providers import Provider
+from services.sandbox.state import SandboxState
+from services.sandbox.webhooks import (
+    Change,
+    Dispatcher,
+    HubSpotSettings,
+    HubSpotSubscription,
+    flush,
+)
 from tests.sandbox.receiver import (
     Receiver,
     free_port,
@@ -298,6 +307,25 @@ async def test_salesforce_channel_members_and_relays(sandbox: Any, http: httpx.A
     body = queried.json()
     assert (body["size"], body["totalSize"], body["done"]) == (1, 1, True)
     assert body["records"][0]["Id"] == member
+    # Registration finds an existing member by its entity (the org has one per entity).
+    where = await http.get(
+        f"{DATA}/tooling/query",
+        params={
+            "q": "SELECT Id FROM PlatformEventChannelMember "
+            "WHERE SelectedEntity = 'AccountChangeEvent'"
+        },
+        headers=headers,
+    )
+    assert [r["Id"] for r in where.json()["records"]] == [member]
+    none = await http.get(
+        f"{DATA}/tooling/query",
+        params={
+            "q": "SELECT Id FROM PlatformEventChannelMember "
+            "WHERE SelectedEntity = 'ContactChangeEvent'"
+        },
+        headers=headers,
+    )
+    assert none.json()["records"] == [] and none.json()["totalSize"] == 0
     relays = await http.get(
         f"{DATA}/tooling/query",
         params={"q": "SELECT Id, DestinationResourceName, State FROM EventRelayConfig"},
@@ -759,3 +787,22 @@ async def test_salesforce_deleted_records_and_query_all(
     )
     assert paged.json()["totalSize"] == 5
     assert "/queryAll/" in paged.json()["nextRecordsUrl"]
+
+
+async def test_events_a_receiver_keeps_refusing_are_abandoned() -> None:
+    """In process, with a short backoff: every attempt made, then given up on and counted."""
+    state = SandboxState()
+    book = state.webhooks
+    async with receiving(Receiver(statuses=[500] * 10)) as receiver:
+        book.settings = HubSpotSettings(receiver.url + "/h", 10, "SECONDLY", "", "")
+        book.subscriptions[1] = HubSpotSubscription(1, "contact.creation", None, True, "", "")
+        now = datetime.now(UTC)
+        created = state.records.seed(Provider.HUBSPOT, "contacts", 3, 1, now, now, replace=True)
+        async with Dispatcher(state, backoff=(0.01, 0.01, 0.01)).running():
+            book.raise_events(Provider.HUBSPOT, "contacts", Change.CREATE, created)
+            await flush(state, within=10)
+        assert book.pending == 0
+        assert state.counters.webhooks_abandoned == 3
+        assert len(receiver.requests) == 4  # the first attempt and three retries
+        assert [r.json()[0]["attemptNumber"] for r in receiver.requests] == [0, 1, 2, 3]
+        assert state.counters.providers[Provider.HUBSPOT].webhook_by_status == {500: 4}
