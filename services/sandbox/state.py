@@ -1,6 +1,6 @@
-"""The sandbox's in-memory state: seeded records, object schemas, faults, counters and
-issued tokens, each in a module of its own (records.py, schemas.py, faults.py, tokens.py);
-the counters live here.
+"""The sandbox's in-memory state: seeded records, object schemas, faults, counters, issued
+tokens and webhook subscriptions, each in a module of its own (records.py, schemas.py,
+faults.py, tokens.py, webhooks.py); the counters live here.
 
 Every face of the process (the provider HTTP APIs and the gRPC control API) shares one
 SandboxState in one event loop, so no locking is needed: nothing here awaits.
