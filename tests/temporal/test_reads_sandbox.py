@@ -1,7 +1,9 @@
 """A backfill through the real HubSpot connector and record shaping against the provider
 sandbox, with the real ReadActivities on a test task queue (the token-manager stands in
-as a stub handing out a sandbox access token). Prints the read's records/s: what the
-activity sustains on this machine beside the sandbox and the Pub/Sub emulator."""
+as a stub handing out a sandbox access token): every record once, the deleted ones
+(archived at the sandbox before the backfill) with `deleted: true` and counted as read.
+Prints the read's records/s: what the activity sustains on this machine beside the
+sandbox and the Pub/Sub emulator."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 from ampmesh.events.v1 import operation_events_pb2 as ops
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
@@ -22,6 +25,7 @@ from services.domain.catalog import load_catalog
 from services.domain.catalog.sandbox import point_at_sandbox
 from services.domain.connectors import registry
 from services.domain.connectors.http import provider_session
+from services.domain.read_bodies import page_body
 from services.domain.read_workflows import BACKFILL_WORKFLOW
 from services.runtime.channels import mesh_channel
 from services.temporal.reads import shape
@@ -35,6 +39,7 @@ from tests.support.stack import Stack
 pytestmark = pytest.mark.e2e
 
 RECORDS = 20_000
+DELETED = 500
 
 
 class SandboxTokens:
@@ -71,6 +76,12 @@ async def test_a_sandbox_backfill_delivers_every_record_and_reports_its_rate(
         )
     )
     assert seeded.total == RECORDS
+    deleted = await control.DeleteRecords(
+        sandbox_pb2.DeleteRecordsRequest(
+            provider=sandbox_pb2.PROVIDER_HUBSPOT, object_name="contacts", count=DELETED, seed=3
+        )
+    )
+    assert len(deleted.ids) == DELETED
     access, _ = await sandbox_tokens(stack)
     installation = await make_installation(pool, stack.org_id)
     pubsub = next(c for c in stack.mesh.components if c.name == "pubsub")
@@ -113,5 +124,14 @@ async def test_a_sandbox_backfill_delivers_every_record_and_reports_its_rate(
     )
     results = watches["ampmesh-read-results"]
     await results.drain()
-    ids = body_ids(results.of(operation, "read_result_page"))
+    pages = results.of(operation, "read_result_page")
+    ids = body_ids(pages)
     assert len(ids) == RECORDS and len(set(ids)) == RECORDS
+    flagged = [
+        entry["id"]
+        for envelope in pages
+        for entry in orjson.loads(page_body(envelope.read_result_page))["result"]
+        if entry.get("deleted")
+    ]
+    assert sorted(flagged) == sorted(deleted.ids)
+    assert output.cursor.records_done == RECORDS
