@@ -2,7 +2,8 @@
 
 Each record is rendered as the reference's ResultEntry (proto ampmesh.events.v1.ResultEntry,
 JSON mapping) by services/domain/record_shape.py, which says what `fields`,
-`mappedFields`, `raw` and `id` hold and how value mappings apply (search answers records
+`mappedFields`, `raw`, `id` and `deleted` (a record deleted in the read's window) hold
+and how value mappings apply (search answers records
 in the same shape, so rendering lives in services/domain); its functions are imported
 here so the read activities keep one shaping module.
 
