@@ -11,7 +11,8 @@ the provider sandbox when AMPMESH_SANDBOX_URL is set). On SIGTERM the gRPC serve
 first, then the workers stop (activities in flight get worker.GRACEFUL_SHUTDOWN; a write
 cut off mid-call is retried on another worker, as the heartbeat timeout tells Temporal).
 The subscribe queue's registration shares them too, and its sweeper runs beside the
-workers (subscribe/registration_sweep.py).
+workers (subscribe/registration_sweep.py), as does the consumer that turns provider
+change events into subscribe deliveries (subscribe/events.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from services.temporal.keep_alive.activities import KeepAliveActivities
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
 from services.temporal.reads.publish import Publisher
+from services.temporal.subscribe.events import subscribe_consumer
 from services.temporal.subscribe.registration_activities import RegistrationActivities
 from services.temporal.subscribe.registration_sweep import sweeping
 from services.temporal.worker import (
@@ -162,6 +164,15 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
             subscribe_worker(client, registration, on_fatal_error=_stop_process)
         )
         await resources.enter_async_context(sweeping(pool, client))
+        await resources.enter_async_context(
+            subscribe_consumer(
+                pool=pool,
+                tokens=tokens,
+                catalog=catalog,
+                emulator_host=settings.pubsub_emulator_host,
+                project=settings.pubsub_project,
+            )
+        )
         yield []
 
 
