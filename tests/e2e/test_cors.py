@@ -31,6 +31,7 @@ POST_PATH = {
     "write": "/v1/projects/{p}/integrations/no-such-integration/objects/contacts",
     "search": "/v1/projects/{p}/integrations/no-such-integration",
     "proxy": "/crm/v3/objects/contacts",
+    "subscribe": "/v1/projects/{p}/integrations/no-such-integration",
 }
 
 
@@ -97,12 +98,13 @@ async def test_every_answer_on_every_host_carries_the_origin(
     assert_readable(refused, f"{surface}: the api's refusal")
     if surface == "proxy":
         return  # it passes any path and any body on to the provider
-    # A body that is not JSON: the transcoder's 400.
-    bad_body = await http.post(
-        target, headers={**as_key(key), "content-type": "application/json"}, content="{"
-    )
-    assert bad_body.status_code == 400, bad_body.text
-    assert_readable(bad_body, f"{surface}: a bad body")
+    if surface != "subscribe":  # its bodies are raw bytes, judged by the api after verifying
+        # A body that is not JSON: the transcoder's 400.
+        bad_body = await http.post(
+            target, headers={**as_key(key), "content-type": "application/json"}, content="{"
+        )
+        assert bad_body.status_code == 400, bad_body.text
+        assert_readable(bad_body, f"{surface}: a bad body")
     # A path no method has: the transcoder's 404.
     unknown = await http.get(f"{stack.endpoints[surface]}/v1/no/such/path")
     assert unknown.status_code == 404, unknown.text
