@@ -18,15 +18,21 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import grpc
 import httpx
 import pytest
 from ampmesh.events.v1.envelope_pb2 import Envelope
+from ampmesh.subscribe.v1 import provider_webhooks_pb2
 from google.api_core.exceptions import DeadlineExceeded
 from google.pubsub_v1 import SubscriberClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.api.auth import Authenticator
+from services.api.context import ApiContext, ApiPolicy
+from services.api.subscribe.service import ProviderWebhooks
 from services.domain.subscribe_names import (
     ORIGINAL_URI_HEADER,
     PUBLIC_URL_SETTING,
@@ -35,6 +41,7 @@ from services.domain.subscribe_names import (
 )
 from services.launcher.infra.pubsub_emulator import PROJECT
 from services.runtime.pubsub_topology import emulator_subscriber
+from services.runtime.secretbox import keyring_from_settings
 from tests.support.control_plane import (
     SANDBOX_CLIENT_SECRET,
     assert_not_logged,
@@ -439,3 +446,59 @@ async def test_a_salesforce_relay_with_its_token_is_accepted_for_its_installatio
                 "UPDATE subscriptions SET status = 'active' WHERE installation_id = $1",
                 uuid.UUID(world.installation),
             )
+
+
+# --- without the bus or the database: 503, so the provider retries -------------------------
+
+
+class Aborted(Exception):
+    pass
+
+
+class CallContext:
+    """What the servicer asks of a gRPC call: its metadata, and how it ends."""
+
+    def __init__(self, metadata: dict[str, str]) -> None:
+        self.metadata = tuple(metadata.items())
+        self.code: Any = None
+        self.details = ""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+    async def abort(self, code: Any, details: str, trailing_metadata: Any = ()) -> None:
+        self.code, self.details = code, details
+        raise Aborted(details)
+
+
+def servicer(stack: Stack, pool: asyncpg.Pool) -> ProviderWebhooks:
+    """The api's servicer in this process, on the stack's database, without an event bus."""
+    keys = keyring_from_settings(stack.mesh.service("api").env["AMPMESH_SECRET_KEYS"])
+    ctx = ApiContext(
+        pool=pool, secrets=keys, catalog={}, auth=Authenticator(pool), policy=ApiPolicy()
+    )
+    return ProviderWebhooks(ctx)
+
+
+async def test_without_an_event_bus_a_verified_webhook_is_503_and_nothing_is_kept(
+    stack: Stack, world: World, pool: asyncpg.Pool
+) -> None:
+    url = f"{world.base}{integration_webhook_path(world.project_id, world.hubspot_integration)}"
+    ids = new_ids(1)
+    body = hubspot_events(*ids)
+    headers = {k.lower(): v for k, v in signed(url, body).items()}
+    call = CallContext({**headers, ORIGINAL_URI_HEADER: url})
+    request = provider_webhooks_pb2.ReceiveIntegrationWebhookRequest(
+        project_id=world.project_id, integration_id=world.hubspot_integration
+    )
+    request.body.data = body
+    with pytest.raises(Aborted):
+        await servicer(stack, pool).ReceiveIntegrationWebhook(request, call)
+    assert call.code == grpc.StatusCode.UNAVAILABLE
+    assert "retry later" in call.details
+    assert f"{world.hubspot_integration}/{ids[0]}" not in await inbound(
+        pool, "hubspot", world.hubspot_integration
+    )
