@@ -56,7 +56,9 @@ def _tooling(auth: ProviderAuth, *rest: str) -> str:
 
 
 def member_name(entity: str) -> str:
-    return f"{CHANNEL}_{entity}"
+    """A developer name allows no double underscore: a custom object's member
+    (`Invoice__ChangeEvent`) is named `ChangeEvents_Invoice_ChangeEvent`."""
+    return f"{CHANNEL}_{entity.replace('__', '_')}"
 
 
 async def organization_id(
