@@ -187,11 +187,8 @@ async def test_a_worker_answers_what_the_check_here_answers() -> None:
         assert parsed.manifest == here_parsed.manifest
         assert parsed.lines == here_parsed.lines
         assert issues == here_issues
-        # accountWebhook is missing, and ampmesh subscribes to no provider yet.
-        assert {i.path for i in issues} == {
-            "integrations[0].subscribe",
-            "integrations[1].read.objects[0].destination",
-        }
+        # accountWebhook is missing.
+        assert {i.path for i in issues} == {"integrations[1].read.objects[0].destination"}
         with pytest.raises(ManifestError) as caught:
             await checkers.check("a: \x16", catalog, [])
         assert [str(i) for i in caught.value.issues] == [
