@@ -448,6 +448,40 @@ async def test_a_salesforce_relay_with_its_token_is_accepted_for_its_installatio
             )
 
 
+async def test_concurrent_relay_requests_each_hear_what_became_of_their_own_events(
+    world: World, pool: asyncpg.Pool
+) -> None:
+    """Requests arriving together share a transaction (a group commit); each still hears
+    only its own events' fate, an event two of them name is queued once, and every event
+    is staged exactly once."""
+    path = installation_webhook_path(
+        world.project_id, world.salesforce_integration, world.installation
+    )
+    url = f"{world.base}{path}"
+    token = {"content-type": "application/json", "X-Ampmesh-Relay-Token": world.relay_token}
+    uuids = [str(uuid.uuid4()) for _ in range(60)]
+    bodies = [salesforce_change(u, [f"001{i:03d}"]) for i, u in enumerate(uuids)]
+    bodies += bodies[:10]  # the provider's retries, sent alongside the originals
+    before = len(await staged(pool, world.project_id))
+    # 30 at a time: the edge sheds past AMPMESH_EDGE_MAX_REQUESTS (64) in flight.
+    limits = httpx.Limits(max_connections=30)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        answers = await asyncio.gather(
+            *(http.post(url, content=body, headers=token) for body in bodies)
+        )
+    assert [a.status_code for a in answers] == [200] * len(bodies)
+    results = [a.json() for a in answers]
+    assert sum(r["accepted"] for r in results) == 60
+    assert sum(r["duplicates"] for r in results) == 10
+    assert all(r["accepted"] + r["duplicates"] == 1 for r in results)
+    events = [
+        e.event_id
+        for envelope in (await staged(pool, world.project_id))[before:]
+        for e in envelope.provider_events.events
+    ]
+    assert sorted(events) == sorted(uuids)  # one record each: the EventUuid alone
+
+
 # --- without the bus or the database: 503, so the provider retries -------------------------
 
 

@@ -81,6 +81,7 @@ class ProviderWebhooks(provider_webhooks_pb2_grpc.ProviderWebhookServiceServicer
         self.ctx = ctx
         self.clock = clock
         self._secrets: OrderedDict[tuple[str, str, bytes], str] = OrderedDict()
+        self._acceptor: store.Acceptor | None = None
 
     # --- the two URLs ---------------------------------------------------------------
 
@@ -222,7 +223,9 @@ class ProviderWebhooks(provider_webhooks_pb2_grpc.ProviderWebhookServiceServicer
                 "EVENTS_UNAVAILABLE",
             )
         try:
-            result = await store.accept(self.ctx.pool, self.ctx.events, target, events)
+            if self._acceptor is None:
+                self._acceptor = store.Acceptor(self.ctx.pool, self.ctx.events)
+            result = await self._acceptor.accept(target, events)
         except Exception as error:
             await self._database_failed(context, target, error)
         outcome = "accepted" if result.accepted or not events else "duplicate"

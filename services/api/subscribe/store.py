@@ -9,7 +9,9 @@ the same EventUuid, and each of them must get it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -40,34 +42,94 @@ class Accepted:
     duplicates: int
 
 
-async def accept(
-    pool: asyncpg.Pool,
-    bus: EventBus,
-    target: Target,
-    events: list[provider_events_pb2.ProviderEvent],
-) -> Accepted:
-    """Record events' ids, and stage one ProviderEventBatch of those not seen before."""
-    # A request naming one event twice queues it once.
-    unique = list({e.event_id: e for e in events}.values())
-    if not unique:
-        return Accepted(0, 0)
-    scoped = [f"{target.scope}/{e.event_id}" for e in unique]
+@dataclass
+class _Request:
+    events: list[provider_events_pb2.ProviderEvent]
+    request_id: str
+    answer: asyncio.Future[Accepted] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Acceptor:
+    """Accepts the requests of one target together (a group commit): while one
+    transaction of a target's events is committing, the requests that arrive wait and go
+    in the next one. At rest each request is its own transaction; under load (a
+    Salesforce relay posts one event per request, hundreds a second) one transaction,
+    one staged batch and one Pub/Sub message carry many requests, where one each left the
+    api, PostgreSQL and the emulator far behind. Every request is still answered only
+    once its own events are committed."""
+
+    def __init__(self, pool: asyncpg.Pool, bus: EventBus) -> None:
+        self._pool, self._bus = pool, bus
+        self._waiting: dict[Target, list[_Request]] = {}
+        self._flushes: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
+
+    async def accept(
+        self, target: Target, events: list[provider_events_pb2.ProviderEvent]
+    ) -> Accepted:
+        """Record events' ids, and stage the ones not seen before for the bus."""
+        if not events:
+            return Accepted(0, 0)
+        request = _Request(events, current_request_id() or "")
+        waiting = self._waiting.get(target)
+        if waiting is not None:
+            waiting.append(request)  # the running flush takes it next
+        else:
+            self._waiting[target] = [request]
+            flush = asyncio.get_running_loop().create_task(self._flush(target))
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        return await asyncio.shield(request.answer)
+
+    async def _flush(self, target: Target) -> None:
+        while requests := self._waiting.get(target):
+            self._waiting[target] = []
+            try:
+                answers = await _commit(self._pool, self._bus, target, requests)
+            except Exception as error:  # each request answers for itself (503 or raise)
+                for request in requests:
+                    if not request.answer.done():
+                        request.answer.set_exception(error)
+            else:
+                for request, answer in zip(requests, answers, strict=True):
+                    if not request.answer.done():
+                        request.answer.set_result(answer)
+        self._waiting.pop(target, None)
+
+
+async def _commit(
+    pool: asyncpg.Pool, bus: EventBus, target: Target, requests: list[_Request]
+) -> list[Accepted]:
+    """One transaction for requests' events: each event id scoped and inserted once,
+    one ProviderEventBatch of the new ones staged; what became of each request's."""
+    # An event named twice (in one request, or in two requests of the group) is queued
+    # once, for the first to name it.
+    first_of: dict[str, tuple[int, provider_events_pb2.ProviderEvent]] = {}
+    for index, request in enumerate(requests):
+        for event in request.events:
+            first_of.setdefault(event.event_id, (index, event))
+    scoped = {event_id: f"{target.scope}/{event_id}" for event_id in first_of}
     async with pool.acquire() as connection, connection.transaction():
         rows = await connection.fetch(
             "INSERT INTO subscribe_inbound_events (provider, event_id) "
             "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
             target.provider,
-            scoped,
+            list(scoped.values()),
         )
         inserted = {row["event_id"] for row in rows}
-        new = [e for e, key in zip(unique, scoped, strict=True) if key in inserted]
+        new = [
+            (index, event)
+            for event_id, (index, event) in first_of.items()
+            if scoped[event_id] in inserted
+        ]
         if new:
             batch = provider_events_pb2.ProviderEventBatch(
                 provider=target.provider,
                 project_id=target.project_id,
                 integration_id=target.integration_id,
                 installation_id=target.installation_id,
-                events=new,
+                events=[event for _, event in new],
             )
             batch.receive_time.FromDatetime(datetime.now(UTC))
             await bus.stage(
@@ -75,13 +137,17 @@ async def accept(
                 new_envelope(
                     project_id=target.project_id,
                     idempotency_key=(
-                        f"provider-events/{target.provider}/{target.scope}/{new[0].event_id}"
+                        f"provider-events/{target.provider}/{target.scope}/{new[0][1].event_id}"
                     ),
                     source=bus.source,
-                    request_id=current_request_id() or "",
+                    request_id=requests[0].request_id,
                     provider_events=batch,
                 ),
             )
     if new:
         bus.kick()
-    return Accepted(len(new), len(events) - len(new))
+    accepted = Counter(index for index, _ in new)
+    return [
+        Accepted(accepted[index], len(request.events) - accepted[index])
+        for index, request in enumerate(requests)
+    ]
