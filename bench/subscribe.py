@@ -44,7 +44,7 @@ import orjson
 from ampmesh.sandbox.v1 import sandbox_pb2, sandbox_pb2_grpc
 
 from bench._load import make_home
-from bench.read_backfill import sign
+from bench.read_backfill import Processes, sign
 from services.launcher.mesh import MeshOptions, running_mesh
 from services.runtime.channels import mesh_channel
 from tests.e2e.reads_world import sandbox_token
@@ -154,6 +154,8 @@ async def platform_round(
     await world.install(f"bench-{uuid.uuid4().hex[:6]}")
     await world.wait_registered()
     per_tick = max(1, int(rate * TICK))
+    processes = Processes(stack)
+    processes.__enter__()
     started = time.monotonic()
     for tick, first in enumerate(range(0, total, per_tick)):
         await asyncio.sleep(max(0.0, started + tick * TICK - time.monotonic()))
@@ -168,6 +170,13 @@ async def platform_round(
     while len(receiver.changes) < total and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
     elapsed = receiver.received.last_at - started
+    processes.__exit__()
+    spent = sorted(processes.cpu.items(), key=lambda item: -item[1])
+    print(
+        f"  CPU during the {provider} run ({elapsed:.0f} s): "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in spent if seconds >= 0.5),
+        flush=True,
+    )
     repeated = sum(1 for n in receiver.changes.values() if n > 1)
     return receiver.latencies, len(receiver.changes) / elapsed, total, repeated
 
@@ -197,9 +206,14 @@ async def plain_round(
                 payload = orjson.dumps(template)
                 message_id = f"msg_{index}"
                 sent_at[str(index)] = scheduled
-                async with session.post(
-                    receiver.url(), data=payload, headers=sign(secret, message_id, payload)
-                ) as answer:
+                headers = sign(secret, message_id, payload)
+                # Both header sets, as messenger sends them (the receiver checks both).
+                headers |= {
+                    name.replace("svix-", "webhook-"): value
+                    for name, value in headers.items()
+                    if name.startswith("svix-")
+                }
+                async with session.post(receiver.url(), data=payload, headers=headers) as answer:
                     await answer.read()
 
             started = time.time()
@@ -244,6 +258,10 @@ async def run(providers: list[str], rate: int, seconds: int, rounds: int) -> int
                             print(f"INVALID: {delivered} of {total} changes, {repeated} twice")
                             code = 1
                         if not latencies or not plain:
+                            print(
+                                f"INVALID: {provider}: {delivered} of {total} changes arrived, "
+                                f"{len(latencies)} with a provider time, {len(plain)} plain"
+                            )
                             return 1
                         p99, base99 = percentile(latencies, 0.99), percentile(plain, 0.99)
                         print(
