@@ -11,6 +11,8 @@ UNDELETE or a GAP_*/overflow type.
 
 from __future__ import annotations
 
+import hashlib
+
 SUBSCRIBE_QUEUE = "subscribe"
 SYNC_WORKFLOW = "SyncSubscriptions"
 
@@ -111,3 +113,20 @@ def salesforce_event_type(change_type: str) -> str:
     """CREATE/UPDATE/DELETE/UNDELETE -> create/update/delete/create; GAP_* and the
     overflow types -> other (the event says changes happened without saying which)."""
     return _SALESFORCE_CHANGE_TYPES.get(change_type, OTHER)
+
+
+def relay_token_digest(token: str) -> bytes:
+    """What `subscriptions.relay_token_sha256` holds for a Salesforce relay's token
+    (temporal stores it at registration, the api checks requests against it)."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def same_account(registered: str, given: str) -> bool:
+    """Whether an event's account is the installation's. Salesforce org ids come in a
+    15-character case-sensitive form and an 18-character one (the same plus a checksum
+    suffix): an id learned in one form matches events naming it in the other."""
+    if not registered or not given:
+        return False
+    if registered == given:
+        return True
+    return {len(registered), len(given)} == {15, 18} and registered[:15] == given[:15]

@@ -16,7 +16,6 @@ from services.api.subscribe.verify import (
     check_relay_token,
     hubspot_signature,
     relay_token_digest,
-    same_salesforce_org,
 )
 
 SECRET = "a1b2c3d4-client-secret"
@@ -110,13 +109,3 @@ def test_relay_tokens_match_by_their_sha256() -> None:
     ]:
         with pytest.raises(NotVerified, match=reason):
             check_relay_token(given, kept)
-
-
-def test_salesforce_org_ids_match_in_either_length() -> None:
-    org18, org15 = "00D5g000004fGhIEAU", "00D5g000004fGhI"
-    assert same_salesforce_org(org18, org18)
-    assert same_salesforce_org(org18, org15)
-    assert same_salesforce_org(org15, org18)
-    assert not same_salesforce_org(org18, "00D5g000004fGhJEAU")
-    assert not same_salesforce_org(org18, "00d5g000004fghieau")  # ids are case-sensitive
-    assert not same_salesforce_org(org18, "")

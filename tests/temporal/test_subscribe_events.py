@@ -34,7 +34,7 @@ from services.temporal.reads.publish import Publisher
 from services.temporal.subscribe import events as subscribe_events
 from services.temporal.subscribe.deliveries import RecordEvent
 from services.temporal.subscribe.events import merge_property_change as merge
-from services.temporal.subscribe.events import same_account, subscribe_consumer
+from services.temporal.subscribe.events import subscribe_consumer
 from services.temporal.subscribe.targets import object_routes
 from tests.support.control_plane import sandbox_tokens
 from tests.support.reads import Watch
@@ -705,10 +705,3 @@ def test_coalesced_property_changes_keep_the_smallest_event_id() -> None:
     merge(record_event, hubspot_event(11, "5", "propertyChange", "firstname", "A"))
     assert record_event.event.event_id == "9"
     assert record_event.fields_updated == ["lastname", "FirstName"]
-
-
-def test_salesforce_org_ids_match_in_either_form() -> None:
-    assert same_account("00D5g000004ABCDEFG", "00D5g000004ABCD")
-    assert same_account("00D5g000004ABCD", "00D5g000004ABCDEFG")
-    assert not same_account("00D5g000004ABCDEFG", "00D5g000004abcdEFG")
-    assert not same_account("", "")

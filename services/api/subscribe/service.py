@@ -160,7 +160,7 @@ class ProviderWebhooks(provider_webhooks_pb2_grpc.ProviderWebhookServiceServicer
             org, events = parse.parse_salesforce(body)
         except parse.Malformed as malformed:
             await self._malformed(context, target, malformed)
-        if row["account_id"] and not verify.same_salesforce_org(row["account_id"], org):
+        if row["account_id"] and not subscribe_names.same_account(row["account_id"], org):
             await self._unverified(context, target, "the event's org is not the installation's")
         return await self._accept(context, target, events)
 

@@ -19,7 +19,7 @@ import base64
 import hashlib
 import hmac
 
-from services.domain.subscribe_names import HUBSPOT_MAX_AGE_SECONDS
+from services.domain.subscribe_names import HUBSPOT_MAX_AGE_SECONDS, relay_token_digest
 
 # HubSpot's v3 rule decodes these escapes in the URI before signing.
 _HUBSPOT_DECODED = {
@@ -85,11 +85,6 @@ def check_hubspot(
         raise NotVerified("the signature does not match the provider app's client secret")
 
 
-def relay_token_digest(token: str) -> bytes:
-    """What `subscriptions.relay_token_sha256` holds for token."""
-    return hashlib.sha256(token.encode()).digest()
-
-
 def check_relay_token(token: str | None, stored_sha256: bytes | None) -> None:
     """NotVerified unless token's SHA-256 is stored_sha256."""
     if not stored_sha256:
@@ -98,13 +93,3 @@ def check_relay_token(token: str | None, stored_sha256: bytes | None) -> None:
         raise NotVerified("no X-Ampmesh-Relay-Token header")
     if not hmac.compare_digest(relay_token_digest(token), bytes(stored_sha256)):
         raise NotVerified("the relay token does not match the installation's")
-
-
-def same_salesforce_org(expected: str, given: str) -> bool:
-    """Whether two Salesforce org ids name one org: the 18-character id is the 15-character
-    one (case-sensitive) plus a checksum, and either form may reach us."""
-    if not expected or not given:
-        return False
-    if len(expected) == len(given):
-        return hmac.compare_digest(expected, given)
-    return len(expected) >= 15 and len(given) >= 15 and expected[:15] == given[:15]

@@ -192,7 +192,10 @@ class SubscribeConsumer:
         accounts = list(dict.fromkeys(e.account_id for e in batch.events))
         if batch.installation_id:
             found = await self.targets.for_installation(provider, batch.installation_id)
-            lookups = {a: [t for t in found if same_account(t.account_id, a)] for a in accounts}
+            lookups = {
+                a: [t for t in found if subscribe_names.same_account(t.account_id, a)]
+                for a in accounts
+            }
         else:
             loaded = await asyncio.gather(
                 *(self.targets.for_account(provider, batch.integration_id, a) for a in accounts)
@@ -357,18 +360,6 @@ class SubscribeConsumer:
         )
         self._auths[target.connection_id] = (now + AUTH_TTL, auth)
         return auth
-
-
-def same_account(registered: str, event_account: str) -> bool:
-    """Whether an event's account is the installation's. Salesforce ids come in a
-    15-character case-sensitive form and an 18-character one (the same plus a checksum
-    suffix): an org id learned in one form matches events naming it in the other."""
-    if not registered or not event_account:
-        return False
-    if registered == event_account:
-        return True
-    lengths = {len(registered), len(event_account)}
-    return lengths == {15, 18} and registered[:15] == event_account[:15]
 
 
 def _same_project(target: Target, batch: ProviderEventBatch) -> bool:

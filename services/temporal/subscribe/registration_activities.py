@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -877,7 +876,7 @@ class SalesforceRegistrar(Registrar):
             self.http, auth, name, destination, token, max_wait=self.wait
         )
         self.registered[RELAY_KEY] = {"id": relay_id, "name": name}
-        self.relay_hash = hashlib.sha256(token.encode()).digest()
+        self.relay_hash = subscribe_names.relay_token_digest(token)
 
     async def _remove(self) -> list[str]:
         row = self.row
