@@ -242,10 +242,13 @@ async def _temporal(settings: ApiSettings) -> Client | None:
 async def _event_bus(
     settings: ApiSettings, resources: AsyncExitStack, pool: asyncpg.Pool
 ) -> EventBus | None:
-    """The api's outbox and relay (write operations' events, providers' change events);
-    None without a Pub/Sub project, and writes and webhooks then answer UNAVAILABLE."""
+    """The api's outbox and relay (write operations' events, providers' change events,
+    installation notifications); None without a Pub/Sub project, and writes, webhooks and
+    installation changes then answer UNAVAILABLE."""
     if not settings.pubsub_project or not (
-        settings.enable_write_routes or settings.enable_subscribe_routes
+        settings.enable_write_routes
+        or settings.enable_subscribe_routes
+        or settings.enable_platform_routes
     ):
         return None
     return await resources.enter_async_context(open_event_bus(settings, pool, source="api"))
