@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.api.auth import Authenticator
 from services.api.context import ApiContext, ApiPolicy
+from services.api.subscribe import store
 from services.api.subscribe.service import ProviderWebhooks
 from services.domain.subscribe_names import (
     ORIGINAL_URI_HEADER,
@@ -480,6 +481,21 @@ async def test_concurrent_relay_requests_each_hear_what_became_of_their_own_even
         for e in envelope.provider_events.events
     ]
     assert sorted(events) == sorted(uuids)  # one record each: the EventUuid alone
+
+
+async def test_event_ids_older_than_a_week_are_pruned_and_newer_ones_kept(
+    pool: asyncpg.Pool,
+) -> None:
+    scope = str(uuid.uuid4())
+    await pool.execute(
+        "INSERT INTO subscribe_inbound_events (provider, event_id, received_at) VALUES "
+        "('hubspot', $1, now() - interval '8 days'), ('hubspot', $2, now() - interval '6 days')",
+        f"{scope}/old",
+        f"{scope}/recent",
+    )
+    while await store.prune_expired(pool):
+        pass
+    assert await inbound(pool, "hubspot", scope) == {f"{scope}/recent"}
 
 
 # --- without the bus or the database: 503, so the provider retries -------------------------

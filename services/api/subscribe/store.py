@@ -10,16 +10,20 @@ the same EventUuid, and each of them must get it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from ampmesh.events.v1 import provider_events_pb2
 
 from services.runtime.envelopes import new_envelope
 from services.runtime.events import EventBus
+from services.runtime.logs import get_logger
 from services.runtime.request_id import current_request_id
+
+_log = get_logger("ampmesh.api.subscribe")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,26 @@ class Target:
 class Accepted:
     accepted: int
     duplicates: int
+
+
+# How long accepted event ids are kept: providers retry for a day at most (HubSpot over
+# 24 hours, EventBridge for 24 hours), so a week leaves room; older ids are pruned in
+# batches, at most once a PRUNE_EVERY per process, after a flush.
+KEEP_IDS_FOR = timedelta(days=7)
+PRUNE_EVERY = 60.0
+PRUNE_BATCH = 5000
+
+
+async def prune_expired(pool: asyncpg.Pool, keep_for: timedelta = KEEP_IDS_FOR) -> int:
+    """Delete up to PRUNE_BATCH event ids accepted longer than keep_for ago; how many."""
+    deleted = await pool.fetchval(
+        "WITH gone AS (DELETE FROM subscribe_inbound_events WHERE ctid IN ("
+        "SELECT ctid FROM subscribe_inbound_events WHERE received_at < now() - $1::interval "
+        "LIMIT $2) RETURNING 1) SELECT count(*) FROM gone",
+        keep_for,
+        PRUNE_BATCH,
+    )
+    return int(deleted or 0)
 
 
 @dataclass
@@ -64,6 +88,7 @@ class Acceptor:
         self._pool, self._bus = pool, bus
         self._waiting: dict[Target, list[_Request]] = {}
         self._flushes: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
+        self._prune_at = 0.0
 
     async def accept(
         self, target: Target, events: list[provider_events_pb2.ProviderEvent]
@@ -96,6 +121,20 @@ class Acceptor:
                     if not request.answer.done():
                         request.answer.set_result(answer)
         self._waiting.pop(target, None)
+        await self._prune_if_due()
+
+    async def _prune_if_due(self) -> None:
+        now = time.monotonic()
+        if now < self._prune_at:
+            return
+        self._prune_at = now + PRUNE_EVERY
+        try:
+            pruned = await prune_expired(self._pool)
+        except Exception as error:  # the next flush past PRUNE_EVERY tries again
+            _log.warning("pruning accepted event ids failed", error=type(error).__name__)
+            return
+        if pruned:
+            _log.info("accepted event ids pruned", count=pruned)
 
 
 async def _commit(

@@ -12,8 +12,8 @@ provider event ids the webhook ingress has accepted.
   token a Salesforce event relay presents on the installation's own URL.
 - `subscribe_inbound_events`: the (provider, event id) of every accepted event, written
   in the transaction that stages the events for the bus, so a provider's retry of an
-  accepted event is acknowledged and dropped. Rows older than the providers' retry
-  horizon (days) can be pruned by `received_at`.
+  accepted event is acknowledged and dropped. The api prunes rows older than a week
+  by `received_at` (services/api/subscribe/store.py), past the providers' retries.
 
 Revision ID: 0012_subscribe
 Revises: 0011_token_cache_debts
