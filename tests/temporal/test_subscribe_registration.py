@@ -538,9 +538,9 @@ async def created_errors(world: World, installed: Installed) -> Any:
     raise AssertionError(f"no notification keyed {key}")
 
 
-async def test_a_provider_that_keeps_failing_fails_the_registration_and_says_so(
-    world: World, activities: RegistrationActivities
-) -> None:
+async def installed_under_fault(world: World, *, count: int = 0, http_status: int = 0) -> Any:
+    """A HubSpot installation watching contacts' firstname, with the sandbox's
+    subscription APIs answering 5xx (count times; 0: until cleared)."""
     project = await world.project("hubspot")
     integration, revision = await world.integration(project, "hubspot", ["contacts"])
     one = await world.install(project, integration, revision, "hubspot", contacts("firstname"))
@@ -550,10 +550,18 @@ async def test_a_provider_that_keeps_failing_fails_the_registration_and_says_so(
                 kind=sandbox_pb2.FAULT_KIND_SERVER_ERROR,
                 endpoint=sandbox_pb2.FAULT_ENDPOINT_SUBSCRIPTIONS,
                 provider=HS,
-                http_status=503,
+                count=count,
+                http_status=http_status,
             )
         )
     )
+    return one
+
+
+async def test_a_provider_that_keeps_failing_fails_the_registration_and_says_so(
+    world: World, activities: RegistrationActivities
+) -> None:
+    one = await installed_under_fault(world, http_status=503)
     async with world.worker(activities):
         result = await world.sync(one)
     assert "gave up after" in result.error and "503" in result.error
@@ -567,19 +575,7 @@ async def test_a_provider_that_keeps_failing_fails_the_registration_and_says_so(
 async def test_a_provider_failing_for_a_while_is_retried_to_active(
     world: World, activities: RegistrationActivities
 ) -> None:
-    project = await world.project("hubspot")
-    integration, revision = await world.integration(project, "hubspot", ["contacts"])
-    one = await world.install(project, integration, revision, "hubspot", contacts("firstname"))
-    await world.control.InjectFault(
-        sandbox_pb2.InjectFaultRequest(
-            fault=sandbox_pb2.Fault(
-                kind=sandbox_pb2.FAULT_KIND_SERVER_ERROR,
-                endpoint=sandbox_pb2.FAULT_ENDPOINT_SUBSCRIPTIONS,
-                provider=HS,
-                count=3,
-            )
-        )
-    )
+    one = await installed_under_fault(world, count=3)
     async with world.worker(activities):
         result = await world.sync(one)
     assert not result.error
