@@ -29,7 +29,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ampmesh/metrics/v1/metrics.proto\x12\x12\x61mpmesh.metrics.v1\x1a)ampmesh/events/v1/connection_events.proto\x1a(ampmesh/events/v1/operation_events.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x0eOperationCount\x12>\n\x0b\x61\x63tion_type\x18\x01 \x01(\x0e\x32\x1d.ampmesh.events.v1.ActionTypeR\nactionType\x12:\n\x06status\x18\x02 \x01(\x0e\x32\".ampmesh.events.v1.OperationStatusR\x06status\x12\x14\n\x05\x63ount\x18\x03 \x01(\x03R\x05\x63ount\"}\n\x0cRecordCounts\x12\x12\n\x04read\x18\x01 \x01(\x03R\x04read\x12\x18\n\x07written\x18\x02 \x01(\x03R\x07written\x12!\n\x0cwrite_failed\x18\x03 \x01(\x03R\x0bwriteFailed\x12\x1c\n\tdelivered\x18\x04 \x01(\x03R\tdelivered\"\xe5\x02\n\x0f\x44\x65liveryMetrics\x12\x1c\n\tsucceeded\x18\x01 \x01(\x03R\tsucceeded\x12\x16\n\x06\x66\x61iled\x18\x02 \x01(\x03R\x06\x66\x61iled\x12 \n\x0boutstanding\x18\x03 \x01(\x03R\x0boutstanding\x12\x1a\n\x08\x61ttempts\x18\x04 \x01(\x03R\x08\x61ttempts\x12&\n\x0csuccess_rate\x18\x05 \x01(\x01H\x00R\x0bsuccessRate\x88\x01\x01\x12:\n\x0bp50_latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\np50Latency\x12:\n\x0bp99_latency\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\np99Latency\x12-\n\x12\x65ndpoints_disabled\x18\x08 \x01(\x05R\x11\x65ndpointsDisabledB\x0f\n\r_success_rate\"d\n\x0f\x43onnectionCount\x12;\n\x06status\x18\x01 \x01(\x0e\x32#.ampmesh.events.v1.ConnectionStatusR\x06status\x12\x14\n\x05\x63ount\x18\x02 \x01(\x03R\x05\x63ount\"\xec\x03\n\x0eProjectMetrics\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x39\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x42\n\noperations\x18\x04 \x03(\x0b\x32\".ampmesh.metrics.v1.OperationCountR\noperations\x12:\n\x07records\x18\x05 \x01(\x0b\x32 .ampmesh.metrics.v1.RecordCountsR\x07records\x12\x43\n\ndeliveries\x18\x06 \x01(\x0b\x32#.ampmesh.metrics.v1.DeliveryMetricsR\ndeliveries\x12\x45\n\x0b\x63onnections\x18\x07 \x03(\x0b\x32#.ampmesh.metrics.v1.ConnectionCountR\x0b\x63onnections\x12=\n\x0c\x63ompute_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x63omputeTime\"\xd8\x01\n\x18GetProjectMetricsRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12\x39\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12%\n\x0eintegration_id\x18\x04 \x01(\tR\rintegrationId2w\n\x0eMetricsService\x12\x65\n\x11GetProjectMetrics\x12,.ampmesh.metrics.v1.GetProjectMetricsRequest\x1a\".ampmesh.metrics.v1.ProjectMetricsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ampmesh/metrics/v1/metrics.proto\x12\x12\x61mpmesh.metrics.v1\x1a)ampmesh/events/v1/connection_events.proto\x1a(ampmesh/events/v1/operation_events.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x0eOperationCount\x12>\n\x0b\x61\x63tion_type\x18\x01 \x01(\x0e\x32\x1d.ampmesh.events.v1.ActionTypeR\nactionType\x12:\n\x06status\x18\x02 \x01(\x0e\x32\".ampmesh.events.v1.OperationStatusR\x06status\x12\x14\n\x05\x63ount\x18\x03 \x01(\x03R\x05\x63ount\x12<\n\x0cp50_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0bp50Duration\x12<\n\x0cp99_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0bp99Duration\"}\n\x0cRecordCounts\x12\x12\n\x04read\x18\x01 \x01(\x03R\x04read\x12\x18\n\x07written\x18\x02 \x01(\x03R\x07written\x12!\n\x0cwrite_failed\x18\x03 \x01(\x03R\x0bwriteFailed\x12\x1c\n\tdelivered\x18\x04 \x01(\x03R\tdelivered\"\xec\x03\n\x0f\x44\x65liveryMetrics\x12\x1c\n\tsucceeded\x18\x01 \x01(\x03R\tsucceeded\x12\x16\n\x06\x66\x61iled\x18\x02 \x01(\x03R\x06\x66\x61iled\x12 \n\x0boutstanding\x18\x03 \x01(\x03R\x0boutstanding\x12\x1a\n\x08\x61ttempts\x18\x04 \x01(\x03R\x08\x61ttempts\x12&\n\x0csuccess_rate\x18\x05 \x01(\x01H\x00R\x0bsuccessRate\x88\x01\x01\x12:\n\x0bp50_latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\np50Latency\x12:\n\x0bp99_latency\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\np99Latency\x12-\n\x12\x65ndpoints_disabled\x18\x08 \x01(\x05R\x11\x65ndpointsDisabled\x12O\n\x16oldest_undelivered_age\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationR\x14oldestUndeliveredAge\x12\x34\n\x16\x65ndpoints_disabled_now\x18\n \x01(\x05R\x14\x65ndpointsDisabledNowB\x0f\n\r_success_rate\"\x80\x01\n\x0f\x43onnectionCount\x12;\n\x06status\x18\x01 \x01(\x0e\x32#.ampmesh.events.v1.ConnectionStatusR\x06status\x12\x14\n\x05\x63ount\x18\x02 \x01(\x03R\x05\x63ount\x12\x1a\n\x08provider\x18\x03 \x01(\tR\x08provider\"P\n\x11InstallationCount\x12%\n\x0eintegration_id\x18\x01 \x01(\tR\rintegrationId\x12\x14\n\x05\x63ount\x18\x02 \x01(\x03R\x05\x63ount\"K\n\x13TokenRefreshMetrics\x12\x1c\n\tsucceeded\x18\x01 \x01(\x03R\tsucceeded\x12\x16\n\x06\x66\x61iled\x18\x02 \x01(\x03R\x06\x66\x61iled\"I\n\x0eProxyCallCount\x12!\n\x0cstatus_class\x18\x01 \x01(\tR\x0bstatusClass\x12\x14\n\x05\x63ount\x18\x02 \x01(\x03R\x05\x63ount\"I\n\x11\x44\x65\x61\x64LetterMetrics\x12\x18\n\x07waiting\x18\x01 \x01(\x03R\x07waiting\x12\x1a\n\x08recorded\x18\x02 \x01(\x03R\x08recorded\"\x9a\x06\n\x0eProjectMetrics\x12\x1d\n\nproject_id\x18\x01 \x01(\tR\tprojectId\x12\x39\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x42\n\noperations\x18\x04 \x03(\x0b\x32\".ampmesh.metrics.v1.OperationCountR\noperations\x12:\n\x07records\x18\x05 \x01(\x0b\x32 .ampmesh.metrics.v1.RecordCountsR\x07records\x12\x43\n\ndeliveries\x18\x06 \x01(\x0b\x32#.ampmesh.metrics.v1.DeliveryMetricsR\ndeliveries\x12\x45\n\x0b\x63onnections\x18\x07 \x03(\x0b\x32#.ampmesh.metrics.v1.ConnectionCountR\x0b\x63onnections\x12=\n\x0c\x63ompute_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x63omputeTime\x12K\n\rinstallations\x18\t \x03(\x0b\x32%.ampmesh.metrics.v1.InstallationCountR\rinstallations\x12P\n\x0ftoken_refreshes\x18\n \x01(\x0b\x32\'.ampmesh.metrics.v1.TokenRefreshMetricsR\x0etokenRefreshes\x12\x43\n\x0bproxy_calls\x18\x0b \x03(\x0b\x32\".ampmesh.metrics.v1.ProxyCallCountR\nproxyCalls\x12H\n\x0c\x64\x65\x61\x64_letters\x18\x0c \x01(\x0b\x32%.ampmesh.metrics.v1.DeadLetterMetricsR\x0b\x64\x65\x61\x64Letters\"\xd8\x01\n\x18GetProjectMetricsRequest\x12#\n\nproject_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tprojectId\x12\x39\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12%\n\x0eintegration_id\x18\x04 \x01(\tR\rintegrationId2w\n\x0eMetricsService\x12\x65\n\x11GetProjectMetrics\x12,.ampmesh.metrics.v1.GetProjectMetricsRequest\x1a\".ampmesh.metrics.v1.ProjectMetricsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,17 +39,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPROJECTMETRICSREQUEST'].fields_by_name['project_id']._loaded_options = None
   _globals['_GETPROJECTMETRICSREQUEST'].fields_by_name['project_id']._serialized_options = b'\342A\001\002'
   _globals['_OPERATIONCOUNT']._serialized_start=240
-  _globals['_OPERATIONCOUNT']._serialized_end=402
-  _globals['_RECORDCOUNTS']._serialized_start=404
-  _globals['_RECORDCOUNTS']._serialized_end=529
-  _globals['_DELIVERYMETRICS']._serialized_start=532
-  _globals['_DELIVERYMETRICS']._serialized_end=889
-  _globals['_CONNECTIONCOUNT']._serialized_start=891
-  _globals['_CONNECTIONCOUNT']._serialized_end=991
-  _globals['_PROJECTMETRICS']._serialized_start=994
-  _globals['_PROJECTMETRICS']._serialized_end=1486
-  _globals['_GETPROJECTMETRICSREQUEST']._serialized_start=1489
-  _globals['_GETPROJECTMETRICSREQUEST']._serialized_end=1705
-  _globals['_METRICSSERVICE']._serialized_start=1707
-  _globals['_METRICSSERVICE']._serialized_end=1826
+  _globals['_OPERATIONCOUNT']._serialized_end=526
+  _globals['_RECORDCOUNTS']._serialized_start=528
+  _globals['_RECORDCOUNTS']._serialized_end=653
+  _globals['_DELIVERYMETRICS']._serialized_start=656
+  _globals['_DELIVERYMETRICS']._serialized_end=1148
+  _globals['_CONNECTIONCOUNT']._serialized_start=1151
+  _globals['_CONNECTIONCOUNT']._serialized_end=1279
+  _globals['_INSTALLATIONCOUNT']._serialized_start=1281
+  _globals['_INSTALLATIONCOUNT']._serialized_end=1361
+  _globals['_TOKENREFRESHMETRICS']._serialized_start=1363
+  _globals['_TOKENREFRESHMETRICS']._serialized_end=1438
+  _globals['_PROXYCALLCOUNT']._serialized_start=1440
+  _globals['_PROXYCALLCOUNT']._serialized_end=1513
+  _globals['_DEADLETTERMETRICS']._serialized_start=1515
+  _globals['_DEADLETTERMETRICS']._serialized_end=1588
+  _globals['_PROJECTMETRICS']._serialized_start=1591
+  _globals['_PROJECTMETRICS']._serialized_end=2385
+  _globals['_GETPROJECTMETRICSREQUEST']._serialized_start=2388
+  _globals['_GETPROJECTMETRICSREQUEST']._serialized_end=2604
+  _globals['_METRICSSERVICE']._serialized_start=2606
+  _globals['_METRICSSERVICE']._serialized_end=2725
 # @@protoc_insertion_point(module_scope)

@@ -36,16 +36,18 @@ class Operation(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., integration_id: _Optional[str] = ..., installation_id: _Optional[str] = ..., config_id: _Optional[str] = ..., action_type: _Optional[str] = ..., status: _Optional[str] = ..., result: _Optional[str] = ..., metadata: _Optional[_Union[OperationMetadata, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class OperationMetadata(_message.Message):
-    __slots__ = ("objects", "retry", "progress", "successful_record_ids")
+    __slots__ = ("objects", "retry", "progress", "successful_record_ids", "trace_id")
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     RETRY_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     SUCCESSFUL_RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     objects: _containers.RepeatedScalarFieldContainer[str]
     retry: OperationRetry
     progress: OperationProgress
     successful_record_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, objects: _Optional[_Iterable[str]] = ..., retry: _Optional[_Union[OperationRetry, _Mapping]] = ..., progress: _Optional[_Union[OperationProgress, _Mapping]] = ..., successful_record_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, objects: _Optional[_Iterable[str]] = ..., retry: _Optional[_Union[OperationRetry, _Mapping]] = ..., progress: _Optional[_Union[OperationProgress, _Mapping]] = ..., successful_record_ids: _Optional[_Iterable[str]] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class OperationRetry(_message.Message):
     __slots__ = ("attempts", "last_attempt", "last_notified")
