@@ -27,6 +27,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
 from services.domain.manifest import ManifestError, parse_manifest
+from services.runtime.mcp_http import McpSettings
+from services.runtime.mcp_service import McpMesh
 
 
 class ManifestCheck(BaseModel):
@@ -59,13 +61,13 @@ async def _call(rpc: Any, request: Message, metadata: list[tuple[str, str]]) -> 
     return response
 
 
-def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> MCPServer:
-    """The builder-mcp MCP server, calling the api service over `channel`."""
+def build_server(mesh: McpMesh[McpSettings]) -> MCPServer:
+    """The builder-mcp MCP server, calling the api service over `mesh.api`."""
     server = MCPServer("ampmesh-builder", instructions="Build integrations on ampmesh.")
-    providers = providers_pb2_grpc.ProviderServiceStub(channel)
-    integrations = integrations_pb2_grpc.IntegrationServiceStub(channel)
-    installations = installations_pb2_grpc.InstallationServiceStub(channel)
-    operations = operations_pb2_grpc.OperationServiceStub(channel)
+    providers = providers_pb2_grpc.ProviderServiceStub(mesh.api)
+    integrations = integrations_pb2_grpc.IntegrationServiceStub(mesh.api)
+    installations = installations_pb2_grpc.InstallationServiceStub(mesh.api)
+    operations = operations_pb2_grpc.OperationServiceStub(mesh.api)
 
     @server.tool()
     async def validate_manifest(source_yaml: str) -> ManifestCheck:
@@ -84,7 +86,7 @@ def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> 
     async def list_providers() -> ApiResult:
         """The providers catalog: every SaaS provider ampmesh can connect to."""
         response = await _call(
-            providers.ListProviders, providers_pb2.ListProvidersRequest(), metadata
+            providers.ListProviders, providers_pb2.ListProvidersRequest(), mesh.api_metadata()
         )
         return ApiResult(result=_json(response))
 
@@ -98,14 +100,16 @@ def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> 
             destructive=destructive,
             source=integrations_pb2.IntegrationSource(source_yaml=source_yaml),
         )
-        response = await _call(integrations.BatchUpsertIntegrations, request, metadata)
+        response = await _call(integrations.BatchUpsertIntegrations, request, mesh.api_metadata())
         return ApiResult(result=_json(response))
 
     @server.tool()
     async def list_installations(project: str) -> ApiResult:
         """The installations of every integration of a project."""
         request = installations_pb2.ListInstallationsForProjectRequest(project_id_or_name=project)
-        response = await _call(installations.ListInstallationsForProject, request, metadata)
+        response = await _call(
+            installations.ListInstallationsForProject, request, mesh.api_metadata()
+        )
         return ApiResult(result=_json(response))
 
     @server.tool()
@@ -119,7 +123,7 @@ def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> 
             installation_id=installation_id,
             page_token=page_token,
         )
-        response = await _call(operations.ListOperations, request, metadata)
+        response = await _call(operations.ListOperations, request, mesh.api_metadata())
         return ApiResult(result=_json(response))
 
     return server

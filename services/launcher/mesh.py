@@ -351,6 +351,11 @@ async def running_mesh(
         # Locally the builder is whoever runs the mesh: the MCP servers act with the org
         # admin key (a deployment gives builder-mcp a project key instead).
         infra_env["AMPMESH_API_KEY"] = mesh.admin.api_key
+        # mcpanda drives the operator-side services too (deliveries, dead letters, metrics,
+        # the provider sandbox's control API).
+        for name in ("scribe", "metrics", "sandbox"):
+            if any(s.name == name for s in mesh.services):
+                infra_env[f"AMPMESH_{name.upper()}_ADDRESS"] = mesh.service(name).address
         late = [s for s in specs if s.after_edge]
         await _start_services(mesh, late, ports, infra_env, settings, report)
 

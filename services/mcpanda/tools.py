@@ -19,6 +19,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
 from services.domain.routes import ROUTE_GROUPS
+from services.runtime.mcp_http import McpSettings
+from services.runtime.mcp_service import McpMesh
 
 
 class Rpc(BaseModel):
@@ -59,8 +61,8 @@ def _methods() -> dict[str, tuple[str, MethodDescriptor]]:
     }
 
 
-def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> MCPServer:
-    """The mcpanda MCP server, calling the api service over `channel`."""
+def build_server(mesh: McpMesh[McpSettings]) -> MCPServer:
+    """The mcpanda MCP server, calling the api service over `mesh.api`."""
     server = MCPServer("ampmesh-mcpanda", instructions="Drive ampmesh's public API in tests.")
     methods = _methods()
 
@@ -84,7 +86,7 @@ def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> 
         module = importlib.import_module(
             service.file.name.removesuffix(".proto").replace("/", ".") + "_pb2_grpc"
         )
-        stub = getattr(module, f"{service.name}Stub")(channel)
+        stub = getattr(module, f"{service.name}Stub")(mesh.api)
         try:
             message = json_format.ParseDict(
                 request,
@@ -94,7 +96,7 @@ def build_server(channel: grpc.aio.Channel, metadata: list[tuple[str, str]]) -> 
         except json_format.ParseError as error:
             raise ToolError(f"bad request for {method}: {error}") from None
         try:
-            response = await getattr(stub, descriptor.name)(message, metadata=metadata)
+            response = await getattr(stub, descriptor.name)(message, metadata=mesh.api_metadata())
         except grpc.aio.AioRpcError as error:
             raise ToolError(f"{error.code().name}: {error.details()}") from None
         return RpcResult(response=json_format.MessageToDict(response))
