@@ -328,8 +328,10 @@ async def running_mesh(
         infra_env[PUBLIC_URL_SETTING] = (
             settings.get(PUBLIC_URL_SETTING) or edge_endpoints[SUBSCRIBE]
         )
-        # The api asks messenger about deliveries; its port is booked before either starts.
+        # The api asks messenger about deliveries (its port is booked before either starts),
         infra_env["AMPMESH_MESSENGER_ADDRESS"] = f"127.0.0.1:{ports.get('messenger')}"
+        # and the metrics service about a project's figures (GET .../metrics).
+        infra_env["AMPMESH_METRICS_ADDRESS"] = f"127.0.0.1:{ports.get('metrics')}"
         specs = default_services(options.token_manager_shards, sandbox=options.sandbox)
         if options.sandbox:
             sandbox_port = ports.get("sandbox-http")
@@ -353,7 +355,7 @@ async def running_mesh(
         infra_env["AMPMESH_API_KEY"] = mesh.admin.api_key
         # mcpanda drives the operator-side services too (deliveries, dead letters, metrics,
         # the provider sandbox's control API).
-        for name in ("scribe", "metrics", "sandbox"):
+        for name in ("scribe", "sandbox"):
             if any(s.name == name for s in mesh.services):
                 infra_env[f"AMPMESH_{name.upper()}_ADDRESS"] = mesh.service(name).address
         late = [s for s in specs if s.after_edge]
