@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-ui gen check-gen lint breaking test fuzz up clean
+.PHONY: install install-ui install-observability gen check-gen lint breaking test fuzz up clean
 
 install: $(STAMP)
 
@@ -43,9 +43,14 @@ breaking: install
 install-ui:
 	scripts/install_ui.sh
 
+# Prometheus and promtool (Debian's prometheus package) for `up --observability` and
+# tests/observability; apt-get only when missing, and no system-wide Prometheus left running.
+install-observability:
+	scripts/install_observability.sh
+
 # The fault matrix (tests/faults) kills PostgreSQL, Temporal and the rest of its own mesh:
 # a pytest run of its own, after the shared mesh of the others has stopped.
-test: install install-ui
+test: install install-ui install-observability
 	$(BIN)/pytest -q --ignore=tests/faults
 	$(BIN)/pytest -q tests/faults
 
