@@ -78,6 +78,21 @@ class ServiceSettings(BaseSettings):
     max_concurrent_rpcs: int | None = Field(
         None, ge=1, description="excess RPCs get RESOURCE_EXHAUSTED"
     )
+    otlp_endpoint: str = Field(
+        "",
+        description="OTLP/gRPC collector for traces (http://host:4317 plaintext, https:// "
+        "TLS); empty = tracing off",
+    )
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="share of new traces recorded (a parent's choice wins)"
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^/\s]+/?", value):
+            raise ValueError("must be http://host:port or https://host:port (or empty)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
