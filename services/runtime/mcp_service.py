@@ -9,6 +9,7 @@ the tool's MCP error, with the api's problem detail.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -118,6 +119,35 @@ def api_key_verifier(api: grpc.aio.Channel) -> KeyVerifier:
 ToolsFactory = Callable[[McpMesh[SettingsT]], MCPServer]
 
 
+def _reachable(host: str) -> str:
+    """An address this machine reaches a server bound to host at."""
+    try:
+        unspecified = ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return host
+    return "127.0.0.1" if unspecified else host
+
+
+@asynccontextmanager
+async def serving_mcp(
+    build: ToolsFactory[SettingsT], settings: SettingsT, credentials: ServiceCredentials
+) -> AsyncIterator[str]:
+    """The MCP tools served over HTTP (behind McpAuth) until the block exits; yields
+    their URL."""
+    channel = mesh_channel(settings.api_address, credentials, server_identity=settings.api_identity)
+    try:
+        server = build(McpMesh(settings=settings, api=channel, credentials=credentials))
+        app = McpAuth(
+            server.streamable_http_app(host=settings.mcp_host),
+            settings,
+            api_key_verifier(channel),
+        )
+        async with serving_http(app, settings.mcp_host, settings.mcp_port) as port:
+            yield f"http://{_reachable(settings.mcp_host)}:{port}/mcp"
+    finally:
+        await channel.close()
+
+
 def mcp_services(
     build: ToolsFactory[SettingsT],
 ) -> Callable[[SettingsT], AbstractAsyncContextManager[list[Service]]]:
@@ -128,20 +158,14 @@ def mcp_services(
         credentials = ensure_service_credentials(
             settings.cert_dir, settings.identity, create=settings.create_certs
         )
-        channel = mesh_channel(
-            settings.api_address, credentials, server_identity=settings.api_identity
-        )
-        try:
-            server = build(McpMesh(settings=settings, api=channel, credentials=credentials))
-            app = McpAuth(
-                server.streamable_http_app(host=settings.mcp_host),
-                settings,
-                api_key_verifier(channel),
+        async with serving_mcp(build, settings, credentials) as url:
+            _log.info(
+                "mcp serving",
+                url=url,
+                anonymous_requests="configured key"
+                if settings.configured_key_serves_anonymous()
+                else "refused (401)",
             )
-            async with serving_http(app, settings.mcp_host, settings.mcp_port) as port:
-                _log.info("mcp serving", url=f"http://{settings.mcp_host}:{port}/mcp")
-                yield []  # gRPC: health (and reflection) only
-        finally:
-            await channel.close()
+            yield []  # gRPC: health (and reflection) only
 
     return open_services
