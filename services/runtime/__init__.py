@@ -17,6 +17,8 @@ The process kernel
                     service's authentication, when it gives one)
   channels          mTLS client channels with deadlines, retries and default metadata
   logs              structured JSON logs (structlog), stdlib logging included
+  tracing           OpenTelemetry spans over OTLP/gRPC (off without AMPMESH_OTLP_ENDPOINT);
+                    W3C trace context across gRPC, Pub/Sub, Temporal and webhooks
   metrics_http      Prometheus exposition on the metrics port
   mcp_http          MCP tools over streamable HTTP beside the gRPC server
   mcp_service       running an MCP service (api channel, tools, health)

@@ -14,8 +14,8 @@
   exponential backoff (grpc's own retry machinery, grpc.enable_retries). Retry only
   idempotent RPCs; creates carry a request_id (AIP-155) so a retry cannot duplicate.
 - A client interceptor adds headers computed from each request (the token-manager's
-  consistent-hash key, for instance) and forwards the current x-request-id, so call sites
-  never set them by hand.
+  consistent-hash key, for instance) and forwards the current x-request-id and, with
+  tracing on, the current span's `traceparent`, so call sites never set them by hand.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import grpc
 
+from services.runtime import tracing as _tracing
 from services.runtime.request_id import REQUEST_ID_HEADER, current_request_id
 from services.runtime.tls import ServiceCredentials, channel_credentials
 
@@ -131,6 +132,10 @@ class DefaultMetadataInterceptor(
             method = details.method
             method = method.decode() if isinstance(method, bytes) else str(method)
             extra.extend(self._provider(method, request))
+        if _tracing.TRACER is not None:
+            carrier: dict[str, str] = {}
+            _tracing.inject(carrier)
+            extra.extend(carrier.items())
         for key, value in extra:
             if key not in metadata:
                 metadata.add(key, value)

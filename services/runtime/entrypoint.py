@@ -37,6 +37,7 @@ from services.runtime.identity import AccessPolicy
 from services.runtime.logs import configure_logging, get_logger
 from services.runtime.server import BindError, Service, serve
 from services.runtime.tls import CertificateError, ServiceCredentials, ensure_service_credentials
+from services.runtime.tracing import setup_tracing
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -87,6 +88,7 @@ def run_service_until_stopped(
         return EXIT_BAD_CONFIG
     configure_logging(settings.log_level, settings.log_format)
     policy = _policy(allowed_callers)
+    tracing = setup_tracing(settings)
     try:
         credentials = ensure_service_credentials(
             settings.cert_dir, settings.identity, create=settings.create_certs
@@ -95,6 +97,9 @@ def run_service_until_stopped(
     except (CertificateError, BindError, StartupError) as exc:
         _log.error("cannot start", service=name, error=str(exc))
         return EXIT_STARTUP_FAILED
+    finally:
+        # After the drain: the last RPCs' spans are batched, not yet sent.
+        tracing.shutdown()
     return EXIT_OK
 
 

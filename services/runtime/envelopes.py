@@ -14,6 +14,7 @@ from ampmesh.events.v1 import notifications_pb2, topics_pb2
 from ampmesh.events.v1.envelope_pb2 import Envelope
 from google.protobuf.message import Message
 
+from services.runtime import tracing
 from services.runtime.pubsub_topology import topic_id
 
 if TYPE_CHECKING:
@@ -84,8 +85,9 @@ def new_envelope(
     request_id: str = "",
     **payload: Message,
 ) -> Envelope:
-    """An Envelope with its meta filled (new id, type, time now, source) and one payload,
-    passed as the keyword named like its Envelope field (`connection_error=…`)."""
+    """An Envelope with its meta filled (new id, type, time now, source, the current
+    span's trace context) and one payload, passed as the keyword named like its Envelope
+    field (`connection_error=…`)."""
     if len(payload) != 1:
         raise TypeError(f"pass exactly one payload keyword, got {sorted(payload) or 'none'}")
     ((name, message),) = payload.items()
@@ -111,6 +113,12 @@ def new_envelope(
     meta.idempotency_key = idempotency_key
     meta.request_id = request_id
     meta.source = source
+    if tracing.TRACER is not None:
+        # The span that made the event; consumers' spans continue its trace.
+        carrier: dict[str, str] = {}
+        tracing.inject(carrier)
+        meta.traceparent = carrier.get(tracing.TRACEPARENT, "")
+        meta.tracestate = carrier.get(tracing.TRACESTATE, "")
     return envelope
 
 

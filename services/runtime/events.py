@@ -61,6 +61,7 @@ from services.runtime.pubsub_topology import (
     emulator_subscriber,
     topology,
 )
+from services.runtime.tracing import publish_span
 
 if TYPE_CHECKING:
     pass
@@ -517,19 +518,21 @@ class EventBus:
         """Publish one row; False (and a log line) when it did not go out."""
         try:
             envelope = Envelope.FromString(row.envelope)
-            future = self.publisher.publish(
-                f"projects/{self.project}/topics/{row.topic}",
-                row.envelope,
-                retry=google_retry.Retry(
-                    predicate=google_retry.if_transient_error,
-                    initial=0.1,
-                    maximum=5.0,
+            attributes = attributes_of(envelope)
+            with publish_span(row.topic, envelope, attributes):
+                future = self.publisher.publish(
+                    f"projects/{self.project}/topics/{row.topic}",
+                    row.envelope,
+                    retry=google_retry.Retry(
+                        predicate=google_retry.if_transient_error,
+                        initial=0.1,
+                        maximum=5.0,
+                        timeout=_PUBLISH_TIMEOUT,
+                    ),
                     timeout=_PUBLISH_TIMEOUT,
-                ),
-                timeout=_PUBLISH_TIMEOUT,
-                **attributes_of(envelope),
-            )
-            await asyncio.wrap_future(future)
+                    **attributes,
+                )
+                await asyncio.wrap_future(future)
         except Exception as error:
             # Never the envelope or the error text: either may quote event contents.
             _log.warning(

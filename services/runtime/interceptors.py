@@ -5,7 +5,8 @@
     decoding         a request that is not its message, or holds a NUL in a string:
                      INVALID_ARGUMENT naming the field (request_decoding.py)
     errors           unexpected exceptions -> INTERNAL without their text (errors.py)
-    telemetry        one JSON access-log line and Prometheus metrics per RPC
+    telemetry        one JSON access-log line and Prometheus metrics per RPC; with
+                     tracing on, a SERVER span continuing the caller's `traceparent`
 
 in that order on the way in, and the reverse on the way out. It is one interceptor, not
 four, because each grpc.aio interceptor layer costs an extra await of the continuation, a
@@ -30,8 +31,12 @@ from typing import Any
 import grpc
 import structlog
 from grpc_health.v1 import health as _health
+from opentelemetry import context as _otel_context
+from opentelemetry import trace as _trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
+from services.runtime import tracing as _tracing
 from services.runtime._handlers import RpcInfo, method_name, rewrap, rpc_kind
 from services.runtime.errors import abort_invalid_argument, abort_unexpected
 from services.runtime.identity import (
@@ -205,6 +210,8 @@ class _Call:
     log_tokens: Any
     identity: str | None
     caller_token: object
+    span: Any = None  # the RPC's span, with tracing on
+    span_token: object = None
 
 
 class _Route:
@@ -213,13 +220,19 @@ class _Route:
     policy None: no authorization (the unknown-method answer, which any caller may get).
     """
 
-    __slots__ = ("_health", "_metrics", "info", "policy")
+    __slots__ = ("_health", "_metrics", "_span_attributes", "_span_name", "info", "policy")
 
     def __init__(self, info: RpcInfo, metrics: RpcMetrics, policy: AccessPolicy | None) -> None:
         self.info = info
         self.policy = policy
         self._metrics = metrics.for_method(info)
         self._health = info.service == _health.SERVICE_NAME
+        self._span_name = info.method.lstrip("/")
+        self._span_attributes = {
+            "rpc.system": "grpc",
+            "rpc.service": info.service,
+            "rpc.method": info.name,
+        }
 
     def wrap(self, behaviour: Any, response_streaming: bool) -> Any:
         """The behaviour grpc.aio runs instead of `behaviour`, for this method's RPCs."""
@@ -315,9 +328,28 @@ class _Route:
         identity = caller_identity(context)
         if identity in TRUSTED_FORWARDERS:
             identity = resolve_caller(identity, metadata_value(metadata, XFCC_HEADER))
-        return _Call(
+        call = _Call(
             start, echo, request_id_token, log_tokens, identity, set_current_caller(identity)
         )
+        tracer = _tracing.TRACER
+        if tracer is not None and not self._health:  # health probes would be most spans
+            self._start_span(tracer, call, metadata)
+        return call
+
+    def _start_span(self, tracer: Any, call: _Call, metadata: Any) -> None:
+        carrier = {
+            k: v if isinstance(v, str) else v.decode("latin-1")
+            for k, v in metadata or ()
+            if k == _tracing.TRACEPARENT or k == _tracing.TRACESTATE
+        }
+        span = tracer.start_span(
+            self._span_name,
+            context=_tracing.extract(carrier) if carrier else None,
+            kind=SpanKind.SERVER,
+            attributes=self._span_attributes,
+        )
+        call.span = span
+        call.span_token = _otel_context.attach(_trace.set_span_in_context(span))
 
     def refusal(self, call: _Call) -> tuple[grpc.StatusCode, str] | None:
         """The status to abort with when the policy does not let the caller call this
@@ -341,6 +373,8 @@ class _Route:
             self._metrics.observe(code, seconds)
             self._log(code, seconds, call.identity, context)
         finally:
+            if call.span is not None:
+                _end_span(call, code)
             reset_current_caller(call.caller_token)
             _reset_log_context(**call.log_tokens)
             reset_request_id(call.request_id_token)
@@ -366,6 +400,16 @@ class _Route:
             _log.error("rpc", **fields)
         else:
             _log.info("rpc", **fields)
+
+
+def _end_span(call: _Call, code: grpc.StatusCode | None) -> None:
+    span = call.span
+    if code is not None:
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in _SERVER_FAULTS:
+            span.set_status(Status(StatusCode.ERROR, code.name))
+    span.end()
+    _otel_context.detach(call.span_token)  # type: ignore[arg-type]
 
 
 def _echo_request_id(call: _Call, context: Any) -> None:

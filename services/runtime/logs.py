@@ -2,7 +2,8 @@
 
 Log lines made with the stdlib `logging` module (grpc, asyncio, libraries) go through the
 same renderer, so a service's output is uniformly machine-readable. Context bound with
-structlog.contextvars (the request id, by the interceptors) is merged into every line.
+structlog.contextvars (the request id, by the interceptors) is merged into every line, and
+so are `trace_id` and `span_id` while a span is active (once tracing.py switched them on).
 """
 
 from __future__ import annotations
@@ -15,6 +16,26 @@ import structlog
 
 HTTP_CLIENT_LOGGERS = ("httpx", "httpx2", "httpcore")
 
+# Set by tracing.setup_tracing: until then the trace processor returns at its first line.
+_trace_ids = False
+
+
+def include_trace_ids(on: bool = True) -> None:
+    """Add `trace_id`/`span_id` to every line logged while a span is active."""
+    global _trace_ids
+    _trace_ids = on
+
+
+def _add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    if _trace_ids:
+        from opentelemetry.trace import get_current_span
+
+        context = get_current_span().get_span_context()
+        if context.is_valid:
+            event["trace_id"] = format(context.trace_id, "032x")
+            event["span_id"] = format(context.span_id, "016x")
+    return event
+
 
 def configure_logging(level: str = "info", fmt: str = "json", *, cache: bool = True) -> None:
     """Configure structlog and stdlib logging for a service process (call once, at start)."""
@@ -23,6 +44,7 @@ def configure_logging(level: str = "info", fmt: str = "json", *, cache: bool = T
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_ids,
     ]
     renderer: Any
     # Tracebacks without the frames' local variables: structlog and rich print them by

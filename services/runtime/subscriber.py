@@ -25,6 +25,7 @@ from google.pubsub_v1 import ReceivedMessage, SubscriberAsyncClient
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcAsyncIOTransport
 
 from services.runtime.logs import get_logger
+from services.runtime.tracing import consume_span
 
 __all__ = [
     "Delivery",
@@ -138,7 +139,10 @@ async def consume_raw(
     batch = _Batch()
 
     async def run(received: ReceivedMessage) -> None:
-        handled = await _handle(handler, _delivery(subscription_id, received))
+        delivery = _delivery(subscription_id, received)
+        # The message's attributes carry its publish span's `traceparent` (tracing.py).
+        with consume_span(subscription_id, delivery.attributes):
+            handled = await _handle(handler, delivery)
         (batch.handled if handled else batch.failed).append(received.ack_id)
 
     _log.info("consuming", subscription=subscription_id)
