@@ -38,6 +38,7 @@ from services.runtime.identity import AccessPolicy
 from services.runtime.secretbox import keyring_from_settings
 from services.runtime.server import Service
 from services.runtime.tls import ensure_service_credentials
+from services.runtime.tracing import temporal_interceptors
 from services.runtime.unimplemented import with_fallback
 
 # Who may call the api service directly: the edge, and the MCP servers that drive it.
@@ -235,7 +236,10 @@ async def _temporal(settings: ApiSettings) -> Client | None:
     if not settings.temporal_address:
         return None
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        lazy=True,
+        interceptors=temporal_interceptors(),
     )
 
 

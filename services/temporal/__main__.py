@@ -44,6 +44,7 @@ from services.runtime.events import PubSubSettings
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
 from services.runtime.tls import ensure_service_credentials
+from services.runtime.tracing import temporal_interceptors
 from services.temporal.keep_alive.activities import KeepAliveActivities
 from services.temporal.reads import shape
 from services.temporal.reads.activities import ReadActivities
@@ -100,7 +101,11 @@ async def connect(settings: TemporalWorkerSettings) -> Client:
     """A client of our namespace, once Temporal answers for it."""
     try:
         client = await asyncio.wait_for(
-            Client.connect(settings.temporal_address, namespace=settings.temporal_namespace),
+            Client.connect(
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                interceptors=temporal_interceptors(),
+            ),
             settings.temporal_connect_timeout,
         )
         await client.workflow_service.describe_namespace(
