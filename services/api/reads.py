@@ -63,6 +63,7 @@ from services.domain.read_workflows import (
 from services.runtime.errors import abort_with_details, error_info
 from services.runtime.logs import get_logger
 from services.runtime.request_id import current_request_id
+from services.runtime.tracing import TRACEPARENT, TRACESTATE, inject
 
 __all__ = [
     "PAUSED_BY_API",
@@ -106,7 +107,11 @@ class InstallationFacts:
         )
 
 
-def meta_for(message: type[Message], project_id: str, key: str) -> envelope_pb2.EventMeta:
+def meta_for(
+    message: type[Message], project_id: str, key: str, *, traced: bool = True
+) -> envelope_pb2.EventMeta:
+    """The meta of a workflow's input; traced: it carries this request's trace context
+    (not for a schedule's input, whose every run would join this request's trace)."""
     meta = envelope_pb2.EventMeta(
         id=str(uuid.uuid4()),
         type=message.DESCRIPTOR.full_name,
@@ -116,6 +121,11 @@ def meta_for(message: type[Message], project_id: str, key: str) -> envelope_pb2.
         source="api",
     )
     meta.time.FromDatetime(datetime.now(UTC))
+    if traced:
+        carrier: dict[str, str] = {}
+        inject(carrier)  # the workflow's events continue this request's trace
+        meta.traceparent = carrier.get(TRACEPARENT, "")
+        meta.tracestate = carrier.get(TRACESTATE, "")
     return meta
 
 
@@ -247,7 +257,9 @@ class Reads:
             return
         sid = schedule_id(facts.installation_id, read_object.name)
         workflow_input = scheduled_read_pb2.ScheduledReadInput(
-            meta=meta_for(scheduled_read_pb2.ScheduledReadInput, facts.project_id, sid),
+            meta=meta_for(
+                scheduled_read_pb2.ScheduledReadInput, facts.project_id, sid, traced=False
+            ),
             target=facts.target(read_object.name),
             schedule_id=sid,
             page_size=read_object.page_size,

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import aiohttp
 import asyncpg
 from ampmesh.messenger.v1 import messenger_pb2 as pb
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.domain.destination_secrets import SIGNING_KEY, open_secrets
 from services.domain.webhook_urls import Resolver, WebhookUrlPolicy, webhook_url_problem
@@ -26,6 +27,7 @@ from services.messenger.retry import outcome_of, retry_after_seconds
 from services.messenger.settings import MessengerSettings
 from services.messenger.signing import signature_headers, signing_key
 from services.messenger.telemetry import MessengerMetrics
+from services.runtime import tracing
 from services.runtime.secretbox import SecretBox, SecretBoxError
 
 RESPONSE_HEAD = 1024  # bytes of a receiver's answer kept per attempt
@@ -170,7 +172,28 @@ class Sender:
     async def attempt(
         self, target: Target, message_id: str, body: bytes, wait_for: float | None = None
     ) -> Attempt:
-        """One signed POST of body; never raises for the receiver's failures."""
+        """One signed POST of body; never raises for the receiver's failures. With tracing
+        on, a CLIENT span continuing the event's trace (the consumer's span is current)
+        and a `traceparent` header naming it, so the builder's side can join the trace."""
+        tracer = tracing.TRACER
+        if tracer is None:
+            return await self._attempt(target, message_id, body, wait_for)
+        with tracer.start_as_current_span(
+            "webhook delivery",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": "POST", "ampmesh.delivery_id": message_id},
+        ) as span:
+            attempt = await self._attempt(target, message_id, body, wait_for)
+            if attempt.status_code:
+                span.set_attribute("http.response.status_code", attempt.status_code)
+            if attempt.outcome != pb.ATTEMPT_OUTCOME_SUCCESS:
+                # Never the URL or the answer: either may carry a secret or customer data.
+                span.set_status(Status(StatusCode.ERROR, pb.AttemptOutcome.Name(attempt.outcome)))
+            return attempt
+
+    async def _attempt(
+        self, target: Target, message_id: str, body: bytes, wait_for: float | None
+    ) -> Attempt:
         started = datetime.now(UTC)
         clock = time.perf_counter()
         if target.problem is not None or target.key is None:
@@ -190,6 +213,7 @@ class Sender:
             "content-type": "application/json",
             **signature_headers(target.key, message_id, int(started.timestamp()), body),
         }
+        tracing.inject(headers)
         attempt = Attempt(
             outcome=pb.ATTEMPT_OUTCOME_UNSPECIFIED,
             started=started,

@@ -37,6 +37,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.runtime.database import is_uuid
 from services.runtime.envelopes import payload_names, payload_of
+from services.runtime.tracing import trace_id_of
 
 OPERATION_PAYLOADS = payload_names(
     "operation_created", "operation_progress", "operation_finished", "backfill_progress"
@@ -197,9 +198,9 @@ class OperationStore:
         await connection.execute(
             """
             INSERT INTO operations (id, project_id, integration_id, installation_id,
-                action_type, status, created_at, updated_at, healed)
+                action_type, status, created_at, updated_at, healed, trace_id)
             SELECT $1::uuid, $2::uuid, COALESCE($4::uuid, i.integration_id), $3::uuid,
-                $5, 'in_progress', $6, now(), true
+                $5, 'in_progress', $6, now(), true, $7
             FROM (SELECT 1) AS one
             LEFT JOIN installations i ON i.id = $3::uuid AND i.project_id = $2::uuid
             ON CONFLICT (id) DO NOTHING
@@ -210,6 +211,8 @@ class OperationStore:
             integration_id,
             action_type,
             _time(envelope.meta.time),
+            # Any of the operation's events names its trace (they all continue it).
+            trace_id_of(envelope.meta.traceparent) or None,
         )
 
     async def _locked(
@@ -271,9 +274,10 @@ class OperationStore:
                 """
                 INSERT INTO operations (id, project_id, integration_id, installation_id,
                     config_id, connection_id, action_type, status, metadata, created_at,
-                    updated_at, read_type, workflow_id, workflow_run_id)
+                    updated_at, read_type, workflow_id, workflow_run_id, trace_id)
                 SELECT $1::uuid, $2::uuid, COALESCE($3::uuid, i.integration_id), $4::uuid,
-                    $5::uuid, $6::uuid, $7, 'in_progress', $8::jsonb, $9, now(), $10, $11, $12
+                    $5::uuid, $6::uuid, $7, 'in_progress', $8::jsonb, $9, now(), $10, $11, $12,
+                    $13
                 FROM (SELECT 1) AS one
                 LEFT JOIN installations i ON i.id = $4::uuid AND i.project_id = $2::uuid
                 ON CONFLICT (id) DO UPDATE SET
@@ -293,6 +297,7 @@ class OperationStore:
                     read_type = EXCLUDED.read_type,
                     workflow_id = EXCLUDED.workflow_id,
                     workflow_run_id = EXCLUDED.workflow_run_id,
+                    trace_id = COALESCE(operations.trace_id, EXCLUDED.trace_id),
                     healed = false
                 WHERE operations.healed AND operations.project_id = EXCLUDED.project_id
                 RETURNING id
@@ -309,6 +314,7 @@ class OperationStore:
                 READ_TYPES.get(created.read_type, ""),
                 created.workflow_id,
                 created.workflow_run_id,
+                trace_id_of(envelope.meta.traceparent) or None,
             )
             if row is None:
                 return False

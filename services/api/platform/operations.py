@@ -117,6 +117,9 @@ def to_operation(row: asyncpg.Record) -> operations_pb2.Operation:
     metadata = _json_object(row["metadata"])
     if metadata:
         json_format.ParseDict(metadata, operation.metadata, ignore_unknown_fields=True)
+    trace_id = row.get("trace_id")
+    if trace_id:
+        operation.metadata.trace_id = trace_id
     return operation
 
 

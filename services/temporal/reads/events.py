@@ -49,8 +49,10 @@ def envelope(meta: EventMeta, key: str, **payload: Any) -> Envelope:
         request_id=meta.request_id,
         **payload,
     )
-    made.meta.traceparent = meta.traceparent
-    made.meta.tracestate = meta.tracestate
+    if not made.meta.traceparent:
+        # No span here (tracing off, or outside an activity): the meta's trace, if any.
+        made.meta.traceparent = meta.traceparent
+        made.meta.tracestate = meta.tracestate
     return made
 
 

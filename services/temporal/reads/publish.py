@@ -18,6 +18,7 @@ from google.cloud.pubsub_v1.types import BatchSettings
 from services.runtime.entrypoint import StartupError
 from services.runtime.envelopes import attributes_of, topic_id_of
 from services.runtime.events import publisher_client
+from services.runtime.tracing import publish_span
 
 # Pages are 50-300 KB: a batch of up to 9 MB (Pub/Sub's request limit is 10 MB) carries
 # dozens of them in one request; 5 ms lets a page's parts and its progress events share
@@ -57,12 +58,15 @@ class Publisher:
         """Hand envelopes to the batcher; one future per message, resolved on its ack."""
         futures: list[asyncio.Future[str]] = []
         for envelope in envelopes:
-            future = self._client.publish(
-                self._path(topic_id_of(envelope)),
-                envelope.SerializeToString(),
-                timeout=PUBLISH_TIMEOUT,
-                **attributes_of(envelope),
-            )
+            topic = topic_id_of(envelope)
+            attributes = attributes_of(envelope)
+            with publish_span(topic, envelope, attributes):
+                future = self._client.publish(
+                    self._path(topic),
+                    envelope.SerializeToString(),
+                    timeout=PUBLISH_TIMEOUT,
+                    **attributes,
+                )
             futures.append(asyncio.wrap_future(future))
         return futures
 
