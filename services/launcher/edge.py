@@ -27,7 +27,10 @@ The edge is the mesh's front door (ARCHITECTURE.md, boundaries A and B):
   one for the write surface, one for the others), answered 503 with Retry-After, both
   problem+json; the internal listeners (token-manager, proxy-authz), the edge's own calls
   and health checks are never shed by them;
-- the admin interface, on 127.0.0.1.
+- the admin interface, on 127.0.0.1;
+- with AMPMESH_OTLP_ENDPOINT set (TracingSettings), traces: each public listener starts
+  or continues a W3C trace, sends `traceparent` on to the api and exports its spans over
+  OTLP/gRPC (envoy/tracing.yaml.tmpl); unset, the configuration has no tracing at all.
 
     edge = Edge(home, PortBook(home), home / "certs")
     edge.endpoints()                      # known before it starts: ports are booked
@@ -329,6 +332,60 @@ class OverloadSettings:
 
 
 @dataclass(frozen=True)
+class TracingSettings:
+    """Where the edge sends its spans (AMPMESH_OTLP_ENDPOINT, as the services read it) and
+    the share of new traces it records (AMPMESH_TRACE_SAMPLE_RATIO); empty: no tracing."""
+
+    otlp_endpoint: str = ""
+    sample_ratio: float = 1.0
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> TracingSettings:
+        environ = os.environ if environ is None else environ
+        endpoint = environ.get("AMPMESH_OTLP_ENDPOINT", "").strip()
+        text = environ.get("AMPMESH_TRACE_SAMPLE_RATIO", "").strip() or "1"
+        try:
+            ratio = float(text)
+        except ValueError:
+            ratio = -1.0
+        if not 0 <= ratio <= 1:
+            raise EdgeError(f"AMPMESH_TRACE_SAMPLE_RATIO: {text[:40]!r} is not between 0 and 1")
+        if endpoint and not re.fullmatch(r"https?://[^/\s]+/?", endpoint):
+            raise EdgeError("AMPMESH_OTLP_ENDPOINT: not http://host:port or https://host:port")
+        return cls(endpoint, ratio)
+
+    def fragments(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The connection managers' `tracing` and the collector's cluster; None when off."""
+        if not self.otlp_endpoint:
+            return None
+        scheme, _, address = self.otlp_endpoint.rstrip("/").partition("://")
+        host, port = split_address(address)
+        filled = _fill(
+            "tracing.yaml.tmpl", sample_percent=self.sample_ratio * 100, host=host, port=port
+        )
+        cluster: dict[str, Any] = filled["cluster"]
+        if scheme == "https":
+            cluster["transport_socket"] = {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
+                    ".UpstreamTlsContext",
+                    "sni": host,
+                    "common_tls_context": {
+                        "alpn_protocols": ["h2"],
+                        "validation_context": {
+                            "trusted_ca": {"filename": SYSTEM_CAS},
+                            "match_typed_subject_alt_names": [
+                                {"san_type": "DNS", "matcher": {"exact": host}}
+                            ],
+                        },
+                    },
+                },
+            }
+        return filled["tracing"], cluster
+
+
+@dataclass(frozen=True)
 class RouteFacts:
     """What the edge does for one transcoded method (one entry of gen/envoy/routes.json)."""
 
@@ -569,13 +626,15 @@ def render_config(
     cors: CorsSettings | None = None,
     overload: OverloadSettings | None = None,
     proxy_access_log: Path = Path("/dev/stdout"),
+    tracing: TracingSettings | None = None,
 ) -> dict[str, Any]:
     """The whole Envoy configuration, as a document (pure: reads only the templates).
 
     ports: the port of each listener, keyed as in PORT_NAMES; lua: where each of
     LUA_SCRIPTS is, as write_lua() wrote it; cors: the origins browsers may call from
     (default: any); overload: what the public listeners accept before shedding (default:
-    OverloadSettings()); proxy_access_log: the file the proxy host logs each call to.
+    OverloadSettings()); proxy_access_log: the file the proxy host logs each call to;
+    tracing: where the public listeners' spans go (default: nowhere, no tracing at all).
     """
     if not token_manager_shards:
         raise EdgeError("the edge needs at least one token-manager shard")
@@ -692,6 +751,17 @@ def render_config(
     grpc_manager["http_filters"].insert(guard + 1, overload.rate_limit_filter("grpc", grpc=True))
     _keep_client_request_id(grpc_manager, lua["request_id.lua"], 0)
     listeners.append(grpc)
+    traced = (tracing or TracingSettings()).fragments()
+    if traced is not None:
+        # The public listeners only: the proxy's calls go to providers, which have no
+        # business in our traces, and the token-manager's callers send traceparent already.
+        manager_tracing, collector = traced
+        public = {*TRANSCODED_SURFACES, "grpc"}
+        for listener in listeners:
+            if listener["name"] in public:
+                manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+                manager["tracing"] = copy.deepcopy(manager_tracing)
+        clusters.append(collector)
     listeners.append(
         _fill("token_manager_listener.yaml.tmpl", port=ports["token-manager"], **certs)
     )
@@ -842,6 +912,7 @@ class Edge:
         cert_dir: Path,
         cors: CorsSettings | None = None,
         overload: OverloadSettings | None = None,
+        tracing: TracingSettings | None = None,
     ) -> None:
         self.home = home
         # The deployment's setting ($AMPMESH_CORS_ALLOWED_ORIGINS) unless told otherwise.
@@ -851,6 +922,8 @@ class Edge:
             raise EdgeError(str(error)) from None
         # $AMPMESH_EDGE_* (OverloadSettings) unless told otherwise.
         self.overload = OverloadSettings.from_environment() if overload is None else overload
+        # $AMPMESH_OTLP_ENDPOINT and $AMPMESH_TRACE_SAMPLE_RATIO, as the services read them.
+        self.tracing = TracingSettings.from_environment() if tracing is None else tracing
         self.cert_dir = cert_dir
         self.directory = home / "envoy"
         self.config_path = self.directory / "edge.yaml"
@@ -893,6 +966,7 @@ class Edge:
             cors=self.cors,
             overload=self.overload,
             proxy_access_log=self.home / "logs" / "proxy-access.log",
+            tracing=self.tracing,
         )
         return write_config(config, self.config_path)
 
