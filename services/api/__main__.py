@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import asyncpg
 import redis.asyncio
 from ampmesh.messenger.v1 import messenger_pb2_grpc
+from ampmesh.metrics.v1 import metrics_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
 from pydantic import Field, SecretStr, field_validator
@@ -17,7 +18,7 @@ from services.api import proxy, read, search, subscribe, write
 from services.api.auth import Authenticator
 from services.api.context import ApiContext, ApiPolicy
 from services.api.metadata_cache import DEFAULT_TTL_SECONDS, FieldMetadataCache
-from services.api.platform import BUILDERS
+from services.api.platform import BUILDERS, project_metrics
 from services.api.platform.providers import provider_catalog_service
 from services.api.proxy import access_metrics
 from services.api.proxy.authorization import SERVICE_NAME as PROXY_AUTHORIZATION_SERVICE
@@ -91,6 +92,9 @@ class ApiSettings(TokenManagerClientSettings, PubSubSettings):
     messenger_address: str = Field(
         "", description="messenger's gRPC address, host:port; empty: deliveries are unavailable"
     )
+    metrics_address: str = Field(
+        "", description="the metrics service's gRPC address, host:port; empty: no metrics"
+    )
     oauth_state_seconds: int = Field(
         600, ge=60, le=3600, description="seconds an OAuth authorization URL stays usable"
     )
@@ -125,7 +129,10 @@ class ApiSettings(TokenManagerClientSettings, PubSubSettings):
 
 
 def build_services(
-    settings: ApiSettings, ctx: ApiContext | None = None, limits: ProxyLimits | None = None
+    settings: ApiSettings,
+    ctx: ApiContext | None = None,
+    limits: ProxyLimits | None = None,
+    metrics: metrics_pb2_grpc.MetricsServiceStub | None = None,
 ) -> list[Service]:
     """The public services of every enabled route group (placeholders until built).
 
@@ -145,6 +152,8 @@ def build_services(
         if ctx is not None:
             names = {s.full_name for s in enabled}
             implemented += [build(ctx) for name, build in BUILDERS.items() if name in names]
+            if project_metrics.SERVICE in names:
+                implemented.append(project_metrics.service(ctx, metrics))
     if settings.enable_read_routes and ctx is not None:
         implemented.append(read.service(ctx))
     if settings.enable_search_routes and ctx is not None:
@@ -154,7 +163,7 @@ def build_services(
     if settings.enable_subscribe_routes and ctx is not None:
         implemented.append(subscribe.provider_webhook_service(ctx))
     if settings.enable_proxy_routes:
-        implemented.append(access_metrics.service())
+        implemented.append(access_metrics.service(pool=ctx.pool if ctx is not None else None))
     if settings.enable_proxy_routes and ctx is not None:
         # Internal: routed only from the edge's loopback listener (not in ROUTE_GROUPS).
         implemented.append(
@@ -214,7 +223,12 @@ async def open_services(settings: ApiSettings) -> AsyncIterator[list[Service]]:
             http=await resources.enter_async_context(provider_session()),
             field_metadata=FieldMetadataCache(settings.field_metadata_ttl_seconds),
         )
-        yield build_services(settings, ctx, await _proxy_limits(settings, resources))
+        yield build_services(
+            settings,
+            ctx,
+            await _proxy_limits(settings, resources),
+            _metrics(settings, resources),
+        )
 
 
 async def _proxy_limits(settings: ApiSettings, resources: AsyncExitStack) -> ProxyLimits | None:
@@ -281,6 +295,21 @@ def _messenger(
     channel = mesh_channel(settings.messenger_address, credentials, server_identity="messenger")
     resources.push_async_callback(channel.close)
     return messenger_pb2_grpc.MessengerServiceStub(channel)
+
+
+def _metrics(
+    settings: ApiSettings, resources: AsyncExitStack
+) -> metrics_pb2_grpc.MetricsServiceStub | None:
+    """A stub for the metrics service, called with the api's own certificate; None without
+    an address (GET .../metrics then answers UNAVAILABLE). It connects on first use."""
+    if not settings.metrics_address:
+        return None
+    credentials = ensure_service_credentials(
+        settings.cert_dir, settings.identity, create=settings.create_certs
+    )
+    channel = mesh_channel(settings.metrics_address, credentials, server_identity="metrics")
+    resources.push_async_callback(channel.close)
+    return metrics_pb2_grpc.MetricsServiceStub(channel)
 
 
 def main() -> None:
