@@ -18,6 +18,7 @@ from ampmesh.platform.v1 import (
     object_metadata_pb2,
     operations_pb2,
     orgs_pb2,
+    project_metrics_pb2,
     projects_pb2,
     provider_apps_pb2,
     providers_pb2,
@@ -43,6 +44,7 @@ _PLATFORM_MODULES = (
     deliveries_pb2,
     operations_pb2,
     object_metadata_pb2,
+    project_metrics_pb2,
 )
 
 

@@ -54,6 +54,10 @@ OUR_ADDITIONS = {
             ("POST", ":test"),
         )
     },
+    ("api", "GET", "/v1/projects/{project_id_or_name}/metrics"): (
+        "a project's application metrics (ProjectMetricsService): the issue asks for them "
+        "through the edge, and the reference has no metrics endpoint"
+    ),
 }
 # Path variables named otherwise than the reference's parameter, because a body field of
 # the same request already has the reference's name. Path variable names never reach

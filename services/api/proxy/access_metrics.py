@@ -17,6 +17,10 @@ entry's common_properties.metadata. From them:
 An entry without the tags (a CORS preflight, a request refused before proxy.lua ran) is
 counted with project and provider "" and origin "ampmesh". Labels come only from those
 tags and the status code, never from request headers or paths, which carry credentials.
+
+With a database, each call answered with a status is also added to the per-minute rollup
+the metrics service reads (call_rollup.py): a dict increment here, stored every few
+seconds by a task off this path.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+import asyncpg
 import grpc
 from ampmesh.edge.v1.access_log_pb2 import (
     HTTPAccessLogEntry,
@@ -35,6 +40,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.struct_pb2 import Value
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
+from services.api.proxy.call_rollup import CallRollup
 from services.runtime.logs import get_logger
 from services.runtime.server import Service
 
@@ -64,6 +70,8 @@ MAX_LABEL_LENGTH = 128
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
 
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+# The classes the metrics service reports (a call with no status reached no caller).
+_ROLLED_UP = frozenset({"2xx", "3xx", "4xx", "5xx"})
 
 
 @dataclass(slots=True)
@@ -103,6 +111,8 @@ class ProxyCallMetrics:
         )
         self._series: dict[tuple[str, str, str, str], _Series] = {}
         self._overflowed = False
+        # Set by the api that has a database (AccessLogMetrics); None: no rollup.
+        self.rollup: CallRollup | None = None
 
     def observe(self, entry: HTTPAccessLogEntry) -> None:
         """Count one access log entry (Envoy's envoy.data.accesslog.v3.HTTPAccessLogEntry)."""
@@ -124,6 +134,8 @@ class ProxyCallMetrics:
         key = (project, provider, status_class, origin)
         series = self._series.get(key) or self._new_series(key)
         series.calls.inc()
+        if self.rollup is not None and status_class in _ROLLED_UP:
+            self.rollup.add(project, status_class)
         if common.HasField("time_to_last_downstream_tx_byte"):
             series.call_seconds.observe(_seconds(common.time_to_last_downstream_tx_byte))
         elif common.HasField("time_to_last_upstream_rx_byte"):
@@ -179,8 +191,11 @@ class AccessLogMetrics:
     stream ends only when Envoy closes it, and Envoy reopens it when it breaks.
     """
 
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(
+        self, registry: CollectorRegistry = REGISTRY, rollup: CallRollup | None = None
+    ) -> None:
         self.metrics = default_metrics() if registry is REGISTRY else ProxyCallMetrics(registry)
+        self.metrics.rollup = rollup
 
     async def StreamAccessLogs(
         self,
@@ -188,6 +203,8 @@ class AccessLogMetrics:
         context: grpc.aio.ServicerContext,
     ) -> StreamAccessLogsResponse:
         observe = self.metrics.observe
+        if self.metrics.rollup is not None:
+            self.metrics.rollup.ensure_running()
         async for message in request_iterator:
             # tcp_logs (and the first message's identifier) carry nothing we count.
             for entry in message.http_logs.log_entry:
@@ -195,10 +212,11 @@ class AccessLogMetrics:
         return StreamAccessLogsResponse()
 
 
-def service(registry: CollectorRegistry = REGISTRY) -> Service:
+def service(registry: CollectorRegistry = REGISTRY, pool: asyncpg.Pool | None = None) -> Service:
     """The AccessLogService under Envoy's name, for the api's server. Without registry, the
-    metrics go to the process's default registry, which the metrics port serves."""
-    servicer = AccessLogMetrics(registry)
+    metrics go to the process's default registry, which the metrics port serves; with a
+    pool, calls are also rolled up per minute into PostgreSQL for the metrics service."""
+    servicer = AccessLogMetrics(registry, CallRollup(pool) if pool is not None else None)
     handler = grpc.method_handlers_generic_handler(
         SERVICE_NAME,
         {
