@@ -27,6 +27,7 @@ import contextlib
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
 
 from services.messenger.batcher import Batcher
 from services.messenger.outcomes import Completion, Outcomes
@@ -39,6 +40,7 @@ from services.messenger.rows import (
 from services.messenger.sending import Attempt, Sender, Target
 from services.messenger.settings import MessengerSettings
 from services.messenger.telemetry import messenger_metrics
+from services.runtime import tracing
 from services.runtime.events import EventBus
 from services.runtime.logs import get_logger
 from services.runtime.secretbox import SecretBox
@@ -66,6 +68,9 @@ class Deliverer:
         self._destination_slots: dict[str, asyncio.Semaphore] = {}
         self._sends: set[asyncio.Task[None]] = set()
         self._claimed: set[str] = set()  # delivery ids this process is sending
+        # With tracing on: the trace context of each delivery being recorded (its event's
+        # consume span), so its first attempt continues the event's trace.
+        self._parents: dict[str, Any] = {}
         self._wake = asyncio.Event()
         self._inserts: Batcher[NewDelivery, str] = Batcher(self._insert, 500)
         self._completions: Batcher[Completion, None] = Batcher(self.outcomes.record, 500)
@@ -106,7 +111,12 @@ class Deliverer:
     async def record(self, delivery: NewDelivery) -> str:
         """Record the delivery (durably, before its event is acked) and send it at once
         when it is new; returns its status after recording (an old row's is unchanged)."""
-        status = await self._inserts.submit(delivery)
+        if tracing.TRACER is not None:
+            self._parents[delivery.id] = otel_context.get_current()
+        try:
+            status = await self._inserts.submit(delivery)
+        finally:
+            self._parents.pop(delivery.id, None)
         if status:
             self.metrics.recorded.labels(delivery.kind).inc()
         return status or "existing"
@@ -163,20 +173,20 @@ class Deliverer:
         inserted = {row["id"]: row for row in rows}
         for row in rows:
             if immediate and row["status"] == PENDING:
-                self._spawn(Job.of(row))
+                self._spawn(Job.of(row), self._parents.get(row["id"]))
         return [inserted[d.id]["status"] if d.id in inserted else "" for d in batch]
 
     # --- sending ---
 
-    def _spawn(self, job: Job) -> None:
+    def _spawn(self, job: Job, parent: Any = None) -> None:
         if job.id in self._claimed:
             return
         self._claimed.add(job.id)
-        task = asyncio.create_task(self._send(job))
+        task = asyncio.create_task(self._send(job, parent))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
-    async def _send(self, job: Job) -> None:
+    async def _send(self, job: Job, parent: Any = None) -> None:
         try:
             slots = self._destination_slots.get(job.destination_id)
             if slots is None:
@@ -187,7 +197,7 @@ class Deliverer:
                 target = await self.sender.target(job.destination_id)
                 if target is None:
                     return  # deleted: its deliveries went with it (foreign key)
-                attempt = await self.sender.attempt(target, job.id, job.body)
+                attempt = await self.sender.attempt(target, job.id, job.body, parent=parent)
             await self._completions.submit(Completion(job, attempt))
         except asyncio.CancelledError:
             raise

@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -170,16 +171,24 @@ class Sender:
         return target
 
     async def attempt(
-        self, target: Target, message_id: str, body: bytes, wait_for: float | None = None
+        self,
+        target: Target,
+        message_id: str,
+        body: bytes,
+        wait_for: float | None = None,
+        *,
+        parent: Any = None,
     ) -> Attempt:
         """One signed POST of body; never raises for the receiver's failures. With tracing
-        on, a CLIENT span continuing the event's trace (the consumer's span is current)
-        and a `traceparent` header naming it, so the builder's side can join the trace."""
+        on, a CLIENT span continuing `parent` (the trace context of the event the delivery
+        came from; else the current one) and a `traceparent` header naming it, so the
+        builder's side can join the trace."""
         tracer = tracing.TRACER
         if tracer is None:
             return await self._attempt(target, message_id, body, wait_for)
         with tracer.start_as_current_span(
             "webhook delivery",
+            context=parent,
             kind=SpanKind.CLIENT,
             attributes={"http.request.method": "POST", "ampmesh.delivery_id": message_id},
         ) as span:
