@@ -84,7 +84,7 @@ ProxyInstallation = Annotated[
     str, Field(description="installation id (instead of integration and group_ref)")
 ]
 ProxyHeaders = Annotated[
-    dict[str, str], Field(description="headers for the provider (never credentials)")
+    dict[str, str] | None, Field(description="headers for the provider (never credentials)")
 ]
 
 
@@ -114,7 +114,10 @@ class OauthStart(BaseModel):
 class ConnectionCheck(BaseModel):
     """Whether a group has a working connection to a provider."""
 
-    connected: bool = Field(description="a connection exists and its status is working")
+    connected: bool = Field(
+        description="a connection exists whose credentials are not known bad "
+        "(status created or working)"
+    )
     connections: list[dict[str, Any]]
 
 
@@ -145,6 +148,9 @@ def _parse(message: Message, value: dict[str, Any], name: str) -> Message:
     except json_format.ParseError as error:
         raise ToolError(f"INVALID_ARGUMENT: {name}: {error}") from None
 
+
+# A connection's statuses (Connection.status) that may be used; bad_credentials may not.
+_USABLE = ("created", "working")
 
 _DELIVERY_STATUSES = {
     name.removeprefix("DELIVERY_STATUS_").lower(): number
@@ -295,8 +301,7 @@ def build_server(mesh: McpMesh[BuilderMcpSettings]) -> MCPServer:
         )
         found = _json(await call(connections.ListConnections, request)).get("connections", [])
         return ConnectionCheck(
-            connected=any(c.get("status", "working") == "working" for c in found),
-            connections=found,
+            connected=any(c.get("status") in _USABLE for c in found), connections=found
         )
 
     # --- installations ---------------------------------------------------------------
@@ -589,7 +594,7 @@ def build_server(mesh: McpMesh[BuilderMcpSettings]) -> MCPServer:
         group_ref: ProxyGroup = "",
         installation_id: ProxyInstallation = "",
         body: Annotated[Any, Field(description="JSON body to send (POST, PUT, PATCH)")] = None,
-        headers: ProxyHeaders | None = None,
+        headers: ProxyHeaders = None,
     ) -> ProxyResponse:
         """Call the customer's provider API through the proxy with the installation's
         connection (ampmesh adds the credentials); answers the provider's response."""
@@ -604,7 +609,7 @@ def build_server(mesh: McpMesh[BuilderMcpSettings]) -> MCPServer:
         integration: ProxyIntegration = "",
         group_ref: ProxyGroup = "",
         installation_id: ProxyInstallation = "",
-        headers: ProxyHeaders | None = None,
+        headers: ProxyHeaders = None,
     ) -> ProxyResponse:
         """GET from the customer's provider API through the proxy: changes nothing."""
         return await proxy(
