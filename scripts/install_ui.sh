@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the browser test (tests/ui) needs: the npm packages of tests/ui from its
-# committed lockfile, and Debian's Chromium. Idempotent and quick when both are present:
+# committed lockfile, and Debian's Chromium; and tests/mcp's npm packages (the MCP
+# inspector's CLI) from theirs. Idempotent and quick when all are present:
 # `npm ci` runs only when node_modules is missing or older than package-lock.json, and
 # apt-get only when /usr/bin/chromium is missing. Never downloads a browser from elsewhere.
 set -euo pipefail
@@ -22,6 +23,15 @@ if [[ ! -f "$stamp" || "$ui/package-lock.json" -nt "$stamp" ]]; then
   echo "install_ui: npm ci in tests/ui"
   (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error) \
     || fail "npm ci failed in tests/ui (is the npm registry reachable?)"
+  touch "$stamp"
+fi
+# The MCP inspector's CLI (tests/mcp lists mcpanda's tools with it), the same way.
+mcp="$root/tests/mcp"
+stamp="$mcp/node_modules/.package-lock.json"
+if [[ ! -f "$stamp" || "$mcp/package-lock.json" -nt "$stamp" ]]; then
+  echo "install_ui: npm ci in tests/mcp"
+  (cd "$mcp" && npm ci --no-audit --no-fund --loglevel=error) \
+    || fail "npm ci failed in tests/mcp (is the npm registry reachable?)"
   touch "$stamp"
 fi
 

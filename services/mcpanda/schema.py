@@ -1,10 +1,13 @@
 """JSON Schemas of request messages, as MCP tools' input schemas.
 
 A tool's arguments are the request message's proto3 JSON (REST camelCase names), so the
-schema follows protobuf's JSON mapping: 64-bit integers may be numbers or strings, enums
-are their names, Timestamp is an RFC 3339 string, Duration a string such as "1.5s",
-FieldMask a comma-separated string of paths, Struct/Value anything. Output-only fields
-are left out: a client never sets them.
+schema follows protobuf's JSON mapping: enums are their names, Timestamp is an RFC 3339
+string, Duration a string such as "1.5s", FieldMask a comma-separated string of paths,
+Struct/Value anything. Output-only fields are left out: a client never sets them.
+
+Every schema has one `type` (or an anyOf of single types): clients that map tool schemas
+onto a single-type dialect (Gemini's OpenAPI subset) refuse a type list, and the MCP
+inspector's --strict check warns of it.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ _WRAPPERS: dict[str, dict[str, Any]] = {
     "google.protobuf.FloatValue": {"type": "number"},
     "google.protobuf.Int32Value": {"type": "integer"},
     "google.protobuf.UInt32Value": {"type": "integer"},
-    "google.protobuf.Int64Value": {"type": ["integer", "string"]},
-    "google.protobuf.UInt64Value": {"type": ["integer", "string"]},
+    "google.protobuf.Int64Value": {"type": "integer"},
+    "google.protobuf.UInt64Value": {"type": "integer"},
 }
 
 _WELL_KNOWN: dict[str, dict[str, Any]] = {
@@ -61,7 +64,9 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
         "description": "comma-separated camelCase field paths, e.g. name,metadata.url",
     },
     "google.protobuf.Struct": {"type": "object"},
-    "google.protobuf.Value": {},
+    "google.protobuf.Value": {
+        "anyOf": [{"type": t} for t in ("string", "number", "boolean", "object", "array", "null")]
+    },
     "google.protobuf.ListValue": {"type": "array"},
     "google.protobuf.Empty": {"type": "object", "additionalProperties": False},
     "google.protobuf.Any": {
@@ -93,8 +98,9 @@ def _scalar(field: FieldDescriptor, depth: int, path: tuple[str, ...]) -> dict[s
     if kind in _INT32:
         return {"type": "integer"}
     if kind in _INT64:
-        # proto3 JSON prints them as strings (a double cannot hold every int64).
-        return {"type": ["integer", "string"]}
+        # proto3 JSON prints them as strings, but parses numbers too: a number is what a
+        # client sends, and the counts and seeds here stay far below 2**53.
+        return {"type": "integer"}
     return {"type": "number"}  # float, double
 
 

@@ -6,7 +6,10 @@ deliveries listed through messenger and its Temporal history read."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,6 +81,35 @@ async def test_every_public_rpc_is_a_tool_with_a_valid_schema(stack: Stack) -> N
         "temporal_operation_workflow",
     ):
         assert scenario in by_name
+
+
+INSPECTOR = Path(__file__).parent / "node_modules" / ".bin" / "mcp-inspector"
+
+
+async def test_the_mcp_inspector_lists_the_same_tools_without_schema_warnings(
+    stack: Stack,
+) -> None:
+    """A third-party client (the MCP inspector's CLI, pinned in tests/mcp/package.json)
+    lists the tools, and its strict schema-portability check finds nothing to warn of."""
+    if not INSPECTOR.exists():
+        pytest.fail(f"{INSPECTOR} is missing: run scripts/install_ui.sh", pytrace=False)
+    process = await asyncio.create_subprocess_exec(
+        str(INSPECTOR),
+        "--cli",
+        url(stack),
+        "--method",
+        "tools/list",
+        "--strict",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    assert "Warning" not in err.decode(), err.decode()
+    listed = {tool["name"] for tool in json.loads(out)["tools"]}
+    async with mcp_session(url(stack)) as session:
+        tools = (await session.list_tools()).tools
+    assert listed == {tool.name for tool in tools}
 
 
 async def test_a_generated_tool_creates_and_gets_a_project(stack: Stack) -> None:
