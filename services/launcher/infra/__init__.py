@@ -93,4 +93,10 @@ async def probe(name: str, endpoint: str, home: Path, timeout: float = 2.0) -> b
         return await temporal_server.probe(endpoint, timeout)
     if name == "pubsub":
         return await pubsub_emulator.probe(endpoint, timeout)
+    if name == "prometheus":
+        # `up --observability` adds it (services/launcher/observability.py, which builds on
+        # this package: imported here, not above).
+        from services.launcher import observability
+
+        return await observability.probe(endpoint, timeout)
     raise ValueError(f"no infrastructure component is named {name!r}")
