@@ -41,7 +41,7 @@ import psutil
 
 from services.api.bootstrap import AdminCredential, ensure_admin
 from services.domain.subscribe_names import PUBLIC_URL_SETTING
-from services.launcher import control
+from services.launcher import control, observability
 from services.launcher.cors import CorsSettingError, CorsSettings
 from services.launcher.edge import SUBSCRIBE, Edge, EdgeError, OverloadSettings
 from services.launcher.infra import Component, check_prerequisites, default_components
@@ -121,6 +121,9 @@ class MeshOptions:
     # The sandbox keeps its records and issued tokens in <home>/sandbox/state.json, across
     # its restarts and the mesh's.
     keep_sandbox_state: bool = False
+    # Also start a Prometheus scraping every service, with the alerting rules
+    # (observability.py).
+    observability: bool = False
 
 
 @dataclass
@@ -288,6 +291,8 @@ async def running_mesh(
     try:
         report("prerequisites", "starting", "")
         check_prerequisites()
+        if options.observability:
+            observability.check_installed()
         try:
             # Read before anything starts: a bad value should not cost a whole start-up.
             cors = CorsSettings.from_environment()
@@ -360,6 +365,11 @@ async def running_mesh(
                 infra_env[f"AMPMESH_{name.upper()}_ADDRESS"] = mesh.service(name).address
         late = [s for s in specs if s.after_edge]
         await _start_services(mesh, late, ports, infra_env, settings, report)
+        if options.observability:
+            targets = observability.scrape_targets(mesh.services, edge_endpoints)
+            prometheus = observability.Prometheus(home, ports, targets)
+            mesh.components.append(prometheus)  # supervised, stopped and described like one
+            await _start_component(prometheus, options.start_within, report)
 
         mesh.started_in = time.monotonic() - started
         mesh.supervisor = Supervisor(mesh.units(), options.policy, on_change=mesh.write_state)
