@@ -1,12 +1,16 @@
 """`ampmesh` (or `python -m services.launcher`): run the whole mesh on this machine.
 
     ampmesh up [--json] [--shards N] [--detach] [--sandbox [--keep-sandbox-state]]
+               [--observability]
         start PostgreSQL, Redis, Temporal, the Pub/Sub emulator, every service and the
         Envoy edge, each gated on its health check; print where everything listens; run
         until Ctrl-C or `ampmesh down`, then stop it all in reverse order. --detach
         returns once the mesh is up and leaves it running in the background. While up,
         a process that exits or stops answering its health check is restarted (with
         backoff; one restarted 5 times within 5 minutes is given up on).
+        --observability also starts a Prometheus (Debian's prometheus package, or
+        $AMPMESH_PROMETHEUS) scraping every service and Envoy, with the alerting rules of
+        observability/prometheus/rules.yml; its URL is the `prometheus` endpoint.
     ampmesh status [--json]
         each process, its health now, its pid, restarts and last exit, its endpoint, how
         long `up` took and the mesh's resident memory.
@@ -150,7 +154,7 @@ async def _up(home: Path, options: MeshOptions, as_json: bool) -> int:
 def _print_summary(described: dict[str, Any], console: Console) -> None:
     endpoints = described["endpoints"]
     console.print(f"ampmesh is up in {described['upSeconds']:.1f}s (home {described['home']})")
-    for name in ("api", "read", "write", "search", "proxy", "subscribe", "grpc"):
+    for name in ("api", "read", "write", "search", "proxy", "subscribe", "grpc", "prometheus"):
         if name in endpoints:
             console.print(f"  {name:<9} {endpoints[name]}", highlight=False)
     console.print(f"  org       {described['orgId']}", highlight=False)
@@ -158,7 +162,13 @@ def _print_summary(described: dict[str, Any], console: Console) -> None:
     console.print("`ampmesh status` for every process; Ctrl-C or `ampmesh down` stops the mesh.")
 
 
-def _detach(home: Path, shards: int, sandbox: bool, keep_sandbox_state: bool = False) -> int:
+def _detach(
+    home: Path,
+    shards: int,
+    sandbox: bool,
+    keep_sandbox_state: bool = False,
+    observability: bool = False,
+) -> int:
     """Run `ampmesh up` in the background; return once it is up (or has failed)."""
     home.mkdir(parents=True, exist_ok=True)
     log_path = home / "logs" / "launcher.log"
@@ -168,6 +178,8 @@ def _detach(home: Path, shards: int, sandbox: bool, keep_sandbox_state: bool = F
         command.append("--sandbox")
     if keep_sandbox_state:
         command.append("--keep-sandbox-state")
+    if observability:
+        command.append("--observability")
     with log_path.open("ab") as log:
         child = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
             command,
@@ -234,7 +246,7 @@ async def _status(home: Path, as_json: bool) -> int:
     for process in described["processes"]:
         if process.get("reason"):
             console.print(f"{process['name']}: {process['reason']}", highlight=False)
-    for name in ("api", "read", "write", "search", "proxy", "subscribe", "grpc"):
+    for name in ("api", "read", "write", "search", "proxy", "subscribe", "grpc", "prometheus"):
         if name in endpoints:
             console.print(f"{name:<9} {endpoints[name]}", highlight=False)
     memory = described["memoryBytes"] / 2**20
@@ -311,6 +323,14 @@ def main(argv: list[str] | None = None) -> None:
             "(or set AMPMESH_KEEP_SANDBOX_STATE=true)"
         ),
     )
+    up.add_argument(
+        "--observability",
+        action="store_true",
+        help=(
+            "also start Prometheus (Debian's prometheus package, or $AMPMESH_PROMETHEUS) "
+            "scraping every service, with the alerting rules"
+        ),
+    )
     state = commands.add_parser("status", help="what runs, its health and endpoints")
     state.add_argument("--json", action="store_true", help="one JSON object")
     restart = commands.add_parser(
@@ -330,12 +350,13 @@ def main(argv: list[str] | None = None) -> None:
         wanted = os.environ.get("AMPMESH_KEEP_SANDBOX_STATE", "").lower()
         args.keep_sandbox_state = args.keep_sandbox_state or wanted in ("1", "true", "yes")
     if args.command == "up" and args.detach:
-        code = _detach(home, args.shards, args.sandbox, args.keep_sandbox_state)
+        code = _detach(home, args.shards, args.sandbox, args.keep_sandbox_state, args.observability)
     elif args.command == "up":
         options = MeshOptions(
             token_manager_shards=args.shards,
             sandbox=args.sandbox,
             keep_sandbox_state=args.keep_sandbox_state,
+            observability=args.observability,
         )
         code = asyncio.run(_up(home, options, args.json))
     elif args.command == "restart":
