@@ -214,18 +214,24 @@ class Exporter:
         self.collector.refreshed_at = time.time()
         return computed
 
+    async def refresh_or_keep(self) -> bool:
+        """Refresh; on any failure log it, keep the last snapshot and say False."""
+        try:
+            await self.refresh()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the database down, a query refused: figures stay
+            _log.warning(
+                "application metrics refresh failed; the last figures stay",
+                error_type=type(error).__name__,
+            )
+            return False
+        return True
+
     async def run(self) -> None:
         while True:
             started = time.monotonic()
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # any failure keeps the last figures
-                _log.warning(
-                    "application metrics refresh failed; the last figures stay",
-                    error_type=type(error).__name__,
-                )
+            await self.refresh_or_keep()
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
     def start(self) -> None:

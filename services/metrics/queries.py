@@ -94,9 +94,9 @@ SELECT project_id::text, action_type, status, count(*) AS count,
     percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM
         coalesce(finished_at, updated_at) - created_at)) FILTER (WHERE status <> 'in_progress')
         AS p99,
-    coalesce(sum((counts->>'recordsRead')::bigint), 0) AS read,
-    coalesce(sum((counts->>'recordsWritten')::bigint), 0) AS written,
-    coalesce(sum((counts->>'recordsFailed')::bigint), 0) AS failed
+    coalesce(sum((counts->>'recordsRead')::bigint), 0)::bigint AS read,
+    coalesce(sum((counts->>'recordsWritten')::bigint), 0)::bigint AS written,
+    coalesce(sum((counts->>'recordsFailed')::bigint), 0)::bigint AS failed
 FROM operations
 WHERE created_at >= :start AND created_at < :end AND {scope}
     AND (:integration::uuid IS NULL OR integration_id = :integration::uuid)
@@ -114,8 +114,8 @@ _DELIVERIES = (
 SELECT project_id::text,
     count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
     count(*) FILTER (WHERE status = 'failed') AS failed,
-    coalesce(sum(attempt_count), 0) AS attempts,
-    coalesce(sum(record_count) FILTER (WHERE status = 'succeeded'), 0) AS delivered,
+    coalesce(sum(attempt_count), 0)::bigint AS attempts,
+    coalesce(sum(record_count) FILTER (WHERE status = 'succeeded'), 0)::bigint AS delivered,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))
         FILTER (WHERE status = 'succeeded') AS p50,
     percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))
