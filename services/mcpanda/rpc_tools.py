@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import grpc
+from ampmesh.scribe.v1 import scribe_pb2
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2, json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
@@ -229,6 +230,8 @@ async def run_tool(
             raise ToolError(f"{tool.name}: projectId is required")
         # A name is resolved too: the operator services know projects by id only.
         request.project_id = await project_check(wanted)  # type: ignore[attr-defined]
+        if tool.method.full_name == RETRY_DEAD_LETTERS and list(getattr(request, "ids", ())):
+            await _own_dead_letters(tool.channel(), request)
     elif tool.scope == "credential":
         await credential_check()
     channel = tool.channel()
@@ -236,6 +239,29 @@ async def run_tool(
         tool.method, channel, request, metadata if tool.scope == "api" else None
     )
     return response_json(response)
+
+
+RETRY_DEAD_LETTERS = "ampmesh.scribe.v1.ScribeService.RetryDeadLetters"
+
+
+async def _own_dead_letters(channel: grpc.aio.Channel, request: Any) -> None:
+    """Scribe retries dead letters by id across projects (ids and a project are exclusive
+    there): each id must be one of the checked project's, which then leaves the request."""
+    service = scribe_pb2.DESCRIPTOR.services_by_name["ScribeService"]
+    listing = scribe_pb2.ListDeadLettersRequest(project_id=request.project_id, page_size=500)
+    owned: set[str] = set()
+    while True:
+        page: Any = await call_rpc(service.methods_by_name["ListDeadLetters"], channel, listing)
+        owned.update(letter.id for letter in page.dead_letters)
+        if not page.next_page_token:
+            break
+        listing.page_token = page.next_page_token
+    foreign = [i for i in request.ids if i not in owned]
+    if foreign:
+        raise ToolError(
+            f"ids: {', '.join(foreign[:5])} are not dead letters of project {request.project_id}"
+        )
+    request.ClearField("project_id")
 
 
 def tools_of(

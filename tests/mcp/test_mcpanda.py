@@ -18,7 +18,7 @@ import pytest
 
 from services.domain.routes import ROUTE_GROUPS
 from tests.sandbox.receiver import receiving
-from tests.support.control_plane import unique
+from tests.support.control_plane import admin_client, create_api_key, create_project, unique
 from tests.support.mcp_client import call, call_failing, mcp_session
 from tests.support.stack import Stack
 
@@ -177,6 +177,35 @@ async def test_operator_tools_ask_the_api_about_the_project_first(stack: Stack) 
     assert "projectId is required" in unscoped
     assert status["projectId"] == project["id"]
     assert isinstance(metrics, dict)
+
+
+async def test_operator_tools_act_only_on_the_callers_project(stack: Stack) -> None:
+    """With a project's key, the operator-side services answer for that project only: the
+    api is asked before messenger, scribe or metrics is."""
+    async with admin_client(stack) as admin:
+        mine = await create_project(admin, "mcpmine", "Mine")
+        theirs = await create_project(admin, "mcptheirs", "Theirs")
+        key = await create_api_key(admin, mine["name"], ["full"], label="mcpanda")
+    async with mcp_session(url(stack), bearer=key) as session:
+        own = await call(session, "scribe_get_ingestion_status", {"projectId": mine["id"]})
+        refused = {
+            tool: await call_failing(session, tool, {"projectId": theirs["id"]})
+            for tool in (
+                "messenger_list_deliveries",
+                "scribe_list_dead_letters",
+                "metrics_get_project_metrics",
+            )
+        }
+        # Dead letters retried by id must be the project's own (scribe takes ids alone).
+        foreign = await call_failing(
+            session,
+            "scribe_retry_dead_letters",
+            {"projectId": mine["id"], "ids": ["00000000-0000-4000-8000-000000000000"]},
+        )
+    assert own["projectId"] == mine["id"]
+    for tool, text in refused.items():
+        assert re.search(r"NOT_FOUND|PERMISSION_DENIED", text), (tool, text)
+    assert "are not dead letters of project" in foreign
 
 
 async def test_scenario_connect_backfill_wait_deliveries_and_history(stack: Stack) -> None:
