@@ -4,11 +4,14 @@ bad windows are refused naming the parameter, and another project's key sees not
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.e2e.proxy_world import proxy_world
 from tests.metrics.conftest import World
 from tests.support.control_plane import as_key, client, issue_names, problem
 from tests.support.stack import Stack
@@ -153,3 +156,32 @@ async def test_the_org_key_sees_the_project(stack: Stack, world: World) -> None:
     response = await _metrics(stack, stack.admin_api_key, world.project_name)
     assert response.status_code == 200, response.text
     assert response.json()["records"]["read"] == "157"
+
+
+async def test_a_builders_proxy_calls_installation_and_connection_are_counted(
+    stack: Stack,
+) -> None:
+    """The real flow: a project installs a proxying integration for a customer (a sandbox
+    connection) and calls HubSpot through the proxy host; the edge streams each call to
+    the api, which rolls them up into PostgreSQL every few seconds."""
+    world = await proxy_world(stack, "hubspot")
+    async with httpx.AsyncClient(base_url=stack.endpoints["proxy"], timeout=30) as proxy:
+        for _ in range(3):
+            answer = await proxy.get(
+                "/sandbox/echo/crm/v3/objects/contacts", headers=world.headers()
+            )
+            assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = {}
+    for _ in range(60):
+        response = await world.http.get("/metrics")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if body["proxyCalls"]:
+            break
+        await asyncio.sleep(0.5)
+    assert [(p["statusClass"], p["count"]) for p in body["proxyCalls"]] == [("2xx", "3")]
+    assert [(i["integrationId"], i["count"]) for i in body["installations"]] == [
+        (world.integration["id"], "1")
+    ]
+    assert [(c["provider"], c["count"]) for c in body["connections"]] == [("hubspot", "1")]
+    assert body["operations"] == [] and body["records"]["read"] == "0"
