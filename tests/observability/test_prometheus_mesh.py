@@ -147,6 +147,24 @@ async def test_prometheus_is_a_supervised_process_of_the_mesh(stack: Stack) -> N
     assert await observability.probe(stack.endpoints["prometheus"])
 
 
+async def test_a_restarted_service_is_scraped_again_at_the_same_url(
+    stack: Stack, prometheus: httpx.AsyncClient
+) -> None:
+    # The config is static: it holds because a service's metrics port is booked.
+    before = stack.mesh.endpoints()["scribe-metrics"]
+    await stack.mesh.restart("scribe")
+    assert stack.mesh.endpoints()["scribe-metrics"] == before
+    started = time.time()
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        [scribe] = await query(prometheus, 'up{job="scribe"}')
+        # A scrape made after the restart found it up.
+        if float(scribe["value"][1]) == 1 and float(scribe["value"][0]) > started + 2:
+            break
+        assert time.monotonic() < deadline, f"scribe not scraped again: {scribe}"
+        await asyncio.sleep(1)
+
+
 async def check_metrics(exposition: str) -> str:
     """promtool check metrics's findings on an exposition ("" when it passes)."""
     promtool = shutil.which("promtool")
