@@ -14,7 +14,7 @@ import base64
 import importlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -57,37 +57,47 @@ def http_binding(method: MethodDescriptor) -> str:
     return f"{verb.upper()} {getattr(rule, verb)}" if verb and verb != "custom" else ""
 
 
-@cache
-def _comments() -> dict[str, str]:
-    """Leading comments of RPCs (by "package.Service.Method"), when the descriptor set the
-    gen step writes carries source info; empty otherwise (scripts/gen.sh excludes it)."""
-    try:
-        import ampmesh
-    except ImportError:  # pragma: no cover - gen/ is always on the path
-        return {}
+# Descriptor sets that may carry the contract's comments, next to the generated package:
+# a docs set with source info, else the one Envoy loads (which gen.sh builds without).
+DESCRIPTOR_SETS = ("ampmesh.docs.binpb", "ampmesh.binpb")
+
+
+def comments_from(path: Path) -> dict[str, str]:
+    """Leading comments of the RPCs in a descriptor set, by "package.Service.Method";
+    empty when the set was built without source info."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
     found: dict[str, str] = {}
-    for root in ampmesh.__path__:
-        path = Path(root).parent / "ampmesh.binpb"
-        if not path.is_file():
-            continue
-        files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
-        for file in files.file:
+    for file in files.file:
+        for location in file.source_code_info.location:
             # path [6, s, 2, m]: service s's method m.
-            for location in file.source_code_info.location:
-                parts = list(location.path)
-                if len(parts) == 4 and parts[0] == 6 and parts[2] == 2:
-                    service = file.service[parts[1]]
-                    method = service.method[parts[3]]
-                    text = " ".join(location.leading_comments.split())
-                    found[f"{file.package}.{service.name}.{method.name}"] = text
+            parts = list(location.path)
+            if len(parts) == 4 and parts[0] == 6 and parts[2] == 2 and location.leading_comments:
+                service = file.service[parts[1]]
+                method = service.method[parts[3]]
+                text = " ".join(location.leading_comments.split())
+                found[f"{file.package}.{service.name}.{method.name}"] = text
     return found
 
 
-def describe(method: MethodDescriptor) -> str:
+@cache
+def _comments() -> dict[str, str]:
+    import ampmesh
+
+    for root in ampmesh.__path__:
+        for name in DESCRIPTOR_SETS:
+            path = Path(root).parent / name
+            if path.is_file():
+                found = comments_from(path)
+                if found:
+                    return found
+    return {}
+
+
+def describe(method: MethodDescriptor, comments: Mapping[str, str] | None = None) -> str:
     """The RPC's proto comment (when the contract's source info is at hand), its REST
     binding, and its request and response messages."""
     parts = []
-    comment = _comments().get(method.full_name, "")
+    comment = (_comments() if comments is None else comments).get(method.full_name, "")
     if comment:
         parts.append(comment)
     binding = http_binding(method)

@@ -17,6 +17,7 @@ import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from services.domain.routes import ROUTE_GROUPS
+from services.mcpanda.rpc_tools import comments_from, describe
 from tests.sandbox.receiver import receiving
 from tests.support.control_plane import admin_client, create_api_key, create_project, unique
 from tests.support.mcp_client import call, call_failing, mcp_session
@@ -81,6 +82,51 @@ async def test_every_public_rpc_is_a_tool_with_a_valid_schema(stack: Stack) -> N
         "temporal_operation_workflow",
     ):
         assert scenario in by_name
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_tool_descriptions_carry_the_contracts_comments_when_the_descriptor_set_has_them(
+    tmp_path: Path,
+) -> None:
+    """gen.sh builds ampmesh.binpb without source info (Envoy loads it); a descriptor set
+    with it (what mcpanda looks for as ampmesh.docs.binpb) gives each tool its RPC's
+    comment."""
+    # grpcio-tools (a dev pin, gen.sh's protoc) ships no type information.
+    import grpc_tools  # type: ignore[import-untyped, unused-ignore]
+    from ampmesh.platform.v1 import projects_pb2
+    from google.api import annotations_pb2
+    from grpc_tools import protoc  # type: ignore[import-untyped, unused-ignore]
+
+    out = tmp_path / "ampmesh.docs.binpb"
+    files = sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto"))
+    includes = [
+        ROOT / "proto",
+        ROOT / "proto" / "third_party",
+        Path(grpc_tools.__file__).parent / "_proto",
+        Path(annotations_pb2.__file__).parents[2],  # googleapis' google/api/*.proto
+    ]
+    code = protoc.main(
+        [
+            "protoc",
+            *(f"-I{path}" for path in includes),
+            "--include_source_info",
+            "--include_imports",
+            f"--descriptor_set_out={out}",
+            *(f for f in files if f.startswith("ampmesh/")),
+        ]
+    )
+    assert code == 0
+    comments = comments_from(out)
+    create = projects_pb2.DESCRIPTOR.services_by_name["ProjectService"].methods_by_name[
+        "CreateProject"
+    ]
+    described = describe(create, comments)
+    assert described.startswith("Creates a project in an organisation"), described
+    assert "(REST: POST /v1/projects)" in described
+    # Without comments, the binding and the messages remain.
+    assert describe(create, {}).startswith("RPC ampmesh.platform.v1.ProjectService/CreateProject")
 
 
 INSPECTOR = Path(__file__).parent / "node_modules" / ".bin" / "mcp-inspector"
