@@ -39,6 +39,9 @@ SettingsT = TypeVar("SettingsT", bound=McpSettings)
 
 _log = get_logger("ampmesh.mcp")
 
+# The longest a tool waits for one api call.
+API_CALL_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class McpMesh(Generic[SettingsT]):
@@ -134,7 +137,14 @@ async def serving_mcp(
 ) -> AsyncIterator[str]:
     """The MCP tools served over HTTP (behind McpAuth) until the block exits; yields
     their URL."""
-    channel = mesh_channel(settings.api_address, credentials, server_identity=settings.api_identity)
+    # A tool's api call may be slow (a deploy checks every object with its provider): the
+    # channel's default 5 s deadline would cut it; each call sets its own instead.
+    channel = mesh_channel(
+        settings.api_address,
+        credentials,
+        server_identity=settings.api_identity,
+        timeout=API_CALL_SECONDS,
+    )
     try:
         server = build(McpMesh(settings=settings, api=channel, credentials=credentials))
         app = McpAuth(
