@@ -41,11 +41,11 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from services.domain.manifest import ManifestError, parse_manifest
 from services.runtime.mcp_http import McpSettings
-from services.runtime.mcp_service import McpMesh, api_error
+from services.runtime.mcp_service import API_CALL_SECONDS, McpMesh, api_error
 
 # Proxied answers larger than this are cut: a tool result goes into a model's context.
 MAX_PROXY_BODY = 64 * 1024
@@ -61,6 +61,11 @@ class BuilderMcpSettings(McpSettings):
         "send_request is refused while it is empty",
     )
 
+
+# A JSON document, with types the schema can name (not a bare "any"): an array's items
+# are scalars or objects, which covers what providers answer and take.
+JsonScalar = str | int | float | bool | None
+JsonValue = dict[str, Any] | list[dict[str, Any] | JsonScalar] | JsonScalar
 
 # Parameters several tools share, described once.
 Project = Annotated[str, Field(description="project id or name", min_length=1)]
@@ -133,7 +138,7 @@ class ProxyResponse(BaseModel):
 
     status: int
     headers: dict[str, str]
-    body: Any = Field(description="the JSON body parsed, else its text (cut at 64 KiB)")
+    body: JsonValue = Field(description="the JSON body parsed, else its text (cut at 64 KiB)")
     truncated: bool = False
 
 
@@ -179,7 +184,7 @@ def build_server(mesh: McpMesh[BuilderMcpSettings]) -> MCPServer:
 
     async def call(rpc: Any, request: Message) -> Any:
         try:
-            return await rpc(request, metadata=mesh.api_metadata(), timeout=60)
+            return await rpc(request, metadata=mesh.api_metadata(), timeout=API_CALL_SECONDS)
         except grpc.aio.AioRpcError as error:
             raise api_error(error) from None
 
@@ -576,12 +581,19 @@ def build_server(mesh: McpMesh[BuilderMcpSettings]) -> MCPServer:
             parsed = answer.json() if not truncated else text[:MAX_PROXY_BODY]
         except ValueError:
             parsed = text[:MAX_PROXY_BODY]
-        return ProxyResponse(
-            status=answer.status_code,
-            headers={k: v for k, v in answer.headers.items() if k.lower() != "set-cookie"},
-            body=parsed,
-            truncated=truncated,
-        )
+        kept = {k: v for k, v in answer.headers.items() if k.lower() != "set-cookie"}
+        try:
+            return ProxyResponse(
+                status=answer.status_code, headers=kept, body=parsed, truncated=truncated
+            )
+        except ValidationError:
+            # JSON the schema does not name (arrays of arrays): the text, as received.
+            return ProxyResponse(
+                status=answer.status_code,
+                headers=kept,
+                body=text[:MAX_PROXY_BODY],
+                truncated=truncated,
+            )
 
     @server.tool()
     async def send_request(
@@ -593,7 +605,10 @@ def build_server(mesh: McpMesh[BuilderMcpSettings]) -> MCPServer:
         integration: ProxyIntegration = "",
         group_ref: ProxyGroup = "",
         installation_id: ProxyInstallation = "",
-        body: Annotated[Any, Field(description="JSON body to send (POST, PUT, PATCH)")] = None,
+        body: Annotated[
+            dict[str, Any] | list[dict[str, Any] | JsonScalar] | None,
+            Field(description="JSON body to send (POST, PUT, PATCH)"),
+        ] = None,
         headers: ProxyHeaders = None,
     ) -> ProxyResponse:
         """Call the customer's provider API through the proxy with the installation's
