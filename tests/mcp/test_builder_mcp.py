@@ -11,10 +11,12 @@ through the proxy, list the deliveries and replay one, which the receiver gets a
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -190,6 +192,14 @@ async def test_a_builders_day_through_mcp(
         [integration] = deployed["result"]["integrations"]
         assert integration["name"] == INTEGRATION
 
+        # A manifest the api refuses: the error names the field and the problem.
+        bad = await call_failing(
+            client,
+            "deploy_manifest",
+            {"project": name, "source_yaml": manifest(object_name).replace("provider", "provder")},
+        )
+        assert "INVALID_ARGUMENT" in bad and "provder" in bad, bad
+
         hubspot = await call(client, "get_provider", {"provider": "hubspot"})
         assert hubspot["result"]["authType"] == "oauth2"
 
@@ -361,3 +371,50 @@ async def test_a_builders_day_through_mcp(
             {"project": name, "path": "/sandbox/echo/x", "integration": "nope", "group_ref": "a"},
         )
         assert "proxy refused" in refused
+
+
+# The MCP inspector's CLI (pinned in tests/mcp/package.json, installed by scripts/install_ui.sh).
+INSPECTOR = Path(__file__).parent / "node_modules" / ".bin" / "mcp-inspector"
+
+
+async def inspector(*args: str) -> Any:
+    process = await asyncio.create_subprocess_exec(
+        str(INSPECTOR),
+        "--cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    assert "Warning" not in err.decode(), err.decode()
+    return json.loads(out)
+
+
+async def test_the_mcp_inspector_uses_builder_mcp_with_a_bearer_key(
+    builder_mcp: BuilderMcp, admin: httpx.AsyncClient
+) -> None:
+    """A third-party client: lists the tools (its strict schema check warns of nothing)
+    and calls one, sending the key as a header to a server that requires one."""
+    if not INSPECTOR.exists():
+        pytest.fail(f"{INSPECTOR} is missing: run scripts/install_ui.sh", pytrace=False)
+    project = await create_project(admin, "mcp-inspector", "Inspector")
+    key = await create_api_key(admin, project["name"], ["full"], label="inspector")
+    async with builder_mcp(mcp_require_credential=True) as url:
+        header = f"Authorization: Bearer {key}"
+        listed = await inspector(url, "--method", "tools/list", "--strict", "--header", header)
+        async with mcp_session(url, bearer=key) as client:
+            tools = (await client.list_tools()).tools
+        assert {t["name"] for t in listed["tools"]} == {t.name for t in tools}
+        called = await inspector(
+            url,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "list_integrations",
+            "--tool-arg",
+            f"project={project['name']}",
+            "--header",
+            header,
+        )
+        assert called["structuredContent"] == {"result": {}}, called
