@@ -253,7 +253,9 @@ def build_server(mcp_mesh: McpMesh[McpandaSettings]) -> MCPServer:
             "Drive ampmesh in tests: every public RPC as a tool (platform_*, read_*, "
             "write_*, search_*), the provider sandbox (sandbox_*), deliveries (messenger_*), "
             "ingestion and dead letters (scribe_*), metrics (metrics_*), Temporal "
-            "(temporal_*), and scenario_* tools that chain them."
+            "(temporal_*), and scenario_* tools that chain them. Generated tools take "
+            "the request message's REST JSON (camelCase names); scenario_* and temporal_* "
+            "tools take snake_case arguments."
         ),
     )
     methods = _public_methods()
