@@ -41,10 +41,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "install_observability: apt-get install prometheus"
-install() {
+apt_install() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
 }
-install || { $sudo apt-get update -qq && install; } || fail "apt-get could not install prometheus"
+apt_install || { $sudo apt-get update -qq && apt_install; } || fail "apt-get could not install prometheus"
 
 # systemd may still have started it (policy-rc.d is not consulted by every path).
 if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
