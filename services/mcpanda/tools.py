@@ -192,17 +192,18 @@ class McpandaServer(MCPServer):
         super().__init__(**kwargs)
         self._mesh = mesh
         self._rpc_tools = rpc_tools
-        self._listed = [
-            MCPTool(name=t.name, description=t.description, input_schema=t.input_schema)
+        # Built once: the schemas are the contract's, fixed for the process's life.
+        self._listed = {
+            t.name: MCPTool(name=t.name, description=t.description, input_schema=t.input_schema)
             for t in rpc_tools.values()
-        ]
+        }
 
     async def list_tools(self) -> list[MCPTool]:
-        return [*await super().list_tools(), *self._listed]
+        return [*await super().list_tools(), *self._listed.values()]
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
-        tool = self._rpc_tools.get(name)
-        return tool.input_schema if tool is not None else super()._tool_input_schema(name)
+        listed = self._listed.get(name)
+        return listed.input_schema if listed is not None else super()._tool_input_schema(name)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
