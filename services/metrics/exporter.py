@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.metrics.queries import Computed, OperationFigures, Scope, compute
+from services.metrics.queries import Computed, Scope, compute
 from services.runtime.logs import get_logger
 
 _log = get_logger("ampmesh.metrics.exporter")
@@ -125,7 +125,7 @@ def _families(snapshot: Computed) -> Iterator[Metric]:
             installations.add_metric([project, integration], count)
         for (action, status), operation in figures.operations.items():
             operations.add_metric([project, action, status], operation.count)
-        for action, (p50, p99) in _durations_by_action(figures.operations).items():
+        for action, (p50, p99) in figures.durations.items():
             durations.add_metric([project, action, "0.5"], p50)
             durations.add_metric([project, action, "0.99"], p99)
         for kind, value in zip(
@@ -164,26 +164,6 @@ def _families(snapshot: Computed) -> Iterator[Metric]:
         refreshes,
         proxy_calls,
     )
-
-
-def _durations_by_action(
-    operations: dict[tuple[str, str], OperationFigures],
-) -> dict[str, tuple[float, float]]:
-    """Per action, the quantiles over its ended operations. SQL grouped them by status
-    too; success and failure are merged by taking the larger quantile, which for p99 is
-    what an alert wants and for p50 errs towards slow (exact merging would need the
-    durations themselves)."""
-    merged: dict[str, tuple[float, float]] = {}
-    for (action, _status), figures in operations.items():
-        p50, p99 = figures.p50_seconds, figures.p99_seconds
-        if p50 is None or p99 is None:
-            continue
-        if action in merged:
-            before = merged[action]
-            merged[action] = (max(before[0], p50), max(before[1], p99))
-        else:
-            merged[action] = (p50, p99)
-    return merged
 
 
 class Exporter:

@@ -51,6 +51,8 @@ class Figures:
     """One project's figures for one window."""
 
     operations: dict[tuple[str, str], OperationFigures] = field(default_factory=dict)
+    # Per action, (p50, p99) seconds over its ended operations, whatever their outcome.
+    durations: dict[str, tuple[float, float]] = field(default_factory=dict)
     records_read: int = 0
     records_written: int = 0
     records_write_failed: int = 0
@@ -101,6 +103,20 @@ FROM operations
 WHERE created_at >= :start AND created_at < :end AND {scope}
     AND (:integration::uuid IS NULL OR integration_id = :integration::uuid)
 GROUP BY 1, 2, 3
+"""
+
+# The same operations' durations per action, success and failure together (the
+# exporter's ampmesh_app_operation_duration_seconds; quantiles cannot be merged later).
+_DURATIONS = """
+SELECT project_id::text, action_type,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM
+        coalesce(finished_at, updated_at) - created_at)) AS p50,
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM
+        coalesce(finished_at, updated_at) - created_at)) AS p99
+FROM operations
+WHERE created_at >= :start AND created_at < :end AND {scope} AND status <> 'in_progress'
+    AND (:integration::uuid IS NULL OR integration_id = :integration::uuid)
+GROUP BY 1, 2
 """
 
 # Deliveries name their installation as text; an integration's are found through it.
@@ -213,6 +229,10 @@ def _apply_operations(figures: Figures, row: asyncpg.Record) -> None:
     figures.records_write_failed += row["failed"]
 
 
+def _apply_durations(figures: Figures, row: asyncpg.Record) -> None:
+    figures.durations[row["action_type"]] = (float(row["p50"]), float(row["p99"]))
+
+
 def _apply_deliveries(figures: Figures, row: asyncpg.Record) -> None:
     figures.deliveries_succeeded = row["succeeded"]
     figures.deliveries_failed = row["failed"]
@@ -278,6 +298,8 @@ class Query:
     # text (a message's or a tag's claim, not always a project).
     project_type: str
     apply: Callable[[Figures, asyncpg.Record], None]
+    # Only the exporter reports it (GetProjectMetrics has per-status quantiles).
+    exported_only: bool = False
 
     def text(self, one_project: bool) -> str:
         scope = f"project_id = :project::{self.project_type}" if one_project else "TRUE"
@@ -286,6 +308,7 @@ class Query:
 
 QUERIES: tuple[Query, ...] = (
     Query("operations", _OPERATIONS, "uuid", _apply_operations),
+    Query("durations", _DURATIONS, "uuid", _apply_durations, exported_only=True),
     Query("deliveries", _DELIVERIES, "uuid", _apply_deliveries),
     Query("outstanding", _OUTSTANDING, "uuid", _apply_outstanding),
     Query("endpoints", _ENDPOINTS, "uuid", _apply_endpoints),
@@ -326,6 +349,8 @@ async def compute(fetch: Fetch, scope: Scope) -> Computed:
     projects = {row[0]: Figures() for row in await fetch(text, *args)}
     timings["projects"] = time.perf_counter() - started
     for query in QUERIES:
+        if one and query.exported_only:
+            continue
         text, args = compile_sql(query.text(one), values)
         started = time.perf_counter()
         rows = await fetch(text, *args)
