@@ -358,6 +358,8 @@ async def running_mesh(
         # Locally the builder is whoever runs the mesh: the MCP servers act with the org
         # admin key (a deployment gives builder-mcp a project key instead).
         infra_env["AMPMESH_API_KEY"] = mesh.admin.api_key
+        # builder-mcp's send_request tools call providers through the edge's proxy host.
+        infra_env["AMPMESH_PROXY_URL"] = edge_endpoints["proxy"]
         # mcpanda drives the operator-side services too (deliveries, dead letters, metrics,
         # the provider sandbox's control API).
         for name in ("scribe", "sandbox"):
