@@ -151,7 +151,6 @@ async def test_a_builders_day_through_mcp(
     admin: httpx.AsyncClient,
     sandbox: Any,
     receiver: Receiver,
-    builder_mcp: BuilderMcp,
 ) -> None:
     # The console part: a project, its key, its HubSpot app and its webhook destination.
     project = await create_project(admin, "mcp-day", "MCP Day")
@@ -180,8 +179,8 @@ async def test_a_builders_day_through_mcp(
     )
     assert seeded.created == RECORDS
 
-    # The rest is the assistant's, over MCP with the project key (the launcher's
-    # builder-mcp process unless the proxy URL is missing there: then one served here).
+    # The rest is the assistant's, over MCP with the project key, on the launcher's
+    # builder-mcp process.
     url = stack.mesh.service("builder-mcp").extra["builder-mcp-http"]
     async with mcp_session(url, bearer=key) as client:
         checked = await call(client, "validate_manifest", {"source_yaml": manifest(object_name)})
@@ -334,11 +333,7 @@ async def test_a_builders_day_through_mcp(
         )
         assert "NOT_FOUND" in missing and "no-such-integration" in missing
 
-    # The proxy: a GET-only call and any method, with the customer's credentials.
-    async with (
-        builder_mcp(mcp_require_credential=True) as proxy_url,
-        mcp_session(proxy_url, bearer=key) as client,
-    ):
+        # The proxy: a GET-only call and any method, with the customer's credentials.
         echoed = await call(
             client,
             "send_read_only_request",
@@ -352,6 +347,8 @@ async def test_a_builders_day_through_mcp(
         assert echoed["status"] == 200, echoed
         assert echoed["headers"]["x-amp-proxy-origin"] == "provider"
         assert echoed["body"]["method"] == "GET"
+        # The provider sees the connection's credentials, never the builder's key.
+        assert key not in json.dumps(echoed["body"])
         posted = await call(
             client,
             "send_request",
