@@ -8,9 +8,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+import grpc
 import httpx
 import pytest
+from ampmesh.platform.v1.project_metrics_pb2 import GetProjectMetricsRequest
 
+from services.api.auth import Authenticator
+from services.api.context import ApiContext, ApiPolicy
+from services.api.platform.project_metrics import ProjectMetrics
+from services.runtime.secretbox import SecretBox
 from tests.e2e.proxy_world import proxy_world
 from tests.metrics.conftest import World
 from tests.support.control_plane import as_key, client, issue_names, problem
@@ -185,3 +192,48 @@ async def test_a_builders_proxy_calls_installation_and_connection_are_counted(
     ]
     assert [(c["provider"], c["count"]) for c in body["connections"]] == [("hubspot", "1")]
     assert body["operations"] == [] and body["records"]["read"] == "0"
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Call:
+    """What the api's servicer asks of a gRPC call: the builder's key, and how it ends."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.code: Any = None
+        self.details = ""
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-api-key", self.key),)
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        pass
+
+    async def abort(self, code: Any, details: str, trailing_metadata: Any = ()) -> None:
+        self.code, self.details = code, details
+        raise _Aborted(details)
+
+
+async def test_an_api_without_the_metrics_address_says_which_setting(
+    pool: asyncpg.Pool, world: World
+) -> None:
+    ctx = ApiContext(
+        pool=pool,
+        secrets=SecretBox.from_spec(SecretBox.new_spec()),
+        catalog={},
+        auth=Authenticator(pool),
+        policy=ApiPolicy(),
+    )
+    call = _Call(world.key)
+    with pytest.raises(_Aborted):
+        await ProjectMetrics(ctx, None).GetProjectMetrics(
+            GetProjectMetricsRequest(project_id_or_name=world.project_name), call
+        )
+    assert call.code == grpc.StatusCode.UNAVAILABLE
+    assert "AMPMESH_METRICS_ADDRESS" in call.details
