@@ -8,13 +8,26 @@ import uuid
 
 import asyncpg
 import pytest
+from ampmesh.edge.v1.access_log_pb2 import HTTPAccessLogEntry
 from prometheus_client import CollectorRegistry
 
-from services.api.proxy.access_metrics import ProxyCallMetrics
+from services.api.proxy.access_metrics import METADATA_NAMESPACE, ProxyCallMetrics
 from services.api.proxy.call_rollup import CallRollup
-from tests.api.test_proxy_access_metrics import entry, tags
 from tests.support.control_plane import database_url
 from tests.support.stack import Stack
+
+
+def entry(code: int, project: str | None = None) -> HTTPAccessLogEntry:
+    """An access log entry as the edge streams it: a status (0: none) and proxy.lua's
+    tags, when it tagged the call."""
+    logged = HTTPAccessLogEntry()
+    if code:
+        logged.response.response_code.value = code
+    if project is not None:
+        logged.common_properties.metadata.filter_metadata[METADATA_NAMESPACE].update(
+            {"project": project, "provider": "hubspot", "origin": "provider"}
+        )
+    return logged
 
 
 async def _stored(pool: asyncpg.Pool, project: str) -> dict[str, int]:
@@ -31,12 +44,12 @@ async def test_calls_are_added_per_project_and_status_class(pool: asyncpg.Pool) 
     metrics = ProxyCallMetrics(CollectorRegistry())
     metrics.rollup = rollup = CallRollup(pool)
     for code in (200, 200, 201, 404, 503):
-        metrics.observe(entry(code, tags(project, "hubspot", "provider")))
+        metrics.observe(entry(code, project))
     # Not a project's call (a refused call's made-up tag, an untagged preflight) and one
     # the caller left before any answer: none is stored.
-    metrics.observe(entry(200, tags("not-a-project", "hubspot", "provider")))
+    metrics.observe(entry(200, "not-a-project"))
     metrics.observe(entry(204))
-    metrics.observe(entry(0, tags(project, "hubspot", None)))
+    metrics.observe(entry(0, project))
     await rollup.flush()
     assert await _stored(pool, project) == {"2xx": 3, "4xx": 1, "5xx": 1}
     assert (

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.metrics.exporter import Exporter
-from tests.metrics.conftest import World
+from tests.metrics.metrics_world import World
 from tests.support.control_plane import database_url
 from tests.support.stack import Stack
 

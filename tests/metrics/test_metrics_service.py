@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2
 
 from services.runtime.channels import mesh_channel
 from services.runtime.errors import status_from_error
-from tests.metrics.conftest import World
+from tests.metrics.metrics_world import World
 from tests.support.stack import Stack
 
 

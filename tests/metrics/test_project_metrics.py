@@ -19,7 +19,7 @@ from services.api.context import ApiContext, ApiPolicy
 from services.api.platform.project_metrics import ProjectMetrics
 from services.runtime.secretbox import SecretBox
 from tests.e2e.proxy_world import proxy_world
-from tests.metrics.conftest import World
+from tests.metrics.metrics_world import World
 from tests.support.control_plane import as_key, client, issue_names, problem
 from tests.support.stack import Stack
 
