@@ -58,6 +58,9 @@ def manifest(object_name: str) -> str:
             "          backfill:",
             "            defaultPeriod:",
             "              fullHistory: true",
+            "    write:",
+            "      objects:",
+            "        - objectName: companies",
             "    proxy:",
             "      enabled: true",
             "",
@@ -79,6 +82,7 @@ def config(object_name: str) -> dict[str, Any]:
                     }
                 }
             },
+            "write": {"objects": {"companies": {"objectName": "companies"}}},
             "proxy": {"enabled": True},
         }
     }
@@ -332,6 +336,28 @@ async def test_a_builders_day_through_mcp(
             {"project": name, "integration": "no-such-integration", "installation_id": "x"},
         )
         assert "NOT_FOUND" in missing and "no-such-integration" in missing
+
+        # Records written into the customer's HubSpot through the write API.
+        written = {"project": name, "integration": INTEGRATION, "group_ref": "acme"}
+        created = await call(
+            client,
+            "create_record",
+            {**written, "object_name": "companies", "record": {"name": "Acme", "domain": "a.io"}},
+        )
+        record_id = created["result"]["result"]["recordId"]
+        assert created["result"]["result"]["success"] is True
+        updated = await call(
+            client,
+            "update_record",
+            {**written, "object_name": "companies", "record": {"id": record_id, "name": "Acme 2"}},
+        )
+        assert updated["result"]["result"]["recordId"] == record_id
+        unwritable = await call_failing(
+            client,
+            "create_record",
+            {**written, "object_name": object_name, "record": {"name": "x"}},
+        )
+        assert "INVALID_ARGUMENT" in unwritable or "FAILED_PRECONDITION" in unwritable
 
         # The proxy: a GET-only call and any method, with the customer's credentials.
         echoed = await call(
