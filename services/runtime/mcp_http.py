@@ -209,10 +209,11 @@ async def _answer(
 
 
 async def _unauthorized(send: Any, error: str, description: str) -> None:
-    # RFC 6750: the challenge names the error, so a client can tell "send one" from "wrong".
-    challenge = f'Bearer realm="ampmesh", error="{error}"'
-    if error == "invalid_request":
-        challenge = 'Bearer realm="ampmesh"'
+    # RFC 6750 §3: a wrong token's challenge names the error; a request that sent none (or
+    # not as a bearer) gets the bare challenge, which only says what to send.
+    challenge = 'Bearer realm="ampmesh"'
+    if error == "invalid_token":
+        challenge += f', error="{error}"'
     await _answer(
         send,
         401,
