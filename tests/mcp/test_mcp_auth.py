@@ -15,7 +15,9 @@ from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from services.runtime.mcp_http import McpSettings
 from tests.support.control_plane import create_api_key, create_project
 from tests.support.mcp_client import call, call_failing, mcp_session
 from tests.support.stack import Stack
@@ -144,3 +146,34 @@ async def test_loopback_without_a_credential_acts_as_the_local_builder(
         assert "NOT_FOUND" in await call_failing(
             client, "list_integrations", {"project": other["name"]}
         )
+
+
+@pytest.mark.parametrize(
+    ("host", "require", "allow", "serves"),
+    [
+        ("127.0.0.1", False, False, True),
+        ("localhost", False, False, True),
+        ("::1", False, False, True),
+        ("127.0.0.1", True, False, False),
+        ("0.0.0.0", False, False, False),  # noqa: S104 -- what is being decided
+        ("10.1.2.3", False, False, False),
+        ("mcp.internal", False, False, False),
+        ("0.0.0.0", False, True, True),  # noqa: S104
+        ("127.0.0.1", True, True, True),
+    ],
+)
+def test_who_acts_with_the_configured_key(
+    host: str, require: bool, allow: bool, serves: bool
+) -> None:
+    settings = McpSettings.model_validate(
+        {
+            "api_key": SecretStr("amp_000000000000_x"),
+            "mcp_host": host,
+            "mcp_require_credential": require,
+            "mcp_allow_configured_key": allow,
+        }
+    )
+    assert settings.configured_key_serves_anonymous() is serves
+    # Without a configured key there is nothing to act with: a key is always needed.
+    keyless = McpSettings.model_validate({"mcp_host": host, "api_key": None})
+    assert keyless.configured_key_serves_anonymous() is False
