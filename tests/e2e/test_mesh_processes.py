@@ -149,9 +149,10 @@ async def test_internal_services_serve_their_contracts_to_allowed_callers_only(
         await scribe.GetIngestionStatus(scribe_pb2.GetIngestionStatusRequest(), timeout=5)
     async with channel(mesh, "metrics", caller="api") as ch:
         metrics = metrics_pb2_grpc.MetricsServiceStub(ch)
-        assert "not built yet" in await unimplemented(
-            metrics.GetProjectMetrics, metrics_pb2.GetProjectMetricsRequest()
-        )
+        with pytest.raises(grpc.aio.AioRpcError) as checked:
+            await metrics.GetProjectMetrics(metrics_pb2.GetProjectMetricsRequest(), timeout=5)
+        assert checked.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "project_id" in str(checked.value.details())
 
 
 async def _health_call(address: str, credentials: grpc.ChannelCredentials, name: str) -> None:
