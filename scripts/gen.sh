@@ -28,6 +28,9 @@ done
 # 3. the descriptor set Envoy's grpc_json_transcoder loads (imports included, no source
 #    info: comments must not change what Envoy loads).
 buf build --path proto/ampmesh --as-file-descriptor-set --exclude-source-info -o "$OUT/ampmesh.binpb"
+# 3b. the same with source info, for tools that show the contracts' comments (mcpanda's
+#     tool descriptions); its own file, so Envoy's input stays comment-free.
+buf build --path proto/ampmesh --as-file-descriptor-set -o "$OUT/ampmesh.docs.binpb"
 # 4. Envoy's copy: response_body cleared (Envoy 1.40 refuses it), and the list of the
 #    responses the edge unwraps instead (see scripts/envoy_descriptor.py).
 python scripts/envoy_descriptor.py "$OUT/ampmesh.binpb" "$OUT/envoy"
