@@ -354,8 +354,9 @@ class TracingSettings:
             raise EdgeError("AMPMESH_OTLP_ENDPOINT: not http://host:port or https://host:port")
         return cls(endpoint, ratio)
 
-    def fragments(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The connection managers' `tracing` and the collector's cluster; None when off."""
+    def fragments(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
+        """The connection managers' `tracing`, the collector's cluster and the runtime
+        layer batching exports; None when off."""
         if not self.otlp_endpoint:
             return None
         scheme, _, address = self.otlp_endpoint.rstrip("/").partition("://")
@@ -382,7 +383,7 @@ class TracingSettings:
                     },
                 },
             }
-        return filled["tracing"], cluster
+        return filled["tracing"], cluster, filled["runtime"]
 
 
 @dataclass(frozen=True)
@@ -755,7 +756,8 @@ def render_config(
     if traced is not None:
         # The public listeners only: the proxy's calls go to providers, which have no
         # business in our traces, and the token-manager's callers send traceparent already.
-        manager_tracing, collector = traced
+        manager_tracing, collector, runtime = traced
+        config["layered_runtime"] = {"layers": [runtime]}
         public = {*TRANSCODED_SURFACES, "grpc"}
         for listener in listeners:
             if listener["name"] in public:

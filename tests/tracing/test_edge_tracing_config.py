@@ -40,6 +40,7 @@ def test_without_an_endpoint_the_edge_has_no_tracing_at_all(tmp_path: Path) -> N
     text = path.read_text()
     assert "opentelemetry" not in text and "otlp" not in text
     assert all("tracing" not in m for m in _managers(config).values())
+    assert "layered_runtime" not in config
 
 
 def test_with_an_endpoint_every_public_listener_traces_and_envoy_accepts_it(
@@ -62,6 +63,9 @@ def test_with_an_endpoint_every_public_listener_traces_and_envoy_accepts_it(
     address = collector["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert address["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 4317}
     assert "transport_socket" not in collector  # http:// is plaintext
+    # Exports are batched, not one request per 5 spans (Envoy's default).
+    (layer,) = config["layered_runtime"]["layers"]
+    assert layer["static_layer"]["tracing.opentelemetry.min_flush_spans"] >= 100
     result = validate(path)
     assert result.returncode == 0, result.stderr[-2000:]
 
