@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -140,7 +141,8 @@ def _exports(count_file: Path) -> int:
 async def main(args: argparse.Namespace) -> int:
     require_h2load()
     started = time.monotonic()
-    count_file = make_home() / "spans"
+    scratch = make_home()
+    count_file = scratch / "exports"
     sink, endpoint = await _start_sink(count_file)
     try:
         async with AsyncExitStack() as stack:
@@ -177,6 +179,7 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         sink.terminate()
         await sink.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
 
     ratios = [on.rate / off.rate for on, off in zip(windows["on"], windows["off"], strict=True)]
     problems = [f"{w.mode}: {w.errors} errors" for m in MODES for w in windows[m] if w.errors]
