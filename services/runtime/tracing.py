@@ -72,8 +72,10 @@ class Tracing:
             return
         try:
             # force_flush first: shutdown() alone drops what a slow collector has not
-            # taken within the batch processor's export timeout.
-            self.provider.force_flush(timeout_millis=5000)
+            # taken within the batch processor's export timeout. Bounded, so that an
+            # unreachable collector delays the exit by seconds, within the launcher's
+            # stop grace, rather than by the exporter's minute of retries.
+            self.provider.force_flush(timeout_millis=3000)
             self.provider.shutdown()
         except Exception as error:  # a collector gone at shutdown must not fail the exit
             _log.warning("traces not flushed", error=type(error).__name__)
