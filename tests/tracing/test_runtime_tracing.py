@@ -77,7 +77,9 @@ async def test_an_rpc_continues_its_callers_trace_and_carries_it_on(
     creds_for: Callable[[str], ServiceCredentials], collector: Collector
 ) -> None:
     traced = tracing.setup_tracing(
-        ServiceSettings(service_name="trace-server", otlp_endpoint=collector.endpoint)
+        load_settings(
+            ServiceSettings, service_name="trace-server", otlp_endpoint=collector.endpoint
+        )
     )
     try:
         assert tracing.TRACER is not None
@@ -103,7 +105,7 @@ async def test_without_an_endpoint_nothing_is_traced_or_sent_on(
     creds_for: Callable[[str], ServiceCredentials], collector: Collector
 ) -> None:
     before = len(collector.spans)
-    off = tracing.setup_tracing(ServiceSettings(service_name="trace-server"))
+    off = tracing.setup_tracing(load_settings(ServiceSettings, service_name="trace-server"))
     assert not off.enabled and tracing.TRACER is None
     seen = await _call_through(creds_for, (("traceparent", TRACEPARENT),))
     off.shutdown()
