@@ -16,8 +16,26 @@ import pytest
 from services.launcher.edge import ENVOY, write_lua
 from services.launcher.ports import free_port
 
+# Token-manager shards for rendering the edge's configuration in tests.
+SHARDS = {
+    "token-manager-0": "127.0.0.1:50061",
+    "token-manager-1": "127.0.0.1:50062",
+    "token-manager-2": "127.0.0.1:50063",
+}
+
 # (port, admin port, the Lua scripts as write_lua wrote them) -> an Envoy bootstrap.
 Harness = Callable[[int, int, dict[str, Path]], dict[str, Any]]
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    """`envoy --mode validate` on a configuration file."""
+    return subprocess.run(  # noqa: S603 (our own binary and config)
+        [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @contextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,6 @@ from ruamel.yaml import YAML
 
 from services.domain.routes import ROUTE_GROUPS
 from services.launcher.edge import (
-    ENVOY,
     GEN_ENVOY,
     LUA_FILTER,
     LUA_SCRIPTS,
@@ -45,31 +43,16 @@ from services.launcher.edge import (
     with_omitted_empties,
 )
 from services.launcher.ports import PortBook, free_port
-from tests.edge.harness import running_envoy
+from tests.edge.harness import SHARDS, running_envoy, validate
 from tests.support.bindings import bindings
 from tests.support.reference import operations
 
-SHARDS = {
-    "token-manager-0": "127.0.0.1:50061",
-    "token-manager-1": "127.0.0.1:50062",
-    "token-manager-2": "127.0.0.1:50063",
-}
 INTERNAL_PACKAGES = ("token", "sandbox", "messenger", "scribe", "metrics")
 # protoc's .pyi types an extension as a plain FieldDescriptor, which Extensions[] refuses.
 REST: Any = options_pb2.rest
 
 # Served on the proxy host's data path, not transcoded (envoy/proxy.lua).
 PROXY_SERVICES = tuple(service.full_name for service in ROUTE_GROUPS["proxy"])
-
-
-def validate(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 (our own binary and config)
-        [str(ENVOY), "--mode", "validate", "-c", str(path), "--log-level", "error"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from services.launcher.edge import (
     TracingSettings,
 )
 from services.launcher.ports import PortBook
-from tests.edge.test_edge_config import SHARDS, validate
+from tests.edge.harness import SHARDS, validate
 
 PUBLIC = {*TRANSCODED_SURFACES, "grpc"}
 

@@ -19,7 +19,7 @@ from services.runtime.config import ConfigError, ServiceSettings, load_settings
 from services.runtime.interceptors import RpcMetrics
 from services.runtime.server import MeshServer, Service
 from services.runtime.tls import ServiceCredentials
-from tests.tracing.conftest import Collector
+from tests.support.otlp import Collector
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"

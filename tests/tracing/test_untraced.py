@@ -12,7 +12,7 @@ import pytest
 from tests.support.sandbox import controlling
 from tests.support.stack import Stack
 from tests.support.webhooks import HOOK, Receiver, serve
-from tests.tracing.test_one_trace import backfilled
+from tests.tracing.tracing_world import backfilled
 
 pytestmark = pytest.mark.e2e
 
