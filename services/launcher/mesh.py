@@ -43,7 +43,7 @@ from services.api.bootstrap import AdminCredential, ensure_admin
 from services.domain.subscribe_names import PUBLIC_URL_SETTING
 from services.launcher import control, observability
 from services.launcher.cors import CorsSettingError, CorsSettings
-from services.launcher.edge import SUBSCRIBE, Edge, EdgeError, OverloadSettings
+from services.launcher.edge import SUBSCRIBE, Edge, EdgeError, OverloadSettings, TracingSettings
 from services.launcher.infra import Component, check_prerequisites, default_components
 from services.launcher.ports import PortBook
 from services.launcher.processes import (
@@ -297,6 +297,7 @@ async def running_mesh(
             # Read before anything starts: a bad value should not cost a whole start-up.
             cors = CorsSettings.from_environment()
             overload = OverloadSettings.from_environment()
+            tracing = TracingSettings.from_environment()
         except (CorsSettingError, EdgeError) as error:
             raise MeshError(str(error)) from None
         report("prerequisites", "ready", "")
@@ -321,7 +322,7 @@ async def running_mesh(
         # The local mesh delivers to webhooks on this machine (tests, a builder's laptop).
         infra_env["AMPMESH_ALLOW_LOOPBACK_WEBHOOKS"] = "true"
         infra_env["AMPMESH_REFUSE_PRIVATE_DESTINATIONS"] = "false"
-        mesh.edge = Edge(home, ports, home / "certs", cors, overload)
+        mesh.edge = Edge(home, ports, home / "certs", cors, overload, tracing)
         edge_endpoints = mesh.edge.endpoints()
         # api and temporal reach the token-manager shards through the edge's ring hash.
         infra_env["AMPMESH_TOKEN_MANAGER_ADDRESS"] = edge_endpoints["token-manager"]

@@ -14,6 +14,8 @@ from services.launcher.mesh import MeshError, running_mesh
     [
         ("AMPMESH_CORS_ALLOWED_ORIGINS", "https://app.example.com/path", "is not an origin"),
         ("AMPMESH_EDGE_MAX_REQUESTS", "lots", "is not a whole number"),
+        ("AMPMESH_OTLP_ENDPOINT", "collector:4317", "not http://host:port"),
+        ("AMPMESH_TRACE_SAMPLE_RATIO", "2", "is not between 0 and 1"),
     ],
 )
 async def test_a_bad_edge_setting_stops_the_mesh_before_anything_starts(
