@@ -6,7 +6,7 @@ the proxy) and adds the rest of a builder's day: validate and deploy a manifest,
 providers catalog, installations, reads and their operations and logs, deliveries and
 their replay.
 
-Every tool but validate_manifest calls the api with the caller's API key (mcp_http.py,
+Every tool but validate_manifest calls the api with the caller's API key (mcp_auth.py,
 "Who calls"), through the generated stubs; the proxy tools call the edge's proxy host over
 HTTP, as any client of the proxy does. A failed call is the tool's MCP error with the
 api's problem detail: its code, message and the fields it names.

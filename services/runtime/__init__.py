@@ -20,6 +20,7 @@ The process kernel
   tracing           OpenTelemetry spans over OTLP/gRPC (off without AMPMESH_OTLP_ENDPOINT);
                     W3C trace context across gRPC, Pub/Sub, Temporal and webhooks
   metrics_http      Prometheus exposition on the metrics port
+  mcp_auth          who may call an MCP server: the API key each request acts with
   mcp_http          MCP tools over streamable HTTP beside the gRPC server
   mcp_service       running an MCP service (api channel, tools, health)
 

@@ -3,7 +3,7 @@
 A tools module gets one `McpMesh`: the channel to the api, the service's settings and
 credentials (to open channels to other mesh services), and `api_metadata()`, the
 metadata to send with an api call made for the MCP request being served (the caller's
-API key: see mcp_http.py, "Who calls"). `api_error(error)` turns a failed api call into
+API key: see mcp_auth.py). `api_error(error)` turns a failed api call into
 the tool's MCP error, with the api's problem detail.
 """
 
@@ -24,14 +24,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from services.runtime.channels import mesh_channel
 from services.runtime.logs import get_logger
-from services.runtime.mcp_http import (
-    KeyVerifier,
-    McpAuth,
-    McpSettings,
-    Verdict,
-    request_api_key,
-    serving_http,
-)
+from services.runtime.mcp_auth import KeyVerifier, McpAuth, Verdict, request_api_key
+from services.runtime.mcp_http import McpSettings, serving_http
 from services.runtime.server import Service
 from services.runtime.tls import ServiceCredentials, ensure_service_credentials
 
