@@ -33,7 +33,7 @@ import structlog
 from grpc_health.v1 import health as _health
 from opentelemetry import context as _otel_context
 from opentelemetry import trace as _trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from services.runtime import tracing as _tracing
@@ -331,23 +331,12 @@ class _Route:
         call = _Call(
             start, echo, request_id_token, log_tokens, identity, set_current_caller(identity)
         )
-        tracer = _tracing.TRACER
-        if tracer is not None and not self._health:  # health probes would be most spans
-            self._start_span(tracer, call, metadata)
+        if _tracing.TRACER is not None and not self._health:  # probes would be most spans
+            self._start_span(call, metadata)
         return call
 
-    def _start_span(self, tracer: Any, call: _Call, metadata: Any) -> None:
-        carrier = {
-            k: v if isinstance(v, str) else v.decode("latin-1")
-            for k, v in metadata or ()
-            if k == _tracing.TRACEPARENT or k == _tracing.TRACESTATE
-        }
-        span = tracer.start_span(
-            self._span_name,
-            context=_tracing.extract(carrier) if carrier else None,
-            kind=SpanKind.SERVER,
-            attributes=self._span_attributes,
-        )
+    def _start_span(self, call: _Call, metadata: Any) -> None:
+        span = _tracing.start_server_span(self._span_name, self._span_attributes, metadata)
         call.span = span
         call.span_token = _otel_context.attach(_trace.set_span_in_context(span))
 
