@@ -20,14 +20,18 @@ AMPMESH_TRACE_SAMPLE_RATIO (default 1.0, every request traced).
     .venv/bin/python -m bench.tracing [--seconds 4] [--rounds 4] [--concurrency 8]
                                       [--sample-ratio 1.0]
 
-Measured on the shared 2-core machine (medians of 4 rounds, off about 1600 req/s): every
-request traced (1.0), on/off 0.79 [0.77 to 0.83]: the api spends about 0.17 ms more CPU
-per request (the Python SDK's span, about 25 us to start and end, and its OTLP encoding,
-about 28 us a span, in the exporter's thread, which takes the GIL from the event loop)
-and Envoy about 0.07 ms (0.09 before its exports were batched: by default it sent one
-request per 5 spans); 0.1: 0.90 [0.85 to 0.92]; 0 (tracing on, nothing sampled): 0.97
-[0.96 to 0.99]. The 5 % target holds only with few traces sampled: a deployment tracing
-busy cheap RPCs sets AMPMESH_TRACE_SAMPLE_RATIO well below 1.
+Measured on the shared 2-core machine (medians of 4 rounds, off about 1700 req/s).
+Before the api's server span was made lean (services/runtime/tracing.py): every request
+traced (1.0), on/off 0.83 [0.58 to 1.61], the api +0.19 ms CPU a request (the SDK's
+general span machinery about 27 us, its OTLP encoder 26 us a span in the exporter's thread,
+which takes the GIL from the event loop, and an empty `tracestate` from Envoy sending
+every span down the slow path), Envoy +0.09 ms. After: 1.0: 0.905 [0.82 to 0.97] and
+0.898 [0.84 to 0.93] in two runs, the api +0.065 ms (span 5 us, export 7 us a span, the
+log lines' trace ids), Envoy +0.05 ms; 0.25: 0.91 [0.89 to 0.97]; 0.1: 0.97 [0.87 to
+1.05]; 0 (tracing on, nothing sampled): 0.96 [0.86 to 1.00]. The 5 % target holds at a
+sample ratio of about 0.1: what is left at 1.0 is half Envoy's own span and export (C++,
+batched already), half the api's. Rounds vary by +-0.05 with the other engineers' load:
+compare the CPU columns, which vary less.
 """
 
 from __future__ import annotations
