@@ -19,6 +19,8 @@ The process kernel
   logs              structured JSON logs (structlog), stdlib logging included
   tracing           OpenTelemetry spans over OTLP/gRPC (off without AMPMESH_OTLP_ENDPOINT);
                     W3C trace context across gRPC, Pub/Sub, Temporal and webhooks
+  server_spans      an RPC's SERVER span, made without the SDK's general machinery
+  otlp_encoding     the SDK's OTLP exporter with a cheaper span encoder
   metrics_http      Prometheus exposition on the metrics port
   mcp_auth          who may call an MCP server: the API key each request acts with
   mcp_http          MCP tools over streamable HTTP beside the gRPC server
