@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import asyncpg
-import redis.asyncio
 from ampmesh.messenger.v1 import messenger_pb2_grpc
 from ampmesh.metrics.v1 import metrics_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
@@ -22,7 +21,7 @@ from services.api.platform import BUILDERS, project_metrics
 from services.api.platform.providers import provider_catalog_service
 from services.api.proxy import access_metrics
 from services.api.proxy.authorization import SERVICE_NAME as PROXY_AUTHORIZATION_SERVICE
-from services.api.proxy.limits import ProxyLimits
+from services.api.proxy.limits import ProxyLimits, limits_client
 from services.api.reads import Reads
 from services.api.writes import Writes
 from services.domain.catalog import load_catalog
@@ -238,7 +237,7 @@ async def _proxy_limits(settings: ApiSettings, resources: AsyncExitStack) -> Pro
     url = settings.redis_url.get_secret_value()
     if not settings.enable_proxy_routes or not url:
         return None
-    client = redis.asyncio.Redis.from_url(url)
+    client = limits_client(url)
     resources.push_async_callback(client.aclose)
     return ProxyLimits(client)
 

@@ -18,6 +18,7 @@ from services.api.proxy.limits import (
     HoldTime,
     ProxyLimits,
     hold_from_retry_after,
+    limits_client,
 )
 from services.domain.catalog.rate_limits import (
     DOCUMENTED,
@@ -66,7 +67,7 @@ def test_the_limits_setting() -> None:
 async def limits(stack: Stack) -> AsyncIterator[ProxyLimits]:
     """Over the session stack's Redis (keys of connection ids no test makes)."""
     url = component(stack, "redis").service_env()["AMPMESH_REDIS_URL"]
-    client = redis.asyncio.Redis.from_url(url)
+    client = limits_client(url)
     try:
         yield ProxyLimits(client)
     finally:
@@ -99,3 +100,22 @@ async def test_a_hold_is_kept_and_never_shortened(limits: ProxyLimits) -> None:
     assert abs(kept.until - later.until) < 0.01
     held = await limits.hold(key)
     assert held is not None and abs(held.until - later.until) < 0.01
+
+
+async def test_connections_redis_dropped_are_made_again_without_failing_a_call(
+    stack: Stack, limits: ProxyLimits
+) -> None:
+    """Redis restarted (here: every client connection killed) while the api kept its
+    pooled connections: the next calls reconnect, they do not fail."""
+    connection_id = f"test-{uuid.uuid4()}"
+    assert await limits.hold(connection_id) is None  # a pooled connection now exists
+    url = component(stack, "redis").service_env()["AMPMESH_REDIS_URL"]
+    admin = redis.asyncio.Redis.from_url(url)
+    try:
+        killed = await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert killed >= 1
+    finally:
+        await admin.aclose()
+    assert await limits.hold(connection_id) is None
+    lease = await limits.lease(connection_id, RateLimit(10, 60))
+    assert lease.calls >= 1

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.domain.catalog.rate_limits import RateLimit
 
@@ -83,6 +86,21 @@ def hold_from_retry_after(value: str, now: float | None = None) -> HoldTime:
 class Lease:
     calls: int  # 0: the window is spent
     seconds_left: float  # until the window ends (when a spent window allows calls again)
+
+
+def limits_client(url: str) -> redis.asyncio.Redis:
+    """The Redis client the proxy's limits use. A pooled connection Redis dropped (Redis
+    restarted, a failover) fails its next command; redis-py then reconnects and sends it
+    again, twice at most, so a call after Redis is back does not get the 503 meant for
+    Redis being down. A lease sent again may have counted once already: that errs on the
+    side of the provider's limit."""
+    return redis.asyncio.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[RedisConnectionError],
+        socket_connect_timeout=2.0,
+        socket_timeout=2.0,
+    )
 
 
 class ProxyLimits:
