@@ -53,8 +53,10 @@ KEEP_ALIVE_SCHEDULE_ID = "ampmesh-token-keep-alive"
 
 # Generated messages have no side effects: sharing the host's modules with the sandbox
 # spares re-importing them in every run and keeps one class per message type.
+# OpenTelemetry too (the runtime's tracing imports it): a copy per run would be slow and
+# hold its own context and provider, apart from the TracingInterceptor's.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("ampmesh")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("ampmesh", "opentelemetry")
 )
 # Activities in flight get this long to finish when the process stops, then are
 # cancelled; a cancelled keep-alive batch is retried from its start by another worker.
