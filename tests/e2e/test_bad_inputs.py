@@ -151,9 +151,13 @@ BACKGROUND_TABLES = frozenset(
         "event_outbox",
         "operation_logs",
         "operations",
+        # The api's proxy call rollup flushes every few seconds, whatever the request.
+        "proxy_call_counts",
         "read_watermarks",
         "scribe_dead_letters",
         "scribe_ingestion",
+        # The token-manager pays its Redis debts when Redis lets it, not per request.
+        "token_cache_debts",
         "webhook_deliveries",
         "webhook_delivery_attempts",
         "webhook_endpoints",
