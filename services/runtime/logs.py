@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import structlog
+from opentelemetry.trace import get_current_span
 
 HTTP_CLIENT_LOGGERS = ("httpx", "httpx2", "httpcore")
 
@@ -28,8 +29,6 @@ def include_trace_ids(on: bool = True) -> None:
 
 def _add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     if _trace_ids:
-        from opentelemetry.trace import get_current_span
-
         context = get_current_span().get_span_context()
         if context.is_valid:
             event["trace_id"] = format(context.trace_id, "032x")
