@@ -59,6 +59,13 @@ class ServiceSettings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Prometheus port; unset = no exposition, 0 = any free"
     )
+    health_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="plaintext gRPC port serving only grpc.health.v1 (Kubernetes' grpc "
+        "probes); unset = none, 0 = any free",
+    )
     cert_dir: Path = Field(Path(".ampmesh/certs"), description="CA and leaf certificates")
     create_certs: bool = Field(
         True, description="make the CA and our leaf when missing (local); false = provisioned"

@@ -6,6 +6,11 @@
 serve(settings, services) runs one until SIGTERM or SIGINT. Shutdown is graceful: health
 turns NOT_SERVING first (so Envoy and other balancers stop sending), optionally waits
 `drain_delay`, then server.stop(grace) refuses new RPCs and lets in-flight ones finish.
+
+With `health_port` (AMPMESH_HEALTH_PORT) a second, plaintext server on the same host
+serves grpc.health.v1 and nothing else, from the same HealthServicer: Kubernetes' `grpc:`
+probes cannot present a client certificate, and what they see (SERVING, NOT_SERVING from
+the start of the drain) is what the mTLS port's callers see. It stops after the main one.
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ class MeshServer:
         extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         max_concurrent_rpcs: int | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        health_port: int | None = None,
     ) -> None:
         names = [s.name for s in services]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -113,6 +119,9 @@ class MeshServer:
         self._server: Any = None
         self._health = health.aio.HealthServicer()
         self._port = 0
+        self.requested_health_port = health_port
+        self._health_server: Any = None
+        self._health_port: int | None = None
         self._shutdown_started = False
         self._stopped = asyncio.Event()
 
@@ -136,6 +145,7 @@ class MeshServer:
             grace_period=settings.grace_period,
             drain_delay=settings.drain_delay,
             max_concurrent_rpcs=settings.max_concurrent_rpcs,
+            health_port=settings.health_port,
             **kwargs,
         )
 
@@ -143,6 +153,11 @@ class MeshServer:
     def port(self) -> int:
         """The bound port (meaningful once started)."""
         return self._port
+
+    @property
+    def health_port(self) -> int | None:
+        """The plaintext health port once started; None when there is none."""
+        return self._health_port
 
     @property
     def health(self) -> Any:
@@ -181,27 +196,41 @@ class MeshServer:
                 (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
             )
 
-        address = (
-            f"[{self.host}]:{self.requested_port}"
-            if ":" in self.host
-            else (f"{self.host}:{self.requested_port}")
-        )
-        # grpcio 1.85 raises RuntimeError on a bind failure; older ones returned 0. Either
-        # way the caller gets one BindError naming the address.
-        try:
-            port = self._server.add_secure_port(address, server_credentials(self.credentials))
-        except RuntimeError:
-            port = 0
+        address = _address(self.host, self.requested_port)
+        port = _bind(self._server, address, server_credentials(self.credentials))
         if port == 0:
             self._server = None
             raise BindError(f"cannot listen on {address}: address in use or not permitted")
         self._port = port
 
+        health_server = None
+        if self.requested_health_port is not None:
+            health_server = self._plaintext_health_server()
+            health_address = _address(self.host, self.requested_health_port)
+            health_port = _bind(health_server, health_address, None)
+            if health_port == 0:
+                self._server = None
+                raise BindError(
+                    f"cannot listen on {health_address} (AMPMESH_HEALTH_PORT): address in "
+                    "use or not permitted"
+                )
+            self._health_port = health_port
+
         for service in self.services:
             await self._health.set(service.name, health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._server.start()
+        if health_server is not None:
+            await health_server.start()
+            self._health_server = health_server
         return port
+
+    def _plaintext_health_server(self) -> Any:
+        """Health only, no interceptors: no caller here has an identity to check, and a
+        probe must not count as an RPC. Everything else answers UNIMPLEMENTED."""
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        _health_grpc.add_HealthServicer_to_server(self._health, server)
+        return server
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, wait drain_delay, then stop(grace): in-flight RPCs finish,
@@ -218,6 +247,10 @@ class MeshServer:
         if self.drain_delay > 0:
             await asyncio.sleep(self.drain_delay)
         await self._server.stop(grace)
+        if self._health_server is not None:
+            # Last: until the main server has stopped, a probe should see NOT_SERVING,
+            # not a refused connection (which kubelet would count as a liveness failure).
+            await self._health_server.stop(0)
         self._stopped.set()
         _log.info("stopped")
 
@@ -272,6 +305,7 @@ async def serve(
                 host=settings.listen_host,
                 port=server.port,
                 metrics_port=metrics_http.port if metrics_http else None,
+                health_port=server.health_port,
                 services=[s.name for s in services],
                 reflection=settings.reflection,
             )
@@ -281,3 +315,18 @@ async def serve(
             loop.remove_signal_handler(sig)
         if metrics_http is not None:
             metrics_http.close()
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bind(server: Any, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    """The bound port, or 0. grpcio 1.85 raises RuntimeError on a bind failure; older ones
+    returned 0. Either way the caller raises one BindError naming the address."""
+    try:
+        if credentials is None:
+            return int(server.add_insecure_port(address))
+        return int(server.add_secure_port(address, credentials))
+    except RuntimeError:
+        return 0
