@@ -102,7 +102,13 @@ def _upgrade(connection: Connection) -> str:
 
 async def migrate(database_url: str) -> str:
     """Bring the database to the head revision; returns it. A no-op when already there."""
-    engine = create_async_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    # asyncpg parses the URL itself (sslmode, sslrootcert, ...: a managed server's TLS);
+    # SQLAlchemy would pass its query as keyword arguments asyncpg.connect() refuses.
+    engine = create_async_engine(
+        sqlalchemy_url(database_url),
+        poolclass=pool.NullPool,
+        async_creator=lambda: asyncpg.connect("postgresql://" + database_url.partition("://")[2]),
+    )
     try:
         async with engine.begin() as connection:
             return await connection.run_sync(_upgrade)
