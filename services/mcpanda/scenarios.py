@@ -40,6 +40,7 @@ from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError
 
 from services.domain.read_workflows import backfill_workflow_id, triggered_workflow_id
+from services.domain.temporal_client import TemporalSettingError, connect_temporal
 from services.domain.write_workflows import async_write_workflow_id
 
 if TYPE_CHECKING:
@@ -390,13 +391,11 @@ def register(server: MCPServer, mesh: Mesh) -> None:
                 raise ToolError(
                     "Temporal is not configured: mcpanda has no AMPMESH_TEMPORAL_ADDRESS"
                 )
-            temporal.append(
-                await Client.connect(
-                    mesh.settings.temporal_address,
-                    namespace=mesh.settings.temporal_namespace,
-                    lazy=True,
-                )
-            )
+            try:
+                client = await connect_temporal(mesh.settings, lazy=True)
+            except TemporalSettingError as error:
+                raise ToolError(str(error)) from None
+            temporal.append(client)
         return temporal[0]
 
     @server.tool()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.domain.temporal_client import TemporalClientSettings
 from services.runtime.mcp_http import McpSettings
 
 
-class McpandaSettings(McpSettings):
+class McpandaSettings(McpSettings, TemporalClientSettings):
     """Where mcpanda reaches the services behind the api (empty: their tools answer that
     the service is not configured; the launcher sets every one it runs)."""
 
@@ -16,4 +17,3 @@ class McpandaSettings(McpSettings):
     metrics_address: str = Field("", description="the metrics service's gRPC address")
     sandbox_address: str = Field("", description="the provider sandbox's control gRPC address")
     temporal_address: str = Field("", description="Temporal frontend (host:port), for histories")
-    temporal_namespace: str = Field("ampmesh", description="Temporal namespace of the workflows")

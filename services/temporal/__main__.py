@@ -36,6 +36,12 @@ from services.domain.catalog import load_catalog
 from services.domain.catalog.sandbox import point_at_sandbox
 from services.domain.connectors import registry
 from services.domain.connectors.http import provider_session
+from services.domain.temporal_client import (
+    TemporalClientSettings,
+    TemporalSettingError,
+    connect_temporal,
+    describe_connect_error,
+)
 from services.domain.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.channels import mesh_channel
 from services.runtime.database import open_pool
@@ -64,11 +70,10 @@ from services.temporal.writes.activities import WriteActivities
 _log = get_logger("ampmesh.temporal")
 
 
-class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings):
+class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings, TemporalClientSettings):
     temporal_address: str = Field(
         ..., min_length=1, description="the Temporal frontend, host:port (e.g. 127.0.0.1:7233)"
     )
-    temporal_namespace: str = Field("ampmesh", min_length=1, description="our namespace")
     temporal_connect_timeout: float = Field(
         30.0, gt=0, description="seconds to wait for Temporal at start"
     )
@@ -101,23 +106,21 @@ async def connect(settings: TemporalWorkerSettings) -> Client:
     """A client of our namespace, once Temporal answers for it."""
     try:
         client = await asyncio.wait_for(
-            Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                interceptors=temporal_interceptors(),
-            ),
+            connect_temporal(settings, interceptors=temporal_interceptors()),
             settings.temporal_connect_timeout,
         )
         await client.workflow_service.describe_namespace(
             DescribeNamespaceRequest(namespace=settings.temporal_namespace),
             timeout=timedelta(seconds=settings.temporal_connect_timeout),
         )
+    except TemporalSettingError:
+        raise
     except Exception as error:
-        # The SDK's messages name the address and the failure, never credentials (the
-        # local dev server has none; a cloud API key would travel in metadata, not here).
+        # An API key travels in metadata, not in the SDK's messages; cut out anyway.
         raise TemporalUnreachable(
             f"Temporal at {settings.temporal_address} (namespace "
-            f"{settings.temporal_namespace!r}) is unreachable: {str(error)[:200] or type(error)}"
+            f"{settings.temporal_namespace!r}) is unreachable: "
+            f"{describe_connect_error(settings, error)}"
         ) from None
     return client
 
