@@ -29,6 +29,7 @@ from services.domain.catalog.rate_limits import RateLimitSettingError, rate_limi
 from services.domain.catalog.sandbox import point_at_sandbox
 from services.domain.connectors.http import provider_session
 from services.domain.routes import NOT_BUILT_YET, ROUTE_GROUPS
+from services.domain.temporal_client import TemporalClientSettings, connect_temporal
 from services.domain.token_manager_client import TokenManagerClientSettings, token_manager_stub
 from services.runtime.channels import mesh_channel
 from services.runtime.database import open_pool
@@ -54,7 +55,7 @@ POLICY = AccessPolicy(
 )
 
 
-class ApiSettings(TokenManagerClientSettings, PubSubSettings):
+class ApiSettings(TokenManagerClientSettings, PubSubSettings, TemporalClientSettings):
     """The api service's settings: which route groups this deployment serves, and what
     the platform group needs (its database and the keyring sealing secrets at rest)."""
 
@@ -87,7 +88,6 @@ class ApiSettings(TokenManagerClientSettings, PubSubSettings):
     temporal_address: str = Field(
         "", description="the Temporal frontend, host:port; empty: reads are unavailable"
     )
-    temporal_namespace: str = Field("ampmesh", min_length=1, description="our namespace")
     messenger_address: str = Field(
         "", description="messenger's gRPC address, host:port; empty: deliveries are unavailable"
     )
@@ -248,12 +248,7 @@ async def _temporal(settings: ApiSettings) -> Client | None:
     that start workflows answer UNAVAILABLE until it is back."""
     if not settings.temporal_address:
         return None
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        lazy=True,
-        interceptors=temporal_interceptors(),
-    )
+    return await connect_temporal(settings, lazy=True, interceptors=temporal_interceptors())
 
 
 async def _event_bus(
