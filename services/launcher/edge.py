@@ -28,6 +28,10 @@ The edge is the mesh's front door (ARCHITECTURE.md, boundaries A and B):
   problem+json; the internal listeners (token-manager, proxy-authz), the edge's own calls
   and health checks are never shed by them;
 - the admin interface, on 127.0.0.1;
+- in a pod only (services/launcher/edge_config.py renders the same configuration from
+  the environment): the public and token-manager listeners on the pod's address, each
+  route group's own api Deployment (ApiAddresses), and a health listener for kubelet's
+  probes and Prometheus (envoy/health_listener.yaml.tmpl);
 - with AMPMESH_OTLP_ENDPOINT set (TracingSettings), traces: each public listener starts
   or continues a W3C trace, sends `traceparent` on to the api and exports its spans over
   OTLP/gRPC (envoy/tracing.yaml.tmpl); unset, the configuration has no tracing at all.
@@ -174,6 +178,14 @@ API_WRITE = "api_write"
 # The api again, for the edge's own calls (proxy-authz decisions, the proxy's access log
 # stream): the same host, its own connection and no cap, so public load never sheds them.
 API_INTERNAL = "api_internal"
+# The read surface's api, only when it is not the api's (ApiAddresses.read): capped apart,
+# as a Deployment of its own has its own capacity.
+API_READ = "api_read"
+# The health listener's route to the admin interface's Prometheus exposition.
+ENVOY_ADMIN = "envoy_admin"
+# Clusters the health listener's /ready requires a healthy host in (API_READ too, when
+# rendered).
+READY_CLUSTERS = ("api", API_WRITE, API_INTERNAL, "token_manager")
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
 TIMEOUT = "15s"
 # The cluster of the REST listeners' catch-all route; none is defined (see _rest_routes).
@@ -384,6 +396,37 @@ class TracingSettings:
                 },
             }
         return filled["tracing"], cluster, filled["runtime"]
+
+
+@dataclass(frozen=True)
+class ApiAddresses:
+    """Where the edge sends each route group's calls (host:port each).
+
+    api serves every group the others do not take (platform, search, subscribe, and
+    native gRPC of the proxy's service); read: the read surface and the Read API's gRPC;
+    write: the write surface and the Write API's gRPC; proxy: the edge's own calls (the
+    proxy's decisions and its access-log stream). Empty: the api's. The launcher runs one
+    api serving every group, so it gives one address; a cluster runs the groups as
+    Deployments of their own (deploy/, AMPMESH_ENABLE_<GROUP>_ROUTES).
+    """
+
+    api: str
+    read: str = ""
+    write: str = ""
+    proxy: str = ""
+
+    def of(self, group: str) -> str:
+        """The address of read, write or proxy (the api's when unset)."""
+        address: str = getattr(self, group) or self.api
+        return address
+
+    def cluster_of(self, group: str) -> str:
+        """The cluster the public calls of a route group (ROUTE_GROUPS) go to."""
+        if group == "write":
+            return API_WRITE
+        if group == "read" and self.of("read") != self.api:
+            return API_READ
+        return "api"
 
 
 @dataclass(frozen=True)
@@ -618,7 +661,7 @@ def _rest_routes(
 def render_config(
     *,
     ports: Mapping[str, int],
-    api_address: str,
+    api_address: str | ApiAddresses,
     token_manager_shards: Mapping[str, str],
     cert_dir: Path,
     descriptor: Path,
@@ -628,10 +671,17 @@ def render_config(
     overload: OverloadSettings | None = None,
     proxy_access_log: Path = Path("/dev/stdout"),
     tracing: TracingSettings | None = None,
+    listen_host: str = HOST,
+    admin_host: str = HOST,
 ) -> dict[str, Any]:
     """The whole Envoy configuration, as a document (pure: reads only the templates).
 
-    ports: the port of each listener, keyed as in PORT_NAMES; lua: where each of
+    ports: the port of each listener, keyed as in PORT_NAMES, and "health" for the
+    health listener (none without it); api_address: the api of every route group, or
+    each group's (ApiAddresses); token_manager_shards: each shard's name (what the ring
+    hashes on) and host:port; listen_host: where the public and token-manager listeners
+    bind (the proxy-authz listener stays on loopback: only the edge's own Lua calls it);
+    admin_host: the admin interface's; lua: where each of
     LUA_SCRIPTS is, as write_lua() wrote it; cors: the origins browsers may call from
     (default: any); overload: what the public listeners accept before shedding (default:
     OverloadSettings()); proxy_access_log: the file the proxy host logs each call to;
@@ -646,7 +696,8 @@ def render_config(
         "envoy_key": str(cert_dir / "envoy.key"),
         "ca_cert": str(cert_dir / "ca.pem"),
     }
-    api_host, api_port = split_address(api_address)
+    addresses = api_address if isinstance(api_address, ApiAddresses) else ApiAddresses(api_address)
+    api_host, api_port = split_address(addresses.api)
     shards = {
         name: split_address(address) for name, address in sorted(token_manager_shards.items())
     }
@@ -661,6 +712,7 @@ def render_config(
     ]
     config = _fill(
         "edge.yaml.tmpl",
+        admin_host=admin_host,
         admin_port=ports["envoy-admin"],
         api_host=api_host,
         api_port=api_port,
@@ -670,17 +722,31 @@ def render_config(
     )
     listeners: list[Any] = config["static_resources"]["listeners"]
     route_facts = with_omitted_empties(route_facts)
-    listeners.extend(_proxy_listeners(ports, lua, cors, descriptor, proxy_access_log, overload))
+    listeners.extend(
+        _proxy_listeners(ports, lua, cors, descriptor, proxy_access_log, overload, listen_host)
+    )
     clusters = config["static_resources"]["clusters"]
     clusters.extend(_proxy_clusters(ports["proxy-authz"]))
     api = next(c for c in clusters if c["name"] == "api")
-    for name, breakers in (
-        (API_WRITE, overload.api_circuit_breakers(overload.max_write_requests)),
+    copies: list[tuple[str, str, dict[str, Any] | None]] = [
+        (
+            API_WRITE,
+            addresses.of("write"),
+            overload.api_circuit_breakers(overload.max_write_requests),
+        ),
         # Envoy's defaults (1024 each) are far above what the edge itself asks.
-        (API_INTERNAL, None),
-    ):
+        (API_INTERNAL, addresses.of("proxy"), None),
+    ]
+    if addresses.cluster_of("read") == API_READ:
+        copies.append(
+            (API_READ, addresses.of("read"), overload.api_circuit_breakers(overload.max_requests))
+        )
+    for name, address, breakers in copies:
         copied = copy.deepcopy(api)
         copied["name"] = copied["load_assignment"]["cluster_name"] = name
+        host, port = split_address(address)
+        (endpoint,) = copied["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        endpoint["endpoint"]["address"]["socket_address"] = {"address": host, "port_value": port}
         if breakers is None:
             del copied["circuit_breakers"]
         else:
@@ -691,6 +757,7 @@ def render_config(
         listener = _fill(
             "rest_listener.yaml.tmpl",
             name=surface,
+            listen_host=listen_host,
             port=ports[surface],
             routes=[],
             problem_lua=str(lua["problem.lua"]),
@@ -710,7 +777,7 @@ def render_config(
             services,
             route_facts,
             transcoder,
-            API_WRITE if surface == "write" else "api",
+            addresses.cluster_of(GROUP_OF_SURFACE[surface]),
             raw_bodies=raw_bodies,
         )
         if surface in API_KEY_SURFACES:
@@ -735,14 +802,18 @@ def render_config(
         # After problem.lua (which has no request path), before everything that may answer.
         _keep_client_request_id(manager, lua["request_id.lua"], 1)
         listeners.append(listener)
-    # Native gRPC calls of the write services share the write surface's cap.
-    writes = set(surface_services("write"))
+    # Native gRPC calls go where their REST surface's do: the write services share the
+    # write surface's cap, and each group reaches its own api.
+    group_of = {
+        service.full_name: group for group, services in ROUTE_GROUPS.items() for service in services
+    }
     grpc_routes = [
-        {"match": {"prefix": f"/{s}/"}, "route": _api_route(API_WRITE if s in writes else "api")}
+        {"match": {"prefix": f"/{s}/"}, "route": _api_route(addresses.cluster_of(group_of[s]))}
         for s in public_services()
     ]
     grpc = _fill(
         "grpc_listener.yaml.tmpl",
+        listen_host=listen_host,
         port=ports["grpc"],
         routes=grpc_routes,
         request_guard_lua=str(lua["request_guard.lua"]),
@@ -765,9 +836,55 @@ def render_config(
                 manager["tracing"] = copy.deepcopy(manager_tracing)
         clusters.append(collector)
     listeners.append(
-        _fill("token_manager_listener.yaml.tmpl", port=ports["token-manager"], **certs)
+        _fill(
+            "token_manager_listener.yaml.tmpl",
+            listen_host=listen_host,
+            port=ports["token-manager"],
+            **certs,
+        )
     )
+    if "health" in ports:
+        listeners.append(_health_listener(ports["health"], listen_host, clusters))
+        clusters.append(_admin_cluster(admin_host, ports["envoy-admin"]))
     return dict(config)
+
+
+def _health_listener(port: int, listen_host: str, clusters: list[dict[str, Any]]) -> Any:
+    names = {c["name"] for c in clusters}
+    required = [name for name in (*READY_CLUSTERS, API_READ) if name in names]
+    return _fill(
+        "health_listener.yaml.tmpl",
+        listen_host=listen_host,
+        port=port,
+        # Above zero: at least one healthy host (a percentage of none is 0).
+        required_clusters={name: {"value": 1} for name in required},
+    )
+
+
+def _admin_cluster(admin_host: str, admin_port: int) -> dict[str, Any]:
+    """The admin interface, for the health listener's /stats/prometheus route."""
+    host = HOST if admin_host in ("0.0.0.0", "::") else admin_host  # noqa: S104 (compared, not bound)
+    return {
+        "name": ENVOY_ADMIN,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ENVOY_ADMIN,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {"address": host, "port_value": admin_port}
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
 
 
 # One DNS cache for the proxy's filter and clusters (Envoy requires them to be identical).
@@ -786,10 +903,12 @@ def _proxy_listeners(
     descriptor: Path,
     access_log: Path,
     overload: OverloadSettings,
+    listen_host: str,
 ) -> list[dict[str, Any]]:
     """The proxy host, and the loopback listener its Lua asks for decisions through."""
     proxy = _fill(
         "proxy_listener.yaml.tmpl",
+        listen_host=listen_host,
         port=ports[PROXY],
         cors_lua=str(lua["cors.lua"]),
         proxy_lua=str(lua["proxy.lua"]),
