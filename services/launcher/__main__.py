@@ -42,6 +42,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from services.api.bootstrap import rotate_admin_key
+from services.launcher import edge_config
 from services.launcher.control import ControlError, ask
 from services.launcher.infra import InfraError
 from services.launcher.mesh import ADMIN_KEY_FILE, MeshOptions, running_mesh, write_private
@@ -340,6 +341,13 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("down", help="stop the mesh started from this home")
     admin = commands.add_parser("admin-key", help="the org admin API key")
     admin.add_argument("action", choices=["rotate"], help="replace it; the old one stops working")
+    edge = commands.add_parser(
+        "edge-config",
+        help="write the edge's Envoy configuration from AMPMESH_EDGE_* (a pod's init container)",
+    )
+    edge.add_argument(
+        "--out", type=Path, required=True, help="directory for edge.yaml and what it loads"
+    )
     args = parser.parse_args(argv)
     home = home_dir()
     if args.command == "up" and args.shards < 1:
@@ -365,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
         code = asyncio.run(_status(home, args.json))
     elif args.command == "admin-key":
         code = asyncio.run(_rotate_admin_key(home))
+    elif args.command == "edge-config":
+        code = edge_config.main(args.out)
     else:
         print(asyncio.run(stop_recorded(home)))
         code = EXIT_OK
