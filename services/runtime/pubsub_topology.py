@@ -10,8 +10,12 @@
 - on each dead-letter topic a subscription of the same name, so dead letters are kept
   for inspection (nothing consumes it).
 
-`topology(project)` computes that (pure); `ensure_topology(host, project)` creates it on
-a Pub/Sub emulator, leaving whatever already exists as it is (AlreadyExists is fine).
+`topology(project)` computes that (pure). `reconcile(clients, layout)` applies it through
+admin clients (`AdminClients.emulator(host)` or `AdminClients.cloud()`, Application
+Default Credentials): it creates what is missing, reports what existed and which existing
+subscriptions differ from the contract (and, asked to, updates them); `ampmesh topology
+apply` is its command. `ensure_topology(host, project)` creates it on a Pub/Sub emulator,
+leaving whatever already exists as it is.
 `emulator_publisher(host)` / `emulator_subscriber(host)` are admin (GAPIC) clients bound
 to an emulator over an insecure channel, without touching PUBSUB_EMULATOR_HOST (which
 would redirect every client in the process).
@@ -20,19 +24,20 @@ would redirect every client in the process).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, cast
 
 import grpc
 from ampmesh.events.v1 import topics_pb2
-from google.api_core.exceptions import AlreadyExists
-from google.protobuf import duration_pb2
+from google.api_core.exceptions import AlreadyExists, NotFound
+from google.api_core.gapic_v1.method import DEFAULT, _MethodDefault
+from google.api_core.retry import Retry
+from google.protobuf import duration_pb2, field_mask_pb2
 from google.pubsub_v1 import PublisherClient, SubscriberClient
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
-from google.pubsub_v1.types import DeadLetterPolicy, RetryPolicy
+from google.pubsub_v1.types import DeadLetterPolicy, RetryPolicy, UpdateSubscriptionRequest
 from google.pubsub_v1.types import Subscription as SubscriptionRequest
 
 if TYPE_CHECKING:
@@ -54,6 +59,10 @@ MAX_DELIVERY_ATTEMPTS = 5
 # Admin calls against a local emulator: one attempt each, failing fast, rather than the
 # client's default retries (which outlive the call's timeout while the emulator is down).
 _ADMIN_TIMEOUT = 10.0
+# Against Cloud Pub/Sub: the clients' retries, within this many seconds per call.
+_CLOUD_TIMEOUT = 60.0
+
+OptionalRetry = Retry | None
 
 
 @dataclass(frozen=True)
@@ -170,20 +179,180 @@ def _request(layout: Topology, subscription: Subscription) -> SubscriptionReques
     return request
 
 
+@dataclass
+class AdminClients:
+    """The two admin (GAPIC) clients applying a topology, and how their calls behave:
+    against an emulator one fast attempt each (`emulator`); against Cloud Pub/Sub the
+    clients' default retries (`cloud`). Close with close() or use as a context manager."""
+
+    publisher: PublisherClient
+    subscriber: SubscriberClient
+    retry: OptionalRetry | _MethodDefault = None
+    timeout: float = _ADMIN_TIMEOUT
+
+    @classmethod
+    def emulator(cls, host: str) -> AdminClients:
+        return cls(emulator_publisher(host), emulator_subscriber(host))
+
+    @classmethod
+    def cloud(cls) -> AdminClients:
+        """Clients of Cloud Pub/Sub with Application Default Credentials (the environment's
+        GOOGLE_APPLICATION_CREDENTIALS, workload identity, gcloud's login):
+        google.auth.exceptions.DefaultCredentialsError when there are none."""
+        return cls(PublisherClient(), SubscriberClient(), DEFAULT, _CLOUD_TIMEOUT)
+
+    def close(self) -> None:
+        self.publisher.transport.close()
+        self.subscriber.transport.close()
+
+    def __enter__(self) -> AdminClients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class TopologyReport:
+    """What applying a topology found and did, by topic / subscription id."""
+
+    created_topics: list[str] = field(default_factory=list)
+    existing_topics: list[str] = field(default_factory=list)
+    created_subscriptions: list[str] = field(default_factory=list)
+    existing_subscriptions: list[str] = field(default_factory=list)
+    # Subscriptions that exist, but not as the contract wants them: id -> what differs.
+    differing: dict[str, list[str]] = field(default_factory=dict)
+    updated: list[str] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        return len(self.created_topics) + len(self.created_subscriptions)
+
+
+def _as_timedelta(value: object) -> timedelta:
+    # proto-plus hands Durations out as timedeltas; the stubs say Duration.
+    if isinstance(value, duration_pb2.Duration):
+        return value.ToTimedelta()
+    assert isinstance(value, timedelta)
+    return value
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g} s"
+
+
+def differences(layout: Topology, wanted: Subscription, found: SubscriptionRequest) -> list[str]:
+    """How an existing subscription differs from the contract's, one phrase each."""
+    problems: list[str] = []
+    if found.topic != layout.topic_path(wanted.topic):
+        problems.append(
+            f"reads {found.topic}, wants {layout.topic_path(wanted.topic)} "
+            "(cannot be changed: delete the subscription and apply again)"
+        )
+    if found.ack_deadline_seconds != wanted.ack_deadline_seconds:
+        problems.append(
+            f"ack deadline {found.ack_deadline_seconds} s, wants {wanted.ack_deadline_seconds} s"
+        )
+    has_policy = "dead_letter_policy" in found and bool(found.dead_letter_policy.dead_letter_topic)
+    if wanted.dead_letter_topic is None:
+        if has_policy:
+            problems.append("has a dead-letter policy, wants none")
+        return problems
+    dead_letter_topic = layout.topic_path(wanted.dead_letter_topic)
+    if not has_policy:
+        problems.append(f"no dead-letter policy, wants {dead_letter_topic}")
+    else:
+        policy = found.dead_letter_policy
+        if policy.dead_letter_topic != dead_letter_topic:
+            problems.append(
+                f"dead letters go to {policy.dead_letter_topic}, wants {dead_letter_topic}"
+            )
+        if policy.max_delivery_attempts != wanted.max_delivery_attempts:
+            problems.append(
+                f"dead-letters after {policy.max_delivery_attempts} attempts, "
+                f"wants {wanted.max_delivery_attempts}"
+            )
+    wants = f"{_seconds(wanted.minimum_backoff)} to {_seconds(wanted.maximum_backoff)}"
+    if "retry_policy" not in found:
+        problems.append(f"no retry backoff, wants {wants}")
+        return problems
+    have = (
+        _as_timedelta(found.retry_policy.minimum_backoff),
+        _as_timedelta(found.retry_policy.maximum_backoff),
+    )
+    if have != (wanted.minimum_backoff, wanted.maximum_backoff):
+        problems.append(f"retry backoff {_seconds(have[0])} to {_seconds(have[1])}, wants {wants}")
+    return problems
+
+
+# What update_subscription may change of ours; the topic and ordering are immutable.
+_UPDATABLE = ("ack_deadline_seconds", "dead_letter_policy", "retry_policy")
+
+
+def reconcile(
+    clients: AdminClients, layout: Topology, *, dry_run: bool = False, update: bool = False
+) -> TopologyReport:
+    """Create every topic, then every subscription, that does not exist yet, and report
+    what existed; an existing subscription that differs from the contract is reported,
+    and with `update` brought to it (its mutable fields). `dry_run` only looks."""
+    report = TopologyReport()
+    retry, timeout = clients.retry, clients.timeout
+    for topic in layout.topics:
+        try:
+            clients.publisher.get_topic(
+                topic=layout.topic_path(topic), retry=retry, timeout=timeout
+            )
+        except NotFound:
+            if not dry_run:
+                try:
+                    clients.publisher.create_topic(
+                        name=layout.topic_path(topic), retry=retry, timeout=timeout
+                    )
+                except AlreadyExists:  # made by someone else since we looked
+                    report.existing_topics.append(topic)
+                    continue
+            report.created_topics.append(topic)
+        else:
+            report.existing_topics.append(topic)
+    for subscription in layout.subscriptions:
+        request = _request(layout, subscription)
+        try:
+            found = clients.subscriber.get_subscription(
+                subscription=request.name, retry=retry, timeout=timeout
+            )
+        except NotFound:
+            if not dry_run:
+                try:
+                    clients.subscriber.create_subscription(
+                        request=request, retry=retry, timeout=timeout
+                    )
+                except AlreadyExists:
+                    report.existing_subscriptions.append(subscription.name)
+                    continue
+            report.created_subscriptions.append(subscription.name)
+            continue
+        report.existing_subscriptions.append(subscription.name)
+        problems = differences(layout, subscription, found)
+        if not problems:
+            continue
+        report.differing[subscription.name] = problems
+        if update and not dry_run:
+            clients.subscriber.update_subscription(
+                request=UpdateSubscriptionRequest(
+                    subscription=request, update_mask=field_mask_pb2.FieldMask(paths=_UPDATABLE)
+                ),
+                retry=retry,
+                timeout=timeout,
+            )
+            report.updated.append(subscription.name)
+    return report
+
+
 def apply_topology(host: str, layout: Topology) -> Topology:
-    """Create every topic, then every subscription, that does not exist yet (blocking)."""
-    with emulator_publisher(host) as publisher:
-        for topic in layout.topics:
-            with contextlib.suppress(AlreadyExists):
-                publisher.create_topic(
-                    name=layout.topic_path(topic), retry=None, timeout=_ADMIN_TIMEOUT
-                )
-    with emulator_subscriber(host) as subscriber:
-        for subscription in layout.subscriptions:
-            with contextlib.suppress(AlreadyExists):
-                subscriber.create_subscription(
-                    request=_request(layout, subscription), retry=None, timeout=_ADMIN_TIMEOUT
-                )
+    """Create every topic, then every subscription, that does not exist yet, on the
+    emulator at host (blocking)."""
+    with AdminClients.emulator(host) as clients:
+        reconcile(clients, layout)
     return layout
 
 
