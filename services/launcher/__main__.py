@@ -19,6 +19,10 @@
         the running mesh; wait until it is healthy; print its new pid.
     ampmesh down
         stop the mesh started from this home.
+    ampmesh topology apply [--project P] [--emulator-host H] [--dry-run] [--update]
+        create the Pub/Sub topics, subscriptions and dead letters the contracts declare, on
+        Cloud Pub/Sub (Application Default Credentials) or an emulator; report what existed
+        and what differs (services/launcher/topology.py).
 
 State (data, certificates, logs, chosen ports) lives in $AMPMESH_HOME, default ./.ampmesh.
 """
@@ -43,6 +47,7 @@ from rich.table import Table
 
 from services.api.bootstrap import rotate_admin_key
 from services.launcher import edge_config
+from services.launcher import topology as topology_command
 from services.launcher.control import ControlError, ask
 from services.launcher.infra import InfraError
 from services.launcher.mesh import ADMIN_KEY_FILE, MeshOptions, running_mesh, write_private
@@ -348,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     edge.add_argument(
         "--out", type=Path, required=True, help="directory for edge.yaml and what it loads"
     )
+    topology_command.add_parser(commands)
     args = parser.parse_args(argv)
     home = home_dir()
     if args.command == "up" and args.shards < 1:
@@ -373,6 +379,8 @@ def main(argv: list[str] | None = None) -> None:
         code = asyncio.run(_status(home, args.json))
     elif args.command == "admin-key":
         code = asyncio.run(_rotate_admin_key(home))
+    elif args.command == "topology":
+        code = topology_command.run(args, sys.stdout, sys.stderr)
     elif args.command == "edge-config":
         code = edge_config.main(args.out)
     else:
