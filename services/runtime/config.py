@@ -70,8 +70,12 @@ class ServiceSettings(BaseSettings):
     create_certs: bool = Field(
         True, description="make the CA and our leaf when missing (local); false = provisioned"
     )
-    log_level: LogLevel = "info"
-    log_format: Literal["json", "console"] = "json"
+    log_level: LogLevel = Field(
+        "info", description="least severe log level written: debug, info, warning, error, critical"
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json (one object a line, what the launcher reads) or console"
+    )
     grace_period: float = Field(
         10.0, ge=0, description="seconds in-flight RPCs get to finish on shutdown"
     )
