@@ -5,7 +5,10 @@ runs. At start it connects to the Temporal server and checks our namespace (a me
 workers could not reach Temporal must not report healthy), opens PostgreSQL and the
 token-manager channel, makes sure the keep-alive schedule exists, and runs one worker per
 task queue (worker.py) for the process's lifetime; it serves gRPC health, so the launcher
-and the edge supervise it like the others. The reads and writes workers share one HTTP
+and the edge supervise it like the others. AMPMESH_TEMPORAL_TASK_QUEUES picks the queues
+(default all four, as `ampmesh up` runs them; a cluster runs one Deployment per queue): the
+keep-alive schedule is ensured where `connections` runs, and the registration sweep and the
+provider-events consumer run where `subscribe` does. The reads and writes workers share one HTTP
 client (the connectors' connection pool), a Pub/Sub publisher and the catalog (pointed at
 the provider sandbox when AMPMESH_SANDBOX_URL is set). On SIGTERM the gRPC server drains
 first, then the workers stop (activities in flight get worker.GRACEFUL_SHUTDOWN; a write
@@ -22,13 +25,14 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
 from ampmesh.messenger.v1 import messenger_pb2_grpc
 from ampmesh.platform.v1 import providers_pb2
 from ampmesh.token.v1 import token_manager_pb2_grpc
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
@@ -36,6 +40,8 @@ from services.domain.catalog import load_catalog
 from services.domain.catalog.sandbox import point_at_sandbox
 from services.domain.connectors import registry
 from services.domain.connectors.http import provider_session
+from services.domain.read_workflows import READS_QUEUE
+from services.domain.subscribe_names import SUBSCRIBE_QUEUE
 from services.domain.temporal_client import (
     TemporalClientSettings,
     TemporalSettingError,
@@ -43,6 +49,7 @@ from services.domain.temporal_client import (
     describe_connect_error,
 )
 from services.domain.token_manager_client import TokenManagerClientSettings, token_manager_stub
+from services.domain.write_workflows import WRITES_QUEUE
 from services.runtime.channels import mesh_channel
 from services.runtime.database import open_pool
 from services.runtime.entrypoint import StartupError, run_service
@@ -59,6 +66,7 @@ from services.temporal.subscribe.events import subscribe_consumer
 from services.temporal.subscribe.registration_activities import RegistrationActivities
 from services.temporal.subscribe.registration_sweep import sweeping
 from services.temporal.worker import (
+    CONNECTIONS_QUEUE,
     connections_worker,
     ensure_keep_alive_schedule,
     reads_worker,
@@ -69,10 +77,18 @@ from services.temporal.writes.activities import WriteActivities
 
 _log = get_logger("ampmesh.temporal")
 
+# Every task queue a worker process can poll, in the order they start.
+TASK_QUEUES = (CONNECTIONS_QUEUE, READS_QUEUE, WRITES_QUEUE, SUBSCRIBE_QUEUE)
+
 
 class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings, TemporalClientSettings):
     temporal_address: str = Field(
         ..., min_length=1, description="the Temporal frontend, host:port (e.g. 127.0.0.1:7233)"
+    )
+    temporal_task_queues: str = Field(
+        ",".join(TASK_QUEUES),
+        description="comma list of the task queues this process polls, of "
+        + ", ".join(TASK_QUEUES),
     )
     temporal_connect_timeout: float = Field(
         30.0, gt=0, description="seconds to wait for Temporal at start"
@@ -96,6 +112,22 @@ class TemporalWorkerSettings(TokenManagerClientSettings, PubSubSettings, Tempora
         description="messenger's gRPC address, host:port: a read is reported done once "
         "messenger has recorded its pages; empty: once they are on the bus",
     )
+
+    @field_validator("temporal_task_queues")
+    @classmethod
+    def _known_queues(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        allowed = ", ".join(TASK_QUEUES)
+        unknown = [name for name in names if name not in TASK_QUEUES]
+        if unknown:
+            raise ValueError(f"unknown task queue {unknown[0]!r} (allowed: {allowed})")
+        if not names:
+            raise ValueError(f"names no task queue (allowed: {allowed})")
+        return ",".join(dict.fromkeys(names))
+
+    @property
+    def task_queues(self) -> frozenset[str]:
+        return frozenset(self.temporal_task_queues.split(","))
 
 
 class TemporalUnreachable(StartupError):
@@ -127,22 +159,25 @@ async def connect(settings: TemporalWorkerSettings) -> Client:
 
 @asynccontextmanager
 async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[Service]]:
+    queues = settings.task_queues
     client = await connect(settings)
     _log.info(
         "temporal connected",
         address=settings.temporal_address,
         namespace=settings.temporal_namespace,
+        task_queues=[q for q in TASK_QUEUES if q in queues],
     )
     if not settings.token_manager_address:
         raise StartupError(
-            "AMPMESH_TOKEN_MANAGER_ADDRESS is required: the keep-alive refreshes through "
-            "the token-manager (set it to the edge's token-manager listener, host:port)"
+            "AMPMESH_TOKEN_MANAGER_ADDRESS is required: every task queue's activities "
+            "reach credentials through the token-manager (set it to the edge's "
+            "token-manager listener, host:port)"
         )
     async with AsyncExitStack() as resources:
         pool = await resources.enter_async_context(
             open_pool(
                 settings.database_url.get_secret_value(),
-                needed_for="find the connections to keep alive",
+                needed_for="run the task queues' activities",
                 max_size=8,
             )
         )
@@ -150,38 +185,55 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
         if settings.sandbox_url:
             catalog = point_at_sandbox(catalog, settings.sandbox_url)
         tokens = token_manager_stub(settings, resources)
-        keep_alive = KeepAliveActivities(pool, tokens, catalog)
-        reads, writes, registration = await _provider_activities(
-            settings, resources, pool, tokens, catalog, client
+        provider = await _provider_activities(
+            settings, resources, pool, tokens, catalog, client, queues
         )
-        await ensure_keep_alive_schedule(
-            client, timedelta(seconds=settings.keep_alive_every_seconds)
-        )
-        # Entered last, so it stops first: the workers finish (or cancel) their tasks while
-        # the pool and the channel they use are still open.
-        await resources.enter_async_context(
-            connections_worker(client, keep_alive, on_fatal_error=_stop_process)
-        )
-        await resources.enter_async_context(
-            reads_worker(client, reads, on_fatal_error=_stop_process)
-        )
-        await resources.enter_async_context(
-            writes_worker(client, writes, on_fatal_error=_stop_process)
-        )
-        await resources.enter_async_context(
-            subscribe_worker(client, registration, on_fatal_error=_stop_process)
-        )
-        await resources.enter_async_context(sweeping(pool, client))
-        await resources.enter_async_context(
-            subscribe_consumer(
-                pool=pool,
-                tokens=tokens,
-                catalog=catalog,
-                emulator_host=settings.pubsub_emulator_host,
-                project=settings.pubsub_project,
+        if CONNECTIONS_QUEUE in queues:
+            # Made by the process whose worker runs it: a reads-only deployment has no say
+            # in the keep-alive's interval.
+            await ensure_keep_alive_schedule(
+                client, timedelta(seconds=settings.keep_alive_every_seconds)
             )
-        )
+        # Entered last, so they stop first: the workers finish (or cancel) their tasks while
+        # the pool and the channel they use are still open.
+        if CONNECTIONS_QUEUE in queues:
+            keep_alive = KeepAliveActivities(pool, tokens, catalog)
+            await resources.enter_async_context(
+                connections_worker(client, keep_alive, on_fatal_error=_stop_process)
+            )
+        if provider.reads is not None:
+            await resources.enter_async_context(
+                reads_worker(client, provider.reads, on_fatal_error=_stop_process)
+            )
+        if provider.writes is not None:
+            await resources.enter_async_context(
+                writes_worker(client, provider.writes, on_fatal_error=_stop_process)
+            )
+        if provider.registration is not None:
+            await resources.enter_async_context(
+                subscribe_worker(client, provider.registration, on_fatal_error=_stop_process)
+            )
+            await resources.enter_async_context(sweeping(pool, client))
+            await resources.enter_async_context(
+                subscribe_consumer(
+                    pool=pool,
+                    tokens=tokens,
+                    catalog=catalog,
+                    emulator_host=settings.pubsub_emulator_host,
+                    project=settings.pubsub_project,
+                )
+            )
         yield []
+
+
+@dataclass(frozen=True)
+class ProviderActivities:
+    """The activities of the queues that call providers; None where the queue is not
+    polled here."""
+
+    reads: ReadActivities | None = None
+    writes: WriteActivities | None = None
+    registration: RegistrationActivities | None = None
 
 
 async def _provider_activities(
@@ -191,45 +243,52 @@ async def _provider_activities(
     tokens: token_manager_pb2_grpc.TokenManagerServiceStub,
     catalog: dict[str, providers_pb2.ProviderInfo],
     client: Client,
-) -> tuple[ReadActivities, WriteActivities, RegistrationActivities]:
-    """The reads, writes and subscribe queues' activities, sharing one publisher and one
-    HTTP client (closed with resources)."""
+    queues: frozenset[str],
+) -> ProviderActivities:
+    """The reads, writes and subscribe queues' activities (those polled here), sharing one
+    publisher and one HTTP client (closed with resources)."""
+    if not queues & {READS_QUEUE, WRITES_QUEUE, SUBSCRIBE_QUEUE}:
+        return ProviderActivities()
     publisher = Publisher.open(settings.pubsub_emulator_host, settings.pubsub_project)
     resources.callback(publisher.close)
     http = await resources.enter_async_context(provider_session())
-    reads = ReadActivities(
-        pool=pool,
-        tokens=tokens,
-        catalog=catalog,
-        http=http,
-        publisher=publisher,
-        client=client,
-        connector_for=registry.connector_for,
-        auth_for=registry.provider_auth,
-        shaping=shape,
-        messenger=_recorded_pages(settings, resources),
-    )
-    writes = WriteActivities(
-        pool=pool,
-        tokens=tokens,
-        catalog=catalog,
-        http=http,
-        publisher=publisher,
-        writer_for=registry.writer_for,
-        auth_for=registry.provider_auth,
-    )
-    registration = RegistrationActivities(
-        pool=pool,
-        tokens=tokens,
-        catalog=catalog,
-        http=http,
-        publisher=publisher,
-        auth_for=registry.provider_auth,
-        public_url=settings.subscribe_webhook_url,
-    )
-    if not settings.subscribe_webhook_url:
-        _log.warning("no AMPMESH_SUBSCRIBE_WEBHOOK_URL: subscriptions cannot be registered")
-    return reads, writes, registration
+    reads = writes = registration = None
+    if READS_QUEUE in queues:
+        reads = ReadActivities(
+            pool=pool,
+            tokens=tokens,
+            catalog=catalog,
+            http=http,
+            publisher=publisher,
+            client=client,
+            connector_for=registry.connector_for,
+            auth_for=registry.provider_auth,
+            shaping=shape,
+            messenger=_recorded_pages(settings, resources),
+        )
+    if WRITES_QUEUE in queues:
+        writes = WriteActivities(
+            pool=pool,
+            tokens=tokens,
+            catalog=catalog,
+            http=http,
+            publisher=publisher,
+            writer_for=registry.writer_for,
+            auth_for=registry.provider_auth,
+        )
+    if SUBSCRIBE_QUEUE in queues:
+        registration = RegistrationActivities(
+            pool=pool,
+            tokens=tokens,
+            catalog=catalog,
+            http=http,
+            publisher=publisher,
+            auth_for=registry.provider_auth,
+            public_url=settings.subscribe_webhook_url,
+        )
+        if not settings.subscribe_webhook_url:
+            _log.warning("no AMPMESH_SUBSCRIBE_WEBHOOK_URL: subscriptions cannot be registered")
+    return ProviderActivities(reads, writes, registration)
 
 
 def _recorded_pages(
