@@ -23,6 +23,9 @@
         create the Pub/Sub topics, subscriptions and dead letters the contracts declare, on
         Cloud Pub/Sub (Application Default Credentials) or an emulator; report what existed
         and what differs (services/launcher/topology.py).
+    ampmesh settings [--markdown]
+        every environment variable ampmesh reads, its default and who reads it
+        (docs/SETTINGS.md is the --markdown output).
 
 State (data, certificates, logs, chosen ports) lives in $AMPMESH_HOME, default ./.ampmesh.
 """
@@ -46,7 +49,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from services.api.bootstrap import rotate_admin_key
-from services.launcher import edge_config
+from services.launcher import edge_config, settings_table
 from services.launcher import topology as topology_command
 from services.launcher.control import ControlError, ask
 from services.launcher.infra import InfraError
@@ -354,6 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         "--out", type=Path, required=True, help="directory for edge.yaml and what it loads"
     )
     topology_command.add_parser(commands)
+    settings_table.add_parser(commands)
     args = parser.parse_args(argv)
     home = home_dir()
     if args.command == "up" and args.shards < 1:
@@ -381,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         code = asyncio.run(_rotate_admin_key(home))
     elif args.command == "topology":
         code = topology_command.run(args, sys.stdout, sys.stderr)
+    elif args.command == "settings":
+        code = settings_table.run(args, sys.stdout)
     elif args.command == "edge-config":
         code = edge_config.main(args.out)
     else:
