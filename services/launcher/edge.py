@@ -183,9 +183,6 @@ API_INTERNAL = "api_internal"
 API_READ = "api_read"
 # The health listener's route to the admin interface's Prometheus exposition.
 ENVOY_ADMIN = "envoy_admin"
-# Clusters the health listener's /ready requires a healthy host in (API_READ too, when
-# rendered).
-READY_CLUSTERS = ("api", API_WRITE, API_INTERNAL, "token_manager")
 TRANSCODER_FILTER = "envoy.filters.http.grpc_json_transcoder"
 TIMEOUT = "15s"
 # The cluster of the REST listeners' catch-all route; none is defined (see _rest_routes).
@@ -844,21 +841,13 @@ def render_config(
         )
     )
     if "health" in ports:
-        listeners.append(_health_listener(ports["health"], listen_host, clusters))
+        listeners.append(_health_listener(ports["health"], listen_host))
         clusters.append(_admin_cluster(admin_host, ports["envoy-admin"]))
     return dict(config)
 
 
-def _health_listener(port: int, listen_host: str, clusters: list[dict[str, Any]]) -> Any:
-    names = {c["name"] for c in clusters}
-    required = [name for name in (*READY_CLUSTERS, API_READ) if name in names]
-    return _fill(
-        "health_listener.yaml.tmpl",
-        listen_host=listen_host,
-        port=port,
-        # Above zero: at least one healthy host (a percentage of none is 0).
-        required_clusters={name: {"value": 1} for name in required},
-    )
+def _health_listener(port: int, listen_host: str) -> Any:
+    return _fill("health_listener.yaml.tmpl", listen_host=listen_host, port=port)
 
 
 def _admin_cluster(admin_host: str, admin_port: int) -> dict[str, Any]:

@@ -28,8 +28,8 @@ Init container (same image as the services):
       AMPMESH_EDGE_API_PORT=8080  _READ_PORT=8081  _WRITE_PORT=8082  _SEARCH_PORT=8083
       AMPMESH_EDGE_PROXY_PORT=8084  _SUBSCRIBE_PORT=8085  _GRPC_PORT=8090
       AMPMESH_EDGE_TOKEN_MANAGER_PORT=50061  AMPMESH_EDGE_PROXY_AUTHZ_PORT=50062 (loopback)
-      AMPMESH_EDGE_HEALTH_PORT=8086      GET /healthz (liveness), /ready (readiness: every
-                                         upstream has a healthy host), /stats/prometheus
+      AMPMESH_EDGE_HEALTH_PORT=8086      GET /healthz and /ready (200 unless draining),
+                                         /stats/prometheus (envoy/health_listener.yaml.tmpl)
       AMPMESH_EDGE_PROXY_ACCESS_LOG=/dev/stdout   the proxy host's per-call JSON log
       and what the launcher's edge reads too: AMPMESH_CORS_ALLOWED_ORIGINS,
       AMPMESH_EDGE_RATE_LIMIT_PER_KEY, AMPMESH_EDGE_RATE_LIMIT_BURST,

@@ -32,6 +32,7 @@ def _harness(port: int, admin: int, scripts: dict[str, Path]) -> dict[str, Any]:
     rest = _fill(
         "rest_listener.yaml.tmpl",
         name="guard",
+        listen_host="127.0.0.1",
         port=port,
         routes=[],
         problem_lua=str(scripts["problem.lua"]),

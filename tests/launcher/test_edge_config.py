@@ -27,7 +27,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ruamel.yaml import YAML
 
-from services.launcher.edge import ENVOY, Edge
+from services.launcher.edge import ENVOY, Edge, unhealthy_clusters
 from services.launcher.edge_config import main
 from services.launcher.ports import PortBook, free_port
 from services.runtime.tls import ensure_service_credentials, server_credentials
@@ -46,6 +46,8 @@ CLUSTER_ENV = {
     "AMPMESH_CERT_DIR": "/etc/ampmesh/certs",
 }
 TOKEN_SERVICE = "ampmesh.token.v1.TokenManagerService"
+# The pod's upstream clusters when each route group has its own api.
+UPSTREAMS = ("api", "token_manager", "api_write", "api_internal", "api_read")
 EVERY_INTERFACE = "0.0.0.0"  # noqa: S104 (what a pod's listeners bind, compared here)
 
 
@@ -361,25 +363,46 @@ async def test_the_pods_edge_runs_in_envoy_and_tells_kubelet_when_it_can_serve(
     log = tmp_path / "envoy.log"
     with envoy(out / "edge.yaml", log) as process:
         async with httpx.AsyncClient(timeout=5) as client:
-            # Up, but nothing to send calls to: alive, not ready.
+            # Up with nothing to send calls to: alive, and ready, for every edge pod shares
+            # its upstreams (one group's api down must not take every surface out of the
+            # Service). But only once Envoy knows its upstreams: its listeners open after
+            # each cluster's first health-check round.
+            await answer(client, f"{health_url}/ready", 200, process, log)
             await answer(client, f"{health_url}/healthz", 200, process, log)
-            await answer(client, f"{health_url}/ready", 503, process, log)
+            admin = f"http://127.0.0.1:{admin_port}"
+            statuses = (await client.get(f"{admin}/clusters?format=json")).json()
+            hosts = [
+                host
+                for cluster in statuses["cluster_statuses"]
+                if cluster["name"] in UPSTREAMS
+                for host in cluster["host_statuses"]
+            ]
+            assert len(hosts) == len(UPSTREAMS)
+            assert not any(host["health_status"].get("pending_active_hc") for host in hosts)
+            assert set(unhealthy_clusters(statuses)) == set(UPSTREAMS)
             async with (
                 upstream(certs, "api", "", api_port),
                 upstream(certs, "token-manager", TOKEN_SERVICE, shard_port),
             ):
-                # Every upstream has a healthy host (over mTLS, names resolved): ready.
-                await answer(client, f"{health_url}/ready", 200, process, log)
-                stats = await answer(client, f"{health_url}/stats/prometheus", 200, process, log)
+                # Each upstream reached over mTLS, names resolved, health-checked: healthy.
+                healthy = [
+                    f'envoy_cluster_membership_healthy{{envoy_cluster_name="{name}"}} 1'
+                    for name in UPSTREAMS
+                ]
+                for _ in range(300):
+                    stats = await answer(
+                        client, f"{health_url}/stats/prometheus", 200, process, log
+                    )
+                    if all(line in stats.text for line in healthy):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    pytest.fail(f"upstreams never all healthy: {log.read_text()[-3000:]}")
                 assert "envoy_cluster_upstream_cx_total" in stats.text
-                healthy = "envoy_cluster_membership_healthy"
-                for cluster in ("api", "api_read", "api_write", "api_internal", "token_manager"):
-                    assert f'{healthy}{{envoy_cluster_name="{cluster}"}} 1' in stats.text
                 # Nothing else of the admin interface is reachable through it.
                 for path in ("/clusters", "/config_dump", "/quitquitquit", "/stats"):
                     await answer(client, f"{health_url}{path}", 404, process, log)
                 # The pod's preStop: from now on kubelet and the Service see it going.
-                admin = f"http://127.0.0.1:{admin_port}"
                 failed = await client.post(f"{admin}/healthcheck/fail")
                 assert failed.status_code == 200
                 await answer(client, f"{health_url}/healthz", 503, process, log)
