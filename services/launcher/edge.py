@@ -227,7 +227,9 @@ class OverloadSettings:
     waits seconds on the provider while costing the api little, so a cap sized for cheap
     calls would shed writes the api could well hold, and writes never crowd out reads.
     max_pending_requests: requests waiting for a connection to the api (one HTTP/2
-    connection per cluster, so only while it opens).
+    connection per cluster, so only while it opens). Where the read surface has an api of
+    its own (a cluster's api-read Deployment, ApiAddresses.read), that api has a cap of
+    max_requests of its own: it is capacity of its own, not a share of the api's.
 
     The defaults, from bench/overload.py on the 2-core development machine (shared, so
     noisy): the api served a cheap authenticated GET at 210 to 440 req/s at best, reached
