@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-ui install-observability gen check-gen lint breaking test fuzz up clean
+.PHONY: install install-ui install-observability gen check-gen check-deploy lint breaking test fuzz up clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# deploy/ and the image, offline: every overlay rendered and schema-validated, the
+# Dockerfile linted, the image's requirements in step with pyproject's pins.
+check-deploy: install
+	VENV=$(VENV) scripts/check_deploy.sh
+
 # Contracts must not break against the previous commit of main (skipped when there is none).
 breaking: install
 	scripts/breaking.sh
@@ -48,11 +53,12 @@ install-ui:
 install-observability:
 	scripts/install_observability.sh
 
-# The fault matrix (tests/faults) kills PostgreSQL, Temporal and the rest of its own mesh:
-# a pytest run of its own, after the shared mesh of the others has stopped.
+# The fault matrix (tests/faults) kills PostgreSQL, Temporal and the rest of its own mesh,
+# and tests/deploy runs the rendered Kubernetes workloads on infrastructure of its own:
+# a pytest run of their own, after the shared mesh of the others has stopped.
 test: install install-ui install-observability
-	$(BIN)/pytest -q --ignore=tests/faults
-	$(BIN)/pytest -q tests/faults
+	$(BIN)/pytest -q --ignore=tests/faults --ignore=tests/deploy
+	$(BIN)/pytest -q tests/faults tests/deploy
 
 # The fuzz suite alone, long: FUZZ_CASES requests generated from the reference's OpenAPI
 # documents against a whole mesh (`make test` runs it bounded to about three minutes).
