@@ -157,9 +157,29 @@ async def connect(settings: TemporalWorkerSettings) -> Client:
     return client
 
 
+def require_settings(settings: TemporalWorkerSettings, queues: frozenset[str]) -> None:
+    """StartupError naming the first setting these queues cannot run without, checked
+    before Temporal or PostgreSQL is reached: a pod missing one says so, rather than that
+    Temporal is unreachable."""
+    if not settings.token_manager_address:
+        raise StartupError(
+            "AMPMESH_TOKEN_MANAGER_ADDRESS is required: every task queue's activities "
+            "reach credentials through the token-manager (set it to the edge's "
+            "token-manager listener, host:port)"
+        )
+    if not settings.database_url.get_secret_value():
+        raise StartupError("AMPMESH_DATABASE_URL is required to run the task queues' activities")
+    if queues & {READS_QUEUE, WRITES_QUEUE, SUBSCRIBE_QUEUE} and not settings.pubsub_project:
+        raise StartupError(
+            f"{settings.env_var('pubsub_project')} is required to publish read results and "
+            "events (the Pub/Sub project id)"
+        )
+
+
 @asynccontextmanager
 async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[Service]]:
     queues = settings.task_queues
+    require_settings(settings, queues)
     client = await connect(settings)
     _log.info(
         "temporal connected",
@@ -167,12 +187,6 @@ async def open_services(settings: TemporalWorkerSettings) -> AsyncIterator[list[
         namespace=settings.temporal_namespace,
         task_queues=[q for q in TASK_QUEUES if q in queues],
     )
-    if not settings.token_manager_address:
-        raise StartupError(
-            "AMPMESH_TOKEN_MANAGER_ADDRESS is required: every task queue's activities "
-            "reach credentials through the token-manager (set it to the edge's "
-            "token-manager listener, host:port)"
-        )
     async with AsyncExitStack() as resources:
         pool = await resources.enter_async_context(
             open_pool(
