@@ -102,6 +102,13 @@ async def open_store(settings: TokenManagerSettings) -> AsyncIterator[Credential
 
 @asynccontextmanager
 async def open_services(settings: TokenManagerSettings) -> AsyncIterator[list[Service]]:
+    if not settings.pubsub_project:
+        # Checked before PostgreSQL is reached: a pod without it says so, not that the
+        # database is down.
+        raise StartupError(
+            f"{settings.env_var('pubsub_project')} is required to publish connection events "
+            "(the Pub/Sub project id)"
+        )
     catalog = load_catalog()
     if settings.sandbox_url:
         catalog = point_at_sandbox(catalog, settings.sandbox_url)
