@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +28,10 @@ from services.launcher.infra.postgres import BIN_DIR_VARIABLE, candidate_bin_dir
 from services.launcher.ports import PortBook
 from services.runtime.database import head_revision, migrate, open_pool
 from services.runtime.entrypoint import StartupError
+from services.runtime.secretbox import SecretBox
 from services.runtime.tls import ensure_ca, issue_certificate
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class TlsOnlyPostgres(Postgres):
@@ -191,25 +197,88 @@ async def tls_front(upstream_port: int, cert: bytes, key: bytes, tmp: Path) -> A
         server.close()
 
 
-async def test_the_proxy_limits_client_takes_a_rediss_url_with_its_ca(
-    home: Path, ca_file: Path, other_ca_file: Path
-) -> None:
+@pytest.fixture(scope="module")
+async def rediss_port(home: Path) -> AsyncIterator[int]:
+    """A TLS endpoint (our CA's certificate for "redis") before the launcher's Redis."""
     redis = Redis(home, PortBook(home))
     await redis.start()
     cert, key = issue_certificate(ensure_ca(home / "ca"), "redis")
     try:
         async with tls_front(redis.port, cert, key, home) as port:
-            client = limits_client(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca_file}")
-            try:
-                await client.set("ampmesh:tls", "yes")
-                assert await client.get("ampmesh:tls") == b"yes"
-            finally:
-                await client.aclose()
-            untrusting = limits_client(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={other_ca_file}")
-            try:
-                with pytest.raises(Exception, match=r"(?i)certificate verify failed"):
-                    await untrusting.get("ampmesh:tls")
-            finally:
-                await untrusting.aclose()
+            yield port
     finally:
         await redis.stop()
+
+
+async def test_the_proxy_limits_client_takes_a_rediss_url_with_its_ca(
+    rediss_port: int, ca_file: Path, other_ca_file: Path
+) -> None:
+    client = limits_client(f"rediss://127.0.0.1:{rediss_port}/0?ssl_ca_certs={ca_file}")
+    try:
+        await client.set("ampmesh:tls", "yes")
+        assert await client.get("ampmesh:tls") == b"yes"
+    finally:
+        await client.aclose()
+    untrusting = limits_client(f"rediss://127.0.0.1:{rediss_port}/0?ssl_ca_certs={other_ca_file}")
+    try:
+        with pytest.raises(Exception, match=r"(?i)certificate verify failed"):
+            await untrusting.get("ampmesh:tls")
+    finally:
+        await untrusting.aclose()
+
+
+async def token_manager_until_serving(
+    env: dict[str, str],
+) -> tuple[list[dict[str, object]], int | None]:
+    """Start a token-manager, read its log until it serves (or ends), stop it: the log's
+    events and its exit code."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.token_manager",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    events: list[dict[str, object]] = []
+    try:
+        while raw := await asyncio.wait_for(process.stderr.readline(), timeout=60):
+            if raw.startswith(b"{"):
+                events.append(json.loads(raw))
+                if events[-1].get("event") == "serving":
+                    process.send_signal(signal.SIGTERM)
+        return events, await asyncio.wait_for(process.wait(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_a_token_manager_stores_in_tls_postgresql_and_caches_in_tls_redis(
+    postgres: TlsOnlyPostgres, rediss_port: int, ca_file: Path, other_ca_file: Path, home: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMPMESH_")}
+    env.update(
+        AMPMESH_DATABASE_URL=tls_url(postgres, ca_file),
+        AMPMESH_REDIS_URL=f"rediss://127.0.0.1:{rediss_port}/0?ssl_ca_certs={ca_file}",
+        AMPMESH_SECRET_KEYS=SecretBox.new_spec(),
+        AMPMESH_PUBSUB_PROJECT="ampmesh-local",
+        AMPMESH_PUBSUB_EMULATOR_HOST="127.0.0.1:9",
+        AMPMESH_CERT_DIR=str(home / "mesh-certs"),
+        AMPMESH_LISTEN_PORT="0",
+    )
+    events, code = await token_manager_until_serving(env)
+    names = [e.get("event") for e in events]
+    assert "serving" in names and code == 0, events[-5:]
+    assert not any("Redis is not answering" in str(name) for name in names)
+
+    # The same shard, told to trust another CA for Redis: it says Redis is not answering
+    # (and serves from PostgreSQL, as it does through any Redis outage).
+    env["AMPMESH_REDIS_URL"] = f"rediss://127.0.0.1:{rediss_port}/0?ssl_ca_certs={other_ca_file}"
+    events, code = await token_manager_until_serving(env)
+    names = [e.get("event") for e in events]
+    assert "serving" in names and code == 0, events[-5:]
+    assert any("Redis is not answering" in str(name) for name in names)
+    assert postgres.password not in json.dumps(events)
