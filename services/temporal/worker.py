@@ -9,7 +9,8 @@ and their activities (writes/activities.py); the api starts the first and signal
 second. Queue `subscribe`: SyncSubscriptions (subscribe/registration.py) and its
 activities (subscribe/registration_activities.py); the api starts it after changing an
 installation's subscribe objects, and the sweeper (subscribe/registration_sweep.py) for
-rows left waiting. Each queue is its own Worker in this process.
+rows left waiting. Each queue is its own Worker; a process runs those its
+AMPMESH_TEMPORAL_TASK_QUEUES names (all four by default; one per Deployment in a cluster).
 """
 
 from __future__ import annotations
