@@ -6,6 +6,7 @@ The process kernel
   entrypoint        run_service() and the `ampmesh-service --service NAME` command
   tls               private CA and per-service certificates for mTLS
   server            grpc.aio server: mTLS, health, reflection, interceptors, graceful shutdown
+                    (and, with AMPMESH_HEALTH_PORT, a plaintext port serving only health)
   identity          caller identity from its certificate; per-service AccessPolicy
   interceptors      request id, access log + Prometheus metrics, authorization
   _handlers         rebuilding a grpc method handler around new behaviour (interceptors)
