@@ -223,7 +223,10 @@ async def test_a_worker_that_cannot_connect_names_the_address_not_the_key(
         AMPMESH_TEMPORAL_CONNECT_TIMEOUT="5",
         AMPMESH_CERT_DIR=str(tmp_path),
         AMPMESH_LISTEN_PORT="0",
+        # Checked before Temporal is reached, never reached themselves.
         AMPMESH_TOKEN_MANAGER_ADDRESS="127.0.0.1:9",
+        AMPMESH_DATABASE_URL="postgresql://ampmesh@127.0.0.1:9/ampmesh",
+        AMPMESH_PUBSUB_PROJECT="ampmesh-local",
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
