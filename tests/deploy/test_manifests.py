@@ -254,6 +254,13 @@ def test_every_container_is_non_root_read_only_and_bounded() -> None:
             pod = pod_spec(workload)
             assert pod["automountServiceAccountToken"] is False, name
             assert pod["serviceAccountName"] in objects(overlay, "ServiceAccount"), name
+            # Spread per workload: the selector names our pods, the pod's own name joins it
+            # (the API refuses a key in both).
+            if workload["kind"] != "Job":
+                (spread,) = pod["topologySpreadConstraints"]
+                selector = spread["labelSelector"]["matchLabels"]
+                assert selector.items() <= pod_labels(workload).items(), name
+                assert not set(spread["matchLabelKeys"]) & set(selector), name
             security = pod["securityContext"]
             assert security["runAsNonRoot"] is True, name
             assert security["runAsUser"] == 10001, name
