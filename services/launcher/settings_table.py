@@ -7,7 +7,8 @@ launcher's and the edge's own variables, read outside those classes, are listed 
 (tests/launcher/test_settings_table.py checks that every AMPMESH_ name the launcher's
 code mentions has a row). docs/SETTINGS.md is this command's --markdown output.
 
-Defaults: "required" when the process refuses to start without it; "—" for a secret;
+Defaults: "required" when the process refuses to start without it (a required field, or
+one its startup code checks: REQUIRED_AT_START); "—" for a secret;
 "(empty)" for an empty string; "unset" for None.
 """
 
@@ -62,6 +63,28 @@ def settings_classes() -> tuple[tuple[str, type[BaseSettings]], ...]:
         ("edge", EdgeDeploymentSettings),
     )
 
+
+# What a service cannot start without beyond its class's required fields: checked by
+# its startup code (a one-line StartupError before anything is reached), so the class
+# gives them an empty default. tests/launcher/test_required_settings.py starts each
+# service without each of these and expects that line.
+REQUIRED_AT_START: dict[str, tuple[str, ...]] = {
+    "api": ("AMPMESH_SECRET_KEYS", "AMPMESH_DATABASE_URL"),
+    "temporal": (
+        "AMPMESH_TOKEN_MANAGER_ADDRESS",
+        "AMPMESH_DATABASE_URL",
+        "AMPMESH_PUBSUB_PROJECT",
+    ),
+    "token-manager": (
+        "AMPMESH_REDIS_URL",
+        "AMPMESH_SECRET_KEYS",
+        "AMPMESH_DATABASE_URL",
+        "AMPMESH_PUBSUB_PROJECT",
+    ),
+    "scribe": ("AMPMESH_PUBSUB_PROJECT", "AMPMESH_DATABASE_URL"),
+    "messenger": ("AMPMESH_PUBSUB_PROJECT", "AMPMESH_SECRET_KEYS", "AMPMESH_DATABASE_URL"),
+    "metrics": ("AMPMESH_DATABASE_URL",),
+}
 
 # Readers that use only some of what their class inherits (the release module is no
 # server: no ports, certificates or tracing).
@@ -232,7 +255,10 @@ def settings_table() -> list[Setting]:
                 continue
             if reader in ONLY_FIELDS and name not in ONLY_FIELDS[reader]:
                 continue
-            add(env_var_name(cls, name), default_of(info), info.description or "", reader)
+            variable = env_var_name(cls, name)
+            required = variable in REQUIRED_AT_START.get(reader, ())
+            default = REQUIRED if required else default_of(info)
+            add(variable, default, info.description or "", reader)
     for variable, default, text, names in OTHER_SETTINGS:
         for reader in names:
             add(variable, default, text, reader)

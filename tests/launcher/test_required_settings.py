@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from services.launcher.settings_table import REQUIRED_AT_START, settings_classes
+from services.runtime.config import env_var_name
 from services.runtime.entrypoint import EXIT_BAD_CONFIG, EXIT_STARTUP_FAILED
 
 # Syntactically valid, reaching nothing: port 9 (discard) is closed on loopback.
@@ -25,34 +27,35 @@ PRESENT = {
     "AMPMESH_TOKEN_MANAGER_ADDRESS": "127.0.0.1:9",
 }
 
-# What each service cannot start without (the rest have working defaults, or make the
-# service degrade and say so: the api without Temporal answers reads UNAVAILABLE).
-REQUIRED = {
-    "api": ("AMPMESH_SECRET_KEYS", "AMPMESH_DATABASE_URL"),
-    "temporal": (
-        "AMPMESH_TEMPORAL_ADDRESS",
-        "AMPMESH_TOKEN_MANAGER_ADDRESS",
-        "AMPMESH_DATABASE_URL",
-        "AMPMESH_PUBSUB_PROJECT",
-    ),
-    "token_manager": (
-        "AMPMESH_REDIS_URL",
-        "AMPMESH_SECRET_KEYS",
-        "AMPMESH_DATABASE_URL",
-        "AMPMESH_PUBSUB_PROJECT",
-    ),
-    "scribe": ("AMPMESH_PUBSUB_PROJECT", "AMPMESH_DATABASE_URL"),
-    "messenger": ("AMPMESH_PUBSUB_PROJECT", "AMPMESH_SECRET_KEYS", "AMPMESH_DATABASE_URL"),
-    "metrics": ("AMPMESH_DATABASE_URL",),
-}
-
-CASES = [(module, variable) for module, variables in REQUIRED.items() for variable in variables]
+# The services' processes (python -m services.<module>); the release Job and the edge's
+# edge-config have tests of their own (tests/api/test_release.py, test_edge_config.py).
+SERVICES = ("api", "temporal", "token-manager", "scribe", "messenger", "metrics")
 
 
-@pytest.mark.parametrize(("module", "missing"), CASES, ids=[f"{m}-{v}" for m, v in CASES])
+def _required() -> list[tuple[str, str]]:
+    """(workload, variable) for everything docs/SETTINGS.md calls required for them."""
+    classes = dict(settings_classes())
+    cases: list[tuple[str, str]] = []
+    for service in SERVICES:
+        cls = classes[service]
+        fields = [env_var_name(cls, n) for n, i in cls.model_fields.items() if i.is_required()]
+        cases += [(service, v) for v in dict.fromkeys([*fields, *REQUIRED_AT_START[service]])]
+    return cases
+
+
+CASES = _required()
+
+
+def test_every_required_setting_is_tried() -> None:
+    assert {v for _, v in CASES} <= set(PRESENT)
+    assert {s for s, _ in CASES} == set(SERVICES)
+
+
+@pytest.mark.parametrize(("service", "missing"), CASES, ids=[f"{s}-{v}" for s, v in CASES])
 async def test_a_missing_required_setting_is_one_line_naming_it(
-    module: str, missing: str, tmp_path: Path
+    service: str, missing: str, tmp_path: Path
 ) -> None:
+    module = service.replace("-", "_")
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AMPMESH_CERT_DIR": str(tmp_path / "certs"),
