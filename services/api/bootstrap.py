@@ -27,7 +27,7 @@ ADMIN_KEY_LABEL = "org admin (made by ampmesh up)"
 RELEASE_KEY_LABEL = "org admin (registered by the release job)"
 
 # What new_api_key() makes: amp_<12 hex>_<at least 32 bytes, url-safe base64>. An operator
-# can make one with `python -c "from services.api.auth import new_api_key as k; print(k().secret)"`.
+# makes one with `python -m services.api.release new-key`.
 _API_KEY_SHAPE = re.compile(rf"{re.escape(KEY_PREFIX)}[0-9a-f]{{12}}_[A-Za-z0-9_-]{{43,}}")
 
 
@@ -129,7 +129,7 @@ async def register_admin_key(database_url: str, secret: str) -> tuple[AdminCrede
     if not is_api_key(secret):
         raise AdminKeyError(
             f"not an ampmesh API key (expected {KEY_PREFIX}<12 hex digits>_<43+ url-safe "
-            "characters>, as new_api_key() makes)"
+            "characters>; `python -m services.api.release new-key` makes one)"
         )
     connection = await asyncpg.connect(database_url)
     try:

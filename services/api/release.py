@@ -12,6 +12,10 @@
         pod rescheduled mid-rollout must still start), 1 with one line after S seconds
         (default 300; kubelet then restarts the init container with backoff).
 
+    python -m services.api.release new-key
+        print a fresh API key for the Secret's admin-api-key (nothing is stored: the Job
+        registers it).
+
 Settings: AMPMESH_DATABASE_URL (required), AMPMESH_ADMIN_API_KEY (optional, the Job only),
 AMPMESH_LOG_LEVEL / AMPMESH_LOG_FORMAT.
 """
@@ -28,6 +32,7 @@ import asyncpg
 from alembic.script import ScriptDirectory
 from pydantic import Field, SecretStr
 
+from services.api.auth import new_api_key
 from services.api.bootstrap import AdminKeyError, register_admin_key
 from services.runtime.config import ConfigError, ServiceSettings, load_settings
 from services.runtime.database import alembic_config, head_revision, migrate
@@ -152,7 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_WAIT_SECONDS,
         help=f"seconds to wait before exiting 1 (default {DEFAULT_WAIT_SECONDS:g})",
     )
+    commands.add_parser("new-key", help="print a fresh API key for AMPMESH_ADMIN_API_KEY")
     args = parser.parse_args(argv)
+    if args.command == "new-key":
+        print(new_api_key().secret)
+        return EXIT_OK
     if args.command == "wait" and args.timeout < 0:
         parser.error("--timeout must not be negative")
     try:

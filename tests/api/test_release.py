@@ -120,6 +120,16 @@ async def test_pods_wait_until_the_job_has_migrated(database: str) -> None:
     assert await _admin_keys(database) == []
 
 
+async def test_new_key_prints_a_key_the_job_accepts(database: str) -> None:
+    code, lines = await _run("new-key", env={})
+    assert code == 0
+    [key] = lines
+    code, lines = await _run(env={"AMPMESH_DATABASE_URL": database, "AMPMESH_ADMIN_API_KEY": key})
+    assert code == 0, lines
+    [row] = await _admin_keys(database)
+    assert row["secret_sha256"] == key_digest(key)
+
+
 async def test_a_malformed_admin_key_is_one_line_naming_the_variable(database: str) -> None:
     secret = "not-a-key-but-a-secret-all-the-same"
     env = {"AMPMESH_DATABASE_URL": database, "AMPMESH_ADMIN_API_KEY": secret}
