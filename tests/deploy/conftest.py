@@ -5,7 +5,7 @@ for this folder (it runs in the second pytest run, with tests/faults)."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import pytest
@@ -28,3 +28,16 @@ def stack() -> None:
     raise RuntimeError(
         "tests/deploy runs the rendered deployment (the `world` fixture), not the launcher's mesh"
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test shows the mapping made and each process's last lines."""
+    report = yield
+    world = getattr(item, "funcargs", {}).get("world")
+    if report.failed and isinstance(world, World):
+        report.sections.append(("deployment mapping", world.table()))
+        report.sections.append(("deployment logs", world.log_tails()))
+    return report

@@ -97,7 +97,7 @@ INFRA_ADDRESS_VARIABLES = {
 RESTART_DELAY = 1.0
 # How often readiness is probed (the rendered periodSeconds, at most this: a test cannot
 # wait out a production probe period after every kill).
-PROBE_PERIOD = 1.0
+PROBE_PERIOD = 2.0
 
 
 class DeployError(RuntimeError):
@@ -551,13 +551,25 @@ class World:
                 env[name] = LOCAL
             else:
                 env[name] = self.rewrite(value, pod, what)
+            self._check_mapped(what, env[name])
         return env
+
+    def _check_mapped(self, what: str, value: str) -> None:
+        """A cluster name left in a value would be dialled here and fail obscurely later."""
+        for service in of_kind(self.objects, "Service"):
+            name = re.escape(service)
+            dialled = rf"(?<![\w.-]){name}(\.{NAMESPACE}[\w.]*)?:\d"
+            url = rf"://{name}(\.{NAMESPACE}[\w.]*)?(?![\w.:-])"
+            if re.search(dialled, value) or re.search(url, value):
+                raise DeployError(f"{what}: {value!r} names Service {service}, not mapped here")
 
     def container_argv(self, pod: Pod, container: Container, env: Mapping[str, str]) -> list[str]:
         argv = [
             self.rewrite(expand(arg, env), pod, f"{pod.name}/{container.name} argv")
             for arg in container.argv
         ]
+        for arg in argv:
+            self._check_mapped(f"{pod.name}/{container.name} argv", arg)
         if not argv:
             raise DeployError(
                 f"{pod.name}/{container.name}: no command (the image's is not known here)"
