@@ -15,8 +15,10 @@ RUN python -m venv /opt/venv
 # Exactly the versions the tests ran (scripts/check_deploy.sh keeps the file in step with
 # pyproject.toml), each without its own dependency resolution: nothing floats.
 COPY deploy/image/requirements.txt /tmp/requirements.txt
+# pip itself is left out of the image: nothing installs at run time.
 RUN /opt/venv/bin/pip install --no-deps -r /tmp/requirements.txt \
-    && /opt/venv/bin/pip check
+    && /opt/venv/bin/pip check \
+    && /opt/venv/bin/pip uninstall --yes pip
 
 FROM ${PYTHON_IMAGE} AS runtime
 # uid/gid 10001, as deploy/ runs every pod (runAsUser); no login, no home to write to.
