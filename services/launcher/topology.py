@@ -96,11 +96,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{_CREDENTIALS_HELP} ({_first_line(error)})", file=err)
         return EXIT_FAILED
     if not project:
-        print(
-            "no Pub/Sub project: pass --project or set AMPMESH_PUBSUB_PROJECT "
-            "(the credentials name none)",
-            file=err,
-        )
+        why = "" if host else " (the credentials name none)"
+        print(f"no Pub/Sub project: pass --project or set AMPMESH_PUBSUB_PROJECT{why}", file=err)
         clients.close()
         return EXIT_FAILED
     layout = topology(project)
