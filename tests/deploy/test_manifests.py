@@ -684,3 +684,20 @@ def test_the_image_installs_the_pinned_versions_and_runs_as_the_pods_user() -> N
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "USER 10001:10001" in dockerfile
     assert "requirements.txt" in dockerfile
+
+
+def test_the_shared_patches_double_nothing() -> None:
+    """service-defaults applies again with each component: lists merge by name, never
+    twice (a doubled variable would silently take the last value)."""
+    for overlay in OVERLAYS:
+        for name, workload in workloads(overlay).items():
+            pod = pod_spec(workload)
+            for key in ("initContainers", "containers", "volumes"):
+                names = [item["name"] for item in pod.get(key, [])]
+                assert len(names) == len(set(names)), (overlay, name, key)
+            for container in containers(workload):
+                for key, field in (("env", "name"), ("ports", "containerPort")):
+                    values = [item[field] for item in container.get(key, [])]
+                    assert len(values) == len(set(values)), (overlay, name, key)
+                mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
+                assert len(mounts) == len(set(mounts)), (overlay, name)
