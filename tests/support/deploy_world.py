@@ -584,17 +584,11 @@ class World:
         return argv
 
     def process_env(self, pod: Pod, env: Mapping[str, str]) -> dict[str, str]:
-        """What a container's process sees: the image's basics and the rendered env."""
+        """What a container's process sees: the image's ENV, the pod's host name and the
+        rendered env, and nothing of this test process's environment."""
         home = pod.directory / "home"
         home.mkdir(exist_ok=True)
-        return {
-            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home),
-            "HOSTNAME": pod.name,
-            "LANG": "C.UTF-8",
-            "PYTHONUNBUFFERED": "1",
-            **env,
-        }
+        return {"HOME": str(home), "LANG": "C.UTF-8", **image_env(), "HOSTNAME": pod.name, **env}
 
     # -- volumes --
 
@@ -776,6 +770,29 @@ class World:
 
     def log_tails(self, lines: int = 15) -> str:
         return "\n".join(f"== {p.name}\n{tail(p.log_path, lines)}" for p in self.processes())
+
+
+# Where the image keeps the source tree and the venv, and where they are here.
+IMAGE_PATHS = {"/app": str(REPO), "/opt/venv/bin": str(Path(sys.executable).parent)}
+_ENV_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def image_env(dockerfile: Path = REPO / "Dockerfile") -> dict[str, str]:
+    """The final stage's ENV of the image definition, its paths made this machine's."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    if not dockerfile.exists():
+        raise DeployError(f"{dockerfile}: the image definition is missing")
+    text = dockerfile.read_text().replace("\\\n", " ")
+    final = re.split(r"(?m)^FROM\s", text)[-1]
+    for line in final.splitlines():
+        if not line.startswith("ENV "):
+            continue
+        for name, raw in _ENV_PAIR.findall(line[4:]):
+            value = raw.strip('"').replace("$PATH", env.get("PATH", ""))
+            for image_path, local in IMAGE_PATHS.items():
+                value = re.sub(rf"{re.escape(image_path)}(?=[:/]|$)", local, value)
+            env[name] = value
+    return env
 
 
 def edge_port_defaults() -> dict[str, int]:
