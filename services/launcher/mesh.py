@@ -48,6 +48,7 @@ from services.launcher.infra import Component, check_prerequisites, default_comp
 from services.launcher.ports import PortBook
 from services.launcher.processes import (
     LAUNCHER_IDENTITY,
+    MCP_PORT,
     MeshError,
     RunningService,
     ServiceSpec,
@@ -459,6 +460,10 @@ async def _start_services(
         # Prometheus scrapes.
         metrics = {"AMPMESH_METRICS_PORT": str(ports.get(f"{spec.name}-metrics"))}
         launcher_env = {**env, **metrics}
+        if MCP_PORT in spec.env:
+            # An MCP server's URL is what a builder's assistant is configured with: booked,
+            # so a restart by the supervisor (or the next `up`) serves the same URL.
+            spec = replace(spec, env={**spec.env, MCP_PORT: str(ports.get(f"{spec.name}-http"))})
         running = await start_service(spec, mesh.home, ports.get(spec.name), launcher_env, settings)
         mesh.services.append(running)
         started.append(running)

@@ -29,6 +29,8 @@ from services.runtime.tls import ServiceCredentials
 
 # The identity the launcher uses for its own health checks.
 LAUNCHER_IDENTITY = "launcher"
+# The MCP servers' HTTP port variable (services/runtime/mcp_http.py).
+MCP_PORT = "AMPMESH_MCP_PORT"
 
 
 class MeshError(RuntimeError):
@@ -64,7 +66,8 @@ def default_services(token_manager_shards: int = 2, *, sandbox: bool = False) ->
         )
         for i in range(token_manager_shards)
     ]
-    mcp = {"AMPMESH_MCP_PORT": "0"}
+    # The mesh books the port (mesh.py); any free one when started on its own.
+    mcp = {MCP_PORT: "0"}
     # Its HTTP port is booked (AMPMESH_SANDBOX_HTTP_PORT): the api's catalog names it.
     providers = [
         ServiceSpec("sandbox", "services.sandbox", endpoints={"sandbox serving": "sandbox-http"})

@@ -305,3 +305,13 @@ async def test_scenario_connect_backfill_wait_deliveries_and_history(stack: Stac
     kinds = [event["event_type"] for event in history["events"]]
     assert kinds[0] == "WORKFLOW_EXECUTION_STARTED"
     assert kinds[-1] == "WORKFLOW_EXECUTION_COMPLETED"
+
+
+async def test_a_restarted_mcp_server_serves_the_same_url(stack: Stack) -> None:
+    """An assistant is configured with the URL once: when the supervisor (or an operator)
+    restarts mcpanda, the URL it serves stays the same."""
+    before = url(stack)
+    await stack.mesh.restart("mcpanda")
+    assert stack.mesh.endpoints()["mcpanda-http"] == before
+    async with mcp_session(before) as session:
+        assert len((await session.list_tools()).tools) >= 80
