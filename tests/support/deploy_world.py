@@ -44,7 +44,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ from services.launcher.edge_config import LISTENER_OF_PORT, EdgeDeploymentSettin
 from services.launcher.infra import Component, PubSub, Redis, Temporal, check_prerequisites
 from services.launcher.infra.postgres import Postgres
 from services.launcher.mesh import ensure_keyring
-from services.launcher.ports import free_port
+from services.launcher.ports import PortBook, free_port
 from services.runtime.tls import (
     CertificateAuthority,
     ServiceCredentials,
@@ -257,11 +257,26 @@ def resolve_env(
 # --- the cluster's names and ports, on this machine --------------------------------------
 
 
+class Ports:
+    """Free local ports, each handed out once: a pod binds its ports only when its
+    process starts, so a port merely free now may already be another pod's."""
+
+    def __init__(self) -> None:
+        self.taken: set[int] = set()
+
+    def get(self) -> int:
+        while (port := free_port()) in self.taken:
+            pass
+        self.taken.add(port)
+        return port
+
+
 @dataclass
 class Pod:
     name: str
     workload: Workload
     directory: Path
+    allocator: Ports
     # containerPort (as rendered) -> the local port it listens on here.
     ports: dict[int, int] = field(default_factory=dict)
     volumes: dict[str, Path] = field(default_factory=dict)
@@ -270,7 +285,7 @@ class Pod:
 
     def port(self, container_port: int) -> int:
         if container_port not in self.ports:
-            self.ports[container_port] = free_port()
+            self.ports[container_port] = self.allocator.get()
         return self.ports[container_port]
 
     def named_port(self, name_or_number: int | str) -> int:
@@ -420,6 +435,7 @@ class World:
     # What was rewritten, for the table: (what, rendered, local).
     rewrites: list[tuple[str, str, str]] = field(default_factory=list)
     ca: CertificateAuthority | None = None
+    allocator: Ports = field(default_factory=Ports)
 
     @property
     def admin_api_key(self) -> str:
@@ -457,7 +473,7 @@ class World:
             for name in workload.pod_names():
                 directory = self.home / "pods" / name
                 directory.mkdir(parents=True, exist_ok=True)
-                self.pods[name] = Pod(name, workload, directory)
+                self.pods[name] = Pod(name, workload, directory, self.allocator)
         for service in services.values():
             spec = service["spec"]
             selector = spec.get("selector") or {}
@@ -754,11 +770,12 @@ class World:
         lines.append("pod ports (containerPort -> local):")
         for pod in self.pods.values():
             lines.append(f"  {pod.name}: {pod.ports}")
-        lines.append("rewritten values:")
+        lines.append("rewritten values (none holding a secret):")
+        hidden = [v for secret in self.secrets.values() for v in secret.values() if v]
         lines += [
             f"  {what}: {rendered} -> {local}"
             for what, rendered, local in self.rewrites
-            if "SECRET" not in what and "URL" not in what
+            if not any(v in rendered or v in local for v in hidden)
         ]
         lines.append("processes:")
         for process in self.processes():
@@ -862,8 +879,6 @@ async def running_world(
     objects = render(overlay)
     check_prerequisites()
     (home / "logs").mkdir(parents=True, exist_ok=True)
-    from services.launcher.ports import PortBook
-
     book = PortBook(home)
     components: list[Component] = [
         Postgres(home, book),
@@ -874,7 +889,7 @@ async def running_world(
     world: World | None = None
     watcher: asyncio.Task[None] | None = None
     try:
-        await asyncio.gather(*(c.start(within=90) for c in components))
+        await all_of(c.start(within=90) for c in components)
         infra = {c.name: c.endpoint for c in components}
         world = World(home, objects, operator_secrets(home, components), infra)
         world.ca = ensure_ca(home / "ca")
@@ -882,12 +897,13 @@ async def running_world(
         await world._start_proxies()
         for pod in world.pods.values():
             world._mount_volumes(pod)
-        jobs = [p for p in world.pods.values() if p.workload.kind == "Job"]
-        for job in jobs:
-            await world.run_pod(job, within)
-        others = [p for p in world.pods.values() if p.workload.kind != "Job"]
         try:
-            await asyncio.gather(*(world.run_pod(pod, within) for pod in others))
+            # The release Job to completion first (the pods' wait-for-schema would hold
+            # them anyway), then every pod at once, as a rollout does.
+            for job in (p for p in world.pods.values() if p.workload.kind == "Job"):
+                await world.run_pod(job, within)
+            others = [p for p in world.pods.values() if p.workload.kind != "Job"]
+            await all_of(world.run_pod(pod, within) for pod in others)
         except BaseException:
             print(world.table())
             raise
@@ -901,6 +917,20 @@ async def running_world(
             for proxy in world.proxies:
                 await proxy.close()
         await asyncio.gather(*(c.stop(10.0) for c in reversed(components)))
+
+
+async def all_of(steps: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run steps concurrently; the first failure stops the others (no pod keeps starting
+    behind a failed start) and is raised alone."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for step in steps:
+                group.create_task(step)
+    except BaseExceptionGroup as failed:
+        first: BaseException = failed
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 def remove_home(home: Path) -> None:
