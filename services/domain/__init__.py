@@ -45,4 +45,7 @@ connectors/           the providers' documented APIs (HubSpot, Salesforce): reco
 token_manager_client  the token-manager's client settings and stub, and the one
                       classifier of its failure reasons (TokenFailureReason) (api,
                       temporal; the token-manager writes reasons with it)
+temporal_client       one Temporal connection for every service that connects: address,
+                      namespace, TLS with client certificates, a Temporal Cloud API key
+                      (api, temporal, mcpanda)
 """
