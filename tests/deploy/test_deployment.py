@@ -4,7 +4,8 @@ The local-test overlay is rendered and every workload started from its rendered 
 args, env and volumes (tests/support/deploy_world.py), against real PostgreSQL, Redis,
 Temporal and the Pub/Sub emulator, without the launcher. A builder's day then passes
 through the rendered edge: a project and its API key, a provider app and a webhook
-destination, a manifest deployed, a sandbox connection, an installation whose backfill
+destination, a manifest deployed, a connection made through the sandbox's OAuth consent
+(redirected to the callback URL the overlay renders), an installation whose backfill
 reaches a verifying receiver in this process; one api replica and the token-manager
 shard owning the connection are killed (-9) mid-backfill and restarted by the harness's
 "kubelet", and nothing is lost.
@@ -19,10 +20,10 @@ verifies; the operation ends in success and its logs are readable through the ed
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -35,7 +36,7 @@ from google.protobuf import duration_pb2
 
 from services.runtime.channels import mesh_channel, token_manager_channel
 from tests.support.deploy_world import World
-from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, HS_TOKEN, password_tokens
+from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, password_tokens
 from tests.support.webhooks import HOOK, Receiver, serve
 
 pytestmark = pytest.mark.e2e
@@ -214,7 +215,12 @@ async def day(
     object_name = f"deploy_{uuid.uuid4().hex[:8]}"
     app = await http.post(
         "/provider-apps",
-        json={"provider": "hubspot", "clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET},
+        json={
+            "provider": "hubspot",
+            "clientId": CLIENT_ID,
+            "clientSecret": CLIENT_SECRET,
+            "scopes": ["crm.objects.contacts.read"],
+        },
     )
     assert app.status_code == 200, app.text
     destination = await http.post(
@@ -272,27 +278,7 @@ async def backfill(
     object_name: str,
     ids: set[str],
 ) -> None:
-    # The customer's connection: tokens from the sandbox's OAuth server, through the API.
-    async with httpx.AsyncClient(base_url=sandbox_http, timeout=30) as sandbox:
-        tokens = await password_tokens(sandbox, HS_TOKEN)
-    expires = datetime.now(UTC) + timedelta(seconds=int(tokens["expires_in"]))
-    connected = await http.post(
-        "/connections:generate",
-        json={
-            "provider": "hubspot",
-            "groupRef": "acme",
-            "consumerRef": "acme-user",
-            "oauth2AuthorizationCode": {
-                "accessToken": {
-                    "token": tokens["access_token"],
-                    "expiresAt": expires.isoformat().replace("+00:00", "Z"),
-                },
-                "refreshToken": {"token": tokens["refresh_token"]},
-            },
-        },
-    )
-    assert connected.status_code == 201, connected.text
-    connection_id = connected.json()["id"]
+    connection_id = await consent(world, http)
     created = await http.post(
         f"/integrations/{integration['id']}/installations",
         json={
@@ -383,6 +369,34 @@ async def backfill(
     assert logs.status_code == 200, logs.text
     assert isinstance(logs.json(), list)
     assert logs.json(), "the operation has no logs"
+
+
+async def consent(world: World, http: httpx.AsyncClient) -> str:
+    """The customer connects in the OAuth popup: oauth-connect hands out the sandbox's
+    consent URL, which approves at once and redirects to the callback URL the overlay
+    renders (the edge's public api host), whose page names the connection made."""
+    project_id = http.base_url.path.rstrip("/").rsplit("/", 1)[-1]
+    asked = await http.post(
+        f"{world.url('edge', 8080)}/v1/oauth-connect",
+        json={
+            "projectIdOrName": project_id,
+            "provider": "hubspot",
+            "groupRef": "acme",
+            "consumerRef": "acme-user",
+        },
+    )
+    assert asked.status_code == 200, asked.text
+    async with httpx.AsyncClient(follow_redirects=False, timeout=30) as browser:
+        approved = await browser.get(asked.text)
+        assert approved.status_code == 302, approved.text
+        callback = approved.headers["location"]
+        assert callback.startswith(f"{world.url('edge', 8080)}/callbacks/v1/oauth?"), callback
+        page = await browser.get(callback)
+    assert page.status_code == 200, page.text
+    assert "AUTHORIZATION_SUCCEEDED" in page.text, page.text
+    made = re.search(r'"connection": "([0-9a-f-]{36})"', page.text)
+    assert made is not None, page.text
+    return made.group(1)
 
 
 async def owning_shard(world: World, connection_id: str) -> str:
