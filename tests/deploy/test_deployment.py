@@ -56,16 +56,19 @@ class PageReceiver(Receiver):
 
     def __init__(self) -> None:
         super().__init__(both_libraries=True)
-        self.pages: defaultdict[str, list[str]] = defaultdict(list)
+        self.pages: dict[str, list[str]] = {}
         self.deliveries: defaultdict[str, int] = defaultdict(int)
+        # Message ids delivered again with other records than the first time (a page
+        # redelivered must be the same page).
+        self.changed: list[str] = []
 
     def _tally(self, headers: dict[str, str], body: bytes) -> None:
         super()._tally(headers, body)
         message_id = headers.get("svix-id", "")
         self.deliveries[message_id] += 1
-        if self.deliveries[message_id] == 1:
-            message = orjson.loads(body)
-            self.pages[message_id] = [str(r.get("id")) for r in message.get("result") or ()]
+        records = [str(r.get("id")) for r in orjson.loads(body).get("result") or ()]
+        if self.pages.setdefault(message_id, records) != records:
+            self.changed.append(message_id)
 
 
 def manifest(object_name: str) -> str:
@@ -350,6 +353,7 @@ async def backfill(
             carriers[record].add(message_id)
     twice = {r: m for r, m in carriers.items() if len(m) > 1}
     assert not twice, f"{len(twice)} records came in two different messages"
+    assert not receiver.changed, f"messages redelivered with other records: {receiver.changed}"
 
     # The operation and its logs, through the edge.
     path = f"/integrations/{integration['id']}/installations/{installation['id']}/operations"
