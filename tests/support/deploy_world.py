@@ -9,7 +9,9 @@ What a cluster would provide is stood in for, and only that:
   from services.launcher.infra (the managed services and Temporal cluster an operator
   supplies); their addresses replace the rendered ones in the variables that name them,
   and the database and Redis URLs, the keyring and the admin key go in as the
-  `ampmesh-secrets` values an operator would create;
+  `ampmesh-secrets` values an operator would create (the database an empty one, as a
+  first install's, so the release Job's migration and the pods' wait-for-schema are
+  real: everything is started at once, as `kubectl apply` does);
 - DNS and kube-proxy: every `name[.ampmesh[.svc[.cluster.local]]]:port` of a rendered
   Service (and a StatefulSet pod's `token-manager-N.token-manager...`) is rewritten to a
   127.0.0.1 port; a Service with one backend is its pod's port, one with several is a
@@ -48,7 +50,9 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import grpc
 import httpx
 import yaml
@@ -371,6 +375,9 @@ class Process:
     exits: list[int] = field(default_factory=list)
     stopping: bool = False
     watcher: asyncio.Task[None] | None = None
+    # time.monotonic() of the first start, and of the last exit seen.
+    started_at: float = 0.0
+    ended_at: float = 0.0
 
     @property
     def name(self) -> str:
@@ -383,6 +390,7 @@ class Process:
         return self.process.pid
 
     async def spawn(self) -> None:
+        self.started_at = self.started_at or time.monotonic()
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.argv}\n".encode())
             log.flush()
@@ -697,6 +705,7 @@ class World:
                         f"with:\n{tail(process.log_path)}"
                     ) from None
                 process.exits.append(code)
+                process.ended_at = time.monotonic()
                 if code != 0:
                     raise DeployError(
                         f"{process.name} exited with {code}; its log ends with:\n"
@@ -716,6 +725,7 @@ class World:
             if process.stopping:
                 return
             process.exits.append(code)
+            process.ended_at = time.monotonic()
             process.pod.ready = False
             await asyncio.sleep(RESTART_DELAY)
             process.restarts += 1
@@ -856,14 +866,33 @@ async def run_probe(probe: Mapping[str, Any], pod: Pod) -> bool:
 # --- bringing it up -----------------------------------------------------------------------
 
 
-def operator_secrets(home: Path, components: Iterable[Component]) -> dict[str, dict[str, str]]:
+# The deployment's own database on the local server: empty, as a managed PostgreSQL is at
+# the first install (the server's `ampmesh` database is migrated when it starts), so the
+# release Job does the real migration and the pods' wait-for-schema really waits.
+DEPLOY_DATABASE = "ampmesh_deploy"
+
+
+async def empty_database(server_url: str, name: str = DEPLOY_DATABASE) -> str:
+    """A new, empty database on the server of server_url; its URL."""
+    connection = await asyncpg.connect(server_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def operator_secrets(
+    home: Path, components: Iterable[Component]
+) -> dict[str, dict[str, str]]:
     """`ampmesh-secrets` as an operator would create it, for this machine's infrastructure."""
     env: dict[str, str] = {}
     for component in components:
         env.update(component.service_env())
     return {
         "ampmesh-secrets": {
-            "database-url": env["AMPMESH_DATABASE_URL"],
+            "database-url": await empty_database(env["AMPMESH_DATABASE_URL"]),
             "redis-url": env["AMPMESH_REDIS_URL"],
             "secret-keys": ensure_keyring(home),
             "admin-api-key": new_api_key().secret,
@@ -891,19 +920,16 @@ async def running_world(
     try:
         await all_of(c.start(within=90) for c in components)
         infra = {c.name: c.endpoint for c in components}
-        world = World(home, objects, operator_secrets(home, components), infra)
+        world = World(home, objects, await operator_secrets(home, components), infra)
         world.ca = ensure_ca(home / "ca")
         world._map_services()
         await world._start_proxies()
         for pod in world.pods.values():
             world._mount_volumes(pod)
         try:
-            # The release Job to completion first (the pods' wait-for-schema would hold
-            # them anyway), then every pod at once, as a rollout does.
-            for job in (p for p in world.pods.values() if p.workload.kind == "Job"):
-                await world.run_pod(job, within)
-            others = [p for p in world.pods.values() if p.workload.kind != "Job"]
-            await all_of(world.run_pod(pod, within) for pod in others)
+            # Everything at once, as `kubectl apply` does: the release Job migrates while
+            # the pods' wait-for-schema init containers hold them.
+            await all_of(world.run_pod(pod, within) for pod in world.pods.values())
         except BaseException:
             print(world.table())
             raise
