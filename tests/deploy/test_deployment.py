@@ -338,7 +338,10 @@ async def backfill(
     assert arrived_at_kill < len(ids), "the backfill ended before the kills"
 
     # While api-0 is down, the platform API answers through the edge from the other
-    # replica (kube-proxy's stand-in sends new connections only to ready pods).
+    # replica (kube-proxy's stand-in sends new connections only to ready pods). A request
+    # in flight at the very kill may fail (the public routes are not retried), so asking
+    # starts once the edge has had a moment to see the connection close.
+    await asyncio.sleep(0.5)
     answers: list[int] = []
 
     async def restarted() -> bool:
