@@ -5,6 +5,8 @@ The process kernel
   config            settings from AMPMESH_* environment variables, one-line errors
   entrypoint        run_service() and the `ampmesh-service --service NAME` command
   tls               private CA and per-service certificates for mTLS
+  cert_watch        provisioned certificates renewed on disk: a graceful restart takes
+                    the new leaf up (after a random delay spreading an identity's replicas)
   server            grpc.aio server: mTLS, health, reflection, interceptors, graceful shutdown
                     (and, with AMPMESH_HEALTH_PORT, a plaintext port serving only health)
   identity          caller identity from its certificate; per-service AccessPolicy

@@ -70,6 +70,18 @@ class ServiceSettings(BaseSettings):
     create_certs: bool = Field(
         True, description="make the CA and our leaf when missing (local); false = provisioned"
     )
+    cert_watch_interval: float = Field(
+        30.0,
+        gt=0,
+        description="seconds between checks of provisioned certificates (AMPMESH_CREATE_CERTS="
+        "false) for a renewed leaf",
+    )
+    cert_renewal_jitter: float = Field(
+        3600.0,
+        ge=0,
+        description="a renewed leaf is taken up by a graceful restart after a random delay "
+        "of up to this many seconds, so an identity's replicas do not all restart at once",
+    )
     log_level: LogLevel = Field(
         "info", description="least severe log level written: debug, info, warning, error, critical"
     )

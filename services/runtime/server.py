@@ -6,6 +6,9 @@
 serve(settings, services) runs one until SIGTERM or SIGINT. Shutdown is graceful: health
 turns NOT_SERVING first (so Envoy and other balancers stop sending), optionally waits
 `drain_delay`, then server.stop(grace) refuses new RPCs and lets in-flight ones finish.
+With provisioned certificates (create_certs false), a renewed leaf on disk ends it the
+same way, within AMPMESH_CERT_RENEWAL_JITTER seconds, so the process is started again with
+it (cert_watch.py).
 
 With `health_port` (AMPMESH_HEALTH_PORT) a second, plaintext server on the same host
 serves grpc.health.v1 and nothing else, from the same HealthServicer: Kubernetes' `grpc:`
@@ -28,6 +31,7 @@ from grpc_health.v1 import health, health_pb2
 from grpc_health.v1 import health_pb2_grpc as _health_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.runtime.cert_watch import CertificateWatch
 from services.runtime.config import ServiceSettings
 from services.runtime.identity import AccessPolicy
 from services.runtime.interceptors import MeshInterceptor, RpcMetrics
@@ -291,6 +295,7 @@ async def serve(
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     metrics_http: MetricsHttpServer | None = None
+    watch: asyncio.Task[None] | None = None
     try:
         server = MeshServer.from_settings(
             settings, credentials=credentials, services=services, policy=policy, metrics=metrics
@@ -309,8 +314,21 @@ async def serve(
                 services=[s.name for s in services],
                 reflection=settings.reflection,
             )
+            if not settings.create_certs:
+                # Provisioned certificates are renewed on disk while we run (cert_watch.py).
+                watch = asyncio.create_task(
+                    CertificateWatch(
+                        settings.cert_dir,
+                        credentials,
+                        interval=settings.cert_watch_interval,
+                        jitter=settings.cert_renewal_jitter,
+                        restart=stop.set,
+                    ).run()
+                )
             await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         for sig in signals:
             loop.remove_signal_handler(sig)
         if metrics_http is not None:
