@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -19,25 +16,14 @@ import pytest
 
 from services.api.auth import FULL_SCOPE, key_digest, new_api_key
 from services.launcher.infra import Postgres
-from services.launcher.ports import PortBook
 from services.runtime.database import head_revision
+from tests.support.own_infra import own_component
 
 
 @pytest.fixture(scope="module")
-def home() -> Iterator[Path]:
-    # Not pytest's tmp_path (0700): as root, PostgreSQL runs as a user that could not enter it.
-    home = Path(tempfile.mkdtemp(prefix="ampmesh-release-", dir="/tmp"))
-    home.chmod(0o755)
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-async def server(home: Path) -> AsyncIterator[str]:
-    component = Postgres(home, PortBook(home))
-    await component.start()
-    yield component.database_url
-    await component.stop()
+async def server() -> AsyncIterator[str]:
+    async with own_component(Postgres, "release") as component:
+        yield component.database_url
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from services.domain.temporal_client import (
 from services.launcher.infra import Temporal
 from services.runtime.config import ConfigError, load_settings
 from services.runtime.tls import ensure_service_credentials, server_credentials
-from tests.support.temporal_server import temporal_dev_server
+from tests.support.own_infra import temporal_dev_server
 
 API_KEY = "tmprl-cloud-key-0123456789-never-shown"
 FRONT_NAME = "temporal-frontend"  # the name on the TLS front's certificate

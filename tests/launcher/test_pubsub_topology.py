@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +14,6 @@ from google.api_core.exceptions import DeadlineExceeded
 from google.pubsub_v1 import PubsubMessage, ReceivedMessage, SubscriberClient
 
 from services.launcher.infra import PubSub
-from services.launcher.ports import PortBook
 from services.runtime.pubsub_topology import (
     Subscription,
     Topology,
@@ -28,6 +24,7 @@ from services.runtime.pubsub_topology import (
     topic_id,
     topology,
 )
+from tests.support.own_infra import own_component
 
 PROJECT = "ampmesh-test"
 
@@ -79,18 +76,9 @@ def test_messenger_reads_read_results_with_a_dead_letter_queue() -> None:
 
 
 @pytest.fixture(scope="module")
-def home() -> Iterator[Path]:
-    home = Path(tempfile.mkdtemp(prefix="ampmesh-pubsub-", dir="/tmp"))
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-async def emulator(home: Path) -> AsyncIterator[str]:
-    component = PubSub(home, PortBook(home))
-    await component.start()
-    yield component.endpoint
-    await component.stop()
+async def emulator() -> AsyncIterator[str]:
+    async with own_component(PubSub, "pubsub") as component:
+        yield component.endpoint
 
 
 async def test_ensure_topology_twice_is_idempotent(emulator: str) -> None:

@@ -7,18 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import sys
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from google.pubsub_v1.types import Subscription
 
 from services.launcher.infra import PubSub
-from services.launcher.ports import PortBook
 from services.runtime.pubsub_topology import (
     AdminClients,
     Topology,
@@ -26,21 +23,13 @@ from services.runtime.pubsub_topology import (
     emulator_subscriber,
     topology,
 )
+from tests.support.own_infra import own_component
 
 
 @pytest.fixture(scope="module")
-def home() -> Iterator[Path]:
-    home = Path(tempfile.mkdtemp(prefix="ampmesh-topology-", dir="/tmp"))
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-async def emulator(home: Path) -> AsyncIterator[str]:
-    component = PubSub(home, PortBook(home))
-    await component.start()
-    yield component.endpoint
-    await component.stop()
+async def emulator() -> AsyncIterator[str]:
+    async with own_component(PubSub, "pubsub") as component:
+        yield component.endpoint
 
 
 @pytest.fixture
