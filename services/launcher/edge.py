@@ -672,6 +672,7 @@ def render_config(
     tracing: TracingSettings | None = None,
     listen_host: str = HOST,
     admin_host: str = HOST,
+    sds_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The whole Envoy configuration, as a document (pure: reads only the templates).
 
@@ -684,7 +685,9 @@ def render_config(
     LUA_SCRIPTS is, as write_lua() wrote it; cors: the origins browsers may call from
     (default: any); overload: what the public listeners accept before shedding (default:
     OverloadSettings()); proxy_access_log: the file the proxy host logs each call to;
-    tracing: where the public listeners' spans go (default: nowhere, no tracing at all).
+    tracing: where the public listeners' spans go (default: nowhere, no tracing at all);
+    sds_dir: where write_sds() wrote the edge's certificate and CA as SDS resources: Envoy
+    then takes up a renewed certificate without a restart (None: it reads them once).
     """
     if not token_manager_shards:
         raise EdgeError("the edge needs at least one token-manager shard")
@@ -845,6 +848,10 @@ def render_config(
     if "health" in ports:
         listeners.append(_health_listener(ports["health"], listen_host))
         clusters.append(_admin_cluster(admin_host, ports["envoy-admin"]))
+    if sds_dir is not None:
+        # Envoy refuses a dynamic secret, even one from a file, without a node identity.
+        config["node"] = {"id": "ampmesh-edge", "cluster": "ampmesh-edge"}
+        _use_sds(config, certs, sds_dir, cert_dir)
     return dict(config)
 
 
@@ -963,6 +970,95 @@ def write_lua(directory: Path) -> dict[str, Path]:
     return written
 
 
+# The edge's certificate and the CA it verifies peers with, as SDS resources in files
+# beside edge.yaml (write_sds), each naming the files of the certificate directory.
+SDS_FILES = {"edge_certificate": "sds-edge-certificate.json", "mesh_ca": "sds-mesh-ca.json"}
+_SDS_RESOURCE_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+
+
+def write_sds(directory: Path, cert_dir: Path) -> Path:
+    """Write the SDS files render_config(sds_dir=...) refers to; return directory.
+
+    Certificates from SDS files are re-read when the certificate directory changes: the
+    kubelet renames `..data` in a Secret volume when cert-manager renews, and the runtime's
+    tls.py renames files into place locally (moves, the one event Envoy's watch takes).
+    Neither this nor render_config reads the certificates: they may not exist yet.
+    """
+    cert_dir = cert_dir.absolute()
+    watched = {"path": str(cert_dir)}
+    resources = {
+        "edge_certificate": {
+            "tls_certificate": {
+                "certificate_chain": {"filename": str(cert_dir / "envoy.pem")},
+                "private_key": {"filename": str(cert_dir / "envoy.key")},
+                # The pair is read together, and a pair whose halves differ (one file
+                # renamed, the other not yet) is refused until both are in place.
+                "watched_directory": watched,
+            }
+        },
+        "mesh_ca": {
+            "validation_context": {
+                "trusted_ca": {"filename": str(cert_dir / "ca.pem")},
+                "watched_directory": watched,
+            }
+        },
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, resource in resources.items():
+        document = {"resources": [{"@type": _SDS_RESOURCE_TYPE, "name": name, **resource}]}
+        (directory / SDS_FILES[name]).write_text(json.dumps(document, indent=2) + "\n")
+    return directory
+
+
+def _use_sds(config: Any, certs: Mapping[str, str], sds_dir: Path, cert_dir: Path) -> None:
+    """Every TLS context presenting the edge's certificate, or trusting the mesh CA from
+    its file, gets them from the SDS files instead (the same files, watched)."""
+
+    def source(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "sds_config": {
+                "path_config_source": {
+                    "path": str(sds_dir.absolute() / SDS_FILES[name]),
+                    "watched_directory": {"path": str(cert_dir.absolute())},
+                },
+                "resource_api_version": "V3",
+            },
+        }
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+            return
+        if not isinstance(node, dict):
+            return
+        context = node.get("common_tls_context")
+        if isinstance(context, dict):
+            presented = context.get("tls_certificates") or []
+            if any(
+                c.get("certificate_chain", {}).get("filename") == certs["envoy_cert"]
+                for c in presented
+            ):
+                del context["tls_certificates"]
+                context["tls_certificate_sds_secret_configs"] = [source("edge_certificate")]
+            validation = context.get("validation_context")
+            if (
+                isinstance(validation, dict)
+                and validation.get("trusted_ca", {}).get("filename") == certs["ca_cert"]
+            ):
+                rest = {k: v for k, v in validation.items() if k != "trusted_ca"}
+                del context["validation_context"]
+                context["combined_validation_context"] = {
+                    "default_validation_context": rest,
+                    "validation_context_sds_secret_config": source("mesh_ca"),
+                }
+        for value in node.values():
+            visit(value)
+
+    visit(config)
+
+
 def write_config(config: Mapping[str, Any], path: Path) -> Path:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
@@ -1079,6 +1175,7 @@ class Edge:
             overload=self.overload,
             proxy_access_log=self.home / "logs" / "proxy-access.log",
             tracing=self.tracing,
+            sds_dir=write_sds(self.directory, self.cert_dir),
         )
         return write_config(config, self.config_path)
 

@@ -75,6 +75,7 @@ from services.launcher.edge import (
     render_config,
     write_config,
     write_lua,
+    write_sds,
 )
 from services.runtime.config import env_var_name
 
@@ -142,7 +143,7 @@ class EdgeDeploymentSettings(BaseSettings):
     cert_dir: Path = Field(
         Path("/etc/ampmesh/certs"),
         validation_alias="AMPMESH_CERT_DIR",
-        description="envoy.pem, envoy.key and ca.pem, read by Envoy at start",
+        description="envoy.pem, envoy.key and ca.pem; Envoy takes renewed ones up (SDS)",
     )
     proxy_access_log: Path = Field(
         Path("/dev/stdout"), description="where the proxy host logs each call"
@@ -281,6 +282,8 @@ def render(out: Path) -> Path:
         tracing=tracing,
         listen_host=settings.listen_host,
         admin_host=settings.admin_host,
+        # cert-manager renews the mounted Secret in place: Envoy watches it through SDS.
+        sds_dir=write_sds(out, settings.cert_dir),
     )
     return write_config(config, out / CONFIG_FILE)
 

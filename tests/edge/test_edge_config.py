@@ -263,9 +263,11 @@ def test_the_token_manager_listener_requires_mesh_certificates_and_hashes(
     _, config = rendered
     tls = listener(config, "token-manager")["filter_chains"][0]["transport_socket"]["typed_config"]
     assert tls["require_client_certificate"] is True
-    assert tls["common_tls_context"]["validation_context"]["trusted_ca"]["filename"].endswith(
-        "ca.pem"
-    )
+    # The mesh CA comes from an SDS file, so a renewed one is taken up without a restart.
+    combined = tls["common_tls_context"]["combined_validation_context"]
+    source = combined["validation_context_sds_secret_config"]["sds_config"]["path_config_source"]
+    (secret,) = json.loads(Path(source["path"]).read_text())["resources"]
+    assert secret["validation_context"]["trusted_ca"]["filename"].endswith("ca.pem")
     hcm = manager(config, "token-manager")
     assert hcm["forward_client_cert_details"] == "SANITIZE_SET"
     assert hcm["set_current_client_cert_details"] == {"dns": True}
@@ -288,7 +290,8 @@ def test_the_token_manager_listener_requires_mesh_certificates_and_hashes(
     assert check["grpc_health_check"] == {"service_name": "ampmesh.token.v1.TokenManagerService"}
     upstream = shards["transport_socket"]["typed_config"]["common_tls_context"]
     assert upstream["alpn_protocols"] == ["h2"]
-    assert upstream["validation_context"]["match_typed_subject_alt_names"] == [
+    verify = upstream["combined_validation_context"]["default_validation_context"]
+    assert verify["match_typed_subject_alt_names"] == [
         {"san_type": "DNS", "matcher": {"exact": "token-manager"}}
     ]
 
@@ -303,9 +306,8 @@ def test_the_api_cluster_is_mtls_h2_and_health_checked(
     assert address == {"socket_address": {"address": "api.internal", "port_value": 50051}}
     tls = api["transport_socket"]["typed_config"]["common_tls_context"]
     assert tls["alpn_protocols"] == ["h2"]
-    assert tls["validation_context"]["match_typed_subject_alt_names"][0]["matcher"] == {
-        "exact": "api"
-    }
+    verify = tls["combined_validation_context"]["default_validation_context"]
+    assert verify["match_typed_subject_alt_names"][0]["matcher"] == {"exact": "api"}
     assert api["health_checks"][0]["grpc_health_check"] == {}
     # The write surface's own copy, capped apart (test_overload_config.py).
     write = cluster(config, "api_write")

@@ -10,14 +10,11 @@ import json
 import os
 import signal
 import socket
-import ssl
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.runtime.channels import service_config
@@ -29,6 +26,7 @@ from services.runtime.tls import (
     issue_certificate,
 )
 from tests.support.probe import method
+from tests.support.secret_volume import presented_serial, publish, serial_of
 
 REPO = Path(__file__).resolve().parents[2]
 IDENTITY = "probe"
@@ -43,35 +41,11 @@ run_service(name="probe", services=[Probe().service()], allowed_callers=["api"])
 """
 
 
-def publish(cert_dir: Path, files: dict[str, bytes]) -> None:
-    """What the kubelet does to a Secret volume: the files in a new timestamped directory,
-    a `..data_tmp` symlink to it renamed over `..data` (the one atomic step), each file a
-    symlink through `..data`, and the old directory removed."""
-    cert_dir.mkdir(parents=True, exist_ok=True)
-    data = cert_dir / "..data"
-    old = os.readlink(data) if data.is_symlink() else None
-    stamp = cert_dir / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
-    stamp.mkdir()
-    for name, content in files.items():
-        (stamp / name).write_bytes(content)
-    tmp = cert_dir / "..data_tmp"
-    tmp.symlink_to(stamp.name)
-    os.rename(tmp, data)
-    for name in files:
-        link = cert_dir / name
-        if not link.is_symlink():
-            link.symlink_to(f"..data/{name}")
-    if old is not None:
-        for leftover in (cert_dir / old).iterdir():
-            leftover.unlink()
-        (cert_dir / old).rmdir()
-
-
 def leaf(ca: CertificateAuthority, identity: str = IDENTITY) -> tuple[dict[str, bytes], int]:
     """The files of a Secret for identity (as mounted with `items:`), and the leaf's serial."""
     cert_pem, key_pem = issue_certificate(ca, identity)
     files = {f"{IDENTITY}.pem": cert_pem, f"{IDENTITY}.key": key_pem, "ca.pem": ca.cert_pem}
-    return files, x509.load_pem_x509_certificate(cert_pem).serial_number
+    return files, serial_of(cert_pem)
 
 
 def free_port() -> int:
@@ -162,25 +136,6 @@ class Replica:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
-
-
-def presented_serial(port: int, client: ServiceCredentials, tmp: Path) -> int:
-    """The serial of the certificate a new TLS handshake with the port is answered with."""
-    cert, key = tmp / "client.pem", tmp / "client.key"
-    cert.write_bytes(client.cert_pem)
-    key.write_bytes(client.key_pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.load_verify_locations(cadata=client.ca_pem.decode())
-    context.load_cert_chain(cert, key)
-    context.set_alpn_protocols(["h2"])
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return int(x509.load_der_x509_certificate(der).serial_number)
 
 
 def balanced_channel(ports: list[int], client: ServiceCredentials) -> grpc.aio.Channel:
