@@ -20,7 +20,6 @@ verifies; the operation ends in success and its logs are readable through the ed
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections import defaultdict
@@ -36,6 +35,7 @@ from google.protobuf import duration_pb2
 
 from services.runtime.channels import mesh_channel, token_manager_channel
 from tests.support.deploy_world import World
+from tests.support.oauth_popup import follow_consent
 from tests.support.sandbox import CLIENT_ID, CLIENT_SECRET, password_tokens
 from tests.support.webhooks import HOOK, Receiver, serve
 
@@ -409,17 +409,7 @@ async def consent(world: World, http: httpx.AsyncClient) -> str:
         },
     )
     assert asked.status_code == 200, asked.text
-    async with httpx.AsyncClient(follow_redirects=False, timeout=30) as browser:
-        approved = await browser.get(asked.text)
-        assert approved.status_code == 302, approved.text
-        callback = approved.headers["location"]
-        assert callback.startswith(f"{world.url('edge', 8080)}/callbacks/v1/oauth?"), callback
-        page = await browser.get(callback)
-    assert page.status_code == 200, page.text
-    assert "AUTHORIZATION_SUCCEEDED" in page.text, page.text
-    made = re.search(r'"connection": "([0-9a-f-]{36})"', page.text)
-    assert made is not None, page.text
-    return made.group(1)
+    return await follow_consent(world.url("edge", 8080), asked.text)
 
 
 async def owning_shard(world: World, connection_id: str) -> str:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from services.launcher.edge import ENVOY, Edge
+from services.launcher.edge import Edge
 from services.launcher.ports import PortBook, free_port
 from services.runtime.tls import (
     CertificateAuthority,
@@ -24,6 +24,7 @@ from services.runtime.tls import (
     ensure_ca,
     issue_certificate,
 )
+from tests.support.envoy_process import running_envoy
 from tests.support.secret_volume import presented_serial, publish, serial_of
 
 
@@ -65,21 +66,6 @@ async def api_upstream(
         yield seen
     finally:
         server.close()
-
-
-@contextmanager
-def envoy(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 (our own binary and config)
-            [str(ENVOY), "-c", str(config), "--disable-hot-restart", "--log-level", "info"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def eventually_presented(
@@ -137,7 +123,7 @@ async def test_the_edge_presents_a_renewed_certificate_without_a_restart(
     log = tmp_path / "envoy.log"
 
     async with api_upstream(credentials(ca, "api"), api_port, tmp_path / "api") as dialled:
-        with envoy(config, log) as process:
+        with running_envoy(config, log) as process:
             await eventually_presented(
                 token_manager_port, caller, scratch, first_serial, process, log
             )

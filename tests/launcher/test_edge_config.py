@@ -16,8 +16,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ruamel.yaml import YAML
 
-from services.launcher.edge import ENVOY, Edge, unhealthy_clusters
+from services.launcher.edge import Edge, unhealthy_clusters
 from services.launcher.edge_config import main
 from services.launcher.ports import PortBook, free_port
 from services.runtime.tls import ensure_service_credentials, server_credentials
+from tests.support.envoy_process import running_envoy
 
 REPO = Path(__file__).resolve().parents[2]
 SHARD_NAMES = ("token-manager-0", "token-manager-1", "token-manager-2")
@@ -285,22 +286,6 @@ async def upstream(cert_dir: Path, identity: str, service: str, port: int) -> As
         await server.stop(0)
 
 
-@contextmanager
-def envoy(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The Envoy container's command (but for the binary's path)."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 (our own binary and config)
-            [str(ENVOY), "-c", str(config), "--disable-hot-restart", "--log-level", "info"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 async def answer(
     client: httpx.AsyncClient, url: str, status: int, process: subprocess.Popen[bytes], log: Path
 ) -> httpx.Response:
@@ -361,7 +346,7 @@ async def test_the_pods_edge_runs_in_envoy_and_tells_kubelet_when_it_can_serve(
     assert rendered.returncode == 0, rendered.stderr
     health_url = f"http://127.0.0.1:{health_port}"
     log = tmp_path / "envoy.log"
-    with envoy(out / "edge.yaml", log) as process:
+    with running_envoy(out / "edge.yaml", log) as process:
         async with httpx.AsyncClient(timeout=5) as client:
             # Up with nothing to send calls to: alive, and ready, for every edge pod shares
             # its upstreams (one group's api down must not take every surface out of the

@@ -13,11 +13,16 @@ from tests.support.stack import Stack
 
 async def connect_in_popup(stack: Stack, authorization_url: str) -> str:
     """The id of the connection the popup's flow made (the test fails if it made none)."""
+    return await follow_consent(stack.endpoints["api"], authorization_url)
+
+
+async def follow_consent(api_url: str, authorization_url: str) -> str:
+    """connect_in_popup for an api host at api_url (its callback must be there)."""
     async with httpx.AsyncClient(follow_redirects=False, timeout=30) as browser:
         consent = await browser.get(authorization_url)
         assert consent.status_code == 302, consent.text
         location = consent.headers["location"]
-        assert location.startswith(f"{stack.endpoints['api']}/callbacks/v1/oauth?"), location
+        assert location.startswith(f"{api_url}/callbacks/v1/oauth?"), location
         page = await browser.get(location)
     assert page.status_code == 200, page.text
     assert "AUTHORIZATION_SUCCEEDED" in page.text, page.text
